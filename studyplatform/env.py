@@ -1,0 +1,93 @@
+"""Reading settings from the environment, with errors that name the variable at fault."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool, environ: dict[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false, yes/no), got {raw!r}")
+
+
+def env_int(name: str, default: int, environ: dict[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected an integer, got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str], environ: dict[str, str] | None = None) -> list[str]:
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict[str, Any]:
+    """Django DATABASES entry for a URL (postgres://…, sqlite:///path)."""
+    if not url or "://" not in url:
+        raise ImproperlyConfigured(
+            f"{variable}: expected a URL such as postgres://user@host:5432/name or "
+            f"sqlite:////absolute/path.sqlite3, got {url!r}"
+        )
+    try:
+        config = dj_database_url.parse(url, conn_max_age=0)
+    except Exception as exc:  # dj-database-url raises several types for bad URLs
+        raise ImproperlyConfigured(f"{variable}: cannot parse {url!r}: {exc}") from None
+    engine = config.get("ENGINE", "")
+    if engine not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
+        raise ImproperlyConfigured(
+            f"{variable}: unsupported database {engine or url!r}; use postgres:// or sqlite://"
+        )
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{variable}: the URL {url!r} names no database")
+    return config
+
+
+def broker_url(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:
+    if not url.startswith(("redis://", "rediss://", "redis+socket://")):
+        raise ImproperlyConfigured(f"{variable}: expected a redis:// URL, got {url!r}")
+    return url
+
+
+def secret_key(*, environ: dict[str, str] | None, debug: bool, var_dir: Path) -> str:
+    """SECRET_KEY from the environment; for local runs (DEBUG on) one kept under var/."""
+    environ = os.environ if environ is None else environ
+    key = environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if not debug:
+        raise ImproperlyConfigured(
+            "SECRET_KEY: must be set when DEBUG is off (a long random string, kept secret)"
+        )
+    key_file = var_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key

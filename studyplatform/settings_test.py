@@ -1,0 +1,22 @@
+"""Test settings: the real PostgreSQL and Redis of the development machines.
+
+Tests never fall back to SQLite or an in-memory broker: if the services are missing the
+suite fails (tests/conftest.py checks both before anything runs).
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/studyplatform")
+# Database 15 keeps test messages away from a platform running on database 0.
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("SECRET_KEY", "tests-only-not-secret-" + "x" * 40)
+os.environ.setdefault("DEBUG", "0")
+
+from studyplatform.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -1,0 +1,74 @@
+"""Shared fixtures. The suite runs against the real PostgreSQL and Redis; if either is
+unreachable it stops with an error naming the service (it never skips)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _require_services() -> None:
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    problems = []
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        problems.append(f"Redis at {settings.CELERY_BROKER_URL}: {exc}")
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        problems.append(f"the tests need PostgreSQL, DATABASE_URL points to {db['ENGINE']}")
+    else:
+        import psycopg
+
+        try:
+            psycopg.connect(
+                host=db.get("HOST") or "127.0.0.1",
+                port=db.get("PORT") or 5432,
+                user=db.get("USER") or "postgres",
+                password=db.get("PASSWORD") or None,
+                dbname="postgres",
+                connect_timeout=3,
+            ).close()
+        except Exception as exc:
+            problems.append(f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')}: {exc}")
+    connection.close()
+    if problems:
+        pytest.exit("required services are not running:\n  " + "\n  ".join(problems), returncode=3)
+
+
+def pytest_sessionstart(session):
+    if session.config.pluginmanager.hasplugin("django"):
+        _require_services()
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(request, tmp_path_factory):
+    """Every test that touches Django writes media under a temporary folder."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    yield
+
+
+@pytest.fixture(scope="session")
+def celery_worker():
+    """A real Celery worker (celery.contrib.testing) on the project's app, in a thread,
+    consuming both queues from the real Redis."""
+    import celery.contrib.testing.tasks  # noqa: F401  (celery.ping, for the start-up check)
+    from celery.contrib.testing.worker import start_worker
+
+    from studyplatform.celery import QUEUES, app
+
+    app.loader.import_default_modules()  # the project's tasks, as a worker loads them
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            conn.default_channel.queue_purge(queue)
+    with start_worker(
+        app, pool="threads", concurrency=2, queues=list(QUEUES), perform_ping_check=True
+    ) as worker:
+        yield worker

@@ -1,0 +1,1 @@
+# Model runs and data sets are registered here as they are added.
