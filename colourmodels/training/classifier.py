@@ -1,0 +1,341 @@
+"""Training the ResNet34 context classifier on luminance (method.md section 5)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from colourmodels.checkpoints import (
+    CheckpointError,
+    atomic_save,
+    cpu_state_dict,
+    read_file,
+    save_classifier,
+)
+from colourmodels.networks import build_classifier
+from colourmodels.training.classification_metrics import accuracy, confusion_matrix, macro_f1
+from colourmodels.training.common import (
+    EpochLoader,
+    ProgressCallback,
+    ProgressEvent,
+    check_resume_config,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+__all__ = ["ClassifierConfig", "ClassifierResult", "train_classifier", "CLASSIFIER_HISTORY_KEYS"]
+
+CHECKPOINT_FORMAT = "colourmodels.classifier.checkpoint"
+CHECKPOINT_VERSION = 1
+CLASSIFIER_HISTORY_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "seconds",
+)
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "log_every"})
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The classifier run: ResNet34 from scratch on one-channel luminance, SGD (lr 7.5e-4,
+    momentum 0.9), cross-entropy, 100 epochs, batch 16; the kept model is the epoch with the
+    best validation macro-F1. ``init_weights_path`` optionally starts from a local weights file
+    (never downloaded). Training runs float32, eager."""
+
+    num_classes: int = 6
+    class_names: tuple[str, ...] | None = None
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 7.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    init_weights_path: str | None = None
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.class_names is not None:
+            names = tuple(str(n) for n in self.class_names)
+            object.__setattr__(self, "class_names", names)
+            if len(names) != self.num_classes:
+                raise ValueError(
+                    f"{len(names)} class names given for num_classes={self.num_classes}"
+                )
+        if self.init_weights_path is not None:
+            object.__setattr__(self, "init_weights_path", str(self.init_weights_path))
+        for name in ("num_classes", "epochs", "batch_size", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
+            raise ValueError("need lr > 0, momentum in [0, 1), weight_decay >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names) if self.class_names is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ClassifierConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        if d.get("class_names") is not None:
+            d["class_names"] = tuple(d["class_names"])
+        return cls(**d)
+
+
+@dataclass
+class ClassifierResult:
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_macro_f1: float | None
+    #: Confusion matrix (rows true, columns predicted) of the best epoch's model on ``val_set``.
+    confusion: np.ndarray | None
+    class_names: tuple[str, ...] | None
+    last_epoch: int
+    out_dir: Path
+    checkpoint_path: Path
+    best_classifier_path: Path
+    last_classifier_path: Path
+
+
+def train_classifier(
+    config: ClassifierConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    out_dir: str | Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    resume: bool = True,
+) -> ClassifierResult:
+    """Train the context classifier. Datasets yield ``(luma, ..., category)``: the first item
+    is the (1, H, W) input, the last the integer class.
+
+    Per epoch: training pass, validation pass in eval mode (loss, accuracy, macro-F1, confusion
+    matrix), then ``best_classifier.pt`` (if the validation macro-F1 beat every earlier epoch's;
+    ties keep the earlier epoch), ``last_classifier.pt`` and ``checkpoint.pt`` are written
+    atomically, then the "epoch" progress event. Checkpoint, resume and cancellation rules are
+    those of :func:`~colourmodels.training.pix2pix.train_pix2pix`.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    best_path = out_dir / "best_classifier.pt"
+    last_path = out_dir / "last_classifier.pt"
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError("the training and validation sets must not be empty")
+    device = resolve_device(config.device)
+
+    seed_everything(config.seed)
+    model = build_classifier(config.num_classes, config.init_weights_path)
+    state = _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    history: list[dict[str, Any]] = []
+    best_epoch: int | None = None
+    best_f1 = -math.inf
+    best_confusion: np.ndarray | None = None
+    start = 1
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        history = list(state["history"])
+        best_epoch, best_f1 = state["best_epoch"], float(state["best_macro_f1"])
+        if state["best_confusion"] is not None:
+            best_confusion = np.asarray(state["best_confusion"], dtype=np.int64)
+        start = int(state["epoch"]) + 1
+        set_rng_state(state["rng"], device)
+
+    pin = device.type == "cuda"
+    train_loader = EpochLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=pin,
+    )
+    val_loader = EpochLoader(
+        val_set,
+        batch_size=config.batch_size,
+        shuffle=False,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=pin,
+    )
+    sync_every = 1 if device.type != "cuda" else config.log_every
+
+    for epoch in range(start, config.epochs + 1):
+        t0 = time.perf_counter()
+        train_loss, train_acc = _train_epoch(
+            model, optimizer, train_loader(epoch), device, epoch, on_progress, sync_every
+        )
+        val_loss, confusion = _validate(
+            model, val_loader(epoch), device, config.num_classes, epoch, on_progress
+        )
+        f1 = macro_f1(confusion)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": accuracy(confusion),
+            "val_macro_f1": f1,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if f1 > best_f1:  # NaN never wins
+            best_epoch, best_f1, best_confusion = epoch, f1, confusion
+            save_classifier(
+                model,
+                best_path,
+                num_classes=config.num_classes,
+                class_names=config.class_names,
+                epoch=epoch,
+                extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
+            )
+        save_classifier(
+            model,
+            last_path,
+            num_classes=config.num_classes,
+            class_names=config.class_names,
+            epoch=epoch,
+            extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
+        )
+        atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "config": config.to_dict(),
+                "epoch": epoch,
+                "model": cpu_state_dict(model),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                "best_epoch": best_epoch,
+                "best_macro_f1": best_f1,
+                "best_confusion": best_confusion.tolist() if best_confusion is not None else None,
+                "rng": rng_state(device),
+            },
+            ckpt_path,
+        )
+        start = epoch + 1
+        if on_progress is not None:
+            numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
+            on_progress(ProgressEvent("epoch", epoch, epoch, config.epochs, numbers))
+
+    return ClassifierResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_macro_f1=best_f1 if best_epoch is not None else None,
+        confusion=best_confusion,
+        class_names=config.class_names,
+        last_epoch=start - 1,
+        out_dir=out_dir,
+        checkpoint_path=ckpt_path,
+        best_classifier_path=best_path,
+        last_classifier_path=last_path,
+    )
+
+
+def _batch(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = batch[0].to(device=device, dtype=torch.float32, non_blocking=True)
+    y = torch.as_tensor(batch[-1]).to(device=device, dtype=torch.long, non_blocking=True)
+    return x, y
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Any,
+    device: torch.device,
+    epoch: int,
+    on_progress: ProgressCallback | None,
+    sync_every: int,
+) -> tuple[float, float]:
+    model.train()
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss·n, correct
+    count = 0
+    steps = len(loader)
+    shown: dict[str, float] = {}
+    for i, batch in enumerate(loader, start=1):
+        x, y = _batch(batch, device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = int(y.shape[0])
+        with torch.no_grad():
+            sums[0] += loss.detach() * n
+            sums[1] += (logits.argmax(dim=1) == y).sum()
+        count += n
+        if on_progress is not None:
+            if i % sync_every == 0 or i == steps:
+                loss_mean, acc = (sums / count).tolist()
+                shown = {"train_loss": loss_mean, "train_accuracy": acc}
+            on_progress(ProgressEvent("train", epoch, i, steps, shown))
+    loss_mean, acc = (sums / count).tolist()
+    return loss_mean, acc
+
+
+@torch.no_grad()
+def _validate(
+    model: torch.nn.Module,
+    loader: Any,
+    device: torch.device,
+    num_classes: int,
+    epoch: int,
+    on_progress: ProgressCallback | None,
+) -> tuple[float, np.ndarray]:
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    preds: list[torch.Tensor] = []
+    truths: list[torch.Tensor] = []
+    steps = len(loader)
+    for i, batch in enumerate(loader, start=1):
+        x, y = _batch(batch, device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        preds.append(logits.argmax(dim=1))
+        truths.append(y)
+        if on_progress is not None:
+            on_progress(ProgressEvent("val", epoch, i, steps, {}))
+    y_pred = torch.cat(preds).cpu().numpy()
+    y_true = torch.cat(truths).cpu().numpy()
+    confusion = confusion_matrix(y_true, y_pred, num_classes)
+    return float(loss_sum.item() / len(y_true)), confusion
+
+
+def _read_checkpoint(path: Path, config: ClassifierConfig) -> dict[str, Any]:
+    state = read_file(path, map_location="cpu")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a classifier training checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: unsupported checkpoint version {state.get('version')!r}")
+    check_resume_config(
+        state["config"], config.to_dict(), may_differ=set(RESUMABLE_CHANGES), path=path
+    )
+    return state

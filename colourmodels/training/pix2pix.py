@@ -1,0 +1,390 @@
+"""Training a Pix2Pix colouriser with early stopping, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from colourmodels.checkpoints import (
+    CheckpointError,
+    atomic_save,
+    cpu_state_dict,
+    read_file,
+    save_generator,
+)
+from colourmodels.early_stopping import PAPER_SETTINGS, EarlyStopping, EarlyStoppingConfig
+from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
+from colourmodels.training.common import (
+    EpochLoader,
+    ProgressCallback,
+    ProgressEvent,
+    check_resume_config,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from colourmodels.training.performance import PerformanceOptions
+from colourmodels.training.step import EVAL_LOSSES, STEP_LOSSES, Pix2PixStep
+
+__all__ = ["Pix2PixConfig", "Pix2PixResult", "train_pix2pix", "HISTORY_KEYS", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "colourmodels.pix2pix.checkpoint"
+CHECKPOINT_VERSION = 1
+
+#: Keys of each per-epoch history record.
+HISTORY_KEYS = (
+    "epoch",
+    "train_gan",
+    "train_l1",
+    "train_total",
+    "train_d",
+    "val_gan",
+    "val_l1",
+    "val_total",
+    "gl",
+    "pk",
+    "seconds",
+)
+_TRAIN_KEYS = {
+    "d_loss": "train_d",
+    "g_gan": "train_gan",
+    "g_l1": "train_l1",
+    "g_total": "train_total",
+}
+_TRAIN_NAMES = tuple(_TRAIN_KEYS[k] for k in STEP_LOSSES)
+_VAL_NAMES = tuple(f"val_{k}" for k in EVAL_LOSSES)
+
+#: Config fields that may change between a run and its resumption: they do not change what
+#: is computed (``epochs`` may be raised to train further).
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "perf", "log_every"})
+
+_COLOUR_SPACES = ("lab", "yuv")
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig:
+    """Everything that defines a Pix2Pix training run (method.md sections 3 and 4).
+
+    ``width`` is the base width of both the generator (ngf) and the discriminator (ndf).
+    ``early_stopping=None`` trains for ``epochs`` epochs; the best generator is then the one
+    with the lowest validation total loss. ``colour_space`` is only recorded (the dataset does
+    the conversion). ``log_every``: on CUDA, progress losses are copied to the host every that
+    many steps (see :class:`~colourmodels.training.common.ProgressEvent`).
+    """
+
+    image_size: int
+    width: int = 64
+    in_channels: int = 1
+    out_channels: int = 2
+    epochs: int = 200
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 100.0
+    early_stopping: EarlyStoppingConfig | None = field(
+        default_factory=lambda: PAPER_SETTINGS["baseline"]
+    )
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    perf: PerformanceOptions = field(default_factory=PerformanceOptions)
+    colour_space: str = "lab"
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        # Accept a str-Enum (colourmodels.colour.ColourSpace) and store its plain value.
+        space = str(getattr(self.colour_space, "value", self.colour_space)).lower()
+        object.__setattr__(self, "colour_space", space)
+        if space not in _COLOUR_SPACES:
+            raise ValueError(f"colour_space must be one of {_COLOUR_SPACES}, got {space!r}")
+        size = self.image_size
+        if not isinstance(size, int) or size < 32 or size & (size - 1):
+            raise ValueError(f"image_size must be a power of two >= 32, got {size!r}")
+        for name in ("width", "in_channels", "out_channels", "epochs", "batch_size", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+        if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("need lr > 0 and betas in [0, 1)")
+        if self.lambda_l1 < 0:
+            raise ValueError("lambda_l1 must be >= 0")
+
+    @property
+    def monitor(self) -> str:
+        return self.early_stopping.monitor if self.early_stopping is not None else "total"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["early_stopping"] = (
+            self.early_stopping.to_dict() if self.early_stopping is not None else None
+        )
+        d["perf"] = self.perf.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Pix2PixConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown Pix2PixConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        if d.get("early_stopping") is not None and not isinstance(
+            d["early_stopping"], EarlyStoppingConfig
+        ):
+            d["early_stopping"] = EarlyStoppingConfig.from_dict(d["early_stopping"])
+        if "perf" in d and not isinstance(d["perf"], PerformanceOptions):
+            d["perf"] = PerformanceOptions.from_dict(d["perf"])
+        return cls(**d)
+
+
+@dataclass
+class Pix2PixResult:
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_val: float | None
+    stopped_epoch: int | None
+    last_epoch: int
+    monitor: str
+    out_dir: Path
+    checkpoint_path: Path
+    best_generator_path: Path
+    last_generator_path: Path
+
+
+def _monitored(record: dict[str, Any], monitor: str) -> tuple[float, float]:
+    return record[f"train_{monitor}"], record[f"val_{monitor}"]
+
+
+def train_pix2pix(
+    config: Pix2PixConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    out_dir: str | Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    resume: bool = True,
+) -> Pix2PixResult:
+    """Train a Pix2Pix generator/discriminator pair; see the module and config docs.
+
+    Datasets yield ``(luma, chroma, ...)`` with luma (in_channels, H, W) and chroma
+    (out_channels, H, W), float32 in [-1, 1], H = W = ``config.image_size``; further items
+    (the category) are ignored.
+
+    Each epoch: a training pass (``Pix2PixStep``), a validation pass in eval mode (generator
+    GAN plain loss, L1 with λ, total, averaged over samples), the early-stopping update with
+    the monitored (train, val) losses, then ``best_generator.pt`` (if the monitored validation
+    loss improved), ``last_generator.pt`` and ``checkpoint.pt`` are written atomically in that
+    order, then ``on_progress`` gets the "epoch" event. An exception from ``on_progress`` (e.g.
+    :class:`~colourmodels.training.common.TrainingCancelled`) propagates; ``checkpoint.pt``
+    then still holds the last complete epoch, and a call with ``resume=True`` continues from it
+    (raising :class:`~colourmodels.training.common.ConfigMismatchError` if the configuration
+    differs in a field outside ``RESUMABLE_CHANGES``). On the CPU a resumed run reproduces the
+    uninterrupted run exactly. ``resume=False`` starts afresh, overwriting the folder's files.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    best_path = out_dir / "best_generator.pt"
+    last_path = out_dir / "last_generator.pt"
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError("the training and validation sets must not be empty")
+    device = resolve_device(config.device)
+
+    seed_everything(config.seed)
+    generator = init_weights(
+        UNetGenerator(config.in_channels, config.out_channels, config.image_size, config.width)
+    )
+    discriminator = init_weights(
+        PatchDiscriminator(config.in_channels + config.out_channels, config.width)
+    )
+    early = EarlyStopping.from_config(config.early_stopping) if config.early_stopping else None
+
+    state = _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+    if state is not None:
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+    step = Pix2PixStep(
+        generator,
+        discriminator,
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+        lambda_l1=config.lambda_l1,
+        perf=config.perf,
+        device=device,
+    )
+    history: list[dict[str, Any]] = []
+    best_epoch: int | None = None
+    best_val = math.inf
+    stopped_epoch: int | None = None
+    start = 1
+    if state is not None:
+        step.load_state_dict(state["optimizers"])
+        if early is not None:
+            early.load_state_dict(state["early_stopping"])
+        history = list(state["history"])
+        best_epoch, best_val = state["best_epoch"], float(state["best_val"])
+        stopped_epoch = state["stopped_epoch"]
+        start = int(state["epoch"]) + 1
+        set_rng_state(state["rng"], device)
+
+    def result() -> Pix2PixResult:
+        return Pix2PixResult(
+            history=history,
+            best_epoch=best_epoch,
+            best_val=best_val if best_epoch is not None else None,
+            stopped_epoch=stopped_epoch,
+            last_epoch=start - 1 if not history else int(history[-1]["epoch"]),
+            monitor=config.monitor,
+            out_dir=out_dir,
+            checkpoint_path=ckpt_path,
+            best_generator_path=best_path,
+            last_generator_path=last_path,
+        )
+
+    if stopped_epoch is not None:
+        return result()
+
+    pin = device.type == "cuda"
+    train_loader = EpochLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=pin,
+    )
+    val_loader = EpochLoader(
+        val_set,
+        batch_size=config.batch_size,
+        shuffle=False,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=pin,
+    )
+    sync_every = 1 if device.type != "cuda" else config.log_every
+
+    for epoch in range(start, config.epochs + 1):
+        t0 = time.perf_counter()
+        generator.train()
+        discriminator.train()
+        train = _run_phase(
+            "train",
+            epoch,
+            train_loader(epoch),
+            step.step_tensor,
+            _TRAIN_NAMES,
+            device,
+            on_progress,
+            sync_every,
+        )
+        val = _run_phase(
+            "val",
+            epoch,
+            val_loader(epoch),
+            step.evaluate_tensor,
+            _VAL_NAMES,
+            device,
+            on_progress,
+            sync_every,
+        )
+        record: dict[str, Any] = {"epoch": epoch, **train, **val, "gl": None, "pk": None}
+        tr, va = _monitored(record, config.monitor)
+        stop = False
+        if early is not None:
+            stop = early.update(epoch, tr, va)
+            record["gl"], record["pk"], _ = early.last
+            improved = early.improved
+        else:
+            improved = va < best_val
+        record["seconds"] = time.perf_counter() - t0
+        record = {k: record[k] for k in HISTORY_KEYS}
+        history.append(record)
+
+        extra = {"val_losses": {k: record[k] for k in _VAL_NAMES}, "monitor": config.monitor}
+        if improved:
+            best_epoch, best_val = epoch, va
+            save_generator(
+                generator,
+                best_path,
+                colour_space=config.colour_space,
+                epoch=epoch,
+                extra_meta=extra,
+            )
+        save_generator(
+            generator, last_path, colour_space=config.colour_space, epoch=epoch, extra_meta=extra
+        )
+        if stop:
+            stopped_epoch = epoch
+        atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "config": config.to_dict(),
+                "epoch": epoch,
+                "generator": cpu_state_dict(generator),
+                "discriminator": cpu_state_dict(discriminator),
+                "optimizers": step.state_dict(),
+                "early_stopping": early.state_dict() if early is not None else None,
+                "history": history,
+                "best_epoch": best_epoch,
+                "best_val": best_val,
+                "stopped_epoch": stopped_epoch,
+                "rng": rng_state(device),
+            },
+            ckpt_path,
+        )
+        start = epoch + 1
+        if on_progress is not None:
+            numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
+            on_progress(ProgressEvent("epoch", epoch, epoch, config.epochs, numbers, stop))
+        if stop:
+            break
+    return result()
+
+
+def _run_phase(
+    phase: str,
+    epoch: int,
+    loader: Any,
+    fn: Any,
+    names: tuple[str, ...],
+    device: torch.device,
+    on_progress: ProgressCallback | None,
+    sync_every: int,
+) -> dict[str, float]:
+    """Run ``fn(luma, chroma) -> packed losses`` over ``loader``; sample-weighted means."""
+    sums = torch.zeros(len(names), dtype=torch.float64, device=device)
+    count = 0
+    steps = len(loader)
+    shown: dict[str, float] = {}
+    for i, batch in enumerate(loader, start=1):
+        luma, chroma = batch[0], batch[1]
+        n = int(luma.shape[0])
+        sums.add_(fn(luma, chroma), alpha=n)
+        count += n
+        if on_progress is not None:
+            if i % sync_every == 0 or i == steps:
+                shown = dict(zip(names, (sums / count).tolist()))
+            on_progress(ProgressEvent(phase, epoch, i, steps, shown))
+    return dict(zip(names, (sums / count).tolist()))
+
+
+def _read_checkpoint(path: Path, config: Pix2PixConfig) -> dict[str, Any]:
+    state = read_file(path, map_location="cpu")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a Pix2Pix training checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: unsupported checkpoint version {state.get('version')!r}")
+    check_resume_config(
+        state["config"], config.to_dict(), may_differ=set(RESUMABLE_CHANGES), path=path
+    )
+    return state

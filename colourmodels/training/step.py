@@ -1,0 +1,304 @@
+"""One Pix2Pix optimisation step (method.md section 3), optionally as a replayed CUDA graph.
+
+This is the unit a GPU benchmark times: it holds the two Adam optimisers and does no host
+synchronisation (no ``.item()``, no ``.cpu()``); the losses come back as 0-dim device tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colourmodels.training.performance import PerformanceOptions
+
+__all__ = ["Pix2PixStep", "STEP_LOSSES", "EVAL_LOSSES"]
+
+#: Order of the packed loss vector returned by :meth:`Pix2PixStep.step_tensor`.
+STEP_LOSSES = ("d_loss", "g_gan", "g_l1", "g_total")
+#: Order of the packed loss vector returned by :meth:`Pix2PixStep.evaluate_tensor`.
+EVAL_LOSSES = ("gan", "l1", "total")
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """BCEWithLogits against a constant target, averaged over every patch, in float32."""
+    logits = logits.float()
+    fill = torch.ones_like if target == 1.0 else torch.zeros_like
+    return F.binary_cross_entropy_with_logits(logits, fill(logits))
+
+
+class Pix2PixStep:
+    """Owns the generator's and discriminator's Adam optimisers and performs training steps.
+
+    One :meth:`step` on a batch (g = luminance, x = true chroma), as junyanz's
+    ``Pix2PixModel.optimize_parameters``:
+
+    1. ``fake = G(g)``;
+    2. D step: ``d_loss = ½·[BCE(D(g, x), 1) + BCE(D(g, fake.detach()), 0)]`` (D sees the fake
+       first, then the real pair, as junyanz), backward, ``optD.step()``;
+    3. G step (D's parameters frozen, D forward *after* D's update):
+       ``g_gan = BCE(D(g, fake), 1)``, ``g_l1 = λ·mean|fake − x|``,
+       ``g_total = g_gan + g_l1``, backward, ``optG.step()``.
+
+    ``BCE`` is ``binary_cross_entropy_with_logits`` computed in float32 (also under bf16
+    autocast). :meth:`step` returns ``{"d_loss", "g_gan", "g_l1", "g_total"}`` as 0-dim, detached
+    tensors on the device; they are fresh tensors (safe to keep across steps). The networks must
+    be in training mode (as constructed); :meth:`evaluate` switches to eval mode and back.
+
+    **CUDA graphs** (``perf.cuda_graph`` on a CUDA device): the batch shape of the first call
+    becomes the graph's shape. The first ``warmup_steps`` calls of that shape run eagerly on a
+    side stream (they are real training steps); the next one captures the whole step (both
+    forwards and backwards, both ``zero_grad(set_to_none=False)`` and both Adam steps, Adam
+    built with ``capturable=True``) into one ``torch.cuda.CUDAGraph`` and replays it; later
+    calls of that shape copy the batch into static input buffers and replay. Batches of another
+    shape (e.g. the last, partial batch of an epoch) run eagerly: nothing is dropped. Since the
+    graph bakes in the learning rate and the tensors' addresses, change neither afterwards;
+    :meth:`load_state_dict` (which replaces the optimiser state tensors) discards the graph and
+    it is re-captured after a new warm-up.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        *,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        lambda_l1: float = 100.0,
+        perf: PerformanceOptions | None = None,
+        device: str | torch.device = "cpu",
+        warmup_steps: int = 3,
+    ) -> None:
+        self.device = torch.device(device)
+        self.perf = perf if perf is not None else PerformanceOptions()
+        is_cuda = self.device.type == "cuda"
+        self.lambda_l1 = float(lambda_l1)
+        self.amp = self.perf.amp_bf16 and is_cuda
+        self.graphs = self.perf.cuda_graph and is_cuda
+        self.memory_format = (
+            torch.channels_last if self.perf.channels_last else torch.contiguous_format
+        )
+        if self.perf.cudnn_benchmark and is_cuda:
+            torch.backends.cudnn.benchmark = True
+
+        if self.perf.channels_last:
+            generator = generator.to(self.device, memory_format=torch.channels_last)
+            discriminator = discriminator.to(self.device, memory_format=torch.channels_last)
+        else:
+            generator = generator.to(self.device)
+            discriminator = discriminator.to(self.device)
+        self.generator = generator
+        self.discriminator = discriminator
+        self._d_params = [p for p in discriminator.parameters()]
+
+        adam: dict[str, Any] = {"lr": float(lr), "betas": (float(betas[0]), float(betas[1]))}
+        if is_cuda and self.perf.fused_adam:
+            adam["fused"] = True
+        if self.graphs:
+            adam["capturable"] = True
+        self.opt_g = torch.optim.Adam(generator.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), **adam)
+
+        # CUDA-graph state.
+        self.warmup_steps = int(warmup_steps)
+        self._warmup_left = self.warmup_steps
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_shape: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._static_luma: torch.Tensor | None = None
+        self._static_chroma: torch.Tensor | None = None
+        self._static_out: torch.Tensor | None = None
+        self._side_stream: torch.cuda.Stream | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    def step(self, luma: torch.Tensor, chroma: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One training step; returns 0-dim device tensors ``d_loss, g_gan, g_l1, g_total``."""
+        return dict(zip(STEP_LOSSES, self.step_tensor(luma, chroma).unbind()))
+
+    def step_tensor(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`step`, the losses packed in a (4,) tensor in ``STEP_LOSSES`` order."""
+        if not self.graphs:
+            return self._train_step(self._prep(luma), self._prep(chroma))
+        shape = (tuple(luma.shape), tuple(chroma.shape))
+        if self._graph is not None:
+            if shape == self._graph_shape:
+                self._static_luma.copy_(luma, non_blocking=True)
+                self._static_chroma.copy_(chroma, non_blocking=True)
+                self._graph.replay()
+                return self._static_out.clone()
+            return self._train_step(self._prep(luma), self._prep(chroma))
+        if self._graph_shape is None:
+            self._graph_shape = shape
+        if shape != self._graph_shape:
+            return self._train_step(self._prep(luma), self._prep(chroma))
+        if self._warmup_left > 0:
+            self._warmup_left -= 1
+            return self._warmup(luma, chroma)
+        return self._capture_and_replay(luma, chroma)
+
+    @torch.no_grad()
+    def evaluate(self, luma: torch.Tensor, chroma: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Generator losses on a batch in eval mode: ``gan`` (GAN plain loss), ``l1`` (λ
+        included) and ``total``, as 0-dim device tensors. No parameter or statistic changes."""
+        return dict(zip(EVAL_LOSSES, self.evaluate_tensor(luma, chroma).unbind()))
+
+    @torch.no_grad()
+    def evaluate_tensor(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`evaluate`, packed in a (3,) tensor in ``EVAL_LOSSES`` order."""
+        luma, chroma = self._prep(luma), self._prep(chroma)
+        G, D = self.generator, self.discriminator
+        was = (G.training, D.training)
+        G.eval()
+        D.eval()
+        try:
+            with self._autocast():
+                fake = G(luma)
+                pred = D(torch.cat([luma, fake], dim=1))
+            gan = _bce(pred, 1.0)
+            l1 = self.lambda_l1 * (fake.float() - chroma).abs().mean()
+            return torch.stack([gan, l1, gan + l1])
+        finally:
+            G.train(was[0])
+            D.train(was[1])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The two optimisers' states (the networks' weights are saved by their owner)."""
+        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load optimiser states saved by :meth:`state_dict`, on any device / option set.
+
+        The current optimisers' implementation flags (fused, foreach, capturable) are kept, the
+        state tensors are moved to the parameters' device and memory format, and any captured
+        CUDA graph is discarded (re-captured after a new warm-up)."""
+        _load_optimizer(self.opt_g, state["opt_g"])
+        _load_optimizer(self.opt_d, state["opt_d"])
+        self.reset_graph()
+
+    def reset_graph(self) -> None:
+        """Forget the captured CUDA graph (if any); the next steps warm up and capture anew."""
+        self._graph = None
+        self._graph_shape = None
+        self._static_luma = self._static_chroma = self._static_out = None
+        self._warmup_left = self.warmup_steps
+
+    @property
+    def graph_captured(self) -> bool:
+        return self._graph is not None
+
+    # ------------------------------------------------------------------ internals
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(
+            device=self.device,
+            dtype=torch.float32,
+            non_blocking=True,
+            memory_format=self.memory_format,
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs)
+
+    @contextlib.contextmanager
+    def _d_frozen(self) -> Iterator[None]:
+        for p in self._d_params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in self._d_params:
+                p.requires_grad_(True)
+
+    def _train_step(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        G, D = self.generator, self.discriminator
+        # With graphs the .grad tensors must stay the same objects: zero them, never free them.
+        set_to_none = not self.graphs
+
+        with self._autocast():
+            fake = G(luma)
+
+        # Discriminator: fake pair first, then real pair (junyanz's order; it matters only for
+        # BatchNorm's running statistics).
+        self.opt_d.zero_grad(set_to_none=set_to_none)
+        with self._autocast():
+            pred_fake = D(torch.cat([luma, fake.detach()], dim=1))
+            pred_real = D(torch.cat([luma, chroma], dim=1))
+        d_loss = 0.5 * (_bce(pred_real, 1.0) + _bce(pred_fake, 0.0))
+        d_loss.backward()
+        self.opt_d.step()
+
+        # Generator: D frozen (no D weight gradients), D forward after D's update.
+        with self._d_frozen():
+            self.opt_g.zero_grad(set_to_none=set_to_none)
+            with self._autocast():
+                pred = D(torch.cat([luma, fake], dim=1))
+            g_gan = _bce(pred, 1.0)
+            g_l1 = self.lambda_l1 * (fake.float() - chroma).abs().mean()
+            g_total = g_gan + g_l1
+            g_total.backward()
+            self.opt_g.step()
+
+        with torch.no_grad():
+            return torch.stack([d_loss, g_gan, g_l1, g_total])
+
+    def _warmup(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream(device=self.device)
+        stream = self._side_stream
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            out = self._train_step(self._prep(luma), self._prep(chroma))
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        return out
+
+    def _capture_and_replay(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        self._static_luma = torch.empty(
+            luma.shape, dtype=torch.float32, device=self.device, memory_format=self.memory_format
+        )
+        self._static_chroma = torch.empty(
+            chroma.shape, dtype=torch.float32, device=self.device, memory_format=self.memory_format
+        )
+        self._static_luma.copy_(luma)
+        self._static_chroma.copy_(chroma)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            # Capture records the kernels without running them; the replay below runs them.
+            self._static_out = self._train_step(self._static_luma, self._static_chroma)
+        self._graph = graph
+        graph.replay()
+        return self._static_out.clone()
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    flags = ("fused", "foreach", "capturable")
+    current = [{f: g.get(f) for f in flags if f in g} for g in optimizer.param_groups]
+    state = {
+        # Deep copy: Optimizer.load_state_dict keeps tensors that need no cast, so loading an
+        # in-memory state dict would otherwise alias the other optimiser's state tensors.
+        "state": copy.deepcopy(state["state"]),
+        "param_groups": [
+            {**saved, **cur} for saved, cur in zip(state["param_groups"], current, strict=True)
+        ],
+    }
+    optimizer.load_state_dict(state)
+    # Match each state tensor's memory format (and device) to its parameter's, which fused and
+    # foreach kernels require; checkpoints store them contiguous on the CPU.
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p)
+            if not st:
+                continue
+            for key, value in st.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == p.shape
+                    and (value.stride() != p.stride() or value.device != p.device)
+                ):
+                    st[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

@@ -1,0 +1,125 @@
+"""train_classifier on the CPU at toy scale."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from colourmodels.checkpoints import load_classifier, read_file
+from colourmodels.training import (
+    ClassifierConfig,
+    ConfigMismatchError,
+    TrainingCancelled,
+    confusion_matrix,
+    macro_f1,
+    train_classifier,
+)
+from colourmodels.training.classifier import CLASSIFIER_HISTORY_KEYS
+
+
+def _toy(per_class: int, seed: int) -> TensorDataset:
+    """Three classes of noisy luminance patterns: horizontal stripes, vertical stripes,
+    checkerboard. Chroma is a dummy."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(per_class)
+    rows = ((torch.arange(32) // 4) % 2).float()[:, None].expand(32, 32)
+    patterns = torch.stack([rows, rows.t(), (rows + rows.t()) % 2]) * 1.2 - 0.6
+    luma = patterns[labels][:, None] + 0.3 * torch.randn(len(labels), 1, 32, 32, generator=g)
+    return TensorDataset(luma.clamp(-1, 1), torch.zeros(len(labels), 2, 32, 32), labels)
+
+
+TRAIN = _toy(16, seed=1)
+VAL = _toy(6, seed=2)
+CONFIG = ClassifierConfig(
+    num_classes=3,
+    class_names=("rows", "columns", "checks"),
+    epochs=4,
+    batch_size=4,
+    lr=3e-3,
+    device="cpu",
+    seed=5,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_cpu_thread():
+    """Tiny networks on a small, shared CPU: one intra-op thread avoids OpenMP
+    oversubscription (which made these tests up to 50 times slower under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clf")
+    return train_classifier(CONFIG, TRAIN, VAL, out), out
+
+
+def _strip(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_classifier_trains_and_keeps_best_f1_epoch(run):
+    result, out = run
+    assert len(result.history) == 4
+    for i, h in enumerate(result.history, start=1):
+        assert tuple(h) == CLASSIFIER_HISTORY_KEYS and h["epoch"] == i
+        assert 0.0 <= h["val_macro_f1"] <= 1.0 and 0.0 <= h["train_accuracy"] <= 1.0
+    f1s = [h["val_macro_f1"] for h in result.history]
+    assert result.best_epoch == 1 + f1s.index(max(f1s))
+    assert result.best_macro_f1 == max(f1s)
+    assert max(f1s) > 0.5  # well above chance (1/3) on an easy task
+    assert result.class_names == ("rows", "columns", "checks")
+
+    # The best file holds the best epoch's model: it reproduces that epoch's confusion matrix.
+    model, meta = load_classifier(out / "best_classifier.pt")
+    assert meta["epoch"] == result.best_epoch and meta["class_names"] == [
+        "rows",
+        "columns",
+        "checks",
+    ]
+    with torch.no_grad():
+        pred = model(VAL.tensors[0]).argmax(1).numpy()
+    cm = confusion_matrix(VAL.tensors[2].numpy(), pred, 3)
+    assert np.array_equal(cm, result.confusion)
+    assert result.confusion.sum() == len(VAL)
+    assert macro_f1(cm) == pytest.approx(result.best_macro_f1)
+    _, last_meta = load_classifier(out / "last_classifier.pt")
+    assert last_meta["epoch"] == 4
+    assert read_file(out / "checkpoint.pt")["epoch"] == 4
+
+
+def test_classifier_resume_is_exact_and_checks_config(run, tmp_path):
+    reference, _ = run
+
+    def kill(event):
+        if event.phase == "train" and event.epoch == 2 and event.step == 2:
+            raise TrainingCancelled
+
+    with pytest.raises(TrainingCancelled):
+        train_classifier(CONFIG, TRAIN, VAL, tmp_path, on_progress=kill)
+    assert read_file(tmp_path / "checkpoint.pt")["epoch"] == 1
+    with pytest.raises(ConfigMismatchError, match="momentum"):
+        train_classifier(dataclasses.replace(CONFIG, momentum=0.5), TRAIN, VAL, tmp_path)
+    resumed = train_classifier(CONFIG, TRAIN, VAL, tmp_path)
+    assert _strip(resumed.history) == _strip(reference.history)
+    assert resumed.best_epoch == reference.best_epoch
+    assert np.array_equal(resumed.confusion, reference.confusion)
+    a = read_file(run[1] / "last_classifier.pt")["state_dict"]
+    b = read_file(tmp_path / "last_classifier.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_classifier_config():
+    default = ClassifierConfig()
+    assert (default.num_classes, default.epochs, default.batch_size) == (6, 100, 16)
+    assert (default.lr, default.momentum) == (7.5e-4, 0.9)
+    assert ClassifierConfig.from_dict(CONFIG.to_dict()) == CONFIG
+    with pytest.raises(ValueError):
+        ClassifierConfig(num_classes=3, class_names=("a", "b"))
