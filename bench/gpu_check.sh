@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-shot check on a CUDA machine: CUDA tests of colourmodels, SSIM speed, train-step speed
+# (reference vs fast), inference speed, loss curves of both modes on real photos, and
+# torch.compile as an extra variant. Writes what it measures under ${OUT:-bench/out}.
+# Needs bench/data/photos.npy (uint8 (N, H, W, 3) real photos) for the curves.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT="${OUT:-bench/out}"; mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+if [ "${WITH_TESTS:-0}" = 1 ]; then
+  echo "== CUDA tests (colour, metrics)"
+  timeout 120 $PY -m pytest -p no:django -p no:cacheprovider -q -o addopts="" --noconftest \
+    tests/colourmodels/test_colour.py tests/colourmodels/test_metrics.py 2>&1 | tail -4
+  echo "== SSIM speed"
+  timeout 60 $PY bench/bench_ssim.py 2>&1 | tail -8
+fi
+echo "== train step: reference vs fast, inference, loss curves"
+timeout 200 $PY bench/bench_train.py --modes reference fast --curves bench/data/photos.npy \
+  --out "$OUT" 2>&1
+echo "== train step with torch.compile (bounded)"
+timeout "${COMPILE_TIMEOUT:-150}" $PY bench/bench_train.py --modes fast+compile --batches 64 16 \
+  --no-inference --steps 30 --out "$OUT/compile" 2>&1 | grep -v "^ *$" | tail -12
+echo "== done"
