@@ -1,0 +1,119 @@
+"""The researcher's data set pages, and zip uploads imported by a real Celery worker."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+from PIL import Image
+
+from studyplatform.researchers import researcher_create
+from tests.worker.test_dataset_import import _jpeg_bytes
+from worker.models import Dataset, ImportJob
+
+
+@pytest.fixture
+def researcher_client(client):
+    researcher_create(username="ada", password="a-long-Passphrase-1")
+    client.login(username="ada", password="a-long-Passphrase-1")
+    return client
+
+
+def _zip_bytes(members) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _wait_for(job_id: int, timeout: float = 60.0) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = ImportJob.objects.get(pk=job_id)
+        if job.status in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"import job {job_id} did not finish: {job.status}")
+
+
+@pytest.mark.django_db
+def test_pages_need_a_login(client):
+    for url in (reverse("datasets"), reverse("dataset_upload")):
+        response = client.get(url)
+        assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+@pytest.mark.django_db
+def test_list_and_detail_show_counts_and_thumbnails(researcher_client):
+    call_command("make_synthetic", "--per-category", "5", "--size", "32", "--name", "syn")
+    dataset = Dataset.objects.get(name="syn")
+    page = researcher_client.get(reverse("datasets")).content.decode()
+    assert "syn" in page and "Synthetic scenes" in page and "30 images" in page
+    detail = researcher_client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
+    for category in dataset.categories:
+        assert f"<h3>{category}</h3>" in detail
+    image = dataset.images.first()
+    thumb_url = reverse("dataset_image_thumbnail", args=[image.pk])
+    assert thumb_url in detail
+    response = researcher_client.get(thumb_url)
+    assert response["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (32, 32)
+
+
+@pytest.mark.django_db
+def test_upload_form_rejects_what_is_not_a_zip(researcher_client):
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "x",
+            "seed": 0,
+            "archive": SimpleUploadedFile("photos.zip", b"not a zip at all"),
+        },
+    )
+    assert response.status_code == 200
+    assert "This is not a zip archive." in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_uploaded_zip_is_imported_by_the_worker(researcher_client, celery_worker):
+    members = [(f"{c}/{i}.jpg", _jpeg_bytes(c, i)) for c in ("city", "nature") for i in range(5)]
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "uploaded",
+            "seed": 1,
+            "categories_from_folders": "on",
+            "archive": SimpleUploadedFile("photos.zip", _zip_bytes(members)),
+        },
+    )
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "import_job", args=[job.pk]
+    )
+    job = _wait_for(job.pk)
+    assert job.status == "done", job.error
+    assert (job.done, job.total) == (10, 10)
+    assert job.dataset.categories == ["city", "nature"] and job.dataset.total == 10
+    status = researcher_client.get(reverse("import_job_status", args=[job.pk])).json()
+    assert status["status"] == "done" and status["dataset_url"].endswith(f"/{job.dataset_id}/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hostile_upload_fails_with_the_reason_and_no_data_set(researcher_client, celery_worker):
+    archive = _zip_bytes([("a.jpg", _jpeg_bytes("city", 1)), ("../../etc/evil.jpg", b"x")])
+    researcher_client.post(
+        reverse("dataset_upload"),
+        {"name": "evil", "seed": 0, "archive": SimpleUploadedFile("evil.zip", archive)},
+    )
+    job = _wait_for(ImportJob.objects.get().pk)
+    assert job.status == "failed" and "../../etc/evil.jpg" in job.error
+    assert not Dataset.objects.exists()
+    page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
+    assert "failed" in page and "evil.jpg" in page

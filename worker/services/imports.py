@@ -1,0 +1,92 @@
+"""Uploads of zips, turned into data sets by a worker (see worker.tasks.import_zip)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+import zipfile
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from colourmodels.data.archives import ArchiveError
+from colourmodels.data.images import ImageError
+from worker.models import Dataset, ImportJob
+from worker.services.datasets import DatasetImportError, dataset_import
+from worker.services.sources import scan_zip
+
+#: Progress is written to the database at most this many times per import.
+_PROGRESS_UPDATES = 50
+
+
+def import_job_create(*, name: str, upload, categories_from_folders: bool, seed: int, user):
+    """Store the uploaded zip and queue its import (the task starts after the commit)."""
+    from worker.tasks import import_zip
+
+    stored = default_storage.save(f"imports/{uuid.uuid4().hex}.zip", upload)
+    job = ImportJob.objects.create(
+        name=name,
+        upload=stored,
+        original_filename=Path(upload.name).name[:255],
+        categories_from_folders=categories_from_folders,
+        seed=seed,
+        created_by=user,
+    )
+    transaction.on_commit(lambda: import_zip.delay(job.pk))
+    return job
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
+            return None
+        job.status = ImportJob.Status.RUNNING
+        job.done = 0
+        job.save(update_fields=["status", "done", "updated_at"])
+        return job
+
+
+def import_job_run(*, job_id: int) -> None:
+    """Run a queued import. A re-delivered job starts again from the zip; a finished one
+    is left alone. Any bad input ends the job as failed with the reason, and no data set."""
+    job = _claim(job_id)
+    if job is None:
+        return
+    step = 1
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % step == 0:
+            ImportJob.objects.filter(pk=job.pk).update(done=done, total=total)
+
+    tmp = Path(tempfile.mkdtemp(prefix="import-"))
+    try:
+        local = tmp / "upload.zip"
+        with default_storage.open(job.upload, "rb") as src, local.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        scan = scan_zip(local, tmp / "files", categories_from_folders=job.categories_from_folders)
+        step = max(1, len(scan.images) // _PROGRESS_UPDATES)
+        ImportJob.objects.filter(pk=job.pk).update(total=len(scan.images))
+        report = dataset_import(
+            name=job.name,
+            source=Dataset.Source.ZIP,
+            images=scan.images,
+            seed=job.seed,
+            skipped=scan.skipped,
+            summary={"upload": job.original_filename},
+            categories=scan.categories,
+            created_by=job.created_by,
+            progress=progress,
+        )
+    except (ArchiveError, DatasetImportError, ImageError, zipfile.BadZipFile, OSError) as exc:
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error=str(exc))
+    else:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.DONE, dataset=report.dataset, error=""
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if ImportJob.objects.filter(pk=job.pk, status__in=["done", "failed"]).exists():
+            default_storage.delete(job.upload)

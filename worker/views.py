@@ -1,0 +1,98 @@
+import io
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+from PIL import Image
+
+from worker.forms import DatasetUploadForm
+from worker.models import Dataset, DatasetImage, ImportJob
+from worker.selectors import (
+    dataset_counts_table,
+    dataset_list,
+    dataset_samples,
+    import_jobs_recent,
+)
+from worker.services.datasets import SPLITS
+from worker.services.imports import import_job_create
+
+THUMBNAIL_SIDE = 160
+
+
+@login_required
+def datasets(request):
+    rows = [(d, dataset_counts_table(dataset=d)) for d in dataset_list()]
+    return render(
+        request,
+        "worker/dataset_list.html",
+        {"rows": rows, "splits": SPLITS, "jobs": import_jobs_recent()},
+    )
+
+
+@login_required
+def dataset_detail(request, pk: int):
+    dataset = get_object_or_404(Dataset, pk=pk)
+    return render(
+        request,
+        "worker/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "table": dataset_counts_table(dataset=dataset),
+            "splits": SPLITS,
+            "samples": dataset_samples(dataset=dataset),
+        },
+    )
+
+
+@login_required
+@require_GET
+def dataset_image_thumbnail(request, pk: int):
+    image = get_object_or_404(DatasetImage, pk=pk)
+    with default_storage.open(image.file, "rb") as f, Image.open(f) as picture:
+        picture = picture.convert("RGB")
+        picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=85)
+    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def dataset_upload(request):
+    form = DatasetUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            job = import_job_create(
+                name=form.cleaned_data["name"],
+                upload=form.cleaned_data["archive"],
+                categories_from_folders=form.cleaned_data["categories_from_folders"],
+                seed=form.cleaned_data["seed"],
+                user=request.user,
+            )
+        return redirect("import_job", pk=job.pk)
+    return render(request, "worker/dataset_upload.html", {"form": form})
+
+
+@login_required
+def import_job(request, pk: int):
+    job = get_object_or_404(ImportJob, pk=pk)
+    return render(request, "worker/import_job.html", {"job": job})
+
+
+@login_required
+@require_GET
+def import_job_status(request, pk: int):
+    job = get_object_or_404(ImportJob, pk=pk)
+    return JsonResponse(
+        {
+            "status": job.status,
+            "done": job.done,
+            "total": job.total,
+            "error": job.error,
+            "dataset_url": f"/datasets/{job.dataset_id}/" if job.dataset_id else None,
+        }
+    )
