@@ -94,6 +94,10 @@ class Pix2PixStep:
             discriminator = discriminator.to(self.device)
         self.generator = generator
         self.discriminator = discriminator
+        # The training step calls these; the plain modules stay for saving and evaluation.
+        compiled = self.perf.compile and is_cuda
+        self._train_g = torch.compile(generator) if compiled else generator
+        self._train_d = torch.compile(discriminator) if compiled else discriminator
         self._d_params = [p for p in discriminator.parameters()]
 
         adam: dict[str, Any] = {"lr": float(lr), "betas": (float(betas[0]), float(betas[1]))}
@@ -217,7 +221,7 @@ class Pix2PixStep:
                 p.requires_grad_(True)
 
     def _train_step(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
-        G, D = self.generator, self.discriminator
+        G, D = self._train_g, self._train_d
         # With graphs the .grad tensors must stay the same objects: zero them, never free them.
         set_to_none = not self.graphs
 
