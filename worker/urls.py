@@ -6,6 +6,7 @@ urlpatterns = [
     path("datasets/", views.datasets, name="datasets"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/manifest.csv", views.dataset_manifest, name="dataset_manifest"),
     path(
         "datasets/images/<int:pk>/thumbnail.jpg",
         views.dataset_image_thumbnail,

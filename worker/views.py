@@ -1,3 +1,4 @@
+import csv
 import io
 
 from django.contrib.auth.decorators import login_required
@@ -45,6 +46,22 @@ def dataset_detail(request, pk: int):
             "samples": dataset_samples(dataset=dataset),
         },
     )
+
+
+@login_required
+@require_GET
+def dataset_manifest(request, pk: int):
+    """The manifest as CSV: one row per image with its category and split."""
+    dataset = get_object_or_404(Dataset, pk=pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="dataset-{dataset.pk}-manifest.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["image_id", "original_name", "category", "split", "width", "height"])
+    rows = dataset.images.order_by("id").values_list(
+        "id", "original_name", "category", "split", "width", "height"
+    )
+    writer.writerows(rows.iterator())
+    return response
 
 
 @login_required

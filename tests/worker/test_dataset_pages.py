@@ -67,6 +67,17 @@ def test_list_and_detail_show_counts_and_thumbnails(researcher_client):
 
 
 @pytest.mark.django_db
+def test_manifest_lists_every_image_with_category_and_split(researcher_client):
+    call_command("make_synthetic", "--per-category", "10", "--size", "32", "--name", "syn")
+    dataset = Dataset.objects.get(name="syn")
+    url = reverse("dataset_manifest", args=[dataset.pk])
+    rows = researcher_client.get(url).content.decode().splitlines()
+    assert rows[0] == "image_id,original_name,category,split,width,height"
+    assert len(rows) == 1 + 60
+    assert {r.split(",")[3] for r in rows[1:]} == {"train", "val", "test"}
+
+
+@pytest.mark.django_db
 def test_upload_form_rejects_what_is_not_a_zip(researcher_client):
     response = researcher_client.post(
         reverse("dataset_upload"),
