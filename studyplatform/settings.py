@@ -148,3 +148,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Model runs: a sub-model whose worker has not reported for this long is taken as lost and
+# queued again (it resumes from its last checkpoint), up to RUN_MAX_ATTEMPTS attempts.
+RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 600)
+RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-runs": {"task": "cpu.sweep_stale_runs", "schedule": 60.0},
+}
+WORKER_SCRATCH_DIR = Path(os.environ.get("WORKER_SCRATCH_DIR", VAR_DIR / "scratch"))

@@ -54,10 +54,11 @@ def _media_in_tmp(request, tmp_path_factory):
     yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker():
     """A real Celery worker (celery.contrib.testing) on the project's app, in a thread,
-    consuming both queues from the real Redis."""
+    consuming both queues from the real Redis. Module-scoped, so that tests which run a
+    worker in a separate process (to kill it) have the queues to themselves."""
     import celery.contrib.testing.tasks  # noqa: F401  (celery.ping, for the start-up check)
     from celery.contrib.testing.worker import start_worker
 

@@ -98,3 +98,153 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.name} ({self.status})"
+
+
+class ModelRun(models.Model):
+    """A colourisation model trained here (baseline or ensemble) or uploaded from elsewhere.
+
+    The row is the source of truth for state and progress; its sub-models are the units of
+    work that Celery tasks train."""
+
+    class Kind(models.TextChoices):
+        BASELINE = "baseline", "Pix2Pix baseline"
+        ENSEMBLE = "ensemble", "Context ensemble"
+        UPLOADED = "uploaded", "Uploaded"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        EVALUATING = "evaluating", "evaluating"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.EVALUATING)
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    colour_space = models.CharField(max_length=3, choices=[("lab", "LAB"), ("yuv", "YUV")])
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    #: Where it ran: device, library versions, the code's git commit.
+    environment = models.JSONField(default=dict)
+    #: The paper's tables and more, filled by the evaluation.
+    metrics = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    #: Written while the run is being evaluated, so that a silent evaluation is noticed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}, {self.colour_space.upper()})"
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"runs/{self.uid.hex}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class SubModel(models.Model):
+    """One network a run trains: a generator (for all images or one category) or the
+    classifier that routes images to the ensemble's generators."""
+
+    class Role(models.TextChoices):
+        GENERATOR = "generator", "generator"
+        CLASSIFIER = "classifier", "classifier"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="submodels")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    #: The category a generator is trained on; "" for the baseline and the classifier.
+    category = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    epoch = models.PositiveIntegerField(default=0)
+    epochs = models.PositiveIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    steps = models.PositiveIntegerField(default=0)
+    losses = models.JSONField(default=dict)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    best_epoch = models.PositiveIntegerField(null=True, blank=True)
+    stopped_epoch = models.PositiveIntegerField(null=True, blank=True)
+    #: Each claim by a worker gets a new token; a worker whose token was replaced stops.
+    claim_token = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    #: Storage names of the kept weights.
+    artefacts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "role", "category"], name="submodel_unique"),
+        ]
+        ordering = ["run", "role", "category"]
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.category or 'all'}"
+
+    @property
+    def label(self) -> str:
+        if self.role == self.Role.CLASSIFIER:
+            return "classifier"
+        return f"generator ({self.category})" if self.category else "generator"
+
+
+class EpochRecord(models.Model):
+    """One epoch of one sub-model's history, as its trainer recorded it."""
+
+    submodel = models.ForeignKey(SubModel, on_delete=models.CASCADE, related_name="epoch_records")
+    epoch = models.PositiveIntegerField()
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["submodel", "epoch"], name="epoch_record_unique"),
+        ]
+        ordering = ["submodel", "epoch"]
+
+    def __str__(self) -> str:
+        return f"{self.submodel} epoch {self.epoch}"
+
+
+class ColourisedImage(models.Model):
+    """A test image as a run colourised it, with its metrics against the ground truth."""
+
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="outputs")
+    source = models.ForeignKey(DatasetImage, on_delete=models.PROTECT, related_name="outputs")
+    file = models.CharField(max_length=255)
+    #: The category the image was routed to (ensemble), or given in an upload's manifest.
+    routed_category = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "source"], name="colourised_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run.name}: {self.source.original_name}"

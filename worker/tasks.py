@@ -19,3 +19,24 @@ def import_zip(job_id: int) -> None:
     from worker.services.imports import import_job_run
 
     import_job_run(job_id=job_id)
+
+
+@shared_task(name="gpu.train_submodel")
+def train_submodel(submodel_id: int) -> None:
+    from worker.services.training import submodel_train
+
+    submodel_train(submodel_id=submodel_id)
+
+
+@shared_task(name="gpu.evaluate_run")
+def evaluate_run(run_id: int) -> None:
+    from worker.services.evaluation import run_evaluate
+
+    run_evaluate(run_id=run_id)
+
+
+@shared_task(name="cpu.sweep_stale_runs")
+def sweep_stale_runs() -> list[str]:
+    from worker.services.runs import runs_sweep_stale
+
+    return runs_sweep_stale()

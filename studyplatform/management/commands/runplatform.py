@@ -39,7 +39,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         try:
             self.stdout.write(start_redis(group, settings.CELERY_BROKER_URL, var_dir))
-            start_worker(group, concurrency=concurrency, log_path=logs / "worker.log")
+            start_worker(
+                group, concurrency=concurrency, log_path=logs / "worker.log", var_dir=var_dir
+            )
             start_web(group, host=host, port=port, log_path=logs / "web.log")
             self.stdout.write(
                 self.style.SUCCESS(f"\nThe platform is running: open http://{host}:{port}/\n")

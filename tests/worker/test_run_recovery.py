@@ -1,0 +1,151 @@
+"""A worker killed mid-training: the run resumes from its last checkpoint and finishes, and
+no epoch but the interrupted one is trained twice.
+
+These tests run the worker as a separate process (``celery worker``, prefork), exactly as
+in deployment, so that it can be killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
+from worker.models import EpochRecord, SubModel
+from worker.services.runs import model_run_launch, runs_sweep_stale
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _start_worker(tmp_path: Path, name: str) -> subprocess.Popen:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "WORKER_SCRATCH_DIR": str(tmp_path / "scratch"),
+        "SECRET_KEY": "tests-only-not-secret-" + "x" * 40,
+        "DEBUG": "0",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studyplatform",
+            "worker",
+            "-Q",
+            "gpu,cpu",
+            "-P",
+            "prefork",
+            "-c",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=(tmp_path / f"{name}.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+
+def _wait_for_epoch(sm: SubModel, epoch: int, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if EpochRecord.objects.filter(submodel=sm, epoch=epoch).exists():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"epoch {epoch} never recorded")
+
+
+def _launch(dataset, epochs: int):
+    config = {**TINY, "epochs": epochs, "batch_size": 2, "early_stopping": None}
+    run = model_run_launch(
+        name="k", kind="baseline", colour_space="lab", dataset=dataset, config=config
+    )
+    return run, run.submodels.get()
+
+
+def _assert_resumed_once(sm: SubModel, epochs: int) -> None:
+    sm.refresh_from_db()
+    assert sm.status == "done" and sm.attempts == 2
+    records = {r.epoch: r.values["attempt"] for r in EpochRecord.objects.filter(submodel=sm)}
+    assert sorted(records) == list(range(1, epochs + 1))
+    # Epochs finished before the kill keep the first attempt's record; the resumed attempt
+    # trained only the rest (the interrupted epoch included).
+    assert records[1] == 1
+    second = [e for e, attempt in records.items() if attempt == 2]
+    assert second and second == list(range(min(second), epochs + 1))
+    assert all(records[e] in (1, "recovered") for e in range(1, min(second)))
+
+
+def test_worker_child_killed_mid_training_resumes_and_finishes(tmp_path):
+    dataset = tiny_dataset(per_category=16)
+    worker = _start_worker(tmp_path, "killchild")
+    try:
+        run, sm = _launch(dataset, epochs=4)
+        _wait_for_epoch(sm, 1)
+        pid = int(SubModel.objects.get(pk=sm.pk).worker.rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGKILL)  # the pool process training it; its parent lives on
+        run = wait_for_run(run.pk, timeout=240)
+    finally:
+        _stop(worker)
+    assert run.status == "done", (run.failure_reason, (tmp_path / "killchild.log").read_text())
+    _assert_resumed_once(sm, 4)
+
+
+def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path, settings):
+    settings.RUN_STALE_AFTER_SECONDS = 3
+    dataset = tiny_dataset(per_category=16)
+    first = _start_worker(tmp_path, "first")
+    try:
+        run, sm = _launch(dataset, epochs=4)
+        _wait_for_epoch(sm, 1)
+    finally:
+        _stop(first)  # the machine is gone: its task stays unacknowledged in Redis
+    time.sleep(settings.RUN_STALE_AFTER_SECONDS + 1)
+    assert any("requeued" in action for action in runs_sweep_stale())
+    second = _start_worker(tmp_path, "second")
+    try:
+        run = wait_for_run(run.pk, timeout=240)
+    finally:
+        _stop(second)
+    assert run.status == "done", (run.failure_reason, (tmp_path / "second.log").read_text())
+    _assert_resumed_once(sm, 4)
+
+
+def test_a_silent_run_is_failed_with_a_reason_after_its_attempts(settings):
+    settings.RUN_STALE_AFTER_SECONDS = 0
+    dataset = tiny_dataset()
+    run, sm = _launch(dataset, epochs=2)  # no worker consumes it in this test
+    SubModel.objects.filter(pk=sm.pk).update(
+        status="running", attempts=3, heartbeat_at="2026-01-01T00:00:00Z", worker="gone:1"
+    )
+    run.status = "running"
+    run.save()
+    actions = runs_sweep_stale(max_attempts=3)
+    assert actions and actions[0].startswith("failed")
+    run.refresh_from_db()
+    assert run.status == "failed" and "no heartbeat" in run.failure_reason

@@ -1,0 +1,321 @@
+"""Model runs: launching, claiming work, progress, cancelling, finishing, stale runs.
+
+The database row is the source of truth. A task claims its sub-model (a new claim token per
+attempt), reports progress under that token, and stops as soon as the token is replaced or
+the run is cancelled. Tasks are enqueued after the transaction that made them commits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from colourmodels.early_stopping import PAPER_SETTINGS
+from worker.models import Dataset, ModelRun, SubModel
+
+ROUTINGS = ("predicted", "oracle", "soft")
+
+
+class RunError(Exception):
+    """A run that cannot be launched or changed as asked; the message says why."""
+
+
+class ClaimLost(Exception):
+    """This worker's claim was replaced (the sub-model was handed to another attempt)."""
+
+
+def default_config(*, kind: str, categories: list[str]) -> dict:
+    """The paper's settings (method.md §3–5), for the given categories."""
+    early = {"baseline": PAPER_SETTINGS["baseline"].to_dict()}
+    if kind == ModelRun.Kind.ENSEMBLE:
+        for category in categories:
+            setting = PAPER_SETTINGS.get(category, PAPER_SETTINGS["others"])
+            early[category] = setting.to_dict()
+    return {
+        "image_size": 256,
+        "width": 64,
+        "epochs": 200,
+        "batch_size": 16,
+        "lambda_l1": 100.0,
+        "early_stopping": early,
+        "routing": "predicted",
+        "classifier": {"epochs": 100, "batch_size": 16, "lr": 7.5e-4},
+        "seed": 0,
+        "fast": True,
+    }
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate_config(config: dict, kind: str) -> None:
+    size = config["image_size"]
+    if not isinstance(size, int) or size < 32 or size & (size - 1):
+        raise RunError(f"image size must be a power of two of at least 32, got {size!r}")
+    for key in ("width", "epochs", "batch_size"):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise RunError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["routing"] not in ROUTINGS:
+        raise RunError(f"routing must be one of {', '.join(ROUTINGS)}")
+    if kind == ModelRun.Kind.ENSEMBLE:
+        classifier = config["classifier"]
+        if not isinstance(classifier.get("epochs"), int) or classifier["epochs"] < 1:
+            raise RunError("the classifier needs a positive number of epochs")
+
+
+def model_run_launch(
+    *,
+    name: str,
+    kind: str,
+    colour_space: str,
+    dataset: Dataset,
+    config: dict | None = None,
+    user=None,
+) -> ModelRun:
+    """Create a run and its sub-models and queue their training (after the commit)."""
+    from worker.tasks import train_submodel
+
+    if kind not in (ModelRun.Kind.BASELINE, ModelRun.Kind.ENSEMBLE):
+        raise RunError(f"a trained run is a baseline or an ensemble, not {kind!r}")
+    if colour_space not in ("lab", "yuv"):
+        raise RunError(f"colour space must be lab or yuv, not {colour_space!r}")
+    categories = list(dataset.categories)
+    if kind == ModelRun.Kind.ENSEMBLE and len(categories) < 2:
+        raise RunError(f"an ensemble needs a data set with categories; {dataset.name} has none")
+    for split in ("train", "val", "test"):
+        if not dataset.images.filter(split=split).exists():
+            raise RunError(f"data set {dataset.name} has no {split} images")
+    config = _merged(default_config(kind=kind, categories=categories), config or {})
+    _validate_config(config, kind)
+
+    with transaction.atomic():
+        run = ModelRun.objects.create(
+            name=name.strip() or f"{kind} {colour_space}",
+            kind=kind,
+            colour_space=colour_space,
+            dataset=dataset,
+            config=config,
+            created_by=user,
+        )
+        if kind == ModelRun.Kind.BASELINE:
+            specs = [(SubModel.Role.GENERATOR, "")]
+        else:
+            specs = [(SubModel.Role.CLASSIFIER, "")] + [
+                (SubModel.Role.GENERATOR, c) for c in categories
+            ]
+        submodels = [
+            SubModel.objects.create(run=run, role=role, category=category)
+            for role, category in specs
+        ]
+        for sm in submodels:
+            transaction.on_commit(lambda pk=sm.pk: train_submodel.delay(pk))
+    return run
+
+
+def _worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_alive(worker: str) -> bool:
+    """Whether the process named in a claim still lives (only knowable on this host)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Claim:
+    submodel: SubModel
+    token: uuid.UUID
+
+
+def submodel_claim(*, submodel_id: int) -> Claim | None:
+    """Take a sub-model for training; None when there is nothing (more) to do."""
+    with transaction.atomic():
+        sm = SubModel.objects.select_for_update().select_related("run").filter(pk=submodel_id)
+        sm = sm.first()
+        if sm is None:
+            return None
+        run = sm.run
+        if run.cancel_requested or run.status in (
+            ModelRun.Status.CANCELLED,
+            ModelRun.Status.FAILED,
+        ):
+            if sm.status in (SubModel.Status.QUEUED, SubModel.Status.RUNNING):
+                sm.status = SubModel.Status.CANCELLED
+                sm.finished_at = timezone.now()
+                sm.save(update_fields=["status", "finished_at"])
+            _after_submodel_change(run.pk)
+            return None
+        if sm.status in (SubModel.Status.DONE, SubModel.Status.FAILED, SubModel.Status.CANCELLED):
+            return None
+        if sm.status == SubModel.Status.RUNNING and not _claim_expired(sm):
+            return None
+        token = uuid.uuid4()
+        now = timezone.now()
+        sm.status = SubModel.Status.RUNNING
+        sm.claim_token = token
+        sm.attempts += 1
+        sm.worker = _worker_identity()
+        sm.heartbeat_at = now
+        sm.started_at = sm.started_at or now
+        sm.save()
+        if run.status == ModelRun.Status.QUEUED:
+            run.status = ModelRun.Status.RUNNING
+            run.started_at = now
+            run.save(update_fields=["status", "started_at"])
+        return Claim(sm, token)
+
+
+def _claim_expired(sm: SubModel) -> bool:
+    stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
+    return not _holder_alive(sm.worker) or (sm.heartbeat_at is None or sm.heartbeat_at < stale)
+
+
+def submodel_report(*, claim: Claim, **fields) -> None:
+    """Write progress under the claim; raises ClaimLost if the claim was replaced, and
+    returns whether the run asks to be cancelled."""
+    updated = SubModel.objects.filter(pk=claim.submodel.pk, claim_token=claim.token).update(
+        heartbeat_at=timezone.now(), **fields
+    )
+    if not updated:
+        raise ClaimLost(f"{claim.submodel} was claimed by another attempt")
+
+
+def run_cancel_requested(*, run_id: int) -> bool:
+    return ModelRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def submodel_finish(*, claim: Claim, status: str, reason: str = "", **fields) -> None:
+    with transaction.atomic():
+        updated = SubModel.objects.filter(pk=claim.submodel.pk, claim_token=claim.token).update(
+            status=status,
+            failure_reason=reason[:4000],
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            **fields,
+        )
+        if not updated:
+            raise ClaimLost(f"{claim.submodel} was claimed by another attempt")
+        if status == SubModel.Status.FAILED:
+            label = SubModel.objects.get(pk=claim.submodel.pk).label
+            ModelRun.objects.filter(pk=claim.submodel.run_id).update(cancel_requested=True)
+            _fail_run(claim.submodel.run_id, f"{label} failed: {reason}")
+        _after_submodel_change(claim.submodel.run_id)
+
+
+def _fail_run(run_id: int, reason: str) -> None:
+    ModelRun.objects.filter(pk=run_id, status__in=ModelRun.ACTIVE).update(
+        status=ModelRun.Status.FAILED, failure_reason=reason[:4000], finished_at=timezone.now()
+    )
+
+
+def _after_submodel_change(run_id: int) -> None:
+    """Move the run on once its sub-models are all settled: evaluate, or end it."""
+    from worker.tasks import evaluate_run
+
+    with transaction.atomic():
+        run = ModelRun.objects.select_for_update().get(pk=run_id)
+        statuses = set(run.submodels.values_list("status", flat=True))
+        if statuses & {SubModel.Status.QUEUED, SubModel.Status.RUNNING}:
+            return
+        if run.status not in (ModelRun.Status.QUEUED, ModelRun.Status.RUNNING):
+            return
+        if statuses == {SubModel.Status.DONE} and not run.cancel_requested:
+            run.status = ModelRun.Status.EVALUATING
+            run.save(update_fields=["status"])
+            transaction.on_commit(lambda: evaluate_run.delay(run_id))
+        elif SubModel.Status.FAILED in statuses:
+            run.status = ModelRun.Status.FAILED
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+        else:
+            run.status = ModelRun.Status.CANCELLED
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+
+
+def model_run_cancel(*, run: ModelRun) -> ModelRun:
+    """Ask a run to stop: queued work is cancelled now, running work within a step or so."""
+    with transaction.atomic():
+        run = ModelRun.objects.select_for_update().get(pk=run.pk)
+        if not run.is_active:
+            raise RunError(f"run {run.pk} is {run.status}; there is nothing to cancel")
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+        run.submodels.filter(status=SubModel.Status.QUEUED).update(
+            status=SubModel.Status.CANCELLED, finished_at=timezone.now()
+        )
+        if run.status == ModelRun.Status.EVALUATING:
+            run.status = ModelRun.Status.CANCELLED
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+    _after_submodel_change(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def runs_sweep_stale(*, max_attempts: int | None = None) -> list[str]:
+    """Sub-models whose worker went silent: queued again (they resume from their last
+    checkpoint) while attempts remain, else failed with the reason. Returns what it did."""
+    from worker.tasks import train_submodel
+
+    max_attempts = max_attempts or settings.RUN_MAX_ATTEMPTS
+    stale_before = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
+    actions = []
+    candidates = SubModel.objects.filter(
+        status=SubModel.Status.RUNNING, heartbeat_at__lt=stale_before
+    ).select_related("run")
+    for sm in candidates:
+        with transaction.atomic():
+            locked = SubModel.objects.select_for_update().get(pk=sm.pk)
+            if locked.status != SubModel.Status.RUNNING or locked.heartbeat_at >= stale_before:
+                continue
+            silent = int((timezone.now() - locked.heartbeat_at).total_seconds())
+            if locked.attempts >= max_attempts:
+                locked.status = SubModel.Status.FAILED
+                locked.failure_reason = (
+                    f"no heartbeat for {silent} s after {locked.attempts} attempts"
+                )
+                locked.claim_token = None
+                locked.finished_at = timezone.now()
+                locked.save()
+                _fail_run(locked.run_id, f"{locked.label} failed: {locked.failure_reason}")
+                actions.append(f"failed {locked.label} of run {locked.run_id}")
+            else:
+                locked.status = SubModel.Status.QUEUED
+                locked.claim_token = None
+                locked.save()
+                transaction.on_commit(lambda pk=locked.pk: train_submodel.delay(pk))
+                actions.append(
+                    f"requeued {locked.label} of run {locked.run_id} (silent {silent} s)"
+                )
+        _after_submodel_change(sm.run_id)
+    stale_evaluations = ModelRun.objects.filter(
+        status=ModelRun.Status.EVALUATING, heartbeat_at__lt=stale_before
+    )
+    for run in stale_evaluations:
+        _fail_run(run.pk, "the evaluation stopped answering")
+        actions.append(f"failed the evaluation of run {run.pk}")
+    return actions

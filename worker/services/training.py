@@ -1,0 +1,267 @@
+"""Training one sub-model of a run on this worker (torch is imported here, in the task)."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import time
+import traceback
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from worker.models import DatasetImage, EpochRecord, ModelRun, SubModel
+from worker.services.runs import (
+    Claim,
+    ClaimLost,
+    run_cancel_requested,
+    submodel_claim,
+    submodel_finish,
+    submodel_report,
+)
+
+#: Progress is written to the database at most once per this many seconds.
+REPORT_INTERVAL = 1.0
+
+
+def storage_dataset(*, run: ModelRun, split: str, category: str | None, train: bool):
+    """A ColourisationDataset over a data set's images read through Django's storage."""
+    from colourmodels.data.dataset import ColourisationDataset, resize_square
+    from colourmodels.data.folders import ImageRecord
+    from colourmodels.data.images import load_rgb
+
+    class StorageDataset(ColourisationDataset):
+        def _load_square(self, i):
+            name = str(self.records[i].path)
+            with default_storage.open(name, "rb") as f:
+                image = load_rgb(f, name=name, max_pixels=self.max_pixels)
+            return resize_square(image, self.image_size)
+
+    rows = DatasetImage.objects.filter(dataset=run.dataset, split=split)
+    if category:
+        rows = rows.filter(category=category)
+    records = [
+        ImageRecord(Path(name), cat or None)
+        for name, cat in rows.order_by("id").values_list("file", "category")
+    ]
+    return StorageDataset(
+        records,
+        run.colour_space,
+        run.config["image_size"],
+        categories=list(run.dataset.categories),
+        train=train,
+    ), [pk for pk in rows.order_by("id").values_list("pk", flat=True)]
+
+
+def environment() -> dict:
+    import torch
+
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "git_commit": commit or "unknown",
+    }
+
+
+class _Reporter:
+    """Turns trainer progress into throttled database writes, epoch records and checks for
+    cancellation."""
+
+    def __init__(self, claim: Claim, scratch: Path, storage_dir: str):
+        self.claim = claim
+        self.scratch = scratch
+        self.storage_dir = storage_dir
+        self.last = 0.0
+        self.epoch_started = time.monotonic()
+        self.epoch_seconds: list[float] = []
+
+    def __call__(self, event) -> None:
+        from colourmodels.training import TrainingCancelled
+
+        now = time.monotonic()
+        if event.phase == "epoch":
+            self._epoch_done(event)
+            self.epoch_started = now
+            return
+        if now - self.last < REPORT_INTERVAL and event.step != event.steps:
+            return
+        self.last = now
+        fields = {"step": event.step, "steps": event.steps, "epoch": event.epoch}
+        if event.phase == "train":
+            fields["losses"] = {k: round(v, 5) for k, v in event.losses.items()}
+            fields["eta_seconds"] = self._eta(event)
+        submodel_report(claim=self.claim, **fields)
+        if run_cancel_requested(run_id=self.claim.submodel.run_id):
+            raise TrainingCancelled("cancelled by a researcher")
+
+    def _eta(self, event) -> float | None:
+        sm = self.claim.submodel
+        elapsed = time.monotonic() - self.epoch_started
+        if event.step == 0:
+            return None
+        per_epoch = (
+            self.epoch_seconds[-1] if self.epoch_seconds else elapsed * event.steps / event.step
+        )
+        left_in_epoch = per_epoch * (1 - event.step / event.steps)
+        return round(left_in_epoch + per_epoch * max(0, sm.epochs - event.epoch), 1)
+
+    def _epoch_done(self, event) -> None:
+        values = {k: v for k, v in event.losses.items()}
+        values["attempt"] = self.claim.submodel.attempts
+        EpochRecord.objects.update_or_create(
+            submodel_id=self.claim.submodel.pk, epoch=event.epoch, defaults={"values": values}
+        )
+        self.epoch_seconds.append(time.monotonic() - self.epoch_started)
+        upload(self.scratch / "checkpoint.pt", f"{self.storage_dir}/checkpoint.pt")
+        submodel_report(claim=self.claim, epoch=event.epoch, step=0)
+
+
+def upload(local: Path, name: str) -> str:
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with local.open("rb") as f:
+        return default_storage.save(name, File(f))
+
+
+def _restore_checkpoint(scratch: Path, storage_dir: str) -> None:
+    """Resume on any worker: fetch the last checkpoint from storage if it is not here."""
+    local = scratch / "checkpoint.pt"
+    remote = f"{storage_dir}/checkpoint.pt"
+    if not local.exists() and default_storage.exists(remote):
+        scratch.mkdir(parents=True, exist_ok=True)
+        with default_storage.open(remote, "rb") as src, local.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _train_generator(run: ModelRun, sm: SubModel, scratch: Path, reporter: _Reporter):
+    from colourmodels.early_stopping import EarlyStoppingConfig
+    from colourmodels.training import PerformanceOptions, Pix2PixConfig, train_pix2pix
+
+    config = run.config
+    early = config.get("early_stopping")
+    key = sm.category or "baseline"
+    early_config = None
+    if early:
+        setting = early.get(key) or early.get("others") or early["baseline"]
+        early_config = EarlyStoppingConfig(**setting)
+    fast = bool(config.get("fast"))
+    p2p = Pix2PixConfig(
+        image_size=config["image_size"],
+        width=config["width"],
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        lambda_l1=float(config.get("lambda_l1", 100.0)),
+        early_stopping=early_config,
+        seed=config.get("seed", 0),
+        colour_space=run.colour_space,
+        perf=PerformanceOptions.fast() if fast else PerformanceOptions.reference(),
+    )
+    train_set, _ = storage_dataset(run=run, split="train", category=sm.category, train=True)
+    val_set, _ = storage_dataset(run=run, split="val", category=sm.category, train=False)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError(f"no training or validation images for {sm.label}")
+    result = train_pix2pix(p2p, train_set, val_set, scratch, on_progress=reporter)
+    return result, result.best_generator_path, result.last_generator_path
+
+
+def _train_classifier(run: ModelRun, sm: SubModel, scratch: Path, reporter: _Reporter):
+    from colourmodels.training import ClassifierConfig, train_classifier
+
+    config = run.config["classifier"]
+    categories = list(run.dataset.categories)
+    clf = ClassifierConfig(
+        num_classes=len(categories),
+        class_names=tuple(categories),
+        epochs=config["epochs"],
+        batch_size=config.get("batch_size", 16),
+        lr=config.get("lr", 7.5e-4),
+        seed=run.config.get("seed", 0),
+    )
+    train_set, _ = storage_dataset(run=run, split="train", category=None, train=True)
+    val_set, _ = storage_dataset(run=run, split="val", category=None, train=False)
+    result = train_classifier(clf, train_set, val_set, scratch, on_progress=reporter)
+    return result, result.best_classifier_path, result.last_classifier_path
+
+
+def _record_missing_epochs(sm: SubModel, history: list[dict]) -> None:
+    """An epoch whose checkpoint was written but whose record was not (the worker died in
+    between) is recorded from the trainer's own history, marked as recovered."""
+    have = set(EpochRecord.objects.filter(submodel=sm).values_list("epoch", flat=True))
+    EpochRecord.objects.bulk_create(
+        [
+            EpochRecord(submodel=sm, epoch=row["epoch"], values={**row, "attempt": "recovered"})
+            for row in history
+            if row["epoch"] not in have
+        ]
+    )
+
+
+def submodel_train(*, submodel_id: int) -> None:
+    """Train (or resume) one sub-model; all outcomes end up on its row."""
+    from colourmodels.training import TrainingCancelled
+
+    claim = submodel_claim(submodel_id=submodel_id)
+    if claim is None:
+        return
+    sm = claim.submodel
+    run = sm.run
+    if not run.environment:
+        ModelRun.objects.filter(pk=run.pk).update(environment=environment())
+    storage_dir = f"{run.storage_prefix}/{sm.role}-{sm.category or 'all'}"
+    scratch = settings.WORKER_SCRATCH_DIR / run.uid.hex / f"{sm.role}-{sm.category or 'all'}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    _restore_checkpoint(scratch, storage_dir)
+    epochs = (
+        run.config["epochs"]
+        if sm.role == SubModel.Role.GENERATOR
+        else run.config["classifier"]["epochs"]
+    )
+    submodel_report(claim=claim, epochs=epochs)
+    sm.epochs = epochs
+    reporter = _Reporter(claim, scratch, storage_dir)
+    trainer = _train_generator if sm.role == SubModel.Role.GENERATOR else _train_classifier
+    try:
+        result, best, last = trainer(run, sm, scratch, reporter)
+    except TrainingCancelled:
+        submodel_finish(claim=claim, status=SubModel.Status.CANCELLED)
+        return
+    except ClaimLost:
+        return
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        submodel_finish(claim=claim, status=SubModel.Status.FAILED, reason=detail)
+        raise
+    _record_missing_epochs(sm, result.history)
+    artefacts = {
+        "best": upload(best, f"{storage_dir}/{best.name}"),
+        "last": upload(last, f"{storage_dir}/{last.name}"),
+        "checkpoint": f"{storage_dir}/checkpoint.pt",
+    }
+    submodel_finish(
+        claim=claim,
+        status=SubModel.Status.DONE,
+        best_epoch=result.best_epoch,
+        stopped_epoch=getattr(result, "stopped_epoch", None),
+        artefacts=artefacts,
+        step=0,
+        eta_seconds=0,
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
