@@ -1,0 +1,66 @@
+"""The manage.py equivalents of the run pages, for scripting."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.worker.runs_helpers import tiny_dataset
+from worker.models import ModelRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_launch_wait_status_and_cancel(celery_worker, capsys):
+    tiny_dataset(name="cli")
+    call_command(
+        "run_launch",
+        "--dataset",
+        "cli",
+        "--kind",
+        "baseline",
+        "--space",
+        "yuv",
+        "--size",
+        "32",
+        "--width",
+        "8",
+        "--epochs",
+        "2",
+        "--batch",
+        "8",
+        "--reference",
+        "--wait",
+    )
+    out = capsys.readouterr().out
+    run = ModelRun.objects.get()
+    assert f"launched run {run.pk}" in out and "test: L1 distance" in out
+    assert run.status == "done" and run.colour_space == "yuv"
+    assert run.config["epochs"] == 2 and run.config["early_stopping"]["baseline"]["k"] == 10
+
+    call_command("run_status", str(run.pk), "--json")
+    status = json.loads(capsys.readouterr().out)
+    assert status[0]["status"] == "done" and status[0]["submodels"][0]["epoch"] == 2
+
+    with pytest.raises(CommandError, match="nothing to cancel"):
+        call_command("run_cancel", str(run.pk))
+
+
+def test_launch_errors_are_clear():
+    tiny_dataset(name="cli")
+    with pytest.raises(CommandError, match="no data set named or numbered 'nope'"):
+        call_command("run_launch", "--dataset", "nope")
+    with pytest.raises(CommandError, match="power of two"):
+        call_command("run_launch", "--dataset", "cli", "--size", "100")
+    with pytest.raises(CommandError, match="no run 999"):
+        call_command("run_cancel", "999")
+    assert not ModelRun.objects.exists()
+
+
+def test_cancel_a_queued_run_from_the_command_line(capsys):
+    tiny_dataset(name="cli")
+    call_command("run_launch", "--dataset", "cli", "--size", "32", "--epochs", "2")
+    run = ModelRun.objects.get()
+    call_command("run_cancel", str(run.pk))
+    run.refresh_from_db()
+    assert run.cancel_requested and run.status == "cancelled"

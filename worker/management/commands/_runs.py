@@ -1,0 +1,55 @@
+"""Shared by the run commands: finding rows by name or id, and printing a run."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from worker.models import Dataset, ModelRun
+
+
+def dataset_by_name_or_id(value: str) -> Dataset:
+    found = Dataset.objects.filter(name=value).first()
+    if found is None and value.isdigit():
+        found = Dataset.objects.filter(pk=int(value)).first()
+    if found is None:
+        raise CommandError(f"no data set named or numbered {value!r}")
+    return found
+
+
+def run_by_id(value: int) -> ModelRun:
+    run = ModelRun.objects.filter(pk=value).first()
+    if run is None:
+        raise CommandError(f"no run {value}")
+    return run
+
+
+def describe_run(run: ModelRun) -> list[str]:
+    lines = [
+        f"run {run.pk} {run.name!r}: {run.get_kind_display()}, {run.colour_space.upper()}, "
+        f"data set {run.dataset.name!r}: {run.status}"
+    ]
+    if run.failure_reason:
+        lines.append(f"  reason: {run.failure_reason}")
+    for sm in run.submodels.all():
+        progress = f"epoch {sm.epoch}/{sm.epochs}"
+        if sm.steps:
+            progress += f", step {sm.step}/{sm.steps}"
+        if sm.eta_seconds:
+            progress += f", ETA {sm.eta_seconds:.0f} s"
+        extra = f", best epoch {sm.best_epoch}" if sm.best_epoch else ""
+        if sm.stopped_epoch:
+            extra += f", stopped early at {sm.stopped_epoch}"
+        lines.append(f"  {sm.label:<24} {sm.status:<10} {progress}{extra}")
+    test = run.metrics.get("test")
+    if test:
+        lines.append(
+            f"  test: L1 distance {test['l1']:.3f}, SSIM {test['ssim']:.4f}, "
+            f"PSNR {test['psnr']:.2f} dB, n = {test['n']}"
+        )
+    classifier = run.metrics.get("classifier")
+    if classifier:
+        lines.append(
+            f"  classifier: macro-F1 {classifier['macro_f1']:.3f}, "
+            f"accuracy {classifier['accuracy']:.3f}"
+        )
+    return lines
