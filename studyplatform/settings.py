@@ -127,8 +127,12 @@ if env_bool("BEHIND_HTTPS_PROXY", False):
 CELERY_BROKER_URL = broker_url(os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 7 * 24 * 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# CELERY_KEY_PREFIX keeps several platforms (or test sessions) apart on one Redis.
+_celery_transport = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+if os.environ.get("CELERY_KEY_PREFIX"):
+    _celery_transport["global_keyprefix"] = os.environ["CELERY_KEY_PREFIX"]
+CELERY_BROKER_TRANSPORT_OPTIONS = dict(_celery_transport)
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = dict(_celery_transport)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

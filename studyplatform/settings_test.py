@@ -11,9 +11,15 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/studyp
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret-" + "x" * 40)
 os.environ.setdefault("DEBUG", "0")
+# Concurrent test sessions on one machine keep to their own queues and database; worker
+# processes started by the tests inherit the prefix through the environment.
+os.environ.setdefault("CELERY_KEY_PREFIX", f"test{os.getpid()}:")
 
 from studyplatform.settings import *  # noqa: E402,F403
 
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": f"test_studyplatform_{os.environ['CELERY_KEY_PREFIX'].strip(':')}"
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
