@@ -11,8 +11,10 @@ Prints
     ``colourmodels.data.mirflickr.grayscale_verdict``, and what 25,000 images cost;
 (c) loader throughput: images/s that ``ColourisationDataset`` + ``DataLoader`` (with
     ``loader_kwargs``) deliver at 256 px, batch 16, with 0, 1 and 2 workers, for LAB
-    and YUV, set against a GPU train step of 2,000-3,000 images/s, with the verdict
-    and a per-core extrapolation.
+    and YUV (colour conversion in the loader, the "cpu" data path) and for the rgb8
+    output (uint8 RGB, converted on the device: the "device" data path), set against a
+    GPU train step of 2,000-3,400 images/s, with the verdict and a per-core
+    extrapolation to a 16-core GPU machine (8 workers by ``loader_kwargs``, at most 14).
 
     python bench/bench_data.py                  # about a minute on 2 cores
     python bench/bench_data.py --images 600 --workers 0 1 2 4
@@ -37,11 +39,13 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colourmodels.data.dataset import ColourisationDataset, loader_kwargs  # noqa: E402
+from colourmodels.data.device import batch_to_luma_chroma  # noqa: E402
 from colourmodels.data.images import is_grayscale, load_rgb  # noqa: E402
 from colourmodels.data.mirflickr import grayscale_verdict  # noqa: E402
 from colourmodels.data.synthetic import make_scene, write_synthetic  # noqa: E402
 
-GPU_STEP = (2000, 3000)  # images/s of a fast Pix2Pix train step at 256 px (bench_train.py)
+GPU_STEP = (2000, 3400)  # images/s of a fast Pix2Pix train step at 256 px on an H200
+GPU_BOX_CPUS = 16  # the GPU machine: loader_kwargs gives it 8 workers; 14 is the most
 CATEGORIES6 = ("animals", "city", "nature", "people", "scenery", "others")
 
 
@@ -112,20 +116,39 @@ def bench_gray(paths: list[Path], fast: bool, threads: int) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def bench_loader(records, space: str, workers: int, batch: int, preload: bool = False) -> float:
+def bench_loader(
+    records,
+    space: str,
+    workers: int,
+    batch: int,
+    preload: bool = False,
+    output: str = "luma_chroma",
+) -> float:
+    """Images/s out of the DataLoader (``output="rgb8"``: uint8 batches, not converted)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dataset = ColourisationDataset(records, space, 256, train=True, preload=preload)
+    dataset = ColourisationDataset(records, space, 256, train=True, preload=preload, output=output)
     kwargs = loader_kwargs(device, num_workers=workers)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, **kwargs)
     for _ in loader:  # warm-up epoch: worker start-up, page cache, first-call costs
         pass
     start = time.perf_counter()
     seen = 0
-    for luma, _chroma, _category in loader:
-        seen += luma.shape[0]
+    for items in loader:
+        seen += items[0].shape[0]
     rate = seen / (time.perf_counter() - start)
     del loader
     return rate
+
+
+def bench_cpu_conversion(space: str, batch: int, repeats: int = 5) -> float:
+    """ms per 256 px image of ``batch_to_luma_chroma`` on this CPU (1 thread): the work
+    the device path takes off the loader workers."""
+    rgb8 = torch.randint(0, 256, (batch, 3, 256, 256), dtype=torch.uint8)
+    batch_to_luma_chroma(rgb8, space, "cpu")
+    start = time.perf_counter()
+    for _ in range(repeats):
+        batch_to_luma_chroma(rgb8, space, "cpu")
+    return 1000 * (time.perf_counter() - start) / (repeats * batch)
 
 
 def main() -> None:
@@ -192,29 +215,43 @@ def main() -> None:
             "train=True (random flip)"
         )
         results: dict[tuple[str, int], float] = {}
-        for space in ("lab", "yuv"):
+        paths = (("lab", "lab"), ("yuv", "yuv"), ("rgb8", "lab"))  # (path, dataset space)
+        for name, space in paths:
+            output = "rgb8" if name == "rgb8" else "luma_chroma"
             for workers in args.workers:
-                rate = bench_loader(records, space, workers, args.batch)
-                results[(space, workers)] = rate
-                print(f"    {space.upper()}  workers={workers}:  {rate:7.0f} images/s")
+                rate = bench_loader(records, space, workers, args.batch, output=output)
+                results[(name, workers)] = rate
+                label = "RGB8" if name == "rgb8" else f"{name.upper()} "
+                print(f"    {label} workers={workers}:  {rate:7.0f} images/s")
         pre = bench_loader(records, "lab", 0, args.batch, preload=True)
         print(f"    LAB  workers=0, preload=True (decoded crops in memory): {pre:7.0f} images/s")
+        pre8 = bench_loader(records, "lab", 0, args.batch, preload=True, output="rgb8")
+        print(f"    RGB8 workers=0, preload=True:                            {pre8:7.0f} images/s")
+        for space in ("lab", "yuv"):
+            ms = bench_cpu_conversion(space, args.batch)
+            print(
+                f"    ({space.upper()} conversion that RGB8 moves to the device: "
+                f"{ms:.2f} ms per image on 1 CPU core)"
+            )
 
         low, high = GPU_STEP
+        box_workers = int(loader_kwargs("cuda", cpus=GPU_BOX_CPUS)["num_workers"])
+        most = GPU_BOX_CPUS - 2
         print(f"\nagainst a GPU train step of {low:,}-{high:,} images/s:")
-        for space in ("lab", "yuv"):
-            best = max(results[(space, w)] for w in args.workers)
-            per_core = results.get((space, 0), best)  # one process, one core at a time
-            if (space, 1) in results:
-                per_core = max(per_core, results[(space, 1)])
+        for name, _space in paths:
+            best = max(results[(name, w)] for w in args.workers)
+            per_core = results.get((name, 0), best)  # one process, one core at a time
+            if (name, 1) in results:
+                per_core = max(per_core, results[(name, 1)])
             starve = best < low
+            label = "RGB8 (device path)" if name == "rgb8" else f"{name.upper()} (cpu path)"
             print(
-                f"  {space.upper()}: best here {best:,.0f} images/s "
+                f"  {label}: best here {best:,.0f} images/s "
                 f"({'STARVES' if starve else 'keeps up with'} the step on {n_cpus} cores); "
                 f"about {per_core:,.0f} images/s per core, so ~{low / per_core:.0f}-"
-                f"{high / per_core:.0f} worker cores needed; "
-                f"8 workers (loader_kwargs on a 16-core GPU box) give ~"
-                f"{8 * per_core:,.0f} images/s"
+                f"{high / per_core:.0f} worker cores needed; on a {GPU_BOX_CPUS}-core GPU "
+                f"box {box_workers} workers (loader_kwargs) give ~{box_workers * per_core:,.0f} "
+                f"and {most} workers ~{most * per_core:,.0f} images/s"
             )
         end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"(load average at the end: {end_load:.1f})")

@@ -13,6 +13,9 @@ if [ "${WITH_TESTS:-0}" = 1 ]; then
   echo "== CUDA tests (colour, metrics)"
   timeout 120 $PY -m pytest -p no:django -p no:cacheprovider -q -o addopts="" --noconftest \
     tests/colourmodels/test_colour.py tests/colourmodels/test_metrics.py 2>&1 | tail -4
+  echo "== CUDA test of the device data path (rgb8 batches converted on the GPU)"
+  timeout 120 $PY -m pytest -p no:django -p no:cacheprovider -q -o addopts="" --noconftest \
+    tests/colourmodels/test_data_path.py -k cuda 2>&1 | tail -4
   echo "== SSIM speed"
   timeout 60 $PY bench/bench_ssim.py 2>&1 | tail -8
 fi

@@ -4,7 +4,8 @@ Modules: :mod:`.images` (``load_rgb``, ``is_grayscale``, ``ImageError``), :mod:`
 (``read_folder`` -> ``ImageRecord`` list), :mod:`.archives` (``read_zip``, hostile zips
 refused), :mod:`.mirflickr` (``read_mirflickr``), :mod:`.synthetic` (synthetic scenes),
 :mod:`.categories` (the six categories and the concept mapping), :mod:`.split`
-(``stratified_split``), :mod:`.dataset` (``ColourisationDataset``, ``loader_kwargs``).
+(``stratified_split``), :mod:`.dataset` (``ColourisationDataset``, ``loader_kwargs``),
+:mod:`.device` (``batch_to_luma_chroma``: uint8 batches converted on the training device).
 
 Everything but :mod:`.dataset` is free of torch, and the torch-based names are imported
 on first use: a process that only reads images (a Celery worker's parent, a web server)
@@ -38,6 +39,7 @@ from .split import DEFAULT_FRACTIONS, Split, split_counts, stratified_split
 from .synthetic import SyntheticScene, generate, make_scene, write_synthetic
 
 _TORCH_NAMES = ("ColourisationDataset", "image_to_tensor", "loader_kwargs", "resize_square")
+_DEVICE_NAMES = ("batch_to_luma_chroma",)
 
 
 def __getattr__(name: str):
@@ -45,6 +47,10 @@ def __getattr__(name: str):
         from . import dataset
 
         return getattr(dataset, name)
+    if name in _DEVICE_NAMES:
+        from . import device
+
+        return getattr(device, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -73,6 +79,7 @@ __all__ = [
     "ZipLimits",
     "ZipRecord",
     "ZipScan",
+    "batch_to_luma_chroma",
     "chroma_magnitude",
     "generate",
     "grayscale_verdict",

@@ -12,10 +12,17 @@ With ``train=True`` the pair is flipped left-right with probability 0.5 (torch's
 generator, which DataLoader seeds per worker); nothing else is random. The colour
 conversion is :func:`colourmodels.colour.rgb_to_luma_chroma`, so luminance and chroma
 are normalised to [-1, 1] as in the method's section 2.
+
+Two outputs (``output=``): ``"luma_chroma"`` (the default) converts each item on the CPU
+and yields ``(luma, chroma, category)``; ``"rgb8"`` stops after the decode, resize, crop
+and flip and yields ``(rgb uint8 (3, S, S), category)``, 3 bytes a pixel instead of 12,
+for :func:`colourmodels.data.device.batch_to_luma_chroma` to convert a whole batch on
+the training device. Both draw the flip the same way, so the two give the same inputs.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,15 +33,21 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..colour import ColourSpace, rgb_to_luma_chroma
+from .device import rgb8_to_unit
 from .folders import ImageRecord
 from .images import MAX_PIXELS, load_rgb
 
 __all__ = [
+    "DATASET_OUTPUTS",
     "ColourisationDataset",
     "image_to_tensor",
     "loader_kwargs",
     "resize_square",
 ]
+
+
+#: What :class:`ColourisationDataset` can yield (see the module docstring).
+DATASET_OUTPUTS = ("luma_chroma", "rgb8")
 
 
 def resize_square(image: Image.Image, size: int) -> Image.Image:
@@ -69,7 +82,9 @@ def _as_record(item: ImageRecord | str | os.PathLike[str]) -> ImageRecord:
 
 
 class ColourisationDataset(Dataset):
-    """Images -> ``(luma (1, S, S), chroma (2, S, S), category index)``.
+    """Images -> ``(luma (1, S, S), chroma (2, S, S), category index)``, or with
+    ``output="rgb8"`` -> ``(rgb (3, S, S) uint8, category index)`` (same decode, resize,
+    crop and flip; no colour conversion, see :meth:`with_output`).
 
     ``records_or_paths``: :class:`~colourmodels.data.folders.ImageRecord` items or plain
     paths (uncategorised). ``categories``: the category names in index order; by default
@@ -91,7 +106,11 @@ class ColourisationDataset(Dataset):
         *,
         preload: bool = False,
         max_pixels: int = MAX_PIXELS,
+        output: str = "luma_chroma",
     ) -> None:
+        if output not in DATASET_OUTPUTS:
+            raise ValueError(f"output must be one of {DATASET_OUTPUTS}, got {output!r}")
+        self.output = output
         self.records = [_as_record(item) for item in records_or_paths]
         self.space = ColourSpace(space)
         if image_size <= 0:
@@ -121,17 +140,50 @@ class ColourisationDataset(Dataset):
         image = load_rgb(self.records[i].path, max_pixels=self.max_pixels)
         return resize_square(image, self.image_size)
 
+    def with_output(self, output: str) -> ColourisationDataset:
+        """This dataset yielding ``output`` ("luma_chroma" or "rgb8"): ``self`` if it already
+        does, else a shallow copy sharing the records and the preloaded crops."""
+        if output not in DATASET_OUTPUTS:
+            raise ValueError(f"output must be one of {DATASET_OUTPUTS}, got {output!r}")
+        if output == self.output:
+            return self
+        other = copy.copy(self)
+        other.output = output
+        return other
+
+    def _rgb8_hwc(self, i: int) -> torch.Tensor:
+        """uint8 (3, S, S) view of a fresh (S, S, 3) array: item ``i``, unflipped."""
+        if self._cache is not None:
+            array = self._cache[i].copy()
+        else:
+            image = self._load_square(i)
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            array = np.asarray(image, dtype=np.uint8).copy()
+        return torch.from_numpy(array).permute(2, 0, 1)
+
     def rgb(self, i: int) -> torch.Tensor:
         """Item ``i`` as the resized, cropped RGB tensor (3, S, S) in [0, 1], unflipped."""
-        if self._cache is not None:
-            return torch.from_numpy(self._cache[i].copy()).permute(2, 0, 1).float().div_(255.0)
-        return image_to_tensor(self._load_square(i))
+        return rgb8_to_unit(self._rgb8_hwc(i))
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def rgb8(self, i: int) -> torch.Tensor:
+        """Item ``i`` as the resized, cropped RGB tensor (3, S, S), uint8, unflipped."""
+        return self._rgb8_hwc(i).contiguous()
+
+    def __getitem__(
+        self, i: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int] | tuple[torch.Tensor, int]:
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
+        if self.output == "rgb8":
+            rgb8 = self._rgb8_hwc(i)
+            if self.train and torch.rand(()) < 0.5:  # the same draw as below
+                rgb8 = rgb8.flip(-1)
+            return rgb8.contiguous(), self.category_index(i)
+        # The float tensor keeps the (S, S, 3) memory layout of the decoded image: the
+        # rgb8 path reproduces it (colourmodels.data.device) to give bit-identical numbers.
         rgb = self.rgb(i)
         if self.train and torch.rand(()) < 0.5:
             rgb = rgb.flip(-1)

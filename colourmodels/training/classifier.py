@@ -23,10 +23,15 @@ from colourmodels.checkpoints import (
 from colourmodels.networks import build_classifier
 from colourmodels.training.classification_metrics import accuracy, confusion_matrix, macro_f1
 from colourmodels.training.common import (
+    DATA_PATHS,
     EpochLoader,
     ProgressCallback,
     ProgressEvent,
+    batch_luma_chroma,
     check_resume_config,
+    dataset_for_path,
+    epoch_loader_kwargs,
+    resolve_data_path,
     resolve_device,
     rng_state,
     seed_everything,
@@ -46,7 +51,7 @@ CLASSIFIER_HISTORY_KEYS = (
     "val_macro_f1",
     "seconds",
 )
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "log_every"})
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "log_every", "data_path"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,10 @@ class ClassifierConfig:
     """The classifier run: ResNet34 from scratch on one-channel luminance, SGD (lr 7.5e-4,
     momentum 0.9), cross-entropy, 100 epochs, batch 16; the kept model is the epoch with the
     best validation macro-F1. ``init_weights_path`` optionally starts from a local weights file
-    (never downloaded). Training runs float32, eager."""
+    (never downloaded). Training runs float32, eager. ``data_path`` ("auto", "cpu",
+    "device"): where a ``ColourisationDataset``'s images become luminance, as
+    :class:`~colourmodels.training.pix2pix.Pix2PixConfig` (the luminance of the dataset's
+    ``space``)."""
 
     num_classes: int = 6
     class_names: tuple[str, ...] | None = None
@@ -68,6 +76,7 @@ class ClassifierConfig:
     num_workers: int = 0
     init_weights_path: str | None = None
     log_every: int = 50
+    data_path: str = "auto"
 
     def __post_init__(self) -> None:
         if self.class_names is not None:
@@ -84,6 +93,8 @@ class ClassifierConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
             raise ValueError("need lr > 0, momentum in [0, 1), weight_decay >= 0")
+        if self.data_path not in DATA_PATHS:
+            raise ValueError(f"data_path must be one of {DATA_PATHS}, got {self.data_path!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -126,7 +137,9 @@ def train_classifier(
     resume: bool = True,
 ) -> ClassifierResult:
     """Train the context classifier. Datasets yield ``(luma, ..., category)``: the first item
-    is the (1, H, W) input, the last the integer class.
+    is the (1, H, W) input, the last the integer class; or ``(rgb uint8 (3, H, W), ...,
+    category)``, whose luminance in the dataset's ``space`` is computed on the device (see
+    ``ClassifierConfig.data_path``).
 
     Per epoch: training pass, validation pass in eval mode (loss, accuracy, macro-F1, confusion
     matrix), then ``best_classifier.pt`` (if the validation macro-F1 beat every earlier epoch's;
@@ -169,32 +182,40 @@ def train_classifier(
         start = int(state["epoch"]) + 1
         set_rng_state(state["rng"], device)
 
-    pin = device.type == "cuda"
+    path = resolve_data_path(config.data_path, device)
+    kwargs = epoch_loader_kwargs(device, config.num_workers)
     train_loader = EpochLoader(
-        train_set,
+        dataset_for_path(train_set, path),
         batch_size=config.batch_size,
         shuffle=True,
         seed=config.seed,
-        num_workers=config.num_workers,
-        pin_memory=pin,
+        **kwargs,
     )
     val_loader = EpochLoader(
-        val_set,
+        dataset_for_path(val_set, path),
         batch_size=config.batch_size,
         shuffle=False,
         seed=config.seed,
-        num_workers=config.num_workers,
-        pin_memory=pin,
+        **kwargs,
     )
+    train_space = getattr(train_set, "space", None)
+    val_space = getattr(val_set, "space", None)
     sync_every = 1 if device.type != "cuda" else config.log_every
 
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc = _train_epoch(
-            model, optimizer, train_loader(epoch), device, epoch, on_progress, sync_every
+            model,
+            optimizer,
+            train_loader(epoch),
+            train_space,
+            device,
+            epoch,
+            on_progress,
+            sync_every,
         )
         val_loss, confusion = _validate(
-            model, val_loader(epoch), device, config.num_classes, epoch, on_progress
+            model, val_loader(epoch), val_space, device, config.num_classes, epoch, on_progress
         )
         f1 = macro_f1(confusion)
         record = {
@@ -260,8 +281,10 @@ def train_classifier(
     )
 
 
-def _batch(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x = batch[0].to(device=device, dtype=torch.float32, non_blocking=True)
+def _batch(batch: Any, space: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, class) on ``device``: uint8 RGB batches become luminance there first."""
+    luma, _ = batch_luma_chroma(batch, space, device)
+    x = luma.to(device=device, dtype=torch.float32, non_blocking=True)
     y = torch.as_tensor(batch[-1]).to(device=device, dtype=torch.long, non_blocking=True)
     return x, y
 
@@ -270,6 +293,7 @@ def _train_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: Any,
+    space: Any,
     device: torch.device,
     epoch: int,
     on_progress: ProgressCallback | None,
@@ -281,7 +305,7 @@ def _train_epoch(
     steps = len(loader)
     shown: dict[str, float] = {}
     for i, batch in enumerate(loader, start=1):
-        x, y = _batch(batch, device)
+        x, y = _batch(batch, space, device)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -305,6 +329,7 @@ def _train_epoch(
 def _validate(
     model: torch.nn.Module,
     loader: Any,
+    space: Any,
     device: torch.device,
     num_classes: int,
     epoch: int,
@@ -316,7 +341,7 @@ def _validate(
     truths: list[torch.Tensor] = []
     steps = len(loader)
     for i, batch in enumerate(loader, start=1):
-        x, y = _batch(batch, device)
+        x, y = _batch(batch, space, device)
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(dim=1))

@@ -10,7 +10,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    get_worker_info,
+)
+
+from colourmodels.colour import ColourSpace
 
 __all__ = [
     "ProgressEvent",
@@ -23,7 +32,12 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "EpochLoader",
+    "epoch_loader_kwargs",
     "check_resume_config",
+    "DATA_PATHS",
+    "resolve_data_path",
+    "dataset_for_path",
+    "batch_luma_chroma",
 ]
 
 
@@ -123,6 +137,15 @@ class EpochLoader:
     :func:`epoch_seed` and returns the loader; the sample order and the worker base seed (used
     by random augmentations in workers) then depend on nothing else, in particular not on the
     global RNG, so a resumed run sees exactly the batches an uninterrupted one would.
+
+    Takes the keyword arguments of :func:`colourmodels.data.dataset.loader_kwargs`
+    (``num_workers``, ``pin_memory``, ``persistent_workers``, ``prefetch_factor``; the last
+    two are ignored without workers). ``prefetch_factor`` changes nothing but timing.
+    ``persistent_workers=True`` keeps the worker processes between epochs; to keep the
+    guarantee above, each worker then re-seeds ``random``, ``torch`` and ``numpy`` at its
+    first item of every epoch exactly as a freshly started DataLoader worker seeds them
+    (``base_seed + worker_id``, the base seed drawn from the epoch's generator as the
+    DataLoader draws it), so persistent and per-epoch workers give the same batches.
     """
 
     def __init__(
@@ -132,28 +155,164 @@ class EpochLoader:
         batch_size: int,
         shuffle: bool,
         seed: int,
-        num_workers: int,
-        pin_memory: bool,
+        num_workers: int = 0,
+        pin_memory: bool = False,
         drop_last: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
     ) -> None:
         self.seed = seed
         self.generator = torch.Generator()
+        extra: dict[str, Any] = {}
+        if num_workers > 0 and prefetch_factor is not None:
+            extra["prefetch_factor"] = int(prefetch_factor)
+        self.persistent = bool(persistent_workers) and num_workers > 0
+        self._sampler: _EpochTaggedSampler | None = None
+        if self.persistent:
+            base: Sampler[int] = (
+                RandomSampler(dataset, generator=self.generator)
+                if shuffle
+                else SequentialSampler(dataset)
+            )
+            self._sampler = _EpochTaggedSampler(base)
+            # The loader's own generator only seeds the workers at start-up (re-seeded by
+            # _EpochReseeded at each epoch); self.generator drives the order alone.
+            extra["generator"] = torch.Generator().manual_seed(int(seed))
+            extra["sampler"] = self._sampler
+            extra["persistent_workers"] = True
+            dataset = _EpochReseeded(dataset)
+        else:
+            extra["shuffle"] = shuffle
+            extra["generator"] = self.generator
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             num_workers=num_workers,
             pin_memory=pin_memory,
             drop_last=drop_last,
-            generator=self.generator,
+            **extra,
         )
 
     def __call__(self, epoch: int) -> DataLoader:
         self.generator.manual_seed(epoch_seed(self.seed, epoch))
+        if self._sampler is not None:
+            # What a fresh DataLoader iterator draws first (its workers' base seed), before
+            # the sampler's permutation uses the generator.
+            self._sampler.base_seed = (
+                torch.empty((), dtype=torch.int64).random_(generator=self.generator).item()
+            )
         return self.loader
 
     def __len__(self) -> int:
         return len(self.loader)
+
+
+def epoch_loader_kwargs(device: torch.device, num_workers: int) -> dict[str, Any]:
+    """The trainers' :class:`EpochLoader` options: those of
+    :func:`colourmodels.data.dataset.loader_kwargs` for ``device`` with ``num_workers``
+    (pinned memory on CUDA; persistent workers and ``prefetch_factor=4`` with workers)."""
+    from colourmodels.data.dataset import loader_kwargs
+
+    return loader_kwargs(device, num_workers=num_workers)
+
+
+class _EpochTaggedSampler(Sampler):
+    """Yields ``((pass, base_seed), index)``: each pass over the data is numbered, and the
+    pass's worker base seed travels with each index."""
+
+    def __init__(self, sampler: Sampler[int]) -> None:
+        self.sampler = sampler
+        self.base_seed = 0
+        self._passes = 0
+
+    def __iter__(self):
+        self._passes += 1
+        tag = (self._passes, self.base_seed)
+        for index in self.sampler:
+            yield tag, index
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+
+def _seed_worker(base_seed: int, worker_id: int) -> None:
+    """Seed this process's RNGs as torch's ``_worker_loop`` seeds a new worker."""
+    seed = base_seed + worker_id
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        from torch.utils.data._utils.worker import _generate_state
+    except ImportError:  # pragma: no cover - torch internals moved
+        state = np.random.SeedSequence([base_seed & (2**64 - 1), worker_id]).generate_state(4)
+        np.random.seed(state)
+    else:
+        np.random.seed(_generate_state(base_seed, worker_id))
+
+
+class _EpochReseeded(Dataset):
+    """Wraps a map-style dataset for persistent workers: items are ``((pass, base_seed),
+    index)``; a worker re-seeds its RNGs when the tag changes (its first item of a pass).
+    In the main process (no workers) nothing is re-seeded."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._tag: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[tuple[int, int], int]) -> Any:
+        tag, index = key
+        if tag != self._tag:
+            info = get_worker_info()
+            if info is not None:
+                _seed_worker(tag[1], info.id)
+            self._tag = tag
+        return self.dataset[index]
+
+
+#: ``data_path`` values of the trainer configurations.
+DATA_PATHS = ("auto", "cpu", "device")
+
+
+def resolve_data_path(data_path: str, device: torch.device) -> str:
+    """ "auto" -> "device" on CUDA, "cpu" elsewhere; "cpu" and "device" as they are.
+
+    "cpu": the dataset converts each image to (luma, chroma) in its loader workers.
+    "device": datasets that can (``with_output``, i.e. ``ColourisationDataset``) yield uint8
+    RGB and :func:`batch_luma_chroma` converts each batch on the training device."""
+    if data_path not in DATA_PATHS:
+        raise ValueError(f"data_path must be one of {DATA_PATHS}, got {data_path!r}")
+    if data_path == "auto":
+        return "device" if torch.device(device).type == "cuda" else "cpu"
+    return data_path
+
+
+def dataset_for_path(dataset: Dataset, path: str) -> Dataset:
+    """``dataset`` switched to the output of ``path`` ("cpu": luma/chroma, "device": uint8
+    RGB) if it has ``with_output``; any other dataset is used as it is."""
+    switch = getattr(dataset, "with_output", None)
+    if switch is None:
+        return dataset
+    return switch("rgb8" if path == "device" else "luma_chroma")
+
+
+def batch_luma_chroma(
+    batch: Any, space: ColourSpace | str | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(luma, chroma)`` of a loader batch: a uint8 first item is an RGB batch, converted
+    on ``device`` (:func:`colourmodels.data.device.batch_to_luma_chroma`) in ``space``;
+    otherwise the first two items, as they are (the caller moves them)."""
+    first = batch[0]
+    if isinstance(first, torch.Tensor) and first.dtype == torch.uint8:
+        if space is None:
+            raise ValueError(
+                "the dataset yields uint8 RGB batches but has no colour space (.space)"
+            )
+        from colourmodels.data.device import batch_to_luma_chroma
+
+        return batch_to_luma_chroma(first, space, device)
+    return first, batch[1]
 
 
 def check_resume_config(

@@ -21,10 +21,15 @@ from colourmodels.checkpoints import (
 from colourmodels.early_stopping import PAPER_SETTINGS, EarlyStopping, EarlyStoppingConfig
 from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
 from colourmodels.training.common import (
+    DATA_PATHS,
     EpochLoader,
     ProgressCallback,
     ProgressEvent,
+    batch_luma_chroma,
     check_resume_config,
+    dataset_for_path,
+    epoch_loader_kwargs,
+    resolve_data_path,
     resolve_device,
     rng_state,
     seed_everything,
@@ -62,8 +67,9 @@ _TRAIN_NAMES = tuple(_TRAIN_KEYS[k] for k in STEP_LOSSES)
 _VAL_NAMES = tuple(f"val_{k}" for k in EVAL_LOSSES)
 
 #: Config fields that may change between a run and its resumption: they do not change what
-#: is computed (``epochs`` may be raised to train further).
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "perf", "log_every"})
+#: is computed (``epochs`` may be raised to train further; ``data_path`` gives the same
+#: inputs, bit for bit on the CPU).
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "perf", "log_every", "data_path"})
 
 _COLOUR_SPACES = ("lab", "yuv")
 
@@ -74,9 +80,19 @@ class Pix2PixConfig:
 
     ``width`` is the base width of both the generator (ngf) and the discriminator (ndf).
     ``early_stopping=None`` trains for ``epochs`` epochs; the best generator is then the one
-    with the lowest validation total loss. ``colour_space`` is only recorded (the dataset does
-    the conversion). ``log_every``: on CUDA, progress losses are copied to the host every that
-    many steps (see :class:`~colourmodels.training.common.ProgressEvent`).
+    with the lowest validation total loss. ``colour_space`` is recorded with the generators;
+    the dataset's own ``space`` decides the conversion (``colour_space`` is used for uint8
+    batches of a dataset without one). ``log_every``: on CUDA, progress losses are copied to
+    the host every that many steps (see :class:`~colourmodels.training.common.ProgressEvent`).
+
+    ``data_path``: where images become (luma, chroma). "cpu": in the dataset (its loader
+    workers). "device": datasets with ``with_output`` (``ColourisationDataset``) yield uint8
+    RGB and each batch is converted on the training device
+    (:func:`colourmodels.data.device.batch_to_luma_chroma`), which takes the colour
+    conversion off the loader workers and sends 3 bytes a pixel instead of 12. "auto" (the
+    default): "device" on CUDA, "cpu" otherwise. Both give the same inputs (bit-identical on
+    the CPU; on CUDA within float rounding, < 1e-6), so it may change on resume. Other
+    datasets are used as they are.
     """
 
     image_size: int
@@ -98,6 +114,7 @@ class Pix2PixConfig:
     perf: PerformanceOptions = field(default_factory=PerformanceOptions)
     colour_space: str = "lab"
     log_every: int = 50
+    data_path: str = "auto"
 
     def __post_init__(self) -> None:
         # Accept a str-Enum (colourmodels.colour.ColourSpace) and store its plain value.
@@ -113,6 +130,8 @@ class Pix2PixConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
+        if self.data_path not in DATA_PATHS:
+            raise ValueError(f"data_path must be one of {DATA_PATHS}, got {self.data_path!r}")
         if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError("need lr > 0 and betas in [0, 1)")
         if self.lambda_l1 < 0:
@@ -177,7 +196,9 @@ def train_pix2pix(
 
     Datasets yield ``(luma, chroma, ...)`` with luma (in_channels, H, W) and chroma
     (out_channels, H, W), float32 in [-1, 1], H = W = ``config.image_size``; further items
-    (the category) are ignored.
+    (the category) are ignored. Or ``(rgb uint8 (3, H, W), ...)``, converted on the device
+    in the dataset's ``space`` (see ``Pix2PixConfig.data_path``, which switches a
+    ``ColourisationDataset`` to that output).
 
     Each epoch: a training pass (``Pix2PixStep``), a validation pass in eval mode (generator
     GAN plain loss, L1 with λ, total, averaged over samples), the early-stopping update with
@@ -253,23 +274,24 @@ def train_pix2pix(
     if stopped_epoch is not None:
         return result()
 
-    pin = device.type == "cuda"
+    path = resolve_data_path(config.data_path, device)
+    kwargs = epoch_loader_kwargs(device, config.num_workers)
     train_loader = EpochLoader(
-        train_set,
+        dataset_for_path(train_set, path),
         batch_size=config.batch_size,
         shuffle=True,
         seed=config.seed,
-        num_workers=config.num_workers,
-        pin_memory=pin,
+        **kwargs,
     )
     val_loader = EpochLoader(
-        val_set,
+        dataset_for_path(val_set, path),
         batch_size=config.batch_size,
         shuffle=False,
         seed=config.seed,
-        num_workers=config.num_workers,
-        pin_memory=pin,
+        **kwargs,
     )
+    train_space = getattr(train_set, "space", config.colour_space)
+    val_space = getattr(val_set, "space", config.colour_space)
     sync_every = 1 if device.type != "cuda" else config.log_every
 
     for epoch in range(start, config.epochs + 1):
@@ -282,6 +304,7 @@ def train_pix2pix(
             train_loader(epoch),
             step.step_tensor,
             _TRAIN_NAMES,
+            train_space,
             device,
             on_progress,
             sync_every,
@@ -292,6 +315,7 @@ def train_pix2pix(
             val_loader(epoch),
             step.evaluate_tensor,
             _VAL_NAMES,
+            val_space,
             device,
             on_progress,
             sync_every,
@@ -357,17 +381,19 @@ def _run_phase(
     loader: Any,
     fn: Any,
     names: tuple[str, ...],
+    space: Any,
     device: torch.device,
     on_progress: ProgressCallback | None,
     sync_every: int,
 ) -> dict[str, float]:
-    """Run ``fn(luma, chroma) -> packed losses`` over ``loader``; sample-weighted means."""
+    """Run ``fn(luma, chroma) -> packed losses`` over ``loader``; sample-weighted means.
+    uint8 RGB batches are converted to (luma, chroma) in ``space`` on ``device`` first."""
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     count = 0
     steps = len(loader)
     shown: dict[str, float] = {}
     for i, batch in enumerate(loader, start=1):
-        luma, chroma = batch[0], batch[1]
+        luma, chroma = batch_luma_chroma(batch, space, device)
         n = int(luma.shape[0])
         sums.add_(fn(luma, chroma), alpha=n)
         count += n
