@@ -80,6 +80,42 @@ def training_tables(run: ModelRun) -> dict:
     return result
 
 
+def image_metrics_batch(*, pred_rgb, true_rgb, fake_chroma, true_chroma, space) -> list[dict]:
+    """Per-image metrics of a batch (method.md §6), as JSON-safe dicts: an infinite PSNR
+    (an output identical to its ground truth) is stored as None and left out of means."""
+    from colourmodels.metrics import chroma_mae, colourfulness, l1_distance, psnr, ssim
+
+    values = {
+        "l1": l1_distance(fake_chroma, true_chroma),
+        "chroma_mae": chroma_mae(fake_chroma, true_chroma, space),
+        "ssim": ssim(pred_rgb, true_rgb),
+        "psnr": psnr(pred_rgb, true_rgb),
+        "colourfulness": colourfulness(pred_rgb),
+        "colourfulness_truth": colourfulness(true_rgb),
+    }
+    values["colourfulness_difference"] = values["colourfulness"] - values["colourfulness_truth"]
+    return [{k: _finite(float(v[i])) for k, v in values.items()} for i in range(len(pred_rgb))]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def metrics_summary(per_image: list[tuple[str, dict]]) -> dict:
+    """Means over all images ("test") and per category ("per_category")."""
+
+    def summarise(items):
+        return {k: _mean(m[k] for m in items) for k in METRIC_KEYS} | {"n": len(items)}
+
+    by_category = defaultdict(list)
+    for category, m in per_image:
+        by_category[category].append(m)
+    return {
+        "test": summarise([m for _, m in per_image]),
+        "per_category": {c: summarise(v) for c, v in sorted(by_category.items())},
+    }
+
+
 def _encode_png(rgb) -> bytes:
     from PIL import Image
 
@@ -112,7 +148,7 @@ def _evaluate(run: ModelRun) -> dict:
 
     from colourmodels.checkpoints import load_classifier, load_generator
     from colourmodels.colour import luma_chroma_to_rgb
-    from colourmodels.metrics import chroma_mae, colourfulness, l1_distance, psnr, ssim
+    from colourmodels.metrics import l1_distance
     from colourmodels.training.classification_metrics import (
         accuracy,
         confusion_matrix,
@@ -166,19 +202,15 @@ def _evaluate(run: ModelRun) -> dict:
                 routed = [categories[i] if i >= 0 else "" for i in chosen]
             pred_rgb = luma_chroma_to_rgb(luma, fake, run.colour_space)
             true_rgb = luma_chroma_to_rgb(luma, chroma, run.colour_space)
-            values = {
-                "l1": l1_distance(fake, chroma),
-                "chroma_mae": chroma_mae(fake, chroma, run.colour_space),
-                "ssim": ssim(pred_rgb, true_rgb),
-                "psnr": psnr(pred_rgb, true_rgb),
-                "colourfulness": colourfulness(pred_rgb),
-                "colourfulness_truth": colourfulness(true_rgb),
-            }
-            values["colourfulness_difference"] = (
-                values["colourfulness"] - values["colourfulness_truth"]
+            batch_metrics = image_metrics_batch(
+                pred_rgb=pred_rgb,
+                true_rgb=true_rgb,
+                fake_chroma=fake,
+                true_chroma=chroma,
+                space=run.colour_space,
             )
             for i, source_id in enumerate(ids):
-                image_metrics = {k: float(v[i]) for k, v in values.items()}
+                image_metrics = batch_metrics[i]
                 name = default_storage.save(
                     f"{run.storage_prefix}/test/{source_id}.png",
                     ContentFile(_encode_png(pred_rgb[i])),
@@ -197,15 +229,8 @@ def _evaluate(run: ModelRun) -> dict:
             ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
     ColourisedImage.objects.bulk_create(rows)
 
-    def summarise(items):
-        return {k: _mean(m[k] for m in items) for k in METRIC_KEYS} | {"n": len(items)}
-
-    by_category = defaultdict(list)
-    for category, m in per_image:
-        by_category[category].append(m)
     metrics = {
-        "test": summarise([m for _, m in per_image]),
-        "per_category": {c: summarise(v) for c, v in sorted(by_category.items())},
+        **metrics_summary(per_image),
         "training": training_tables(run),
         "routing": routing if classifier is not None else None,
     }
