@@ -24,18 +24,15 @@ from colourmodels.networks import build_classifier
 from colourmodels.training.classification_metrics import accuracy, confusion_matrix, macro_f1
 from colourmodels.training.common import (
     DATA_PATHS,
-    EpochLoader,
     ProgressCallback,
     ProgressEvent,
     batch_luma_chroma,
     check_resume_config,
-    dataset_for_path,
-    epoch_loader_kwargs,
-    resolve_data_path,
     resolve_device,
     rng_state,
     seed_everything,
     set_rng_state,
+    train_and_val_loaders,
 )
 
 __all__ = ["ClassifierConfig", "ClassifierResult", "train_classifier", "CLASSIFIER_HISTORY_KEYS"]
@@ -182,21 +179,14 @@ def train_classifier(
         start = int(state["epoch"]) + 1
         set_rng_state(state["rng"], device)
 
-    path = resolve_data_path(config.data_path, device)
-    kwargs = epoch_loader_kwargs(device, config.num_workers)
-    train_loader = EpochLoader(
-        dataset_for_path(train_set, path),
+    train_loader, val_loader = train_and_val_loaders(
+        train_set,
+        val_set,
+        data_path=config.data_path,
+        device=device,
         batch_size=config.batch_size,
-        shuffle=True,
         seed=config.seed,
-        **kwargs,
-    )
-    val_loader = EpochLoader(
-        dataset_for_path(val_set, path),
-        batch_size=config.batch_size,
-        shuffle=False,
-        seed=config.seed,
-        **kwargs,
+        num_workers=config.num_workers,
     )
     train_space = getattr(train_set, "space", None)
     val_space = getattr(val_set, "space", None)

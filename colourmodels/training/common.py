@@ -216,6 +216,29 @@ def epoch_loader_kwargs(device: torch.device, num_workers: int) -> dict[str, Any
     return loader_kwargs(device, num_workers=num_workers)
 
 
+def train_and_val_loaders(
+    train_set: Dataset,
+    val_set: Dataset,
+    *,
+    data_path: str,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+    num_workers: int,
+) -> tuple[EpochLoader, EpochLoader]:
+    """The trainers' loaders: training shuffled per epoch from ``seed``, validation in
+    order, both on the data path ``data_path`` resolves to for ``device``."""
+    path = resolve_data_path(data_path, device)
+    kwargs = epoch_loader_kwargs(device, num_workers)
+    train_loader = EpochLoader(
+        dataset_for_path(train_set, path), batch_size=batch_size, shuffle=True, seed=seed, **kwargs
+    )
+    val_loader = EpochLoader(
+        dataset_for_path(val_set, path), batch_size=batch_size, shuffle=False, seed=seed, **kwargs
+    )
+    return train_loader, val_loader
+
+
 class _EpochTaggedSampler(Sampler):
     """Yields ``((pass, base_seed), index)``: each pass over the data is numbered, and the
     pass's worker base seed travels with each index."""

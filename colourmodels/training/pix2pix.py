@@ -22,18 +22,15 @@ from colourmodels.early_stopping import PAPER_SETTINGS, EarlyStopping, EarlyStop
 from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
 from colourmodels.training.common import (
     DATA_PATHS,
-    EpochLoader,
     ProgressCallback,
     ProgressEvent,
     batch_luma_chroma,
     check_resume_config,
-    dataset_for_path,
-    epoch_loader_kwargs,
-    resolve_data_path,
     resolve_device,
     rng_state,
     seed_everything,
     set_rng_state,
+    train_and_val_loaders,
 )
 from colourmodels.training.performance import PerformanceOptions
 from colourmodels.training.step import EVAL_LOSSES, STEP_LOSSES, Pix2PixStep
@@ -274,21 +271,14 @@ def train_pix2pix(
     if stopped_epoch is not None:
         return result()
 
-    path = resolve_data_path(config.data_path, device)
-    kwargs = epoch_loader_kwargs(device, config.num_workers)
-    train_loader = EpochLoader(
-        dataset_for_path(train_set, path),
+    train_loader, val_loader = train_and_val_loaders(
+        train_set,
+        val_set,
+        data_path=config.data_path,
+        device=device,
         batch_size=config.batch_size,
-        shuffle=True,
         seed=config.seed,
-        **kwargs,
-    )
-    val_loader = EpochLoader(
-        dataset_for_path(val_set, path),
-        batch_size=config.batch_size,
-        shuffle=False,
-        seed=config.seed,
-        **kwargs,
+        num_workers=config.num_workers,
     )
     train_space = getattr(train_set, "space", config.colour_space)
     val_space = getattr(val_set, "space", config.colour_space)
