@@ -16,15 +16,7 @@ from colourmodels.checkpoints import (
 )
 from colourmodels.networks import UNetGenerator, build_classifier, init_weights
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Tiny networks on a small, shared CPU: one intra-op thread avoids OpenMP
-    oversubscription (which made these tests up to 50 times slower under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture()

@@ -28,14 +28,8 @@ from colourmodels.training.common import (
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Bit-identity is claimed for the same intra-op thread count (see data/device.py);
-    one thread also keeps the tiny trainings fast on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Bit-identity is claimed for the same intra-op thread count (see data/device.py).
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def _picture(width: int, height: int, seed: int) -> Image.Image:
