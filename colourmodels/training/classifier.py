@@ -187,6 +187,7 @@ def train_classifier(
         batch_size=config.batch_size,
         seed=config.seed,
         num_workers=config.num_workers,
+        drop_last_train=True,
     )
     train_space = getattr(train_set, "space", None)
     val_space = getattr(val_set, "space", None)

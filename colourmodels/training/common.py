@@ -225,13 +225,21 @@ def train_and_val_loaders(
     batch_size: int,
     seed: int,
     num_workers: int,
+    drop_last_train: bool = False,
 ) -> tuple[EpochLoader, EpochLoader]:
     """The trainers' loaders: training shuffled per epoch from ``seed``, validation in
-    order, both on the data path ``data_path`` resolves to for ``device``."""
+    order, both on the data path ``data_path`` resolves to for ``device``.
+    ``drop_last_train`` leaves out a last, smaller training batch (when there is more than
+    one batch): a batch of one or two images wrecks BatchNorm's running statistics."""
     path = resolve_data_path(data_path, device)
     kwargs = epoch_loader_kwargs(device, num_workers)
     train_loader = EpochLoader(
-        dataset_for_path(train_set, path), batch_size=batch_size, shuffle=True, seed=seed, **kwargs
+        dataset_for_path(train_set, path),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=drop_last_train and len(train_set) > batch_size,
+        **kwargs,
     )
     val_loader = EpochLoader(
         dataset_for_path(val_set, path), batch_size=batch_size, shuffle=False, seed=seed, **kwargs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import shutil
 import subprocess
@@ -106,7 +107,7 @@ class _Reporter:
         self.last = now
         fields = {"step": event.step, "steps": event.steps, "epoch": event.epoch}
         if event.phase == "train":
-            fields["losses"] = {k: round(v, 5) for k, v in event.losses.items()}
+            fields["losses"] = {k: json_safe(round(v, 5)) for k, v in event.losses.items()}
             fields["eta_seconds"] = self._eta(event)
         submodel_report(claim=self.claim, **fields)
         if run_cancel_requested(run_id=self.claim.submodel.run_id):
@@ -124,7 +125,7 @@ class _Reporter:
         return round(left_in_epoch + per_epoch * max(0, sm.epochs - event.epoch), 1)
 
     def _epoch_done(self, event) -> None:
-        values = {k: v for k, v in event.losses.items()}
+        values = {k: json_safe(v) for k, v in event.losses.items()}
         values["attempt"] = self.claim.submodel.attempts
         EpochRecord.objects.update_or_create(
             submodel_id=self.claim.submodel.pk, epoch=event.epoch, defaults={"values": values}
@@ -132,6 +133,13 @@ class _Reporter:
         self.epoch_seconds.append(time.monotonic() - self.epoch_started)
         upload(self.scratch / "checkpoint.pt", f"{self.storage_dir}/checkpoint.pt")
         submodel_report(claim=self.claim, epoch=event.epoch, step=0)
+
+
+def json_safe(value):
+    """NaN and infinities (a diverging loss) as None: PostgreSQL's JSON refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def upload(local: Path, name: str) -> str:
@@ -207,7 +215,11 @@ def _record_missing_epochs(sm: SubModel, history: list[dict]) -> None:
     have = set(EpochRecord.objects.filter(submodel=sm).values_list("epoch", flat=True))
     EpochRecord.objects.bulk_create(
         [
-            EpochRecord(submodel=sm, epoch=row["epoch"], values={**row, "attempt": "recovered"})
+            EpochRecord(
+                submodel=sm,
+                epoch=row["epoch"],
+                values={**{k: json_safe(v) for k, v in row.items()}, "attempt": "recovered"},
+            )
             for row in history
             if row["epoch"] not in have
         ]
