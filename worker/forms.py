@@ -3,7 +3,10 @@ import zipfile
 from django import forms
 from django.conf import settings
 
-from worker.models import Dataset
+from colourmodels.data.categories import CATEGORIES, OTHERS
+from colourmodels.early_stopping import MONITORS
+from worker.models import Dataset, ModelRun
+from worker.services.runs import default_config
 
 
 class DatasetUploadForm(forms.Form):
@@ -31,3 +34,138 @@ class DatasetUploadForm(forms.Form):
             raise forms.ValidationError("This is not a zip archive.")
         archive.seek(0)
         return archive
+
+
+#: The early-stopping settings the form offers: the baseline's and the paper's six categories'.
+EARLY_STOPPING_KEYS = ("baseline", *CATEGORIES)
+IMAGE_SIZES = (32, 64, 128, 256, 512)
+
+
+def _paper_defaults() -> dict:
+    return default_config(kind=ModelRun.Kind.ENSEMBLE, categories=list(CATEGORIES))
+
+
+class DatasetChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        categories = ", ".join(obj.categories) if obj.categories else "no categories"
+        return f"{obj.name} ({obj.total} images; {categories})"
+
+
+class RunLaunchForm(forms.Form):
+    """A model run's set-up; every default is the paper's setting (method.md §3–5)."""
+
+    name = forms.CharField(
+        max_length=200, required=False, help_text="Optional: “kind space” when left empty."
+    )
+    kind = forms.ChoiceField(
+        choices=[
+            (ModelRun.Kind.BASELINE, "Pix2Pix baseline (one generator)"),
+            (ModelRun.Kind.ENSEMBLE, "Context ensemble (classifier + one generator a category)"),
+        ],
+        initial=ModelRun.Kind.BASELINE,
+    )
+    colour_space = forms.ChoiceField(
+        choices=[("lab", "LAB"), ("yuv", "YUV")], initial="lab", label="Colour space"
+    )
+    dataset = DatasetChoiceField(queryset=Dataset.objects.order_by("-created_at"), label="Data set")
+    image_size = forms.TypedChoiceField(
+        choices=[(s, f"{s} × {s}") for s in IMAGE_SIZES], coerce=int, label="Image size"
+    )
+    width = forms.IntegerField(
+        min_value=1, max_value=1024, help_text="Generator width (64 in the paper)."
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=10000, help_text="At most this many.")
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, label="Batch size (generators)")
+    early_stopping = forms.BooleanField(
+        required=False, label="Early stopping (Prechelt's PQ criterion)"
+    )
+    monitor = forms.ChoiceField(
+        choices=[
+            (m, {"total": "total G loss (paper)", "gan": "GAN plain loss"}[m]) for m in MONITORS
+        ],
+        label="Loss the criterion watches",
+    )
+    routing = forms.ChoiceField(
+        choices=[
+            ("predicted", "predicted (the classifier's category)"),
+            ("oracle", "oracle (the true category)"),
+            ("soft", "soft (probability-weighted mix)"),
+        ],
+    )
+    classifier_epochs = forms.IntegerField(min_value=1, max_value=10000, label="Classifier epochs")
+    seed = forms.IntegerField()
+    fast = forms.BooleanField(
+        required=False,
+        label="Fast mode",
+        help_text="On a GPU: bf16 autocast, channels-last, fused Adam. Off: the reference "
+        "pix2pix step.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        defaults = _paper_defaults()
+        self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
+        for key in ("image_size", "width", "epochs", "batch_size", "routing", "seed", "fast"):
+            self.fields[key].initial = defaults[key]
+        self.fields["classifier_epochs"].initial = defaults["classifier"]["epochs"]
+        self.fields["early_stopping"].initial = bool(defaults["early_stopping"])
+        self.fields["monitor"].initial = defaults["early_stopping"]["baseline"].get(
+            "monitor", "total"
+        )
+        for key in EARLY_STOPPING_KEYS:
+            setting = defaults["early_stopping"][key]
+            self.fields[f"k_{key}"] = forms.IntegerField(
+                min_value=1, max_value=1000, initial=setting["k"], label=f"k ({key})"
+            )
+            self.fields[f"mu_{key}"] = forms.FloatField(
+                min_value=0, max_value=1000, initial=setting["mu"], label=f"μ ({key})"
+            )
+
+    def early_stopping_rows(self):
+        """(name, k field, μ field) for the template's table."""
+        return [(key, self[f"k_{key}"], self[f"mu_{key}"]) for key in EARLY_STOPPING_KEYS]
+
+    def main_fields(self):
+        names = ("name", "kind", "colour_space", "dataset")
+        return [self[n] for n in names]
+
+    def training_fields(self):
+        return [self[n] for n in ("image_size", "width", "epochs", "batch_size", "seed")]
+
+    def clean(self):
+        cleaned = super().clean()
+        dataset = cleaned.get("dataset")
+        if cleaned.get("kind") == ModelRun.Kind.ENSEMBLE and dataset is not None:
+            if len(dataset.categories) < 2:
+                self.add_error(
+                    "dataset",
+                    f"An ensemble needs a data set with categories; {dataset.name} has none.",
+                )
+        return cleaned
+
+    def config(self) -> dict:
+        """The overrides for ``model_run_launch`` (it fills in the rest from the paper)."""
+        data = self.cleaned_data
+        config = {
+            "image_size": data["image_size"],
+            "width": data["width"],
+            "epochs": data["epochs"],
+            "batch_size": data["batch_size"],
+            "routing": data["routing"],
+            "seed": data["seed"],
+            "fast": data["fast"],
+            "classifier": {"epochs": data["classifier_epochs"]},
+        }
+        if not data["early_stopping"]:
+            config["early_stopping"] = None
+            return config
+
+        def setting(key):
+            return {"k": data[f"k_{key}"], "mu": data[f"mu_{key}"], "monitor": data["monitor"]}
+
+        early = {"baseline": setting("baseline")}
+        if data["kind"] == ModelRun.Kind.ENSEMBLE:
+            for category in data["dataset"].categories:
+                early[category] = setting(category if category in CATEGORIES else OTHERS)
+        config["early_stopping"] = early
+        return config

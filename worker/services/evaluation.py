@@ -178,7 +178,8 @@ def _evaluate(run: ModelRun) -> dict:
     with torch.inference_mode():
         for luma, chroma, cat in loader:
             luma, chroma = luma.to(device), chroma.to(device)
-            ids = image_ids[offset : offset + len(luma)]
+            start = offset
+            ids = image_ids[start : start + len(luma)]
             offset += len(luma)
             if classifier is None:
                 fake = generators[""](luma)
@@ -224,7 +225,7 @@ def _evaluate(run: ModelRun) -> dict:
                         metrics=image_metrics,
                     )
                 )
-                category = test_set.records[ids.index(source_id)].category or ""
+                category = test_set.records[start + i].category or ""
                 per_image.append((category, image_metrics))
             ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
     ColourisedImage.objects.bulk_create(rows)
