@@ -169,3 +169,34 @@ class RunLaunchForm(forms.Form):
                 early[category] = setting(category if category in CATEGORIES else OTHERS)
         config["early_stopping"] = early
         return config
+
+
+class RunUploadForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="The model's name, as studies show it.")
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.order_by("name"),
+        help_text="The data set whose test images were colourised.",
+    )
+    colour_space = forms.ChoiceField(
+        choices=[("lab", "LAB"), ("yuv", "YUV")],
+        initial="lab",
+        help_text="The space in which the L1 distance and chroma error are measured.",
+    )
+    archive = forms.FileField(
+        label="Zip of colourised images",
+        help_text=(
+            "With manifest.csv inside (columns file, image_id or original_name, optional "
+            "category and model), or give the manifest below."
+        ),
+    )
+    manifest = forms.FileField(label="Manifest (CSV)", required=False)
+
+    def clean_archive(self):
+        archive = self.cleaned_data["archive"]
+        limit = settings.DATASET_UPLOAD_MAX_BYTES
+        if archive.size > limit:
+            raise forms.ValidationError(f"The file is larger than {limit // 2**20} MiB.")
+        if not zipfile.is_zipfile(archive):
+            raise forms.ValidationError("This is not a zip archive.")
+        archive.seek(0)
+        return archive

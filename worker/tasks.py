@@ -40,3 +40,10 @@ def sweep_stale_runs() -> list[str]:
     from worker.services.runs import runs_sweep_stale
 
     return runs_sweep_stale()
+
+
+@shared_task(name="cpu.evaluate_upload")
+def evaluate_upload(run_id: int) -> None:
+    from worker.services.uploads import uploaded_run_evaluate
+
+    uploaded_run_evaluate(run_id=run_id)

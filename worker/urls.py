@@ -19,6 +19,7 @@ urlpatterns = [
     path("runs/", views.runs, name="runs"),
     path("runs/status.json", views.runs_status, name="runs_status"),
     path("runs/new/", views.run_launch, name="run_launch"),
+    path("runs/upload/", views.run_upload, name="run_upload"),
     path("runs/compare/", views.runs_compare_page, name="runs_compare"),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/status.json", views.run_status, name="run_status"),

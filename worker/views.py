@@ -13,7 +13,7 @@ from PIL import Image
 
 from colourmodels.data.images import load_rgb
 from worker.charts import paired_charts, submodel_charts
-from worker.forms import DatasetUploadForm, RunLaunchForm
+from worker.forms import DatasetUploadForm, RunLaunchForm, RunUploadForm
 from worker.imaging import png_bytes, resize_square
 from worker.models import ColourisedImage, Dataset, DatasetImage, ImportJob, ModelRun
 from worker.selectors import (
@@ -37,6 +37,8 @@ from worker.selectors import (
 from worker.services.datasets import SPLITS
 from worker.services.imports import import_job_create
 from worker.services.runs import RunError, model_run_cancel, model_run_launch, runs_sweep_stale
+from worker.services.uploads import UploadError, uploaded_run_create
+from worker.tasks import evaluate_upload
 
 THUMBNAIL_SIDE = 160
 
@@ -212,6 +214,33 @@ def run_cancel(request, pk: int):
     else:
         messages.success(request, f"Run “{run.name}” is being cancelled.")
     return redirect("run_detail", pk=run.pk)
+
+
+@login_required
+def run_upload(request):
+    """A run made elsewhere: checked and stored now, scored by a worker."""
+    form = RunUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                run = uploaded_run_create(
+                    name=data["name"],
+                    dataset=data["dataset"],
+                    archive=data["archive"],
+                    manifest=data["manifest"],
+                    colour_space=data["colour_space"],
+                    user=request.user,
+                    evaluate=False,
+                )
+                transaction.on_commit(lambda: evaluate_upload.delay(run.pk))
+        except UploadError as exc:
+            for problem in exc.problems:
+                form.add_error(None, problem)
+        else:
+            messages.success(request, f"“{run.name}” uploaded; its metrics are being computed.")
+            return redirect("run_detail", pk=run.pk)
+    return render(request, "worker/run_upload.html", {"form": form})
 
 
 @login_required
