@@ -107,7 +107,9 @@ def start_redis(group: ProcessGroup, url: str, var_dir: Path) -> str:
     raise RuntimeError(f"Redis did not start; see {data_dir / 'redis.log'}")
 
 
-def start_worker(group: ProcessGroup, *, concurrency: int, log_path: Path) -> None:
+def start_worker(group: ProcessGroup, *, concurrency: int, log_path: Path, var_dir: Path) -> None:
+    """A worker on both queues, with the embedded beat that sweeps stale runs every minute
+    (a deployment with several workers runs one beat instead)."""
     group.start(
         "celery worker",
         [
@@ -125,7 +127,10 @@ def start_worker(group: ProcessGroup, *, concurrency: int, log_path: Path) -> No
             "INFO",
             "--logfile",
             str(log_path),
-        ],
+            "--beat",
+            "--schedule",
+            str(var_dir / "celerybeat-schedule"),
+        ],  # fmt: skip
         env=os.environ.copy(),
     )
 
