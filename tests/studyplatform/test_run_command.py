@@ -24,9 +24,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(url: str, timeout: float) -> dict:
+def _wait_for(url: str, process: subprocess.Popen, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the run command exited:\n{process.stdout.read()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return json.loads(response.read())
@@ -56,7 +58,7 @@ def test_run_command_serves_and_stops_what_it_started(tmp_path, settings):
         text=True,
     )
     try:
-        health = _wait_for(f"http://127.0.0.1:{port}/healthz", timeout=90)
+        health = _wait_for(f"http://127.0.0.1:{port}/healthz", process, timeout=90)
         assert health["status"] == "ok"
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 2  # the worker and the web server, with their own children
