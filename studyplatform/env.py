@@ -64,6 +64,14 @@ def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict[str, An
         )
     if not config.get("NAME"):
         raise ImproperlyConfigured(f"{variable}: the URL {url!r} names no database")
+    if engine == "django.db.backends.sqlite3":
+        # The local default is shared by the web server and the worker's processes: WAL lets
+        # readers and a writer work together, and writers wait their turn instead of failing.
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     return config
 
 

@@ -24,6 +24,10 @@ def test_sqlite_url_is_parsed(tmp_path):
     config = database_config(f"sqlite:///{tmp_path}/db.sqlite3")
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == f"{tmp_path}/db.sqlite3"
+    # Shared by the web server and worker processes: writers wait instead of failing.
+    assert config["OPTIONS"]["timeout"] >= 10
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
 
 
 @pytest.mark.parametrize("url", ["bogus", "", "mysql://root@localhost/x", "postgres://host:5432/"])
