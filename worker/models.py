@@ -142,6 +142,7 @@ class ModelRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     #: Written while the run is being evaluated, so that a silent evaluation is noticed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    evaluation_attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

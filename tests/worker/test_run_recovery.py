@@ -149,3 +149,20 @@ def test_a_silent_run_is_failed_with_a_reason_after_its_attempts(settings):
     assert actions and actions[0].startswith("failed")
     run.refresh_from_db()
     assert run.status == "failed" and "no heartbeat" in run.failure_reason
+
+
+def test_a_lost_evaluation_is_queued_again_then_failed(settings):
+    settings.RUN_STALE_AFTER_SECONDS = 0
+    dataset = tiny_dataset()
+    run, sm = _launch(dataset, epochs=2)  # no worker: the queued messages are never taken
+    run.status = "evaluating"
+    run.heartbeat_at = "2026-01-01T00:00:00Z"
+    run.save()
+    assert runs_sweep_stale(max_attempts=2) == [f"requeued the evaluation of run {run.pk}"]
+    run.refresh_from_db()
+    run.evaluation_attempts = 2
+    run.heartbeat_at = "2026-01-01T00:00:00Z"
+    run.save()
+    assert runs_sweep_stale(max_attempts=2) == [f"failed the evaluation of run {run.pk}"]
+    run.refresh_from_db()
+    assert run.status == "failed" and "stopped answering" in run.failure_reason

@@ -33,7 +33,8 @@ def _claim(run_id: int) -> ModelRun | None:
         if run is None or run.status != ModelRun.Status.EVALUATING:
             return None
         run.heartbeat_at = timezone.now()
-        run.save(update_fields=["heartbeat_at"])
+        run.evaluation_attempts += 1
+        run.save(update_fields=["heartbeat_at", "evaluation_attempts"])
         return run
 
 

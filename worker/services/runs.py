@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from colourmodels.early_stopping import PAPER_SETTINGS
@@ -244,7 +245,8 @@ def _after_submodel_change(run_id: int) -> None:
             return
         if statuses == {SubModel.Status.DONE} and not run.cancel_requested:
             run.status = ModelRun.Status.EVALUATING
-            run.save(update_fields=["status"])
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["status", "heartbeat_at"])
             transaction.on_commit(lambda: evaluate_run.delay(run_id))
         elif SubModel.Status.FAILED in statuses:
             run.status = ModelRun.Status.FAILED
@@ -279,7 +281,7 @@ def model_run_cancel(*, run: ModelRun) -> ModelRun:
 def runs_sweep_stale(*, max_attempts: int | None = None) -> list[str]:
     """Sub-models whose worker went silent: queued again (they resume from their last
     checkpoint) while attempts remain, else failed with the reason. Returns what it did."""
-    from worker.tasks import train_submodel
+    from worker.tasks import evaluate_run, train_submodel
 
     max_attempts = max_attempts or settings.RUN_MAX_ATTEMPTS
     stale_before = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
@@ -313,9 +315,18 @@ def runs_sweep_stale(*, max_attempts: int | None = None) -> list[str]:
                 )
         _after_submodel_change(sm.run_id)
     stale_evaluations = ModelRun.objects.filter(
-        status=ModelRun.Status.EVALUATING, heartbeat_at__lt=stale_before
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True),
+        status=ModelRun.Status.EVALUATING,
     )
     for run in stale_evaluations:
-        _fail_run(run.pk, "the evaluation stopped answering")
-        actions.append(f"failed the evaluation of run {run.pk}")
+        if run.evaluation_attempts >= max_attempts:
+            _fail_run(
+                run.pk, f"the evaluation stopped answering ({run.evaluation_attempts} attempts)"
+            )
+            actions.append(f"failed the evaluation of run {run.pk}")
+            continue
+        with transaction.atomic():
+            ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+            transaction.on_commit(lambda pk=run.pk: evaluate_run.delay(pk))
+        actions.append(f"requeued the evaluation of run {run.pk}")
     return actions
