@@ -60,7 +60,9 @@ class _Stored:
     height: int
 
 
-def _encoded(path: Path, image: Image.Image) -> tuple[bytes, str]:
+def encoded_for_storage(path: Path, image: Image.Image) -> tuple[bytes, str]:
+    """The bytes to store for an image file and their extension: plain RGB JPEGs and PNGs
+    as they are, anything else (CMYK, 16-bit, alpha, palette…) as the RGB ``image`` in PNG."""
     with Image.open(path) as original:
         fmt, mode = original.format, original.mode
     if fmt in _KEPT_AS_IS and mode == "RGB":
@@ -78,7 +80,7 @@ def _store_one(item: SourceImage, folder: str, drop_grayscale: bool) -> _Stored 
         return exc.reason
     if drop_grayscale and is_grayscale(image):
         return "grayscale: no colour to learn from"
-    data, ext = _encoded(item.path, image)
+    data, ext = encoded_for_storage(item.path, image)
     name = default_storage.save(f"{folder}/{uuid.uuid4().hex}{ext}", ContentFile(data))
     return _Stored(item, name, image.width, image.height)
 

@@ -126,6 +126,14 @@ def _encode_png(rgb) -> bytes:
     return buffer.getvalue()
 
 
+def evaluation_failed(*, run_id: int, exc: Exception) -> None:
+    ModelRun.objects.filter(pk=run_id).update(
+        status=ModelRun.Status.FAILED,
+        failure_reason=f"evaluation failed: {type(exc).__name__}: {exc}"[:4000],
+        finished_at=timezone.now(),
+    )
+
+
 def run_evaluate(*, run_id: int) -> None:
     run = _claim(run_id)
     if run is None:
@@ -133,11 +141,7 @@ def run_evaluate(*, run_id: int) -> None:
     try:
         metrics = _evaluate(run)
     except Exception as exc:
-        ModelRun.objects.filter(pk=run.pk).update(
-            status=ModelRun.Status.FAILED,
-            failure_reason=f"evaluation failed: {type(exc).__name__}: {exc}"[:4000],
-            finished_at=timezone.now(),
-        )
+        evaluation_failed(run_id=run.pk, exc=exc)
         raise
     ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.EVALUATING).update(
         metrics=metrics, status=ModelRun.Status.DONE, finished_at=timezone.now()

@@ -76,12 +76,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image
 
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
 from worker.models import ColourisedImage, Dataset, DatasetImage, ModelRun
-from worker.services.evaluation import image_metrics_batch, metrics_summary
+from worker.services.datasets import encoded_for_storage
+from worker.services.evaluation import evaluation_failed, image_metrics_batch, metrics_summary
 
 __all__ = [
     "MANIFEST_NAME",
@@ -102,7 +102,6 @@ _SHOWN_PROBLEMS = 20
 #: Files in the zip that the manifest does not list: at most this many are named in notes.
 _NAMED_IGNORED = 20
 #: Formats kept byte for byte when the image is plain RGB; anything else is stored as PNG.
-_KEPT_AS_IS = {"JPEG": ".jpg", "PNG": ".png"}
 _ID_COLUMNS = ("image_id", "original_name")
 _KNOWN_COLUMNS = ("file", *_ID_COLUMNS, "category", "model")
 _DELIMITERS = (",", ";", "\t")
@@ -449,16 +448,6 @@ def _checked_image(path: Path, where: str, source: DatasetImage, max_pixels: int
     return image
 
 
-def _encoded(path: Path, image: Image.Image) -> tuple[bytes, str]:
-    with Image.open(path) as original:
-        fmt, mode = original.format, original.mode
-    if fmt in _KEPT_AS_IS and mode == "RGB":
-        return path.read_bytes(), _KEPT_AS_IS[fmt]
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue(), ".png"
-
-
 # --------------------------------------------------------------------------------------
 # The service
 # --------------------------------------------------------------------------------------
@@ -549,7 +538,7 @@ def uploaded_run_create(
                 if isinstance(outcome, str):
                     problems.append(outcome)
                 elif not problems:
-                    data, ext = _encoded(path, outcome)
+                    data, ext = encoded_for_storage(path, outcome)
                     stored_name = default_storage.save(
                         f"{folder_name}/{uuid.uuid4().hex}{ext}", ContentFile(data)
                     )
@@ -716,9 +705,5 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
                 heartbeat_at=timezone.now(),
             )
     except Exception as exc:
-        ModelRun.objects.filter(pk=run.pk).update(
-            status=ModelRun.Status.FAILED,
-            failure_reason=f"evaluation failed: {type(exc).__name__}: {exc}"[:4000],
-            finished_at=timezone.now(),
-        )
+        evaluation_failed(run_id=run.pk, exc=exc)
         raise
