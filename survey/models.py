@@ -1,0 +1,235 @@
+"""The perceptual study (method.md §7): studies, their conditions and stimuli, participants
+and their trials.
+
+Nothing a participant's browser receives may reveal whether an image is real, its condition
+or its scene: stimuli are stored under random names in one flat folder, and participants
+and studies are addressed by random public ids.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact
+
+
+def study_slug() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def participant_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        OPEN = "open", "open"
+        CLOSED = "closed", "closed"
+
+    class Design(models.TextChoices):
+        BETWEEN = "between", "between subjects (one condition per participant)"
+        WITHIN = "within", "within subjects (every condition per participant)"
+
+    name = models.CharField(max_length=200)
+    #: The unguessable public id, used in the participants' link.
+    slug = models.CharField(max_length=64, unique=True, default=study_slug, editable=False)
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.DRAFT)
+    design = models.CharField(max_length=7, choices=Design.choices, default=Design.BETWEEN)
+    #: Half real photographs, half colourised (the paper: 12 + 12).
+    images_per_participant = models.PositiveIntegerField(default=24)
+    target_participants_per_condition = models.PositiveIntegerField(default=104)
+    consent_text = models.TextField(blank=True)
+    instructions = models.TextField(blank=True)
+    #: Show each image this long, then hide it (None: until answered).
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    completion_code = models.CharField(max_length=64, default=completion_code)
+    redirect_url = models.URLField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    Exact(Mod(F("images_per_participant"), 2), 0),
+                    images_per_participant__gte=2,
+                ),
+                name="study_images_even",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.images_per_participant % 2 or self.images_per_participant < 2:
+            raise ValidationError(
+                {"images_per_participant": "must be an even number (half real, half AI), ≥ 2"}
+            )
+
+    @property
+    def per_kind(self) -> int:
+        """Real images per participant (and AI images: the same number)."""
+        return self.images_per_participant // 2
+
+
+class Condition(models.Model):
+    """One model run in a study."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    run = models.ForeignKey("worker.ModelRun", on_delete=models.PROTECT, related_name="conditions")
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "run"], name="condition_unique_run"),
+            models.UniqueConstraint(fields=["study", "label"], name="condition_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Stimulus(models.Model):
+    """One image a participant may see: a condition's colourised version of a scene, or a
+    real photograph brought to the size of the colourised versions. Between subjects each
+    condition has its own real stimuli (so that each condition's real and AI exposures are
+    balanced on their own); within subjects they are shared (``condition`` None)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
+    condition = models.ForeignKey(
+        Condition, null=True, blank=True, on_delete=models.CASCADE, related_name="stimuli"
+    )
+    scene = models.ForeignKey(
+        "worker.DatasetImage", on_delete=models.PROTECT, related_name="stimuli"
+    )
+    is_real = models.BooleanField()
+    #: Storage name, ``stimuli/<random hex>.jpg``.
+    file = models.CharField(max_length=255, unique=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    #: Participants (not withdrawn) this stimulus was allocated to.
+    exposures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_real=True) | Q(condition__isnull=False),
+                name="stimulus_ai_has_condition",
+            ),
+            models.UniqueConstraint(
+                fields=["condition", "scene"],
+                condition=Q(is_real=False),
+                name="stimulus_unique_ai_scene",
+            ),
+            models.UniqueConstraint(
+                fields=["study", "condition", "scene", "width", "height"],
+                condition=Q(is_real=True),
+                nulls_distinct=False,
+                name="stimulus_unique_real_scene",
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "is_real", "exposures"])]
+
+    def __str__(self) -> str:
+        return f"{'real' if self.is_real else self.condition} #{self.scene_id}"
+
+
+class Participant(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    #: None in a within-subjects study.
+    condition = models.ForeignKey(
+        Condition, null=True, blank=True, on_delete=models.PROTECT, related_name="participants"
+    )
+    public_id = models.CharField(
+        max_length=64, unique=True, default=participant_public_id, editable=False
+    )
+    # NULL, not "", when absent: the one-participation constraint skips NULLs only.
+    prolific_pid = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    prolific_study_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    prolific_session_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    user_agent = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "prolific_pid"],
+                condition=Q(prolific_pid__isnull=False),
+                name="participant_unique_prolific_pid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Trial(models.Model):
+    class Answer(models.TextChoices):
+        REAL = "real", "Real"
+        AI = "ai", "AI"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
+    #: 1-based order of presentation.
+    position = models.PositiveIntegerField()
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="trials")
+    shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    #: NULL until answered.
+    answer = models.CharField(  # noqa: DJ001
+        max_length=4, choices=Answer.choices, null=True, blank=True
+    )
+    rt_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="trial_unique_pos"),
+            models.UniqueConstraint(
+                fields=["participant", "stimulus"], name="trial_unique_stimulus"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} #{self.position}"
+
+
+class Withdrawal(models.Model):
+    """The log of withdrawals: whose data was removed, when and by whom."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="withdrawals")
+    participant_public_id = models.CharField(max_length=64)
+    prolific_pid = models.CharField(max_length=64, blank=True)
+    trials_removed = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True)
+    withdrawn_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-withdrawn_at"]
+
+    def __str__(self) -> str:
+        return f"withdrawal of {self.participant_public_id}"

@@ -1,0 +1,534 @@
+"""Writes of the perceptual study (method.md §7): stimulus preparation, assignment at start,
+answers and withdrawals.
+
+**Stimuli** (:func:`study_prepare_stimuli`, run by :func:`study_open`). For each condition
+the scenes are the test images its run colourised. For each scene the AI version is the
+colourised image and the real version is the ground truth brought to the colourised image's
+size (unchanged when the sizes match; for a square output :func:`resize_square`, shorter
+side scaled and the centred square kept, as a trained model saw it; else scaled to cover
+and centre-cropped). Both are decoded to 8-bit RGB, copied into a fresh image (so that no
+EXIF, ICC profile, text chunk or other metadata survives) and encoded identically
+(:data:`STIMULUS_FORMAT`: baseline JPEG, quality 92, 4:4:4, ``optimize=False``), then
+stored under ``stimuli/<32 random hex digits>.jpg``. Between subjects each condition has
+its own real versions (its 2×2 table is then balanced on its own, and the real versions
+have its outputs' size); within subjects one real version per scene and size is shared by
+the conditions (``condition`` None).
+
+**Assignment** (:func:`participant_start`), in one transaction holding the study's row lock
+(``SELECT … FOR UPDATE``), so concurrent starts are serialised and never read the same
+exposure counts: between subjects, the condition with the fewest started, not withdrawn
+participants (ties at random); then ``k`` AI and ``k`` real stimuli (``k`` = half the
+images per participant), never the same scene twice, the least exposed first (ties at
+random), chosen jointly as a minimum-cost assignment (:func:`_assign`), which keeps the
+exposures of each condition's AI stimuli and of the real stimuli within ±1 (a greedy
+choice, AI first then real from the scenes left, does not). Exposures are incremented and
+the trials created in a random order. A start with a PROLIFIC_PID already seen returns that
+participant (resume), never a second one (a database constraint backs this up).
+
+**Answers** (:func:`trial_answer`) are stored once, under the participant's row lock: a
+repeated or concurrent answer to an answered trial returns the stored one unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from PIL import Image, ImageOps
+from scipy.optimize import linear_sum_assignment
+
+from colourmodels.data.dataset import resize_square
+from colourmodels.data.images import load_rgb
+from survey.models import Condition, Participant, Stimulus, Study, Trial, Withdrawal
+from worker.models import ColourisedImage, DatasetImage, ModelRun
+
+STIMULI_FOLDER = "stimuli"
+#: How every stimulus is encoded (both versions of a scene alike).
+STIMULUS_FORMAT = {
+    "format": "JPEG",
+    "quality": 92,
+    "subsampling": 0,  # 4:4:4: chroma kept at full resolution, colour is what is judged
+    "optimize": False,
+    "progressive": False,
+}
+STIMULUS_EXTENSION = ".jpg"
+#: Response times above this are refused as implausible (a tab left open: one hour).
+MAX_RT_MS = 3_600_000
+
+
+class StudyError(Exception):
+    """Something about the study prevents the action; the message says what."""
+
+
+class StudyNotOpen(StudyError):
+    pass
+
+
+class StudyFull(StudyError):
+    pass
+
+
+class NotEnoughScenes(StudyError):
+    pass
+
+
+class ParticipationError(StudyError):
+    """The participant cannot (any more) take part: withdrawn, completed, unknown."""
+
+
+class TrialError(StudyError):
+    """An answer that cannot be stored: no such trial, out of order, bad value."""
+
+
+# --------------------------------------------------------------------------------------
+# Studies and stimuli
+# --------------------------------------------------------------------------------------
+
+
+def study_create(
+    *,
+    name: str,
+    runs: Sequence[ModelRun],
+    labels: Sequence[str] | None = None,
+    design: str = Study.Design.BETWEEN,
+    images_per_participant: int = 24,
+    target_participants_per_condition: int = 104,
+    user=None,
+    **fields,
+) -> Study:
+    """A draft study with one condition per run (labelled by ``labels`` or the runs'
+    names). Other ``fields`` (texts, exposure time, redirect URL...) go to the study."""
+    if not runs:
+        raise StudyError("a study needs at least one run")
+    if labels is not None and len(labels) != len(runs):
+        raise StudyError("one label per run")
+    if images_per_participant < 2 or images_per_participant % 2:
+        raise StudyError("images per participant must be even (half real, half AI) and ≥ 2")
+    with transaction.atomic():
+        study = Study.objects.create(
+            name=name,
+            design=design,
+            images_per_participant=images_per_participant,
+            target_participants_per_condition=target_participants_per_condition,
+            created_by=user,
+            **fields,
+        )
+        for i, run in enumerate(runs):
+            Condition.objects.create(
+                study=study, run=run, label=labels[i] if labels else run.name[:100]
+            )
+    return study
+
+
+def stimulus_encode(image: Image.Image) -> bytes:
+    """``image`` as a stimulus file: RGB, no metadata, :data:`STIMULUS_FORMAT`."""
+    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+    buffer = io.BytesIO()
+    clean.save(buffer, **STIMULUS_FORMAT)
+    return buffer.getvalue()
+
+
+def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` brought to ``size`` (width, height) as the colourised version was."""
+    if image.size == size:
+        return image
+    if size[0] == size[1]:
+        return resize_square(image, size[0])
+    return ImageOps.fit(image, size, method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+
+
+def _open_rgb(name: str) -> Image.Image:
+    with default_storage.open(name, "rb") as f:
+        return load_rgb(f, name="stored image")
+
+
+def _store(data: bytes, written: list[str]) -> str:
+    name = f"{STIMULI_FOLDER}/{secrets.token_hex(16)}{STIMULUS_EXTENSION}"
+    stored = default_storage.save(name, ContentFile(data))
+    written.append(stored)
+    return stored
+
+
+def _condition_outputs(condition: Condition) -> list[ColourisedImage]:
+    return list(
+        ColourisedImage.objects.filter(
+            run=condition.run, source__split=DatasetImage.Split.TEST
+        ).select_related("source")
+    )
+
+
+def study_prepare_stimuli(*, study: Study) -> int:
+    """Encode and store the stimuli of every condition (see the module docstring); returns
+    how many were created. Refused once the study has participants; earlier stimuli (a
+    previous preparation of this draft) are replaced."""
+    conditions = list(study.conditions.select_related("run"))
+    if not conditions:
+        raise StudyError("the study has no conditions")
+    if study.participants.exists():
+        raise StudyError("the study already has participants; its stimuli are fixed")
+    needed = study.images_per_participant
+    for condition in conditions:
+        if condition.run.status != ModelRun.Status.DONE:
+            raise StudyError(f"run {condition.run} is not finished ({condition.run.status})")
+    written: list[str] = []
+    created = 0
+    try:
+        with transaction.atomic():
+            old = list(study.stimuli.values_list("file", flat=True))
+            study.stimuli.all().delete()
+            transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
+            real: dict[tuple[int | None, int, int, int], Stimulus] = {}
+            scenes_seen: set[int] = set()
+            for condition in conditions:
+                outputs = _condition_outputs(condition)
+                if study.design == Study.Design.BETWEEN and len(outputs) < needed:
+                    raise NotEnoughScenes(
+                        f"condition {condition.label}: its run colourised {len(outputs)} test "
+                        f"images, a participant needs {needed} different scenes"
+                    )
+                for output in outputs:
+                    ai_image = _open_rgb(output.file)
+                    size = ai_image.size
+                    shared = study.design == Study.Design.WITHIN
+                    key = (None if shared else condition.pk, output.source_id, *size)
+                    if key not in real:
+                        truth = fit_to(_open_rgb(output.source.file), size)
+                        real[key] = Stimulus.objects.create(
+                            study=study,
+                            condition=None if shared else condition,
+                            scene=output.source,
+                            is_real=True,
+                            file=_store(stimulus_encode(truth), written),
+                            width=size[0],
+                            height=size[1],
+                        )
+                        created += 1
+                    Stimulus.objects.create(
+                        study=study,
+                        condition=condition,
+                        scene=output.source,
+                        is_real=False,
+                        file=_store(stimulus_encode(ai_image), written),
+                        width=size[0],
+                        height=size[1],
+                    )
+                    created += 1
+                    scenes_seen.add(output.source_id)
+            if study.design == Study.Design.WITHIN and len(scenes_seen) < needed:
+                raise NotEnoughScenes(
+                    f"the runs colourised {len(scenes_seen)} different test images, a "
+                    f"participant needs {needed} different scenes"
+                )
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    return created
+
+
+def study_open(*, study: Study) -> Study:
+    """Prepare the stimuli (first opening only) and open the study to participants."""
+    if study.status == Study.Status.OPEN:
+        return study
+    if not study.stimuli.exists():
+        study_prepare_stimuli(study=study)
+    study.status = Study.Status.OPEN
+    study.opened_at = study.opened_at or timezone.now()
+    study.save(update_fields=["status", "opened_at"])
+    return study
+
+
+def study_close(*, study: Study) -> Study:
+    study.status = Study.Status.CLOSED
+    study.closed_at = timezone.now()
+    study.save(update_fields=["status", "closed_at"])
+    return study
+
+
+# --------------------------------------------------------------------------------------
+# Assignment
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Slots:
+    """``count`` places to fill with one stimulus each from ``options`` (scene -> the
+    stimulus this kind of place would show for that scene)."""
+
+    count: int
+    options: dict[int, Stimulus]
+
+
+def _assign(groups: list[_Slots], uses: dict[int, int], rng: random.Random) -> list[Stimulus]:
+    """Fill every place, at most one place per scene, the least exposed stimuli first.
+
+    A minimum-cost assignment (places × scenes): a stimulus ``e`` exposures above the least
+    exposed of its group costs ``(n + 1) ** e`` (``n`` places), so one more exposure of an
+    already more exposed stimulus outweighs any choice among less exposed ones. Among equally
+    exposed stimuli the scenes used least so far (``uses``: scene -> its stimuli's
+    exposures, real and AI together) come first: without that the choice is myopic and
+    drifts to ±2 (a simulation of 200 participants over 6 to 50 scenes showed it; with it
+    every group stays within ±1). A random term smaller than both breaks ties."""
+    places = sum(g.count for g in groups)
+    scenes = sorted({scene for g in groups for scene in g.options})
+    if len(scenes) < places:
+        raise NotEnoughScenes(
+            f"{len(scenes)} scenes prepared, a participant needs {places} different scenes"
+        )
+    column = {scene: j for j, scene in enumerate(scenes)}
+    impossible = 1e30
+    cost = np.full((places, len(scenes)), impossible)
+    least_used = min((uses.get(scene, 0) for scene in scenes), default=0)
+    usage = np.array([min(uses.get(scene, 0) - least_used, 3) for scene in scenes], float)
+    usage /= 4.0 * places  # all places together: below one exposure level
+    noise = 1.0 / (40.0 * places * places)  # all places together: below one usage step
+    rows: list[_Slots] = []
+    for group in groups:
+        if not group.count:
+            continue
+        if len(group.options) < group.count:
+            raise NotEnoughScenes(
+                f"{len(group.options)} stimuli of a kind prepared, a participant needs "
+                f"{group.count}"
+            )
+        base = min(s.exposures for s in group.options.values())
+        row = np.full(len(scenes), impossible)
+        for scene, stimulus in group.options.items():
+            j = column[scene]
+            level = min(stimulus.exposures - base, 12)
+            row[j] = float(places + 1) ** level + usage[j] + noise * rng.random()
+        for _ in range(group.count):
+            cost[len(rows)] = row
+            rows.append(group)
+    picked_rows, picked_columns = linear_sum_assignment(cost)
+    if (cost[picked_rows, picked_columns] >= impossible).any():
+        raise NotEnoughScenes("not enough different scenes for one participant")
+    return [rows[i].options[scenes[j]] for i, j in zip(picked_rows, picked_columns)]
+
+
+def _scene_uses(stimuli: list[Stimulus]) -> dict[int, int]:
+    uses: dict[int, int] = {}
+    for s in stimuli:
+        uses[s.scene_id] = uses.get(s.scene_id, 0) + s.exposures
+    return uses
+
+
+def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random):
+    """``k`` of the condition's AI stimuli and ``k`` of its real ones."""
+    stimuli = list(Stimulus.objects.filter(condition=condition))
+    ai = {s.scene_id: s for s in stimuli if not s.is_real}
+    real = {s.scene_id: s for s in stimuli if s.is_real}
+    scenes = ai.keys() & real.keys()
+    if len(scenes) < 2 * k:
+        raise NotEnoughScenes(
+            f"{len(scenes)} scenes prepared for condition {condition.label}, "
+            f"a participant needs {2 * k}"
+        )
+    groups = [
+        _Slots(k, {scene: ai[scene] for scene in scenes}),
+        _Slots(k, {scene: real[scene] for scene in scenes}),
+    ]
+    return _assign(groups, _scene_uses(stimuli), rng)
+
+
+def _pick_within(study: Study, k: int, rng: random.Random) -> list[Stimulus]:
+    """``k`` AI stimuli spread over the conditions as evenly as possible (the remainder to
+    conditions at random), and ``k`` real ones, never a scene twice."""
+    conditions = list(study.conditions.all())
+    ai: dict[int, dict[int, Stimulus]] = {c.pk: {} for c in conditions}
+    for s in Stimulus.objects.filter(study=study, is_real=False):
+        ai[s.condition_id][s.scene_id] = s
+    real: dict[int, Stimulus] = {}
+    for s in Stimulus.objects.filter(study=study, is_real=True).order_by("exposures", "?"):
+        real.setdefault(s.scene_id, s)  # the least exposed size of each scene
+    quotas = {c.pk: k // len(conditions) for c in conditions}
+    for c in rng.sample(conditions, k % len(conditions)):
+        quotas[c.pk] += 1
+    groups = [_Slots(quotas[c.pk], ai[c.pk]) for c in conditions]
+    uses = _scene_uses(list(Stimulus.objects.filter(study=study)))
+    return _assign([*groups, _Slots(k, real)], uses, rng)
+
+
+def participant_start(
+    *,
+    study: Study,
+    prolific_pid: str | None = None,
+    prolific_study_id: str | None = None,
+    prolific_session_id: str | None = None,
+    user_agent: str = "",
+    rng: random.Random | None = None,
+) -> Participant:
+    """Start (or, for a PROLIFIC_PID already seen, resume) a participation: see the module
+    docstring. Raises :class:`StudyNotOpen`, :class:`StudyFull`, :class:`NotEnoughScenes`
+    or :class:`ParticipationError` (a withdrawn PROLIFIC_PID)."""
+    rng = rng or random.SystemRandom()
+    prolific_pid = (prolific_pid or "").strip() or None
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if prolific_pid is not None:
+            existing = Participant.objects.filter(study=study, prolific_pid=prolific_pid).first()
+            if existing is not None:
+                if existing.withdrawn_at is not None:
+                    raise ParticipationError("this participation was withdrawn")
+                return existing
+        if study.status != Study.Status.OPEN:
+            raise StudyNotOpen("this study is not open")
+        k = study.per_kind
+        target = study.target_participants_per_condition
+        if study.design == Study.Design.BETWEEN:
+            counts = list(
+                study.conditions.annotate(
+                    n=Count("participants", filter=Q(participants__withdrawn_at__isnull=True))
+                )
+            )
+            if not counts:
+                raise StudyError("the study has no conditions")
+            fewest = min(c.n for c in counts)
+            if fewest >= target:
+                raise StudyFull("this study has all the participants it needs")
+            condition = rng.choice([c for c in counts if c.n == fewest])
+            stimuli = _pick_between(study, condition, k, rng)
+        else:
+            active = study.participants.filter(withdrawn_at__isnull=True).count()
+            if active >= target:
+                raise StudyFull("this study has all the participants it needs")
+            condition = None
+            stimuli = _pick_within(study, k, rng)
+        participant = Participant.objects.create(
+            study=study,
+            condition=condition,
+            prolific_pid=prolific_pid,
+            prolific_study_id=(prolific_study_id or "").strip()[:64] or None,
+            prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
+            user_agent=(user_agent or "")[:500],
+        )
+        Stimulus.objects.filter(pk__in=[s.pk for s in stimuli]).update(exposures=F("exposures") + 1)
+        rng.shuffle(stimuli)
+        Trial.objects.bulk_create(
+            Trial(participant=participant, position=i, stimulus=s)
+            for i, s in enumerate(stimuli, start=1)
+        )
+    return participant
+
+
+# --------------------------------------------------------------------------------------
+# Trials
+# --------------------------------------------------------------------------------------
+
+
+def _locked_participant(participant: Participant) -> Participant:
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    if locked.withdrawn_at is not None:
+        raise ParticipationError("this participation was withdrawn")
+    return locked
+
+
+def trial_mark_shown(*, participant: Participant, position: int) -> Trial:
+    """Record when the trial's image was first displayed (later calls keep the first)."""
+    trial = Trial.objects.filter(participant=participant, position=position).first()
+    if trial is None:
+        raise TrialError(f"there is no trial {position}")
+    if trial.shown_at is None:
+        now = timezone.now()
+        if Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=now):
+            trial.shown_at = now
+        else:
+            trial.refresh_from_db(fields=["shown_at"])
+    return trial
+
+
+def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms: int) -> Trial:
+    """Store the answer to trial ``position`` once. A repeated (or concurrent) answer to an
+    answered trial returns the stored trial unchanged. The last answer completes the
+    participation. Raises :class:`TrialError` for an unknown trial, an answer out of order
+    or a bad value, :class:`ParticipationError` for a withdrawn participant."""
+    if answer not in Trial.Answer.values:
+        raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
+    if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
+        raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
+    with transaction.atomic():
+        locked = _locked_participant(participant)
+        trial = Trial.objects.filter(participant=locked, position=position).first()
+        if trial is None:
+            raise TrialError(f"there is no trial {position}")
+        if trial.answer is not None:
+            return trial
+        if locked.completed_at is not None:
+            raise TrialError("this participation is already complete")
+        if Trial.objects.filter(
+            participant=locked, position__lt=position, answer__isnull=True
+        ).exists():
+            raise TrialError(f"trial {position} answered before an earlier trial")
+        now = timezone.now()
+        trial.answer = answer
+        trial.rt_ms = rt_ms
+        trial.answered_at = now
+        trial.save(update_fields=["answer", "rt_ms", "answered_at"])
+        if not Trial.objects.filter(participant=locked, answer__isnull=True).exists():
+            locked.completed_at = now
+            locked.save(update_fields=["completed_at"])
+            participant.completed_at = now
+    return trial
+
+
+# --------------------------------------------------------------------------------------
+# Withdrawal
+# --------------------------------------------------------------------------------------
+
+
+def participant_withdraw(
+    *,
+    study: Study,
+    public_id: str | None = None,
+    prolific_pid: str | None = None,
+    by=None,
+    reason: str = "",
+) -> Withdrawal:
+    """Withdraw one participant's data on request (by public id or PROLIFIC_PID): their
+    trials are deleted, their stimuli's exposures given back, the browser's user agent and
+    Prolific study/session ids erased, and the withdrawal logged. The participant row stays,
+    marked withdrawn, so that the same PROLIFIC_PID cannot take the study again."""
+    if (public_id is None) == (prolific_pid is None):
+        raise ParticipationError("give either the participant id or the PROLIFIC_PID")
+    with transaction.atomic():
+        Study.objects.select_for_update().get(pk=study.pk)  # no start reads exposures meanwhile
+        lookup = (
+            {"public_id": public_id} if public_id is not None else {"prolific_pid": prolific_pid}
+        )
+        participant = Participant.objects.select_for_update().filter(study=study, **lookup).first()
+        if participant is None:
+            raise ParticipationError("no such participant in this study")
+        if participant.withdrawn_at is not None:
+            raise ParticipationError("this participant was already withdrawn")
+        shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
+        Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
+        removed, _ = participant.trials.all().delete()
+        participant.withdrawn_at = timezone.now()
+        participant.user_agent = ""
+        participant.prolific_study_id = None
+        participant.prolific_session_id = None
+        participant.save(
+            update_fields=[
+                "withdrawn_at",
+                "user_agent",
+                "prolific_study_id",
+                "prolific_session_id",
+            ]
+        )
+        return Withdrawal.objects.create(
+            study=study,
+            participant_public_id=participant.public_id,
+            prolific_pid=participant.prolific_pid or "",
+            trials_removed=removed,
+            reason=reason,
+            withdrawn_by=by,
+        )

@@ -1,0 +1,66 @@
+"""Shared pieces of the study tests: a tiny data set, uploaded runs made from it (the
+fastest way to a ModelRun with ColourisedImages) and an open study over them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+from PIL import Image, ImageOps
+
+from colourmodels.data.dataset import resize_square
+from colourmodels.data.images import load_rgb
+from survey.models import Study
+from survey.services import study_create, study_open
+from tests.worker.runs_helpers import tiny_dataset
+from worker.models import Dataset, ModelRun
+from worker.services.uploads import uploaded_run_create
+
+__all__ = ["tiny_dataset", "uploaded_run", "open_study"]
+
+
+def _warm(image: Image.Image) -> Image.Image:
+    r, g, b = image.split()
+    return Image.merge("RGB", (r.point(lambda v: min(255, v + 30)), g, b))
+
+
+def _cool(image: Image.Image) -> Image.Image:
+    return ImageOps.autocontrast(image.convert("L")).convert("RGB")
+
+
+COLOURISERS = {"warm": _warm, "cool": _cool}
+
+
+def uploaded_run(
+    dataset: Dataset, tmp: Path, *, name: str, style: str = "warm", size: int | None = None
+) -> ModelRun:
+    """An uploaded run colourising every test image of ``dataset`` (``style`` picks the
+    fake colouriser; ``size`` makes square outputs of that side)."""
+    files, rows = {}, []
+    for i, image in enumerate(dataset.images.filter(split="test").order_by("id")):
+        with default_storage.open(image.file, "rb") as f:
+            truth = load_rgb(f)
+        if size is not None:
+            truth = resize_square(truth, size)
+        buffer = io.BytesIO()
+        COLOURISERS[style](truth).save(buffer, format="PNG")
+        files[f"out/{i:03d}.png"] = buffer.getvalue()
+        rows.append({"file": f"out/{i:03d}.png", "image_id": str(image.pk)})
+    manifest = io.StringIO()
+    writer = csv.DictWriter(manifest, fieldnames=["file", "image_id"])
+    writer.writeheader()
+    writer.writerows(rows)
+    archive = tmp / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for member, data in files.items():
+            zf.writestr(member, data)
+        zf.writestr("manifest.csv", manifest.getvalue())
+    return uploaded_run_create(name=name, dataset=dataset, archive=archive, colour_space="lab")
+
+
+def open_study(runs: list[ModelRun], **fields) -> Study:
+    study = study_create(name="study", runs=runs, **fields)
+    return study_open(study=study)

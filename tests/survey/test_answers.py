@@ -1,0 +1,113 @@
+"""Answers: stored once (a double submit stores one), in order, the last one completes the
+participation; withdrawal removes the data, gives the exposures back and is logged."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from survey.models import Participant, Stimulus, Trial, Withdrawal
+from survey.selectors import participant_next_trial, participant_progress, study_condition_counts
+from survey.services import (
+    ParticipationError,
+    TrialError,
+    participant_start,
+    participant_withdraw,
+    trial_answer,
+    trial_mark_shown,
+)
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study(tmp_path):
+    dataset = tiny_dataset("syn", per_category=10, size=32)  # 6 scenes
+    return open_study([uploaded_run(dataset, tmp_path, name="warm")], images_per_participant=4)
+
+
+@pytest.fixture
+def participant(study):
+    return participant_start(study=study, prolific_pid="pid-1", rng=random.Random(0))
+
+
+def test_answers_in_order_complete_the_participation(participant):
+    for position in range(1, 5):
+        assert participant_next_trial(participant=participant).position == position
+        trial_mark_shown(participant=participant, position=position)
+        trial = trial_answer(participant=participant, position=position, answer="ai", rt_ms=700)
+        assert (trial.answer, trial.rt_ms) == ("ai", 700) and trial.answered_at
+        participant.refresh_from_db()
+        assert (participant.completed_at is not None) == (position == 4)
+    assert participant_next_trial(participant=participant) is None
+    assert participant_progress(participant=participant) == (4, 4)
+    assert all(t.shown_at <= t.answered_at for t in participant.trials.all())
+
+
+def test_a_repeated_answer_stores_one_and_returns_the_first(participant):
+    first = trial_answer(participant=participant, position=1, answer="real", rt_ms=512)
+    again = trial_answer(participant=participant, position=1, answer="ai", rt_ms=9)
+    assert (again.pk, again.answer, again.rt_ms) == (first.pk, "real", 512)
+    assert again.answered_at == first.answered_at
+    assert Trial.objects.filter(answer__isnull=False).count() == 1
+
+
+def test_a_retried_last_answer_after_completion_is_harmless(participant):
+    for position in range(1, 5):
+        trial_answer(participant=participant, position=position, answer="real", rt_ms=300)
+    retried = trial_answer(participant=participant, position=4, answer="ai", rt_ms=1)
+    assert retried.answer == "real"
+    with pytest.raises(TrialError, match="no trial 5"):
+        trial_answer(participant=participant, position=5, answer="ai", rt_ms=1)
+
+
+def test_answers_out_of_order_or_invalid_are_refused(participant):
+    with pytest.raises(TrialError, match="before an earlier trial"):
+        trial_answer(participant=participant, position=2, answer="ai", rt_ms=100)
+    with pytest.raises(TrialError, match="answer must be"):
+        trial_answer(participant=participant, position=1, answer="maybe", rt_ms=100)
+    with pytest.raises(TrialError, match="response time"):
+        trial_answer(participant=participant, position=1, answer="ai", rt_ms=-1)
+    with pytest.raises(TrialError, match="no trial 0"):
+        trial_answer(participant=participant, position=0, answer="ai", rt_ms=1)
+    assert not Trial.objects.filter(answer__isnull=False).exists()
+
+
+def test_withdrawal_by_prolific_pid_removes_the_data_and_is_logged(study, participant):
+    other = participant_start(study=study, rng=random.Random(1))
+    trial_answer(participant=participant, position=1, answer="ai", rt_ms=100)
+    before = dict(Stimulus.objects.values_list("pk", "exposures"))
+    shown = set(participant.trials.values_list("stimulus_id", flat=True))
+    researcher = get_user_model().objects.create_user("researcher")
+
+    log = participant_withdraw(study=study, prolific_pid="pid-1", by=researcher, reason="asked")
+
+    assert (log.participant_public_id, log.prolific_pid) == (participant.public_id, "pid-1")
+    assert (log.trials_removed, log.withdrawn_by, log.reason) == (4, researcher, "asked")
+    assert Withdrawal.objects.count() == 1
+    participant.refresh_from_db()
+    assert participant.withdrawn_at is not None and participant.user_agent == ""
+    assert not participant.trials.exists()
+    assert other.trials.count() == 4
+    after = dict(Stimulus.objects.values_list("pk", "exposures"))
+    assert after == {pk: n - (pk in shown) for pk, n in before.items()}
+    counts = {c.label: (c.started, c.withdrawn) for c in study_condition_counts(study=study)}
+    assert counts == {"warm": (1, 1)}
+    with pytest.raises(ParticipationError, match="withdrawn"):
+        trial_answer(participant=participant, position=2, answer="ai", rt_ms=1)
+    with pytest.raises(ParticipationError, match="already withdrawn"):
+        participant_withdraw(study=study, public_id=participant.public_id)
+
+
+def test_withdrawal_by_public_id_and_unknown_ids(study):
+    participant = participant_start(study=study, user_agent="Firefox")
+    participant_withdraw(study=study, public_id=participant.public_id)
+    assert Withdrawal.objects.get().prolific_pid == ""
+    assert Participant.objects.get().withdrawn_at is not None
+    with pytest.raises(ParticipationError, match="no such participant"):
+        participant_withdraw(study=study, public_id="nobody")
+    with pytest.raises(ParticipationError, match="either"):
+        participant_withdraw(study=study)
