@@ -46,8 +46,7 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 from scipy.optimize import linear_sum_assignment
 
-from colourmodels.data.dataset import resize_square
-from colourmodels.data.images import load_rgb
+from colourmodels.data.images import load_rgb, resize_square
 from survey.models import Condition, Participant, Stimulus, Study, Trial, Withdrawal
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 

@@ -11,10 +11,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
-from colourmodels.data.images import load_rgb
+from colourmodels.data.images import load_rgb, resize_square
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import DatasetUploadForm, RunLaunchForm, RunUploadForm
-from worker.imaging import png_bytes, resize_square
+from worker.imaging import png_bytes
 from worker.models import ColourisedImage, Dataset, DatasetImage, ImportJob, ModelRun
 from worker.selectors import (
     config_view,

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from ..colour import ColourSpace, rgb_to_luma_chroma
 from .device import rgb8_to_unit
 from .folders import ImageRecord
-from .images import MAX_PIXELS, load_rgb
+from .images import MAX_PIXELS, load_rgb, resize_square
 
 __all__ = [
     "DATASET_OUTPUTS",
@@ -48,23 +48,6 @@ __all__ = [
 
 #: What :class:`ColourisationDataset` can yield (see the module docstring).
 DATASET_OUTPUTS = ("luma_chroma", "rgb8")
-
-
-def resize_square(image: Image.Image, size: int) -> Image.Image:
-    """Shorter side to ``size`` (bicubic, antialiased), then the centred square."""
-    if size <= 0:
-        raise ValueError("size must be positive")
-    width, height = image.size
-    side = min(width, height)
-    left = (width - side) / 2.0
-    top = (height - side) / 2.0
-    if side == size and left == int(left) and top == int(top):
-        return image.crop((int(left), int(top), int(left) + side, int(top) + side))
-    return image.resize(
-        (size, size),
-        Image.Resampling.BICUBIC,
-        box=(left, top, left + side, top + side),
-    )
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = [
+    "resize_square",
     "ALLOWED_FORMATS",
     "GRAYSCALE_THRESHOLD",
     "IMAGE_EXTENSIONS",
@@ -295,3 +296,21 @@ def is_grayscale(image: Image.Image, threshold: float = GRAYSCALE_THRESHOLD) -> 
     ):
         return True
     return chroma_magnitude(rgb) < threshold
+
+
+def resize_square(image: Image.Image, size: int) -> Image.Image:
+    """Shorter side to ``size`` (bicubic, antialiased), then the centred square: how the
+    models see an image (training, evaluation, stimuli). Pillow only, no torch."""
+    if size <= 0:
+        raise ValueError("size must be positive")
+    width, height = image.size
+    side = min(width, height)
+    left = (width - side) / 2.0
+    top = (height - side) / 2.0
+    if side == size and left == int(left) and top == int(top):
+        return image.crop((int(left), int(top), int(left) + side, int(top) + side))
+    return image.resize(
+        (size, size),
+        Image.Resampling.BICUBIC,
+        box=(left, top, left + side, top + side),
+    )

@@ -288,13 +288,18 @@ def test_two_runs_charts_are_paired_by_submodel_on_one_scale():
 
 
 def test_the_ground_truth_is_cut_as_the_models_saw_it():
-    from colourmodels.data.dataset import resize_square as training_resize
-    from worker.imaging import resize_square
+    """Pages, stimuli and training share one crop, and it needs no torch in the web process."""
+    import subprocess
+    import sys
 
-    image = Image.effect_mandelbrot((75, 50), (-2, -1, 1, 1), 60).convert("RGB")
-    for size in (32, 50, 64):
-        ours, theirs = resize_square(image, size), training_resize(image, size)
-        assert ours.size == (size, size) and ours.tobytes() == theirs.tobytes()
+    from colourmodels.data import dataset, images
+
+    assert dataset.resize_square is images.resize_square
+    code = (
+        "import sys; from colourmodels.data.images import resize_square;"
+        "assert 'torch' not in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 # --- Launching ---------------------------------------------------------------------------------
