@@ -163,13 +163,7 @@ def load_generator(
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad generator metadata {meta!r}: {exc}") from exc
-    try:
-        load_state_dict_checked(generator, state, source=str(path))
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    generator.to(map_location)
-    generator.train(not meta.get("eval_mode", True))
-    return generator, meta
+    return _loaded(generator, state, meta, path, map_location), meta
 
 
 def save_classifier(
@@ -201,6 +195,18 @@ def save_classifier(
     )
 
 
+def _loaded(model: nn.Module, state, meta: dict[str, Any], path, map_location) -> nn.Module:
+    """The weights loaded (a clear CheckpointError if they do not fit), on the device, in
+    the mode the file records (eval unless it says otherwise)."""
+    try:
+        load_state_dict_checked(model, state, source=str(path))
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    model.to(map_location)
+    model.train(not meta.get("eval_mode", True))
+    return model
+
+
 def load_classifier(
     path: str | Path, map_location: Any = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -214,10 +220,4 @@ def load_classifier(
         model = build_classifier(int(meta["num_classes"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad classifier metadata {meta!r}: {exc}") from exc
-    try:
-        load_state_dict_checked(model, state, source=str(path))
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    model.to(map_location)
-    model.train(not meta.get("eval_mode", True))
-    return model, meta
+    return _loaded(model, state, meta, path, map_location), meta

@@ -460,17 +460,6 @@ def _match(generated: dict[str, Path], truth: dict[str, Path]) -> list[tuple[str
     ]
 
 
-_METRICS = (
-    "l1_distance",
-    "chroma_mae",
-    "ssim",
-    "psnr",
-    "colourfulness",
-    "colourfulness_truth",
-    "colourfulness_difference",
-)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -521,15 +510,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         true = image_to_tensor(true_image).unsqueeze(0).double()
         _, pred_chroma = rgb_to_luma_chroma(pred, space)
         _, true_chroma = rgb_to_luma_chroma(true, space)
-        values = {
-            "l1_distance": metrics.l1_distance(pred_chroma, true_chroma),
-            "chroma_mae": metrics.chroma_mae(pred_chroma, true_chroma, space),
-            "ssim": metrics.ssim(pred, true),
-            "psnr": metrics.psnr(pred, true),
-            "colourfulness": metrics.colourfulness(pred),
-            "colourfulness_truth": metrics.colourfulness(true),
-            "colourfulness_difference": metrics.colourfulness_difference(pred, true),
-        }
+        values = metrics.image_metrics(pred, true, pred_chroma, true_chroma, space)
         rows.append(
             {
                 "name": name,
@@ -539,7 +520,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             }
         )
     means = {}
-    for key in _METRICS:
+    for key in metrics.IMAGE_METRICS:
         column = torch.tensor([row[key] for row in rows], dtype=torch.float64)
         finite = column[torch.isfinite(column)]
         means[key] = float(finite.mean()) if finite.numel() else float("nan")
@@ -565,7 +546,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         print(f"{len(rows)} image pair(s), {space.value}")
-        for key in _METRICS:
+        for key in metrics.IMAGE_METRICS:
             print(f"  {key:<26} {means[key]:10.4f}")
     return 0
 

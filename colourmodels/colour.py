@@ -140,7 +140,7 @@ class ColourSpace(StrEnum):
 # --------------------------------------------------------------------------------------
 
 
-def _check_image(x: object, channels: int, name: str) -> torch.Tensor:
+def check_image_batch(x: object, channels: int, name: str) -> torch.Tensor:
     """Raise a clear error unless ``x`` is a floating tensor shaped (N, channels, H, W)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -209,7 +209,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
         >>> rgb_to_lab(torch.rand(2, 3, 4, 5)).shape
         torch.Size([2, 3, 4, 5])
     """
-    _check_image(rgb, 3, "rgb")
+    check_image_batch(rgb, 3, "rgb")
     # sRGB companding -> linear RGB. The clamps keep the unused branch of torch.where
     # finite (and its gradient NaN-free); they do not change the selected values.
     high = ((rgb.clamp(min=_SRGB_DECODE_THRESHOLD) + 0.055) / 1.055).pow(2.4)
@@ -252,7 +252,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
         >>> bool(((lab_to_rgb(lab) >= 0) & (lab_to_rgb(lab) <= 1)).all())
         True
     """
-    _check_image(lab, 3, "lab")
+    check_image_batch(lab, 3, "lab")
     lightness, a, b = lab[:, 0:1], lab[:, 1:2], lab[:, 2:3]
     fy = (lightness + 16.0) / 116.0
     fx = a / 500.0 + fy
@@ -289,7 +289,7 @@ def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:
         >>> rgb_to_yuv(red).flatten().tolist()
         [0.299, -0.14714119, 0.61497538]
     """
-    _check_image(rgb, 3, "rgb")
+    check_image_batch(rgb, 3, "rgb")
     return _apply_matrix(YUV_FROM_RGB, rgb)
 
 
@@ -314,7 +314,7 @@ def yuv_to_rgb(yuv: torch.Tensor) -> torch.Tensor:
         >>> bool(torch.allclose(yuv_to_rgb(rgb_to_yuv(rgb)), rgb, atol=1e-12))
         True
     """
-    _check_image(yuv, 3, "yuv")
+    check_image_batch(yuv, 3, "yuv")
     return _apply_matrix(RGB_FROM_YUV, yuv).clamp(0.0, 1.0)
 
 
@@ -361,7 +361,7 @@ def rgb_to_luma_chroma(
         (torch.Size([2, 1, 8, 8]), torch.Size([2, 2, 8, 8]))
     """
     space = _as_space(space)
-    _check_image(rgb, 3, "rgb")
+    check_image_batch(rgb, 3, "rgb")
     if space is ColourSpace.LAB:
         converted = rgb_to_lab(rgb)
         luma = converted[:, 0:1] / LAB_L_SCALE - 1.0
@@ -393,7 +393,7 @@ def denormalise_chroma(chroma: torch.Tensor, space: ColourSpace | str) -> torch.
         [0.436, 0.615]
     """
     space = _as_space(space)
-    _check_image(chroma, 2, "chroma")
+    check_image_batch(chroma, 2, "chroma")
     return chroma * _chroma_scale(space, chroma)
 
 
@@ -423,8 +423,8 @@ def luma_chroma_to_rgb(
         True
     """
     space = _as_space(space)
-    _check_image(luma, 1, "luma")
-    _check_image(chroma, 2, "chroma")
+    check_image_batch(luma, 1, "luma")
+    check_image_batch(chroma, 2, "chroma")
     if luma.shape[0] != chroma.shape[0] or luma.shape[2:] != chroma.shape[2:]:
         raise ValueError(
             "luma (N, 1, H, W) and chroma (N, 2, H, W) must agree on N, H and W; "

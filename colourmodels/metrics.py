@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from colourmodels.colour import ColourSpace, denormalise_chroma
+from colourmodels.colour import ColourSpace, check_image_batch, denormalise_chroma
 
 __all__ = [
     "chroma_mae",
@@ -43,30 +43,12 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _check_batch(x: object, channels: int, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(
-            f"{name} must be a 4-D tensor shaped (N, {channels}, H, W), "
-            f"got {x.dim()}-D with shape {tuple(x.shape)}"
-        )
-    if x.shape[1] != channels:
-        raise ValueError(
-            f"{name} must have {channels} channel(s) in dim 1, i.e. shape (N, {channels}, H, W); "
-            f"got shape {tuple(x.shape)}"
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
 def _check_pair(
     pred: object, target: object, channels: int, names: tuple[str, str] = ("pred", "target")
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a (pred, target) pair and cast both to the working dtype."""
-    pred = _check_batch(pred, channels, names[0])
-    target = _check_batch(target, channels, names[1])
+    pred = check_image_batch(pred, channels, names[0])
+    target = check_image_batch(target, channels, names[1])
     if pred.shape != target.shape:
         raise ValueError(
             f"{names[0]} and {names[1]} must have the same shape, "
@@ -492,7 +474,7 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
         >>> [round(v, 4) for v in colourfulness(red).tolist()]  # 0.3 * sqrt(255² + 127.5²)
         [85.5296]
     """
-    _check_batch(rgb, 3, "rgb")
+    check_image_batch(rgb, 3, "rgb")
     rgb = rgb.to(_work_dtype(rgb)) * 255.0
     r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     rg = (r - g).flatten(1)
@@ -500,6 +482,40 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
     var_rg, mean_rg = torch.var_mean(rg, dim=1, correction=0)
     var_yb, mean_yb = torch.var_mean(yb, dim=1, correction=0)
     return torch.sqrt(var_rg + var_yb) + 0.3 * torch.sqrt(mean_rg.square() + mean_yb.square())
+
+
+#: The per-image metrics of :func:`image_metrics`, in the order reports show them.
+IMAGE_METRICS = (
+    "l1_distance",
+    "chroma_mae",
+    "ssim",
+    "psnr",
+    "colourfulness",
+    "colourfulness_truth",
+    "colourfulness_difference",
+)
+
+
+def image_metrics(
+    pred_rgb: torch.Tensor,
+    true_rgb: torch.Tensor,
+    pred_chroma: torch.Tensor,
+    true_chroma: torch.Tensor,
+    space: ColourSpace | str,
+) -> dict[str, torch.Tensor]:
+    """Every per-image metric of a colourised batch against its ground truth (method.md §6),
+    keyed as :data:`IMAGE_METRICS`, each a tensor of shape (N,): the L1 distance and chroma
+    error on the normalised chroma of ``space``, SSIM, PSNR and colourfulness on RGB."""
+    values = {
+        "l1_distance": l1_distance(pred_chroma, true_chroma),
+        "chroma_mae": chroma_mae(pred_chroma, true_chroma, space),
+        "ssim": ssim(pred_rgb, true_rgb),
+        "psnr": psnr(pred_rgb, true_rgb),
+        "colourfulness": colourfulness(pred_rgb),
+        "colourfulness_truth": colourfulness(true_rgb),
+    }
+    values["colourfulness_difference"] = values["colourfulness"] - values["colourfulness_truth"]
+    return values
 
 
 def colourfulness_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -549,8 +565,8 @@ def gan_plain_loss(
         >>> round(loss.item(), 6)  # log 2
         0.693147
     """
-    _check_batch(luma, 1, "luma")
-    _check_batch(fake_chroma, 2, "fake_chroma")
+    check_image_batch(luma, 1, "luma")
+    check_image_batch(fake_chroma, 2, "fake_chroma")
     if luma.shape[0] != fake_chroma.shape[0] or luma.shape[2:] != fake_chroma.shape[2:]:
         raise ValueError(
             "luma (N, 1, H, W) and fake_chroma (N, 2, H, W) must agree on N, H and W; "

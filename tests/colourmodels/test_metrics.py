@@ -13,10 +13,12 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colourmodels import metrics
 from colourmodels.metrics import (
+    IMAGE_METRICS,
     chroma_mae,
     colourfulness,
     colourfulness_difference,
     gan_plain_loss,
+    image_metrics,
     l1_distance,
     psnr,
     ssim,
@@ -393,3 +395,23 @@ def test_cuda_matches_cpu(dtype):
 def test_docstring_examples():
     result = doctest.testmod(metrics, extraglobs={"torch": torch})
     assert result.attempted > 8 and result.failed == 0
+
+
+def test_image_metrics_gathers_each_metric_per_image():
+    from colourmodels.colour import rgb_to_luma_chroma
+
+    gen = torch.Generator().manual_seed(4)
+    truth = torch.rand(3, 3, 16, 16, generator=gen, dtype=torch.float64)
+    pred = (truth + 0.1 * torch.rand(3, 3, 16, 16, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    _, true_chroma = rgb_to_luma_chroma(truth, "yuv")
+    _, pred_chroma = rgb_to_luma_chroma(pred, "yuv")
+    values = image_metrics(pred, truth, pred_chroma, true_chroma, "yuv")
+    assert tuple(values) == IMAGE_METRICS
+    torch.testing.assert_close(values["l1_distance"], l1_distance(pred_chroma, true_chroma))
+    torch.testing.assert_close(values["chroma_mae"], chroma_mae(pred_chroma, true_chroma, "yuv"))
+    torch.testing.assert_close(values["ssim"], ssim(pred, truth))
+    torch.testing.assert_close(values["psnr"], psnr(pred, truth))
+    torch.testing.assert_close(
+        values["colourfulness_difference"], colourfulness_difference(pred, truth)
+    )
+    assert all(v.shape == (3,) for v in values.values())

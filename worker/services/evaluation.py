@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from worker.models import ColourisedImage, EpochRecord, ModelRun, SubModel
 
+#: The keys of a stored image's metrics: colourmodels.metrics.IMAGE_METRICS, with the L1
+#: distance stored as "l1" (this module must not import torch: the web process loads it).
 METRIC_KEYS = (
     "l1",
     "chroma_mae",
@@ -84,18 +86,13 @@ def training_tables(run: ModelRun) -> dict:
 def image_metrics_batch(*, pred_rgb, true_rgb, fake_chroma, true_chroma, space) -> list[dict]:
     """Per-image metrics of a batch (method.md §6), as JSON-safe dicts: an infinite PSNR
     (an output identical to its ground truth) is stored as None and left out of means."""
-    from colourmodels.metrics import chroma_mae, colourfulness, l1_distance, psnr, ssim
+    from colourmodels.metrics import image_metrics
 
-    values = {
-        "l1": l1_distance(fake_chroma, true_chroma),
-        "chroma_mae": chroma_mae(fake_chroma, true_chroma, space),
-        "ssim": ssim(pred_rgb, true_rgb),
-        "psnr": psnr(pred_rgb, true_rgb),
-        "colourfulness": colourfulness(pred_rgb),
-        "colourfulness_truth": colourfulness(true_rgb),
-    }
-    values["colourfulness_difference"] = values["colourfulness"] - values["colourfulness_truth"]
-    return [{k: _finite(float(v[i])) for k, v in values.items()} for i in range(len(pred_rgb))]
+    values = image_metrics(pred_rgb, true_rgb, fake_chroma, true_chroma, space)
+    stored = {"l1" if key == "l1_distance" else key: v for key, v in values.items()}
+    return [
+        {key: _finite(float(stored[key][i])) for key in METRIC_KEYS} for i in range(len(pred_rgb))
+    ]
 
 
 def _finite(value: float) -> float | None:
