@@ -49,6 +49,11 @@ class ImageRecord:
     category: str | None = None
 
 
+def count_reasons(reasons: Iterable[str]) -> dict[str, int]:
+    """How many of ``reasons`` there are of each kind (the text before the first ``:``)."""
+    return dict(Counter(reason.split(":")[0] for reason in reasons))
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A file left out of a scan, and why."""
@@ -76,7 +81,7 @@ class FolderScan:
 
     def skip_reasons(self) -> dict[str, int]:
         """How many files were skipped for each kind of reason (text before ``:``)."""
-        return dict(Counter(s.reason.split(":")[0] for s in self.skipped))
+        return count_reasons(s.reason for s in self.skipped)
 
 
 def _cat_key(item: tuple[str | None, int]) -> tuple[bool, str]:

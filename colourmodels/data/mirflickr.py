@@ -67,7 +67,7 @@ from pathlib import Path
 from PIL import Image
 
 from .categories import CATEGORIES, DEFAULT_MAPPING, CategoryMapping
-from .folders import ImageRecord, Skipped
+from .folders import ImageRecord, Skipped, count_reasons
 from .images import (
     GRAYSCALE_THRESHOLD,
     IMAGE_EXTENSIONS,
@@ -196,7 +196,7 @@ class MirflickrScan:
 
     def skip_reasons(self) -> dict[str, int]:
         """How many files were skipped for each kind of reason (text before ``:``)."""
-        return dict(Counter(s.reason.split(":")[0] for s in self.skipped))
+        return count_reasons(s.reason for s in self.skipped)
 
     def summary(self) -> str:
         """A few lines for a log or a command line."""
@@ -506,7 +506,7 @@ def read_mirflickr(
     skipped.sort(key=lambda s: (_number_of(s.path), s.path.name))
 
     if not records:
-        reasons = Counter(s.reason.split(":")[0] for s in skipped)
+        reasons = count_reasons(s.reason for s in skipped)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(reasons.items())) or "none found"
         raise DatasetError(images_dir, f"no usable images ({detail})")
 

@@ -19,6 +19,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
+from colourmodels.data.folders import count_reasons
 from colourmodels.data.images import ImageError, is_grayscale, load_rgb
 from colourmodels.data.split import stratified_split
 from worker.models import Dataset, DatasetImage
@@ -49,7 +50,7 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def skip_reasons(self) -> dict[str, int]:
-        return dict(Counter(reason.split(":")[0] for _, reason in self.skipped))
+        return count_reasons(reason for _, reason in self.skipped)
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,8 @@ def dataset_import(
             if progress:
                 progress(done, len(images))
         if not stored:
-            reasons = Counter(r.split(":")[0] for _, r in all_skipped)
-            raise DatasetImportError(f"no usable images ({dict(reasons)})")
+            reasons = count_reasons(r for _, r in all_skipped)
+            raise DatasetImportError(f"no usable images ({reasons})")
         assigned = _assign_splits(stored, seed)
         counts = _counts(assigned)
         found = [c for c in counts if c]
@@ -168,7 +169,7 @@ def dataset_import(
                 summary={
                     "imported": len(stored),
                     "skipped": len(all_skipped),
-                    "skip_reasons": dict(Counter(r.split(":")[0] for _, r in all_skipped)),
+                    "skip_reasons": count_reasons(r for _, r in all_skipped),
                     "skipped_examples": [list(s) for s in all_skipped[:50]],
                     **(summary or {}),
                 },
