@@ -44,17 +44,16 @@ def storage_dataset(*, run: ModelRun, split: str, category: str | None, train: b
     rows = DatasetImage.objects.filter(dataset=run.dataset, split=split)
     if category:
         rows = rows.filter(category=category)
-    records = [
-        ImageRecord(Path(name), cat or None)
-        for name, cat in rows.order_by("id").values_list("file", "category")
-    ]
-    return StorageDataset(
+    rows = list(rows.order_by("id").values_list("pk", "file", "category"))
+    records = [ImageRecord(Path(name), cat or None) for _, name, cat in rows]
+    dataset = StorageDataset(
         records,
         run.colour_space,
         run.config["image_size"],
         categories=list(run.dataset.categories),
         train=train,
-    ), [pk for pk in rows.order_by("id").values_list("pk", flat=True)]
+    )
+    return dataset, [pk for pk, _, _ in rows]
 
 
 def environment() -> dict:
