@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Mod
 from django.db.models.lookups import Exact
+from django.utils import timezone
 
 
 def study_slug() -> str:
@@ -33,6 +34,8 @@ def completion_code() -> str:
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
+        #: Stimuli being prepared by a worker; opens when they are ready.
+        PREPARING = "preparing", "preparing stimuli"
         OPEN = "open", "open"
         CLOSED = "closed", "closed"
 
@@ -43,11 +46,21 @@ class Study(models.Model):
     name = models.CharField(max_length=200)
     #: The unguessable public id, used in the participants' link.
     slug = models.CharField(max_length=64, unique=True, default=study_slug, editable=False)
-    status = models.CharField(max_length=6, choices=Status.choices, default=Status.DRAFT)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    #: Every stimulus is served padded to this many bytes (the largest file), so that
+    #: response sizes cannot tell real from colourised images.
+    stimulus_bytes = models.PositiveIntegerField(default=0)
+    #: Why the last preparation of stimuli failed (shown to the researcher).
+    preparation_error = models.TextField(blank=True)
     design = models.CharField(max_length=7, choices=Design.choices, default=Design.BETWEEN)
     #: Half real photographs, half colourised (the paper: 12 + 12).
     images_per_participant = models.PositiveIntegerField(default=24)
     target_participants_per_condition = models.PositiveIntegerField(default=104)
+    #: Trials before the real ones, with feedback; excluded from analysis.
+    practice_trials = models.PositiveIntegerField(default=0)
+    #: Obviously fake images (colour-inverted photographs) among the trials; excluded from
+    #: the tables, used by the exclusion rule (a participant who calls one real is excluded).
+    attention_checks = models.PositiveIntegerField(default=0)
     consent_text = models.TextField(blank=True)
     instructions = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
@@ -84,6 +97,15 @@ class Study(models.Model):
             )
 
     @property
+    def reserved_scenes(self) -> int:
+        """Scenes set aside for practice and attention checks, never shown as main trials."""
+        return self.practice_trials + self.attention_checks
+
+    @property
+    def trials_per_participant(self) -> int:
+        return self.images_per_participant + self.reserved_scenes
+
+    @property
     def per_kind(self) -> int:
         """Real images per participant (and AI images: the same number)."""
         return self.images_per_participant // 2
@@ -111,7 +133,16 @@ class Stimulus(models.Model):
     """One image a participant may see: a condition's colourised version of a scene, or a
     real photograph brought to the size of the colourised versions. Between subjects each
     condition has its own real stimuli (so that each condition's real and AI exposures are
-    balanced on their own); within subjects they are shared (``condition`` None)."""
+    balanced on their own); within subjects they are shared (``condition`` None).
+
+    Practice and attention-check stimuli come from scenes reserved for them (never shown
+    as main trials); an attention check is a colour-inverted photograph (``is_real``
+    False: the right answer is "AI")."""
+
+    class Role(models.TextChoices):
+        MAIN = "main", "main"
+        PRACTICE = "practice", "practice"
+        ATTENTION = "attention", "attention check"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
     condition = models.ForeignKey(
@@ -121,6 +152,7 @@ class Stimulus(models.Model):
         "worker.DatasetImage", on_delete=models.PROTECT, related_name="stimuli"
     )
     is_real = models.BooleanField()
+    role = models.CharField(max_length=9, choices=Role.choices, default=Role.MAIN)
     #: Storage name, ``stimuli/<random hex>.jpg``.
     file = models.CharField(max_length=255, unique=True)
     width = models.PositiveIntegerField()
@@ -132,17 +164,17 @@ class Stimulus(models.Model):
         verbose_name_plural = "stimuli"
         constraints = [
             models.CheckConstraint(
-                condition=Q(is_real=True) | Q(condition__isnull=False),
+                condition=Q(is_real=True) | Q(condition__isnull=False) | Q(role="attention"),
                 name="stimulus_ai_has_condition",
             ),
             models.UniqueConstraint(
                 fields=["condition", "scene"],
-                condition=Q(is_real=False),
+                condition=Q(is_real=False, role__in=["main", "practice"]),
                 name="stimulus_unique_ai_scene",
             ),
             models.UniqueConstraint(
                 fields=["study", "condition", "scene", "width", "height"],
-                condition=Q(is_real=True),
+                condition=Q(is_real=True) | Q(role="attention"),
                 nulls_distinct=False,
                 name="stimulus_unique_real_scene",
             ),
@@ -168,6 +200,8 @@ class Participant(models.Model):
     prolific_session_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     user_agent = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    #: The last start, resume or answer (a participant silent for long has dropped out).
+    last_active_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
@@ -189,6 +223,11 @@ class Trial(models.Model):
     class Answer(models.TextChoices):
         REAL = "real", "Real"
         AI = "ai", "AI"
+
+    #: The stimulus's role, copied so that analysis filters without a join.
+    kind = models.CharField(
+        max_length=9, choices=Stimulus.Role.choices, default=Stimulus.Role.MAIN
+    )
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
     #: 1-based order of presentation.

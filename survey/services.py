@@ -165,10 +165,35 @@ def _condition_outputs(condition: Condition) -> list[ColourisedImage]:
     )
 
 
-def study_prepare_stimuli(*, study: Study) -> int:
+def _reserve_scenes(
+    study: Study, outputs: dict[int, dict[int, ColourisedImage]], rng: random.Random
+) -> tuple[list[int], list[int]]:
+    """(practice scenes, attention scenes): scenes every condition colourised, drawn at
+    random and taken out of the main pool."""
+    wanted = study.reserved_scenes
+    if not wanted:
+        return [], []
+    common = sorted(set.intersection(*(set(by_scene) for by_scene in outputs.values())))
+    if len(common) < wanted:
+        raise NotEnoughScenes(
+            f"{study.practice_trials} practice trials and {study.attention_checks} attention "
+            f"checks need {wanted} scenes that every run colourised; there are {len(common)}"
+        )
+    reserved = rng.sample(common, wanted)
+    return reserved[: study.practice_trials], reserved[study.practice_trials :]
+
+
+def attention_image(photo: Image.Image) -> Image.Image:
+    """An obviously fake image: the photograph with its colours inverted."""
+    return ImageOps.invert(photo.convert("RGB"))
+
+
+def study_prepare_stimuli(*, study: Study, rng: random.Random | None = None) -> int:
     """Encode and store the stimuli of every condition (see the module docstring); returns
     how many were created. Refused once the study has participants; earlier stimuli (a
-    previous preparation of this draft) are replaced."""
+    previous preparation of this draft) are replaced. Sets ``study.stimulus_bytes`` to the
+    largest file's length: every stimulus is served padded to it."""
+    rng = rng or random.SystemRandom()
     conditions = list(study.conditions.select_related("run"))
     if not conditions:
         raise StudyError("the study has no conditions")
@@ -178,60 +203,90 @@ def study_prepare_stimuli(*, study: Study) -> int:
     for condition in conditions:
         if condition.run.status != ModelRun.Status.DONE:
             raise StudyError(f"run {condition.run} is not finished ({condition.run.status})")
+    outputs = {c.pk: {o.source_id: o for o in _condition_outputs(c)} for c in conditions}
+    practice, attention = _reserve_scenes(study, outputs, rng)
+    reserved = {*practice, *attention}
+    roles = {scene: Stimulus.Role.PRACTICE for scene in practice}
     written: list[str] = []
-    created = 0
+    largest = 0
+
+    def create(**fields) -> None:
+        nonlocal largest
+        image = fields.pop("image")
+        data = stimulus_encode(image)
+        largest = max(largest, len(data))
+        Stimulus.objects.create(
+            study=study,
+            file=_store(data, written),
+            width=image.size[0],
+            height=image.size[1],
+            **fields,
+        )
+
     try:
         with transaction.atomic():
             old = list(study.stimuli.values_list("file", flat=True))
             study.stimuli.all().delete()
             transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
-            real: dict[tuple[int | None, int, int, int], Stimulus] = {}
-            scenes_seen: set[int] = set()
+            shared = study.design == Study.Design.WITHIN
+            real_done: set[tuple[int | None, int, int, int]] = set()
+            main_scenes: set[int] = set()
             for condition in conditions:
-                outputs = _condition_outputs(condition)
-                if study.design == Study.Design.BETWEEN and len(outputs) < needed:
+                by_scene = outputs[condition.pk]
+                main = [scene for scene in by_scene if scene not in reserved]
+                if not shared and len(main) < needed:
                     raise NotEnoughScenes(
-                        f"condition {condition.label}: its run colourised {len(outputs)} test "
-                        f"images, a participant needs {needed} different scenes"
+                        f"condition {condition.label}: its run colourised {len(by_scene)} "
+                        f"test images ({len(reserved)} reserved for practice and attention "
+                        f"checks); a participant needs {needed} different scenes"
                     )
-                for output in outputs:
+                main_scenes.update(main)
+                for scene, output in sorted(by_scene.items()):
+                    if scene in attention:
+                        continue
+                    role = roles.get(scene, Stimulus.Role.MAIN)
                     ai_image = _open_rgb(output.file)
-                    size = ai_image.size
-                    shared = study.design == Study.Design.WITHIN
-                    key = (None if shared else condition.pk, output.source_id, *size)
-                    if key not in real:
-                        truth = fit_to(_open_rgb(output.source.file), size)
-                        real[key] = Stimulus.objects.create(
-                            study=study,
+                    key = (None if shared else condition.pk, scene, *ai_image.size)
+                    if key not in real_done:
+                        real_done.add(key)
+                        create(
+                            image=fit_to(_open_rgb(output.source.file), ai_image.size),
                             condition=None if shared else condition,
                             scene=output.source,
                             is_real=True,
-                            file=_store(stimulus_encode(truth), written),
-                            width=size[0],
-                            height=size[1],
+                            role=role,
                         )
-                        created += 1
-                    Stimulus.objects.create(
-                        study=study,
+                    create(
+                        image=ai_image,
                         condition=condition,
                         scene=output.source,
                         is_real=False,
-                        file=_store(stimulus_encode(ai_image), written),
-                        width=size[0],
-                        height=size[1],
+                        role=role,
                     )
-                    created += 1
-                    scenes_seen.add(output.source_id)
-            if study.design == Study.Design.WITHIN and len(scenes_seen) < needed:
+            if shared and len(main_scenes) < needed:
                 raise NotEnoughScenes(
-                    f"the runs colourised {len(scenes_seen)} different test images, a "
+                    f"the runs colourised {len(main_scenes) + len(reserved)} different test "
+                    f"images ({len(reserved)} reserved for practice and attention checks); a "
                     f"participant needs {needed} different scenes"
                 )
+            for scene in attention:
+                output = outputs[conditions[0].pk][scene]
+                size = _open_rgb(output.file).size
+                create(
+                    image=attention_image(fit_to(_open_rgb(output.source.file), size)),
+                    condition=None,
+                    scene=output.source,
+                    is_real=False,
+                    role=Stimulus.Role.ATTENTION,
+                )
+            study.stimulus_bytes = largest
+            study.preparation_error = ""
+            study.save(update_fields=["stimulus_bytes", "preparation_error"])
     except BaseException:
         for name in written:
             default_storage.delete(name)
         raise
-    return created
+    return study.stimuli.count()
 
 
 def study_open(*, study: Study) -> Study:
@@ -244,6 +299,46 @@ def study_open(*, study: Study) -> Study:
     study.opened_at = study.opened_at or timezone.now()
     study.save(update_fields=["status", "opened_at"])
     return study
+
+
+def study_request_open(*, study: Study) -> Study:
+    """Open ``study``: at once if its stimuli exist, else mark it preparing and leave the
+    preparation to a worker (``cpu.prepare_study``, which opens it when done)."""
+    from survey.tasks import prepare_study
+
+    if study.status == Study.Status.OPEN:
+        return study
+    if study.stimuli.exists():
+        return study_open(study=study)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status == Study.Status.PREPARING:
+            return locked
+        locked.status = Study.Status.PREPARING
+        locked.preparation_error = ""
+        locked.save(update_fields=["status", "preparation_error"])
+        transaction.on_commit(lambda: prepare_study.delay(locked.pk))
+    return locked
+
+
+def study_prepare_and_open(*, study_id: int) -> None:
+    """The worker's side of :func:`study_request_open`. A failure puts the study back to
+    draft with the reason in ``preparation_error``."""
+    study = Study.objects.get(pk=study_id)
+    if study.status != Study.Status.PREPARING:
+        return  # closed or reverted meanwhile, or a duplicate delivery
+    try:
+        study_open(study=study)
+    except StudyError as exc:
+        Study.objects.filter(pk=study.pk).update(
+            status=Study.Status.DRAFT, preparation_error=str(exc)
+        )
+    except Exception as exc:
+        Study.objects.filter(pk=study.pk).update(
+            status=Study.Status.DRAFT,
+            preparation_error=f"preparing the stimuli failed: {type(exc).__name__}: {exc}",
+        )
+        raise
 
 
 def study_close(*, study: Study) -> Study:
@@ -323,7 +418,7 @@ def _scene_uses(stimuli: list[Stimulus]) -> dict[int, int]:
 
 def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random):
     """``k`` of the condition's AI stimuli and ``k`` of its real ones."""
-    stimuli = list(Stimulus.objects.filter(condition=condition))
+    stimuli = list(Stimulus.objects.filter(condition=condition, role=Stimulus.Role.MAIN))
     ai = {s.scene_id: s for s in stimuli if not s.is_real}
     real = {s.scene_id: s for s in stimuli if s.is_real}
     scenes = ai.keys() & real.keys()
@@ -344,17 +439,56 @@ def _pick_within(study: Study, k: int, rng: random.Random) -> list[Stimulus]:
     conditions at random), and ``k`` real ones, never a scene twice."""
     conditions = list(study.conditions.all())
     ai: dict[int, dict[int, Stimulus]] = {c.pk: {} for c in conditions}
-    for s in Stimulus.objects.filter(study=study, is_real=False):
+    main = Stimulus.objects.filter(study=study, role=Stimulus.Role.MAIN)
+    for s in main.filter(is_real=False):
         ai[s.condition_id][s.scene_id] = s
     real: dict[int, Stimulus] = {}
-    for s in Stimulus.objects.filter(study=study, is_real=True).order_by("exposures", "?"):
+    for s in main.filter(is_real=True).order_by("exposures", "?"):
         real.setdefault(s.scene_id, s)  # the least exposed size of each scene
     quotas = {c.pk: k // len(conditions) for c in conditions}
     for c in rng.sample(conditions, k % len(conditions)):
         quotas[c.pk] += 1
     groups = [_Slots(quotas[c.pk], ai[c.pk]) for c in conditions]
-    uses = _scene_uses(list(Stimulus.objects.filter(study=study)))
+    uses = _scene_uses(list(main))
     return _assign([*groups, _Slots(k, real)], uses, rng)
+
+
+def _pick_practice(study: Study, condition: Condition | None, rng: random.Random):
+    """The practice stimuli: every practice scene once, half real and half AI (an odd one
+    out at random), the AI versions from the participant's condition (within subjects, a
+    condition at random per scene)."""
+    n = study.practice_trials
+    if not n:
+        return []
+    stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.PRACTICE))
+    scenes = sorted({s.scene_id for s in stimuli})
+    reals = [True] * (n // 2) + [False] * (n // 2) + ([rng.random() < 0.5] if n % 2 else [])
+    rng.shuffle(reals)
+    picked = []
+    for scene, real in zip(scenes, reals):
+        options = [
+            s
+            for s in stimuli
+            if s.scene_id == scene
+            and s.is_real == real
+            and (condition is None or s.condition_id in (None, condition.pk))
+        ]
+        picked.append(rng.choice(options))
+    return picked
+
+
+def _trial_order(
+    practice: list[Stimulus], main: list[Stimulus], attention: list[Stimulus], rng
+) -> list[Stimulus]:
+    """Practice first, then the main trials in a random order with the attention checks
+    at random places among them (never first, where a participant is still settling)."""
+    order = list(main)
+    rng.shuffle(order)
+    for check in attention:
+        order.insert(rng.randint(min(1, len(order)), len(order)), check)
+    practice = list(practice)
+    rng.shuffle(practice)
+    return practice + order
 
 
 def participant_start(
@@ -410,11 +544,13 @@ def participant_start(
             prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
             user_agent=(user_agent or "")[:500],
         )
-        Stimulus.objects.filter(pk__in=[s.pk for s in stimuli]).update(exposures=F("exposures") + 1)
-        rng.shuffle(stimuli)
+        practice = _pick_practice(study, condition, rng)
+        attention = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+        order = _trial_order(practice, stimuli, attention, rng)
+        Stimulus.objects.filter(pk__in=[s.pk for s in order]).update(exposures=F("exposures") + 1)
         Trial.objects.bulk_create(
-            Trial(participant=participant, position=i, stimulus=s)
-            for i, s in enumerate(stimuli, start=1)
+            Trial(participant=participant, position=i, stimulus=s, kind=s.role)
+            for i, s in enumerate(order, start=1)
         )
     return participant
 
@@ -468,14 +604,15 @@ def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms:
         ).exists():
             raise TrialError(f"trial {position} answered before an earlier trial")
         now = timezone.now()
+        locked.last_active_at = now
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
         trial.save(update_fields=["answer", "rt_ms", "answered_at"])
         if not Trial.objects.filter(participant=locked, answer__isnull=True).exists():
             locked.completed_at = now
-            locked.save(update_fields=["completed_at"])
             participant.completed_at = now
+        locked.save(update_fields=["completed_at", "last_active_at"])
     return trial
 
 
