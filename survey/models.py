@@ -225,9 +225,7 @@ class Trial(models.Model):
         AI = "ai", "AI"
 
     #: The stimulus's role, copied so that analysis filters without a join.
-    kind = models.CharField(
-        max_length=9, choices=Stimulus.Role.choices, default=Stimulus.Role.MAIN
-    )
+    kind = models.CharField(max_length=9, choices=Stimulus.Role.choices, default=Stimulus.Role.MAIN)
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
     #: 1-based order of presentation.
