@@ -146,6 +146,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_TRACK_STARTED = True
 
+# The cache (the study's start rate limit): Redis, shared by every web process, where the
+# broker is Redis; else this process's memory.
+CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL)
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get("CELERY_KEY_PREFIX", ""),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Starts of a study allowed from one client address per window (a bot must not exhaust
+# the balanced lists); a resume is not a start.
+STUDY_START_LIMIT = env_int("STUDY_START_LIMIT", 30)
+STUDY_START_WINDOW_SECONDS = env_int("STUDY_START_WINDOW_SECONDS", 600)
+# Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

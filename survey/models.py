@@ -31,6 +31,16 @@ def completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+#: What may still change once a study has opened (nothing that changes what is shown).
+TEXT_FIELDS = (
+    "name",
+    "consent_text",
+    "instructions",
+    "redirect_url",
+    "target_participants_per_condition",
+)
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
 
 from survey.models import Condition, Participant, Stimulus, Study, Trial
+
+#: A participant who started, did not finish and has been silent this long has dropped out.
+DROPPED_AFTER = timedelta(minutes=30)
 
 
 def study_get_by_slug(*, slug: str) -> Study | None:
@@ -56,3 +63,77 @@ def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
         .select_related("condition", "scene")
         .order_by("condition_id", "scene_id", "is_real")
     )
+
+
+def study_monitor(*, study: Study) -> list[dict]:
+    """The live monitor: per condition (between subjects) or for the whole study (within),
+    participants started (not withdrawn), completed, in progress, dropped (silent for
+    :data:`DROPPED_AFTER` without finishing) and withdrawn, with the target. One query."""
+    cutoff = timezone.now() - DROPPED_AFTER
+    active = Q(withdrawn_at__isnull=True)
+    unfinished = active & Q(completed_at__isnull=True)
+    counts = {
+        "started": Count("pk", filter=active),
+        "completed": Count("pk", filter=active & Q(completed_at__isnull=False)),
+        "in_progress": Count("pk", filter=unfinished & Q(last_active_at__gte=cutoff)),
+        "dropped": Count("pk", filter=unfinished & Q(last_active_at__lt=cutoff)),
+        "withdrawn": Count("pk", filter=Q(withdrawn_at__isnull=False)),
+    }
+    rows = {
+        row["condition_id"]: row
+        for row in Participant.objects.filter(study=study)
+        .values("condition_id")
+        .annotate(**counts)
+        .order_by()
+    }
+    target = study.target_participants_per_condition
+    empty = dict.fromkeys(counts, 0)
+    if study.design == Study.Design.WITHIN:
+        return [{"label": "all conditions", "target": target, **empty, **rows.get(None, {})}]
+    return [
+        {"label": c.label, "condition_id": c.pk, "target": target, **empty, **rows.get(c.pk, {})}
+        for c in study.conditions.all()
+    ]
+
+
+def study_preview_trials(*, study: Study, rng) -> list[dict]:
+    """What a preview shows: a participant's worth of prepared stimuli (practice, then the
+    main trials with the attention checks among them), with the truth; nothing is
+    assigned or recorded. Empty when the stimuli are not prepared yet."""
+    stimuli = list(Stimulus.objects.filter(study=study).select_related("condition"))
+    if not stimuli:
+        return []
+    by_role: dict[str, list[Stimulus]] = {}
+    for s in stimuli:
+        by_role.setdefault(s.role, []).append(s)
+    condition = rng.choice(list(study.conditions.all()))
+    own = [
+        s
+        for s in by_role.get(Stimulus.Role.MAIN, [])
+        if study.design == Study.Design.WITHIN or s.condition_id == condition.pk
+    ]
+    k = study.per_kind
+    chosen, scenes = [], set()
+    for real in (False, True):
+        pool = [s for s in own if s.is_real == real]
+        rng.shuffle(pool)
+        picked = [s for s in pool if s.scene_id not in scenes][:k]
+        scenes.update(s.scene_id for s in picked)
+        chosen += picked
+    rng.shuffle(chosen)
+    for check in by_role.get(Stimulus.Role.ATTENTION, []):
+        chosen.insert(rng.randint(min(1, len(chosen)), len(chosen)), check)
+    practice_scenes: dict[int, list[Stimulus]] = {}
+    for s in by_role.get(Stimulus.Role.PRACTICE, []):
+        if s.is_real or study.design == Study.Design.WITHIN or s.condition_id == condition.pk:
+            practice_scenes.setdefault(s.scene_id, []).append(s)
+    practice = [rng.choice(options) for options in practice_scenes.values()]
+    return [
+        {
+            "image_url": reverse("study_stimulus_image", args=[s.pk]),
+            "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
+            "kind": s.role,
+            "practice": s.role == Stimulus.Role.PRACTICE,
+        }
+        for s in practice + chosen
+    ]

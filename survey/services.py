@@ -47,7 +47,7 @@ from PIL import Image, ImageOps
 from scipy.optimize import linear_sum_assignment
 
 from colourmodels.data.images import load_rgb, resize_square
-from survey.models import Condition, Participant, Stimulus, Study, Trial, Withdrawal
+from survey.models import TEXT_FIELDS, Condition, Participant, Stimulus, Study, Trial, Withdrawal
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 
 STIMULI_FOLDER = "stimuli"
@@ -125,6 +125,36 @@ def study_create(
             Condition.objects.create(
                 study=study, run=run, label=labels[i] if labels else run.name[:100]
             )
+    return study
+
+
+def study_update(
+    *, study: Study, fields: dict, runs: Sequence[ModelRun] | None = None, labels=None
+) -> Study:
+    """Change a study. A draft may change anything (its conditions are rebuilt from
+    ``runs`` and stimuli prepared earlier are dropped, to be prepared again at opening); an
+    opened study only the fields that do not change what participants are shown."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        draft = study.status == Study.Status.DRAFT
+        for name, value in fields.items():
+            if not draft and name not in TEXT_FIELDS:
+                raise StudyError(f"{name} cannot change once the study has opened")
+            setattr(study, name, value)
+        study.full_clean(exclude=["created_by"])
+        study.save()
+        if draft:
+            old = list(study.stimuli.values_list("file", flat=True))
+            study.stimuli.all().delete()
+            transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
+            if runs is not None:
+                if not runs:
+                    raise StudyError("a study needs at least one run")
+                study.conditions.all().delete()
+                for i, run in enumerate(runs):
+                    Condition.objects.create(
+                        study=study, run=run, label=labels[i] if labels else run.name[:100]
+                    )
     return study
 
 
@@ -301,34 +331,42 @@ def study_open(*, study: Study) -> Study:
     return study
 
 
-def study_request_open(*, study: Study) -> Study:
+def study_request_open(*, study: Study, open_after: bool = True) -> Study:
     """Open ``study``: at once if its stimuli exist, else mark it preparing and leave the
-    preparation to a worker (``cpu.prepare_study``, which opens it when done)."""
+    preparation to a worker (``cpu.prepare_study``, which opens it when done). With
+    ``open_after`` False the stimuli are prepared (for a preview) and the study stays a
+    draft."""
     from survey.tasks import prepare_study
 
     if study.status == Study.Status.OPEN:
         return study
-    if study.stimuli.exists():
+    if study.stimuli.exists() and open_after:
         return study_open(study=study)
     with transaction.atomic():
         locked = Study.objects.select_for_update().get(pk=study.pk)
         if locked.status == Study.Status.PREPARING:
             return locked
+        if locked.status != Study.Status.DRAFT and not open_after:
+            raise StudyError("only a draft's stimuli can be prepared again")
         locked.status = Study.Status.PREPARING
         locked.preparation_error = ""
         locked.save(update_fields=["status", "preparation_error"])
-        transaction.on_commit(lambda: prepare_study.delay(locked.pk))
+        transaction.on_commit(lambda: prepare_study.delay(locked.pk, open_after))
     return locked
 
 
-def study_prepare_and_open(*, study_id: int) -> None:
+def study_prepare_and_open(*, study_id: int, open_after: bool = True) -> None:
     """The worker's side of :func:`study_request_open`. A failure puts the study back to
     draft with the reason in ``preparation_error``."""
     study = Study.objects.get(pk=study_id)
     if study.status != Study.Status.PREPARING:
         return  # closed or reverted meanwhile, or a duplicate delivery
     try:
-        study_open(study=study)
+        if open_after:
+            study_open(study=study)
+        else:
+            study_prepare_stimuli(study=study)
+            Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
     except StudyError as exc:
         Study.objects.filter(pk=study.pk).update(
             status=Study.Status.DRAFT, preparation_error=str(exc)

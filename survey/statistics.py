@@ -63,6 +63,7 @@ __all__ = [
     "analyse_judgements",
     "analyse_table",
     "binomial_test",
+    "bootstrap_counts",
     "bootstrap_difference",
     "bootstrap_over_participants",
     "chi_square",
@@ -85,6 +86,7 @@ __all__ = [
     "real_judged_ai_rate",
     "sdt_by_participant",
     "sdt_from_counts",
+    "sdt_summary_from_counts",
     "summarise_sdt",
     "table_from_judgements",
     "tables_by_condition",
@@ -735,6 +737,91 @@ def bootstrap_difference(
         "fooling_rate": _percentile(fooling[:, 0] - fooling[:, 1], float(fa - fb), confidence),
         "ai_judged_real_rate": _percentile(ajr[:, 0] - ajr[:, 1], float(ja - jb), confidence),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# From participants' cell counts (what a database aggregation returns)
+# --------------------------------------------------------------------------------------------
+
+
+def _cell_rows(
+    counts: Sequence[Sequence[int]] | np.ndarray, weights: Sequence[int] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, weights): ``counts`` as a (k, 4) int array of cells (real_real, real_ai, ai_real,
+    ai_ai) and ``weights`` (how many participants have each row; 1 each when None)."""
+    rows = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
+    w = np.ones(len(rows), dtype=np.int64) if weights is None else np.asarray(weights, np.int64)
+    if w.shape != (len(rows),):
+        raise ValueError(f"expected one weight per row ({len(rows)}), got shape {w.shape}")
+    if (rows < 0).any() or (w < 0).any():
+        raise ValueError("counts and weights must be non-negative")
+    return rows, w
+
+
+def sdt_summary_from_counts(
+    counts: Sequence[Sequence[int]] | np.ndarray,
+    weights: Sequence[int] | np.ndarray | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> tuple[SDTSummary, int]:
+    """:func:`summarise_sdt` of :func:`sdt_by_participant`, from cell counts: one row
+    (real_real, real_ai, ai_real, ai_ai) per participant, or per group of ``weights[i]``
+    participants with the same cells. Vectorised, with the same log-linear correction as
+    :func:`sdt_from_counts`. Returns (summary, participants skipped: no AI or no real trial);
+    the summary's ``skipped`` list is empty (rows carry no participant ids)."""
+    confidence = _check_confidence(confidence)
+    rows, w = _cell_rows(counts, weights)
+    rr, ra, ar, aa = rows.T
+    usable = (rr + ra > 0) & (ar + aa > 0) & (w > 0)
+    skipped = int(w[~usable].sum())
+    rr, ra, ar, aa, w = rr[usable], ra[usable], ar[usable], aa[usable], w[usable]
+    h = (aa + 0.5) / (ar + aa + 1)
+    f = (ra + 0.5) / (rr + ra + 1)
+    zh, zf = stats.norm.ppf(h), stats.norm.ppf(f)
+    d = np.repeat(zh - zf, w)
+    c = np.repeat(-(zh + zf) / 2, w)
+    md, sdd, di, dp = _t_summary(d, confidence)
+    mc, sdc, ci, cp = _t_summary(c, confidence)
+    return SDTSummary(len(d), md, sdd, di, dp, mc, sdc, ci, cp, []), skipped
+
+
+def bootstrap_counts(
+    counts: Sequence[Sequence[int]] | np.ndarray,
+    weights: Sequence[int] | np.ndarray | None = None,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> BootstrapResult:
+    """:func:`bootstrap_over_participants` from cell counts (one row per participant, or
+    per group of ``weights[i]`` participants with the same cells).
+
+    Drawing k participants with replacement picks a row with probability weight / k at each
+    draw, so how often each distinct row is drawn in one replicate is multinomial(k,
+    weights / k): one multinomial draw over the distinct rows (at most 13 × 13 with 12 real
+    and 12 AI images each) per replicate replaces k random indices. The resampling
+    distribution is the same as :func:`bootstrap_over_participants`'; the random stream is
+    not, so one seed gives close but not identical bounds in the two functions."""
+    confidence = _check_confidence(confidence)
+    _check_boot(n_boot, seed)
+    rows, w = _cell_rows(counts, weights)
+    keep = w > 0
+    rows, w = rows[keep], w[keep]
+    k = int(w.sum())
+    if k == 0 or rows.sum() == 0:
+        raise ValueError("no measured judgements to bootstrap")
+    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+    grouped = np.bincount(inverse.ravel(), weights=w, minlength=len(distinct)).astype(np.int64)
+    table_fooling, table_ajr = _rates_of_sums((distinct * grouped[:, None]).sum(axis=0))
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(k, grouped / k, size=n_boot)  # (n_boot, distinct rows)
+    fooling, ajr = _rates_of_sums(draws @ distinct)
+    return BootstrapResult(
+        _percentile(fooling, float(table_fooling), confidence),
+        _percentile(ajr, float(table_ajr), confidence),
+        k,
+        int(n_boot),
+        int(seed),
+    )
 
 
 # --------------------------------------------------------------------------------------------

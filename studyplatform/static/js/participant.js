@@ -1,0 +1,206 @@
+// The participant's trials: one image at a time, Real / AI by button or by the R and A
+// keys, the response time from the moment the image is displayed, the next image
+// preloaded. Each answer is posted once (buttons are disabled while it travels); if the
+// post fails the same answer can be sent again (the server stores it once). Without
+// this script the page still works as plain forms.
+(function () {
+  "use strict";
+  const root = document.getElementById("study");
+  if (!root) return;
+  const preview = root.dataset.preview === "1";
+  const exposureMs = parseInt(root.dataset.exposureMs || "0", 10);
+  const answerUrl = root.dataset.answerUrl;
+  const form = document.getElementById("answer-form");
+  const img = document.getElementById("stimulus");
+  const mask = document.getElementById("mask");
+  const trialBox = document.getElementById("trial");
+  const instructions = document.getElementById("instructions");
+  const feedbackBox = document.getElementById("feedback");
+  const errorBox = document.getElementById("error");
+  const progress = document.getElementById("progress");
+  const buttons = Array.from(form.querySelectorAll("button[name=answer]"));
+  const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const previewTrials = preview ? JSON.parse(document.getElementById("preview-trials").textContent) : null;
+  let current = JSON.parse(document.getElementById("trial-data").textContent);
+  let shownAt = null;
+  let busy = false;
+  let pending = null;
+  let hideTimer = null;
+  let continueWith = null;
+  const previewAnswers = [];
+  const preloaded = new Map();
+
+  function field(name) { return root.querySelector('[data-f="' + name + '"]'); }
+  function preload(url) {
+    if (!url || preloaded.has(url)) return;
+    const image = new Image();
+    image.src = url;
+    preloaded.set(url, image);
+  }
+  function enable(on) { buttons.forEach(function (b) { b.disabled = !on; }); }
+
+  function show(trial) {
+    current = trial;
+    shownAt = null;
+    enable(false);
+    clearTimeout(hideTimer);
+    field("number").textContent = trial.position;
+    field("total").textContent = trial.total;
+    field("practice").hidden = !trial.practice;
+    progress.max = trial.total;
+    progress.value = trial.answered;
+    form.querySelector("input[name=position]").value = trial.position;
+    mask.hidden = true;
+    img.style.visibility = "hidden";
+    const loaded = new Promise(function (resolve, reject) {
+      if (img.getAttribute("src") === trial.image_url && img.complete && img.naturalWidth) return resolve();
+      img.onload = function () { resolve(); };
+      img.onerror = function () { reject(new Error("image")); };
+      img.src = trial.image_url;
+    });
+    loaded
+      .then(function () { return img.decode ? img.decode().catch(function () {}) : null; })
+      .then(function () {
+        img.style.visibility = "visible";
+        // The next frame is the first one painted with the image: time starts there.
+        requestAnimationFrame(function () {
+          shownAt = performance.now();
+          enable(true);
+          if (exposureMs > 0) {
+            hideTimer = setTimeout(function () {
+              img.style.visibility = "hidden";
+              mask.hidden = false;
+            }, exposureMs);
+          }
+        });
+      })
+      .catch(function () { failed(function () { show(trial); }); });
+  }
+
+  function failed(retry) {
+    errorBox.hidden = false;
+    continueWith = retry;
+    document.getElementById("retry").focus();
+  }
+
+  function answer(value) {
+    if (busy || shownAt === null || !feedbackBox.hidden) return;
+    busy = true;
+    enable(false);
+    clearTimeout(hideTimer);
+    pending = { position: current.position, answer: value, rt_ms: Math.round(performance.now() - shownAt) };
+    send();
+  }
+
+  function send() {
+    errorBox.hidden = true;
+    if (preview) return handle(previewNext(pending));
+    const body = new URLSearchParams({
+      position: pending.position, answer: pending.answer, rt_ms: pending.rt_ms,
+    });
+    fetch(answerUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRFToken": csrf },
+      body: body,
+    })
+      .then(function (r) {
+        if (r.status === 409) {
+          return r.json().then(function (d) { window.location.assign(d.resume_url); throw "resuming"; });
+        }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (d) { pending = null; handle(d); })
+      .catch(function (e) { if (e !== "resuming") failed(send); });
+  }
+
+  function handle(d) {
+    if (d.preload) preload(d.preload);
+    const proceed = function () {
+      busy = false;
+      if (d.done_url) {
+        progress.value = progress.max;
+        window.location.assign(d.done_url);
+      } else if (d.next) {
+        show(d.next);
+      } else if (preview) {
+        finishPreview();
+      }
+    };
+    if (d.feedback) {
+      field("feedback-text").textContent = (d.feedback.correct ? "Right: " : "Not quite: ") +
+        "that image was " + d.feedback.truth + ".";
+      feedbackBox.classList.toggle("right", d.feedback.correct);
+      feedbackBox.classList.toggle("wrong", !d.feedback.correct);
+      feedbackBox.hidden = false;
+      continueWith = function () { feedbackBox.hidden = true; proceed(); };
+      document.getElementById("continue").focus();
+    } else {
+      proceed();
+    }
+  }
+
+  // Preview: the same pages from a list the server sent with the truth; nothing is posted.
+  function previewTrial(i) {
+    const t = previewTrials[i];
+    return { position: i + 1, total: previewTrials.length, answered: i, practice: t.practice, image_url: t.image_url };
+  }
+  function previewNext(p) {
+    const t = previewTrials[p.position - 1];
+    previewAnswers.push({ answer: p.answer, truth: t.truth, kind: t.kind, rt_ms: p.rt_ms });
+    const next = p.position < previewTrials.length ? previewTrial(p.position) : null;
+    return {
+      feedback: t.practice ? { correct: p.answer === t.truth, truth: t.truth === "real" ? "a real photograph" : "colourised by AI" } : null,
+      next: next,
+      preload: p.position + 1 < previewTrials.length ? previewTrials[p.position + 1].image_url : null,
+    };
+  }
+  function finishPreview() {
+    trialBox.hidden = true;
+    const measured = previewAnswers.filter(function (a) { return a.kind === "main"; });
+    const right = measured.filter(function (a) { return a.answer === a.truth; }).length;
+    field("preview-score").textContent = "You were right on " + right + " of " + measured.length +
+      " measured images (practice and attention checks left out).";
+    document.getElementById("preview-done").hidden = false;
+  }
+
+  function begin(event) {
+    if (event) event.preventDefault();
+    instructions.hidden = true;
+    trialBox.hidden = false;
+    show(current);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (event.submitter && event.submitter.value) answer(event.submitter.value);
+  });
+  document.getElementById("begin").addEventListener("click", begin);
+  document.getElementById("continue").addEventListener("click", function () { if (continueWith) continueWith(); });
+  document.getElementById("retry").addEventListener("click", function () {
+    errorBox.hidden = true;
+    if (continueWith) continueWith();
+  });
+  root.querySelectorAll("[data-step]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      b.closest("section").hidden = true;
+      document.getElementById(b.dataset.step).hidden = false;
+      document.getElementById("begin").focus();
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.altKey || event.ctrlKey || event.metaKey || trialBox.hidden) return;
+    const key = event.key.toLowerCase();
+    if (key === "r") { event.preventDefault(); answer("real"); }
+    else if (key === "a") { event.preventDefault(); answer("ai"); }
+  });
+
+  if (preview) {
+    current = previewTrial(0);
+    if (previewTrials.length > 1) preload(previewTrials[1].image_url);
+  } else {
+    preload(root.dataset.preload);
+  }
+  if (!trialBox.hidden) show(current);
+})();

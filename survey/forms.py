@@ -1,0 +1,100 @@
+from django import forms
+
+from survey.models import TEXT_FIELDS, Study
+from worker.models import ModelRun
+
+
+class RunChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.name} ({obj.get_kind_display()}, {obj.dataset.name}, #{obj.pk})"
+
+
+class StudyForm(forms.ModelForm):
+    """A study's set-up. Once it has opened only :data:`TEXT_FIELDS` can change."""
+
+    runs = RunChoices(
+        queryset=ModelRun.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Each finished run becomes one condition.",
+    )
+    redirect_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        label="Redirect when done (e.g. Prolific's completion URL)",
+        help_text="“{code}” is replaced by the completion code.",
+    )
+    labels = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Optional: one condition label per line, in the order of the runs above "
+        "(default: the runs' names).",
+    )
+
+    field_order = ["name", "runs", "labels", "design"]
+
+    class Meta:
+        model = Study
+        fields = [
+            "name",
+            "design",
+            "images_per_participant",
+            "target_participants_per_condition",
+            "practice_trials",
+            "attention_checks",
+            "exposure_ms",
+            "consent_text",
+            "instructions",
+            "redirect_url",
+        ]
+        labels = {
+            "images_per_participant": "Images per participant (half real, half AI)",
+            "target_participants_per_condition": "Target participants per condition",
+            "exposure_ms": "Exposure time (ms)",
+        }
+        help_texts = {
+            "design": "Between subjects (the paper): each participant sees one condition.",
+            "practice_trials": "Shown first, with feedback; excluded from the analysis.",
+            "attention_checks": "Colour-inverted photographs among the trials; a participant "
+            "who calls one real is excluded from the analysis.",
+            "exposure_ms": "Empty: each image stays until answered. E.g. 1000 hides it after 1 s.",
+            "consent_text": "Empty: a short default text.",
+            "instructions": "Empty: a short default text.",
+        }
+        widgets = {
+            "consent_text": forms.Textarea(attrs={"rows": 5}),
+            "instructions": forms.Textarea(attrs={"rows": 5}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["runs"].queryset = (
+            ModelRun.objects.filter(status=ModelRun.Status.DONE)
+            .select_related("dataset")
+            .order_by("-pk")
+        )
+        study = self.instance
+        if study.pk:
+            self.fields["runs"].initial = [c.run_id for c in study.conditions.all()]
+            self.fields["labels"].initial = "\n".join(c.label for c in study.conditions.all())
+            if study.status != Study.Status.DRAFT:
+                for name in list(self.fields):
+                    if name not in TEXT_FIELDS:
+                        del self.fields[name]
+
+    def clean_images_per_participant(self):
+        n = self.cleaned_data["images_per_participant"]
+        if n < 2 or n % 2:
+            raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
+        return n
+
+    def clean(self):
+        cleaned = super().clean()
+        if "runs" in self.fields and cleaned.get("runs") is not None:
+            labels = [x.strip() for x in cleaned.get("labels", "").splitlines() if x.strip()]
+            if labels and len(labels) != len(cleaned["runs"]):
+                self.add_error("labels", "Give one label per chosen run, or none.")
+            if len(set(labels)) != len(labels):
+                self.add_error("labels", "Labels must differ.")
+            cleaned["label_list"] = labels or None
+        return cleaned

@@ -1,0 +1,122 @@
+"""What a participant's browser is given: the trial at hand as plain data, the stimulus bytes
+padded to the study's common length, practice feedback, the completion redirect.
+
+Nothing here may reveal whether an image is real, its condition, its scene or whether a
+trial is an attention check: a trial is described by its position only (practice trials
+are announced as practice, since the participant is told so and gets feedback)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from survey.models import Participant, Stimulus, Study, Trial
+from survey.selectors import participant_next_trial, participant_progress
+from survey.services import trial_mark_shown
+
+#: Prolific's ids are 24 hex digits; anything of letters, digits, - and _ is accepted.
+PROLIFIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TRUTH_LABELS = {True: "a real photograph", False: "colourised by AI"}
+
+
+def prolific_ids(query) -> dict[str, str | None]:
+    """PROLIFIC_PID, STUDY_ID and SESSION_ID from a query string (absent or malformed:
+    None)."""
+
+    def clean(name: str) -> str | None:
+        value = (query.get(name) or "").strip()
+        return value if PROLIFIC_ID.match(value) else None
+
+    return {
+        "prolific_pid": clean("PROLIFIC_PID"),
+        "prolific_study_id": clean("STUDY_ID"),
+        "prolific_session_id": clean("SESSION_ID"),
+    }
+
+
+@dataclass(frozen=True)
+class TrialView:
+    position: int
+    total: int
+    answered: int
+    practice: bool
+    image_url: str
+
+    def as_dict(self) -> dict:
+        return {
+            "position": self.position,
+            "total": self.total,
+            "answered": self.answered,
+            "practice": self.practice,
+            "image_url": self.image_url,
+        }
+
+
+def image_url(participant: Participant, position: int) -> str:
+    return reverse("participant_image", args=[participant.public_id, position])
+
+
+def current_trial(participant: Participant) -> TrialView | None:
+    """The first unanswered trial, marked shown (the no-script fallback's response time
+    starts here), or None when every trial is answered."""
+    trial = participant_next_trial(participant=participant)
+    if trial is None:
+        return None
+    trial_mark_shown(participant=participant, position=trial.position)
+    answered, total = participant_progress(participant=participant)
+    return TrialView(
+        position=trial.position,
+        total=total,
+        answered=answered,
+        practice=trial.kind == Stimulus.Role.PRACTICE,
+        image_url=image_url(participant, trial.position),
+    )
+
+
+def next_image_url(participant: Participant, trial: TrialView | None) -> str | None:
+    """The image after ``trial``, for the browser to preload."""
+    if trial is None or trial.position >= trial.total:
+        return None
+    return image_url(participant, trial.position + 1)
+
+
+def practice_feedback(trial: Trial) -> dict | None:
+    """What a practice trial's answer earns: whether it was right and what the image was.
+    None for any other trial (no feedback may reveal a measured trial's truth)."""
+    if trial.kind != Stimulus.Role.PRACTICE or trial.answer is None:
+        return None
+    truth = Trial.Answer.REAL if trial.stimulus.is_real else Trial.Answer.AI
+    return {
+        "correct": trial.answer == truth,
+        "truth": TRUTH_LABELS[trial.stimulus.is_real],
+    }
+
+
+def last_practice_feedback(participant: Participant) -> dict | None:
+    """The feedback of the last answered trial if it was a practice trial (shown by the
+    no-script page after its redirect)."""
+    last = (
+        Trial.objects.filter(participant=participant, answer__isnull=False)
+        .select_related("stimulus")
+        .order_by("-position")
+        .first()
+    )
+    return practice_feedback(last) if last is not None else None
+
+
+def stimulus_bytes(study: Study, stimulus: Stimulus) -> bytes:
+    """The stimulus file padded with zero bytes after its end-of-image marker up to the
+    study's common length (decoders ignore bytes after EOI), so that every image of a
+    study is served with the same Content-Length."""
+    with default_storage.open(stimulus.file, "rb") as f:
+        data = f.read()
+    return data + b"\0" * max(0, study.stimulus_bytes - len(data))
+
+
+def completion_redirect(study: Study) -> str:
+    """The configured redirect (Prolific's completion URL), ``{code}`` replaced by the
+    completion code; empty when none is configured."""
+    return study.redirect_url.replace("{code}", study.completion_code) if study.redirect_url else ""

@@ -1,0 +1,30 @@
+from django.urls import path
+
+from survey import views_participant as participant
+from survey import views_study as study
+
+urlpatterns = [
+    # Participants (no login; unguessable ids)
+    path("s/<str:slug>/", participant.study_landing, name="study_landing"),
+    path("p/<str:public_id>/", participant.participant_page, name="participant_page"),
+    path("p/<str:public_id>/answer", participant.participant_answer, name="participant_answer"),
+    path(
+        "p/<str:public_id>/image/<int:position>",
+        participant.participant_image,
+        name="participant_image",
+    ),
+    path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
+    # Researchers
+    path("studies/", study.studies, name="studies"),
+    path("studies/new/", study.study_new, name="study_new"),
+    path("studies/<int:pk>/", study.study_detail, name="study_detail"),
+    path("studies/<int:pk>/edit/", study.study_edit, name="study_edit"),
+    path("studies/<int:pk>/monitor.json", study.study_monitor_json, name="study_monitor"),
+    path("studies/<int:pk>/open/", study.study_open_view, name="study_open"),
+    path("studies/<int:pk>/prepare/", study.study_prepare_view, name="study_prepare"),
+    path("studies/<int:pk>/close/", study.study_close_view, name="study_close"),
+    path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
+    path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),
+    path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
+    path("studies/stimuli/<int:pk>.jpg", study.study_stimulus_image, name="study_stimulus_image"),
+]

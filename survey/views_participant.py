@@ -1,0 +1,259 @@
+"""The participants' pages: consent, instructions, trials one at a time, completion.
+
+No login: a study is reached by its unguessable slug, a participation by its unguessable
+public id (kept in the URL and in a cookie, so that a reload or a return to the study link
+resumes where it stopped). Answers arrive by ``fetch`` (JSON back) or, without scripts, as
+a plain form post (a redirect back)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from survey.models import Participant, Study, Trial
+from survey.participation import (
+    completion_redirect,
+    current_trial,
+    last_practice_feedback,
+    next_image_url,
+    practice_feedback,
+    prolific_ids,
+    stimulus_bytes,
+)
+from survey.ratelimit import start_allowed
+from survey.selectors import study_get_by_slug
+from survey.services import (
+    ParticipationError,
+    StudyError,
+    StudyFull,
+    StudyNotOpen,
+    TrialError,
+    participant_start,
+    trial_answer,
+)
+
+COOKIE_AGE = 60 * 60 * 24 * 30
+NOT_OPEN = {
+    Study.Status.DRAFT: ("This study is not open yet", "Please come back later."),
+    Study.Status.PREPARING: ("This study is not open yet", "Please come back in a few minutes."),
+    Study.Status.CLOSED: (
+        "This study has closed",
+        "Thank you for your interest. It is no longer taking participants.",
+    ),
+}
+
+
+def _cookie(study: Study) -> str:
+    return f"participation-{study.pk}"
+
+
+def _message(request, title: str, text: str, *, status: int = 200):
+    return render(
+        request, "survey/participant/message.html", {"title": title, "text": text}, status=status
+    )
+
+
+def _resume(request, study: Study) -> Participant | None:
+    public_id = request.get_signed_cookie(_cookie(study), default=None, salt="participation")
+    ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
+    lookup = {"public_id": public_id} if public_id else None
+    if ids["prolific_pid"]:
+        lookup = {"prolific_pid": ids["prolific_pid"]}
+    if lookup is None:
+        return None
+    return Participant.objects.filter(study=study, withdrawn_at__isnull=True, **lookup).first()
+
+
+@never_cache
+@ensure_csrf_cookie
+@require_http_methods(["GET", "POST"])
+def study_landing(request, slug: str):
+    """Consent (GET) and the start of a participation (POST)."""
+    study = study_get_by_slug(slug=slug)
+    if study is None:
+        raise Http404("no such study")
+    resumed = _resume(request, study)
+    if resumed is not None:
+        return redirect("participant_page", public_id=resumed.public_id)
+    if study.status != Study.Status.OPEN:
+        return _message(request, *NOT_OPEN[study.status])
+    ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
+    context = {"study": study, "ids": ids, "error": None}
+    if request.method == "POST":
+        if request.POST.get("consent") != "yes":
+            context["error"] = "Please tick the box to confirm that you agree, or close the page."
+            return render(request, "survey/participant/landing.html", context, status=400)
+        if not start_allowed(request, study):
+            return _message(
+                request,
+                "Too many starts",
+                "Too many participations were started from your network. Please try again later.",
+                status=429,
+            )
+        try:
+            participant = participant_start(
+                study=study, user_agent=request.headers.get("User-Agent", ""), **ids
+            )
+        except StudyFull:
+            return _message(
+                request,
+                "This study is full",
+                "Thank you for your interest: it already has all the participants it needs.",
+            )
+        except StudyNotOpen:
+            return _message(request, *NOT_OPEN[Study.Status.CLOSED])
+        except ParticipationError:
+            return _message(
+                request, "You cannot take part again", "You have already taken part in this study."
+            )
+        except StudyError:
+            return _message(
+                request,
+                "This study cannot start",
+                "Something is wrong with this study. The researchers have been told; please "
+                "try again later.",
+                status=503,
+            )
+        response = redirect("participant_page", public_id=participant.public_id)
+        response.set_signed_cookie(
+            _cookie(study),
+            participant.public_id,
+            salt="participation",
+            max_age=COOKIE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
+        return response
+    return render(request, "survey/participant/landing.html", context)
+
+
+def _participant(public_id: str) -> Participant:
+    return get_object_or_404(Participant.objects.select_related("study"), public_id=public_id)
+
+
+@never_cache
+@ensure_csrf_cookie
+@require_GET
+def participant_page(request, public_id: str):
+    """Instructions before the first answer, then the trial at hand (where a reload
+    resumes), then the completion page."""
+    participant = _participant(public_id)
+    study = participant.study
+    if participant.withdrawn_at is not None:
+        return _message(request, "Participation withdrawn", "Your data were removed on request.")
+    if participant.completed_at is not None:
+        return redirect("participant_done", public_id=public_id)
+    trial = current_trial(participant)
+    if trial is None:  # every trial answered, completion not yet recorded: cannot happen
+        return redirect("participant_done", public_id=public_id)
+    Participant.objects.filter(pk=participant.pk).update(last_active_at=timezone.now())
+    begin = trial.answered > 0 or request.GET.get("begin") == "1"
+    return render(
+        request,
+        "survey/participant/trial.html",
+        {
+            "study": study,
+            "participant": participant,
+            "trial": trial,
+            "begin": begin,
+            "feedback": last_practice_feedback(participant) if trial.answered else None,
+            "next_image_url": next_image_url(participant, trial),
+            "answer_url": reverse("participant_answer", args=[public_id]),
+            "preview": False,
+        },
+    )
+
+
+def _rt_from(request, trial_shown_at) -> int:
+    raw = request.POST.get("rt_ms", "")
+    if raw.isdigit():
+        return int(raw)
+    if trial_shown_at is None:
+        return 0
+    return max(0, int((timezone.now() - trial_shown_at).total_seconds() * 1000))
+
+
+@never_cache
+@require_POST
+def participant_answer(request, public_id: str):
+    """Store one answer (once: a repeated post returns what was stored) and describe what
+    comes next. JSON for scripts; a redirect to the participant's page for plain forms."""
+    participant = _participant(public_id)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        position = int(request.POST.get("position", ""))
+        shown = (
+            Trial.objects.filter(participant=participant, position=position)
+            .values_list("shown_at", flat=True)
+            .first()
+        )
+        trial = trial_answer(
+            participant=participant,
+            position=position,
+            answer=request.POST.get("answer", ""),
+            rt_ms=_rt_from(request, shown),
+        )
+    except (ValueError, TrialError, ParticipationError, ObjectDoesNotExist) as exc:
+        if not wants_json:
+            return redirect("participant_page", public_id=public_id)
+        return JsonResponse(
+            {"error": str(exc), "resume_url": reverse("participant_page", args=[public_id])},
+            status=409,
+        )
+    if not wants_json:
+        return redirect("participant_page", public_id=public_id)
+    participant.refresh_from_db(fields=["completed_at"])
+    upcoming = None if participant.completed_at else current_trial(participant)
+    return JsonResponse(
+        {
+            "stored": {"position": trial.position, "answer": trial.answer},
+            "feedback": practice_feedback(trial),
+            "next": upcoming.as_dict() if upcoming else None,
+            "preload": next_image_url(participant, upcoming),
+            "done_url": reverse("participant_done", args=[public_id])
+            if participant.completed_at
+            else None,
+        }
+    )
+
+
+@require_GET
+def participant_image(request, public_id: str, position: int):
+    """The image of one of the participant's trials, padded to the study's common size."""
+    participant = _participant(public_id)
+    trial = (
+        Trial.objects.filter(participant=participant, position=position)
+        .select_related("stimulus")
+        .first()
+    )
+    if trial is None or participant.withdrawn_at is not None:
+        raise Http404("no such image")
+    try:
+        data = stimulus_bytes(participant.study, trial.stimulus)
+    except FileNotFoundError:
+        raise Http404("no such image") from None
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@never_cache
+@require_GET
+def participant_done(request, public_id: str):
+    """The completion code, and the redirect (Prolific) once the data are committed."""
+    participant = _participant(public_id)
+    if participant.completed_at is None:
+        return redirect("participant_page", public_id=public_id)
+    study = participant.study
+    return render(
+        request,
+        "survey/participant/done.html",
+        {"study": study, "code": study.completion_code, "redirect": completion_redirect(study)},
+    )

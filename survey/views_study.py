@@ -1,0 +1,252 @@
+"""The researchers' pages of a study: list, create and edit, open and close, the live
+monitor, the stimuli with their exposures, a preview of the participant flow, withdrawal."""
+
+from __future__ import annotations
+
+import random
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from survey.forms import StudyForm
+from survey.models import Stimulus, Study
+from survey.participation import TrialView
+from survey.selectors import study_monitor, study_preview_trials, study_stimuli
+from survey.services import (
+    ParticipationError,
+    StudyError,
+    participant_withdraw,
+    study_close,
+    study_create,
+    study_request_open,
+    study_update,
+)
+
+
+def _participant_link(request, study: Study) -> str:
+    return request.build_absolute_uri(reverse("study_landing", args=[study.slug]))
+
+
+@login_required
+@require_GET
+def studies(request):
+    rows = Study.objects.annotate(
+        n_conditions=Count("conditions", distinct=True),
+        started=Count("participants", filter=Q(participants__withdrawn_at__isnull=True)),
+        completed=Count(
+            "participants",
+            filter=Q(
+                participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False
+            ),
+        ),
+    )
+    return render(request, "survey/study_list.html", {"studies": rows})
+
+
+def _form_fields(form: StudyForm) -> dict:
+    return {name: form.cleaned_data[name] for name in form.Meta.fields if name in form.fields}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def study_new(request):
+    form = StudyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        fields = _form_fields(form)
+        try:
+            study = study_create(
+                runs=list(form.cleaned_data["runs"]),
+                labels=form.cleaned_data.get("label_list"),
+                user=request.user,
+                **fields,
+            )
+        except StudyError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Study created as a draft. Preview it, then open it.")
+            return redirect("study_detail", pk=study.pk)
+    return render(request, "survey/study_form.html", {"form": form, "study": None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def study_edit(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    form = StudyForm(request.POST or None, instance=Study.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        draft = "runs" in form.fields
+        try:
+            study_update(
+                study=study,
+                fields=_form_fields(form),
+                runs=list(form.cleaned_data["runs"]) if draft else None,
+                labels=form.cleaned_data.get("label_list") if draft else None,
+            )
+        except StudyError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Study saved.")
+            return redirect("study_detail", pk=study.pk)
+    return render(request, "survey/study_form.html", {"form": form, "study": study})
+
+
+@login_required
+@require_GET
+def study_detail(request, pk: int):
+    study = get_object_or_404(Study.objects.select_related("created_by"), pk=pk)
+    return render(
+        request,
+        "survey/study_detail.html",
+        {
+            "study": study,
+            "conditions": study.conditions.select_related("run", "run__dataset"),
+            "link": _participant_link(request, study),
+            "monitor": study_monitor(study=study),
+            "withdrawals": study.withdrawals.select_related("withdrawn_by")[:20],
+            "stimuli_count": study.stimuli.count(),
+        },
+    )
+
+
+@login_required
+@never_cache
+@require_GET
+def study_monitor_json(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    return JsonResponse(
+        {
+            "status": study.status,
+            "preparation_error": study.preparation_error,
+            "rows": study_monitor(study=study),
+        }
+    )
+
+
+@login_required
+@require_POST
+def study_open_view(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    try:
+        study = study_request_open(study=study)
+    except StudyError as exc:
+        messages.error(request, str(exc))
+    else:
+        if study.status == Study.Status.OPEN:
+            messages.success(request, "The study is open: share the participant link.")
+        else:
+            messages.info(request, "Preparing the stimuli; the study opens when they are ready.")
+    return redirect("study_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def study_prepare_view(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    try:
+        study_request_open(study=study, open_after=False)
+    except StudyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, "Preparing the stimuli for a preview; the study stays a draft.")
+    return redirect("study_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def study_close_view(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    if study.status != Study.Status.OPEN:
+        messages.error(request, "Only an open study can be closed.")
+    else:
+        study_close(study=study)
+        messages.success(request, "The study is closed: no new participants can start.")
+    return redirect("study_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def study_withdraw_view(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    who = request.POST.get("who", "").strip()
+    by_pid = request.POST.get("by") == "prolific_pid"
+    try:
+        withdrawal = participant_withdraw(
+            study=study,
+            public_id=None if by_pid else who,
+            prolific_pid=who if by_pid else None,
+            by=request.user,
+            reason=request.POST.get("reason", "").strip(),
+        )
+    except ParticipationError as exc:
+        messages.error(request, f"Nothing withdrawn: {exc}.")
+    else:
+        messages.success(
+            request,
+            f"Withdrawn: participant {withdrawal.participant_public_id}, "
+            f"{withdrawal.trials_removed} answers removed.",
+        )
+    return redirect("study_detail", pk=pk)
+
+
+@login_required
+@require_GET
+def study_stimuli_page(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    return render(
+        request,
+        "survey/study_stimuli.html",
+        {"study": study, "stimuli": study_stimuli(study=study)},
+    )
+
+
+@login_required
+@require_GET
+def study_stimulus_image(request, pk: int):
+    """A stimulus as stored (researchers only: its URL names the stimulus)."""
+    stimulus = get_object_or_404(Stimulus, pk=pk)
+    try:
+        with default_storage.open(stimulus.file, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise Http404("the image is no longer in storage") from None
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@never_cache
+@require_GET
+def study_preview(request, pk: int):
+    """The participant flow on a sample of the prepared stimuli; nothing is recorded."""
+    study = get_object_or_404(Study, pk=pk)
+    trials = study_preview_trials(study=study, rng=random.Random())
+    if not trials:
+        messages.error(request, "Prepare the stimuli first: the preview shows them.")
+        return redirect("study_detail", pk=pk)
+    first = trials[0]
+    return render(
+        request,
+        "survey/participant/trial.html",
+        {
+            "study": study,
+            "trial": TrialView(
+                position=1,
+                total=len(trials),
+                answered=0,
+                practice=first["practice"],
+                image_url=first["image_url"],
+            ),
+            "preview_trials": trials,
+            "answer_url": "",
+            "preview": True,
+            "begin": False,
+        },
+    )

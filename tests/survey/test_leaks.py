@@ -1,0 +1,141 @@
+"""Nothing a participant's browser receives tells a real photograph from a colourised one,
+names its condition or its scene, or marks an attention check: not the pages, not the
+JSON, not the image URLs, names, bytes, sizes or headers."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from PIL import Image
+
+from survey.models import Condition, Stimulus, Trial
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+VOLATILE_HEADERS = {"Date", "Set-Cookie"}
+
+
+@pytest.fixture
+def taken(client, tmp_path):
+    """A participant who took a whole study (two conditions, practice, an attention
+    check), with every response their browser received."""
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    warm = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    cool = uploaded_run(dataset, tmp_path, name="secret-run-cool", style="cool")
+    study = open_study(
+        [warm, cool],
+        labels=["LabelWarmCondition", "LabelCoolCondition"],
+        images_per_participant=6,
+        practice_trials=2,
+        attention_checks=1,
+    )
+    responses = [client.get(reverse("study_landing", args=[study.slug]))]
+    started = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
+    public_id = started["Location"].split("/")[2]
+    responses.append(client.get(started["Location"]))
+    trials = list(
+        Trial.objects.filter(participant__public_id=public_id)
+        .select_related("stimulus")
+        .order_by("position")
+    )
+    pages, answers, images = {}, {}, {}
+    for trial in trials:
+        pages[trial.position] = client.get(started["Location"], {"begin": "1"})
+        images[trial.position] = client.get(
+            reverse("participant_image", args=[public_id, trial.position])
+        )
+        answers[trial.position] = client.post(
+            reverse("participant_answer", args=[public_id]),
+            {"position": trial.position, "answer": "real", "rt_ms": 600},
+            **JSON,
+        )
+    responses += [*pages.values(), *answers.values()]
+    return study, trials, responses, pages, answers, images
+
+
+def forbidden_strings(study, trials) -> list[str]:
+    words = [c.label for c in Condition.objects.filter(study=study)]
+    words += [c.run.name for c in Condition.objects.filter(study=study).select_related("run")]
+    for trial in trials:
+        s = trial.stimulus
+        words += [s.file, s.file.split("/")[-1].split(".")[0], s.scene.file, s.scene.original_name]
+        words.append(f"scene {s.scene_id}")
+    words += ["attention", "is_real", "colour-inverted", "stimulus_id"]
+    return words
+
+
+def test_pages_and_json_name_no_condition_scene_file_or_truth(taken):
+    study, trials, responses, *_ = taken
+    for response in responses:
+        body = response.content.decode()
+        for word in forbidden_strings(study, trials):
+            assert word not in body, (word, response.request["PATH_INFO"])
+
+
+def test_image_urls_name_only_the_participants_trial_position(taken):
+    study, trials, responses, pages, *_ = taken
+    for position, page in pages.items():
+        url = page.context["trial"].image_url
+        assert re.fullmatch(r"/p/[A-Za-z0-9_-]+/image/\d+", url)
+        assert url.endswith(f"/image/{position}")
+
+
+def test_every_image_has_the_same_byte_length_and_headers(taken):
+    study, trials, _, _, _, images = taken
+    lengths = {len(r.content) for r in images.values()}
+    assert lengths == {study.stimulus_bytes}
+    stored = {default_storage.size(t.stimulus.file) for t in trials}
+    assert len(stored) > 1  # the files themselves differ; what is served does not
+    header_sets = {
+        tuple(sorted((k, v) for k, v in r.headers.items() if k not in VOLATILE_HEADERS))
+        for r in images.values()
+    }
+    assert len(header_sets) == 1
+    assert dict(header_sets.pop())["Content-Type"] == "image/jpeg"
+
+
+def test_padding_changes_no_pixel(taken):
+    study, trials, _, _, _, images = taken
+    for trial in trials:
+        with default_storage.open(trial.stimulus.file, "rb") as f:
+            expected = Image.open(f).convert("RGB").tobytes()
+        served = Image.open(io.BytesIO(images[trial.position].content))
+        assert served.format == "JPEG" and served.convert("RGB").tobytes() == expected
+
+
+def test_answers_to_measured_and_attention_trials_look_the_same(taken):
+    study, trials, _, pages, answers, _ = taken
+    kinds = {t.position: t.kind for t in trials}
+    for position, response in answers.items():
+        data = response.json()
+        if kinds[position] == Stimulus.Role.PRACTICE:
+            assert data["feedback"] is not None
+            continue
+        assert data["feedback"] is None
+        nxt = data["next"]
+        if nxt is not None:
+            assert set(nxt) == {"position", "total", "answered", "practice", "image_url"}
+            assert nxt["practice"] is False
+    # The page of the attention check and of a measured trial differ only in numbers.
+    attention = next(p for p, k in kinds.items() if k == Stimulus.Role.ATTENTION)
+    measured = next(p for p, k in kinds.items() if k == Stimulus.Role.MAIN and p > 3)
+
+    def skeleton(position):
+        html = pages[position].content.decode()
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+        return re.sub(r"\d+", "#", html)
+
+    assert skeleton(attention) == skeleton(measured)
+
+
+def test_stimulus_files_are_not_served_from_media_or_to_other_participants(client, taken):
+    study, trials, *_ = taken
+    assert client.get("/media/" + trials[0].stimulus.file).status_code == 404
+    researcher_only = reverse("study_stimulus_image", args=[trials[0].stimulus_id])
+    assert client.get(researcher_only).status_code == 302  # to the login page

@@ -1,0 +1,225 @@
+"""The participant's side over HTTP: consent, instructions, trials by script (JSON) or plain
+form, practice feedback, resume, one answer per trial, completion and redirect."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from survey.models import Participant, Stimulus, Study, Trial
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+@pytest.fixture
+def study(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)  # 12 test scenes
+    run = uploaded_run(dataset, tmp_path, name="warm")
+    return open_study(
+        [run],
+        images_per_participant=6,
+        practice_trials=2,
+        attention_checks=1,
+        redirect_url="https://app.prolific.com/submissions/complete?cc={code}",
+    )
+
+
+def start(client, study, **query) -> Participant:
+    landing = reverse("study_landing", args=[study.slug])
+    response = client.post(landing, {"consent": "yes", **query})
+    assert response.status_code == 302, response.content
+    public_id = response["Location"].split("/")[2]
+    return Participant.objects.get(public_id=public_id)
+
+
+def answer(client, participant, position, value="real", rt_ms=800, **extra):
+    return client.post(
+        reverse("participant_answer", args=[participant.public_id]),
+        {"position": position, "answer": value, "rt_ms": rt_ms},
+        **extra,
+    )
+
+
+def test_landing_asks_for_consent_and_keeps_the_prolific_ids(client, study):
+    landing = reverse("study_landing", args=[study.slug])
+    page = client.get(landing, {"PROLIFIC_PID": "5f1a2b", "STUDY_ID": "st1", "SESSION_ID": "se1"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="consent"' in html and 'value="5f1a2b"' in html
+    refused = client.post(landing, {"PROLIFIC_PID": "5f1a2b"})
+    assert refused.status_code == 400 and "tick the box" in refused.content.decode()
+    assert not Participant.objects.exists()
+    participant = start(
+        client,
+        study,
+        PROLIFIC_PID="5f1a2b",
+        STUDY_ID="st1",
+        SESSION_ID="se1",
+        HTTP_USER_AGENT="Firefox",
+    )
+    assert (participant.prolific_pid, participant.prolific_study_id) == ("5f1a2b", "st1")
+    assert participant.prolific_session_id == "se1"
+
+
+def test_a_whole_participation_by_script_stores_every_answer_once(client, study):
+    participant = start(client, study, PROLIFIC_PID="p1")
+    page = client.get(reverse("participant_page", args=[participant.public_id]))
+    assert "Instructions" in page.content.decode()  # before the first answer
+    total = Trial.objects.filter(participant=participant).count()
+    assert total == 6 + 2 + 1
+    given = {}
+    for position in range(1, total + 1):
+        value = "real" if position % 2 else "ai"
+        response = answer(client, participant, position, value, rt_ms=500 + position, **JSON)
+        assert response.status_code == 200
+        data = response.json()
+        given[position] = value
+        trial = Trial.objects.get(participant=participant, position=position)
+        if trial.kind == Stimulus.Role.PRACTICE:
+            truth = "real" if trial.stimulus.is_real else "ai"
+            assert data["feedback"]["correct"] == (value == truth)
+        else:
+            assert data["feedback"] is None  # no truth for a measured trial
+        if position < total:
+            assert data["next"]["position"] == position + 1 and data["done_url"] is None
+        else:
+            assert data["next"] is None
+            assert data["done_url"] == reverse("participant_done", args=[participant.public_id])
+    stored = dict(
+        Trial.objects.filter(participant=participant).values_list("position", "answer")
+    )
+    assert stored == given
+    assert list(
+        Trial.objects.filter(participant=participant).order_by("position").values_list("rt_ms")
+    ) == [(500 + p,) for p in range(1, total + 1)]
+    participant.refresh_from_db()
+    assert participant.completed_at is not None
+    done = client.get(reverse("participant_done", args=[participant.public_id]))
+    html = done.content.decode()
+    assert study.completion_code in html
+    assert f"cc={study.completion_code}" in html  # the redirect, only now
+    # The page itself now leads to the completion page.
+    again = client.get(reverse("participant_page", args=[participant.public_id]))
+    assert again.status_code == 302 and again["Location"].endswith("/done/")
+
+
+def test_practice_first_and_attention_checks_never_first_among_the_measured(client, study):
+    for i in range(5):
+        participant = start(client.__class__(), study, PROLIFIC_PID=f"p{i}")
+        kinds = list(
+            Trial.objects.filter(participant=participant)
+            .order_by("position")
+            .values_list("kind", flat=True)
+        )
+        assert kinds[:2] == ["practice", "practice"]
+        assert kinds[2] == "main" and kinds.count("attention") == 1
+        practice = Trial.objects.filter(participant=participant, kind="practice")
+        assert sorted(practice.values_list("stimulus__is_real", flat=True)) == [False, True]
+        main_scenes = set(
+            Trial.objects.filter(participant=participant)
+            .exclude(kind="practice")
+            .values_list("stimulus__scene_id", flat=True)
+        )
+        assert not main_scenes & set(practice.values_list("stimulus__scene_id", flat=True))
+
+
+def test_a_reload_resumes_at_the_same_trial(client, study):
+    participant = start(client, study)
+    for position in (1, 2, 3):
+        answer(client, participant, position, **JSON)
+    page = client.get(reverse("participant_page", args=[participant.public_id]))
+    assert page.context["trial"].position == 4 and page.context["begin"]
+    # Coming back through the study link (the cookie) resumes too; no second participant.
+    back = client.get(reverse("study_landing", args=[study.slug]))
+    assert back.status_code == 302 and participant.public_id in back["Location"]
+    assert Participant.objects.count() == 1
+
+
+def test_the_same_prolific_pid_resumes_rather_than_starting_again(client, study):
+    first = start(client, study, PROLIFIC_PID="same")
+    other_browser = client.__class__()
+    response = other_browser.get(reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "same"})
+    assert response.status_code == 302 and first.public_id in response["Location"]
+    assert Participant.objects.filter(prolific_pid="same").count() == 1
+
+
+def test_a_double_click_or_a_retried_request_stores_one_answer(client, study):
+    participant = start(client, study)
+    first = answer(client, participant, 1, "real", rt_ms=700, **JSON)
+    second = answer(client, participant, 1, "ai", rt_ms=900, **JSON)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["stored"] == {"position": 1, "answer": "real"}
+    trial = Trial.objects.get(participant=participant, position=1)
+    assert (trial.answer, trial.rt_ms) == ("real", 700)
+    assert Trial.objects.filter(participant=participant, answer__isnull=False).count() == 1
+
+
+def test_answers_cannot_skip_ahead_or_carry_bad_values(client, study):
+    participant = start(client, study)
+    skipped = answer(client, participant, 3, **JSON)
+    assert skipped.status_code == 409 and "resume_url" in skipped.json()
+    bad = answer(client, participant, 1, "maybe", **JSON)
+    assert bad.status_code == 409
+    assert not Trial.objects.filter(participant=participant, answer__isnull=False).exists()
+
+
+def test_without_scripts_a_plain_form_post_answers_and_comes_back(client, study):
+    participant = start(client, study)
+    page = client.get(reverse("participant_page", args=[participant.public_id]), {"begin": "1"})
+    assert 'name="answer" value="real"' in page.content.decode()
+    response = client.post(
+        reverse("participant_answer", args=[participant.public_id]),
+        {"position": 1, "answer": "ai", "rt_ms": ""},
+    )
+    assert response.status_code == 302
+    trial = Trial.objects.get(participant=participant, position=1)
+    assert trial.answer == "ai" and trial.rt_ms is not None  # from when it was shown
+    after = client.get(response["Location"])
+    assert after.context["trial"].position == 2
+    assert "Practice:" in after.content.decode()  # the practice feedback, server-side
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [(Study.Status.CLOSED, "has closed"), (Study.Status.DRAFT, "not open yet")],
+)
+def test_a_study_not_open_says_so_politely(client, study, status, text):
+    Study.objects.filter(pk=study.pk).update(status=status)
+    page = client.get(reverse("study_landing", args=[study.slug]))
+    assert page.status_code == 200 and text in page.content.decode()
+    posted = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
+    assert text in posted.content.decode() and not Participant.objects.exists()
+
+
+def test_a_full_study_says_so_politely(client, study):
+    Study.objects.filter(pk=study.pk).update(target_participants_per_condition=1)
+    start(client, study)
+    page = client.__class__().post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
+    assert page.status_code == 200 and "full" in page.content.decode()
+    assert Participant.objects.count() == 1
+
+
+def test_an_unknown_study_or_participant_is_not_found(client, study):
+    assert client.get(reverse("study_landing", args=["nope"])).status_code == 404
+    assert client.get(reverse("participant_page", args=["nope"])).status_code == 404
+    assert client.get(reverse("participant_image", args=["nope", 1])).status_code == 404
+
+
+def test_starts_from_one_address_are_rate_limited_but_resumes_are_not(client, study, settings):
+    settings.STUDY_START_LIMIT = 2
+    study.target_participants_per_condition = 50
+    study.save()
+    first = start(client, study, PROLIFIC_PID="a")
+    start(client.__class__(), study, PROLIFIC_PID="b")
+    third = client.__class__().post(
+        reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": "c"}
+    )
+    assert third.status_code == 429
+    assert Participant.objects.count() == 2
+    resumed = client.__class__().get(
+        reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "a"}
+    )
+    assert resumed.status_code == 302 and first.public_id in resumed["Location"]
