@@ -88,9 +88,7 @@ def test_a_whole_participation_by_script_stores_every_answer_once(client, study)
         else:
             assert data["next"] is None
             assert data["done_url"] == reverse("participant_done", args=[participant.public_id])
-    stored = dict(
-        Trial.objects.filter(participant=participant).values_list("position", "answer")
-    )
+    stored = dict(Trial.objects.filter(participant=participant).values_list("position", "answer"))
     assert stored == given
     assert list(
         Trial.objects.filter(participant=participant).order_by("position").values_list("rt_ms")
@@ -141,7 +139,9 @@ def test_a_reload_resumes_at_the_same_trial(client, study):
 def test_the_same_prolific_pid_resumes_rather_than_starting_again(client, study):
     first = start(client, study, PROLIFIC_PID="same")
     other_browser = client.__class__()
-    response = other_browser.get(reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "same"})
+    response = other_browser.get(
+        reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "same"}
+    )
     assert response.status_code == 302 and first.public_id in response["Location"]
     assert Participant.objects.filter(prolific_pid="same").count() == 1
 

@@ -1,0 +1,215 @@
+"""The researcher's study pages: create and edit from runs, stimuli prepared by a real
+Celery worker when the study opens, preview without recording, open and close, the live
+monitor, the stimuli grid and withdrawal."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from studyplatform.researchers import researcher_create
+from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
+from survey.services import participant_start, trial_answer
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+
+@pytest.fixture
+def researcher_client(client):
+    researcher_create(username="ada", password="a-long-Passphrase-1")
+    client.login(username="ada", password="a-long-Passphrase-1")
+    return client
+
+
+@pytest.fixture
+def runs(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)  # 12 test scenes
+    return [
+        uploaded_run(dataset, tmp_path, name="warm run"),
+        uploaded_run(dataset, tmp_path, name="cool run", style="cool"),
+    ]
+
+
+def _form(runs, **overrides):
+    data = {
+        "name": "Pilot",
+        "runs": [r.pk for r in runs],
+        "labels": "Warm\nCool",
+        "design": "between",
+        "images_per_participant": 6,
+        "target_participants_per_condition": 10,
+        "practice_trials": 2,
+        "attention_checks": 1,
+        "exposure_ms": "",
+        "consent_text": "Consent here.",
+        "instructions": "Judge them.",
+        "redirect_url": "app.prolific.com/submissions/complete?cc={code}",
+    }
+    data.update(overrides)
+    return data
+
+
+def _wait_status(study: Study, statuses, timeout=60.0) -> Study:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        study.refresh_from_db()
+        if study.status in statuses:
+            return study
+        time.sleep(0.2)
+    raise AssertionError(f"study still {study.status}")
+
+
+@pytest.mark.django_db
+def test_create_a_study_from_runs_and_edit_the_draft(researcher_client, runs):
+    page = researcher_client.get(reverse("study_new"))
+    assert "warm run" in page.content.decode() and "cool run" in page.content.decode()
+    response = researcher_client.post(reverse("study_new"), _form(runs))
+    study = Study.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "study_detail", args=[study.pk]
+    )
+    assert [c.label for c in study.conditions.all()] == ["Warm", "Cool"]
+    assert (study.practice_trials, study.attention_checks) == (2, 1)
+    assert study.redirect_url.startswith("https://")  # the scheme assumed
+    assert study.created_by.username == "ada" and study.status == "draft"
+    edited = researcher_client.post(
+        reverse("study_edit", args=[study.pk]),
+        _form(runs[:1], labels="", images_per_participant=4, name="Pilot 2"),
+    )
+    assert edited.status_code == 302
+    study.refresh_from_db()
+    assert study.name == "Pilot 2" and study.images_per_participant == 4
+    assert [c.label for c in study.conditions.all()] == ["warm run"]
+
+
+@pytest.mark.django_db
+def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
+    odd = researcher_client.post(reverse("study_new"), _form(runs, images_per_participant=5))
+    assert "even number" in odd.content.decode()
+    labels = researcher_client.post(reverse("study_new"), _form(runs, labels="Only one"))
+    assert "one label per chosen run" in labels.content.decode()
+    none = researcher_client.post(reverse("study_new"), _form([]))
+    assert none.status_code == 200 and not Study.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_open_study_only_changes_its_texts(researcher_client, runs):
+    study = open_study(runs, images_per_participant=4)
+    page = researcher_client.get(reverse("study_edit", args=[study.pk]))
+    assert 'name="design"' not in page.content.decode()
+    assert 'name="instructions"' in page.content.decode()
+    researcher_client.post(
+        reverse("study_edit", args=[study.pk]),
+        {
+            "name": "Renamed",
+            "consent_text": "New consent",
+            "instructions": "New",
+            "redirect_url": "",
+            "target_participants_per_condition": 20,
+            "images_per_participant": 2,  # ignored: not a field any more
+        },
+    )
+    study.refresh_from_db()
+    assert (study.name, study.instructions, study.images_per_participant) == ("Renamed", "New", 4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opening_prepares_the_stimuli_in_the_worker_then_opens(
+    researcher_client, runs, celery_worker
+):
+    researcher_client.post(reverse("study_new"), _form(runs))
+    study = Study.objects.get()
+    researcher_client.post(reverse("study_open", args=[study.pk]))
+    study = _wait_status(study, {"open", "draft"})
+    assert study.status == "open", study.preparation_error
+    assert study.stimuli.filter(role="attention").count() == 1
+    assert study.stimuli.filter(role="practice").exists()
+    assert study.stimulus_bytes > 0
+    detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert f"/s/{study.slug}/" in detail and "Close" in detail
+    researcher_client.post(reverse("study_close", args=[study.pk]))
+    study.refresh_from_db()
+    assert study.status == "closed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_preparation_returns_to_draft_with_the_reason(
+    researcher_client, runs, celery_worker
+):
+    researcher_client.post(reverse("study_new"), _form(runs, images_per_participant=24))
+    study = Study.objects.get()
+    researcher_client.post(reverse("study_open", args=[study.pk]))
+    study = _wait_status(study, {"draft", "open"})
+    assert study.status == "draft" and "needs 24 different scenes" in study.preparation_error
+    assert not study.stimuli.exists()
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "needs 24 different scenes" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_shows_the_flow_and_records_nothing(researcher_client, runs, celery_worker):
+    researcher_client.post(reverse("study_new"), _form(runs))
+    study = Study.objects.get()
+    assert researcher_client.get(reverse("study_preview", args=[study.pk])).status_code == 302
+    researcher_client.post(reverse("study_prepare", args=[study.pk]))
+    study = _wait_status(study, {"draft"})
+    assert study.stimuli.exists()
+    page = researcher_client.get(reverse("study_preview", args=[study.pk]))
+    html = page.content.decode()
+    trials = json.loads(html.split('id="preview-trials" type="application/json">')[1].split("<")[0])
+    assert len(trials) == 6 + 2 + 1
+    assert [t["kind"] for t in trials[:2]] == ["practice", "practice"]
+    assert sum(t["kind"] == "attention" for t in trials) == 1
+    assert sorted(t["truth"] for t in trials if t["kind"] == "main") == ["ai"] * 3 + ["real"] * 3
+    assert "nothing you answer here is recorded" in html
+    for t in trials:
+        assert researcher_client.get(t["image_url"]).status_code == 200
+    assert not Participant.objects.exists() and not Trial.objects.exists()
+    assert Study.objects.get().status == "draft"
+
+
+@pytest.mark.django_db
+def test_monitor_counts_started_completed_dropped_and_withdrawn(researcher_client, runs):
+    study = open_study(runs, images_per_participant=2)
+    people = [participant_start(study=study, prolific_pid=f"p{i}") for i in range(5)]
+    done = people[0]
+    for trial in done.trials.order_by("position"):
+        trial_answer(participant=done, position=trial.position, answer="ai", rt_ms=500)
+    Participant.objects.filter(pk=people[1].pk).update(
+        last_active_at=timezone.now() - timedelta(hours=1)
+    )
+    researcher_client.post(
+        reverse("study_withdraw", args=[study.pk]),
+        {"by": "prolific_pid", "who": "p2", "reason": "asked by e-mail"},
+    )
+    rows = researcher_client.get(reverse("study_monitor", args=[study.pk])).json()["rows"]
+    total = {k: sum(r[k] for r in rows) for k in ("started", "completed", "in_progress", "dropped")}
+    assert total == {"started": 4, "completed": 1, "in_progress": 2, "dropped": 1}
+    assert sum(r["withdrawn"] for r in rows) == 1
+    withdrawal = Withdrawal.objects.get()
+    assert withdrawal.prolific_pid == "p2" and withdrawal.withdrawn_by.username == "ada"
+    assert withdrawal.reason == "asked by e-mail" and withdrawal.trials_removed == 2
+    assert not Trial.objects.filter(participant__prolific_pid="p2").exists()
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "asked by e-mail" in page
+    unknown = researcher_client.post(
+        reverse("study_withdraw", args=[study.pk]), {"by": "prolific_pid", "who": "nobody"}
+    )
+    assert unknown.status_code == 302 and Withdrawal.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_stimuli_grid_shows_every_stimulus_with_its_exposures(researcher_client, runs):
+    study = open_study(runs, images_per_participant=2)
+    for i in range(3):
+        participant_start(study=study, prolific_pid=f"p{i}")
+    page = researcher_client.get(reverse("study_stimuli", args=[study.pk])).content.decode()
+    stimuli = Stimulus.objects.filter(study=study)
+    for s in stimuli:
+        assert reverse("study_stimulus_image", args=[s.pk]) in page
+    assert sum(s.exposures for s in stimuli) == 3 * 2
+    assert page.count("exposure") >= stimuli.count()
