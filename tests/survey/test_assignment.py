@@ -168,3 +168,41 @@ def test_within_subjects_spreads_ai_images_over_the_conditions(dataset, tmp_path
         stimuli = Stimulus.objects.filter(study=study, condition=group)
         exposures = list(stimuli.values_list("exposures", flat=True))
         assert max(exposures) - min(exposures) <= 1
+
+
+@pytest.mark.parametrize("design", [Study.Design.BETWEEN, Study.Design.WITHIN])
+def test_practice_and_attention_checks_leave_the_main_design_balanced(dataset, tmp_path, design):
+    runs = [
+        uploaded_run(dataset, tmp_path, name="warm"),
+        uploaded_run(dataset, tmp_path, name="cool", style="cool"),
+    ]
+    study = open_study(runs, design=design, practice_trials=2, attention_checks=2)
+    reserved = set(
+        Stimulus.objects.filter(study=study).exclude(role="main").values_list("scene_id", flat=True)
+    )
+    assert len(reserved) == 4
+    assert not reserved & set(
+        Stimulus.objects.filter(study=study, role="main").values_list("scene_id", flat=True)
+    )
+    rng = random.Random(4)
+    for _ in range(30):
+        participant = participant_start(study=study, rng=rng)
+        trials = list(participant.trials.select_related("stimulus").order_by("position"))
+        assert [t.kind for t in trials[:2]] == ["practice", "practice"]
+        main = [t for t in trials if t.kind == "main"]
+        assert len(main) == 24 and sum(t.stimulus.is_real for t in main) == 12
+        assert sum(t.kind == "attention" for t in trials) == 2
+        assert len({t.stimulus.scene_id for t in trials}) == len(trials) == 28
+        assert all(t.kind == t.stimulus.role for t in trials)
+        if design == Study.Design.BETWEEN:
+            ai = {
+                t.stimulus.condition_id
+                for t in trials
+                if not t.stimulus.is_real and t.kind != "attention"
+            }
+            assert ai == {participant.condition_id}
+    groups: dict[object, list[int]] = {}
+    for s in Stimulus.objects.filter(study=study, role="main"):
+        groups.setdefault((s.condition_id, s.is_real), []).append(s.exposures)
+    for key, exposures in groups.items():
+        assert max(exposures) - min(exposures) <= 1, (key, sorted(exposures))
