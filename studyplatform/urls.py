@@ -13,3 +13,5 @@ urlpatterns = [
     path("", include("survey.urls")),
     path("", include("worker.urls")),
 ]
+
+handler500 = "studyplatform.views.server_error"

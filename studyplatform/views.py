@@ -1,7 +1,11 @@
+import sys
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -27,3 +31,32 @@ def healthz(request):
 @login_required
 def home(request):
     return render(request, "studyplatform/home.html")
+
+
+def _database_unreachable(exc: BaseException | None) -> bool:
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def server_error(request):
+    """The 500 handler. When the database cannot be reached the page says so, asks to try
+    again in a moment and answers 503 (nothing was stored: every write is one transaction);
+    a script (the participant's answer) gets the same as JSON. Rendered without a request
+    context: the context processors would query the database again."""
+    exc = sys.exc_info()[1]
+    unreachable = _database_unreachable(exc)
+    status = 503 if unreachable else 500
+    message = (
+        "The service is briefly unavailable (its database cannot be reached). Nothing was "
+        "stored from this request. Please try again in a minute."
+        if unreachable
+        else "Something went wrong on our side. Nothing was stored from this request. "
+        "Please try again; if it keeps happening, tell the researchers."
+    )
+    if "application/json" in request.headers.get("Accept", ""):
+        response = JsonResponse({"error": message, "retry": True}, status=status)
+    else:
+        html = render_to_string("error.html", {"message": message, "status": status})
+        response = HttpResponse(html, status=status)
+    if unreachable:
+        response["Retry-After"] = "30"
+    return response
