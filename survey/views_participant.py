@@ -80,7 +80,7 @@ def study_landing(request, slug: str):
         raise Http404("no such study")
     resumed = _resume(request, study)
     if resumed is not None:
-        return redirect("participant_page", public_id=resumed.public_id)
+        return _remember(request, resumed, redirect("participant_page", resumed.public_id))
     if study.status != Study.Status.OPEN:
         return _message(request, *NOT_OPEN[study.status])
     ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
@@ -120,22 +120,38 @@ def study_landing(request, slug: str):
                 "try again later.",
                 status=503,
             )
-        response = redirect("participant_page", public_id=participant.public_id)
-        response.set_signed_cookie(
-            _cookie(study),
-            participant.public_id,
-            salt="participation",
-            max_age=COOKIE_AGE,
-            httponly=True,
-            samesite="Lax",
-            secure=request.is_secure(),
+        return _remember(
+            request, participant, redirect("participant_page", public_id=participant.public_id)
         )
-        return response
     return render(request, "survey/participant/landing.html", context)
 
 
-def _participant(public_id: str) -> Participant:
-    return get_object_or_404(Participant.objects.select_related("study"), public_id=public_id)
+def _remember(request, participant: Participant, response):
+    """Bind the browser to the participation: its pages answer only to this cookie."""
+    response.set_signed_cookie(
+        _cookie(participant.study),
+        participant.public_id,
+        salt="participation",
+        max_age=COOKIE_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
+
+
+def _participant(request, public_id: str) -> Participant:
+    """The participation, for the browser that started (or resumed) it only: another
+    browser, even one that knows the id, is told there is no such page."""
+    participant = get_object_or_404(
+        Participant.objects.select_related("study"), public_id=public_id
+    )
+    owner = request.get_signed_cookie(
+        _cookie(participant.study), default=None, salt="participation"
+    )
+    if owner != public_id:
+        raise Http404("no such participation in this browser")
+    return participant
 
 
 @never_cache
@@ -144,7 +160,7 @@ def _participant(public_id: str) -> Participant:
 def participant_page(request, public_id: str):
     """Instructions before the first answer, then the trial at hand (where a reload
     resumes), then the completion page."""
-    participant = _participant(public_id)
+    participant = _participant(request, public_id)
     study = participant.study
     if participant.withdrawn_at is not None:
         return _message(request, "Participation withdrawn", "Your data were removed on request.")
@@ -185,7 +201,7 @@ def _rt_from(request, trial_shown_at) -> int:
 def participant_answer(request, public_id: str):
     """Store one answer (once: a repeated post returns what was stored) and describe what
     comes next. JSON for scripts; a redirect to the participant's page for plain forms."""
-    participant = _participant(public_id)
+    participant = _participant(request, public_id)
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         position = int(request.POST.get("position", ""))
@@ -227,7 +243,7 @@ def participant_answer(request, public_id: str):
 @require_GET
 def participant_image(request, public_id: str, position: int):
     """The image of one of the participant's trials, padded to the study's common size."""
-    participant = _participant(public_id)
+    participant = _participant(request, public_id)
     trial = (
         Trial.objects.filter(participant=participant, position=position)
         .select_related("stimulus")
@@ -248,7 +264,7 @@ def participant_image(request, public_id: str, position: int):
 @require_GET
 def participant_done(request, public_id: str):
     """The completion code, and the redirect (Prolific) once the data are committed."""
-    participant = _participant(public_id)
+    participant = _participant(request, public_id)
     if participant.completed_at is None:
         return redirect("participant_page", public_id=public_id)
     study = participant.study

@@ -194,12 +194,15 @@ def test_answers_are_stored_while_redis_restarts(client, study, settings, privat
     landing = reverse("study_landing", args=[study.slug])
 
     def begin(pid):
-        response = client.__class__().post(landing, {"consent": "yes", "PROLIFIC_PID": pid})
+        browser = client.__class__()
+        response = browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pid})
         assert response.status_code == 302, response.content
-        return Participant.objects.get(prolific_pid=pid)
+        participant = Participant.objects.get(prolific_pid=pid)
+        participant.browser = browser
+        return participant
 
     def answer(participant, position):
-        response = client.post(
+        response = participant.browser.post(
             reverse("participant_answer", args=[participant.public_id]),
             {"position": position, "answer": "ai", "rt_ms": 400},
             HTTP_ACCEPT="application/json",

@@ -223,3 +223,21 @@ def test_starts_from_one_address_are_rate_limited_but_resumes_are_not(client, st
         reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "a"}
     )
     assert resumed.status_code == 302 and first.public_id in resumed["Location"]
+
+
+def test_another_browser_cannot_read_or_answer_for_a_participant(client, study):
+    participant = start(client, study)
+    answer(client, participant, 1, "ai", **JSON)
+    stranger = client.__class__()
+    stranger.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})  # own one
+    public_id = participant.public_id
+    for url in (
+        reverse("participant_page", args=[public_id]),
+        reverse("participant_image", args=[public_id, 1]),
+        reverse("participant_done", args=[public_id]),
+    ):
+        assert stranger.get(url).status_code == 404, url
+    refused = answer(stranger, participant, 2, "real", **JSON)
+    assert refused.status_code == 404
+    assert Trial.objects.get(participant=participant, position=2).answer is None
+    assert client.get(reverse("participant_image", args=[public_id, 1])).status_code == 200
