@@ -14,6 +14,13 @@ its own real versions (its 2×2 table is then balanced on its own, and the real 
 have its outputs' size); within subjects one real version per scene and size is shared by
 the conditions (``condition`` None).
 
+**Practice and attention checks.** ``practice_trials + attention_checks`` scenes that every
+condition colourised are drawn at random and reserved: they are never main trials. Each
+practice scene gets a real and an AI version (as above); each attention scene one
+colour-inverted photograph (``is_real`` False). Stimulus files are stored as encoded; the
+largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
+(zero bytes after the JPEG's end marker), so that response sizes tell nothing.
+
 **Assignment** (:func:`participant_start`), in one transaction holding the study's row lock
 (``SELECT … FOR UPDATE``), so concurrent starts are serialised and never read the same
 exposure counts: between subjects, the condition with the fewest started, not withdrawn
@@ -22,7 +29,9 @@ images per participant), never the same scene twice, the least exposed first (ti
 random), chosen jointly as a minimum-cost assignment (:func:`_assign`), which keeps the
 exposures of each condition's AI stimuli and of the real stimuli within ±1 (a greedy
 choice, AI first then real from the scenes left, does not). Exposures are incremented and
-the trials created in a random order. A start with a PROLIFIC_PID already seen returns that
+the trials created: the practice trials first (every practice scene, half real, half AI),
+then the main trials in a random order with the attention checks at random places among
+them (never first). A start with a PROLIFIC_PID already seen returns that
 participant (resume), never a second one (a database constraint backs this up).
 
 **Answers** (:func:`trial_answer`) are stored once, under the participant's row lock: a
