@@ -11,7 +11,11 @@ Files written:
 - ``train``: everything :func:`colourmodels.training.pix2pix.train_pix2pix` writes
   (``checkpoint.pt``, ``best_generator.pt``, ``last_generator.pt``), plus
   ``split.json`` (the data, the split and the skipped files), ``history.json`` (one
-  record per epoch) and ``summary.json``.
+  record per epoch) and ``summary.json``. Started by ``torchrun`` with several processes
+  (``torchrun --nproc_per_node N -m colourmodels train ...``), ``train`` trains one model
+  on all of them (:mod:`colourmodels.training.distributed`): ``--batch`` is the global
+  batch, rank 0 alone checks and splits the data, writes the files and prints, and
+  ``summary.json`` gains a ``distributed`` entry.
 - ``colourise``: one PNG per input, ``<relative path of the input>.png``, with a
   ``colourmodels`` PNG text chunk holding the settings, and ``colourise.json`` listing
   the inputs, outputs and settings (checkpoint, space, model size, dropout, seed).
@@ -119,6 +123,32 @@ def _records_json(records: Sequence[Any], root: Path) -> list[dict[str, Any]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import distributed
+
+    # Under torchrun (WORLD_SIZE > 1) every process runs this command; see _train.
+    try:
+        ddp = distributed.setup(args.device)
+    except (RuntimeError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        return _train(args, ddp)
+    finally:
+        if ddp is not None:
+            ddp.close()
+
+
+def _shared_cli_error(message: str, cause: BaseException) -> CLIError:
+    """A CLIError that keeps ``cause``'s mark of an error raised on every rank alike."""
+    error = CLIError(message)
+    if getattr(cause, "shared", False):
+        error.shared = True  # type: ignore[attr-defined]
+    return error
+
+
+def _train(args: argparse.Namespace, ddp: Any) -> int:
+    """The train command in this process. Under torchrun rank 0 alone checks the folder,
+    splits the data, writes and reads the run folder's files and reports; the other ranks
+    get the split from it and train their share of each batch."""
     from tqdm import tqdm
 
     from .checkpoints import CheckpointError
@@ -128,71 +158,101 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training.performance import PerformanceOptions
     from .training.pix2pix import Pix2PixConfig, train_pix2pix
 
+    main = ddp is None or ddp.is_main
     folder = Path(args.folder)
-    if not folder.is_dir():
-        raise CLIError(f"not a folder: {folder}")
     out = Path(args.out)
-    device = _resolve_device(args.device)
+    device = ddp.device if ddp is not None else _resolve_device(args.device)
 
-    try:
-        if args.no_early_stopping:
-            early = None
-        elif args.early_stopping is None:
-            base = PAPER_SETTINGS["baseline"]
-            early = EarlyStoppingConfig(base.k, base.mu, args.monitor)
-        else:
-            k, mu = args.early_stopping
-            if float(k) != int(float(k)):
-                raise ValueError(f"K must be a whole number, got {k}")
-            early = EarlyStoppingConfig(int(float(k)), float(mu), args.monitor)
-    except ValueError as exc:
-        raise CLIError(f"--early-stopping: {exc}") from None
+    def note(message: str) -> None:
+        if main:
+            _note(message)
 
-    with tqdm(desc="checking images", unit="img", disable=args.quiet, leave=False) as bar:
-        scan = read_folder(
-            folder, drop_grayscale=not args.keep_grayscale, on_file=lambda _p: bar.update()
-        )
-    if not scan.records:
-        why = f" (skipped {len(scan.skipped)}: {scan.skip_reasons()})" if scan.skipped else ""
-        raise CLIError(f"{folder}: no usable colour images{why}")
-    split = stratified_split(scan.records, seed=args.seed, fractions=args.fractions)
-    if not split.train or not split.val:
-        raise CLIError(
-            f"{folder}: {len(scan.records)} usable image(s) give "
-            f"{len(split.train)} for training and {len(split.val)} for validation; "
-            "both need at least one"
-        )
-    categories = scan.categories
-    manifest = {
-        "folder": str(folder.resolve()),
-        "seed": args.seed,
-        "fractions": list(args.fractions),
-        "grayscale_removed": not args.keep_grayscale,
-        "categories": categories,
-        "counts": {
-            part: {str(k): v for k, v in _count(items).items()}
-            for part, items in split.parts().items()
-        },
-        "train": _records_json(split.train, folder),
-        "val": _records_json(split.val, folder),
-        "test": _records_json(split.test, folder),
-        "skipped": [{"path": _rel(s.path, folder), "reason": s.reason} for s in scan.skipped],
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    previous = out / "split.json"
-    resuming = (out / "checkpoint.pt").exists() and not args.restart
-    if resuming and previous.is_file():
-        old = json.loads(previous.read_text(encoding="utf-8"))
-        if any(old.get(part) != manifest[part] for part in ("train", "val", "test")):
+    def prepare() -> dict[str, Any]:
+        if not folder.is_dir():
+            raise CLIError(f"not a folder: {folder}")
+        try:
+            if args.no_early_stopping:
+                early = None
+            elif args.early_stopping is None:
+                base = PAPER_SETTINGS["baseline"]
+                early = EarlyStoppingConfig(base.k, base.mu, args.monitor)
+            else:
+                k, mu = args.early_stopping
+                if float(k) != int(float(k)):
+                    raise ValueError(f"K must be a whole number, got {k}")
+                early = EarlyStoppingConfig(int(float(k)), float(mu), args.monitor)
+        except ValueError as exc:
+            raise CLIError(f"--early-stopping: {exc}") from None
+        if ddp is not None and args.batch % ddp.world_size:
             raise CLIError(
-                f"{out} holds a run on a different split of the data (the folder or the "
-                "seed changed); use another --out, or --restart to start afresh"
+                f"--batch {args.batch} is the global batch (all processes together) and must "
+                f"divide evenly among the {ddp.world_size} processes"
             )
-    _write_json(previous, manifest)
+
+        with tqdm(desc="checking images", unit="img", disable=args.quiet, leave=False) as bar:
+            scan = read_folder(
+                folder, drop_grayscale=not args.keep_grayscale, on_file=lambda _p: bar.update()
+            )
+        if not scan.records:
+            why = f" (skipped {len(scan.skipped)}: {scan.skip_reasons()})" if scan.skipped else ""
+            raise CLIError(f"{folder}: no usable colour images{why}")
+        split = stratified_split(scan.records, seed=args.seed, fractions=args.fractions)
+        if not split.train or not split.val:
+            raise CLIError(
+                f"{folder}: {len(scan.records)} usable image(s) give "
+                f"{len(split.train)} for training and {len(split.val)} for validation; "
+                "both need at least one"
+            )
+        categories = scan.categories
+        manifest = {
+            "folder": str(folder.resolve()),
+            "seed": args.seed,
+            "fractions": list(args.fractions),
+            "grayscale_removed": not args.keep_grayscale,
+            "categories": categories,
+            "counts": {
+                part: {str(k): v for k, v in _count(items).items()}
+                for part, items in split.parts().items()
+            },
+            "train": _records_json(split.train, folder),
+            "val": _records_json(split.val, folder),
+            "test": _records_json(split.test, folder),
+            "skipped": [{"path": _rel(s.path, folder), "reason": s.reason} for s in scan.skipped],
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        previous = out / "split.json"
+        resuming = (out / "checkpoint.pt").exists() and not args.restart
+        if resuming and previous.is_file():
+            old = json.loads(previous.read_text(encoding="utf-8"))
+            if any(old.get(part) != manifest[part] for part in ("train", "val", "test")):
+                raise CLIError(
+                    f"{out} holds a run on a different split of the data (the folder or the "
+                    "seed changed); use another --out, or --restart to start afresh"
+                )
+        _write_json(previous, manifest)
+        return {
+            "early": early,
+            "split": split,
+            "categories": categories,
+            "records": len(scan.records),
+            "skipped": len(scan.skipped),
+            "resuming": resuming,
+        }
+
+    prepared = prepare() if ddp is None else ddp.share(prepare)
+    early, split, categories = prepared["early"], prepared["split"], prepared["categories"]
 
     num_workers = args.workers
     if num_workers is None:
-        num_workers = int(loader_kwargs(device)["num_workers"])
+        if ddp is None:
+            num_workers = int(loader_kwargs(device)["num_workers"])
+        else:  # the machine's cores shared among its processes
+            cpus = max(1, _usable_cpus() // max(1, ddp.local_world_size))
+            if device.type == "cuda":
+                num_workers = min(8, max(1, cpus - 1))
+            else:
+                num_workers = int(loader_kwargs(device, cpus=cpus)["num_workers"])
+    perf = PerformanceOptions.fast() if args.fast else PerformanceOptions()
     try:
         config = Pix2PixConfig(
             image_size=args.size,
@@ -203,7 +263,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=str(device),
             num_workers=num_workers,
-            perf=PerformanceOptions.fast() if args.fast else PerformanceOptions(),
+            perf=perf,
             colour_space=args.space,
         )
     except ValueError as exc:
@@ -212,12 +272,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     val_set = ColourisationDataset(split.val, args.space, args.size, categories, train=False)
 
     counts = ", ".join(f"{k}: {len(v)}" for k, v in split.parts().items())
-    _note(
-        f"{len(scan.records)} images ({counts}); skipped {len(scan.skipped)}"
+    note(
+        f"{prepared['records']} images ({counts}); skipped {prepared['skipped']}"
         + (f"; categories {categories}" if categories else "")
         + f"; device {device}"
-        + ("; resuming" if resuming else "")
+        + ("; resuming" if prepared["resuming"] else "")
     )
+    if ddp is not None:
+        note(
+            f"distributed: {ddp.world_size} processes ({ddp.backend}), global batch "
+            f"{args.batch} = {args.batch // ddp.world_size} per process"
+            + (
+                "; --fast without CUDA graphs and torch.compile under DDP"
+                if args.fast and device.type == "cuda"
+                else ""
+            )
+        )
 
     bar: Any = None
 
@@ -259,13 +329,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config, train_set, val_set, out, on_progress=on_progress, resume=not args.restart
         )
     except CheckpointError as exc:
-        raise CLIError(f"cannot resume from {out / 'checkpoint.pt'}: {exc}") from None
+        raise _shared_cli_error(f"cannot resume from {out / 'checkpoint.pt'}: {exc}", exc) from None
     except ConfigMismatchError as exc:
-        raise CLIError(f"{exc} (--restart starts afresh)") from None
+        raise _shared_cli_error(f"{exc} (--restart starts afresh)", exc) from None
     finally:
         if bar is not None:
             bar.close()
 
+    if not main:
+        return 0
     _write_json(out / "history.json", result.history)
     summary = {
         "best_epoch": result.best_epoch,
@@ -279,6 +351,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "images": {k: len(v) for k, v in split.parts().items()},
         "config": config.to_dict(),
     }
+    if result.distributed is not None:
+        summary["distributed"] = result.distributed
     _write_json(out / "summary.json", summary)
     stopped = (
         f"early stopping at epoch {result.stopped_epoch}"
@@ -292,6 +366,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else f"no epoch completed; {stopped}"
     )
     return 0
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _count(records: Sequence[Any]) -> dict[str | None, int]:
@@ -609,6 +690,12 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _is_main_process() -> bool:
+    from .training.distributed import is_main_process
+
+    return is_main_process()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -633,7 +720,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", type=_positive_int, default=256, help="image side (power of 2)")
     train.add_argument("--width", type=_positive_int, default=64, help="base width (ngf = ndf)")
     train.add_argument("--epochs", type=_positive_int, default=200)
-    train.add_argument("--batch", type=_positive_int, default=16)
+    train.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=16,
+        help="batch size of each optimiser step; under torchrun the global batch, shared "
+        "evenly among the processes (must divide by their number)",
+    )
     stopping = train.add_mutually_exclusive_group()
     stopping.add_argument(
         "--early-stopping",
@@ -650,7 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fractions", type=_fractions, default=(0.75, 0.15, 0.10), help="TRAIN,VAL,TEST"
     )
     train.add_argument("--out", required=True, help="run folder (checkpoints, history)")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda, cuda:1, ... (under torchrun: each process on cuda:LOCAL_RANK, "
+        "or all on the CPU with cpu)",
+    )
     train.add_argument("--workers", type=int, default=None, help="DataLoader workers")
     train.add_argument("--fast", action="store_true", help="bf16 autocast, CUDA graphs, ...")
     train.add_argument(
@@ -708,7 +806,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (CLIError, ImageError, NotADirectoryError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        # Under torchrun an error that every rank raised alike is printed by rank 0 alone.
+        if not getattr(exc, "shared", False) or _is_main_process():
+            print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)

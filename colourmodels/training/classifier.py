@@ -21,6 +21,7 @@ from colourmodels.checkpoints import (
     save_classifier,
 )
 from colourmodels.networks import build_classifier
+from colourmodels.training import distributed
 from colourmodels.training.classification_metrics import accuracy, confusion_matrix, macro_f1
 from colourmodels.training.common import (
     DATA_PATHS,
@@ -122,6 +123,9 @@ class ClassifierResult:
     checkpoint_path: Path
     best_classifier_path: Path
     last_classifier_path: Path
+    #: Under torchrun: ``world_size``, ``backend``, ``per_rank_batch``, each rank's
+    #: ``fingerprints`` of the model at the end and ``replicas_identical``; else None.
+    distributed: dict[str, Any] | None = None
 
 
 def train_classifier(
@@ -143,22 +147,60 @@ def train_classifier(
     ties keep the earlier epoch), ``last_classifier.pt`` and ``checkpoint.pt`` are written
     atomically, then the "epoch" progress event. Checkpoint, resume and cancellation rules are
     those of :func:`~colourmodels.training.pix2pix.train_pix2pix`.
+
+    Under ``torchrun`` the model trains data-parallel as the Pix2Pix networks do (see
+    :func:`~colourmodels.training.pix2pix.train_pix2pix`: ``config.batch_size`` is the global
+    batch, synchronised BatchNorm, ``DistributedDataParallel``; the validation loss and
+    confusion matrix are added over the ranks; rank 0 alone writes files and reports).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ddp = distributed.setup(config.device)
+    try:
+        return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
+    finally:
+        if ddp is not None:
+            ddp.close()
+
+
+def _train(
+    config: ClassifierConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    out_dir: Path,
+    on_progress: ProgressCallback | None,
+    resume: bool,
+    ddp: distributed.Distributed | None,
+) -> ClassifierResult:
+    main = ddp is None or ddp.is_main
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
     best_path = out_dir / "best_classifier.pt"
     last_path = out_dir / "last_classifier.pt"
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError("the training and validation sets must not be empty")
-    device = resolve_device(config.device)
+    if not main:
+        on_progress = None
+    device = ddp.device if ddp is not None else resolve_device(config.device)
+    batch_size = config.batch_size
+    if ddp is not None:
+        batch_size = distributed.per_rank_batch(config.batch_size, ddp.world_size)
 
     seed_everything(config.seed)
     model = build_classifier(config.num_classes, config.init_weights_path)
-    state = _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+
+    def read() -> dict[str, Any] | None:
+        return _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+
+    state = read() if ddp is None else ddp.share(read)
     if state is not None:
         model.load_state_dict(state["model"])
-    model.to(device)
+    train_model: torch.nn.Module = model
+    if ddp is not None:
+        model = distributed.convert_sync_batchnorm(model, device)
+        model.to(device)
+        train_model = distributed.wrap_ddp(model, device)
+    else:
+        model.to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -184,10 +226,11 @@ def train_classifier(
         val_set,
         data_path=config.data_path,
         device=device,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         seed=config.seed,
         num_workers=config.num_workers,
         drop_last_train=True,
+        shard=(ddp.rank, ddp.world_size) if ddp is not None else None,
     )
     train_space = getattr(train_set, "space", None)
     val_space = getattr(val_set, "space", None)
@@ -195,8 +238,10 @@ def train_classifier(
 
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()
+        if ddp is not None:
+            ddp.reseed(config.seed, epoch)
         train_loss, train_acc = _train_epoch(
-            model,
+            train_model,
             optimizer,
             train_loader(epoch),
             train_space,
@@ -204,9 +249,17 @@ def train_classifier(
             epoch,
             on_progress,
             sync_every,
+            ddp,
         )
         val_loss, confusion = _validate(
-            model, val_loader(epoch), val_space, device, config.num_classes, epoch, on_progress
+            model,
+            val_loader(epoch),
+            val_space,
+            device,
+            config.num_classes,
+            epoch,
+            on_progress,
+            ddp,
         )
         f1 = macro_f1(confusion)
         record = {
@@ -221,14 +274,18 @@ def train_classifier(
         history.append(record)
         if f1 > best_f1:  # NaN never wins
             best_epoch, best_f1, best_confusion = epoch, f1, confusion
-            save_classifier(
-                model,
-                best_path,
-                num_classes=config.num_classes,
-                class_names=config.class_names,
-                epoch=epoch,
-                extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
-            )
+            if main:
+                save_classifier(
+                    model,
+                    best_path,
+                    num_classes=config.num_classes,
+                    class_names=config.class_names,
+                    epoch=epoch,
+                    extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
+                )
+        start = epoch + 1
+        if not main:
+            continue
         save_classifier(
             model,
             last_path,
@@ -237,27 +294,35 @@ def train_classifier(
             epoch=epoch,
             extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
         )
-        atomic_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "version": CHECKPOINT_VERSION,
-                "config": config.to_dict(),
-                "epoch": epoch,
-                "model": cpu_state_dict(model),
-                "optimizer": optimizer.state_dict(),
-                "history": history,
-                "best_epoch": best_epoch,
-                "best_macro_f1": best_f1,
-                "best_confusion": best_confusion.tolist() if best_confusion is not None else None,
-                "rng": rng_state(device),
-            },
-            ckpt_path,
-        )
-        start = epoch + 1
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": config.to_dict(),
+            "epoch": epoch,
+            "model": cpu_state_dict(model),
+            "optimizer": optimizer.state_dict(),
+            "history": history,
+            "best_epoch": best_epoch,
+            "best_macro_f1": best_f1,
+            "best_confusion": best_confusion.tolist() if best_confusion is not None else None,
+            "rng": rng_state(device),
+        }
+        if ddp is not None:
+            checkpoint["world_size"] = ddp.world_size
+        atomic_save(checkpoint, ckpt_path)
         if on_progress is not None:
             numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
             on_progress(ProgressEvent("epoch", epoch, epoch, config.epochs, numbers))
 
+    info = None
+    if ddp is not None:
+        prints = ddp.gather(distributed.state_fingerprint(model))
+        info = {
+            **ddp.describe(),
+            "per_rank_batch": batch_size,
+            "fingerprints": prints,
+            "replicas_identical": len(set(prints)) == 1,
+        }
     return ClassifierResult(
         history=history,
         best_epoch=best_epoch,
@@ -269,6 +334,7 @@ def train_classifier(
         checkpoint_path=ckpt_path,
         best_classifier_path=best_path,
         last_classifier_path=last_path,
+        distributed=info,
     )
 
 
@@ -289,6 +355,7 @@ def _train_epoch(
     epoch: int,
     on_progress: ProgressCallback | None,
     sync_every: int,
+    ddp: distributed.Distributed | None = None,
 ) -> tuple[float, float]:
     model.train()
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss·n, correct
@@ -312,6 +379,9 @@ def _train_epoch(
                 loss_mean, acc = (sums / count).tolist()
                 shown = {"train_loss": loss_mean, "train_accuracy": acc}
             on_progress(ProgressEvent("train", epoch, i, steps, shown))
+    if ddp is not None:  # over all ranks' samples
+        total = ddp.total(torch.cat([sums, sums.new_tensor([float(count)])]))
+        sums, count = total[:2], int(round(float(total[2].item())))
     loss_mean, acc = (sums / count).tolist()
     return loss_mean, acc
 
@@ -325,6 +395,7 @@ def _validate(
     num_classes: int,
     epoch: int,
     on_progress: ProgressCallback | None,
+    ddp: distributed.Distributed | None = None,
 ) -> tuple[float, np.ndarray]:
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -339,10 +410,23 @@ def _validate(
         truths.append(y)
         if on_progress is not None:
             on_progress(ProgressEvent("val", epoch, i, steps, {}))
-    y_pred = torch.cat(preds).cpu().numpy()
-    y_true = torch.cat(truths).cpu().numpy()
-    confusion = confusion_matrix(y_true, y_pred, num_classes)
-    return float(loss_sum.item() / len(y_true)), confusion
+    if ddp is None:
+        y_pred = torch.cat(preds).cpu().numpy()
+        y_true = torch.cat(truths).cpu().numpy()
+        confusion = confusion_matrix(y_true, y_pred, num_classes)
+        return float(loss_sum.item() / len(y_true)), confusion
+    # Under torchrun: this rank's confusion matrix and loss sum, added over the ranks (a
+    # rank may have no validation sample).
+    empty = np.zeros(0, dtype=np.int64)
+    y_pred = torch.cat(preds).cpu().numpy() if preds else empty
+    y_true = torch.cat(truths).cpu().numpy() if truths else empty
+    local = confusion_matrix(y_true, y_pred, num_classes)
+    packed = torch.cat(
+        [torch.as_tensor(local, dtype=torch.float64).flatten(), loss_sum.reshape(1).cpu()]
+    )
+    total = ddp.total(packed)
+    confusion = total[:-1].round().to(torch.int64).reshape(local.shape).numpy()
+    return float(total[-1].item() / confusion.sum()), confusion
 
 
 def _read_checkpoint(path: Path, config: ClassifierConfig) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from torch.utils.data import (
 )
 
 from colourmodels.colour import ColourSpace
+from colourmodels.training.distributed import ShardSampler, rank_epoch_seed
 
 __all__ = [
     "ProgressEvent",
@@ -146,6 +147,11 @@ class EpochLoader:
     first item of every epoch exactly as a freshly started DataLoader worker seeds them
     (``base_seed + worker_id``, the base seed drawn from the epoch's generator as the
     DataLoader draws it), so persistent and per-epoch workers give the same batches.
+
+    ``shard`` (distributed training): a
+    :class:`~colourmodels.training.distributed.ShardSampler` that picks this rank's samples
+    (it replaces ``shuffle`` and ``drop_last``); the epoch's generator then only seeds the
+    workers, from (seed, epoch, rank), so the ranks draw different augmentations.
     """
 
     def __init__(
@@ -160,20 +166,28 @@ class EpochLoader:
         drop_last: bool = False,
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
+        shard: ShardSampler | None = None,
     ) -> None:
         self.seed = seed
         self.generator = torch.Generator()
+        self.shard = shard
         extra: dict[str, Any] = {}
         if num_workers > 0 and prefetch_factor is not None:
             extra["prefetch_factor"] = int(prefetch_factor)
         self.persistent = bool(persistent_workers) and num_workers > 0
         self._sampler: _EpochTaggedSampler | None = None
+        if shard is not None:
+            # The shard sampler orders the data (and drops or fills up the last batch);
+            # self.generator only seeds the workers, per rank.
+            drop_last = False
         if self.persistent:
-            base: Sampler[int] = (
-                RandomSampler(dataset, generator=self.generator)
-                if shuffle
-                else SequentialSampler(dataset)
-            )
+            base: Sampler[int]
+            if shard is not None:
+                base = shard
+            elif shuffle:
+                base = RandomSampler(dataset, generator=self.generator)
+            else:
+                base = SequentialSampler(dataset)
             self._sampler = _EpochTaggedSampler(base)
             # The loader's own generator only seeds the workers at start-up (re-seeded by
             # _EpochReseeded at each epoch); self.generator drives the order alone.
@@ -181,6 +195,9 @@ class EpochLoader:
             extra["sampler"] = self._sampler
             extra["persistent_workers"] = True
             dataset = _EpochReseeded(dataset)
+        elif shard is not None:
+            extra["sampler"] = shard
+            extra["generator"] = self.generator
         else:
             extra["shuffle"] = shuffle
             extra["generator"] = self.generator
@@ -194,7 +211,11 @@ class EpochLoader:
         )
 
     def __call__(self, epoch: int) -> DataLoader:
-        self.generator.manual_seed(epoch_seed(self.seed, epoch))
+        if self.shard is not None:
+            self.shard.set_epoch(epoch)
+            self.generator.manual_seed(rank_epoch_seed(self.seed, epoch, self.shard.rank))
+        else:
+            self.generator.manual_seed(epoch_seed(self.seed, epoch))
         if self._sampler is not None:
             # What a fresh DataLoader iterator draws first (its workers' base seed), before
             # the sampler's permutation uses the generator.
@@ -226,23 +247,43 @@ def train_and_val_loaders(
     seed: int,
     num_workers: int,
     drop_last_train: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[EpochLoader, EpochLoader]:
     """The trainers' loaders: training shuffled per epoch from ``seed``, validation in
     order, both on the data path ``data_path`` resolves to for ``device``.
     ``drop_last_train`` leaves out a last, smaller training batch (when there is more than
-    one batch): a batch of one or two images wrecks BatchNorm's running statistics."""
+    one batch): a batch of one or two images wrecks BatchNorm's running statistics.
+
+    ``shard=(rank, world_size)`` (distributed training): ``batch_size`` is then this rank's
+    share of the global batch, and each loader yields this rank's part of the data
+    (:class:`~colourmodels.training.distributed.ShardSampler`: training in the global
+    batches of the single-process order, validation split without repetition)."""
     path = resolve_data_path(data_path, device)
     kwargs = epoch_loader_kwargs(device, num_workers)
+    train_shard = val_shard = None
+    if shard is not None:
+        rank, world = shard
+        common = {"batch_size": batch_size, "rank": rank, "world_size": world, "seed": seed}
+        train_shard = ShardSampler(
+            len(train_set), shuffle=True, even=True, drop_last=drop_last_train, **common
+        )
+        val_shard = ShardSampler(len(val_set), shuffle=False, even=False, **common)
     train_loader = EpochLoader(
         dataset_for_path(train_set, path),
         batch_size=batch_size,
         shuffle=True,
         seed=seed,
         drop_last=drop_last_train and len(train_set) > batch_size,
+        shard=train_shard,
         **kwargs,
     )
     val_loader = EpochLoader(
-        dataset_for_path(val_set, path), batch_size=batch_size, shuffle=False, seed=seed, **kwargs
+        dataset_for_path(val_set, path),
+        batch_size=batch_size,
+        shuffle=False,
+        seed=seed,
+        shard=val_shard,
+        **kwargs,
     )
     return train_loader, val_loader
 

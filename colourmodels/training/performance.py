@@ -28,6 +28,9 @@ class PerformanceOptions:
     On the CPU ``amp_bf16``, ``fused_adam``, ``cudnn_benchmark``, ``cuda_graph`` and ``compile``
     are ignored
     (the step runs float32, eager, with plain Adam); ``channels_last`` is applied on any device.
+    Under ``torchrun`` (``DistributedDataParallel``, see
+    :mod:`colourmodels.training.distributed`) ``cuda_graph`` and ``compile`` are ignored too
+    (a warning says so); the others apply.
     """
 
     amp_bf16: bool = False

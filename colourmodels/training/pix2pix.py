@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from colourmodels.checkpoints import (
 )
 from colourmodels.early_stopping import PAPER_SETTINGS, EarlyStopping, EarlyStoppingConfig
 from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
+from colourmodels.training import distributed
 from colourmodels.training.common import (
     DATA_PATHS,
     ProgressCallback,
@@ -174,6 +176,10 @@ class Pix2PixResult:
     checkpoint_path: Path
     best_generator_path: Path
     last_generator_path: Path
+    #: Under torchrun: ``world_size``, ``backend``, ``per_rank_batch``, each rank's
+    #: ``fingerprints`` (SHA-256 of its generator and discriminator at the end) and
+    #: ``replicas_identical``; None in a single process.
+    distributed: dict[str, Any] | None = None
 
 
 def _monitored(record: dict[str, Any], monitor: str) -> tuple[float, float]:
@@ -207,15 +213,46 @@ def train_pix2pix(
     (raising :class:`~colourmodels.training.common.ConfigMismatchError` if the configuration
     differs in a field outside ``RESUMABLE_CHANGES``). On the CPU a resumed run reproduces the
     uninterrupted run exactly. ``resume=False`` starts afresh, overwriting the folder's files.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) this trains one model data-parallel on all the
+    processes (:mod:`colourmodels.training.distributed`): ``config.batch_size`` is the global
+    batch (it must divide by the number of processes), only rank 0 writes files and gets
+    ``on_progress`` events (the train/val events show rank 0's running means; the "epoch"
+    event and the history hold the losses of all ranks), and every rank returns the same
+    result, with ``distributed`` set. ``perf.cuda_graph`` and ``perf.compile`` are not used
+    there (see :class:`Pix2PixStep`).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ddp = distributed.setup(config.device)
+    try:
+        return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
+    finally:
+        if ddp is not None:
+            ddp.close()
+
+
+def _train(
+    config: Pix2PixConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    out_dir: Path,
+    on_progress: ProgressCallback | None,
+    resume: bool,
+    ddp: distributed.Distributed | None,
+) -> Pix2PixResult:
+    main = ddp is None or ddp.is_main
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError("the training and validation sets must not be empty")
+    if not main:
+        on_progress = None
     ckpt_path = out_dir / "checkpoint.pt"
     best_path = out_dir / "best_generator.pt"
     last_path = out_dir / "last_generator.pt"
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError("the training and validation sets must not be empty")
-    device = resolve_device(config.device)
+    device = ddp.device if ddp is not None else resolve_device(config.device)
+    batch_size = config.batch_size
+    if ddp is not None:
+        batch_size = distributed.per_rank_batch(config.batch_size, ddp.world_size)
 
     seed_everything(config.seed)
     generator = init_weights(
@@ -226,7 +263,11 @@ def train_pix2pix(
     )
     early = EarlyStopping.from_config(config.early_stopping) if config.early_stopping else None
 
-    state = _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+    def read() -> dict[str, Any] | None:
+        return _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
+
+    # Under torchrun rank 0 reads the checkpoint and every rank loads the same state.
+    state = read() if ddp is None else ddp.share(read)
     if state is not None:
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
@@ -238,6 +279,7 @@ def train_pix2pix(
         lambda_l1=config.lambda_l1,
         perf=config.perf,
         device=device,
+        distributed=ddp is not None,
     )
     history: list[dict[str, Any]] = []
     best_epoch: int | None = None
@@ -255,6 +297,20 @@ def train_pix2pix(
         set_rng_state(state["rng"], device)
 
     def result() -> Pix2PixResult:
+        info = None
+        if ddp is not None:
+            prints = ddp.gather(distributed.state_fingerprint(generator, discriminator))
+            info = {
+                **ddp.describe(),
+                "per_rank_batch": batch_size,
+                "fingerprints": prints,
+                "replicas_identical": len(set(prints)) == 1,
+            }
+            if main and len(set(prints)) != 1:
+                warnings.warn(
+                    "the ranks' networks differ at the end of training; rank 0's are saved",
+                    stacklevel=3,
+                )
         return Pix2PixResult(
             history=history,
             best_epoch=best_epoch,
@@ -266,6 +322,7 @@ def train_pix2pix(
             checkpoint_path=ckpt_path,
             best_generator_path=best_path,
             last_generator_path=last_path,
+            distributed=info,
         )
 
     if stopped_epoch is not None:
@@ -276,9 +333,10 @@ def train_pix2pix(
         val_set,
         data_path=config.data_path,
         device=device,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         seed=config.seed,
         num_workers=config.num_workers,
+        shard=(ddp.rank, ddp.world_size) if ddp is not None else None,
     )
     train_space = getattr(train_set, "space", config.colour_space)
     val_space = getattr(val_set, "space", config.colour_space)
@@ -286,6 +344,8 @@ def train_pix2pix(
 
     for epoch in range(start, config.epochs + 1):
         t0 = time.perf_counter()
+        if ddp is not None:
+            ddp.reseed(config.seed, epoch)
         generator.train()
         discriminator.train()
         train = _run_phase(
@@ -310,7 +370,15 @@ def train_pix2pix(
             on_progress,
             sync_every,
         )
-        record: dict[str, Any] = {"epoch": epoch, **train, **val, "gl": None, "pk": None}
+        if ddp is not None:  # the losses of all ranks' samples, the same on every rank
+            train, val = _reduced(ddp, train), _reduced(ddp, val)
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            **_means(train),
+            **_means(val),
+            "gl": None,
+            "pk": None,
+        }
         tr, va = _monitored(record, config.monitor)
         stop = False
         if early is not None:
@@ -326,20 +394,25 @@ def train_pix2pix(
         extra = {"val_losses": {k: record[k] for k in _VAL_NAMES}, "monitor": config.monitor}
         if improved:
             best_epoch, best_val = epoch, va
+            if main:
+                save_generator(
+                    generator,
+                    best_path,
+                    colour_space=config.colour_space,
+                    epoch=epoch,
+                    extra_meta=extra,
+                )
+        if stop:
+            stopped_epoch = epoch
+        if main:
             save_generator(
                 generator,
-                best_path,
+                last_path,
                 colour_space=config.colour_space,
                 epoch=epoch,
                 extra_meta=extra,
             )
-        save_generator(
-            generator, last_path, colour_space=config.colour_space, epoch=epoch, extra_meta=extra
-        )
-        if stop:
-            stopped_epoch = epoch
-        atomic_save(
-            {
+            checkpoint = {
                 "format": CHECKPOINT_FORMAT,
                 "version": CHECKPOINT_VERSION,
                 "config": config.to_dict(),
@@ -353,9 +426,10 @@ def train_pix2pix(
                 "best_val": best_val,
                 "stopped_epoch": stopped_epoch,
                 "rng": rng_state(device),
-            },
-            ckpt_path,
-        )
+            }
+            if ddp is not None:
+                checkpoint["world_size"] = ddp.world_size
+            atomic_save(checkpoint, ckpt_path)
         start = epoch + 1
         if on_progress is not None:
             numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
@@ -375,8 +449,9 @@ def _run_phase(
     device: torch.device,
     on_progress: ProgressCallback | None,
     sync_every: int,
-) -> dict[str, float]:
-    """Run ``fn(luma, chroma) -> packed losses`` over ``loader``; sample-weighted means.
+) -> tuple[tuple[str, ...], torch.Tensor, int]:
+    """Run ``fn(luma, chroma) -> packed losses`` over ``loader``. Returns ``(names, sums,
+    count)``: the sample-weighted loss sums (float64, on ``device``) and the sample count.
     uint8 RGB batches are converted to (luma, chroma) in ``space`` on ``device`` first."""
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     count = 0
@@ -391,6 +466,22 @@ def _run_phase(
             if i % sync_every == 0 or i == steps:
                 shown = dict(zip(names, (sums / count).tolist()))
             on_progress(ProgressEvent(phase, epoch, i, steps, shown))
+    return names, sums, count
+
+
+_Phase = tuple[tuple[str, ...], torch.Tensor, int]
+
+
+def _reduced(ddp: distributed.Distributed, phase: _Phase) -> _Phase:
+    """A phase's sums and count added over all ranks."""
+    names, sums, count = phase
+    packed = torch.cat([sums, sums.new_tensor([float(count)])])
+    total = ddp.total(packed)
+    return names, total[:-1], int(round(float(total[-1].item())))
+
+
+def _means(phase: _Phase) -> dict[str, float]:
+    names, sums, count = phase
     return dict(zip(names, (sums / count).tolist()))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,22 @@ class Pix2PixStep:
     graph bakes in the learning rate and the tensors' addresses, change neither afterwards;
     :meth:`load_state_dict` (which replaces the optimiser state tensors) discards the graph and
     it is re-captured after a new warm-up.
+
+    **Distributed** (``distributed=True``, inside a started ``torch.distributed`` process
+    group, see :mod:`colourmodels.training.distributed`): both networks' BatchNorm layers
+    become synchronised BatchNorm (statistics of the global batch, in place: the modules and
+    their state-dict keys stay the same); the generator and the discriminator are wrapped in
+    ``DistributedDataParallel``, which averages their gradients over the ranks. D's wrapper
+    runs only in the D step, as one call on both pairs (fake, then real: one DDP forward per
+    backward); the G step's adversarial term runs the plain (unwrapped) discriminator with
+    its parameters frozen, so D's DDP wrapper never sees a forward whose parameters get no
+    gradient (no ``find_unused_parameters`` needed) and only G's gradients are reduced in
+    that step. ``perf.cuda_graph`` and ``perf.compile`` are switched off in this mode (a
+    warning says so): DDP's reducer does host-side bookkeeping every iteration (bucket
+    readiness, the all-reduce launches) and SyncBatchNorm synchronises with the host, which
+    a replayed graph would skip; capturing DDP needs ``static_graph`` and its own warm-up,
+    and DDP + ``torch.compile`` splits the graphs at the gradient buckets; neither has been
+    validated on GPUs here. The other performance options apply unchanged.
     """
 
     def __init__(
@@ -73,13 +90,31 @@ class Pix2PixStep:
         perf: PerformanceOptions | None = None,
         device: str | torch.device = "cpu",
         warmup_steps: int = 3,
+        distributed: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.perf = perf if perf is not None else PerformanceOptions()
         is_cuda = self.device.type == "cuda"
+        self.distributed = bool(distributed)
+        if self.distributed:
+            import torch.distributed as dist
+
+            from colourmodels.training.distributed import convert_sync_batchnorm
+
+            if not (dist.is_available() and dist.is_initialized()):
+                raise RuntimeError("distributed=True needs a started torch.distributed group")
+            off = [n for n in ("cuda_graph", "compile") if getattr(self.perf, n) and is_cuda]
+            if off and dist.get_rank() == 0:
+                warnings.warn(
+                    f"{' and '.join(off)} switched off under DistributedDataParallel "
+                    "(see Pix2PixStep)",
+                    stacklevel=2,
+                )
+            generator = convert_sync_batchnorm(generator, self.device)
+            discriminator = convert_sync_batchnorm(discriminator, self.device)
         self.lambda_l1 = float(lambda_l1)
         self.amp = self.perf.amp_bf16 and is_cuda
-        self.graphs = self.perf.cuda_graph and is_cuda
+        self.graphs = self.perf.cuda_graph and is_cuda and not self.distributed
         self.memory_format = (
             torch.channels_last if self.perf.channels_last else torch.contiguous_format
         )
@@ -95,10 +130,19 @@ class Pix2PixStep:
         self.generator = generator
         self.discriminator = discriminator
         # The training step calls these; the plain modules stay for saving and evaluation.
-        compiled = self.perf.compile and is_cuda
-        self._train_g = torch.compile(generator) if compiled else generator
-        self._train_d = torch.compile(discriminator) if compiled else discriminator
         self._d_params = [p for p in discriminator.parameters()]
+        if self.distributed:
+            from colourmodels.training.distributed import wrap_ddp
+
+            self._train_g: nn.Module = wrap_ddp(generator, self.device)
+            self._d_pair: nn.Module = wrap_ddp(_DiscriminatorPair(discriminator), self.device)
+            self._adv_d: nn.Module = discriminator
+        else:
+            compiled = self.perf.compile and is_cuda
+            self._train_g = torch.compile(generator) if compiled else generator
+            train_d = torch.compile(discriminator) if compiled else discriminator
+            self._d_pair = _DiscriminatorPair(train_d)
+            self._adv_d = train_d
 
         adam: dict[str, Any] = {"lr": float(lr), "betas": (float(betas[0]), float(betas[1]))}
         if is_cuda and self.perf.fused_adam:
@@ -221,7 +265,7 @@ class Pix2PixStep:
                 p.requires_grad_(True)
 
     def _train_step(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
-        G, D = self._train_g, self._train_d
+        G = self._train_g
         # With graphs the .grad tensors must stay the same objects: zero them, never free them.
         set_to_none = not self.graphs
 
@@ -232,17 +276,17 @@ class Pix2PixStep:
         # BatchNorm's running statistics).
         self.opt_d.zero_grad(set_to_none=set_to_none)
         with self._autocast():
-            pred_fake = D(torch.cat([luma, fake.detach()], dim=1))
-            pred_real = D(torch.cat([luma, chroma], dim=1))
+            pred_fake, pred_real = self._d_pair(luma, fake.detach(), chroma)
         d_loss = 0.5 * (_bce(pred_real, 1.0) + _bce(pred_fake, 0.0))
         d_loss.backward()
         self.opt_d.step()
 
-        # Generator: D frozen (no D weight gradients), D forward after D's update.
+        # Generator: D frozen (no D weight gradients), D forward after D's update. Under DDP
+        # this is the plain discriminator: nothing of D is reduced in this step.
         with self._d_frozen():
             self.opt_g.zero_grad(set_to_none=set_to_none)
             with self._autocast():
-                pred = D(torch.cat([luma, fake], dim=1))
+                pred = self._adv_d(torch.cat([luma, fake], dim=1))
             g_gan = _bce(pred, 1.0)
             g_l1 = self.lambda_l1 * (fake.float() - chroma).abs().mean()
             g_total = g_gan + g_l1
@@ -278,6 +322,19 @@ class Pix2PixStep:
         self._graph = graph
         graph.replay()
         return self._static_out.clone()
+
+
+class _DiscriminatorPair(nn.Module):
+    """D on the fake pair, then on the real pair, in one call (one DDP forward per D step)."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.d = discriminator
+
+    def forward(
+        self, luma: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.d(torch.cat([luma, fake], dim=1)), self.d(torch.cat([luma, real], dim=1))
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
