@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("survey.urls")),
+    path("", include("survey.urls_analysis")),
     path("", include("worker.urls")),
 ]
 

@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Mod
 from django.db.models.lookups import Exact
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 
@@ -257,9 +259,58 @@ class Trial(models.Model):
                 fields=["participant", "stimulus"], name="trial_unique_stimulus"
             ),
         ]
+        indexes = [
+            # The exclusion rule's "failed an attention check" (survey.analysis), found
+            # without reading every trial.
+            models.Index(
+                fields=["participant"],
+                condition=Q(kind="attention", answer="real"),
+                name="trial_failed_attention",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.participant} #{self.position}"
+
+
+class ParticipantTally(models.Model):
+    """A finished participant's answered main trials, counted once for the analysis
+    (survey.analysis): per stimulus condition (within subjects the real photographs' row has
+    none) the four cells of the 2×2 table and the sums of the log response times.
+
+    A finished participation never changes (answers are stored once and never edited, and
+    completion is final), so its tally stays right; a withdrawal deletes the participant's
+    tallies with their trials (:func:`_drop_withdrawn_tallies`)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="tallies")
+    condition = models.ForeignKey(
+        Condition, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    real_real = models.PositiveIntegerField()
+    real_ai = models.PositiveIntegerField()
+    ai_real = models.PositiveIntegerField()
+    ai_ai = models.PositiveIntegerField()
+    #: Sums of ln(response time in ms) over the real and over the AI images.
+    log_rt_real = models.FloatField(null=True)
+    log_rt_ai = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "condition"],
+                nulls_distinct=False,
+                name="tally_unique_condition",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"tally of {self.participant_id} ({self.condition_id})"
+
+
+@receiver(post_save, sender=Participant)
+def _drop_withdrawn_tallies(sender, instance: Participant, **kwargs) -> None:
+    if instance.withdrawn_at is not None:
+        ParticipantTally.objects.filter(participant=instance).delete()
 
 
 class Withdrawal(models.Model):

@@ -92,6 +92,7 @@ __all__ = [
     "tables_by_condition",
     "to_jsonable",
     "wilson_interval",
+    "wilson_intervals",
     "yates_chi2",
 ]
 
@@ -280,6 +281,29 @@ def wilson_interval(successes: int, n: int, confidence: float = DEFAULT_CONFIDEN
     low = 0.0 if k == 0 else max(0.0, centre - half)
     high = 1.0 if k == n else min(1.0, centre + half)
     return Interval(low, high, confidence, "wilson")
+
+
+def wilson_intervals(
+    successes: Sequence[int] | np.ndarray,
+    n: Sequence[int] | np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`wilson_interval` of many proportions at once: (lows, highs); NaN where n = 0."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if k.shape != n.shape or (k < 0).any() or (k > n).any():
+        raise ValueError("successes must lie in 0..n, element by element")
+    z = _z(confidence)
+    z2 = z * z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1 + z2 / n
+        centre = (p + z2 / (2 * n)) / denominator
+        half = z / denominator * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    low = np.where(k == 0, 0.0, np.maximum(0.0, centre - half))
+    high = np.where(k == n, 1.0, np.minimum(1.0, centre + half))
+    empty = n == 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
 def exact_interval(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
@@ -784,6 +808,23 @@ def sdt_summary_from_counts(
     return SDTSummary(len(d), md, sdd, di, dp, mc, sdc, ci, cp, []), skipped
 
 
+def _resampled_rates(
+    successes: np.ndarray, trials: np.ndarray, weights: np.ndarray, n_boot: int, rng
+) -> np.ndarray:
+    """Pooled rates of ``n_boot`` resamples of the participants (with replacement), each
+    participant a (successes, trials) pair held by ``weights`` participants; NaN where a
+    resample has no trials. Drawing k participants picks a pair with probability weight / k
+    at each draw, so the number of times each distinct pair is drawn is multinomial(k,
+    weights / k): one draw over the distinct pairs per replicate."""
+    pairs, inverse = np.unique(np.stack([successes, trials], axis=1), axis=0, return_inverse=True)
+    held = np.bincount(inverse.ravel(), weights=weights, minlength=len(pairs))
+    k = int(weights.sum())
+    draws = rng.multinomial(k, held / k, size=n_boot)  # (n_boot, distinct pairs)
+    hits, total = draws @ pairs[:, 0], draws @ pairs[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, hits / total, np.nan)
+
+
 def bootstrap_counts(
     counts: Sequence[Sequence[int]] | np.ndarray,
     weights: Sequence[int] | np.ndarray | None = None,
@@ -795,30 +836,26 @@ def bootstrap_counts(
     """:func:`bootstrap_over_participants` from cell counts (one row per participant, or
     per group of ``weights[i]`` participants with the same cells).
 
-    Drawing k participants with replacement picks a row with probability weight / k at each
-    draw, so how often each distinct row is drawn in one replicate is multinomial(k,
-    weights / k): one multinomial draw over the distinct rows (at most 13 × 13 with 12 real
-    and 12 AI images each) per replicate replaces k random indices. The resampling
-    distribution is the same as :func:`bootstrap_over_participants`'; the random stream is
-    not, so one seed gives close but not identical bounds in the two functions."""
+    Each rate is resampled on its own, over the participants' distinct (numerator,
+    denominator) pairs (:func:`_resampled_rates`: a multinomial draw per replicate instead of
+    k random indices; with 12 real and 12 AI images there are at most 25 such pairs). The
+    resampling distribution of each rate is that of :func:`bootstrap_over_participants`;
+    the random stream is not, so one seed gives close but not identical bounds."""
     confidence = _check_confidence(confidence)
     _check_boot(n_boot, seed)
     rows, w = _cell_rows(counts, weights)
-    keep = w > 0
-    rows, w = rows[keep], w[keep]
-    k = int(w.sum())
-    if k == 0 or rows.sum() == 0:
+    rows, w = rows[w > 0], w[w > 0]
+    if not len(rows) or rows.sum() == 0:
         raise ValueError("no measured judgements to bootstrap")
-    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
-    grouped = np.bincount(inverse.ravel(), weights=w, minlength=len(distinct)).astype(np.int64)
-    table_fooling, table_ajr = _rates_of_sums((distinct * grouped[:, None]).sum(axis=0))
+    rr, ra, ar, aa = rows.T
+    table_fooling, table_ajr = _rates_of_sums((rows * w[:, None]).sum(axis=0))
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(k, grouped / k, size=n_boot)  # (n_boot, distinct rows)
-    fooling, ajr = _rates_of_sums(draws @ distinct)
+    fooling = _resampled_rates(ra + ar, rr + ra + ar + aa, w, n_boot, rng)
+    ajr = _resampled_rates(ar, ar + aa, w, n_boot, rng)
     return BootstrapResult(
         _percentile(fooling, float(table_fooling), confidence),
         _percentile(ajr, float(table_ajr), confidence),
-        k,
+        int(w.sum()),
         int(n_boot),
         int(seed),
     )

@@ -1,0 +1,30 @@
+"""URLs of a study's analysis (researchers only): dashboard, live data, per-image view,
+thumbnails and downloads."""
+
+from django.urls import path
+
+from survey import views_analysis as views
+
+urlpatterns = [
+    path("studies/<int:pk>/analysis/", views.analysis_page, name="study_analysis"),
+    path("studies/<int:pk>/analysis.json", views.analysis_json, name="study_analysis_json"),
+    path("studies/<int:pk>/images/", views.images_page, name="study_images"),
+    path("studies/<int:pk>/export/tables.csv", views.export_tables_csv, name="export_tables_csv"),
+    path(
+        "studies/<int:pk>/export/tables.json",
+        views.export_tables_json,
+        name="export_tables_json",
+    ),
+    path("studies/<int:pk>/export/tables.tex", views.export_tables_tex, name="export_tables_tex"),
+    path(
+        "studies/<int:pk>/export/judgements.csv",
+        views.export_judgements_csv,
+        name="export_judgements_csv",
+    ),
+    path("studies/<int:pk>/export/runs.tex", views.export_runs_tex, name="export_runs_tex"),
+    path(
+        "studies/stimuli/<int:pk>/analysis-thumb.jpg",
+        views.stimulus_thumbnail,
+        name="stimulus_analysis_thumbnail",
+    ),
+]

@@ -1,0 +1,169 @@
+"""The researchers' analysis of a study: the dashboard (and its live data), the per-image
+view with its thumbnails, and the downloads. Every view needs a login."""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from PIL import Image
+
+from survey import exports
+from survey.analysis import image_rows, study_analysis
+from survey.analysis_display import dashboard, image_cards, live
+from survey.models import Stimulus, Study
+
+THUMBNAIL_SIDE = 160
+
+
+def _unfinished(request) -> bool:
+    """``?unfinished=1`` counts the answered main trials of unfinished participants too."""
+    return request.GET.get("unfinished") == "1"
+
+
+def _analysis(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    return study, study_analysis(study=study, include_unfinished=_unfinished(request))
+
+
+def _download(content: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _suffix(request) -> str:
+    return "-with-unfinished" if _unfinished(request) else ""
+
+
+@login_required
+@never_cache
+@require_GET
+def analysis_page(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return render(
+        request,
+        "survey/analysis/dashboard.html",
+        {
+            "study": study,
+            "board": dashboard(analysis),
+            "include_unfinished": analysis.include_unfinished,
+            "query": "?unfinished=1" if analysis.include_unfinished else "",
+        },
+    )
+
+
+@login_required
+@never_cache
+@require_GET
+def analysis_json(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return JsonResponse({"status": study.status, **live(analysis)})
+
+
+@login_required
+@require_GET
+def export_tables_csv(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return _download(
+        exports.tables_csv(analysis), "text/csv", f"study-{study.pk}-tables{_suffix(request)}.csv"
+    )
+
+
+@login_required
+@require_GET
+def export_tables_json(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return _download(
+        exports.tables_json(analysis),
+        "application/json",
+        f"study-{study.pk}-tables{_suffix(request)}.json",
+    )
+
+
+@login_required
+@require_GET
+def export_tables_tex(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return _download(
+        exports.tables_latex(analysis),
+        "application/x-tex",
+        f"study-{study.pk}-tables{_suffix(request)}.tex",
+    )
+
+
+@login_required
+@require_GET
+def export_runs_tex(request, pk: int):
+    study, analysis = _analysis(request, pk)
+    return _download(
+        exports.runs_latex(analysis), "application/x-tex", f"study-{study.pk}-runs.tex"
+    )
+
+
+@login_required
+@require_GET
+def export_judgements_csv(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    response = StreamingHttpResponse(
+        exports.judgements_csv_chunks(study=study, include_unfinished=_unfinished(request)),
+        content_type="text/csv; charset=utf-8",
+    )
+    name = f"study-{study.pk}-judgements{_suffix(request)}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@never_cache
+@require_GET
+def images_page(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    include_unfinished = _unfinished(request)
+    rows = image_rows(study=study, include_unfinished=include_unfinished)
+    sections = []
+    for condition in study.conditions.select_related("run").order_by("pk"):
+        images = rows.get(condition.pk, [])
+        groups = [
+            ("ai", "AI images", image_cards([r for r in images if not r.is_real])),
+            ("real", "Real photographs", image_cards([r for r in images if r.is_real])),
+        ]
+        sections.append({"title": condition.label, "run": condition.run, "groups": groups})
+    if rows.get(None):  # within subjects: the shared real photographs
+        shared = [("real", "Real photographs", image_cards(rows[None]))]
+        sections.append({"title": "Real photographs (shared)", "run": None, "groups": shared})
+    return render(
+        request,
+        "survey/analysis/images.html",
+        {
+            "study": study,
+            "sections": sections,
+            "include_unfinished": include_unfinished,
+            "query": "?unfinished=1" if include_unfinished else "",
+        },
+    )
+
+
+@login_required
+@require_GET
+def stimulus_thumbnail(request, pk: int):
+    """A small JPEG of a stimulus (researchers only: its URL names the stimulus)."""
+    stimulus = get_object_or_404(Stimulus, pk=pk)
+    try:
+        with default_storage.open(stimulus.file, "rb") as f, Image.open(f) as picture:
+            picture = picture.convert("RGB")
+            picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG", quality=85)
+    except FileNotFoundError:
+        raise Http404("the image is no longer in storage") from None
+    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
