@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite against the real PostgreSQL and Redis on 127.0.0.1
-# (started here if they are installed but not running). Extra arguments go to pytest.
+# (started here if they are installed but not running) and, for the browser tests, Debian's
+# Chromium (installed here if missing). Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 bash scripts/ensure-services.sh
+bash scripts/ensure-browser.sh  # Chromium, for the browser tests (tests/e2e)
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/studyplatform}"
 export CELERY_BROKER_URL="${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 .venv/bin/ruff check .

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
+from django.db.models import Count, F, Window
 from django.urls import reverse
 
 from survey.models import Participant, Stimulus, Study, Trial
-from survey.selectors import participant_next_trial, participant_progress
 from survey.services import trial_mark_shown
 
 #: Prolific's ids are 24 hex digits; anything of letters, digits, - and _ is accepted.
@@ -61,18 +61,28 @@ def image_url(participant: Participant, position: int) -> str:
 
 def current_trial(participant: Participant) -> TrialView | None:
     """The first unanswered trial, marked shown (the no-script fallback's response time
-    starts here), or None when every trial is answered."""
-    trial = participant_next_trial(participant=participant)
-    if trial is None:
+    starts here), or None when every trial is answered.
+
+    One query (it runs after every answer): the participant's trials, unanswered first in
+    order of position, the first one with the counts of all and of answered trials (window
+    counts, taken before the LIMIT); then the write marking it shown, only if it was not."""
+    row = (
+        Trial.objects.filter(participant=participant)
+        .annotate(total=Window(Count("pk")), answered=Window(Count("answer")))
+        .order_by(F("answer").asc(nulls_first=True), "position")
+        .values("position", "kind", "shown_at", "answer", "total", "answered")
+        .first()
+    )
+    if row is None or row["answer"] is not None:
         return None
-    trial_mark_shown(participant=participant, position=trial.position)
-    answered, total = participant_progress(participant=participant)
+    if row["shown_at"] is None:
+        trial_mark_shown(participant=participant, position=row["position"])
     return TrialView(
-        position=trial.position,
-        total=total,
-        answered=answered,
-        practice=trial.kind == Stimulus.Role.PRACTICE,
-        image_url=image_url(participant, trial.position),
+        position=row["position"],
+        total=row["total"],
+        answered=row["answered"],
+        practice=row["kind"] == Stimulus.Role.PRACTICE,
+        image_url=image_url(participant, row["position"]),
     )
 
 

@@ -49,8 +49,8 @@ NOT_OPEN = {
 }
 
 
-def _cookie(study: Study) -> str:
-    return f"participation-{study.pk}"
+def _cookie(study_id: int) -> str:
+    return f"participation-{study_id}"
 
 
 def _message(request, title: str, text: str, *, status: int = 200):
@@ -60,7 +60,7 @@ def _message(request, title: str, text: str, *, status: int = 200):
 
 
 def _resume(request, study: Study) -> Participant | None:
-    public_id = request.get_signed_cookie(_cookie(study), default=None, salt="participation")
+    public_id = request.get_signed_cookie(_cookie(study.pk), default=None, salt="participation")
     ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
     lookup = {"public_id": public_id} if public_id else None
     if ids["prolific_pid"]:
@@ -129,7 +129,7 @@ def study_landing(request, slug: str):
 def _remember(request, participant: Participant, response):
     """Bind the browser to the participation: its pages answer only to this cookie."""
     response.set_signed_cookie(
-        _cookie(participant.study),
+        _cookie(participant.study_id),
         participant.public_id,
         salt="participation",
         max_age=COOKIE_AGE,
@@ -140,17 +140,22 @@ def _remember(request, participant: Participant, response):
     return response
 
 
+def _check_owner(request, participant: Participant) -> None:
+    """404 unless this browser started (or resumed) the participation: another browser,
+    even one that knows the id, is told there is no such page."""
+    owner = request.get_signed_cookie(
+        _cookie(participant.study_id), default=None, salt="participation"
+    )
+    if owner != participant.public_id:
+        raise Http404("no such participation in this browser")
+
+
 def _participant(request, public_id: str) -> Participant:
-    """The participation, for the browser that started (or resumed) it only: another
-    browser, even one that knows the id, is told there is no such page."""
+    """The participation, for the browser that started (or resumed) it only."""
     participant = get_object_or_404(
         Participant.objects.select_related("study"), public_id=public_id
     )
-    owner = request.get_signed_cookie(
-        _cookie(participant.study), default=None, salt="participation"
-    )
-    if owner != public_id:
-        raise Http404("no such participation in this browser")
+    _check_owner(request, participant)
     return participant
 
 
@@ -187,34 +192,40 @@ def participant_page(request, public_id: str):
     )
 
 
-def _rt_from(request, trial_shown_at) -> int:
+def _rt_from(request, participant: Participant, position: int) -> int:
+    """The response time the script measured; without scripts, the time since the trial
+    was shown (looked up only then)."""
     raw = request.POST.get("rt_ms", "")
     if raw.isdigit():
         return int(raw)
-    if trial_shown_at is None:
+    shown = (
+        Trial.objects.filter(participant=participant, position=position)
+        .values_list("shown_at", flat=True)
+        .first()
+    )
+    if shown is None:
         return 0
-    return max(0, int((timezone.now() - trial_shown_at).total_seconds() * 1000))
+    return max(0, int((timezone.now() - shown).total_seconds() * 1000))
 
 
 @never_cache
 @require_POST
 def participant_answer(request, public_id: str):
     """Store one answer (once: a repeated post returns what was stored) and describe what
-    comes next. JSON for scripts; a redirect to the participant's page for plain forms."""
+    comes next. JSON for scripts; a redirect to the participant's page for plain forms.
+
+    Every answer of every participant comes here, so it keeps to few queries: the
+    participant, :func:`trial_answer`'s transaction, the next trial in one query
+    (:func:`current_trial`) and its marking as shown (bench/bench_study_load.py)."""
     participant = _participant(request, public_id)
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         position = int(request.POST.get("position", ""))
-        shown = (
-            Trial.objects.filter(participant=participant, position=position)
-            .values_list("shown_at", flat=True)
-            .first()
-        )
         trial = trial_answer(
             participant=participant,
             position=position,
             answer=request.POST.get("answer", ""),
-            rt_ms=_rt_from(request, shown),
+            rt_ms=_rt_from(request, participant, position),
         )
     except (ValueError, TrialError, ParticipationError, ObjectDoesNotExist) as exc:
         if not wants_json:
@@ -225,7 +236,8 @@ def participant_answer(request, public_id: str):
         )
     if not wants_json:
         return redirect("participant_page", public_id=public_id)
-    participant.refresh_from_db(fields=["completed_at"])
+    # trial_answer sets completed_at on ``participant`` when this answer completes it; a
+    # repeated last answer finds no unanswered trial left: complete either way.
     upcoming = None if participant.completed_at else current_trial(participant)
     return JsonResponse(
         {
@@ -233,9 +245,7 @@ def participant_answer(request, public_id: str):
             "feedback": practice_feedback(trial),
             "next": upcoming.as_dict() if upcoming else None,
             "preload": next_image_url(participant, upcoming),
-            "done_url": reverse("participant_done", args=[public_id])
-            if participant.completed_at
-            else None,
+            "done_url": reverse("participant_done", args=[public_id]) if upcoming is None else None,
         }
     )
 
@@ -243,13 +253,16 @@ def participant_answer(request, public_id: str):
 @require_GET
 def participant_image(request, public_id: str, position: int):
     """The image of one of the participant's trials, padded to the study's common size."""
-    participant = _participant(request, public_id)
-    trial = (
-        Trial.objects.filter(participant=participant, position=position)
-        .select_related("stimulus")
+    trial = (  # one query: the trial with its stimulus, participant and study
+        Trial.objects.filter(participant__public_id=public_id, position=position)
+        .select_related("stimulus", "participant__study")
         .first()
     )
-    if trial is None or participant.withdrawn_at is not None:
+    if trial is None:
+        raise Http404("no such image")
+    participant = trial.participant
+    _check_owner(request, participant)
+    if participant.withdrawn_at is not None:
         raise Http404("no such image")
     try:
         data = stimulus_bytes(participant.study, trial.stimulus)

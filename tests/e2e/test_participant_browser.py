@@ -1,0 +1,264 @@
+"""A participant takes a whole study in a real browser (headless Chromium): by mouse, by
+keyboard alone, and on a phone by touch, where the image and the answer buttons must fit the
+screen; a reload in the middle resumes at the same trial. Every answer given is then found
+in the database, once, in order, with its response time."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+from playwright.sync_api import expect
+
+from survey.models import Participant, Trial
+from tests.e2e.conftest import PHONE
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONSENT = "I have read the above and agree to take part."
+#: The answers given, trial by trial (6 measured images + 2 practice + 1 attention check).
+ANSWERS = ["real", "ai", "ai", "real", "real", "ai", "ai", "real", "real"]
+
+
+@pytest.fixture
+def study(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=64)  # 12 test scenes
+    run = uploaded_run(dataset, tmp_path, name="warm")
+    return open_study(
+        [run],
+        images_per_participant=6,
+        practice_trials=2,
+        attention_checks=1,
+        target_participants_per_condition=10,
+    )
+
+
+class Taker:
+    """Takes the study in ``page`` as a participant would, ``how``: "mouse" (clicks),
+    "keyboard" (Tab, Space, Enter, R and A only) or "touch" (taps)."""
+
+    def __init__(self, page, how: str, shoot=None, prefix: str = ""):
+        self.page, self.how = page, how
+        self.shoot = (lambda name: shoot(page, f"{prefix}{name}")) if shoot else lambda n: None
+        self.public_id: str | None = None
+        #: A check run on every trial once its image is shown, ``(position, feedback)``.
+        self.after_show = lambda position, feedback: None
+
+    def press(self, locator) -> None:
+        locator.tap() if self.how == "touch" else locator.click()
+
+    def tab_to(self, locator) -> None:
+        """One Tab must reach ``locator`` (the page's focus order is the reading order)."""
+        self.page.keyboard.press("Tab")
+        expect(locator).to_be_focused()
+
+    def consent(self, study, **query) -> None:
+        page = self.page
+        page.goto(f"/s/{study.slug}/" + (f"?{urlencode(query)}" if query else ""))
+        expect(page.get_by_role("heading", name="Before you start")).to_be_visible()
+        for name, value in query.items():  # the Prolific ids travel with the form
+            expect(page.locator(f'input[type=hidden][name="{name}"]')).to_have_value(value)
+        self.shoot("consent")
+        checkbox = page.get_by_label(CONSENT)
+        start = page.get_by_role("button", name="Start the study")
+        if self.how == "keyboard":
+            self.tab_to(checkbox)
+            page.keyboard.press("Space")
+            expect(checkbox).to_be_checked()
+            self.tab_to(start)
+            self.shoot("consent-focus")
+            page.keyboard.press("Enter")
+        else:
+            self.press(checkbox)
+            expect(checkbox).to_be_checked()
+            self.press(start)
+        page.wait_for_url("**/p/*/")
+        self.public_id = page.url.rstrip("/").split("/")[-1]
+
+    def begin(self) -> None:
+        page = self.page
+        expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
+        self.shoot("instructions")
+        begin = page.get_by_role("button", name="Begin")
+        if self.how == "keyboard":
+            self.tab_to(begin)
+            page.keyboard.press("Enter")
+        else:
+            self.press(begin)
+        expect(page.locator("#trial")).to_be_visible()
+
+    def trial_number(self) -> int:
+        return int(self.page.locator('#progress-text [data-f="number"]').inner_text())
+
+    def answer(self, position: int, value: str) -> None:
+        """Answer trial ``position`` (the one on screen) once its image is shown; through
+        the practice feedback if there is one."""
+        page = self.page
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        button = page.get_by_role("button", name={"real": "Real", "ai": "AI"}[value], exact=True)
+        # The buttons are enabled once the image is displayed (polled every frame).
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        expect(button).to_be_enabled()
+        practice = page.locator('#progress-text [data-f="practice"]').is_visible()
+        self.after_show(position, False)
+        if position == 3:
+            self.shoot("trial")
+        page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0
+        with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
+            if self.how == "keyboard":
+                page.keyboard.press({"real": "r", "ai": "a"}[value])
+            else:
+                self.press(button)
+        assert sent.value.status == 200
+        posted = parse_qs(sent.value.request.post_data)
+        assert (posted["position"], posted["answer"]) == ([str(position)], [value])
+        if not practice:
+            return
+        feedback = page.locator("#feedback")
+        expect(feedback).to_be_visible()
+        stimulus = Trial.objects.select_related("stimulus").get(
+            participant__public_id=self.public_id, position=position
+        )
+        right = (value == "real") == stimulus.stimulus.is_real
+        truth = "a real photograph" if stimulus.stimulus.is_real else "colourised by AI"
+        expect(feedback).to_contain_text(f"{'Right' if right else 'Not quite'}: that image was")
+        expect(feedback).to_contain_text(truth)
+        self.after_show(position, True)
+        if position == 1:
+            self.shoot("practice-feedback")
+        go_on = page.get_by_role("button", name="Continue")
+        if self.how == "keyboard":
+            expect(go_on).to_be_focused()  # the feedback takes the focus
+            page.keyboard.press("Space" if position == 1 else "Enter")
+        else:
+            self.press(go_on)
+        expect(feedback).to_be_hidden()
+
+    def answer_all(self, answers: list[str], first: int = 1) -> None:
+        for position in range(first, len(answers) + 1):
+            self.answer(position, answers[position - 1])
+        self.page.wait_for_url(f"**/p/{self.public_id}/done/")
+
+    def finish(self, study) -> None:
+        code = self.page.get_by_test_id("completion-code")
+        expect(code).to_have_text(study.completion_code)
+        self.shoot("done")
+
+
+def assert_stored(public_id: str, answers: list[str]) -> None:
+    """Every answer given is stored once, in order, with a plausible response time, and
+    the participation is complete."""
+    participant = Participant.objects.get(public_id=public_id)
+    rows = list(
+        Trial.objects.filter(participant=participant)
+        .order_by("position")
+        .values_list("position", "answer", "rt_ms")
+    )
+    assert [(p, a) for p, a, _ in rows] == list(enumerate(answers, start=1))
+    assert all(0 < rt < 60_000 for *_, rt in rows), rows
+    assert participant.completed_at is not None
+
+
+def test_a_whole_study_by_mouse(open_page, study, shoot):
+    page = open_page()
+    taker = Taker(page, "mouse", shoot, prefix="desktop-")
+    taker.consent(study, PROLIFIC_PID="pid-mouse", STUDY_ID="st-1", SESSION_ID="se-1")
+    taker.begin()
+    taker.answer_all(ANSWERS)
+    taker.finish(study)
+    assert_stored(taker.public_id, ANSWERS)
+    participant = Participant.objects.get(public_id=taker.public_id)
+    assert (participant.prolific_pid, participant.prolific_study_id) == ("pid-mouse", "st-1")
+    assert participant.prolific_session_id == "se-1"
+    assert "Chrome" in participant.user_agent
+
+
+def test_a_whole_study_by_keyboard_alone(open_page, study, shoot):
+    page = open_page()
+    taker = Taker(page, "keyboard", shoot, prefix="keyboard-")
+    taker.consent(study, PROLIFIC_PID="pid-keyboard")
+    taker.begin()
+    answers = [{"real": "ai", "ai": "real"}[a] for a in ANSWERS]
+    taker.answer_all(answers)
+    taker.finish(study)
+    assert_stored(taker.public_id, answers)
+
+
+def _assert_within_viewport(page, what: str, box) -> None:
+    size = page.viewport_size
+    assert box is not None, f"{what} is not displayed"
+    assert box["x"] >= 0 and box["y"] >= 0, (what, box)
+    assert box["x"] + box["width"] <= size["width"] + 0.5, (what, box, size)
+    assert box["y"] + box["height"] <= size["height"] + 0.5, (what, box, size)
+
+
+def _assert_fits_the_phone(page) -> None:
+    """Nothing to scroll: the image fits the screen, the answer buttons (or the practice
+    feedback's Continue, which takes their place) are on it, and the page is no wider than
+    the screen."""
+    scroll_x, scroll_y, wide, screen = page.evaluate(
+        "() => [scrollX, scrollY, document.documentElement.scrollWidth,"
+        " document.documentElement.clientWidth]"
+    )
+    assert (scroll_x, scroll_y) == (0, 0)
+    assert wide <= screen, f"the page is {wide} px wide on a {screen} px screen"
+    image = page.locator("#stimulus").bounding_box()
+    _assert_within_viewport(page, "the image", image)
+    assert min(image["width"], image["height"]) >= 128, image  # still large enough to judge
+    if page.locator("#feedback").is_visible():
+        names = ["Continue"]
+    else:
+        names = ["Real", "AI"]
+    for name in names:
+        button = page.get_by_role("button", name=name, exact=True)
+        expect(button, f"the {name} button on {page.viewport_size}").to_be_in_viewport(ratio=1)
+        _assert_within_viewport(page, f"the {name} button", button.bounding_box())
+
+
+#: Other screens checked on a few trials: the phone held sideways, a small phone.
+OTHER_SCREENS = [{"width": 844, "height": 390}, {"width": 320, "height": 568}]
+
+
+def test_a_whole_study_on_a_phone_by_touch(open_page, study, shoot):
+    page = open_page(**PHONE)
+    taker = Taker(page, "touch", shoot, prefix="phone-")
+
+    def fits(position: int, feedback: bool) -> None:
+        _assert_fits_the_phone(page)
+        if position in (1, 3):  # a practice trial, its feedback, a measured trial
+            for screen in OTHER_SCREENS:
+                page.set_viewport_size(screen)
+                _assert_fits_the_phone(page)
+            page.set_viewport_size(PHONE["viewport"])
+
+    taker.after_show = fits
+    taker.consent(study, PROLIFIC_PID="pid-phone")
+    taker.begin()
+    taker.answer_all(ANSWERS)
+    taker.finish(study)
+    assert_stored(taker.public_id, ANSWERS)
+
+
+def test_a_reload_in_the_middle_resumes_at_the_same_trial(open_page, study):
+    page = open_page()
+    taker = Taker(page, "mouse")
+    taker.consent(study)
+    taker.begin()
+    for position in (1, 2, 3):
+        taker.answer(position, ANSWERS[position - 1])
+    expect(page.locator('#progress-text [data-f="number"]')).to_have_text("4")
+    page.reload()
+    expect(page.locator("#trial")).to_be_visible()  # straight to the trial, no instructions
+    expect(page.locator("#instructions")).to_be_hidden()
+    assert taker.trial_number() == 4
+    # The study link (the cookie) leads back to the same trial too.
+    page.goto(f"/s/{study.slug}/")
+    page.wait_for_url(f"**/p/{taker.public_id}/")
+    assert taker.trial_number() == 4
+    answered = Trial.objects.filter(participant__public_id=taker.public_id, answer__isnull=False)
+    assert answered.count() == 3
+    taker.answer_all(ANSWERS, first=4)
+    taker.finish(study)
+    assert_stored(taker.public_id, ANSWERS)
+    assert Participant.objects.filter(study=study).count() == 1
