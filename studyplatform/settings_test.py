@@ -20,6 +20,8 @@ from studyplatform.settings import *  # noqa: E402,F403
 DATABASES["default"]["TEST"] = {  # noqa: F405
     "NAME": f"test_studyplatform_{os.environ['CELERY_KEY_PREFIX'].strip(':')}"
 }
+# Worker threads would keep their connections open and block dropping the test database.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"

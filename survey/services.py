@@ -639,27 +639,37 @@ def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms:
         raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
     with transaction.atomic():
         locked = _locked_participant(participant)
-        trial = Trial.objects.filter(participant=locked, position=position).first()
+        # One read: the trial at ``position`` and the first unanswered ones (which decide
+        # whether this answer is in order and whether it completes the participation).
+        rows = list(
+            Trial.objects.filter(participant=locked)
+            .filter(Q(answer__isnull=True) | Q(position=position))
+            .select_related("stimulus")
+            .order_by("position")[:2]
+        )
+        trial = next((t for t in rows if t.position == position), None)
+        first_open = next((t for t in rows if t.answer is None), None)
         if trial is None:
+            if first_open is not None and first_open.position < position:
+                raise TrialError(f"trial {position} answered before an earlier trial")
             raise TrialError(f"there is no trial {position}")
         if trial.answer is not None:
             return trial
         if locked.completed_at is not None:
             raise TrialError("this participation is already complete")
-        if Trial.objects.filter(
-            participant=locked, position__lt=position, answer__isnull=True
-        ).exists():
+        if first_open.position < position:
             raise TrialError(f"trial {position} answered before an earlier trial")
         now = timezone.now()
-        locked.last_active_at = now
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
         trial.save(update_fields=["answer", "rt_ms", "answered_at"])
-        if not Trial.objects.filter(participant=locked, answer__isnull=True).exists():
-            locked.completed_at = now
+        more = [t for t in rows if t.answer is None and t.position != position]
+        fields = {"last_active_at": now}
+        if not more:
+            fields["completed_at"] = now
             participant.completed_at = now
-        locked.save(update_fields=["completed_at", "last_active_at"])
+        Participant.objects.filter(pk=locked.pk).update(**fields)
     return trial
 
 
