@@ -86,6 +86,23 @@ def current_trial(participant: Participant) -> TrialView | None:
     )
 
 
+def following_trial(participant: Participant, answered: Trial) -> TrialView | None:
+    """The trial after ``answered`` when :func:`trial_answer` just stored it (it read and
+    marked the next trial already: no query); else (a repeated answer) the current one."""
+    if not hasattr(answered, "following"):
+        return current_trial(participant)
+    nxt = answered.following
+    if nxt is None:
+        return None
+    return TrialView(
+        position=nxt.position,
+        total=participant.study.trials_per_participant,
+        answered=nxt.position - 1,  # answers are given in order
+        practice=nxt.kind == Stimulus.Role.PRACTICE,
+        image_url=image_url(participant, nxt.position),
+    )
+
+
 def next_image_url(participant: Participant, trial: TrialView | None) -> str | None:
     """The image after ``trial``, for the browser to preload."""
     if trial is None or trial.position >= trial.total:

@@ -631,8 +631,10 @@ def trial_mark_shown(*, participant: Participant, position: int) -> Trial:
 def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms: int) -> Trial:
     """Store the answer to trial ``position`` once. A repeated (or concurrent) answer to an
     answered trial returns the stored trial unchanged. The last answer completes the
-    participation. Raises :class:`TrialError` for an unknown trial, an answer out of order
-    or a bad value, :class:`ParticipationError` for a withdrawn participant."""
+    participation. A newly stored answer's trial carries ``following``: the next trial
+    (None after the last), marked shown in the same transaction, so that the caller needs
+    no further query to send it. Raises :class:`TrialError` for an unknown trial, an answer
+    out of order or a bad value, :class:`ParticipationError` for a withdrawn participant."""
     if answer not in Trial.Answer.values:
         raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
@@ -664,12 +666,15 @@ def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms:
         trial.rt_ms = rt_ms
         trial.answered_at = now
         trial.save(update_fields=["answer", "rt_ms", "answered_at"])
-        more = [t for t in rows if t.answer is None and t.position != position]
+        following = next((t for t in rows if t.answer is None and t.position != position), None)
         fields = {"last_active_at": now}
-        if not more:
+        if following is None:
             fields["completed_at"] = now
             participant.completed_at = now
+        else:  # the next trial is on its way to the browser: its display time starts now
+            Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
         Participant.objects.filter(pk=locked.pk).update(**fields)
+    trial.following = following
     return trial
 
 

@@ -20,6 +20,7 @@ from survey.models import Participant, Study, Trial
 from survey.participation import (
     completion_redirect,
     current_trial,
+    following_trial,
     last_practice_feedback,
     next_image_url,
     practice_feedback,
@@ -215,8 +216,8 @@ def participant_answer(request, public_id: str):
     comes next. JSON for scripts; a redirect to the participant's page for plain forms.
 
     Every answer of every participant comes here, so it keeps to few queries: the
-    participant, :func:`trial_answer`'s transaction, the next trial in one query
-    (:func:`current_trial`) and its marking as shown (bench/bench_study_load.py)."""
+    participant, then :func:`trial_answer`'s transaction, which also reads and marks the
+    next trial (bench/bench_study_load.py)."""
     participant = _participant(request, public_id)
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
@@ -238,7 +239,7 @@ def participant_answer(request, public_id: str):
         return redirect("participant_page", public_id=public_id)
     # trial_answer sets completed_at on ``participant`` when this answer completes it; a
     # repeated last answer finds no unanswered trial left: complete either way.
-    upcoming = None if participant.completed_at else current_trial(participant)
+    upcoming = None if participant.completed_at else following_trial(participant, trial)
     return JsonResponse(
         {
             "stored": {"position": trial.position, "answer": trial.answer},

@@ -85,6 +85,9 @@ def test_a_whole_participation_by_script_stores_every_answer_once(client, study)
             assert data["feedback"] is None  # no truth for a measured trial
         if position < total:
             assert data["next"]["position"] == position + 1 and data["done_url"] is None
+            assert (data["next"]["answered"], data["next"]["total"]) == (position, total)
+            shown = Trial.objects.get(participant=participant, position=position + 1)
+            assert shown.shown_at is not None  # the next trial's display time started
         else:
             assert data["next"] is None
             assert data["done_url"] == reverse("participant_done", args=[participant.public_id])
