@@ -127,14 +127,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     # Under torchrun (WORLD_SIZE > 1) every process runs this command; see _train.
     try:
-        ddp = distributed.setup(args.device)
+        job = distributed.Session(args.device)
     except (RuntimeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    try:
+    with job as ddp:
         return _train(args, ddp)
-    finally:
-        if ddp is not None:
-            ddp.close()
 
 
 def _shared_cli_error(message: str, cause: BaseException) -> CLIError:

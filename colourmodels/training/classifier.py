@@ -153,12 +153,8 @@ def train_classifier(
     batch, synchronised BatchNorm, ``DistributedDataParallel``; the validation loss and
     confusion matrix are added over the ranks; rank 0 alone writes files and reports).
     """
-    ddp = distributed.setup(config.device)
-    try:
+    with distributed.Session(config.device) as ddp:
         return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
-    finally:
-        if ddp is not None:
-            ddp.close()
 
 
 def _train(

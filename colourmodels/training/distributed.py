@@ -175,6 +175,21 @@ class Distributed:
         return self.device if self.backend == "nccl" else None
 
 
+class Session:
+    """:func:`setup` at construction (its errors surface there), the process group closed
+    when the ``with`` block ends; the block gets the :class:`Distributed` or ``None``."""
+
+    def __init__(self, device: str | torch.device = "auto") -> None:
+        self.ddp = setup(device)
+
+    def __enter__(self) -> Distributed | None:
+        return self.ddp
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.ddp is not None:
+            self.ddp.close()
+
+
 def setup(device: str | torch.device = "auto") -> Distributed | None:
     """``None`` outside ``torchrun`` (``WORLD_SIZE`` absent or 1). Under it: start the process
     group unless one is running (NCCL when this process trains on CUDA, else Gloo; the

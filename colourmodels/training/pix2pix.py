@@ -222,12 +222,8 @@ def train_pix2pix(
     result, with ``distributed`` set. ``perf.cuda_graph`` and ``perf.compile`` are not used
     there (see :class:`Pix2PixStep`).
     """
-    ddp = distributed.setup(config.device)
-    try:
+    with distributed.Session(config.device) as ddp:
         return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
-    finally:
-        if ddp is not None:
-            ddp.close()
 
 
 def _train(
