@@ -3,20 +3,17 @@ view with its thumbnails, and the downloads. Every view needs a login."""
 
 from __future__ import annotations
 
-import io
-
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from PIL import Image
 
 from survey import exports
 from survey.analysis import image_rows, study_analysis
 from survey.analysis_display import dashboard, image_cards, live
 from survey.models import Stimulus, Study
+from worker.imaging import image_response, stored_thumbnail
 
 THUMBNAIL_SIDE = 160
 
@@ -157,13 +154,6 @@ def stimulus_thumbnail(request, pk: int):
     """A small JPEG of a stimulus (researchers only: its URL names the stimulus)."""
     stimulus = get_object_or_404(Stimulus, pk=pk)
     try:
-        with default_storage.open(stimulus.file, "rb") as f, Image.open(f) as picture:
-            picture = picture.convert("RGB")
-            picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-            buffer = io.BytesIO()
-            picture.save(buffer, format="JPEG", quality=85)
+        return image_response(stored_thumbnail(stimulus.file, THUMBNAIL_SIDE), "image/jpeg")
     except FileNotFoundError:
         raise Http404("the image is no longer in storage") from None
-    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response

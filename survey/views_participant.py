@@ -8,7 +8,7 @@ a plain form post (a redirect back)."""
 from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -38,6 +38,7 @@ from survey.services import (
     participant_start,
     trial_answer,
 )
+from worker.imaging import image_response
 
 COOKIE_AGE = 60 * 60 * 24 * 30
 NOT_OPEN = {
@@ -269,9 +270,7 @@ def participant_image(request, public_id: str, position: int):
         data = stimulus_bytes(participant.study, trial.stimulus)
     except FileNotFoundError:
         raise Http404("no such image") from None
-    response = HttpResponse(data, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    return image_response(data, "image/jpeg", max_age=86400)
 
 
 @never_cache

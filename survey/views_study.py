@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -28,6 +28,7 @@ from survey.services import (
     study_request_open,
     study_update,
 )
+from worker.imaging import image_response
 
 
 def _participant_link(request, study: Study) -> str:
@@ -216,9 +217,7 @@ def study_stimulus_image(request, pk: int):
             data = f.read()
     except FileNotFoundError:
         raise Http404("the image is no longer in storage") from None
-    response = HttpResponse(data, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(data, "image/jpeg")
 
 
 @login_required

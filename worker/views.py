@@ -1,5 +1,4 @@
 import csv
-import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,7 +13,7 @@ from PIL import Image
 from colourmodels.data.images import load_rgb, resize_square
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import DatasetUploadForm, RunLaunchForm, RunUploadForm
-from worker.imaging import png_bytes
+from worker.imaging import image_response, png_bytes, stored_thumbnail
 from worker.models import ColourisedImage, Dataset, DatasetImage, ImportJob, ModelRun
 from worker.selectors import (
     config_view,
@@ -88,14 +87,7 @@ def dataset_manifest(request, pk: int):
 @require_GET
 def dataset_image_thumbnail(request, pk: int):
     image = get_object_or_404(DatasetImage, pk=pk)
-    with default_storage.open(image.file, "rb") as f, Image.open(f) as picture:
-        picture = picture.convert("RGB")
-        picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="JPEG", quality=85)
-    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(stored_thumbnail(image.file, THUMBNAIL_SIDE), "image/jpeg")
 
 
 @login_required
@@ -287,9 +279,7 @@ def runs_compare_page(request):
 
 
 def _png_response(data: bytes) -> HttpResponse:
-    response = HttpResponse(data, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(data, "image/png")
 
 
 @login_required
