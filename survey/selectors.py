@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from survey.models import Condition, Participant, Stimulus, Study, Trial
+from survey.services import trial_plan
 
 #: A participant who started, did not finish and has been silent this long has dropped out.
 DROPPED_AFTER = timedelta(minutes=30)
@@ -97,37 +98,14 @@ def study_monitor(*, study: Study) -> list[dict]:
 
 
 def study_preview_trials(*, study: Study, rng) -> list[dict]:
-    """What a preview shows: a participant's worth of prepared stimuli (practice, then the
-    main trials with the attention checks among them), with the truth; nothing is
-    assigned or recorded. Empty when the stimuli are not prepared yet."""
-    stimuli = list(Stimulus.objects.filter(study=study).select_related("condition"))
-    if not stimuli:
+    """What a preview shows: the trials a participant starting now would get (a condition
+    at random between subjects), with the truth; nothing is assigned or recorded. Empty
+    when the stimuli are not prepared yet."""
+    if not Stimulus.objects.filter(study=study).exists():
         return []
-    by_role: dict[str, list[Stimulus]] = {}
-    for s in stimuli:
-        by_role.setdefault(s.role, []).append(s)
-    condition = rng.choice(list(study.conditions.all()))
-    own = [
-        s
-        for s in by_role.get(Stimulus.Role.MAIN, [])
-        if study.design == Study.Design.WITHIN or s.condition_id == condition.pk
-    ]
-    k = study.per_kind
-    chosen, scenes = [], set()
-    for real in (False, True):
-        pool = [s for s in own if s.is_real == real]
-        rng.shuffle(pool)
-        picked = [s for s in pool if s.scene_id not in scenes][:k]
-        scenes.update(s.scene_id for s in picked)
-        chosen += picked
-    rng.shuffle(chosen)
-    for check in by_role.get(Stimulus.Role.ATTENTION, []):
-        chosen.insert(rng.randint(min(1, len(chosen)), len(chosen)), check)
-    practice_scenes: dict[int, list[Stimulus]] = {}
-    for s in by_role.get(Stimulus.Role.PRACTICE, []):
-        if s.is_real or study.design == Study.Design.WITHIN or s.condition_id == condition.pk:
-            practice_scenes.setdefault(s.scene_id, []).append(s)
-    practice = [rng.choice(options) for options in practice_scenes.values()]
+    condition = None
+    if study.design == Study.Design.BETWEEN:
+        condition = rng.choice(list(study.conditions.all()))
     return [
         {
             "image_url": reverse("study_stimulus_image", args=[s.pk]),
@@ -135,5 +113,5 @@ def study_preview_trials(*, study: Study, rng) -> list[dict]:
             "kind": s.role,
             "practice": s.role == Stimulus.Role.PRACTICE,
         }
-        for s in practice + chosen
+        for s in trial_plan(study=study, condition=condition, rng=rng)
     ]

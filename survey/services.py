@@ -538,6 +538,21 @@ def _trial_order(
     return practice + order
 
 
+def trial_plan(*, study: Study, condition: Condition | None, rng: random.Random) -> list[Stimulus]:
+    """The stimuli, in order, of a participant of ``condition`` (None within subjects)
+    starting now: the least exposed main stimuli, the practice first, the attention checks
+    among the main trials. It only reads: :func:`participant_start` records it, a preview
+    shows it."""
+    k = study.per_kind
+    if condition is not None:
+        main = _pick_between(study, condition, k, rng)
+    else:
+        main = _pick_within(study, k, rng)
+    practice = _pick_practice(study, condition, rng)
+    attention = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+    return _trial_order(practice, main, attention, rng)
+
+
 def participant_start(
     *,
     study: Study,
@@ -562,7 +577,6 @@ def participant_start(
                 return existing
         if study.status != Study.Status.OPEN:
             raise StudyNotOpen("this study is not open")
-        k = study.per_kind
         target = study.target_participants_per_condition
         if study.design == Study.Design.BETWEEN:
             counts = list(
@@ -576,13 +590,12 @@ def participant_start(
             if fewest >= target:
                 raise StudyFull("this study has all the participants it needs")
             condition = rng.choice([c for c in counts if c.n == fewest])
-            stimuli = _pick_between(study, condition, k, rng)
         else:
             active = study.participants.filter(withdrawn_at__isnull=True).count()
             if active >= target:
                 raise StudyFull("this study has all the participants it needs")
             condition = None
-            stimuli = _pick_within(study, k, rng)
+        order = trial_plan(study=study, condition=condition, rng=rng)
         participant = Participant.objects.create(
             study=study,
             condition=condition,
@@ -591,9 +604,6 @@ def participant_start(
             prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
             user_agent=(user_agent or "")[:500],
         )
-        practice = _pick_practice(study, condition, rng)
-        attention = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
-        order = _trial_order(practice, stimuli, attention, rng)
         Stimulus.objects.filter(pk__in=[s.pk for s in order]).update(exposures=F("exposures") + 1)
         Trial.objects.bulk_create(
             Trial(participant=participant, position=i, stimulus=s, kind=s.role)
