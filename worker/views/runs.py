@@ -13,19 +13,16 @@ from django.views.decorators.http import require_GET, require_POST
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import RunLaunchForm
 from worker.models import ModelRun
+from worker.run_display import config_view, run_progress, run_tables, runs_compare
 from worker.selectors import (
-    config_view,
     run_choices,
     run_find,
     run_get,
     run_history,
     run_list,
-    run_progress,
     run_samples,
-    run_tables,
     runs_common_samples,
-    runs_compare,
-    runs_progress,
+    runs_for_progress,
 )
 from worker.services.runs import RunError, model_run_cancel, model_run_launch
 
@@ -58,7 +55,7 @@ def runs_status(request):
     ids = None
     if request.GET.get("ids"):
         ids = [int(i) for i in request.GET["ids"].split(",") if i.strip().isdigit()]
-    progress = runs_progress(ids=ids)
+    progress = [run_progress(run) for run in runs_for_progress(ids=ids)]
     return JsonResponse({"runs": progress, "active": any(r["active"] for r in progress)})
 
 
