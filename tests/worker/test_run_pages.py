@@ -4,7 +4,6 @@ the images, with runs trained by a real Celery worker at tiny scale."""
 from __future__ import annotations
 
 import io
-import json
 import re
 
 import pytest
@@ -489,6 +488,13 @@ def test_compare_without_two_runs_asks_for_them(researcher_client):
     run = queued_run(dataset)
     page = researcher_client.get(reverse("runs_compare")).content.decode()
     assert "Choose two runs" not in page and f"#{run.pk} queued" in page
-    page = researcher_client.get(reverse("runs_compare") + "?a=1&b=x").content.decode()
+    assert 'class="grid compare-heads"' not in page
+    response = researcher_client.get(reverse("runs_compare") + f"?a={run.pk}&b=x")
+    assert response.status_code == 200 and "comparison" not in response.context
+    page = response.content.decode()
     assert "Choose two runs to compare." in page
-    json.dumps(page)  # renders without a comparison
+    assert 'class="grid compare-heads"' not in page and "compare-table" not in page
+    # With two runs the same page compares them: what the checks above look for is there.
+    response = researcher_client.get(reverse("runs_compare") + f"?a={run.pk}&b={run.pk}")
+    assert response.context["comparison"]["config"]
+    assert 'class="grid compare-heads"' in response.content.decode()
