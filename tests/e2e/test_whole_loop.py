@@ -177,12 +177,28 @@ def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_
         exported_cells.setdefault(j["condition"], Counter())[f"{j['truth']}_{j['answer']}"] += 1
     assert exported_cells == expected
 
-    # The dashboard shows the same numbers.
+    # The dashboard shows the same numbers, each in its condition's table, in its cell.
     _, _, live = researcher.get(reverse("study_analysis_json", args=[study.pk]))
     _, _, page = researcher.get(reverse("study_analysis", args=[study.pk]))
-    live_text = json.dumps(json.loads(live))
+    fields = json.loads(live)["fields"]
+    condition_ids = dict(study.conditions.values_list("label", "pk"))
     for label, cells in expected.items():
-        assert label in page
+        table = _condition_table(page, label)
         for c in CELLS:
-            assert re.search(rf">\s*{cells[c]}\s*<", page), (label, c, cells[c])
-            assert str(cells[c]) in live_text
+            key = f"c{condition_ids[label]}-t-{c}"
+            assert _cell_text(table, key) == str(cells[c]), (label, c, cells[c])
+            assert fields[key] == str(cells[c]), (label, c, cells[c])
+        assert _cell_text(table, f"c{condition_ids[label]}-t-total") == str(sum(cells.values()))
+
+
+def _condition_table(page: str, label: str) -> str:
+    """The dashboard's 2×2 table of the condition ``label``: its card, from the heading."""
+    start = page.index(f"<h3>{label}</h3>")
+    return page[start : page.index("</section>", start)]
+
+
+def _cell_text(html: str, key: str) -> str:
+    """The text of the one cell marked ``data-f="key"`` in ``html``."""
+    found = re.findall(rf'<td[^>]*\bdata-f="{re.escape(key)}"[^>]*>([^<]*)</td>', html)
+    assert len(found) == 1, (key, found)
+    return found[0].strip()

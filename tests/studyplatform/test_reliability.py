@@ -176,19 +176,29 @@ def private_redis(tmp_path):
         process.wait()
 
 
-@pytest.mark.django_db
-def test_answers_are_stored_while_redis_restarts(client, study, settings, private_redis):
+@pytest.fixture
+def private_cache(settings, private_redis):
+    """The cache (the start limit's) on the private Redis. Set through the ``settings``
+    fixture: Django's setting_changed handler rebuilds the cache handler now, and again
+    when the fixture puts the project's CACHES back, whether the test passed or not."""
     from django.core.cache import caches
 
-    port, processes, start = private_redis
+    port = private_redis[0]
+    location = f"redis://127.0.0.1:{port}/0"
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "LOCATION": location,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    caches._settings = None  # the cache handler re-reads settings.CACHES
+    assert caches["default"]._servers == [location]
+    return private_redis
+
+
+@pytest.mark.django_db
+def test_answers_are_stored_while_redis_restarts(client, study, private_cache):
+    port, processes, start = private_cache
     study.target_participants_per_condition = 10
     study.save()
     landing = reverse("study_landing", args=[study.slug])
@@ -232,4 +242,3 @@ def test_answers_are_stored_while_redis_restarts(client, study, settings, privat
         ("during", 1),
         ("during", 2),
     ]
-    caches._settings = None
