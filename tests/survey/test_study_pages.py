@@ -20,8 +20,7 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    client.login(username="ada", password="a-long-Passphrase-1")
+    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     return client
 
 
