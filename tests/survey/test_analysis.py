@@ -31,7 +31,7 @@ from survey.analysis import (
     tallies_refresh,
 )
 from survey.models import Participant, ParticipantTally, Study
-from survey.services import participant_start
+from survey.services.assignment import participant_start
 from survey.statistics import (
     ContingencyTable,
     Judgement,
