@@ -106,6 +106,7 @@ def study_detail(request, pk: int):
             "link": _participant_link(request, study),
             "monitor": study_monitor(study=study),
             "withdrawals": study.withdrawals.select_related("withdrawn_by")[:20],
+            "refused_starts": study.refused_starts.order_by("reason"),
             "stimuli_count": study.stimuli.count(),
         },
     )
