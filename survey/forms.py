@@ -1,5 +1,6 @@
 from django import forms
 
+from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
 from worker.models import ModelRun
 
@@ -82,11 +83,22 @@ class StudyForm(forms.ModelForm):
                     if name not in TEXT_FIELDS:
                         del self.fields[name]
 
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        validate_single_line(name)
+        return name
+
     def clean_images_per_participant(self):
         n = self.cleaned_data["images_per_participant"]
         if n < 2 or n % 2:
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
+
+    def clean_labels(self):
+        labels = self.cleaned_data["labels"]
+        if any(has_control_characters(line) for line in labels.splitlines()):
+            raise forms.ValidationError("Labels cannot contain tabs or control characters.")
+        return labels
 
     def clean(self):
         cleaned = super().clean()

@@ -331,3 +331,29 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal of {self.participant_public_id}"
+
+
+class RefusedStart(models.Model):
+    """Visits to a study's link that could not start or resume a participation, counted
+    per study and reason for the researcher's monitor (a bounded table: one row per
+    reason, never one per visit). ``example`` keeps the last offending value of a
+    malformed Prolific id (e.g. an unreplaced ``{{%PROLIFIC_PID%}}``), which is what the
+    researcher needs to mend the link; no other visitor data is kept."""
+
+    class Reason(models.TextChoices):
+        MALFORMED_ID = "malformed_id", "a Prolific id in the link that does not look like one"
+        OTHER_BROWSER = "other_browser", "a Prolific id already taking part in another browser"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="refused_starts")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    count = models.PositiveIntegerField(default=0)
+    example = models.CharField(max_length=100, blank=True)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reason"], name="refused_start_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} refused ({self.reason}) for study {self.study_id}"

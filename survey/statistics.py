@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from colourmodels.numbers import finite_or_none
+
 __all__ = [
     "ANSWERS",
     "BinomialTest",
@@ -1076,8 +1078,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        value = float(value)
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     return value
 
 
@@ -1172,6 +1173,9 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # A line break would end a LaTeX comment or a table row; inside text it is a space.
+    "\n": " ",
+    "\r": " ",
 }
 
 

@@ -5,12 +5,13 @@ from django.conf import settings
 
 from colourmodels.data.categories import CATEGORIES, OTHERS
 from colourmodels.early_stopping import MONITORS
+from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
 from worker.services.runs import default_config
 
 
 class DatasetUploadForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_single_line])
     archive = forms.FileField(
         label="Zip of photos", help_text="Optionally one folder per category inside the zip."
     )
@@ -55,7 +56,10 @@ class RunLaunchForm(forms.Form):
     """A model run's set-up; every default is the paper's setting (method.md §3–5)."""
 
     name = forms.CharField(
-        max_length=200, required=False, help_text="Optional: “kind space” when left empty."
+        max_length=200,
+        required=False,
+        validators=[validate_single_line],
+        help_text="Optional: “kind space” when left empty.",
     )
     kind = forms.ChoiceField(
         choices=[
@@ -172,7 +176,11 @@ class RunLaunchForm(forms.Form):
 
 
 class RunUploadForm(forms.Form):
-    name = forms.CharField(max_length=200, help_text="The model's name, as studies show it.")
+    name = forms.CharField(
+        max_length=200,
+        validators=[validate_single_line],
+        help_text="The model's name, as studies show it.",
+    )
     dataset = forms.ModelChoiceField(
         queryset=Dataset.objects.order_by("name"),
         help_text="The data set whose test images were colourised.",

@@ -118,7 +118,8 @@ def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_
         browser = Browser(live_server.url)
         browser.get(reverse("study_landing", args=[study.slug]))
         _, page_url, _ = browser.post(
-            reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": f"P{k}"}
+            reverse("study_landing", args=[study.slug]),
+            {"consent": "yes", "PROLIFIC_PID": f"{k:024x}"},
         )
         public_id = urllib.parse.urlparse(page_url).path.split("/")[2]
         participant = Participant.objects.get(public_id=public_id)

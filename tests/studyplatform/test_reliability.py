@@ -20,7 +20,8 @@ from django.urls import reverse
 
 from studyplatform.launcher import redis_server_binary
 from survey.models import Participant, Stimulus, Trial
-from survey.services import participant_start, trial_answer
+from survey.services.assignment import participant_start
+from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,11 +204,14 @@ def test_answers_are_stored_while_redis_restarts(client, study, private_cache):
     study.save()
     landing = reverse("study_landing", args=[study.slug])
 
-    def begin(pid):
+    pids = {"before": f"{1:024x}", "during": f"{2:024x}", "after": f"{3:024x}"}
+    names = {v: k for k, v in pids.items()}
+
+    def begin(name):
         browser = client.__class__()
-        response = browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pid})
+        response = browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pids[name]})
         assert response.status_code == 302, response.content
-        participant = Participant.objects.get(prolific_pid=pid)
+        participant = Participant.objects.get(prolific_pid=pids[name])
         participant.browser = browser
         return participant
 
@@ -231,9 +235,12 @@ def test_answers_are_stored_while_redis_restarts(client, study, private_cache):
     answer(second, 2)
     third = begin("after")
     answer(third, 1)
-    stored = Trial.objects.filter(answer__isnull=False).values_list(
-        "participant__prolific_pid", "position"
-    )
+    stored = [
+        (names[pid], position)
+        for pid, position in Trial.objects.filter(answer__isnull=False).values_list(
+            "participant__prolific_pid", "position"
+        )
+    ]
     assert sorted(stored) == [
         ("after", 1),
         ("before", 1),

@@ -108,8 +108,7 @@ def test_posts_without_a_csrf_token_are_refused(tmp_path):
         HTTP_ACCEPT="application/json",
     )
     assert answer.status_code == 403
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    strict.login(username="ada", password="a-long-Passphrase-1")
+    strict.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     for name, args in [
         ("study_close", [study.pk]),
         ("study_withdraw", [study.pk]),

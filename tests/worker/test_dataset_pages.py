@@ -19,8 +19,7 @@ from worker.models import Dataset, ImportJob
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    client.login(username="ada", password="a-long-Passphrase-1")
+    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     return client
 
 

@@ -24,8 +24,7 @@ PASSWORD = "a-long-Passphrase-1"
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password=PASSWORD)
-    client.login(username="ada", password=PASSWORD)
+    client.force_login(researcher_create(username="ada", password=PASSWORD))
     return client
 
 

@@ -1,14 +1,13 @@
 """Data sets: the list, one data set, its manifest, uploading a zip and the import's
 progress."""
 
-import csv
-
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from studyplatform.safe_text import SafeCsvWriter
 from worker.forms import DatasetUploadForm
 from worker.models import Dataset, ImportJob
 from worker.selectors import dataset_counts_table, dataset_list, dataset_samples, import_jobs_recent
@@ -48,7 +47,7 @@ def dataset_manifest(request, pk: int):
     dataset = get_object_or_404(Dataset, pk=pk)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="dataset-{dataset.pk}-manifest.csv"'
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)
     writer.writerow(["image_id", "original_name", "category", "split", "width", "height"])
     rows = dataset.images.order_by("id").values_list(
         "id", "original_name", "category", "split", "width", "height"
