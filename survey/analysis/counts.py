@@ -7,19 +7,20 @@ applied to those counts.
 **Two levels.** The judgements are first counted per participant (and stimulus condition):
 the four cells of the participant's own 2×2 table and the sums of their log response times
 (:func:`participant_tallies`). A finished participation never changes, so these tallies are
-stored, once, for each finished participant (:class:`survey.models.ParticipantTally`,
-:func:`tallies_refresh`, run by every analysis for those newly finished; a withdrawal deletes
-them). The study's tables, the distinct per-participant tables (for d′, c and the bootstrap),
-the participants' accuracy and response times are then grouped from the tallies of the
-included participants in one query (:func:`study_counts`): a study with a million
-judgements is analysed in under a second (bench/bench_analysis.py), and the dashboard's
-polling costs little. :func:`condition_cells` counts the tables straight from the trials
-(the same numbers; the tests hold them equal).
+stored, once, in the transaction of each participant's last answer
+(:class:`survey.models.ParticipantTally`, :func:`tallies_store`; a withdrawal deletes them).
+The study's tables, the distinct per-participant tables (for d′, c and the bootstrap), the
+participants' accuracy and response times are then grouped from the tallies of the
+included participants in one query (:func:`study_counts`, which only reads): a study with
+a million judgements is analysed in under a second (bench/bench_analysis.py), and the
+dashboard's polling costs little. :func:`condition_cells` counts the tables straight from
+the trials (the same numbers; the tests hold them equal).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -27,7 +28,7 @@ from django.db.models import Avg, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Greatest, Ln
 
 from survey.analysis.exclusion import AI, MAIN, REAL, included_participants, measured_trials
-from survey.models import Participant, ParticipantTally, Study, Trial
+from survey.models import ParticipantTally, Study, Trial
 from survey.statistics import CELLS
 
 #: Participants' typical response times (the geometric mean of theirs) are counted in bins
@@ -65,14 +66,11 @@ def _log_rt() -> Ln:
     return Ln(Greatest(F("rt_ms"), Value(1)))
 
 
-def participant_tallies(*, study: Study) -> QuerySet:
-    """Counted from the trials: one row per participant and stimulus condition (within
-    subjects the real photographs' row has condition None) with the participant's answered
-    main trials as the four cells and the sums of the log response times to real and to AI
-    images (divided by the row's judgements: the log of the geometric mean). Every
-    participant of the study: the exclusion rule is applied to these rows."""
+def _tallied(trials: QuerySet) -> QuerySet:
+    """``trials``' answered main trials grouped per participant and stimulus condition:
+    see :func:`participant_tallies`."""
     return (
-        Trial.objects.filter(stimulus__study=study, kind=MAIN, answer__isnull=False)
+        trials.filter(kind=MAIN, answer__isnull=False)
         .values("participant_id", condition=F("stimulus__condition_id"))
         .annotate(
             **_cells(),
@@ -83,27 +81,25 @@ def participant_tallies(*, study: Study) -> QuerySet:
     )
 
 
+def participant_tallies(*, study: Study) -> QuerySet:
+    """Counted from the trials: one row per participant and stimulus condition (within
+    subjects the real photographs' row has condition None) with the participant's answered
+    main trials as the four cells and the sums of the log response times to real and to AI
+    images (divided by the row's judgements: the log of the geometric mean). Every
+    participant of the study: the exclusion rule is applied to these rows."""
+    return _tallied(Trial.objects.filter(stimulus__study=study))
+
+
 TALLY_COLUMNS = (*CELLS, "log_rt_real", "log_rt_ai")
-#: Up to this many newly finished participants are tallied by id (through the index on
-#: the trials' participant); more (a first analysis) in one pass over the study's trials.
-TALLY_BY_ID = 1000
 
 
-def tallies_refresh(*, study: Study) -> int:
-    """Store the tallies (:class:`survey.models.ParticipantTally`) of the finished, not
-    withdrawn participants that have none yet; returns how many tally rows were stored. A
-    finished participation never changes, so each is counted from its trials once."""
-    missing = Participant.objects.filter(
-        study=study, completed_at__isnull=False, withdrawn_at__isnull=True, tallies__isnull=True
-    )
-    ids = list(missing.order_by().values_list("pk", flat=True)[: TALLY_BY_ID + 1])
-    if not ids:
-        return 0
-    source = participant_tallies(study=study)
-    if len(ids) <= TALLY_BY_ID:
-        source = source.filter(participant_id__in=ids)
-    else:
-        source = source.filter(participant__in=missing.values("pk"))
+def tallies_store(*, participant_ids: Iterable[int] | QuerySet) -> int:
+    """Store the tallies (:class:`survey.models.ParticipantTally`) of finished participants
+    (their ids, or a queryset of ids), counted from their trials; returns how many tally
+    rows were stored. A finished participation never changes, so this runs once, when the
+    participant's last answer is stored (:func:`survey.services.trials.trial_answer`);
+    tallies stored already are left as they are."""
+    source = _tallied(Trial.objects.filter(participant_id__in=participant_ids))
     sql, params = source.query.sql_with_params()
     columns = ", ".join(TALLY_COLUMNS)
     with connection.cursor() as cursor:
@@ -112,7 +108,7 @@ def tallies_refresh(*, study: Study) -> int:
             f"(participant_id, condition_id, {columns}) "
             # (SQLite parses ON CONFLICT after INSERT … SELECT only behind a WHERE.)
             f"SELECT participant_id, condition, {columns} FROM ({sql}) t WHERE 1 = 1 "
-            "ON CONFLICT DO NOTHING",  # a concurrent analysis stored them first
+            "ON CONFLICT DO NOTHING",
             params,
         )
         return cursor.rowcount
@@ -220,14 +216,12 @@ class StudyCounts:
 
 def study_counts(*, study: Study, include_unfinished: bool = False) -> StudyCounts:
     """Tables, per-participant tables, accuracy and response times of the included
-    participants, from their tallies (stored for the newly finished ones first:
-    :func:`tallies_refresh`) grouped again by the database; one query once the tallies
-    are stored."""
+    participants, from their tallies (stored when each finished: :func:`tallies_store`)
+    grouped again by the database, in one query. It only reads."""
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # set_config(..., true): SET LOCAL
             calls = ", ".join(["set_config(%s, %s, true)"] * len(POSTGRESQL_SETTINGS))
             cursor.execute(f"SELECT {calls}", [x for kv in POSTGRESQL_SETTINGS.items() for x in kv])
-        tallies_refresh(study=study)
         cursor.execute(*_counts_sql(study, include_unfinished))
         rows = cursor.fetchall()
     counts = StudyCounts()
