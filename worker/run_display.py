@@ -211,8 +211,7 @@ def run_tables(*, run: ModelRun) -> dict:
                 "group": "Early stopping",
                 "label": "stopped at epoch",
                 "cells": [
-                    {"value": t.stopped_epoch, "text": str(t.stopped_epoch or "—")}
-                    for t in columns
+                    {"value": t.stopped_epoch, "text": str(t.stopped_epoch or "—")} for t in columns
                 ],
             }
         )

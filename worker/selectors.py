@@ -57,6 +57,7 @@ def import_jobs_recent(*, limit: int = 10) -> list[ImportJob]:
 
 # --- Model runs ---------------------------------------------------------------------------
 
+
 def run_list() -> list[ModelRun]:
     """Every run, newest first, with its data set and sub-models (a fixed number of queries
     whatever the number of runs)."""

@@ -28,8 +28,7 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password=PASSWORD)
-    client.login(username="ada", password=PASSWORD)
+    client.force_login(researcher_create(username="ada", password=PASSWORD))
     return client
 
 

@@ -51,7 +51,6 @@ def describe_run(run: ModelRun) -> list[str]:
     classifier = results.classifier
     if classifier:
         lines.append(
-            f"  classifier: macro-F1 {classifier.macro_f1:.3f}, "
-            f"accuracy {classifier.accuracy:.3f}"
+            f"  classifier: macro-F1 {classifier.macro_f1:.3f}, accuracy {classifier.accuracy:.3f}"
         )
     return lines
