@@ -149,6 +149,12 @@ class Distributed:
         dist.broadcast(out, src=0)
         return out.to(tensor.device)
 
+    def total_counted(self, sums: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+        """Per-sample sums and their sample count, each added over all ranks (one
+        collective, as :meth:`total`)."""
+        total = self.total(torch.cat([sums, sums.new_tensor([float(count)])]))
+        return total[:-1], int(round(float(total[-1].item())))
+
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
         out: list[Any] = [None] * self.world_size
