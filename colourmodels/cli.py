@@ -253,9 +253,7 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
                 "seed changed); use another --out, or --restart to start afresh"
             )
     _write_json(previous, manifest)
-    return _Prepared(
-        early, split, scan.categories, len(scan.records), len(scan.skipped), resuming
-    )
+    return _Prepared(early, split, scan.categories, len(scan.records), len(scan.skipped), resuming)
 
 
 def _early_stopping(args: argparse.Namespace) -> EarlyStoppingConfig | None:
