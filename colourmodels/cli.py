@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .numbers import finite_or_none
+
 if TYPE_CHECKING:  # the commands import the library when they run (a fast --help)
     from .data import Split
     from .early_stopping import EarlyStoppingConfig
@@ -58,7 +60,7 @@ def _print_json(data: Any) -> None:
 def _json_safe(value: Any) -> Any:
     """Non-finite floats become None (strict JSON has no Infinity/NaN)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
