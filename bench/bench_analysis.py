@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from survey import exports
-    from survey.analysis import image_rows, study_analysis
+    from survey.analysis import exports
+    from survey.analysis.results import image_rows, study_analysis
     from survey.models import ParticipantTally, Study, Trial
 
     try:

@@ -10,7 +10,7 @@ carries on where the last one stopped:
    cores; their progress is on the runs page);
 3. the study :data:`STUDY` is created from the two runs at once, as a draft, so that its
    participants' link is known from the start; once both runs are done it is opened
-   (:func:`survey.services.study_request_open`: a worker prepares its stimuli and opens it).
+   (:func:`survey.services.stimuli.study_request_open`: a worker prepares its stimuli and opens it).
 
 :func:`demo_advance` makes one pass and says where the demo stands. The run command calls it
 every few seconds from a background thread (:class:`DemoWatcher`) until the study is open;
@@ -33,7 +33,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 
 from survey.models import Study
-from survey.services import study_create, study_request_open
+from survey.services.stimuli import study_request_open
+from survey.services.studies import study_create
 from worker.models import Dataset, ModelRun, SubModel
 from worker.services.datasets import DatasetImportError, dataset_import
 from worker.services.runs import model_run_launch

@@ -15,7 +15,7 @@ from django.db.models import Count, F, Window
 from django.urls import reverse
 
 from survey.models import Participant, Stimulus, Study, Trial
-from survey.services import trial_mark_shown
+from survey.services.trials import trial_mark_shown
 
 #: Prolific's ids are 24 hex digits; anything of letters, digits, - and _ is accepted.
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

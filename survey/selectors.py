@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from survey.models import Condition, Participant, Stimulus, Study, Trial
-from survey.services import trial_plan
+from survey.services.assignment import trial_plan
 
 #: A participant who started, did not finish and has been silent this long has dropped out.
 DROPPED_AFTER = timedelta(minutes=30)

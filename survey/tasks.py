@@ -7,6 +7,6 @@ from celery import shared_task
 
 @shared_task(name="cpu.prepare_study")
 def prepare_study(study_id: int, open_after: bool = True) -> None:
-    from survey.services import study_prepare_and_open
+    from survey.services.stimuli import study_prepare_and_open
 
     study_prepare_and_open(study_id=study_id, open_after=open_after)

@@ -20,7 +20,8 @@ from django.urls import reverse
 
 from studyplatform.launcher import redis_server_binary
 from survey.models import Participant, Stimulus, Trial
-from survey.services import participant_start, trial_answer
+from survey.services.assignment import participant_start
+from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 ROOT = Path(__file__).resolve().parents[2]

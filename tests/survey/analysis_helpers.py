@@ -13,7 +13,9 @@ from pathlib import Path
 from django.utils import timezone
 
 from survey.models import Participant, Study, Trial
-from survey.services import participant_start, participant_withdraw, trial_answer
+from survey.services.assignment import participant_start
+from survey.services.trials import trial_answer
+from survey.services.withdrawal import participant_withdraw
 from survey.statistics import Judgement
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from colourmodels.data.dataset import resize_square
 from colourmodels.data.images import load_rgb
 from survey.models import Study
-from survey.services import study_create, study_open
+from survey.services.studies import study_create, study_open
 from tests.worker.runs_helpers import tiny_dataset
 from worker.models import Dataset, ModelRun
 from worker.services.uploads import uploaded_run_create

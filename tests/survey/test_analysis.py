@@ -10,28 +10,26 @@ import random
 import numpy as np
 import pytest
 
-from survey import analysis
-from survey.analysis import (
+from survey.analysis import counts as analysis_counts
+from survey.analysis.counts import (
+    condition_cells,
+    participant_tallies,
+    study_counts,
+    tallies_refresh,
+)
+from survey.analysis.distributions import accuracy_distribution, quantile, regroup, rt_distribution
+from survey.analysis.exclusion import (
     FAILED_ATTENTION,
     UNFINISHED,
     WITHDRAWN,
-    accuracy_distribution,
-    condition_cells,
-    image_rows,
     included_participants,
     measured_trials,
     participant_counts,
     participant_exclusions,
-    participant_tallies,
-    quantile,
-    regroup,
-    rt_distribution,
-    study_analysis,
-    study_counts,
-    tallies_refresh,
 )
+from survey.analysis.results import image_rows, study_analysis
 from survey.models import Participant, ParticipantTally, Study
-from survey.services import participant_start
+from survey.services.assignment import participant_start
 from survey.statistics import (
     ContingencyTable,
     Judgement,
@@ -316,7 +314,7 @@ def test_within_subjects_tables_share_the_real_row(tmp_path):
 @pytest.mark.django_db
 @pytest.mark.parametrize("by_id", [1000, 1])  # newly finished tallied by id, or in one pass
 def test_tallies_are_stored_once_and_dropped_on_withdrawal(study, monkeypatch, by_id):
-    monkeypatch.setattr(analysis, "TALLY_BY_ID", by_id)
+    monkeypatch.setattr(analysis_counts, "TALLY_BY_ID", by_id)
     people = [take_part(study, i) for i in range(4)]
     unfinished = take_part(study, 4, stop_after=3)
     assert tallies_refresh(study=study) == 4  # one row each (between subjects)

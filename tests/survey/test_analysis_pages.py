@@ -13,9 +13,9 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from survey import exports
-from survey.analysis import study_analysis
-from survey.analysis_display import pct
+from survey.analysis import exports
+from survey.analysis.display import pct
+from survey.analysis.results import study_analysis
 from tests.survey.analysis_helpers import make_study, take_part
 
 pytestmark = pytest.mark.django_db

@@ -10,14 +10,10 @@ from django.contrib.auth import get_user_model
 
 from survey.models import Participant, Stimulus, Trial, Withdrawal
 from survey.selectors import participant_next_trial, participant_progress, study_condition_counts
-from survey.services import (
-    ParticipationError,
-    TrialError,
-    participant_start,
-    participant_withdraw,
-    trial_answer,
-    trial_mark_shown,
-)
+from survey.services.assignment import participant_start
+from survey.services.errors import ParticipationError, TrialError
+from survey.services.trials import trial_answer, trial_mark_shown
+from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db

@@ -10,16 +10,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from survey.models import Participant, Stimulus, Study, Trial
-from survey.services import (
-    NotEnoughScenes,
-    ParticipationError,
-    StudyFull,
-    StudyNotOpen,
-    participant_start,
-    participant_withdraw,
-    study_close,
-    study_create,
-)
+from survey.services.assignment import participant_start
+from survey.services.errors import NotEnoughScenes, ParticipationError, StudyFull, StudyNotOpen
+from survey.services.studies import study_close, study_create
+from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ import pytest
 from django.db import connection
 
 from survey.models import Participant, Stimulus, Trial
-from survey.services import participant_start, trial_answer
+from survey.services.assignment import participant_start
+from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

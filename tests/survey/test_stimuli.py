@@ -12,13 +12,9 @@ from django.db import IntegrityError, transaction
 from PIL import Image
 
 from survey.models import Stimulus, Study
-from survey.services import (
-    NotEnoughScenes,
-    StudyError,
-    study_create,
-    study_open,
-    study_prepare_stimuli,
-)
+from survey.services.errors import NotEnoughScenes, StudyError
+from survey.services.stimuli import study_prepare_stimuli
+from survey.services.studies import study_create, study_open
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
-from survey.services import participant_start, trial_answer
+from survey.services.assignment import participant_start
+from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -15,7 +14,7 @@ from PIL import Image
 
 from colourmodels.early_stopping import PAPER_SETTINGS
 from studyplatform.researchers import researcher_create
-from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
+from tests.worker.runs_helpers import TINY, queued_run, tiny_dataset, wait_for_run
 from worker.charts import Chart, Marker, Series, line_chart, nice_ticks, paired_charts
 from worker.forms import RunLaunchForm
 from worker.models import ColourisedImage, ModelRun, SubModel
@@ -29,24 +28,6 @@ def researcher_client(client):
     researcher_create(username="ada", password=PASSWORD)
     client.login(username="ada", password=PASSWORD)
     return client
-
-
-def _queued_run(dataset, name="queued", kind="baseline") -> ModelRun:
-    """A run row with its sub-models, as launched, with no task sent (for pages that only
-    read): rows made directly, not through the service."""
-    run = ModelRun.objects.create(
-        name=name,
-        kind=kind,
-        colour_space="lab",
-        dataset=dataset,
-        config=default_config(kind=kind, categories=list(dataset.categories)),
-    )
-    specs = [("generator", "")]
-    if kind == "ensemble":
-        specs = [("classifier", "")] + [("generator", c) for c in dataset.categories]
-    for role, category in specs:
-        SubModel.objects.create(run=run, role=role, category=category)
-    return run
 
 
 def _polyline_points(svg: str, label: str) -> list[str]:
@@ -69,7 +50,7 @@ def _chart(page: str, title: str) -> str:
 @pytest.mark.django_db
 def test_every_run_page_and_endpoint_needs_a_login(client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset)
+    run = queued_run(dataset)
     source = dataset.images.filter(split="test").first()
     output = ColourisedImage.objects.create(run=run, source=source, file="runs/x.png")
     login = reverse("login")
@@ -97,7 +78,7 @@ def test_every_run_page_and_endpoint_needs_a_login(client):
 @pytest.mark.django_db
 def test_missing_runs_and_images_are_not_found(researcher_client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset)
+    run = queued_run(dataset)
     source = dataset.images.filter(split="test").first()
     output = ColourisedImage.objects.create(run=run, source=source, file="runs/gone.png")
     for url in (
@@ -419,7 +400,7 @@ def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client
 @pytest.mark.django_db
 def test_cancel_by_post_cancels_an_active_run(researcher_client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset, kind="ensemble")
+    run = queued_run(dataset, kind="ensemble")
     page = researcher_client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "Cancel run" in page and 'name="csrfmiddlewaretoken"' in page
     assert researcher_client.get(reverse("run_cancel", args=[run.pk])).status_code == 405
@@ -437,8 +418,8 @@ def test_cancel_by_post_cancels_an_active_run(researcher_client):
 @pytest.mark.django_db
 def test_status_json_reports_progress_of_each_submodel(researcher_client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset, kind="ensemble")
-    other = _queued_run(dataset, name="other")
+    run = queued_run(dataset, kind="ensemble")
+    other = queued_run(dataset, name="other")
     ModelRun.objects.filter(pk=run.pk).update(status="running")
     SubModel.objects.filter(run=run, category="city").update(
         status="running",
@@ -484,31 +465,16 @@ def test_status_json_reports_progress_of_each_submodel(researcher_client):
 
 
 @pytest.mark.django_db
-def test_the_list_page_sweeps_stale_runs(researcher_client, settings):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset)
-    ModelRun.objects.filter(pk=run.pk).update(status="running")
-    silent = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS + 60)
-    SubModel.objects.filter(run=run).update(
-        status="running", heartbeat_at=silent, attempts=settings.RUN_MAX_ATTEMPTS
-    )
-    page = researcher_client.get(reverse("runs")).content.decode()
-    run.refresh_from_db()
-    assert run.status == "failed" and "no heartbeat" in run.failure_reason
-    assert "no heartbeat" in page
-
-
-@pytest.mark.django_db
 def test_list_page_queries_do_not_grow_with_the_number_of_runs(
     researcher_client, django_assert_max_num_queries
 ):
     dataset = tiny_dataset()
-    _queued_run(dataset, name="first", kind="ensemble")
+    queued_run(dataset, name="first", kind="ensemble")
     researcher_client.get(reverse("runs"))  # session and user loaded once, as on any page
     with django_assert_max_num_queries(8) as one:
         researcher_client.get(reverse("runs"))
     for i in range(12):
-        _queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline")
+        queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline")
     with django_assert_max_num_queries(len(one.captured_queries)):
         page = researcher_client.get(reverse("runs")).content.decode()
     assert page.count('<tbody data-run="') == 13
@@ -520,7 +486,7 @@ def test_list_page_queries_do_not_grow_with_the_number_of_runs(
 @pytest.mark.django_db
 def test_compare_without_two_runs_asks_for_them(researcher_client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset)
+    run = queued_run(dataset)
     page = researcher_client.get(reverse("runs_compare")).content.decode()
     assert "Choose two runs" not in page and f"#{run.pk} queued" in page
     page = researcher_client.get(reverse("runs_compare") + "?a=1&b=x").content.decode()

@@ -29,15 +29,15 @@ from survey.participation import (
 )
 from survey.ratelimit import start_allowed
 from survey.selectors import study_get_by_slug
-from survey.services import (
+from survey.services.assignment import participant_start
+from survey.services.errors import (
     ParticipationError,
     StudyError,
     StudyFull,
     StudyNotOpen,
     TrialError,
-    participant_start,
-    trial_answer,
 )
+from survey.services.trials import trial_answer
 from worker.imaging import image_response
 
 COOKIE_AGE = 60 * 60 * 24 * 30

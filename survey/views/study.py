@@ -19,15 +19,10 @@ from survey.forms import StudyForm
 from survey.models import Stimulus, Study
 from survey.participation import TrialView
 from survey.selectors import study_monitor, study_preview_trials, study_stimuli
-from survey.services import (
-    ParticipationError,
-    StudyError,
-    participant_withdraw,
-    study_close,
-    study_create,
-    study_request_open,
-    study_update,
-)
+from survey.services.errors import ParticipationError, StudyError
+from survey.services.stimuli import study_request_open
+from survey.services.studies import study_close, study_create, study_update
+from survey.services.withdrawal import participant_withdraw
 from worker.imaging import image_response
 
 

@@ -1,0 +1,246 @@
+"""What a participant is shown, decided when they start (method.md §7).
+
+**Assignment** (:func:`participant_start`), in one transaction holding the study's row lock
+(``SELECT … FOR UPDATE``), so concurrent starts are serialised and never read the same
+exposure counts: between subjects, the condition with the fewest started, not withdrawn
+participants (ties at random); then ``k`` AI and ``k`` real stimuli (``k`` = half the
+images per participant), never the same scene twice, the least exposed first (ties at
+random), chosen jointly as a minimum-cost assignment (:func:`_assign`), which keeps the
+exposures of each condition's AI stimuli and of the real stimuli within ±1 (a greedy
+choice, AI first then real from the scenes left, does not). Exposures are incremented and
+the trials created: the practice trials first (every practice scene, half real, half AI),
+then the main trials in a random order with the attention checks at random places among
+them (never first). A start with a PROLIFIC_PID already seen returns that
+participant (resume), never a second one (a database constraint backs this up).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, F, Q
+from scipy.optimize import linear_sum_assignment
+
+from survey.models import Condition, Participant, Stimulus, Study, Trial
+from survey.services.errors import (
+    NotEnoughScenes,
+    ParticipationError,
+    StudyError,
+    StudyFull,
+    StudyNotOpen,
+)
+
+
+@dataclass
+class _Slots:
+    """``count`` places to fill with one stimulus each from ``options`` (scene -> the
+    stimulus this kind of place would show for that scene)."""
+
+    count: int
+    options: dict[int, Stimulus]
+
+
+def _assign(groups: list[_Slots], uses: dict[int, int], rng: random.Random) -> list[Stimulus]:
+    """Fill every place, at most one place per scene, the least exposed stimuli first.
+
+    A minimum-cost assignment (places × scenes): a stimulus ``e`` exposures above the least
+    exposed of its group costs ``(n + 1) ** e`` (``n`` places), so one more exposure of an
+    already more exposed stimulus outweighs any choice among less exposed ones. Among equally
+    exposed stimuli the scenes used least so far (``uses``: scene -> its stimuli's
+    exposures, real and AI together) come first: without that the choice is myopic and
+    drifts to ±2 (a simulation of 200 participants over 6 to 50 scenes showed it; with it
+    every group stays within ±1). A random term smaller than both breaks ties."""
+    places = sum(g.count for g in groups)
+    scenes = sorted({scene for g in groups for scene in g.options})
+    if len(scenes) < places:
+        raise NotEnoughScenes(
+            f"{len(scenes)} scenes prepared, a participant needs {places} different scenes"
+        )
+    column = {scene: j for j, scene in enumerate(scenes)}
+    impossible = 1e30
+    cost = np.full((places, len(scenes)), impossible)
+    least_used = min((uses.get(scene, 0) for scene in scenes), default=0)
+    usage = np.array([min(uses.get(scene, 0) - least_used, 3) for scene in scenes], float)
+    usage /= 4.0 * places  # all places together: below one exposure level
+    noise = 1.0 / (40.0 * places * places)  # all places together: below one usage step
+    rows: list[_Slots] = []
+    for group in groups:
+        if not group.count:
+            continue
+        if len(group.options) < group.count:
+            raise NotEnoughScenes(
+                f"{len(group.options)} stimuli of a kind prepared, a participant needs "
+                f"{group.count}"
+            )
+        base = min(s.exposures for s in group.options.values())
+        row = np.full(len(scenes), impossible)
+        for scene, stimulus in group.options.items():
+            j = column[scene]
+            level = min(stimulus.exposures - base, 12)
+            row[j] = float(places + 1) ** level + usage[j] + noise * rng.random()
+        for _ in range(group.count):
+            cost[len(rows)] = row
+            rows.append(group)
+    picked_rows, picked_columns = linear_sum_assignment(cost)
+    if (cost[picked_rows, picked_columns] >= impossible).any():
+        raise NotEnoughScenes("not enough different scenes for one participant")
+    return [rows[i].options[scenes[j]] for i, j in zip(picked_rows, picked_columns)]
+
+
+def _scene_uses(stimuli: list[Stimulus]) -> dict[int, int]:
+    uses: dict[int, int] = {}
+    for s in stimuli:
+        uses[s.scene_id] = uses.get(s.scene_id, 0) + s.exposures
+    return uses
+
+
+def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random):
+    """``k`` of the condition's AI stimuli and ``k`` of its real ones."""
+    stimuli = list(Stimulus.objects.filter(condition=condition, role=Stimulus.Role.MAIN))
+    ai = {s.scene_id: s for s in stimuli if not s.is_real}
+    real = {s.scene_id: s for s in stimuli if s.is_real}
+    scenes = ai.keys() & real.keys()
+    if len(scenes) < 2 * k:
+        raise NotEnoughScenes(
+            f"{len(scenes)} scenes prepared for condition {condition.label}, "
+            f"a participant needs {2 * k}"
+        )
+    groups = [
+        _Slots(k, {scene: ai[scene] for scene in scenes}),
+        _Slots(k, {scene: real[scene] for scene in scenes}),
+    ]
+    return _assign(groups, _scene_uses(stimuli), rng)
+
+
+def _pick_within(study: Study, k: int, rng: random.Random) -> list[Stimulus]:
+    """``k`` AI stimuli spread over the conditions as evenly as possible (the remainder to
+    conditions at random), and ``k`` real ones, never a scene twice."""
+    conditions = list(study.conditions.all())
+    ai: dict[int, dict[int, Stimulus]] = {c.pk: {} for c in conditions}
+    main = Stimulus.objects.filter(study=study, role=Stimulus.Role.MAIN)
+    for s in main.filter(is_real=False):
+        ai[s.condition_id][s.scene_id] = s
+    real: dict[int, Stimulus] = {}
+    for s in main.filter(is_real=True).order_by("exposures", "?"):
+        real.setdefault(s.scene_id, s)  # the least exposed size of each scene
+    quotas = {c.pk: k // len(conditions) for c in conditions}
+    for c in rng.sample(conditions, k % len(conditions)):
+        quotas[c.pk] += 1
+    groups = [_Slots(quotas[c.pk], ai[c.pk]) for c in conditions]
+    uses = _scene_uses(list(main))
+    return _assign([*groups, _Slots(k, real)], uses, rng)
+
+
+def _pick_practice(study: Study, condition: Condition | None, rng: random.Random):
+    """The practice stimuli: every practice scene once, half real and half AI (an odd one
+    out at random), the AI versions from the participant's condition (within subjects, a
+    condition at random per scene)."""
+    n = study.practice_trials
+    if not n:
+        return []
+    stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.PRACTICE))
+    scenes = sorted({s.scene_id for s in stimuli})
+    reals = [True] * (n // 2) + [False] * (n // 2) + ([rng.random() < 0.5] if n % 2 else [])
+    rng.shuffle(reals)
+    picked = []
+    for scene, real in zip(scenes, reals):
+        options = [
+            s
+            for s in stimuli
+            if s.scene_id == scene
+            and s.is_real == real
+            and (condition is None or s.condition_id in (None, condition.pk))
+        ]
+        picked.append(rng.choice(options))
+    return picked
+
+
+def _trial_order(
+    practice: list[Stimulus], main: list[Stimulus], attention: list[Stimulus], rng
+) -> list[Stimulus]:
+    """Practice first, then the main trials in a random order with the attention checks
+    at random places among them (never first, where a participant is still settling)."""
+    order = list(main)
+    rng.shuffle(order)
+    for check in attention:
+        order.insert(rng.randint(min(1, len(order)), len(order)), check)
+    practice = list(practice)
+    rng.shuffle(practice)
+    return practice + order
+
+
+def trial_plan(*, study: Study, condition: Condition | None, rng: random.Random) -> list[Stimulus]:
+    """The stimuli, in order, of a participant of ``condition`` (None within subjects)
+    starting now: the least exposed main stimuli, the practice first, the attention checks
+    among the main trials. It only reads: :func:`participant_start` records it, a preview
+    shows it."""
+    k = study.per_kind
+    if condition is not None:
+        main = _pick_between(study, condition, k, rng)
+    else:
+        main = _pick_within(study, k, rng)
+    practice = _pick_practice(study, condition, rng)
+    attention = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+    return _trial_order(practice, main, attention, rng)
+
+
+def participant_start(
+    *,
+    study: Study,
+    prolific_pid: str | None = None,
+    prolific_study_id: str | None = None,
+    prolific_session_id: str | None = None,
+    user_agent: str = "",
+    rng: random.Random | None = None,
+) -> Participant:
+    """Start (or, for a PROLIFIC_PID already seen, resume) a participation: see the module
+    docstring. Raises :class:`StudyNotOpen`, :class:`StudyFull`, :class:`NotEnoughScenes`
+    or :class:`ParticipationError` (a withdrawn PROLIFIC_PID)."""
+    rng = rng or random.SystemRandom()
+    prolific_pid = (prolific_pid or "").strip() or None
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if prolific_pid is not None:
+            existing = Participant.objects.filter(study=study, prolific_pid=prolific_pid).first()
+            if existing is not None:
+                if existing.withdrawn_at is not None:
+                    raise ParticipationError("this participation was withdrawn")
+                return existing
+        if study.status != Study.Status.OPEN:
+            raise StudyNotOpen("this study is not open")
+        target = study.target_participants_per_condition
+        if study.design == Study.Design.BETWEEN:
+            counts = list(
+                study.conditions.annotate(
+                    n=Count("participants", filter=Q(participants__withdrawn_at__isnull=True))
+                )
+            )
+            if not counts:
+                raise StudyError("the study has no conditions")
+            fewest = min(c.n for c in counts)
+            if fewest >= target:
+                raise StudyFull("this study has all the participants it needs")
+            condition = rng.choice([c for c in counts if c.n == fewest])
+        else:
+            active = study.participants.filter(withdrawn_at__isnull=True).count()
+            if active >= target:
+                raise StudyFull("this study has all the participants it needs")
+            condition = None
+        order = trial_plan(study=study, condition=condition, rng=rng)
+        participant = Participant.objects.create(
+            study=study,
+            condition=condition,
+            prolific_pid=prolific_pid,
+            prolific_study_id=(prolific_study_id or "").strip()[:64] or None,
+            prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
+            user_agent=(user_agent or "")[:500],
+        )
+        Stimulus.objects.filter(pk__in=[s.pk for s in order]).update(exposures=F("exposures") + 1)
+        Trial.objects.bulk_create(
+            Trial(participant=participant, position=i, stimulus=s, kind=s.role)
+            for i, s in enumerate(order, start=1)
+        )
+    return participant

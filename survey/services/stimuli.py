@@ -1,0 +1,260 @@
+"""Stimuli of a study (method.md §7): their preparation, and opening a study once they
+exist.
+
+**Stimuli** (:func:`study_prepare_stimuli`, run by :func:`study_open`). For each condition
+the scenes are the test images its run colourised. For each scene the AI version is the
+colourised image and the real version is the ground truth brought to the colourised image's
+size (unchanged when the sizes match; for a square output :func:`resize_square`, shorter
+side scaled and the centred square kept, as a trained model saw it; else scaled to cover
+and centre-cropped). Both are decoded to 8-bit RGB, copied into a fresh image (so that no
+EXIF, ICC profile, text chunk or other metadata survives) and encoded identically
+(:data:`STIMULUS_FORMAT`: baseline JPEG, quality 92, 4:4:4, ``optimize=False``), then
+stored under ``stimuli/<32 random hex digits>.jpg``. Between subjects each condition has
+its own real versions (its 2×2 table is then balanced on its own, and the real versions
+have its outputs' size); within subjects one real version per scene and size is shared by
+the conditions (``condition`` None).
+
+**Practice and attention checks.** ``practice_trials + attention_checks`` scenes that every
+condition colourised are drawn at random and reserved: they are never main trials. Each
+practice scene gets a real and an AI version (as above); each attention scene one
+colour-inverted photograph (``is_real`` False). Stimulus files are stored as encoded; the
+largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
+(zero bytes after the JPEG's end marker), so that response sizes tell nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import secrets
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image, ImageOps
+
+from colourmodels.data.images import load_rgb, resize_square
+from survey.models import Condition, Stimulus, Study
+from survey.services.errors import NotEnoughScenes, StudyError
+from survey.services.studies import study_open
+from worker.models import ColourisedImage, DatasetImage, ModelRun
+
+STIMULI_FOLDER = "stimuli"
+#: How every stimulus is encoded (both versions of a scene alike).
+STIMULUS_FORMAT = {
+    "format": "JPEG",
+    "quality": 92,
+    "subsampling": 0,  # 4:4:4: chroma kept at full resolution, colour is what is judged
+    "optimize": False,
+    "progressive": False,
+}
+STIMULUS_EXTENSION = ".jpg"
+
+
+def stimulus_encode(image: Image.Image) -> bytes:
+    """``image`` as a stimulus file: RGB, no metadata, :data:`STIMULUS_FORMAT`."""
+    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+    buffer = io.BytesIO()
+    clean.save(buffer, **STIMULUS_FORMAT)
+    return buffer.getvalue()
+
+
+def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` brought to ``size`` (width, height) as the colourised version was."""
+    if image.size == size:
+        return image
+    if size[0] == size[1]:
+        return resize_square(image, size[0])
+    return ImageOps.fit(image, size, method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+
+
+def _open_rgb(name: str) -> Image.Image:
+    with default_storage.open(name, "rb") as f:
+        return load_rgb(f, name="stored image")
+
+
+def _store(data: bytes, written: list[str]) -> str:
+    name = f"{STIMULI_FOLDER}/{secrets.token_hex(16)}{STIMULUS_EXTENSION}"
+    stored = default_storage.save(name, ContentFile(data))
+    written.append(stored)
+    return stored
+
+
+def _condition_outputs(condition: Condition) -> list[ColourisedImage]:
+    return list(
+        ColourisedImage.objects.filter(
+            run=condition.run, source__split=DatasetImage.Split.TEST
+        ).select_related("source")
+    )
+
+
+def _reserve_scenes(
+    study: Study, outputs: dict[int, dict[int, ColourisedImage]], rng: random.Random
+) -> tuple[list[int], list[int]]:
+    """(practice scenes, attention scenes): scenes every condition colourised, drawn at
+    random and taken out of the main pool."""
+    wanted = study.reserved_scenes
+    if not wanted:
+        return [], []
+    common = sorted(set.intersection(*(set(by_scene) for by_scene in outputs.values())))
+    if len(common) < wanted:
+        raise NotEnoughScenes(
+            f"{study.practice_trials} practice trials and {study.attention_checks} attention "
+            f"checks need {wanted} scenes that every run colourised; there are {len(common)}"
+        )
+    reserved = rng.sample(common, wanted)
+    return reserved[: study.practice_trials], reserved[study.practice_trials :]
+
+
+def attention_image(photo: Image.Image) -> Image.Image:
+    """An obviously fake image: the photograph with its colours inverted."""
+    return ImageOps.invert(photo.convert("RGB"))
+
+
+def study_prepare_stimuli(*, study: Study, rng: random.Random | None = None) -> int:
+    """Encode and store the stimuli of every condition (see the module docstring); returns
+    how many were created. Refused once the study has participants; earlier stimuli (a
+    previous preparation of this draft) are replaced. Sets ``study.stimulus_bytes`` to the
+    largest file's length: every stimulus is served padded to it."""
+    rng = rng or random.SystemRandom()
+    conditions = list(study.conditions.select_related("run"))
+    if not conditions:
+        raise StudyError("the study has no conditions")
+    if study.participants.exists():
+        raise StudyError("the study already has participants; its stimuli are fixed")
+    needed = study.images_per_participant
+    for condition in conditions:
+        if condition.run.status != ModelRun.Status.DONE:
+            raise StudyError(f"run {condition.run} is not finished ({condition.run.status})")
+    outputs = {c.pk: {o.source_id: o for o in _condition_outputs(c)} for c in conditions}
+    practice, attention = _reserve_scenes(study, outputs, rng)
+    reserved = {*practice, *attention}
+    roles = {scene: Stimulus.Role.PRACTICE for scene in practice}
+    written: list[str] = []
+    largest = 0
+
+    def create(**fields) -> None:
+        nonlocal largest
+        image = fields.pop("image")
+        data = stimulus_encode(image)
+        largest = max(largest, len(data))
+        Stimulus.objects.create(
+            study=study,
+            file=_store(data, written),
+            width=image.size[0],
+            height=image.size[1],
+            **fields,
+        )
+
+    try:
+        with transaction.atomic():
+            old = list(study.stimuli.values_list("file", flat=True))
+            study.stimuli.all().delete()
+            transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
+            shared = study.design == Study.Design.WITHIN
+            real_done: set[tuple[int | None, int, int, int]] = set()
+            main_scenes: set[int] = set()
+            for condition in conditions:
+                by_scene = outputs[condition.pk]
+                main = [scene for scene in by_scene if scene not in reserved]
+                if not shared and len(main) < needed:
+                    raise NotEnoughScenes(
+                        f"condition {condition.label}: its run colourised {len(by_scene)} "
+                        f"test images ({len(reserved)} reserved for practice and attention "
+                        f"checks); a participant needs {needed} different scenes"
+                    )
+                main_scenes.update(main)
+                for scene, output in sorted(by_scene.items()):
+                    if scene in attention:
+                        continue
+                    role = roles.get(scene, Stimulus.Role.MAIN)
+                    ai_image = _open_rgb(output.file)
+                    key = (None if shared else condition.pk, scene, *ai_image.size)
+                    if key not in real_done:
+                        real_done.add(key)
+                        create(
+                            image=fit_to(_open_rgb(output.source.file), ai_image.size),
+                            condition=None if shared else condition,
+                            scene=output.source,
+                            is_real=True,
+                            role=role,
+                        )
+                    create(
+                        image=ai_image,
+                        condition=condition,
+                        scene=output.source,
+                        is_real=False,
+                        role=role,
+                    )
+            if shared and len(main_scenes) < needed:
+                raise NotEnoughScenes(
+                    f"the runs colourised {len(main_scenes) + len(reserved)} different test "
+                    f"images ({len(reserved)} reserved for practice and attention checks); a "
+                    f"participant needs {needed} different scenes"
+                )
+            for scene in attention:
+                output = outputs[conditions[0].pk][scene]
+                size = _open_rgb(output.file).size
+                create(
+                    image=attention_image(fit_to(_open_rgb(output.source.file), size)),
+                    condition=None,
+                    scene=output.source,
+                    is_real=False,
+                    role=Stimulus.Role.ATTENTION,
+                )
+            study.stimulus_bytes = largest
+            study.preparation_error = ""
+            study.save(update_fields=["stimulus_bytes", "preparation_error"])
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    return study.stimuli.count()
+
+
+def study_request_open(*, study: Study, open_after: bool = True) -> Study:
+    """Open ``study``: at once if its stimuli exist, else mark it preparing and leave the
+    preparation to a worker (``cpu.prepare_study``, which opens it when done). With
+    ``open_after`` False the stimuli are prepared (for a preview) and the study stays a
+    draft."""
+    from survey.tasks import prepare_study
+
+    if study.status == Study.Status.OPEN:
+        return study
+    if study.stimuli.exists() and open_after:
+        return study_open(study=study)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status == Study.Status.PREPARING:
+            return locked
+        if locked.status != Study.Status.DRAFT and not open_after:
+            raise StudyError("only a draft's stimuli can be prepared again")
+        locked.status = Study.Status.PREPARING
+        locked.preparation_error = ""
+        locked.save(update_fields=["status", "preparation_error"])
+        transaction.on_commit(lambda: prepare_study.delay(locked.pk, open_after))
+    return locked
+
+
+def study_prepare_and_open(*, study_id: int, open_after: bool = True) -> None:
+    """The worker's side of :func:`study_request_open`. A failure puts the study back to
+    draft with the reason in ``preparation_error``."""
+    study = Study.objects.get(pk=study_id)
+    if study.status != Study.Status.PREPARING:
+        return  # closed or reverted meanwhile, or a duplicate delivery
+    try:
+        if open_after:
+            study_open(study=study)
+        else:
+            study_prepare_stimuli(study=study)
+            Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    except StudyError as exc:
+        Study.objects.filter(pk=study.pk).update(
+            status=Study.Status.DRAFT, preparation_error=str(exc)
+        )
+    except Exception as exc:
+        Study.objects.filter(pk=study.pk).update(
+            status=Study.Status.DRAFT,
+            preparation_error=f"preparing the stimuli failed: {type(exc).__name__}: {exc}",
+        )
+        raise

@@ -1,0 +1,100 @@
+"""Studies: create, change, open and close them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from survey.models import TEXT_FIELDS, Condition, Study
+from survey.services.errors import StudyError
+from worker.models import ModelRun
+
+
+def study_create(
+    *,
+    name: str,
+    runs: Sequence[ModelRun],
+    labels: Sequence[str] | None = None,
+    design: str = Study.Design.BETWEEN,
+    images_per_participant: int = 24,
+    target_participants_per_condition: int = 104,
+    user=None,
+    **fields,
+) -> Study:
+    """A draft study with one condition per run (labelled by ``labels`` or the runs'
+    names). Other ``fields`` (texts, exposure time, redirect URL...) go to the study."""
+    if not runs:
+        raise StudyError("a study needs at least one run")
+    if labels is not None and len(labels) != len(runs):
+        raise StudyError("one label per run")
+    if images_per_participant < 2 or images_per_participant % 2:
+        raise StudyError("images per participant must be even (half real, half AI) and ≥ 2")
+    with transaction.atomic():
+        study = Study.objects.create(
+            name=name,
+            design=design,
+            images_per_participant=images_per_participant,
+            target_participants_per_condition=target_participants_per_condition,
+            created_by=user,
+            **fields,
+        )
+        for i, run in enumerate(runs):
+            Condition.objects.create(
+                study=study, run=run, label=labels[i] if labels else run.name[:100]
+            )
+    return study
+
+
+def study_update(
+    *, study: Study, fields: dict, runs: Sequence[ModelRun] | None = None, labels=None
+) -> Study:
+    """Change a study. A draft may change anything (its conditions are rebuilt from
+    ``runs`` and stimuli prepared earlier are dropped, to be prepared again at opening); an
+    opened study only the fields that do not change what participants are shown."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        draft = study.status == Study.Status.DRAFT
+        for name, value in fields.items():
+            if not draft and name not in TEXT_FIELDS:
+                raise StudyError(f"{name} cannot change once the study has opened")
+            setattr(study, name, value)
+        study.full_clean(exclude=["created_by"])
+        study.save()
+        if draft:
+            old = list(study.stimuli.values_list("file", flat=True))
+            study.stimuli.all().delete()
+            transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
+            if runs is not None:
+                if not runs:
+                    raise StudyError("a study needs at least one run")
+                study.conditions.all().delete()
+                for i, run in enumerate(runs):
+                    Condition.objects.create(
+                        study=study, run=run, label=labels[i] if labels else run.name[:100]
+                    )
+    return study
+
+
+def study_open(*, study: Study) -> Study:
+    """Prepare the stimuli (first opening only) and open the study to participants."""
+    # Here, not at the top: survey.services.stimuli imports this module (its requests open).
+    from survey.services.stimuli import study_prepare_stimuli
+
+    if study.status == Study.Status.OPEN:
+        return study
+    if not study.stimuli.exists():
+        study_prepare_stimuli(study=study)
+    study.status = Study.Status.OPEN
+    study.opened_at = study.opened_at or timezone.now()
+    study.save(update_fields=["status", "opened_at"])
+    return study
+
+
+def study_close(*, study: Study) -> Study:
+    study.status = Study.Status.CLOSED
+    study.closed_at = timezone.now()
+    study.save(update_fields=["status", "closed_at"])
+    return study

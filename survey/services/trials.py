@@ -1,0 +1,88 @@
+"""Trials: when each was shown, and its answer.
+
+**Answers** (:func:`trial_answer`) are stored once, under the participant's row lock: a
+repeated or concurrent answer to an answered trial returns the stored one unchanged.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from survey.models import Participant, Trial
+from survey.services.errors import ParticipationError, TrialError
+
+#: Response times above this are refused as implausible (a tab left open: one hour).
+MAX_RT_MS = 3_600_000
+
+
+def _locked_participant(participant: Participant) -> Participant:
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    if locked.withdrawn_at is not None:
+        raise ParticipationError("this participation was withdrawn")
+    return locked
+
+
+def trial_mark_shown(*, participant: Participant, position: int) -> Trial:
+    """Record when the trial's image was first displayed (later calls keep the first)."""
+    trial = Trial.objects.filter(participant=participant, position=position).first()
+    if trial is None:
+        raise TrialError(f"there is no trial {position}")
+    if trial.shown_at is None:
+        now = timezone.now()
+        if Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=now):
+            trial.shown_at = now
+        else:
+            trial.refresh_from_db(fields=["shown_at"])
+    return trial
+
+
+def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms: int) -> Trial:
+    """Store the answer to trial ``position`` once. A repeated (or concurrent) answer to an
+    answered trial returns the stored trial unchanged. The last answer completes the
+    participation. A newly stored answer's trial carries ``following``: the next trial
+    (None after the last), marked shown in the same transaction, so that the caller needs
+    no further query to send it. Raises :class:`TrialError` for an unknown trial, an answer
+    out of order or a bad value, :class:`ParticipationError` for a withdrawn participant."""
+    if answer not in Trial.Answer.values:
+        raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
+    if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
+        raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
+    with transaction.atomic():
+        locked = _locked_participant(participant)
+        # One read: the trial at ``position`` and the first unanswered ones (which decide
+        # whether this answer is in order and whether it completes the participation).
+        rows = list(
+            Trial.objects.filter(participant=locked)
+            .filter(Q(answer__isnull=True) | Q(position=position))
+            .select_related("stimulus")
+            .order_by("position")[:2]
+        )
+        trial = next((t for t in rows if t.position == position), None)
+        first_open = next((t for t in rows if t.answer is None), None)
+        if trial is None:
+            if first_open is not None and first_open.position < position:
+                raise TrialError(f"trial {position} answered before an earlier trial")
+            raise TrialError(f"there is no trial {position}")
+        if trial.answer is not None:
+            return trial
+        if locked.completed_at is not None:
+            raise TrialError("this participation is already complete")
+        if first_open.position < position:
+            raise TrialError(f"trial {position} answered before an earlier trial")
+        now = timezone.now()
+        trial.answer = answer
+        trial.rt_ms = rt_ms
+        trial.answered_at = now
+        trial.save(update_fields=["answer", "rt_ms", "answered_at"])
+        following = next((t for t in rows if t.answer is None and t.position != position), None)
+        fields = {"last_active_at": now}
+        if following is None:
+            fields["completed_at"] = now
+            participant.completed_at = now
+        else:  # the next trial is on its way to the browser: its display time starts now
+            Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
+        Participant.objects.filter(pk=locked.pk).update(**fields)
+    trial.following = following
+    return trial

@@ -1,0 +1,59 @@
+"""Withdrawal of a participant's data on request."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from survey.models import Participant, Stimulus, Study, Withdrawal
+from survey.services.errors import ParticipationError
+
+
+def participant_withdraw(
+    *,
+    study: Study,
+    public_id: str | None = None,
+    prolific_pid: str | None = None,
+    by=None,
+    reason: str = "",
+) -> Withdrawal:
+    """Withdraw one participant's data on request (by public id or PROLIFIC_PID): their
+    trials are deleted, their stimuli's exposures given back, the browser's user agent and
+    Prolific study/session ids erased, and the withdrawal logged. The participant row stays,
+    marked withdrawn, so that the same PROLIFIC_PID cannot take the study again."""
+    if (public_id is None) == (prolific_pid is None):
+        raise ParticipationError("give either the participant id or the PROLIFIC_PID")
+    with transaction.atomic():
+        Study.objects.select_for_update().get(pk=study.pk)  # no start reads exposures meanwhile
+        lookup = (
+            {"public_id": public_id} if public_id is not None else {"prolific_pid": prolific_pid}
+        )
+        participant = Participant.objects.select_for_update().filter(study=study, **lookup).first()
+        if participant is None:
+            raise ParticipationError("no such participant in this study")
+        if participant.withdrawn_at is not None:
+            raise ParticipationError("this participant was already withdrawn")
+        shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
+        Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
+        removed, _ = participant.trials.all().delete()
+        participant.withdrawn_at = timezone.now()
+        participant.user_agent = ""
+        participant.prolific_study_id = None
+        participant.prolific_session_id = None
+        participant.save(
+            update_fields=[
+                "withdrawn_at",
+                "user_agent",
+                "prolific_study_id",
+                "prolific_session_id",
+            ]
+        )
+        return Withdrawal.objects.create(
+            study=study,
+            participant_public_id=participant.public_id,
+            prolific_pid=participant.prolific_pid or "",
+            trials_removed=removed,
+            reason=reason,
+            withdrawn_by=by,
+        )
