@@ -12,7 +12,7 @@ from django.db import models
 
 class Level(models.TextChoices):
     VIEW = "view", "view"
-    EDIT = "edit", "view and edit"
+    EDIT = "edit", "edit"
 
 
 def owner_field() -> models.ForeignKey:

@@ -25,7 +25,7 @@ def share_set(*, obj, username: str, level: str, by):
     """Give the researcher ``username`` access to ``obj`` at ``level`` (or change it)."""
     username = username.strip()
     if level not in Level.values:
-        raise SharingError("Choose a level: view, or view and edit.")
+        raise SharingError("Choose a level: view or edit.")
     if not username:
         raise SharingError("Give the username of a colleague.")
     user = get_user_model().objects.filter(username=username).first()

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
             name='StudyShare',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'view and edit')], default='view', max_length=4)),
+                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'edit')], default='view', max_length=4)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='survey.study')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),

@@ -141,9 +141,7 @@ def test_the_owner_adds_changes_and_removes_a_colleague(world):
     assert _shares(world) == [("bob", "view")]
     page = _page(alice, "study_detail", world.study.pk)
     assert "Sharing" in page and ">bob<" in page
-    assert _sharing(alice, world, "bob", "edit") == [
-        "Changed the access of “bob”: view and edit."
-    ]
+    assert _sharing(alice, world, "bob", "edit") == ["Changed the access of “bob”: edit."]
     assert _shares(world) == [("bob", "edit")]
     assert _sharing(alice, world, "bob", "remove") == ["“bob” no longer has access."]
     assert _shares(world) == []
@@ -170,7 +168,7 @@ def test_only_the_owner_manages_sharing(world):
     StudyShare.objects.create(study=world.study, user=world.bob, level="edit")
     bob = _as(world.bob)
     page = _page(bob, "study_detail", world.study.pk)
-    assert "Sharing" in page and "view and edit" in page
+    assert "Sharing" in page and '<span class="status">edit</span>' in page
     assert 'name="username"' not in page  # no management forms for a colleague
     url = reverse("study_sharing", args=[world.study.pk])
     assert bob.post(url, {"username": "erin", "level": "edit"}).status_code == 403

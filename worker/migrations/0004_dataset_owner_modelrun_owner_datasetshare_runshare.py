@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
             name='DatasetShare',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'view and edit')], default='view', max_length=4)),
+                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'edit')], default='view', max_length=4)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='worker.dataset')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
             name='RunShare',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'view and edit')], default='view', max_length=4)),
+                ('level', models.CharField(choices=[('view', 'view'), ('edit', 'edit')], default='view', max_length=4)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='worker.modelrun')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
