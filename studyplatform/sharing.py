@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from studyplatform.access import OWNER, is_researcher, level_of, researcher_required
+from studyplatform.access import EDIT, OWNER, is_researcher, level_of, may, researcher_required
 from studyplatform.ownership import Level
 
 REMOVE = "remove"
@@ -89,6 +89,7 @@ def sharing_context(user, obj, url: str) -> dict:
         "owner": obj.owner,
         "shares": list(obj.shares.select_related("user").order_by("user__username")),
         "can_manage": level_of(user, obj) == OWNER,
+        "can_edit": may(user, obj, EDIT),
         "url": url,
         "levels": Level.choices,
     }

@@ -170,6 +170,12 @@ def test_only_the_owner_manages_sharing(world):
     page = _page(bob, "study_detail", world.study.pk)
     assert "Sharing" in page and '<span class="status">edit</span>' in page
     assert 'name="username"' not in page  # no management forms for a colleague
+    assert reverse("study_edit", args=[world.study.pk]) in page  # edit: the study's buttons
+    StudyShare.objects.filter(user=world.bob).update(level="view")
+    page = _page(bob, "study_detail", world.study.pk)
+    for name in ("study_edit", "study_close", "study_withdraw"):
+        assert reverse(name, args=[world.study.pk]) not in page, name  # view only
+    StudyShare.objects.filter(user=world.bob).update(level="edit")
     url = reverse("study_sharing", args=[world.study.pk])
     assert bob.post(url, {"username": "erin", "level": "edit"}).status_code == 403
     assert bob.post(url, {"username": "bob", "level": "remove"}).status_code == 403
