@@ -67,14 +67,19 @@ class StudyForm(forms.ModelForm):
             "instructions": forms.Textarea(attrs={"rows": 5}),
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, runs=None, **kwargs):
+        """``runs``: those the user may build a study from (default: all); a study being
+        edited keeps offering its own runs, which a colleague may not see otherwise."""
         super().__init__(*args, **kwargs)
+        study = self.instance
+        choices = ModelRun.objects.all() if runs is None else runs
+        if study.pk:
+            choices = choices | ModelRun.objects.filter(conditions__study=study)
         self.fields["runs"].queryset = (
-            ModelRun.objects.filter(status=ModelRun.Status.DONE)
+            ModelRun.objects.filter(pk__in=choices.values("pk"), status=ModelRun.Status.DONE)
             .select_related("dataset")
             .order_by("-pk")
         )
-        study = self.instance
         if study.pk:
             self.fields["runs"].initial = [c.run_id for c in study.conditions.all()]
             self.fields["labels"].initial = "\n".join(c.label for c in study.conditions.all())

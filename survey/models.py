@@ -20,6 +20,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from studyplatform.ownership import Share, owner_field
+
 
 def study_slug() -> str:
     return secrets.token_urlsafe(16)
@@ -44,6 +46,10 @@ TEXT_FIELDS = (
 
 
 class Study(models.Model):
+    """A perceptual study over one or more model runs. ``owner`` and ``shares``: who may see
+    and change it (:mod:`studyplatform.access`); a NULL owner means unowned, visible and
+    editable only by staff researchers and superusers."""
+
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
         #: Stimuli being prepared by a worker; opens when they are ready.
@@ -82,6 +88,7 @@ class Study(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    owner = owner_field()
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -139,6 +146,17 @@ class Condition(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class StudyShare(Share):
+    """A colleague's access to a study (see :class:`studyplatform.ownership.Share`)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="shares")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="study_share_unique"),
+        ]
 
 
 class Stimulus(models.Model):

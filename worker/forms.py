@@ -105,8 +105,11 @@ class RunLaunchForm(forms.Form):
         "pix2pix step.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, datasets=None, **kwargs):
+        """``datasets``: those the user may launch on (default: all)."""
         super().__init__(*args, **kwargs)
+        if datasets is not None:
+            self.fields["dataset"].queryset = datasets.order_by("-created_at")
         defaults = _paper_defaults()
         self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
         for key in ("image_size", "width", "epochs", "batch_size", "routing", "seed", "fast"):
@@ -198,6 +201,12 @@ class RunUploadForm(forms.Form):
         ),
     )
     manifest = forms.FileField(label="Manifest (CSV)", required=False)
+
+    def __init__(self, *args, datasets=None, **kwargs):
+        """``datasets``: those the user may upload a run against (default: all)."""
+        super().__init__(*args, **kwargs)
+        if datasets is not None:
+            self.fields["dataset"].queryset = datasets.order_by("name")
 
     def clean_archive(self):
         archive = self.cleaned_data["archive"]

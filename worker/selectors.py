@@ -21,8 +21,10 @@ from worker.models import (
 from worker.services.datasets import SPLITS
 
 
-def dataset_list() -> list[Dataset]:
-    return list(Dataset.objects.select_related("created_by").order_by("-created_at"))
+def dataset_list(datasets=None) -> list[Dataset]:
+    """``datasets`` (default: all), newest first."""
+    datasets = Dataset.objects.all() if datasets is None else datasets
+    return list(datasets.select_related("created_by").order_by("-created_at"))
 
 
 def dataset_counts_table(*, dataset: Dataset) -> list[dict]:
@@ -51,43 +53,49 @@ def dataset_samples(*, dataset: Dataset, per_category: int = 8) -> list[tuple[st
     return samples
 
 
-def import_jobs_recent(*, limit: int = 10) -> list[ImportJob]:
-    return list(ImportJob.objects.select_related("dataset").order_by("-created_at")[:limit])
+def import_jobs_recent(jobs=None, *, limit: int = 10) -> list[ImportJob]:
+    """The newest of ``jobs`` (default: all)."""
+    jobs = ImportJob.objects.all() if jobs is None else jobs
+    return list(jobs.select_related("dataset").order_by("-created_at")[:limit])
 
 
 # --- Model runs ---------------------------------------------------------------------------
 
 
-def run_list() -> list[ModelRun]:
-    """Every run, newest first, with its data set and sub-models (a fixed number of queries
-    whatever the number of runs)."""
+def _runs(runs):
+    return ModelRun.objects.all() if runs is None else runs
+
+
+def run_list(runs=None) -> list[ModelRun]:
+    """Every run of ``runs`` (default: all), newest first, with its data set and sub-models
+    (a fixed number of queries whatever the number of runs)."""
     return list(
-        ModelRun.objects.select_related("dataset", "created_by")
+        _runs(runs)
+        .select_related("dataset", "created_by")
         .prefetch_related("submodels")
         .order_by("-created_at")
     )
 
 
-def run_choices() -> list[ModelRun]:
-    """Every run, newest first, with just what a picker shows."""
+def run_choices(runs=None) -> list[ModelRun]:
+    """Every run of ``runs`` (default: all), newest first, with just what a picker shows."""
     return list(
-        ModelRun.objects.only("pk", "name", "kind", "colour_space", "status").order_by(
-            "-created_at"
-        )
+        _runs(runs).only("pk", "name", "kind", "colour_space", "status").order_by("-created_at")
     )
 
 
-def run_find(*, pk) -> ModelRun | None:
-    """The run numbered ``pk`` (any string from a query string), or None."""
+def run_find(*, pk, runs=None) -> ModelRun | None:
+    """The run numbered ``pk`` (any string from a query string) among ``runs``, or None."""
     try:
-        return run_get(pk=int(pk))
+        return run_get(pk=int(pk), runs=runs)
     except (TypeError, ValueError, Http404):
         return None
 
 
-def run_get(*, pk: int) -> ModelRun:
+def run_get(*, pk: int, runs=None) -> ModelRun:
+    """The run ``pk`` among ``runs`` (default: all), else 404."""
     return get_object_or_404(
-        ModelRun.objects.select_related("dataset", "created_by").prefetch_related("submodels"),
+        _runs(runs).select_related("dataset", "created_by").prefetch_related("submodels"),
         pk=pk,
     )
 
@@ -102,13 +110,11 @@ def planned_epochs(sm: SubModel, config: dict) -> int:
     return int(config.get("epochs") or 0)
 
 
-def runs_for_progress(*, ids: list[int] | None = None) -> list[ModelRun]:
-    """The runs the list page polls (all, or those numbered ``ids``), newest first, with
-    what their progress needs (a fixed number of queries)."""
+def runs_for_progress(*, ids: list[int] | None = None, runs=None) -> list[ModelRun]:
+    """The runs the list page polls (all of ``runs``, default every run, or those numbered
+    ``ids``), newest first, with what their progress needs (a fixed number of queries)."""
     runs = (
-        ModelRun.objects.select_related("dataset")
-        .prefetch_related("submodels")
-        .order_by("-created_at")
+        _runs(runs).select_related("dataset").prefetch_related("submodels").order_by("-created_at")
     )
     if ids is not None:
         runs = runs.filter(pk__in=ids)

@@ -6,6 +6,7 @@ urlpatterns = [
     path("datasets/", datasets.index, name="datasets"),
     path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/sharing/", datasets.dataset_sharing, name="dataset_sharing"),
     path("datasets/<int:pk>/manifest.csv", datasets.dataset_manifest, name="dataset_manifest"),
     path(
         "datasets/images/<int:pk>/thumbnail.jpg",
@@ -26,6 +27,7 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/status.json", runs.run_status, name="run_status"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/sharing/", runs.run_sharing, name="run_sharing"),
     path("runs/outputs/<int:pk>.png", images.run_output_image, name="run_output_image"),
     path("runs/outputs/<int:pk>/truth.png", images.run_output_truth, name="run_output_truth"),
 ]

@@ -73,21 +73,31 @@ def _answer_for(k: int, position: int) -> str:
 def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_worker, settings):
     # The live server speaks plain HTTP: cookies marked Secure would never come back.
     settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = False
-    # Data and both runs, trained by the worker.
-    dataset = tiny_dataset(per_category=20)  # 12 test scenes
+    # Data and both runs, trained by the worker, owned by the researcher.
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    dataset = tiny_dataset(per_category=20, owner=ada)  # 12 test scenes
     runs = [
         model_run_launch(
-            name="loop baseline", kind="baseline", colour_space="lab", dataset=dataset, config=TINY
+            name="loop baseline",
+            kind="baseline",
+            colour_space="lab",
+            dataset=dataset,
+            config=TINY,
+            user=ada,
         ),
         model_run_launch(
-            name="loop ensemble", kind="ensemble", colour_space="yuv", dataset=dataset, config=TINY
+            name="loop ensemble",
+            kind="ensemble",
+            colour_space="yuv",
+            dataset=dataset,
+            config=TINY,
+            user=ada,
         ),
     ]
     runs = [wait_for_run(run.pk) for run in runs]
     assert [r.status for r in runs] == ["done", "done"], [r.failure_reason for r in runs]
 
     # The researcher builds and opens the study through the pages.
-    researcher_create(username="ada", password="a-long-Passphrase-1")
     researcher = Browser(live_server.url)
     researcher.get(reverse("login"))
     researcher.post(reverse("login"), {"username": "ada", "password": "a-long-Passphrase-1"})

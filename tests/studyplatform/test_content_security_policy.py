@@ -11,7 +11,8 @@ from django.test import Client, RequestFactory
 from django.urls import get_resolver, reverse
 
 from studyplatform.researchers import researcher_create
-from tests.studyplatform.test_security import _example_path, _patterns
+from tests.studyplatform.access_helpers import _patterns
+from tests.studyplatform.test_security import _example_path
 
 ROOT = Path(__file__).resolve().parents[2]
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)

@@ -35,7 +35,13 @@ COLOURISERS = {"warm": _warm, "cool": _cool}
 
 
 def uploaded_run(
-    dataset: Dataset, tmp: Path, *, name: str, style: str = "warm", size: int | None = None
+    dataset: Dataset,
+    tmp: Path,
+    *,
+    name: str,
+    style: str = "warm",
+    size: int | None = None,
+    owner=None,
 ) -> ModelRun:
     """An uploaded run colourising every test image of ``dataset`` (``style`` picks the
     fake colouriser; ``size`` makes square outputs of that side)."""
@@ -58,9 +64,11 @@ def uploaded_run(
         for member, data in files.items():
             zf.writestr(member, data)
         zf.writestr("manifest.csv", manifest.getvalue())
-    return uploaded_run_create(name=name, dataset=dataset, archive=archive, colour_space="lab")
+    return uploaded_run_create(
+        name=name, dataset=dataset, archive=archive, colour_space="lab", user=owner
+    )
 
 
-def open_study(runs: list[ModelRun], **fields) -> Study:
-    study = study_create(name="study", runs=runs, **fields)
+def open_study(runs: list[ModelRun], owner=None, **fields) -> Study:
+    study = study_create(name="study", runs=runs, user=owner, **fields)
     return study_open(study=study)

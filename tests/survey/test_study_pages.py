@@ -26,11 +26,17 @@ def researcher_client(client):
 
 
 @pytest.fixture
-def runs(tmp_path):
-    dataset = tiny_dataset("syn", per_category=20, size=32)  # 12 test scenes
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data set, the runs and the studies."""
+    return django_user_model.objects.get(username="ada")
+
+
+@pytest.fixture
+def runs(tmp_path, ada):
+    dataset = tiny_dataset("syn", per_category=20, size=32, owner=ada)  # 12 test scenes
     return [
-        uploaded_run(dataset, tmp_path, name="warm run"),
-        uploaded_run(dataset, tmp_path, name="cool run", style="cool"),
+        uploaded_run(dataset, tmp_path, name="warm run", owner=ada),
+        uploaded_run(dataset, tmp_path, name="cool run", style="cool", owner=ada),
     ]
 
 
@@ -98,7 +104,7 @@ def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
 
 @pytest.mark.django_db
 def test_an_open_study_only_changes_its_texts(researcher_client, runs):
-    study = open_study(runs, images_per_participant=4)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=4)
     page = researcher_client.get(reverse("study_edit", args=[study.pk]))
     assert 'name="design"' not in page.content.decode()
     assert 'name="instructions"' in page.content.decode()
@@ -174,7 +180,7 @@ def test_preview_shows_the_flow_and_records_nothing(researcher_client, runs, cel
 
 @pytest.mark.django_db
 def test_monitor_counts_started_completed_dropped_and_withdrawn(researcher_client, runs):
-    study = open_study(runs, images_per_participant=2)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
     people = [participant_start(study=study, prolific_pid=f"p{i}") for i in range(5)]
     done = people[0]
     for trial in done.trials.order_by("position"):
@@ -204,7 +210,7 @@ def test_monitor_counts_started_completed_dropped_and_withdrawn(researcher_clien
 
 @pytest.mark.django_db
 def test_stimuli_grid_shows_every_stimulus_with_its_exposures(researcher_client, runs):
-    study = open_study(runs, images_per_participant=2)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
     for i in range(3):
         participant_start(study=study, prolific_pid=f"p{i}")
     page = researcher_client.get(reverse("study_stimuli", args=[study.pk])).content.decode()

@@ -19,9 +19,11 @@ TINY = {
 }
 
 
-def tiny_dataset(name: str = "syn", per_category: int = 10, size: int = 32) -> Dataset:
+def tiny_dataset(name: str = "syn", per_category: int = 10, size: int = 32, owner=None) -> Dataset:
+    options = ["--owner", owner.username] if owner is not None else []
     call_command(
-        "make_synthetic", "--per-category", str(per_category), "--size", str(size), "--name", name
+        "make_synthetic",
+        *("--per-category", str(per_category), "--size", str(size), "--name", name, *options),
     )
     return Dataset.objects.get(name=name)
 
@@ -36,7 +38,9 @@ def wait_for_run(run_id: int, timeout: float = 300.0, statuses=("done", "failed"
     raise AssertionError(f"run {run_id} still {run.status} after {timeout} s")
 
 
-def queued_run(dataset: Dataset, name: str = "queued", kind: str = "baseline") -> ModelRun:
+def queued_run(
+    dataset: Dataset, name: str = "queued", kind: str = "baseline", owner=None
+) -> ModelRun:
     """A run row with its sub-models, as launched, with no task sent (for pages that only
     read): rows made directly, not through the service."""
     run = ModelRun.objects.create(
@@ -45,6 +49,7 @@ def queued_run(dataset: Dataset, name: str = "queued", kind: str = "baseline") -
         colour_space="lab",
         dataset=dataset,
         config=default_config(kind=kind, categories=list(dataset.categories)),
+        owner=owner,
     )
     specs = [("generator", "")]
     if kind == "ensemble":

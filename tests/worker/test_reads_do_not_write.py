@@ -32,16 +32,22 @@ def researcher_client(client):
     return client
 
 
+@pytest.fixture
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data sets, runs and imports."""
+    return django_user_model.objects.get(username="ada")
+
+
 def _jpeg(size: int = 32) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (size, size), (200, 40, 10)).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-def _stale_run(dataset, name: str) -> ModelRun:
+def _stale_run(dataset, name: str, owner=None) -> ModelRun:
     """A running run whose worker went silent long ago, on its last attempt: the sweep
     would fail it."""
-    run = queued_run(dataset, name=name)
+    run = queued_run(dataset, name=name, owner=owner)
     ModelRun.objects.filter(pk=run.pk).update(status="running")
     silent = timezone.now() - timedelta(seconds=django_settings.RUN_STALE_AFTER_SECONDS + 60)
     SubModel.objects.filter(run=run).update(
@@ -61,14 +67,16 @@ def _state() -> list:
 
 
 @pytest.mark.django_db
-def test_gets_of_every_worker_page_leave_the_database_unchanged(researcher_client):
-    dataset = tiny_dataset()
-    stale = _stale_run(dataset, "silent")
-    other = queued_run(dataset, name="other", kind="ensemble")
+def test_gets_of_every_worker_page_leave_the_database_unchanged(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    stale = _stale_run(dataset, "silent", owner=ada)
+    other = queued_run(dataset, name="other", kind="ensemble", owner=ada)
     source = dataset.images.filter(split="test").first()
     name = default_storage.save("runs/upload/out.jpg", ContentFile(_jpeg()))
     output = ColourisedImage.objects.create(run=stale, source=source, file=name)
-    job = ImportJob.objects.create(name="zip", upload="uploads/x.zip", original_filename="x.zip")
+    job = ImportJob.objects.create(
+        name="zip", upload="uploads/x.zip", original_filename="x.zip", created_by=ada
+    )
     urls = [
         reverse("datasets"),
         reverse("dataset_detail", args=[dataset.pk]),
@@ -101,11 +109,11 @@ def test_gets_of_every_worker_page_leave_the_database_unchanged(researcher_clien
 
 
 @pytest.mark.django_db
-def test_the_beat_sweeps_silent_runs_and_the_pages_then_show_why(researcher_client):
+def test_the_beat_sweeps_silent_runs_and_the_pages_then_show_why(researcher_client, ada):
     schedule = django_settings.CELERY_BEAT_SCHEDULE["sweep-stale-runs"]
     assert schedule == {"task": "cpu.sweep_stale_runs", "schedule": 60.0}
     assert sweep_stale_runs.name == schedule["task"]
-    run = _stale_run(tiny_dataset(), "silent")
+    run = _stale_run(tiny_dataset(owner=ada), "silent", owner=ada)
     assert "no heartbeat" not in researcher_client.get(reverse("runs")).content.decode()
     actions = sweep_stale_runs()  # what the beat runs on the worker, called here directly
     assert actions == [f"failed generator of run {run.pk}"]
@@ -117,9 +125,9 @@ def test_the_beat_sweeps_silent_runs_and_the_pages_then_show_why(researcher_clie
 
 
 @pytest.mark.django_db
-def test_an_uploaded_jpeg_output_is_served_as_jpeg_and_a_png_as_png(researcher_client):
-    dataset = tiny_dataset()
-    run = queued_run(dataset)
+def test_an_uploaded_jpeg_output_is_served_as_jpeg_and_a_png_as_png(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, owner=ada)
     sources = list(dataset.images.filter(split="test")[:2])
     png = io.BytesIO()
     Image.new("RGB", (32, 32), (10, 40, 200)).save(png, format="PNG")

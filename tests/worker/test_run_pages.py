@@ -28,6 +28,12 @@ def researcher_client(client):
     return client
 
 
+@pytest.fixture
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data sets and runs."""
+    return django_user_model.objects.get(username="ada")
+
+
 def _polyline_points(svg: str, label: str) -> list[str]:
     match = re.search(rf'<polyline class="series" data-label="{re.escape(label)}"[^>]*>', svg)
     assert match, f"no series {label!r}"
@@ -74,9 +80,9 @@ def test_every_run_page_and_endpoint_needs_a_login(client):
 
 
 @pytest.mark.django_db
-def test_missing_runs_and_images_are_not_found(researcher_client):
-    dataset = tiny_dataset()
-    run = queued_run(dataset)
+def test_missing_runs_and_images_are_not_found(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, owner=ada)
     source = dataset.images.filter(split="test").first()
     output = ColourisedImage.objects.create(run=run, source=source, file="runs/gone.png")
     for url in (
@@ -93,13 +99,24 @@ def test_missing_runs_and_images_are_not_found(researcher_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researcher_client):
-    dataset = tiny_dataset(per_category=28)  # 18 test images: more than one evaluation batch
+def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researcher_client, ada):
+    # 18 test images: more than one evaluation batch
+    dataset = tiny_dataset(per_category=28, owner=ada)
     baseline = model_run_launch(
-        name="tiny baseline", kind="baseline", colour_space="lab", dataset=dataset, config=TINY
+        name="tiny baseline",
+        kind="baseline",
+        colour_space="lab",
+        dataset=dataset,
+        config=TINY,
+        user=ada,
     )
     ensemble = model_run_launch(
-        name="tiny ensemble", kind="ensemble", colour_space="yuv", dataset=dataset, config=TINY
+        name="tiny ensemble",
+        kind="ensemble",
+        colour_space="yuv",
+        dataset=dataset,
+        config=TINY,
+        user=ada,
     )
     baseline, ensemble = wait_for_run(baseline.pk), wait_for_run(ensemble.pk)
     assert baseline.status == ensemble.status == "done", (
@@ -303,8 +320,8 @@ def _post_data(form: RunLaunchForm, **changes) -> dict:
 
 
 @pytest.mark.django_db
-def test_launch_form_defaults_are_the_papers_settings(researcher_client):
-    dataset = tiny_dataset()
+def test_launch_form_defaults_are_the_papers_settings(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     response = researcher_client.get(reverse("run_launch"))
     assert response.status_code == 200
     form = response.context["form"]
@@ -325,8 +342,8 @@ def test_launch_form_defaults_are_the_papers_settings(researcher_client):
 
 
 @pytest.mark.django_db
-def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_client):
-    dataset = tiny_dataset()
+def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     form = RunLaunchForm()
     data = _post_data(form, name="paper ensemble", kind="ensemble", dataset=dataset.pk)
     response = researcher_client.post(reverse("run_launch"), data)
@@ -366,8 +383,8 @@ def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_clie
 
 
 @pytest.mark.django_db
-def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client):
-    dataset = tiny_dataset()
+def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     form = RunLaunchForm()
     url = reverse("run_launch")
     data = _post_data(form, dataset=dataset.pk, epochs="0", k_city="", image_size="48")
@@ -396,9 +413,9 @@ def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client
 
 
 @pytest.mark.django_db
-def test_cancel_by_post_cancels_an_active_run(researcher_client):
-    dataset = tiny_dataset()
-    run = queued_run(dataset, kind="ensemble")
+def test_cancel_by_post_cancels_an_active_run(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, kind="ensemble", owner=ada)
     page = researcher_client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "Cancel run" in page and 'name="csrfmiddlewaretoken"' in page
     assert researcher_client.get(reverse("run_cancel", args=[run.pk])).status_code == 405
@@ -414,10 +431,10 @@ def test_cancel_by_post_cancels_an_active_run(researcher_client):
 
 
 @pytest.mark.django_db
-def test_status_json_reports_progress_of_each_submodel(researcher_client):
-    dataset = tiny_dataset()
-    run = queued_run(dataset, kind="ensemble")
-    other = queued_run(dataset, name="other")
+def test_status_json_reports_progress_of_each_submodel(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, kind="ensemble", owner=ada)
+    other = queued_run(dataset, name="other", owner=ada)
     ModelRun.objects.filter(pk=run.pk).update(status="running")
     SubModel.objects.filter(run=run, category="city").update(
         status="running",
@@ -464,15 +481,15 @@ def test_status_json_reports_progress_of_each_submodel(researcher_client):
 
 @pytest.mark.django_db
 def test_list_page_queries_do_not_grow_with_the_number_of_runs(
-    researcher_client, django_assert_max_num_queries
+    researcher_client, ada, django_assert_max_num_queries
 ):
-    dataset = tiny_dataset()
-    queued_run(dataset, name="first", kind="ensemble")
+    dataset = tiny_dataset(owner=ada)
+    queued_run(dataset, name="first", kind="ensemble", owner=ada)
     researcher_client.get(reverse("runs"))  # session and user loaded once, as on any page
     with django_assert_max_num_queries(8) as one:
         researcher_client.get(reverse("runs"))
     for i in range(12):
-        queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline")
+        queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline", owner=ada)
     with django_assert_max_num_queries(len(one.captured_queries)):
         page = researcher_client.get(reverse("runs")).content.decode()
     assert page.count('<tbody data-run="') == 13
@@ -482,9 +499,9 @@ def test_list_page_queries_do_not_grow_with_the_number_of_runs(
 
 
 @pytest.mark.django_db
-def test_compare_without_two_runs_asks_for_them(researcher_client):
-    dataset = tiny_dataset()
-    run = queued_run(dataset)
+def test_compare_without_two_runs_asks_for_them(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, owner=ada)
     page = researcher_client.get(reverse("runs_compare")).content.decode()
     assert "Choose two runs" not in page and f"#{run.pk} queued" in page
     assert 'class="grid compare-heads"' not in page

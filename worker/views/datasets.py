@@ -1,33 +1,40 @@
 """Data sets: the list, one data set, its manifest, uploading a zip and the import's
 progress."""
 
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from studyplatform.access import (
+    dataset_for_user,
+    datasets_visible_to,
+    import_jobs_visible_to,
+    researcher_required,
+)
 from studyplatform.safe_text import SafeCsvWriter
+from studyplatform.sharing import sharing_context, sharing_view
 from worker.forms import DatasetUploadForm
-from worker.models import Dataset, ImportJob
 from worker.selectors import dataset_counts_table, dataset_list, dataset_samples, import_jobs_recent
 from worker.services.datasets import SPLITS
 from worker.services.imports import import_job_create
 
 
-@login_required
+@researcher_required
 def index(request):
-    rows = [(d, dataset_counts_table(dataset=d)) for d in dataset_list()]
+    user = request.user
+    rows = [(d, dataset_counts_table(dataset=d)) for d in dataset_list(datasets_visible_to(user))]
+    jobs = import_jobs_recent(import_jobs_visible_to(user))
     return render(
-        request,
-        "worker/dataset_list.html",
-        {"rows": rows, "splits": SPLITS, "jobs": import_jobs_recent()},
+        request, "worker/dataset_list.html", {"rows": rows, "splits": SPLITS, "jobs": jobs}
     )
 
 
-@login_required
+@researcher_required
 def dataset_detail(request, pk: int):
-    dataset = get_object_or_404(Dataset, pk=pk)
+    dataset = dataset_for_user(request.user, pk)
+    sharing_url = reverse("dataset_sharing", args=[pk])
     return render(
         request,
         "worker/dataset_detail.html",
@@ -36,15 +43,19 @@ def dataset_detail(request, pk: int):
             "table": dataset_counts_table(dataset=dataset),
             "splits": SPLITS,
             "samples": dataset_samples(dataset=dataset),
+            "sharing": sharing_context(request.user, dataset, sharing_url),
         },
     )
 
 
-@login_required
+dataset_sharing = sharing_view(dataset_for_user, "dataset_detail")
+
+
+@researcher_required
 @require_GET
 def dataset_manifest(request, pk: int):
     """The manifest as CSV: one row per image with its category and split."""
-    dataset = get_object_or_404(Dataset, pk=pk)
+    dataset = dataset_for_user(request.user, pk)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="dataset-{dataset.pk}-manifest.csv"'
     writer = SafeCsvWriter(response)
@@ -56,7 +67,7 @@ def dataset_manifest(request, pk: int):
     return response
 
 
-@login_required
+@researcher_required
 def dataset_upload(request):
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -72,16 +83,16 @@ def dataset_upload(request):
     return render(request, "worker/dataset_upload.html", {"form": form})
 
 
-@login_required
+@researcher_required
 def import_job(request, pk: int):
-    job = get_object_or_404(ImportJob, pk=pk)
+    job = get_object_or_404(import_jobs_visible_to(request.user), pk=pk)
     return render(request, "worker/import_job.html", {"job": job})
 
 
-@login_required
+@researcher_required
 @require_GET
 def import_job_status(request, pk: int):
-    job = get_object_or_404(ImportJob, pk=pk)
+    job = get_object_or_404(import_jobs_visible_to(request.user), pk=pk)
     return JsonResponse(
         {
             "status": job.status,

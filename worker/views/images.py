@@ -1,7 +1,6 @@
 """Images behind the researcher's login: data set thumbnails, a run's colourised test
 images as stored, and their ground truth cut as the models saw it."""
 
-from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -9,25 +8,28 @@ from django.views.decorators.http import require_GET
 from PIL import Image
 
 from colourmodels.data.images import load_rgb, resize_square
+from studyplatform.access import require, researcher_required
 from worker.imaging import content_type_of, image_response, png_bytes, stored_thumbnail
 from worker.models import ColourisedImage, DatasetImage
 
 THUMBNAIL_SIDE = 160
 
 
-@login_required
+@researcher_required
 @require_GET
 def dataset_image_thumbnail(request, pk: int):
-    image = get_object_or_404(DatasetImage, pk=pk)
+    image = get_object_or_404(DatasetImage.objects.select_related("dataset"), pk=pk)
+    require(request.user, image.dataset)
     return image_response(stored_thumbnail(image.file, THUMBNAIL_SIDE), "image/jpeg")
 
 
-@login_required
+@researcher_required
 @require_GET
 def run_output_image(request, pk: int):
     """A colourised test image, as the run stored it (a trained run's PNG, or an uploaded
     run's JPEG or PNG), with the content type of what is stored."""
-    output = get_object_or_404(ColourisedImage, pk=pk)
+    output = get_object_or_404(ColourisedImage.objects.select_related("run"), pk=pk)
+    require(request.user, output.run)
     try:
         with default_storage.open(output.file, "rb") as f:
             data = f.read()
@@ -36,12 +38,13 @@ def run_output_image(request, pk: int):
     return image_response(data, content_type_of(data))
 
 
-@login_required
+@researcher_required
 @require_GET
 def run_output_truth(request, pk: int):
     """The ground truth of a colourised test image at the output's size: shorter side
     scaled, centred square kept (as the training data were prepared)."""
-    output = get_object_or_404(ColourisedImage.objects.select_related("source"), pk=pk)
+    output = get_object_or_404(ColourisedImage.objects.select_related("source", "run"), pk=pk)
+    require(request.user, output.run)
     try:
         with default_storage.open(output.file, "rb") as f, Image.open(f) as colourised:
             side = min(colourised.size)

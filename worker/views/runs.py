@@ -3,13 +3,21 @@ and two runs compared. Silent work is swept by the worker's beat
 (``cpu.sweep_stale_runs``), never by these pages."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from studyplatform.access import (
+    EDIT,
+    datasets_visible_to,
+    researcher_required,
+    run_for_user,
+    runs_visible_to,
+)
+from studyplatform.sharing import sharing_context, sharing_view
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import RunLaunchForm
 from worker.models import ModelRun
@@ -27,10 +35,10 @@ from worker.selectors import (
 from worker.services.runs import RunError, model_run_cancel, model_run_launch
 
 
-@login_required
+@researcher_required
 @require_GET
 def index(request):
-    all_runs = run_list()
+    all_runs = run_list(runs_visible_to(request.user))
     rows = [(run, run_progress(run)) for run in all_runs]
     # The compare form starts on the two newest finished runs (else the two newest).
     finished = [run for run in all_runs if run.status == ModelRun.Status.DONE]
@@ -47,7 +55,7 @@ def index(request):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 @never_cache
 def runs_status(request):
@@ -55,23 +63,26 @@ def runs_status(request):
     ids = None
     if request.GET.get("ids"):
         ids = [int(i) for i in request.GET["ids"].split(",") if i.strip().isdigit()]
-    progress = [run_progress(run) for run in runs_for_progress(ids=ids)]
+    progress = [
+        run_progress(run) for run in runs_for_progress(ids=ids, runs=runs_visible_to(request.user))
+    ]
     return JsonResponse({"runs": progress, "active": any(r["active"] for r in progress)})
 
 
-@login_required
+@researcher_required
 @require_GET
 @never_cache
 def run_status(request, pk: int):
-    return JsonResponse(run_progress(run_get(pk=pk)))
+    return JsonResponse(run_progress(run_get(pk=pk, runs=runs_visible_to(request.user))))
 
 
-@login_required
+@researcher_required
 @require_GET
 def run_detail(request, pk: int):
-    run = run_get(pk=pk)
+    visible = runs_visible_to(request.user)
+    run = run_get(pk=pk, runs=visible)
     history = run_history(run=run)
-    others = [r for r in run_choices() if r.pk != run.pk]
+    others = [r for r in run_choices(visible) if r.pk != run.pk]
     return render(
         request,
         "worker/run_detail.html",
@@ -86,14 +97,18 @@ def run_detail(request, pk: int):
             "compare_default": next(
                 (r.pk for r in others if r.status == ModelRun.Status.DONE), None
             ),
+            "sharing": sharing_context(request.user, run, reverse("run_sharing", args=[pk])),
         },
     )
 
 
-@login_required
+run_sharing = sharing_view(run_for_user, "run_detail")
+
+
+@researcher_required
 @require_POST
 def run_cancel(request, pk: int):
-    run = get_object_or_404(ModelRun, pk=pk)
+    run = run_for_user(request.user, pk, need=EDIT)
     try:
         model_run_cancel(run=run)
     except RunError as exc:
@@ -103,9 +118,9 @@ def run_cancel(request, pk: int):
     return redirect("run_detail", pk=run.pk)
 
 
-@login_required
+@researcher_required
 def run_launch(request):
-    form = RunLaunchForm(request.POST or None)
+    form = RunLaunchForm(request.POST or None, datasets=datasets_visible_to(request.user))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -126,11 +141,13 @@ def run_launch(request):
     return render(request, "worker/run_launch.html", {"form": form})
 
 
-@login_required
+@researcher_required
 @require_GET
 def runs_compare_page(request):
-    a, b = run_find(pk=request.GET.get("a")), run_find(pk=request.GET.get("b"))
-    context = {"runs": run_choices(), "a": a, "b": b}
+    visible = runs_visible_to(request.user)
+    # A run the user may not see is treated as one that does not exist.
+    a, b = (run_find(pk=request.GET.get(key), runs=visible) for key in ("a", "b"))
+    context = {"runs": run_choices(visible), "a": a, "b": b}
     if a is not None and b is not None:
         curves = paired_charts(
             [h for h in run_history(run=a) if h["records"]],

@@ -1,18 +1,20 @@
 """Uploading a run made elsewhere: checked and stored now, scored by a worker."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import redirect, render
 
+from studyplatform.access import datasets_visible_to, researcher_required
 from worker.forms import RunUploadForm
 from worker.services.uploads import UploadError, uploaded_run_create
 from worker.tasks import evaluate_upload
 
 
-@login_required
+@researcher_required
 def run_upload(request):
-    form = RunUploadForm(request.POST or None, request.FILES or None)
+    form = RunUploadForm(
+        request.POST or None, request.FILES or None, datasets=datasets_visible_to(request.user)
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
