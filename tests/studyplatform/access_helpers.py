@@ -50,6 +50,9 @@ PUBLIC = {
     "login",
     "logout",
 }
+#: Pages of one's own account, open to every logged-in account (a researcher's or not):
+#: changing one's own password shows nothing of anyone's work.
+ACCOUNT = {"password_change", "password_change_done"}
 
 #: Which of the world's objects fills a route's ``<int:pk>``, by the route's start.
 OBJECT_BY_PREFIX = [
@@ -188,7 +191,9 @@ def _patterns(resolver: URLResolver, prefix: str = ""):
 
 
 def researcher_routes() -> list[tuple[str, str]]:
-    return [(name, route) for name, route in _patterns(get_resolver()) if name not in PUBLIC]
+    return [
+        (name, route) for name, route in _patterns(get_resolver()) if name not in PUBLIC | ACCOUNT
+    ]
 
 
 def object_of(route: str) -> str | None:

@@ -131,3 +131,12 @@ def test_a_researcher_changes_their_password():
     assert get_user_model().objects.get(pk=user.pk).check_password("An0ther-long-one")
     assert _logged_in(client)  # the session survives its own password change
     assert _logged_in(_login("ada", "An0ther-long-one")[0])
+
+
+def test_every_logged_in_account_may_change_its_own_password_and_nobody_else_may():
+    anonymous = Client().get(reverse("password_change"))
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith(reverse("login"))
+    outsider = get_user_model().objects.create_user("carol", password=PASSWORD)
+    client = Client()
+    client.force_login(outsider)
+    assert client.get(reverse("password_change")).status_code == 200

@@ -35,12 +35,13 @@ def test_the_study_form_refuses_a_name_or_label_with_control_characters():
 
 
 def test_the_manifest_writes_formula_like_file_names_as_text():
-    dataset = tiny_dataset("syn", per_category=4, size=32)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    dataset = tiny_dataset("syn", per_category=4, size=32, owner=ada)
     image = DatasetImage.objects.filter(dataset=dataset).order_by("pk").first()
     image.original_name = "=cmd|' /C calc'!A0.jpg"
     image.save()
     client = Client()
-    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
+    client.force_login(ada)
     response = client.get(reverse("dataset_manifest", args=[dataset.pk]))
     rows = list(csv.reader(io.StringIO(b"".join(response).decode())))
     names = {row[0]: row[1] for row in rows[1:]}
