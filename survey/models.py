@@ -8,7 +8,9 @@ and studies are addressed by random public ids.
 
 from __future__ import annotations
 
+import math
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -42,6 +44,8 @@ TEXT_FIELDS = (
     "instructions",
     "redirect_url",
     "target_participants_per_condition",
+    "estimated_minutes",
+    "time_limit_minutes",
 )
 
 
@@ -83,6 +87,12 @@ class Study(models.Model):
     instructions = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: How long taking part should take, in minutes (what Prolific is told).
+    estimated_minutes = models.PositiveIntegerField(default=5)
+    #: A participant silent this long without finishing gives up their place (None:
+    #: Prolific's default maximum time for :attr:`estimated_minutes`; see
+    #: :attr:`time_limit`).
+    time_limit_minutes = models.PositiveIntegerField(null=True, blank=True)
     completion_code = models.CharField(max_length=64, default=completion_code)
     redirect_url = models.URLField(max_length=500, blank=True)
     created_by = models.ForeignKey(
@@ -123,6 +133,20 @@ class Study(models.Model):
     @property
     def trials_per_participant(self) -> int:
         return self.images_per_participant + self.reserved_scenes
+
+    @property
+    def time_limit(self) -> timedelta:
+        """How long an unfinished participant holds a place without a sign of life: the
+        researcher's setting, else what Prolific allows for the estimated time X (its
+        minimum maximum time, 2 + X + 2·√X minutes, rounded up)."""
+        if self.time_limit_minutes:
+            return timedelta(minutes=self.time_limit_minutes)
+        x = self.estimated_minutes
+        return timedelta(minutes=math.ceil(2 + x + 2 * math.sqrt(x)))
+
+    @property
+    def time_limit_in_minutes(self) -> int:
+        return int(self.time_limit.total_seconds() // 60)
 
     @property
     def per_kind(self) -> int:
@@ -234,6 +258,11 @@ class Participant(models.Model):
     last_active_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    #: The participant chose to stop ("Stop taking part"): their place is free at once.
+    returned_at = models.DateTimeField(null=True, blank=True)
+    #: Their place was given up (returned, or silent past the study's time limit) and their
+    #: stimuli's exposures given back; cleared if they come back while a place is free.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "started_at"]

@@ -13,6 +13,7 @@ urlpatterns = [
         name="participant_image",
     ),
     path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
+    path("p/<str:public_id>/stop", participant.participant_stop, name="participant_stop"),
     # Researchers
     path("studies/", study.studies, name="studies"),
     path("studies/new/", study.study_new, name="study_new"),

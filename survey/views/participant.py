@@ -39,6 +39,7 @@ from survey.services.errors import (
     StudyNotOpen,
     TrialError,
 )
+from survey.services.places import participant_rehold, participant_return
 from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
 from worker.imaging import image_response
@@ -202,6 +203,36 @@ def _check_owner(request, participant: Participant) -> None:
         raise Http404("no such participation in this browser")
 
 
+def _place_gone(request, participant: Participant):
+    """The page for a participant who stopped, or whose place went to someone else after
+    the time limit passed in silence."""
+    if participant.returned_at is not None:
+        return _message(
+            request,
+            "You have stopped taking part",
+            "Thank you. Please return the study on Prolific so that your place goes to "
+            "someone else. Your answers so far are not used unless you finish.",
+        )
+    return _message(
+        request,
+        "Your time for this study has run out",
+        "You were away for longer than the study allows, and your place has gone to another "
+        "participant. Please return the study on Prolific. Thank you for your time.",
+        status=409,
+    )
+
+
+@never_cache
+@require_POST
+def participant_stop(request, public_id: str):
+    """The participant stops: their place is free at once."""
+    participant = _participant(request, public_id)
+    if participant.completed_at is not None or participant.withdrawn_at is not None:
+        return redirect("participant_page", public_id=public_id)
+    participant = participant_return(participant=participant)
+    return _place_gone(request, participant)
+
+
 def _participant(request, public_id: str) -> Participant:
     """The participation, for the browser that started (or resumed) it only."""
     participant = get_object_or_404(
@@ -223,6 +254,8 @@ def participant_page(request, public_id: str):
         return _message(request, "Participation withdrawn", "Your data were removed on request.")
     if participant.completed_at is not None:
         return redirect("participant_done", public_id=public_id)
+    if not participant_rehold(participant=participant):
+        return _place_gone(request, participant)
     trial = current_trial(participant)
     if trial is None:  # every trial answered, completion not yet recorded: cannot happen
         return redirect("participant_done", public_id=public_id)
@@ -271,6 +304,16 @@ def participant_answer(request, public_id: str):
     next trial (bench/bench_study_load.py)."""
     participant = _participant(request, public_id)
     wants_json = "application/json" in request.headers.get("Accept", "")
+    if participant.completed_at is None and not participant_rehold(participant=participant):
+        if not wants_json:
+            return _place_gone(request, participant)
+        return JsonResponse(
+            {
+                "error": "your place in this study has ended",
+                "resume_url": reverse("participant_page", args=[public_id]),
+            },
+            status=409,
+        )
     try:
         position = int(request.POST.get("position", ""))
         result = trial_answer(
@@ -313,7 +356,8 @@ def participant_image(request, public_id: str, position: int):
         raise Http404("no such image")
     participant = trial.participant
     _check_owner(request, participant)
-    if participant.withdrawn_at is not None or not _on_screen_now(trial):
+    gone = participant.withdrawn_at or participant.released_at
+    if gone is not None or not _on_screen_now(trial):
         raise Http404("no such image")
     try:
         data = stimulus_bytes(participant.study, trial.stimulus)

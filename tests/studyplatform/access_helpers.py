@@ -46,6 +46,7 @@ PUBLIC = {
     "participant_answer",
     "participant_image",
     "participant_done",
+    "participant_stop",
     "healthz",
     "login",
     "logout",
