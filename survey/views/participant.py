@@ -188,7 +188,7 @@ def _remember(request, participant: Participant, response):
         httponly=True,
         samesite="Lax",
         # Secure whenever DEBUG is off, as the session cookies: a deployment serves HTTPS.
-        secure=request.is_secure() or not settings.DEBUG,
+        secure=request.is_secure() or settings.PARTICIPATION_COOKIE_SECURE,
     )
     return response
 

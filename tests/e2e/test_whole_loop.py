@@ -73,6 +73,7 @@ def _answer_for(k: int, position: int) -> str:
 def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_worker, settings):
     # The live server speaks plain HTTP: cookies marked Secure would never come back.
     settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = False
+    settings.PARTICIPATION_COOKIE_SECURE = False
     # Data and both runs, trained by the worker, owned by the researcher.
     ada = researcher_create(username="ada", password="a-long-Passphrase-1")
     dataset = tiny_dataset(per_category=20, owner=ada)  # 12 test scenes

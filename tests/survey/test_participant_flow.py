@@ -186,6 +186,7 @@ def test_a_malformed_or_unreplaced_prolific_id_is_refused_with_a_message(client,
     refused = RefusedStart.objects.get(study=study, reason="malformed_id")
     assert refused.count == 6 and refused.example == "PROLIFIC_PID=" + "x" * 24
     researcher = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=researcher)
     client.force_login(researcher)
     monitor = client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "Visits that could not start" in monitor
@@ -203,7 +204,7 @@ def test_prolific_ids_are_compared_as_prolific_issues_them(client, study):
 
 
 def test_the_participation_cookie_is_secure_when_debug_is_off(client, study, settings):
-    settings.DEBUG = False
+    assert not settings.DEBUG and settings.PARTICIPATION_COOKIE_SECURE  # the default
     response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
     cookie = next(c for name, c in response.cookies.items() if name.startswith("participation"))
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
