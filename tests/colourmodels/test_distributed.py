@@ -255,8 +255,9 @@ def _data() -> dict:
 # up to lr * dg / eps = 2e5 * dg: float64's dg ~ 1e-17 gives ~2e-12 per step. (In float32,
 # where dg reaches ~1e-9, the same amplification makes whole fractions of lr differ and the
 # losses drift by 1e-4 within two steps, on one CPU but not another: issue 19.) Measured on
-# x86-64 with AVX-512, AVX2 and the default (scalar) ATen kernels, MKL limited to AVX2 and to
-# SSE4.2, 1 and 2 threads: losses <= 3e-14 relative, weights <= 2e-12 apart after 4 steps.
+# x86-64 with AVX-512, AVX2 and the default (scalar) ATen kernels, MKL held to AVX2 or to
+# SSE4.2 or in its compatible mode, 1 and 2 threads, flushing denormals: losses <= 4e-14
+# relative, weights <= 2e-12 apart after 4 steps.
 # The bounds leave a factor >= 5000 above that, and are >= 1e4 below what a real difference
 # between the steps produces here: per-rank BatchNorm statistics (losses 2e-2 relative,
 # weights 5e-2 apart), gradients summed instead of averaged (Adam is nearly blind to their
