@@ -390,8 +390,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         self._check_input_dim(x)
         c = x.shape[1]
         dims = [0, *range(2, x.dim())]
-        xf = x.float()
-        count = torch.tensor([x.numel() / c], dtype=torch.float32, device=x.device)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays float64
+        count = torch.tensor([x.numel() / c], dtype=xf.dtype, device=x.device)
         packed = _SumAcrossRanks.apply(torch.cat([xf.sum(dims), count]))
         n = packed[c].detach()
         mean = packed[:c] / n
