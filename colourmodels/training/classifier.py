@@ -273,10 +273,14 @@ class _ClassifierTask:
         return (self.model,)
 
 
-def _batch(batch: Any, space: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, class) on ``device``: uint8 RGB batches become luminance there first."""
+def _batch(
+    batch: Any, space: Any, model: torch.nn.Module, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input in the model's dtype, class) on ``device``: uint8 RGB batches become luminance
+    there first."""
     luma, _ = batch_luma_chroma(batch, space, device)
-    x = luma.to(device=device, dtype=torch.float32, non_blocking=True)
+    dtype = next(model.parameters()).dtype
+    x = luma.to(device=device, dtype=dtype, non_blocking=True)
     y = torch.as_tensor(batch[-1]).to(device=device, dtype=torch.long, non_blocking=True)
     return x, y
 
@@ -294,7 +298,7 @@ def _train_epoch(
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss·n, correct
     count = 0
     for i, batch in enumerate(loader, start=1):
-        x, y = _batch(batch, space, device)
+        x, y = _batch(batch, space, model, device)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -327,7 +331,7 @@ def _validate(
     preds: list[torch.Tensor] = []
     truths: list[torch.Tensor] = []
     for i, batch in enumerate(loader, start=1):
-        x, y = _batch(batch, space, device)
+        x, y = _batch(batch, space, model, device)
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(dim=1))
