@@ -11,11 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
 from worker.models import EpochRecord, SubModel
@@ -116,8 +119,7 @@ def test_worker_child_killed_mid_training_resumes_and_finishes(tmp_path):
     _assert_resumed_once(sm, 4)
 
 
-def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path, settings):
-    settings.RUN_STALE_AFTER_SECONDS = 3
+def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path):
     dataset = tiny_dataset(per_category=16)
     first = _start_worker(tmp_path, "first")
     try:
@@ -125,7 +127,11 @@ def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path,
         _wait_for_epoch(sm, 1)
     finally:
         _stop(first)  # the machine is gone: its task stays unacknowledged in Redis
-    time.sleep(settings.RUN_STALE_AFTER_SECONDS + 1)
+    # As if it had been on another machine (whose processes cannot be looked up) and silent
+    # for longer than RUN_STALE_AFTER_SECONDS.
+    SubModel.objects.filter(pk=sm.pk).update(
+        worker="another-machine:1", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     assert any("requeued" in action for action in runs_sweep_stale())
     second = _start_worker(tmp_path, "second")
     try:
@@ -156,10 +162,15 @@ def test_a_lost_evaluation_is_queued_again_then_failed(settings):
     dataset = tiny_dataset()
     run, sm = _launch(dataset, epochs=2)  # no worker: the queued messages are never taken
     run.status = "evaluating"
+    run.claim_token = uuid.uuid4()  # claimed by a worker that then went silent
+    run.worker = "gone:1"
+    run.evaluation_attempts = 1
     run.heartbeat_at = "2026-01-01T00:00:00Z"
     run.save()
     assert runs_sweep_stale(max_attempts=2) == [f"requeued the evaluation of run {run.pk}"]
     run.refresh_from_db()
+    assert run.claim_token is None and run.status == "evaluating"
+    run.claim_token = uuid.uuid4()
     run.evaluation_attempts = 2
     run.heartbeat_at = "2026-01-01T00:00:00Z"
     run.save()
