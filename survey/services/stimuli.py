@@ -268,7 +268,8 @@ def stimuli_discard_attempt(*, token: uuid.UUID) -> list[str]:
     return sorted(names)
 
 
-def _discard_later(study: Study, token: uuid.UUID) -> None:
+def preparation_discard_attempt(study: Study, token: uuid.UUID) -> None:
+    """After the commit, the files of the lost preparation attempt ``token`` are deleted."""
     transaction.on_commit(lambda: stimuli_discard_attempt(token=token))
 
 
@@ -313,7 +314,7 @@ def study_prepare_and_open(*, study_id: int) -> None:
         study_id,
         pending=lambda s: s.status == Study.Status.PREPARING,
         fields=PREPARATION_CLAIM,
-        on_takeover=_discard_later,
+        on_takeover=preparation_discard_attempt,
     )
     if claimed is None:
         return

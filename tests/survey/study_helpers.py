@@ -35,10 +35,17 @@ COLOURISERS = {"warm": _warm, "cool": _cool}
 
 
 def uploaded_run(
-    dataset: Dataset, tmp: Path, *, name: str, style: str = "warm", size: int | None = None
+    dataset: Dataset,
+    tmp: Path,
+    *,
+    name: str,
+    style: str = "warm",
+    size: int | None = None,
+    evaluate: bool = True,
 ) -> ModelRun:
     """An uploaded run colourising every test image of ``dataset`` (``style`` picks the
-    fake colouriser; ``size`` makes square outputs of that side)."""
+    fake colouriser; ``size`` makes square outputs of that side), scored at once unless
+    ``evaluate`` is False (then it is left ``evaluating``, for a worker)."""
     files, rows = {}, []
     for i, image in enumerate(dataset.images.filter(split="test").order_by("id")):
         with default_storage.open(image.file, "rb") as f:
@@ -58,7 +65,9 @@ def uploaded_run(
         for member, data in files.items():
             zf.writestr(member, data)
         zf.writestr("manifest.csv", manifest.getvalue())
-    return uploaded_run_create(name=name, dataset=dataset, archive=archive, colour_space="lab")
+    return uploaded_run_create(
+        name=name, dataset=dataset, archive=archive, colour_space="lab", evaluate=evaluate
+    )
 
 
 def open_study(runs: list[ModelRun], **fields) -> Study:

@@ -9,12 +9,13 @@ import zipfile
 from pathlib import Path
 
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from colourmodels.data.archives import ArchiveError
 from colourmodels.data.images import ImageError
 from worker.models import Dataset, ImportJob
 from worker.services.claims import ClaimLost, claim
-from worker.services.datasets import DatasetImportError, dataset_import
+from worker.services.datasets import DatasetImportError, dataset_folder, dataset_import
 from worker.services.sources import scan_zip
 
 #: Progress is written to the database at most this many times per import.
@@ -38,6 +39,24 @@ def import_job_create(*, name: str, upload, categories_from_folders: bool, seed:
     return job
 
 
+def import_discard_attempt(job: ImportJob, token: uuid.UUID) -> None:
+    """After the commit, delete the files that a lost attempt (``token``) stored, unless
+    its data set was made (the data set's uid is the attempt's token)."""
+
+    def discard() -> None:
+        if Dataset.objects.filter(uid=token).exists():
+            return
+        folder = dataset_folder(token)
+        try:
+            _, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            return
+        for name in files:
+            default_storage.delete(f"{folder}/{name}")
+
+    transaction.on_commit(discard)
+
+
 def _pending(job: ImportJob) -> bool:
     return job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
 
@@ -46,7 +65,14 @@ def import_job_run(*, job_id: int) -> None:
     """Run a queued import. A re-delivered job whose worker died starts again from the zip;
     a finished one, or one a living worker holds (a duplicate delivery), is left alone. Any
     bad input ends the job as failed with the reason, and no data set."""
-    claimed = claim(ImportJob, job_id, pending=_pending, status=ImportJob.Status.RUNNING, done=0)
+    claimed = claim(
+        ImportJob,
+        job_id,
+        pending=_pending,
+        on_takeover=import_discard_attempt,
+        status=ImportJob.Status.RUNNING,
+        done=0,
+    )
     if claimed is None:
         return
     job, attempt = claimed
@@ -74,6 +100,7 @@ def import_job_run(*, job_id: int) -> None:
             categories=scan.categories,
             created_by=job.created_by,
             progress=progress,
+            uid=attempt.token,  # its files can be found if this attempt is lost
         )
     except ClaimLost:
         return

@@ -52,7 +52,8 @@ class WorkKind:
     queued: dict = field(default_factory=dict)
     #: Fails the (locked) row with a reason in words.
     fail: Callable[[models.Model, str], None] = lambda row, reason: None
-    #: Removes what a lost attempt left behind (called with the row and its old token).
+    #: Deletes, after the commit, what a lost attempt left behind (given the row and the
+    #: attempt's token).
     discard: Callable[[models.Model, object], None] | None = None
     #: Runs after the transaction that released or failed a row.
     after: Callable[[models.Model], None] | None = None
@@ -62,11 +63,15 @@ class WorkKind:
             return True
         return self.queued.get("status") not in (None, row.status)  # running, token lost
 
-    def release(self, row: models.Model) -> None:
-        """Back to the queue (the row is locked): the attempt's claim is gone."""
+    def discard_attempt(self, row: models.Model) -> None:
+        """What the attempt holding ``row`` left behind is deleted (after the commit)."""
         old = getattr(row, self.fields.token)
         if self.discard is not None and old is not None:
             self.discard(row, old)
+
+    def release(self, row: models.Model) -> None:
+        """Back to the queue (the row is locked): the attempt's claim is gone."""
+        self.discard_attempt(row)
         setattr(row, self.fields.token, None)
         for name, value in self.queued.items():
             setattr(row, name, value)
@@ -121,9 +126,6 @@ def _fail_import(job, reason: str) -> None:
 def _fail_preparation(study, reason: str) -> None:
     from survey.models import Study
 
-    old = study.preparation_token
-    if old is not None:
-        _discard_preparation(study, old)
     Study.objects.filter(pk=study.pk).update(
         status=Study.Status.DRAFT,
         preparation_error=f"preparing the stimuli stopped answering ({reason})",
@@ -131,19 +133,14 @@ def _fail_preparation(study, reason: str) -> None:
     )
 
 
-def _discard_preparation(study, token) -> None:
-    from survey.services.stimuli import stimuli_discard_attempt
-
-    transaction.on_commit(lambda: stimuli_discard_attempt(token=token))
-
-
 @functools.cache
 def work_kinds() -> tuple[WorkKind, ...]:
     """Every kind of background work, in the order the sweep and the restart visit them."""
     from survey.models import Study
-    from survey.services.stimuli import PREPARATION_CLAIM
+    from survey.services.stimuli import PREPARATION_CLAIM, preparation_discard_attempt
     from survey.tasks import prepare_study
     from worker.models import ImportJob, ModelRun, SubModel
+    from worker.services.imports import import_discard_attempt
     from worker.tasks import evaluate_run, evaluate_upload, import_zip, train_submodel
 
     evaluation = ClaimFields(attempts="evaluation_attempts")
@@ -200,6 +197,7 @@ def work_kinds() -> tuple[WorkKind, ...]:
             line=lambda job: f"import of data set {job.name!r}",
             queued={"status": ImportJob.Status.QUEUED},
             fail=_fail_import,
+            discard=import_discard_attempt,
         ),
         WorkKind(
             name="preparation",
@@ -211,7 +209,7 @@ def work_kinds() -> tuple[WorkKind, ...]:
             describe=lambda study: f"the preparation of study {study.pk}",
             line=lambda study: f"preparation of study {study.name!r}",
             fail=_fail_preparation,
-            discard=_discard_preparation,
+            discard=preparation_discard_attempt,
         ),
     )
 
@@ -256,6 +254,7 @@ def recovery_sweep(*, max_attempts: int | None = None) -> list[str]:
                 if row is None or not kind.held(row) or not claim_is_stale(row, kind.fields):
                     continue
                 if getattr(row, kind.fields.attempts) >= max_attempts:
+                    kind.discard_attempt(row)
                     kind.fail(row, stale_reason(row, kind.fields))
                     actions.append(f"failed {kind.describe(row)}")
                 else:
