@@ -31,6 +31,7 @@ from tests.worker.worker_processes import (
     stop_worker_process,
     thread_worker,
     wait_for,
+    wait_until_dead,
 )
 from worker.services.recovery import recovery_sweep
 
@@ -168,15 +169,21 @@ def test_open_pressed_again_on_a_stuck_preview_takes_it_over_and_opens(study):
     assert not default_storage.exists(lost)
 
 
-def _block_at_commit(study: Study):
-    """The preparation stops at its commit (its rows reference this condition, locked by
-    another transaction here), after it has claimed the study and written its files."""
-    condition = study.conditions.first()
-    return row_locked("SELECT 1 FROM survey_condition WHERE id = %s FOR UPDATE", [condition.pk])
+def _block_before_commit(study: Study):
+    """The preparation stops at the insert of its rows, after it has claimed the study and
+    written its files: another transaction here inserted, and has not committed, an AI
+    stimulus of the same condition and scene (unique)."""
+    condition = study.conditions.select_related("run").first()
+    scene = condition.run.outputs.first().source_id
+    return row_locked(
+        "INSERT INTO survey_stimulus (study_id, condition_id, scene_id, is_real, role, file, "
+        "width, height, exposures) VALUES (%s, %s, %s, false, 'main', 'blocker', 32, 32, 0)",
+        [study.pk, condition.pk, scene],
+    )
 
 
 def _claimed_and_blocked(study: Study, lock) -> Study:
-    wait_for(lock.blocked, "the preparation to reach its commit")
+    wait_for(lock.blocked, "the preparation to reach the insert of its rows")
     study = Study.objects.get(pk=study.pk)
     token = study.preparation_token
     assert token is not None and study.preparation_attempts == 1
@@ -188,7 +195,7 @@ def _claimed_and_blocked(study: Study, lock) -> Study:
 def test_a_preparation_whose_pool_process_is_killed_is_done_again(study, tmp_path):
     worker = start_worker_process(tmp_path, "prepchild")
     try:
-        with _block_at_commit(study) as lock:
+        with _block_before_commit(study) as lock:
             study_request_open(study=study)
             held = _claimed_and_blocked(study, lock)
             os.kill(int(held.preparation_worker.rsplit(":", 1)[1]), signal.SIGKILL)
@@ -203,10 +210,11 @@ def test_a_preparation_whose_whole_worker_is_killed_is_noticed_and_done_elsewher
 ):
     first = start_worker_process(tmp_path, "prepfirst")
     try:
-        with _block_at_commit(study) as lock:
+        with _block_before_commit(study) as lock:
             study_request_open(study=study, open_after=False)
-            _claimed_and_blocked(study, lock)
+            held = _claimed_and_blocked(study, lock)
             stop_worker_process(first)  # its message stays unacknowledged for 7 days
+            wait_until_dead(held.preparation_worker)
     finally:
         stop_worker_process(first)
     assert recovery_sweep() == [f"requeued the preparation of study {study.pk}"]

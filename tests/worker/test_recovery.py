@@ -68,7 +68,10 @@ def _evaluated_once(run: ModelRun) -> None:
 
 
 def _files_under(folder: str) -> set[str]:
-    folders, files = default_storage.listdir(folder)
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return set()
     found = {f"{folder}/{name}" for name in files}
     for sub in folders:
         found |= _files_under(f"{folder}/{sub}")

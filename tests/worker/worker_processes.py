@@ -102,6 +102,14 @@ def wait_for(check, what: str, timeout: float = 120.0):
     raise AssertionError(f"{what}: not after {timeout} s")
 
 
+def wait_until_dead(holder: str) -> None:
+    """Until the process named in a claim (``host:pid``) has exited: a killed process
+    takes a moment to go, the more so with PyTorch's memory to give back."""
+    from worker.services.claims import holder_alive
+
+    wait_for(lambda: not holder_alive(holder), f"{holder} to exit", timeout=30)
+
+
 @contextlib.contextmanager
 def row_locked(sql: str, params=()):
     """Run ``sql`` (a SELECT ... FOR UPDATE, or an INSERT) in a transaction of a second
