@@ -15,7 +15,7 @@ from django.db.models import Count, F, Window
 from django.urls import reverse
 
 from survey.models import Participant, Stimulus, Study, Trial
-from survey.services.trials import trial_mark_shown
+from survey.services.trials import AnswerResult, trial_mark_shown
 
 #: Prolific's ids are 24 hex digits; anything of letters, digits, - and _ is accepted.
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -86,14 +86,15 @@ def current_trial(participant: Participant) -> TrialView | None:
     )
 
 
-def following_trial(participant: Participant, answered: Trial) -> TrialView | None:
-    """The trial after ``answered`` when :func:`trial_answer` just stored it (it read and
-    marked the next trial already: no query); else (a repeated answer) the current one."""
-    if not hasattr(answered, "following"):
-        return current_trial(participant)
-    nxt = answered.following
-    if nxt is None:
+def following_trial(participant: Participant, result: AnswerResult) -> TrialView | None:
+    """The trial after the one :func:`trial_answer` just answered (None when the
+    participation is complete): when that call stored the answer it read and marked the
+    next trial already (no query); else (a repeated answer) the current one."""
+    if result.finished:
         return None
+    if not result.stored:
+        return current_trial(participant)
+    nxt = result.next_trial
     return TrialView(
         position=nxt.position,
         total=participant.study.trials_per_participant,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db.models import Count, Q, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 
 from survey.models import Condition, Participant, Stimulus, Study, Trial
@@ -69,7 +68,8 @@ def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
 def study_monitor(*, study: Study) -> list[dict]:
     """The live monitor: per condition (between subjects) or for the whole study (within),
     participants started (not withdrawn), completed, in progress, dropped (silent for
-    :data:`DROPPED_AFTER` without finishing) and withdrawn, with the target. One query."""
+    :data:`DROPPED_AFTER` without finishing) and withdrawn, with the target; ``label`` is
+    the condition's (None within subjects: the page names the row). One query."""
     cutoff = timezone.now() - DROPPED_AFTER
     active = Q(withdrawn_at__isnull=True)
     unfinished = active & Q(completed_at__isnull=True)
@@ -90,28 +90,20 @@ def study_monitor(*, study: Study) -> list[dict]:
     target = study.target_participants_per_condition
     empty = dict.fromkeys(counts, 0)
     if study.design == Study.Design.WITHIN:
-        return [{"label": "all conditions", "target": target, **empty, **rows.get(None, {})}]
+        return [{"label": None, "target": target, **empty, **rows.get(None, {})}]
     return [
         {"label": c.label, "condition_id": c.pk, "target": target, **empty, **rows.get(c.pk, {})}
         for c in study.conditions.all()
     ]
 
 
-def study_preview_trials(*, study: Study, rng) -> list[dict]:
-    """What a preview shows: the trials a participant starting now would get (a condition
-    at random between subjects), with the truth; nothing is assigned or recorded. Empty
+def study_preview_plan(*, study: Study, rng) -> list[Stimulus]:
+    """What a preview shows: the stimuli, in order, that a participant starting now would
+    get (a condition at random between subjects); nothing is assigned or recorded. Empty
     when the stimuli are not prepared yet."""
     if not Stimulus.objects.filter(study=study).exists():
         return []
     condition = None
     if study.design == Study.Design.BETWEEN:
         condition = rng.choice(list(study.conditions.all()))
-    return [
-        {
-            "image_url": reverse("study_stimulus_image", args=[s.pk]),
-            "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
-            "kind": s.role,
-            "practice": s.role == Stimulus.Role.PRACTICE,
-        }
-        for s in trial_plan(study=study, condition=condition, rng=rng)
-    ]
+    return trial_plan(study=study, condition=condition, rng=rng)

@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from colourmodels.numbers import finite_or_none
+
 __all__ = [
     "ANSWERS",
     "BinomialTest",
@@ -1076,8 +1078,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        value = float(value)
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     return value
 
 

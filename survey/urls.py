@@ -1,7 +1,6 @@
 from django.urls import path
 
-from survey import views_participant as participant
-from survey import views_study as study
+from survey.views import participant, study
 
 urlpatterns = [
     # Participants (no login; unguessable ids)

@@ -3,7 +3,7 @@ thumbnails and downloads."""
 
 from django.urls import path
 
-from survey import views_analysis as views
+from survey.views import analysis as views
 
 urlpatterns = [
     path("studies/<int:pk>/analysis/", views.analysis_page, name="study_analysis"),

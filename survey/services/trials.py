@@ -6,10 +6,13 @@ repeated or concurrent answer to an answered trial returns the stored one unchan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from survey.analysis.counts import tallies_store
 from survey.models import Participant, Trial
 from survey.services.errors import ParticipationError, TrialError
 
@@ -38,13 +41,29 @@ def trial_mark_shown(*, participant: Participant, position: int) -> Trial:
     return trial
 
 
-def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms: int) -> Trial:
+@dataclass(frozen=True)
+class AnswerResult:
+    """What :func:`trial_answer` did: the answered trial (the stored answer), whether this
+    call stored it (False: it was answered before, and is returned unchanged), the next
+    trial when it did (read and marked shown in the same transaction; None after the last
+    or for a repeated answer), and whether the participation is complete."""
+
+    trial: Trial
+    stored: bool
+    next_trial: Trial | None
+    finished: bool
+
+
+def trial_answer(
+    *, participant: Participant, position: int, answer: str, rt_ms: int
+) -> AnswerResult:
     """Store the answer to trial ``position`` once. A repeated (or concurrent) answer to an
     answered trial returns the stored trial unchanged. The last answer completes the
-    participation. A newly stored answer's trial carries ``following``: the next trial
-    (None after the last), marked shown in the same transaction, so that the caller needs
-    no further query to send it. Raises :class:`TrialError` for an unknown trial, an answer
-    out of order or a bad value, :class:`ParticipationError` for a withdrawn participant."""
+    participation and stores the participant's tallies (the analysis reads them) in the
+    same transaction. A newly stored answer's result carries the next trial, marked shown,
+    so that the caller needs no further query to send it. Raises :class:`TrialError` for an
+    unknown trial, an answer out of order or a bad value, :class:`ParticipationError` for a
+    withdrawn participant."""
     if answer not in Trial.Answer.values:
         raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
@@ -66,7 +85,7 @@ def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms:
                 raise TrialError(f"trial {position} answered before an earlier trial")
             raise TrialError(f"there is no trial {position}")
         if trial.answer is not None:
-            return trial
+            return AnswerResult(trial, False, None, locked.completed_at is not None)
         if locked.completed_at is not None:
             raise TrialError("this participation is already complete")
         if first_open.position < position:
@@ -80,9 +99,9 @@ def trial_answer(*, participant: Participant, position: int, answer: str, rt_ms:
         fields = {"last_active_at": now}
         if following is None:
             fields["completed_at"] = now
-            participant.completed_at = now
         else:  # the next trial is on its way to the browser: its display time starts now
             Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
         Participant.objects.filter(pk=locked.pk).update(**fields)
-    trial.following = following
-    return trial
+        if following is None:  # a finished participation never changes: tallied once
+            tallies_store(participant_ids=[locked.pk])
+    return AnswerResult(trial, True, following, following is None)

@@ -19,7 +19,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from studyplatform.launcher import redis_server_binary
-from survey.models import Participant, Stimulus, Trial
+from survey.models import Participant, ParticipantTally, Stimulus, Trial
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
@@ -136,6 +136,7 @@ def test_a_last_answer_that_fails_midway_is_not_half_stored(study):
     last = Trial.objects.get(participant=participant, position=4)
     assert last.answer is None and last.answered_at is None
     assert Participant.objects.get(pk=participant.pk).completed_at is None
+    assert not ParticipantTally.objects.exists()
 
 
 @pytest.fixture

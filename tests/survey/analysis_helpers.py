@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from survey.analysis.counts import tallies_store
 from survey.models import Participant, Study, Trial
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
@@ -114,3 +115,4 @@ def complete_quickly(participant: Participant, answer: str = "real") -> None:
     participant.trials.exclude(kind="attention").update(answer=answer, rt_ms=900, answered_at=now)
     participant.trials.filter(kind="attention").update(answer="ai", rt_ms=700, answered_at=now)
     Participant.objects.filter(pk=participant.pk).update(completed_at=now)
+    tallies_store(participant_ids=[participant.pk])  # as the last answer does

@@ -4,32 +4,31 @@ module's, per-image rates, within-subjects tables, and a bounded number of queri
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 
 import numpy as np
 import pytest
+from django.apps import apps as django_apps
 
-from survey import analysis
-from survey.analysis import (
+from survey.analysis.counts import (
+    condition_cells,
+    participant_tallies,
+    study_counts,
+    tallies_store,
+)
+from survey.analysis.distributions import accuracy_distribution, quantile, regroup, rt_distribution
+from survey.analysis.exclusion import (
     FAILED_ATTENTION,
     UNFINISHED,
     WITHDRAWN,
-    accuracy_distribution,
-    condition_cells,
-    image_rows,
     included_participants,
     measured_trials,
     participant_counts,
     participant_exclusions,
-    participant_tallies,
-    quantile,
-    regroup,
-    rt_distribution,
-    study_analysis,
-    study_counts,
-    tallies_refresh,
 )
+from survey.analysis.results import image_rows, study_analysis
 from survey.models import Participant, ParticipantTally, Study
 from survey.services.assignment import participant_start
 from survey.statistics import (
@@ -313,14 +312,21 @@ def test_within_subjects_tables_share_the_real_row(tmp_path):
     assert sum(len(v) for v in image_rows(study=study).values()) > 0
 
 
+def _stored_tallies() -> set[tuple]:
+    return set(
+        ParticipantTally.objects.values_list(
+            "participant_id", "condition_id", *CELLS, "log_rt_real", "log_rt_ai"
+        )
+    )
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("by_id", [1000, 1])  # newly finished tallied by id, or in one pass
-def test_tallies_are_stored_once_and_dropped_on_withdrawal(study, monkeypatch, by_id):
-    monkeypatch.setattr(analysis, "TALLY_BY_ID", by_id)
+def test_tallies_are_stored_at_the_last_answer_and_dropped_on_withdrawal(study):
     people = [take_part(study, i) for i in range(4)]
     unfinished = take_part(study, 4, stop_after=3)
-    assert tallies_refresh(study=study) == 4  # one row each (between subjects)
-    assert tallies_refresh(study=study) == 0
+    assert ParticipantTally.objects.count() == 4  # one row each (between subjects)
+    assert not ParticipantTally.objects.filter(participant=unfinished).exists()
+    assert tallies_store(participant_ids=[p.pk for p in people]) == 0  # stored once
     stored = {
         (t.participant_id, t.condition_id): (t.real_real, t.real_ai, t.ai_real, t.ai_ai)
         for t in ParticipantTally.objects.all()
@@ -332,14 +338,33 @@ def test_tallies_are_stored_once_and_dropped_on_withdrawal(study, monkeypatch, b
     }
     assert stored == live
     first = study_analysis(study=study)
-    later = take_part(study, 5)  # finishes after the first analysis: tallied by the next
+    later = take_part(study, 5)  # finishes after the first analysis: tallied as it finishes
+    assert ParticipantTally.objects.filter(participant=later).count() == 1
     second = study_analysis(study=study)
     assert second.judgements == first.judgements + 4
-    assert ParticipantTally.objects.filter(participant=later).count() == 1
     withdraw(study, people[0])
     assert not ParticipantTally.objects.filter(participant=people[0]).exists()
     assert study_analysis(study=study).judgements == first.judgements
     assert condition_cells(study=study) == study_counts(study=study).tables
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("design", [Study.Design.BETWEEN, Study.Design.WITHIN])
+def test_the_migration_stores_the_tallies_of_those_finished_before(tmp_path, design):
+    """Participants who finished while the analysis still stored the tallies have none:
+    survey/migrations/0004 stores them, the same as the last answer does, once."""
+    study = make_study(tmp_path, design=design)
+    finished = {take_part(study, i).pk for i in range(3)}
+    take_part(study, 3, stop_after=2)  # unfinished: no tally
+    withdraw(study, take_part(study, 4))  # withdrawn: none either
+    expected = _stored_tallies()
+    assert {row[0] for row in expected} == finished
+    ParticipantTally.objects.all().delete()  # a database from before
+    migration = importlib.import_module("survey.migrations.0004_store_missing_tallies")
+    migration.store_missing_tallies(django_apps, None)
+    assert _stored_tallies() == expected
+    migration.store_missing_tallies(django_apps, None)
+    assert _stored_tallies() == expected
 
 
 @pytest.mark.django_db
@@ -360,7 +385,7 @@ def test_the_analysis_takes_a_fixed_number_of_queries(study, django_assert_max_n
     for size in (2, 20):
         grow(size)
         # Conditions, participants, and in one transaction (BEGIN, SET, COMMIT): the
-        # newly finished participants, their tallies stored, the counts.
+        # counts (from the tallies stored as each participant finished).
         with django_assert_max_num_queries(8):
             analysis = study_analysis(study=study)
         assert analysis.participants.included == size

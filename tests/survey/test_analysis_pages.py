@@ -10,15 +10,21 @@ import io
 import json
 
 import pytest
+from django.apps import apps
+from django.db import connection
+from django.db.models import Max
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
-from survey import exports
-from survey.analysis import study_analysis
-from survey.analysis_display import pct
+from survey.analysis import exports
+from survey.analysis.display import pct
+from survey.analysis.results import study_analysis
 from tests.survey.analysis_helpers import make_study, take_part
 
 pytestmark = pytest.mark.django_db
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
 
 PAGES = [
     "study_analysis",
@@ -61,6 +67,33 @@ def test_thumbnails_need_a_login_too(client, study):
     stimulus = study.stimuli.filter(role="main").first()
     response = client.get(reverse("stimulus_analysis_thumbnail", args=[stimulus.pk]))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def _survey_tables() -> dict[str, tuple[int, object]]:
+    """Every survey table's row count and largest id (what a write would change)."""
+    return {
+        model._meta.db_table: (model.objects.count(), model.objects.aggregate(m=Max("pk"))["m"])
+        for model in apps.get_app_config("survey").get_models()
+    }
+
+
+def test_reading_the_analysis_writes_nothing(researcher, study):
+    """Every analysis page, the dashboard's poll, every download and a thumbnail, with and
+    without the unfinished participants: no INSERT, UPDATE or DELETE, no table changed."""
+    take_part(study, 5, stop_after=2)  # unfinished: counted live on request
+    before = _survey_tables()
+    thumbnail = reverse("stimulus_analysis_thumbnail", args=[study.stimuli.first().pk])
+    with CaptureQueriesContext(connection) as queries:
+        for query in ("", "?unfinished=1"):
+            for name in PAGES:
+                response = researcher.get(reverse(name, args=[study.pk]) + query)
+                assert response.status_code == 200, name
+                if response.streaming:  # the long-format CSV is read as it is sent
+                    assert b"".join(response.streaming_content)
+        assert researcher.get(thumbnail).status_code == 200
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(WRITES)]
+    assert not writes
+    assert _survey_tables() == before
 
 
 def test_the_dashboard_shows_tables_statistics_metrics_and_the_rule(researcher, study):

@@ -34,8 +34,16 @@ def test_answers_in_order_complete_the_participation(participant):
     for position in range(1, 5):
         assert participant_next_trial(participant=participant).position == position
         trial_mark_shown(participant=participant, position=position)
-        trial = trial_answer(participant=participant, position=position, answer="ai", rt_ms=700)
+        result = trial_answer(participant=participant, position=position, answer="ai", rt_ms=700)
+        trial = result.trial
         assert (trial.answer, trial.rt_ms) == ("ai", 700) and trial.answered_at
+        assert result.stored and result.finished == (position == 4)
+        if position < 4:  # the next trial, already marked shown for the browser
+            assert result.next_trial.position == position + 1
+            assert Trial.objects.get(pk=result.next_trial.pk).shown_at is not None
+        else:
+            assert result.next_trial is None
+        assert participant.completed_at is None  # the caller's object is left alone
         participant.refresh_from_db()
         assert (participant.completed_at is not None) == (position == 4)
     assert participant_next_trial(participant=participant) is None
@@ -44,8 +52,10 @@ def test_answers_in_order_complete_the_participation(participant):
 
 
 def test_a_repeated_answer_stores_one_and_returns_the_first(participant):
-    first = trial_answer(participant=participant, position=1, answer="real", rt_ms=512)
-    again = trial_answer(participant=participant, position=1, answer="ai", rt_ms=9)
+    first = trial_answer(participant=participant, position=1, answer="real", rt_ms=512).trial
+    repeated = trial_answer(participant=participant, position=1, answer="ai", rt_ms=9)
+    assert not repeated.stored and repeated.next_trial is None and not repeated.finished
+    again = repeated.trial
     assert (again.pk, again.answer, again.rt_ms) == (first.pk, "real", 512)
     assert again.answered_at == first.answered_at
     assert Trial.objects.filter(answer__isnull=False).count() == 1
@@ -55,7 +65,8 @@ def test_a_retried_last_answer_after_completion_is_harmless(participant):
     for position in range(1, 5):
         trial_answer(participant=participant, position=position, answer="real", rt_ms=300)
     retried = trial_answer(participant=participant, position=4, answer="ai", rt_ms=1)
-    assert retried.answer == "real"
+    assert retried.trial.answer == "real"
+    assert retried.finished and not retried.stored
     with pytest.raises(TrialError, match="no trial 5"):
         trial_answer(participant=participant, position=5, answer="ai", rt_ms=1)
 

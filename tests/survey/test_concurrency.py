@@ -94,5 +94,6 @@ def test_a_double_submitted_answer_is_stored_once(study):
     )
     assert not [r for r in results if isinstance(r, Exception)], results
     stored = Trial.objects.get(participant=participant, position=1)
-    assert {(r.answer, r.rt_ms) for r in results} == {(stored.answer, stored.rt_ms)}
+    assert {(r.trial.answer, r.trial.rt_ms) for r in results} == {(stored.answer, stored.rt_ms)}
+    assert sum(r.stored for r in results) == 1
     assert Trial.objects.filter(answer__isnull=False).count() == 1

@@ -1,4 +1,4 @@
-"""Exports (survey.exports): the tables as CSV, JSON and LaTeX equal the answers given; the
+"""Exports (survey.analysis.exports): the tables as CSV, JSON and LaTeX equal the answers given; the
 LaTeX is booktabs-shaped and names the χ² variant; the long-format CSV has one row per
 answered trial with the flags a mixed-effects model needs."""
 
@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from survey import exports
-from survey.analysis import study_analysis
+from survey.analysis import exports
+from survey.analysis.results import study_analysis
 from survey.models import Trial
 from tests.survey.analysis_helpers import expected_cells, make_study, take_part, withdraw
 

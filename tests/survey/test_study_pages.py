@@ -214,3 +214,13 @@ def test_stimuli_grid_shows_every_stimulus_with_its_exposures(researcher_client,
         assert reverse("study_stimulus_image", args=[s.pk]) in page
     assert sum(s.exposures for s in stimuli) == 3 * 2
     assert page.count("exposure") >= stimuli.count()
+
+
+@pytest.mark.django_db
+def test_a_within_subjects_monitor_has_one_row_for_all_conditions(researcher_client, runs):
+    study = open_study(runs, images_per_participant=2, design=Study.Design.WITHIN)
+    participant_start(study=study, prolific_pid="p0")
+    rows = researcher_client.get(reverse("study_monitor", args=[study.pk])).json()["rows"]
+    assert [(r["label"], r["started"]) for r in rows] == [(None, 1)]  # the page names it
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "<td>all conditions</td>" in page

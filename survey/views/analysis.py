@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from survey import exports
-from survey.analysis import image_rows, study_analysis
-from survey.analysis_display import dashboard, image_cards, live
+from survey.analysis import exports
+from survey.analysis.display import dashboard, image_cards, live
+from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus, Study
 from worker.imaging import image_response, stored_thumbnail
 

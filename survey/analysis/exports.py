@@ -1,7 +1,7 @@
 """Exports of a study's analysis (method.md §7): the contingency tables as CSV, JSON and
 LaTeX, the runs' metrics as LaTeX, and every judgement as a long-format CSV.
 
-The table exports are built from a :class:`survey.analysis.StudyAnalysis` (so the files
+The table exports are built from a :class:`survey.analysis.results.StudyAnalysis` (so the files
 say exactly what the dashboard says); the long-format CSV is streamed from the database
 (``values_list(...).iterator()``), one row per answered trial.
 
@@ -16,13 +16,8 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from survey.analysis import (
-    MAIN,
-    RUN_METRICS,
-    ConditionResult,
-    StudyAnalysis,
-    participant_exclusions,
-)
+from survey.analysis.exclusion import MAIN, participant_exclusions
+from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
 from survey.models import Study, Trial
 from survey.statistics import (
     dumps_json,

@@ -16,9 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from survey.forms import StudyForm
-from survey.models import Stimulus, Study
+from survey.models import Stimulus, Study, Trial
 from survey.participation import TrialView
-from survey.selectors import study_monitor, study_preview_trials, study_stimuli
+from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
 from survey.services.studies import study_close, study_create, study_update
@@ -221,7 +221,15 @@ def study_stimulus_image(request, pk: int):
 def study_preview(request, pk: int):
     """The participant flow on a sample of the prepared stimuli; nothing is recorded."""
     study = get_object_or_404(Study, pk=pk)
-    trials = study_preview_trials(study=study, rng=random.Random())
+    trials = [
+        {  # with the truth: the researcher sees what each image is
+            "image_url": reverse("study_stimulus_image", args=[s.pk]),
+            "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
+            "kind": s.role,
+            "practice": s.role == Stimulus.Role.PRACTICE,
+        }
+        for s in study_preview_plan(study=study, rng=random.Random())
+    ]
     if not trials:
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)

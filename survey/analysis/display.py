@@ -12,18 +12,7 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from survey.analysis import (
-    CELLS,
-    RT_BIN_MS,
-    RT_CAP_MS,
-    ConditionResult,
-    Distribution,
-    ImageRow,
-    StudyAnalysis,
-    quantile,
-    regroup,
-)
-from survey.analysis_charts import (
+from survey.analysis.charts import (
     Bars,
     Estimate,
     IntervalRow,
@@ -32,7 +21,10 @@ from survey.analysis_charts import (
     interval_chart,
     scatter_chart,
 )
-from survey.statistics import format_p
+from survey.analysis.counts import RT_BIN_MS, RT_CAP_MS
+from survey.analysis.distributions import Distribution, quantile, regroup
+from survey.analysis.results import ConditionResult, ImageRow, StudyAnalysis
+from survey.statistics import CELLS, format_p
 
 DASH = "—"
 RATE_LABELS = {

@@ -223,7 +223,7 @@ def participant_answer(request, public_id: str):
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         position = int(request.POST.get("position", ""))
-        trial = trial_answer(
+        result = trial_answer(
             participant=participant,
             position=position,
             answer=request.POST.get("answer", ""),
@@ -238,9 +238,8 @@ def participant_answer(request, public_id: str):
         )
     if not wants_json:
         return redirect("participant_page", public_id=public_id)
-    # trial_answer sets completed_at on ``participant`` when this answer completes it; a
-    # repeated last answer finds no unanswered trial left: complete either way.
-    upcoming = None if participant.completed_at else following_trial(participant, trial)
+    trial = result.trial
+    upcoming = following_trial(participant, result)
     return JsonResponse(
         {
             "stored": {"position": trial.position, "answer": trial.answer},
