@@ -48,10 +48,10 @@ class WorkKind:
     describe: Callable[[models.Model], str]
     #: One line of the restart's report ("evaluation of run 'x'").
     line: Callable[[models.Model], str]
+    #: Fails the (locked) row with a reason in words.
+    fail: Callable[[models.Model, str], None]
     #: Field values that put a released row back in the queue (its token is cleared too).
     queued: dict = field(default_factory=dict)
-    #: Fails the (locked) row with a reason in words.
-    fail: Callable[[models.Model, str], None] = lambda row, reason: None
     #: Deletes, after the commit, what a lost attempt left behind (given the row and the
     #: attempt's token).
     discard: Callable[[models.Model, object], None] | None = None
@@ -272,7 +272,7 @@ def requeue_lost_work(*, broker_is_new: bool) -> list[str]:
     ``broker_is_new``: the broker is empty, so the workers that held claims are gone and
     their claims are released first. Returns what it queued, one line per run, data set or
     study (a run's sub-models counted)."""
-    lines: Counter[str] = Counter()
+    lines: Counter[tuple[str, str]] = Counter()
     with transaction.atomic():
         for kind in work_kinds():
             for row in kind.pending().select_for_update(of=("self",)):
@@ -281,8 +281,8 @@ def requeue_lost_work(*, broker_is_new: bool) -> list[str]:
                 if broker_is_new and kind.held(row):
                     kind.release(row)
                 work_send(row)
-                lines[kind.line(row)] += 1
+                lines[kind.name, kind.line(row)] += 1
     return [
-        f"{line} ({n} to train)" if line.startswith("training") else line
-        for line, n in lines.items()
+        f"{line} ({n} to train)" if name == "training" else line
+        for (name, line), n in lines.items()
     ]

@@ -51,10 +51,11 @@ PostgreSQL's jsonb, have no infinity) and so left out of the means.
 **API.** :func:`uploaded_run_create` validates and stores, then evaluates in the same call
 (``evaluate=True``, the default) and returns the finished run; an evaluation failure then
 deletes the run and its files too. With ``evaluate=False`` it returns the run in status
-``evaluating`` (its heartbeat set, so the stale-run sweep notices a lost job) for a Celery
-task to finish by calling :func:`uploaded_run_evaluate` with the run's id (enqueue it with
-``transaction.on_commit``); that function is idempotent in the way ``run_evaluate`` is: it
-does nothing unless the run is an uploaded run in status ``evaluating``, and on an error it
+``evaluating`` for a Celery task (``cpu.evaluate_upload``; send it with
+:func:`worker.services.recovery.work_send`) to finish by calling
+:func:`uploaded_run_evaluate` with the run's id; that function claims the run as
+``run_evaluate`` does (:mod:`worker.services.claims`): it does nothing unless the run is an
+uploaded run in status ``evaluating`` that no living attempt holds, and on an error it
 marks the run failed with the reason.
 """
 
