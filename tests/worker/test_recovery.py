@@ -96,15 +96,15 @@ def _import_job(**fields) -> ImportJob:
 
 
 def _imported_once(job: ImportJob) -> None:
+    ended = ImportJob.objects.filter(pk=job.pk, status__in=("done", "failed"))
+    # The worker deletes the uploaded zip just after it marks the job ended.
     job = wait_for(
-        lambda: ImportJob.objects.filter(pk=job.pk, status__in=("done", "failed")).first(),
-        "the import to end",
+        lambda: not default_storage.exists(job.upload) and ended.first(), "the import to end"
     )
     assert job.status == "done", job.error
     assert Dataset.objects.get().total == 10 and job.dataset == Dataset.objects.get()
     stored = set(job.dataset.images.values_list("file", flat=True))
     assert _files_under("datasets") == stored  # none from another attempt
-    assert not default_storage.exists(job.upload)
 
 
 # --------------------------------------------------------------------------------------
