@@ -41,7 +41,7 @@ from survey.models import Condition, Stimulus, Study
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.studies import study_open
 from worker.models import ColourisedImage, DatasetImage, ModelRun
-from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim
+from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
 from worker.services.recovery import work_send
 
 STIMULI_FOLDER = "stimuli"
@@ -256,16 +256,9 @@ def study_prepare_stimuli(
 def stimuli_discard_attempt(*, token: uuid.UUID) -> list[str]:
     """Delete the files that the preparation attempt ``token`` wrote and that no stimulus
     uses (a killed attempt's: its rows were never written). Returns their names."""
-    prefix = _attempt_prefix(token)
-    try:
-        _, files = default_storage.listdir(STIMULI_FOLDER)
-    except FileNotFoundError:
-        return []
-    names = {f"{STIMULI_FOLDER}/{f}" for f in files if f.startswith(prefix)}
-    names -= set(Stimulus.objects.filter(file__in=names).values_list("file", flat=True))
-    for name in names:
-        default_storage.delete(name)
-    return sorted(names)
+    prefix = f"{STIMULI_FOLDER}/{_attempt_prefix(token)}"
+    kept = Stimulus.objects.filter(file__startswith=prefix).values_list("file", flat=True)
+    return discard_files(STIMULI_FOLDER, prefix=_attempt_prefix(token), keep=set(kept))
 
 
 def preparation_discard_attempt(study: Study, token: uuid.UUID) -> None:

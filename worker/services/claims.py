@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -151,3 +152,16 @@ def claim(
         row.save()
         return row, RowClaim(model, row.pk, token, fields)
 
+
+
+def discard_files(folder: str, *, prefix: str = "", keep=frozenset()) -> list[str]:
+    """Delete the files directly in storage ``folder`` whose names start with ``prefix``,
+    except the storage names in ``keep`` (what a lost attempt left). Returns their names."""
+    try:
+        _, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    names = sorted({f"{folder}/{f}" for f in files if f.startswith(prefix)} - set(keep))
+    for name in names:
+        default_storage.delete(name)
+    return names

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from worker.models import ColourisedImage, EpochRecord, ModelRun, SubModel
-from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim
+from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
 
 #: The keys of a stored image's metrics: colourmodels.metrics.IMAGE_METRICS, with the L1
 #: distance stored as "l1" (this module must not import torch: the web process loads it).
@@ -157,13 +157,7 @@ def _clear_outputs(run: ModelRun) -> None:
     """Remove an earlier attempt's colourised images, rows and files (a killed attempt
     leaves files without rows), so that each test image is stored once, under its name."""
     ColourisedImage.objects.filter(run=run).delete()
-    folder = f"{run.storage_prefix}/test"
-    try:
-        _, files = default_storage.listdir(folder)
-    except FileNotFoundError:
-        return
-    for name in files:
-        default_storage.delete(f"{folder}/{name}")
+    discard_files(f"{run.storage_prefix}/test")
 
 
 def _evaluate(run: ModelRun, attempt: RowClaim) -> None:

@@ -14,7 +14,7 @@ from django.db import transaction
 from colourmodels.data.archives import ArchiveError
 from colourmodels.data.images import ImageError
 from worker.models import Dataset, ImportJob
-from worker.services.claims import ClaimLost, claim
+from worker.services.claims import ClaimLost, claim, discard_files
 from worker.services.datasets import DatasetImportError, dataset_folder, dataset_import
 from worker.services.sources import scan_zip
 
@@ -44,15 +44,8 @@ def import_discard_attempt(job: ImportJob, token: uuid.UUID) -> None:
     its data set was made (the data set's uid is the attempt's token)."""
 
     def discard() -> None:
-        if Dataset.objects.filter(uid=token).exists():
-            return
-        folder = dataset_folder(token)
-        try:
-            _, files = default_storage.listdir(folder)
-        except FileNotFoundError:
-            return
-        for name in files:
-            default_storage.delete(f"{folder}/{name}")
+        if not Dataset.objects.filter(uid=token).exists():
+            discard_files(dataset_folder(token))
 
     transaction.on_commit(discard)
 
