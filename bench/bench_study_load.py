@@ -70,6 +70,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+#: The simulated participants' Prolific ids start with this (4 of their 24 hex digits).
+BENCH_PID_PREFIX = "bec0"
 ENDPOINTS = ("landing", "start", "page", "image", "answer", "answer repeat", "done")
 TOKEN = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
 TRIAL_DATA = re.compile(rb'<script id="trial-data" type="application/json">(.*?)</script>', re.S)
@@ -200,7 +202,7 @@ class Results:
 class Participant:
     def __init__(self, index: int, args, slug: str, results: Results, code: str):
         self.index, self.args, self.slug, self.results, self.code = index, args, slug, results, code
-        self.pid = f"bench{index:05d}"
+        self.pid = f"{BENCH_PID_PREFIX}{index:020x}"  # a Prolific id: 24 hex digits
         self.rng = random.Random(args.seed * 100_003 + index)
         self.http = Connection("127.0.0.1", args.port)
 
@@ -228,7 +230,7 @@ class Participant:
             await self.http.close()
 
     async def _take_part(self) -> None:
-        ids = {"PROLIFIC_PID": self.pid, "STUDY_ID": "bench", "SESSION_ID": f"s{self.index}"}
+        ids = {"PROLIFIC_PID": self.pid, "STUDY_ID": "be" * 12, "SESSION_ID": f"{self.index:024x}"}
         link = f"/s/{self.slug}/"
         landing = await self.timed("landing", "GET", f"{link}?{urllib.parse.urlencode(ids)}")
         self.expect("landing", landing, 200)
@@ -523,7 +525,7 @@ def database_check(results: Results) -> dict:
 
     from survey.models import Participant, Stimulus, Trial
 
-    participants = Participant.objects.filter(prolific_pid__startswith="bench")
+    participants = Participant.objects.filter(prolific_pid__startswith=BENCH_PID_PREFIX)
     stored = {
         (pid, pos): (answer, rt)
         for pid, pos, answer, rt in Trial.objects.filter(

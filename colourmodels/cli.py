@@ -29,8 +29,15 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .numbers import finite_or_none
+
+if TYPE_CHECKING:  # the commands import the library when they run (a fast --help)
+    from .data import Split
+    from .early_stopping import EarlyStoppingConfig
 
 __all__ = ["CLIError", "build_parser", "main"]
 
@@ -53,7 +60,7 @@ def _print_json(data: Any) -> None:
 def _json_safe(value: Any) -> Any:
     """Non-finite floats become None (strict JSON has no Infinity/NaN)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -146,98 +153,135 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
     """The train command in this process. Under torchrun rank 0 alone checks the folder,
     splits the data, writes and reads the run folder's files and reports; the other ranks
     get the split from it and train their share of each batch."""
-    from tqdm import tqdm
-
     from .checkpoints import CheckpointError
-    from .data import ColourisationDataset, loader_kwargs, read_folder, stratified_split
-    from .early_stopping import PAPER_SETTINGS, EarlyStoppingConfig
+    from .data import ColourisationDataset
     from .training.common import ConfigMismatchError
-    from .training.performance import PerformanceOptions
-    from .training.pix2pix import Pix2PixConfig, train_pix2pix
+    from .training.pix2pix import train_pix2pix
 
     main = ddp is None or ddp.is_main
-    folder = Path(args.folder)
     out = Path(args.out)
     device = ddp.device if ddp is not None else _resolve_device(args.device)
+    prepared = _prepare(args, ddp) if ddp is None else ddp.share(lambda: _prepare(args, ddp))
+    split, categories = prepared.split, prepared.categories
+    config = _pix2pix_config(args, prepared.early, device, ddp)
+    train_set = ColourisationDataset(split.train, args.space, args.size, categories, train=True)
+    val_set = ColourisationDataset(split.val, args.space, args.size, categories, train=False)
+    if main:
+        _note_start(args, prepared, device, ddp)
 
-    def note(message: str) -> None:
-        if main:
-            _note(message)
+    bars = _ProgressBars(quiet=args.quiet)
+    try:
+        result = train_pix2pix(
+            config, train_set, val_set, out, on_progress=bars, resume=not args.restart
+        )
+    except CheckpointError as exc:
+        raise _shared_cli_error(f"cannot resume from {out / 'checkpoint.pt'}: {exc}", exc) from None
+    except ConfigMismatchError as exc:
+        raise _shared_cli_error(f"{exc} (--restart starts afresh)", exc) from None
+    finally:
+        bars.close()
 
-    def prepare() -> dict[str, Any]:
-        if not folder.is_dir():
-            raise CLIError(f"not a folder: {folder}")
-        try:
-            if args.no_early_stopping:
-                early = None
-            elif args.early_stopping is None:
-                base = PAPER_SETTINGS["baseline"]
-                early = EarlyStoppingConfig(base.k, base.mu, args.monitor)
-            else:
-                k, mu = args.early_stopping
-                if float(k) != int(float(k)):
-                    raise ValueError(f"K must be a whole number, got {k}")
-                early = EarlyStoppingConfig(int(float(k)), float(mu), args.monitor)
-        except ValueError as exc:
-            raise CLIError(f"--early-stopping: {exc}") from None
-        if ddp is not None and args.batch % ddp.world_size:
+    if main:
+        _write_results(out, result, config, prepared)
+    return 0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What rank 0 finds in the photo folder (sent to the other ranks under torchrun)."""
+
+    early: EarlyStoppingConfig | None
+    split: Split
+    categories: list[str] | None
+    records: int
+    skipped: int
+    resuming: bool
+
+
+def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
+    """Check the options and the folder, split the data, write ``split.json`` (refusing to
+    resume a run on another split)."""
+    from tqdm import tqdm
+
+    from .data import read_folder, stratified_split
+
+    folder, out = Path(args.folder), Path(args.out)
+    if not folder.is_dir():
+        raise CLIError(f"not a folder: {folder}")
+    early = _early_stopping(args)
+    if ddp is not None and args.batch % ddp.world_size:
+        raise CLIError(
+            f"--batch {args.batch} is the global batch (all processes together) and must "
+            f"divide evenly among the {ddp.world_size} processes"
+        )
+
+    with tqdm(desc="checking images", unit="img", disable=args.quiet, leave=False) as bar:
+        scan = read_folder(
+            folder, drop_grayscale=not args.keep_grayscale, on_file=lambda _p: bar.update()
+        )
+    if not scan.records:
+        why = f" (skipped {len(scan.skipped)}: {scan.skip_reasons()})" if scan.skipped else ""
+        raise CLIError(f"{folder}: no usable colour images{why}")
+    split = stratified_split(scan.records, seed=args.seed, fractions=args.fractions)
+    if not split.train or not split.val:
+        raise CLIError(
+            f"{folder}: {len(scan.records)} usable image(s) give "
+            f"{len(split.train)} for training and {len(split.val)} for validation; "
+            "both need at least one"
+        )
+    manifest = {
+        "folder": str(folder.resolve()),
+        "seed": args.seed,
+        "fractions": list(args.fractions),
+        "grayscale_removed": not args.keep_grayscale,
+        "categories": scan.categories,
+        "counts": {
+            part: {str(k): v for k, v in _count(items).items()}
+            for part, items in split.parts().items()
+        },
+        "train": _records_json(split.train, folder),
+        "val": _records_json(split.val, folder),
+        "test": _records_json(split.test, folder),
+        "skipped": [{"path": _rel(s.path, folder), "reason": s.reason} for s in scan.skipped],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / "split.json"
+    resuming = (out / "checkpoint.pt").exists() and not args.restart
+    if resuming and previous.is_file():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if any(old.get(part) != manifest[part] for part in ("train", "val", "test")):
             raise CLIError(
-                f"--batch {args.batch} is the global batch (all processes together) and must "
-                f"divide evenly among the {ddp.world_size} processes"
+                f"{out} holds a run on a different split of the data (the folder or the "
+                "seed changed); use another --out, or --restart to start afresh"
             )
+    _write_json(previous, manifest)
+    return _Prepared(early, split, scan.categories, len(scan.records), len(scan.skipped), resuming)
 
-        with tqdm(desc="checking images", unit="img", disable=args.quiet, leave=False) as bar:
-            scan = read_folder(
-                folder, drop_grayscale=not args.keep_grayscale, on_file=lambda _p: bar.update()
-            )
-        if not scan.records:
-            why = f" (skipped {len(scan.skipped)}: {scan.skip_reasons()})" if scan.skipped else ""
-            raise CLIError(f"{folder}: no usable colour images{why}")
-        split = stratified_split(scan.records, seed=args.seed, fractions=args.fractions)
-        if not split.train or not split.val:
-            raise CLIError(
-                f"{folder}: {len(scan.records)} usable image(s) give "
-                f"{len(split.train)} for training and {len(split.val)} for validation; "
-                "both need at least one"
-            )
-        categories = scan.categories
-        manifest = {
-            "folder": str(folder.resolve()),
-            "seed": args.seed,
-            "fractions": list(args.fractions),
-            "grayscale_removed": not args.keep_grayscale,
-            "categories": categories,
-            "counts": {
-                part: {str(k): v for k, v in _count(items).items()}
-                for part, items in split.parts().items()
-            },
-            "train": _records_json(split.train, folder),
-            "val": _records_json(split.val, folder),
-            "test": _records_json(split.test, folder),
-            "skipped": [{"path": _rel(s.path, folder), "reason": s.reason} for s in scan.skipped],
-        }
-        out.mkdir(parents=True, exist_ok=True)
-        previous = out / "split.json"
-        resuming = (out / "checkpoint.pt").exists() and not args.restart
-        if resuming and previous.is_file():
-            old = json.loads(previous.read_text(encoding="utf-8"))
-            if any(old.get(part) != manifest[part] for part in ("train", "val", "test")):
-                raise CLIError(
-                    f"{out} holds a run on a different split of the data (the folder or the "
-                    "seed changed); use another --out, or --restart to start afresh"
-                )
-        _write_json(previous, manifest)
-        return {
-            "early": early,
-            "split": split,
-            "categories": categories,
-            "records": len(scan.records),
-            "skipped": len(scan.skipped),
-            "resuming": resuming,
-        }
 
-    prepared = prepare() if ddp is None else ddp.share(prepare)
-    early, split, categories = prepared["early"], prepared["split"], prepared["categories"]
+def _early_stopping(args: argparse.Namespace) -> EarlyStoppingConfig | None:
+    """The early-stopping configuration the options ask for (None: train every epoch)."""
+    from .early_stopping import PAPER_SETTINGS, EarlyStoppingConfig
+
+    try:
+        if args.no_early_stopping:
+            return None
+        if args.early_stopping is None:
+            base = PAPER_SETTINGS["baseline"]
+            return EarlyStoppingConfig(base.k, base.mu, args.monitor)
+        k, mu = args.early_stopping
+        if float(k) != int(float(k)):
+            raise ValueError(f"K must be a whole number, got {k}")
+        return EarlyStoppingConfig(int(float(k)), float(mu), args.monitor)
+    except ValueError as exc:
+        raise CLIError(f"--early-stopping: {exc}") from None
+
+
+def _pix2pix_config(args: argparse.Namespace, early: Any, device: Any, ddp: Any) -> Any:
+    """The training configuration of the options; loader workers for this process's share
+    of the machine unless ``--workers`` says how many."""
+    from .data import loader_kwargs
+    from .training.performance import PerformanceOptions
+    from .training.pix2pix import Pix2PixConfig
 
     num_workers = args.workers
     if num_workers is None:
@@ -251,7 +295,7 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
                 num_workers = int(loader_kwargs(device, cpus=cpus)["num_workers"])
     perf = PerformanceOptions.fast() if args.fast else PerformanceOptions()
     try:
-        config = Pix2PixConfig(
+        return Pix2PixConfig(
             image_size=args.size,
             width=args.width,
             epochs=args.epochs,
@@ -265,18 +309,19 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    train_set = ColourisationDataset(split.train, args.space, args.size, categories, train=True)
-    val_set = ColourisationDataset(split.val, args.space, args.size, categories, train=False)
 
-    counts = ", ".join(f"{k}: {len(v)}" for k, v in split.parts().items())
-    note(
-        f"{prepared['records']} images ({counts}); skipped {prepared['skipped']}"
+
+def _note_start(args: argparse.Namespace, prepared: _Prepared, device: Any, ddp: Any) -> None:
+    counts = ", ".join(f"{k}: {len(v)}" for k, v in prepared.split.parts().items())
+    categories = prepared.categories
+    _note(
+        f"{prepared.records} images ({counts}); skipped {prepared.skipped}"
         + (f"; categories {categories}" if categories else "")
         + f"; device {device}"
-        + ("; resuming" if prepared["resuming"] else "")
+        + ("; resuming" if prepared.resuming else "")
     )
     if ddp is not None:
-        note(
+        _note(
             f"distributed: {ddp.world_size} processes ({ddp.backend}), global batch "
             f"{args.batch} = {args.batch // ddp.world_size} per process"
             + (
@@ -286,16 +331,26 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
             )
         )
 
-    bar: Any = None
 
-    def on_progress(event: Any) -> None:
-        nonlocal bar
-        if args.quiet:
+class _ProgressBars:
+    """The trainer's progress as a tqdm bar per phase and a line per epoch, on stderr."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
             return
+        from tqdm import tqdm
+
         if event.phase == "epoch":
-            if bar is not None:
-                bar.close()
-                bar = None
+            self.close()
             losses = event.losses
             line = (
                 f"epoch {event.epoch}/{event.steps}: "
@@ -307,35 +362,24 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
                 line += " - early stopping"
             tqdm.write(line, file=sys.stderr)
             return
-        if bar is None or bar.desc != f"epoch {event.epoch} {event.phase}":
-            if bar is not None:
-                bar.close()
-            bar = tqdm(
+        if self.bar is None or self.bar.desc != f"epoch {event.epoch} {event.phase}":
+            self.close()
+            self.bar = tqdm(
                 total=event.steps,
                 desc=f"epoch {event.epoch} {event.phase}",
                 unit="batch",
                 leave=False,
                 file=sys.stderr,
             )
-        bar.update(event.step - bar.n)
+        self.bar.update(event.step - self.bar.n)
         if event.losses:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in event.losses.items()}, refresh=False)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in event.losses.items()}, refresh=False)
 
-    try:
-        result = train_pix2pix(
-            config, train_set, val_set, out, on_progress=on_progress, resume=not args.restart
-        )
-    except CheckpointError as exc:
-        raise _shared_cli_error(f"cannot resume from {out / 'checkpoint.pt'}: {exc}", exc) from None
-    except ConfigMismatchError as exc:
-        raise _shared_cli_error(f"{exc} (--restart starts afresh)", exc) from None
-    finally:
-        if bar is not None:
-            bar.close()
 
-    if not main:
-        return 0
+def _write_results(out: Path, result: Any, config: Any, prepared: _Prepared) -> None:
+    """``history.json``, ``summary.json`` and the closing line on stdout."""
     _write_json(out / "history.json", result.history)
+    early = prepared.early
     summary = {
         "best_epoch": result.best_epoch,
         "best_val": result.best_val,
@@ -345,7 +389,7 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
         "early_stopping": early.to_dict() if early is not None else None,
         "best_generator": str(result.best_generator_path),
         "last_generator": str(result.last_generator_path),
-        "images": {k: len(v) for k, v in split.parts().items()},
+        "images": {k: len(v) for k, v in prepared.split.parts().items()},
         "config": config.to_dict(),
     }
     if result.distributed is not None:
@@ -362,7 +406,6 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
         if result.best_val is not None
         else f"no epoch completed; {stopped}"
     )
-    return 0
 
 
 def _usable_cpus() -> int:

@@ -139,7 +139,8 @@ def demo_advance(*, config: DemoConfig = FULL, retry: bool = False, user=None) -
     """One idempotent pass over the demo's steps (see the module docstring). ``retry``:
     launch again a run that failed or was cancelled, and ask again to open a study whose
     preparation failed (else they are reported as the demo's failure). ``user`` owns what
-    is created (default: the account 'researcher', if there is one)."""
+    is created, and takes what an earlier pass left unowned (default: the account
+    'researcher' that the run command creates, if there is one)."""
     if user is None:
         user = get_user_model().objects.filter(username="researcher").first()
     done: list[str] = []
@@ -150,6 +151,7 @@ def demo_advance(*, config: DemoConfig = FULL, retry: bool = False, user=None) -
         Dataset.objects.select_for_update().get(pk=dataset.pk)
         runs = [_run(name, kind, dataset, config, retry, user, done) for name, kind, _ in RUNS]
         study = _study(runs, config, user, done)
+        _adopt([dataset, *runs, study], user)
         stage, detail = _stage(runs, study)
         if stage == Stage.PREPARING and study.status == Study.Status.DRAFT:
             if study.preparation_error and not retry:
@@ -160,6 +162,17 @@ def demo_advance(*, config: DemoConfig = FULL, retry: bool = False, user=None) -
                 done.append(f"asked a worker to prepare the stimuli of {STUDY!r} and open it")
                 stage, detail = _stage(runs, study)
     return DemoState(stage, detail, dataset, runs, study, done)
+
+
+def _adopt(objects, user) -> None:
+    """Give ``user`` the demo's objects that have no owner (made before owners existed, or
+    by a pass without the account)."""
+    if user is None:
+        return
+    for obj in objects:
+        if obj.owner_id is None:
+            obj.owner = user
+            obj.save(update_fields=["owner"])
 
 
 def _dataset(config: DemoConfig, user, done: list[str]) -> Dataset:

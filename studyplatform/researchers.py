@@ -30,3 +30,31 @@ def researcher_create(
     group, _ = Group.objects.get_or_create(name=RESEARCHERS_GROUP)
     user.groups.add(group)
     return user
+
+
+UNOWNED = "nobody: unowned objects are visible only to staff researchers and superusers"
+
+
+def add_owner_argument(parser, default: str = UNOWNED) -> None:
+    """The ``--owner USERNAME`` option of the commands that make data sets, runs or studies."""
+    parser.add_argument(
+        "--owner",
+        metavar="USERNAME",
+        help=f"the researcher who owns what is made (default: {default})",
+    )
+
+
+def owner_from_option(username: str | None):
+    """The researcher named by ``--owner`` (None without it); a CommandError otherwise."""
+    from django.core.management.base import CommandError
+
+    from studyplatform.access import is_researcher
+
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise CommandError(f"--owner: there is no account named {username!r}")
+    if not is_researcher(user):
+        raise CommandError(f"--owner: {username!r} is not a researcher account")
+    return user

@@ -6,7 +6,10 @@ Defaults suit a local run: an SQLite file and a secret key under var/, Redis on 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from studyplatform.env import (
     broker_url,
@@ -33,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "studyplatform",
     "worker",
     "survey",
@@ -47,6 +51,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "studyplatform.urls"
@@ -84,6 +91,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -115,6 +127,8 @@ DATASET_UPLOAD_MAX_BYTES = env_int("DATASET_UPLOAD_MAX_BYTES", 2 * 1024**3)
 # header) belongs to whatever terminates TLS in front, so those are opt-in here.
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+#: The cookie that binds a browser to its participation (survey/views/participant.py).
+PARTICIPATION_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -168,8 +182,38 @@ else:
 # the balanced lists); a resume is not a start.
 STUDY_START_LIMIT = env_int("STUDY_START_LIMIT", 30)
 STUDY_START_WINDOW_SECONDS = env_int("STUDY_START_WINDOW_SECONDS", 600)
-# Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+# Take the client address from X-Forwarded-For (only behind a proxy that sets it): the
+# entry added by the outermost of TRUSTED_PROXIES proxies (studyplatform/client_address.py).
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 1)
+
+# Failed logins (the login page and the admin's) are throttled by django-axes, per account
+# and per client address independently: after LOGIN_FAILURE_LIMIT failures in a row either
+# is locked for LOGIN_LOCKOUT_MINUTES (each further failure restarts the wait), with a page
+# that says so. A successful login resets the account's count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "studyplatform.client_address.client_address"
+AXES_VERBOSE = False
+
+# Content-Security-Policy on every response: scripts only from this site's static files (no
+# inline script anywhere), no plug-ins, no framing, no <base> rewriting. Inline styles stay
+# allowed: server-drawn SVG charts carry style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,6 @@
 import sys
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -9,6 +8,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from studyplatform.access import researcher_required
 from studyplatform.health import broker_status, database_status
 
 
@@ -28,7 +28,7 @@ def healthz(request):
     )
 
 
-@login_required
+@researcher_required
 def home(request):
     return render(request, "studyplatform/home.html")
 

@@ -1,5 +1,6 @@
 from django import forms
 
+from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
 from worker.models import ModelRun
 
@@ -43,6 +44,8 @@ class StudyForm(forms.ModelForm):
             "practice_trials",
             "attention_checks",
             "exposure_ms",
+            "estimated_minutes",
+            "time_limit_minutes",
             "consent_text",
             "instructions",
             "redirect_url",
@@ -51,6 +54,8 @@ class StudyForm(forms.ModelForm):
             "images_per_participant": "Images per participant (half real, half AI)",
             "target_participants_per_condition": "Target participants per condition",
             "exposure_ms": "Exposure time (ms)",
+            "estimated_minutes": "Estimated time to take part (minutes)",
+            "time_limit_minutes": "Time limit (minutes)",
         }
         help_texts = {
             "design": "Between subjects (the paper): each participant sees one condition.",
@@ -58,6 +63,10 @@ class StudyForm(forms.ModelForm):
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
             "who calls one real is excluded from the analysis.",
             "exposure_ms": "Empty: each image stays until answered. E.g. 1000 hides it after 1 s.",
+            "estimated_minutes": "As you tell Prolific.",
+            "time_limit_minutes": "A participant silent this long without finishing gives up "
+            "their place to someone else. Empty: Prolific's maximum time for the estimate "
+            "(2 + X + 2√X minutes).",
             "consent_text": "Empty: a short default text.",
             "instructions": "Empty: a short default text.",
         }
@@ -66,14 +75,21 @@ class StudyForm(forms.ModelForm):
             "instructions": forms.Textarea(attrs={"rows": 5}),
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, runs=None, **kwargs):
+        """``runs``: those the user may build a study from (default: all); a study being
+        edited keeps offering its own runs, which a colleague may not see otherwise."""
         super().__init__(*args, **kwargs)
+        study = self.instance
+        choices = ModelRun.objects.all() if runs is None else runs
+        if study.pk:
+            choices = choices | ModelRun.objects.filter(conditions__study=study)
         self.fields["runs"].queryset = (
-            ModelRun.objects.filter(status=ModelRun.Status.DONE)
+            ModelRun.objects.filter(pk__in=choices.values("pk"), status=ModelRun.Status.DONE)
             .select_related("dataset")
             .order_by("-pk")
         )
-        study = self.instance
+        if "estimated_minutes" in self.fields:
+            self.fields["estimated_minutes"].required = False
         if study.pk:
             self.fields["runs"].initial = [c.run_id for c in study.conditions.all()]
             self.fields["labels"].initial = "\n".join(c.label for c in study.conditions.all())
@@ -82,11 +98,36 @@ class StudyForm(forms.ModelForm):
                     if name not in TEXT_FIELDS:
                         del self.fields[name]
 
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        validate_single_line(name)
+        return name
+
+    def clean_estimated_minutes(self):
+        minutes = self.cleaned_data["estimated_minutes"]
+        if minutes is None:  # left empty: the model's default
+            return Study._meta.get_field("estimated_minutes").default
+        if not 1 <= minutes <= 600:
+            raise forms.ValidationError("Give the estimate in minutes, from 1 to 600.")
+        return minutes
+
+    def clean_time_limit_minutes(self):
+        minutes = self.cleaned_data["time_limit_minutes"]
+        if minutes is not None and not 1 <= minutes <= 1440:
+            raise forms.ValidationError("Give the time limit in minutes, from 1 to 1440.")
+        return minutes
+
     def clean_images_per_participant(self):
         n = self.cleaned_data["images_per_participant"]
         if n < 2 or n % 2:
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
+
+    def clean_labels(self):
+        labels = self.cleaned_data["labels"]
+        if any(has_control_characters(line) for line in labels.splitlines()):
+            raise forms.ValidationError("Labels cannot contain tabs or control characters.")
+        return labels
 
     def clean(self):
         cleaned = super().clean()

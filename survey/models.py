@@ -8,7 +8,9 @@ and studies are addressed by random public ids.
 
 from __future__ import annotations
 
+import math
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +21,8 @@ from django.db.models.lookups import Exact
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
+
+from studyplatform.ownership import Share, owner_field
 
 
 def study_slug() -> str:
@@ -40,10 +44,16 @@ TEXT_FIELDS = (
     "instructions",
     "redirect_url",
     "target_participants_per_condition",
+    "estimated_minutes",
+    "time_limit_minutes",
 )
 
 
 class Study(models.Model):
+    """A perceptual study over one or more model runs. ``owner`` and ``shares``: who may see
+    and change it (:mod:`studyplatform.access`); a NULL owner means unowned, visible and
+    editable only by staff researchers and superusers."""
+
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
         #: Stimuli being prepared by a worker; opens when they are ready.
@@ -85,11 +95,18 @@ class Study(models.Model):
     instructions = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: How long taking part should take, in minutes (what Prolific is told).
+    estimated_minutes = models.PositiveIntegerField(default=5)
+    #: A participant silent this long without finishing gives up their place (None:
+    #: Prolific's default maximum time for :attr:`estimated_minutes`; see
+    #: :attr:`time_limit`).
+    time_limit_minutes = models.PositiveIntegerField(null=True, blank=True)
     completion_code = models.CharField(max_length=64, default=completion_code)
     redirect_url = models.URLField(max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    owner = owner_field()
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +143,20 @@ class Study(models.Model):
         return self.images_per_participant + self.reserved_scenes
 
     @property
+    def time_limit(self) -> timedelta:
+        """How long an unfinished participant holds a place without a sign of life: the
+        researcher's setting, else what Prolific allows for the estimated time X (its
+        minimum maximum time, 2 + X + 2·√X minutes, rounded up)."""
+        if self.time_limit_minutes:
+            return timedelta(minutes=self.time_limit_minutes)
+        x = self.estimated_minutes
+        return timedelta(minutes=math.ceil(2 + x + 2 * math.sqrt(x)))
+
+    @property
+    def time_limit_in_minutes(self) -> int:
+        return int(self.time_limit.total_seconds() // 60)
+
+    @property
     def per_kind(self) -> int:
         """Real images per participant (and AI images: the same number)."""
         return self.images_per_participant // 2
@@ -147,6 +178,17 @@ class Condition(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class StudyShare(Share):
+    """A colleague's access to a study (see :class:`studyplatform.ownership.Share`)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="shares")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="study_share_unique"),
+        ]
 
 
 class Stimulus(models.Model):
@@ -224,6 +266,11 @@ class Participant(models.Model):
     last_active_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    #: The participant chose to stop ("Stop taking part"): their place is free at once.
+    returned_at = models.DateTimeField(null=True, blank=True)
+    #: Their place was given up (returned, or silent past the study's time limit) and their
+    #: stimuli's exposures given back; cleared if they come back while a place is free.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "started_at"]
@@ -339,3 +386,29 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal of {self.participant_public_id}"
+
+
+class RefusedStart(models.Model):
+    """Visits to a study's link that could not start or resume a participation, counted
+    per study and reason for the researcher's monitor (a bounded table: one row per
+    reason, never one per visit). ``example`` keeps the last offending value of a
+    malformed Prolific id (e.g. an unreplaced ``{{%PROLIFIC_PID%}}``), which is what the
+    researcher needs to mend the link; no other visitor data is kept."""
+
+    class Reason(models.TextChoices):
+        MALFORMED_ID = "malformed_id", "a Prolific id in the link that does not look like one"
+        OTHER_BROWSER = "other_browser", "a Prolific id already taking part in another browser"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="refused_starts")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    count = models.PositiveIntegerField(default=0)
+    example = models.CharField(max_length=100, blank=True)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reason"], name="refused_start_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} refused ({self.reason}) for study {self.study_id}"

@@ -17,24 +17,43 @@ from django.urls import reverse
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services.trials import AnswerResult, trial_mark_shown
 
-#: Prolific's ids are 24 hex digits; anything of letters, digits, - and _ is accepted.
-PROLIFIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Prolific issues its ids (participant, study, session) as 24 lower-case hex digits.
+PROLIFIC_ID = re.compile(r"^[0-9a-f]{24}$")
+PROLIFIC_PARAMETERS = {
+    "PROLIFIC_PID": "prolific_pid",
+    "STUDY_ID": "prolific_study_id",
+    "SESSION_ID": "prolific_session_id",
+}
 TRUTH_LABELS = {True: "a real photograph", False: "colourised by AI"}
 
 
-def prolific_ids(query) -> dict[str, str | None]:
-    """PROLIFIC_PID, STUDY_ID and SESSION_ID from a query string (absent or malformed:
-    None)."""
+@dataclass(frozen=True)
+class ProlificIds:
+    """The Prolific ids a link carried: each normalised as Prolific issues it (lower case,
+    no surrounding space) or None when absent; ``malformed`` names the parameters that
+    were present but do not look like Prolific ids (e.g. an unreplaced
+    ``{{%PROLIFIC_PID%}}``), with the value as given (cut to 64 characters)."""
 
-    def clean(name: str) -> str | None:
-        value = (query.get(name) or "").strip()
-        return value if PROLIFIC_ID.match(value) else None
+    prolific_pid: str | None = None
+    prolific_study_id: str | None = None
+    prolific_session_id: str | None = None
+    malformed: tuple[tuple[str, str], ...] = ()
 
-    return {
-        "prolific_pid": clean("PROLIFIC_PID"),
-        "prolific_study_id": clean("STUDY_ID"),
-        "prolific_session_id": clean("SESSION_ID"),
-    }
+    def as_fields(self) -> dict[str, str | None]:
+        return {field: getattr(self, field) for field in PROLIFIC_PARAMETERS.values()}
+
+
+def prolific_ids(query) -> ProlificIds:
+    """PROLIFIC_PID, STUDY_ID and SESSION_ID from a query string or form."""
+    fields: dict[str, str | None] = {}
+    malformed = []
+    for parameter, field in PROLIFIC_PARAMETERS.items():
+        raw = (query.get(parameter) or "").strip()
+        value = raw.lower()
+        if raw and not PROLIFIC_ID.match(value):
+            malformed.append((parameter, raw[:64]))
+        fields[field] = value if raw and PROLIFIC_ID.match(value) else None
+    return ProlificIds(**fields, malformed=tuple(malformed))
 
 
 @dataclass(frozen=True)

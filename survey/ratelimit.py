@@ -10,17 +10,10 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 
+from studyplatform.client_address import client_address
 from survey.models import Study
 
 logger = logging.getLogger(__name__)
-
-
-def client_address(request) -> str:
-    if settings.USE_X_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def start_allowed(request, study: Study) -> bool:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from survey.analysis.exclusion import failed_attention
 from survey.models import Condition, Participant, Stimulus, Study, Trial
 from survey.services.assignment import trial_plan
-
-#: A participant who started, did not finish and has been silent this long has dropped out.
-DROPPED_AFTER = timedelta(minutes=30)
 
 
 def study_get_by_slug(*, slug: str) -> Study | None:
@@ -66,19 +62,28 @@ def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
 
 
 def study_monitor(*, study: Study) -> list[dict]:
-    """The live monitor: per condition (between subjects) or for the whole study (within),
-    participants started (not withdrawn), completed, in progress, dropped (silent for
-    :data:`DROPPED_AFTER` without finishing) and withdrawn, with the target; ``label`` is
-    the condition's (None within subjects: the page names the row). One query."""
-    cutoff = timezone.now() - DROPPED_AFTER
-    active = Q(withdrawn_at__isnull=True)
-    unfinished = active & Q(completed_at__isnull=True)
+    """The live monitor, per condition (between subjects) or for the whole study (within;
+    ``label`` None, the page names the row), in one query:
+
+    - ``started``: every participation started, withdrawn ones too (as the analysis counts);
+    - ``included``: finished, passed the attention checks: what the target counts;
+    - ``excluded``: finished, failed an attention check (their place refills);
+    - ``taking_part``: unfinished, heard from within the study's time limit (a held place);
+    - ``freed``: unfinished and stopped, or silent past the time limit (place given up);
+    - ``withdrawn``; ``held`` = included + taking part, against ``target``."""
+    since = timezone.now() - study.time_limit
+    present = Q(withdrawn_at__isnull=True)
+    finished = present & Q(completed_at__isnull=False)
+    unfinished = present & Q(completed_at__isnull=True)
+    active = Q(returned_at__isnull=True, released_at__isnull=True, last_active_at__gte=since)
+    failed = Q(failed_attention())
     counts = {
-        "started": Count("pk", filter=active),
-        "completed": Count("pk", filter=active & Q(completed_at__isnull=False)),
-        "in_progress": Count("pk", filter=unfinished & Q(last_active_at__gte=cutoff)),
-        "dropped": Count("pk", filter=unfinished & Q(last_active_at__lt=cutoff)),
-        "withdrawn": Count("pk", filter=Q(withdrawn_at__isnull=False)),
+        "started": Count("pk"),
+        "included": Count("pk", filter=finished & ~failed),
+        "excluded": Count("pk", filter=finished & failed),
+        "taking_part": Count("pk", filter=unfinished & active),
+        "freed": Count("pk", filter=unfinished & ~active),
+        "withdrawn": Count("pk", filter=~present),
     }
     rows = {
         row["condition_id"]: row
@@ -89,12 +94,16 @@ def study_monitor(*, study: Study) -> list[dict]:
     }
     target = study.target_participants_per_condition
     empty = dict.fromkeys(counts, 0)
+
+    def row(label, key, **extra) -> dict:
+        values = {**empty, **rows.get(key, {})}
+        values.pop("condition_id", None)
+        held = values["included"] + values["taking_part"]
+        return {"label": label, **extra, "target": target, "held": held, **values}
+
     if study.design == Study.Design.WITHIN:
-        return [{"label": None, "target": target, **empty, **rows.get(None, {})}]
-    return [
-        {"label": c.label, "condition_id": c.pk, "target": target, **empty, **rows.get(c.pk, {})}
-        for c in study.conditions.all()
-    ]
+        return [row(None, None)]
+    return [row(c.label, c.pk, condition_id=c.pk) for c in study.conditions.all()]
 
 
 def study_preview_plan(*, study: Study, rng) -> list[Stimulus]:

@@ -1173,6 +1173,9 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # A line break would end a LaTeX comment or a table row; inside text it is a space.
+    "\n": " ",
+    "\r": " ",
 }
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
         name="participant_image",
     ),
     path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
+    path("p/<str:public_id>/stop", participant.participant_stop, name="participant_stop"),
     # Researchers
     path("studies/", study.studies, name="studies"),
     path("studies/new/", study.study_new, name="study_new"),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("studies/<int:pk>/open/", study.study_open_view, name="study_open"),
     path("studies/<int:pk>/prepare/", study.study_prepare_view, name="study_prepare"),
     path("studies/<int:pk>/close/", study.study_close_view, name="study_close"),
+    path("studies/<int:pk>/sharing/", study.study_sharing, name="study_sharing"),
     path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
     path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),

@@ -5,12 +5,13 @@ from django.conf import settings
 
 from colourmodels.data.categories import CATEGORIES, OTHERS
 from colourmodels.early_stopping import MONITORS
+from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
 from worker.services.runs import default_config
 
 
 class DatasetUploadForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_single_line])
     archive = forms.FileField(
         label="Zip of photos", help_text="Optionally one folder per category inside the zip."
     )
@@ -55,7 +56,10 @@ class RunLaunchForm(forms.Form):
     """A model run's set-up; every default is the paper's setting (method.md §3–5)."""
 
     name = forms.CharField(
-        max_length=200, required=False, help_text="Optional: “kind space” when left empty."
+        max_length=200,
+        required=False,
+        validators=[validate_single_line],
+        help_text="Optional: “kind space” when left empty.",
     )
     kind = forms.ChoiceField(
         choices=[
@@ -101,8 +105,11 @@ class RunLaunchForm(forms.Form):
         "pix2pix step.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, datasets=None, **kwargs):
+        """``datasets``: those the user may launch on (default: all)."""
         super().__init__(*args, **kwargs)
+        if datasets is not None:
+            self.fields["dataset"].queryset = datasets.order_by("-created_at")
         defaults = _paper_defaults()
         self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
         for key in ("image_size", "width", "epochs", "batch_size", "routing", "seed", "fast"):
@@ -172,7 +179,11 @@ class RunLaunchForm(forms.Form):
 
 
 class RunUploadForm(forms.Form):
-    name = forms.CharField(max_length=200, help_text="The model's name, as studies show it.")
+    name = forms.CharField(
+        max_length=200,
+        validators=[validate_single_line],
+        help_text="The model's name, as studies show it.",
+    )
     dataset = forms.ModelChoiceField(
         queryset=Dataset.objects.order_by("name"),
         help_text="The data set whose test images were colourised.",
@@ -190,6 +201,12 @@ class RunUploadForm(forms.Form):
         ),
     )
     manifest = forms.FileField(label="Manifest (CSV)", required=False)
+
+    def __init__(self, *args, datasets=None, **kwargs):
+        """``datasets``: those the user may upload a run against (default: all)."""
+        super().__init__(*args, **kwargs)
+        if datasets is not None:
+            self.fields["dataset"].queryset = datasets.order_by("name")
 
     def clean_archive(self):
         archive = self.cleaned_data["archive"]

@@ -8,6 +8,18 @@ from django.core.files.storage import default_storage
 from django.http import HttpResponse
 from PIL import Image
 
+#: The formats a run's colourised images are stored in, by their first bytes.
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def content_type_of(data: bytes) -> str:
+    """The content type of stored image bytes, from their signature: a trained run stores
+    PNG, an uploaded run keeps its JPEGs and PNGs as they came."""
+    for signature, content_type in _SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    return "application/octet-stream"
+
 
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()

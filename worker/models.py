@@ -5,9 +5,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from studyplatform.ownership import Share, owner_field
+
 
 class Dataset(models.Model):
-    """A set of photographs with a category and a split per image (its manifest)."""
+    """A set of photographs with a category and a split per image (its manifest).
+
+    ``owner`` and ``shares``: who may see and change it (:mod:`studyplatform.access`); a
+    NULL owner means unowned, visible and editable only by staff researchers and superusers."""
 
     class Source(models.TextChoices):
         MIRFLICKR = "mirflickr", "MIRFLICKR-25000"
@@ -22,6 +27,7 @@ class Dataset(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    owner = owner_field()
     seed = models.IntegerField(default=0)
     #: Category names in display order ([] for an uncategorised set).
     categories = models.JSONField(default=list)
@@ -142,6 +148,7 @@ class ModelRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    owner = owner_field()
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -257,3 +264,25 @@ class ColourisedImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run.name}: {self.source.original_name}"
+
+
+class DatasetShare(Share):
+    """A colleague's access to a data set (see :class:`studyplatform.ownership.Share`)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="shares")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "user"], name="dataset_share_unique"),
+        ]
+
+
+class RunShare(Share):
+    """A colleague's access to a model run (see :class:`studyplatform.ownership.Share`)."""
+
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="shares")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user"], name="run_share_unique"),
+        ]

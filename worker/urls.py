@@ -1,29 +1,33 @@
 from django.urls import path
 
-from worker import views
+from worker.views import datasets, images, runs, uploads
 
 urlpatterns = [
-    path("datasets/", views.datasets, name="datasets"),
-    path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
-    path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
-    path("datasets/<int:pk>/manifest.csv", views.dataset_manifest, name="dataset_manifest"),
+    path("datasets/", datasets.index, name="datasets"),
+    path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
+    path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/sharing/", datasets.dataset_sharing, name="dataset_sharing"),
+    path("datasets/<int:pk>/manifest.csv", datasets.dataset_manifest, name="dataset_manifest"),
     path(
         "datasets/images/<int:pk>/thumbnail.jpg",
-        views.dataset_image_thumbnail,
+        images.dataset_image_thumbnail,
         name="dataset_image_thumbnail",
     ),
-    path("datasets/imports/<int:pk>/", views.import_job, name="import_job"),
+    path("datasets/imports/<int:pk>/", datasets.import_job, name="import_job"),
     path(
-        "datasets/imports/<int:pk>/status.json", views.import_job_status, name="import_job_status"
+        "datasets/imports/<int:pk>/status.json",
+        datasets.import_job_status,
+        name="import_job_status",
     ),
-    path("runs/", views.runs, name="runs"),
-    path("runs/status.json", views.runs_status, name="runs_status"),
-    path("runs/new/", views.run_launch, name="run_launch"),
-    path("runs/upload/", views.run_upload, name="run_upload"),
-    path("runs/compare/", views.runs_compare_page, name="runs_compare"),
-    path("runs/<int:pk>/", views.run_detail, name="run_detail"),
-    path("runs/<int:pk>/status.json", views.run_status, name="run_status"),
-    path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
-    path("runs/outputs/<int:pk>.png", views.run_output_image, name="run_output_image"),
-    path("runs/outputs/<int:pk>/truth.png", views.run_output_truth, name="run_output_truth"),
+    path("runs/", runs.index, name="runs"),
+    path("runs/status.json", runs.runs_status, name="runs_status"),
+    path("runs/new/", runs.run_launch, name="run_launch"),
+    path("runs/upload/", uploads.run_upload, name="run_upload"),
+    path("runs/compare/", runs.runs_compare_page, name="runs_compare"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:pk>/status.json", runs.run_status, name="run_status"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/sharing/", runs.run_sharing, name="run_sharing"),
+    path("runs/outputs/<int:pk>.png", images.run_output_image, name="run_output_image"),
+    path("runs/outputs/<int:pk>/truth.png", images.run_output_truth, name="run_output_truth"),
 ]

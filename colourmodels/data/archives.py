@@ -19,7 +19,9 @@ member, an unsupported compression method, two members with the same path, a
 compression ratio over ``max_ratio`` for a member larger than ``ratio_min_size`` (a
 zip bomb), or a member that yields more bytes than its header declares; and naming
 the archive for: not a zip file, more than ``max_members`` members, or a declared
-total uncompressed size over ``max_total_size``.
+total uncompressed size over :meth:`ZipLimits.expansion_limit` (``max_total_ratio``
+times the archive's own size, and never over ``max_total_size``), checked before
+anything is extracted.
 
 Left out without failing: ``__MACOSX`` folders and hidden files (any path component
 starting with ``.``) silently; nested archives (``.zip``, ``.tar``, ``.gz``, ...) and
@@ -94,6 +96,16 @@ class ZipLimits:
     max_total_size: int = 4 * 2**30
     max_ratio: float = 100.0
     ratio_min_size: int = 1 * 2**20
+    #: The whole archive may expand to at most ``max_total_ratio`` times its own size
+    #: (or ``total_ratio_floor`` bytes, whichever is more): hundreds of small members,
+    #: each under ``ratio_min_size``, must not add up to a bomb.
+    max_total_ratio: float = 20.0
+    total_ratio_floor: int = 64 * 2**20
+
+    def expansion_limit(self, archive_size: int) -> int:
+        """The most bytes an archive of ``archive_size`` bytes may expand to."""
+        by_ratio = max(self.total_ratio_floor, int(archive_size * self.max_total_ratio))
+        return min(self.max_total_size, by_ratio)
 
 
 @dataclass(frozen=True, order=True)
@@ -157,8 +169,17 @@ def _label(source: object) -> str:
     return str(getattr(source, "name", "<zip>"))
 
 
+def _archive_size(source: str | os.PathLike[str] | BinaryIO) -> int:
+    if isinstance(source, (str, os.PathLike)):
+        return os.stat(source).st_size
+    position = source.tell()
+    size = source.seek(0, os.SEEK_END)
+    source.seek(position)
+    return size
+
+
 def _plan(
-    zf: zipfile.ZipFile, label: str, limits: ZipLimits
+    zf: zipfile.ZipFile, label: str, limits: ZipLimits, max_total: int
 ) -> tuple[list[tuple[zipfile.ZipInfo, list[str]]], list[Skipped]]:
     """Check every member; the image members to extract and the skipped ones."""
     infos = zf.infolist()
@@ -193,11 +214,13 @@ def _plan(
         ):
             raise ArchiveError(label, f"unsupported compression method {info.compress_type}", name)
         total += info.file_size
-        if total > limits.max_total_size:
+        if total > max_total:
             raise ArchiveError(
                 label,
-                f"total uncompressed size over the limit of {limits.max_total_size:,} bytes "
-                f"(reached at member {name!r})",
+                f"total uncompressed size over the limit of {max_total:,} bytes "
+                f"(reached at member {name!r}; an archive may expand to "
+                f"{limits.max_total_ratio:g} times its size, at most "
+                f"{limits.max_total_size:,} bytes)",
             )
         if info.file_size >= limits.ratio_min_size:
             ratio = info.file_size / max(info.compress_size, 1)
@@ -292,7 +315,8 @@ def read_zip(
     if dest_path.exists() and (not dest_path.is_dir() or any(dest_path.iterdir())):
         raise ValueError(f"{dest_path}: the target must be a new or empty folder")
     with _open_zip(source, label) as zf:
-        keep, skipped = _plan(zf, label, limits)
+        max_total = limits.expansion_limit(_archive_size(source))
+        keep, skipped = _plan(zf, label, limits, max_total)
         tops = {parts[0] for _, parts in keep}
         wrapper = None
         if len(tops) == 1 and all(len(parts) > 1 for _, parts in keep):
@@ -304,9 +328,7 @@ def read_zip(
         total = 0
         try:
             for info, parts in keep:
-                target, written = _extract(
-                    zf, label, info, parts, root, limits.max_total_size - total
-                )
+                target, written = _extract(zf, label, info, parts, root, max_total - total)
                 total += written
                 members[target] = info.filename
         except BaseException:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from colourmodels.checkpoints import (
-    CheckpointError,
-    atomic_save,
-    cpu_state_dict,
-    read_file,
-    save_classifier,
-)
+from colourmodels.checkpoints import cpu_state_dict, save_classifier
 from colourmodels.networks import build_classifier
 from colourmodels.training import distributed
 from colourmodels.training.classification_metrics import accuracy, confusion_matrix, macro_f1
-from colourmodels.training.common import (
-    DATA_PATHS,
-    ProgressCallback,
-    ProgressEvent,
-    batch_luma_chroma,
-    check_resume_config,
-    resolve_device,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    train_and_val_loaders,
+from colourmodels.training.common import DATA_PATHS, ProgressCallback, batch_luma_chroma
+from colourmodels.training.loop import (
+    CheckpointFormat,
+    PhaseReport,
+    Progress,
+    RunContext,
+    run_epochs,
 )
 
 __all__ = ["ClassifierConfig", "ClassifierResult", "train_classifier", "CLASSIFIER_HISTORY_KEYS"]
@@ -50,6 +39,9 @@ CLASSIFIER_HISTORY_KEYS = (
     "seconds",
 )
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "log_every", "data_path"})
+CHECKPOINT = CheckpointFormat(
+    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "classifier training checkpoint", RESUMABLE_CHANGES
+)
 
 
 @dataclass(frozen=True)
@@ -153,111 +145,97 @@ def train_classifier(
     batch, synchronised BatchNorm, ``DistributedDataParallel``; the validation loss and
     confusion matrix are added over the ranks; rank 0 alone writes files and reports).
     """
-    with distributed.Session(config.device) as ddp:
-        return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
-
-
-def _train(
-    config: ClassifierConfig,
-    train_set: Dataset,
-    val_set: Dataset,
-    out_dir: Path,
-    on_progress: ProgressCallback | None,
-    resume: bool,
-    ddp: distributed.Distributed | None,
-) -> ClassifierResult:
-    main = ddp is None or ddp.is_main
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / "checkpoint.pt"
-    best_path = out_dir / "best_classifier.pt"
-    last_path = out_dir / "last_classifier.pt"
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError("the training and validation sets must not be empty")
-    if not main:
-        on_progress = None
-    device = ddp.device if ddp is not None else resolve_device(config.device)
-    batch_size = config.batch_size
-    if ddp is not None:
-        batch_size = distributed.per_rank_batch(config.batch_size, ddp.world_size)
-
-    seed_everything(config.seed)
-    model = build_classifier(config.num_classes, config.init_weights_path)
-
-    def read() -> dict[str, Any] | None:
-        return _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
-
-    state = read() if ddp is None else ddp.share(read)
-    if state is not None:
-        model.load_state_dict(state["model"])
-    train_model: torch.nn.Module = model
-    if ddp is not None:
-        model = distributed.convert_sync_batchnorm(model, device)
-        model.to(device)
-        train_model = distributed.wrap_ddp(model, device)
-    else:
-        model.to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    history: list[dict[str, Any]] = []
-    best_epoch: int | None = None
-    best_f1 = -math.inf
-    best_confusion: np.ndarray | None = None
-    start = 1
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        history = list(state["history"])
-        best_epoch, best_f1 = state["best_epoch"], float(state["best_macro_f1"])
-        if state["best_confusion"] is not None:
-            best_confusion = np.asarray(state["best_confusion"], dtype=np.int64)
-        start = int(state["epoch"]) + 1
-        set_rng_state(state["rng"], device)
-
-    train_loader, val_loader = train_and_val_loaders(
+    trained, task = run_epochs(
+        config,
         train_set,
         val_set,
-        data_path=config.data_path,
-        device=device,
-        batch_size=batch_size,
-        seed=config.seed,
-        num_workers=config.num_workers,
+        out_dir,
+        checkpoint=CHECKPOINT,
+        build=lambda context: _ClassifierTask(config, context, train_set, val_set),
+        on_progress=on_progress,
+        resume=resume,
         drop_last_train=True,
-        shard=(ddp.rank, ddp.world_size) if ddp is not None else None,
     )
-    train_space = getattr(train_set, "space", None)
-    val_space = getattr(val_set, "space", None)
-    sync_every = 1 if device.type != "cuda" else config.log_every
+    return ClassifierResult(
+        **trained.result_fields(),
+        best_epoch=task.best_epoch,
+        best_macro_f1=task.best_f1 if task.best_epoch is not None else None,
+        confusion=task.best_confusion,
+        class_names=config.class_names,
+        best_classifier_path=task.best_path,
+        last_classifier_path=task.last_path,
+    )
 
-    for epoch in range(start, config.epochs + 1):
-        t0 = time.perf_counter()
-        if ddp is not None:
-            ddp.reseed(config.seed, epoch)
+
+class _ClassifierTask:
+    """The classifier's part of the loop (:class:`~colourmodels.training.loop.EpochTask`):
+    the ResNet34 and its SGD, the best macro-F1 and its confusion matrix, the model files."""
+
+    finished = False  # no early stopping
+
+    def __init__(
+        self, config: ClassifierConfig, context: RunContext, train_set: Dataset, val_set: Dataset
+    ) -> None:
+        self.config = config
+        self.ddp = context.ddp
+        self.device = device = context.device
+        self.best_path = context.out_dir / "best_classifier.pt"
+        self.last_path = context.out_dir / "last_classifier.pt"
+        self.train_space = getattr(train_set, "space", None)
+        self.val_space = getattr(val_set, "space", None)
+        model = build_classifier(config.num_classes, config.init_weights_path)
+        state = context.state
+        if state is not None:
+            model.load_state_dict(state["model"])
+        self.train_model: torch.nn.Module = model
+        if self.ddp is not None:
+            model = distributed.convert_sync_batchnorm(model, device)
+            model.to(device)
+            self.train_model = distributed.wrap_ddp(model, device)
+        else:
+            model.to(device)
+        self.model = model
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.best_epoch: int | None = None
+        self.best_f1 = -math.inf
+        self.best_confusion: np.ndarray | None = None
+        self.confusion = np.zeros((config.num_classes,) * 2, dtype=np.int64)  # the last epoch's
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.best_epoch, self.best_f1 = state["best_epoch"], float(state["best_macro_f1"])
+            if state["best_confusion"] is not None:
+                self.best_confusion = np.asarray(state["best_confusion"], dtype=np.int64)
+
+    def run_epoch(
+        self, epoch: int, train: Any, val: Any, progress: Progress
+    ) -> tuple[dict[str, Any], bool]:
         train_loss, train_acc = _train_epoch(
-            train_model,
-            optimizer,
-            train_loader(epoch),
-            train_space,
-            device,
-            epoch,
-            on_progress,
-            sync_every,
-            ddp,
+            self.train_model,
+            self.optimizer,
+            train,
+            self.train_space,
+            self.device,
+            progress.phase("train", epoch, train),
+            self.ddp,
         )
         val_loss, confusion = _validate(
-            model,
-            val_loader(epoch),
-            val_space,
-            device,
-            config.num_classes,
-            epoch,
-            on_progress,
-            ddp,
+            self.model,
+            val,
+            self.val_space,
+            self.device,
+            self.config.num_classes,
+            progress.phase("val", epoch, val),
+            self.ddp,
         )
         f1 = macro_f1(confusion)
+        self.confusion = confusion
+        if f1 > self.best_f1:  # NaN never wins
+            self.best_epoch, self.best_f1, self.best_confusion = epoch, f1, confusion
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -265,73 +243,34 @@ def _train(
             "val_loss": val_loss,
             "val_accuracy": accuracy(confusion),
             "val_macro_f1": f1,
-            "seconds": time.perf_counter() - t0,
         }
-        history.append(record)
-        if f1 > best_f1:  # NaN never wins
-            best_epoch, best_f1, best_confusion = epoch, f1, confusion
-            if main:
-                save_classifier(
-                    model,
-                    best_path,
-                    num_classes=config.num_classes,
-                    class_names=config.class_names,
-                    epoch=epoch,
-                    extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
-                )
-        start = epoch + 1
-        if not main:
-            continue
-        save_classifier(
-            model,
-            last_path,
-            num_classes=config.num_classes,
-            class_names=config.class_names,
-            epoch=epoch,
-            extra_meta={"val_macro_f1": f1, "confusion": confusion.tolist()},
-        )
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": config.to_dict(),
-            "epoch": epoch,
-            "model": cpu_state_dict(model),
-            "optimizer": optimizer.state_dict(),
-            "history": history,
-            "best_epoch": best_epoch,
-            "best_macro_f1": best_f1,
-            "best_confusion": best_confusion.tolist() if best_confusion is not None else None,
-            "rng": rng_state(device),
-        }
-        if ddp is not None:
-            checkpoint["world_size"] = ddp.world_size
-        atomic_save(checkpoint, ckpt_path)
-        if on_progress is not None:
-            numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
-            on_progress(ProgressEvent("epoch", epoch, epoch, config.epochs, numbers))
+        return record, False
 
-    info = None
-    if ddp is not None:
-        prints = ddp.gather(distributed.state_fingerprint(model))
-        info = {
-            **ddp.describe(),
-            "per_rank_batch": batch_size,
-            "fingerprints": prints,
-            "replicas_identical": len(set(prints)) == 1,
+    def save(self, epoch: int, record: dict[str, Any]) -> None:
+        extra = {"val_macro_f1": record["val_macro_f1"], "confusion": self.confusion.tolist()}
+        paths = [self.best_path, self.last_path] if self.best_epoch == epoch else [self.last_path]
+        for path in paths:
+            save_classifier(
+                self.model,
+                path,
+                num_classes=self.config.num_classes,
+                class_names=self.config.class_names,
+                epoch=epoch,
+                extra_meta=extra,
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        best = self.best_confusion
+        return {
+            "model": cpu_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "best_epoch": self.best_epoch,
+            "best_macro_f1": self.best_f1,
+            "best_confusion": best.tolist() if best is not None else None,
         }
-    return ClassifierResult(
-        history=history,
-        best_epoch=best_epoch,
-        best_macro_f1=best_f1 if best_epoch is not None else None,
-        confusion=best_confusion,
-        class_names=config.class_names,
-        last_epoch=start - 1,
-        out_dir=out_dir,
-        checkpoint_path=ckpt_path,
-        best_classifier_path=best_path,
-        last_classifier_path=last_path,
-        distributed=info,
-    )
+
+    def modules(self) -> tuple[torch.nn.Module, ...]:
+        return (self.model,)
 
 
 def _batch(batch: Any, space: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -348,16 +287,12 @@ def _train_epoch(
     loader: Any,
     space: Any,
     device: torch.device,
-    epoch: int,
-    on_progress: ProgressCallback | None,
-    sync_every: int,
+    report: PhaseReport,
     ddp: distributed.Distributed | None = None,
 ) -> tuple[float, float]:
     model.train()
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss·n, correct
     count = 0
-    steps = len(loader)
-    shown: dict[str, float] = {}
     for i, batch in enumerate(loader, start=1):
         x, y = _batch(batch, space, device)
         logits = model(x)
@@ -370,14 +305,9 @@ def _train_epoch(
             sums[0] += loss.detach() * n
             sums[1] += (logits.argmax(dim=1) == y).sum()
         count += n
-        if on_progress is not None:
-            if i % sync_every == 0 or i == steps:
-                loss_mean, acc = (sums / count).tolist()
-                shown = {"train_loss": loss_mean, "train_accuracy": acc}
-            on_progress(ProgressEvent("train", epoch, i, steps, shown))
+        report.step(i, ("train_loss", "train_accuracy"), sums, count)
     if ddp is not None:  # over all ranks' samples
-        total = ddp.total(torch.cat([sums, sums.new_tensor([float(count)])]))
-        sums, count = total[:2], int(round(float(total[2].item())))
+        sums, count = ddp.total_counted(sums, count)
     loss_mean, acc = (sums / count).tolist()
     return loss_mean, acc
 
@@ -389,23 +319,20 @@ def _validate(
     space: Any,
     device: torch.device,
     num_classes: int,
-    epoch: int,
-    on_progress: ProgressCallback | None,
+    report: PhaseReport,
     ddp: distributed.Distributed | None = None,
 ) -> tuple[float, np.ndarray]:
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     preds: list[torch.Tensor] = []
     truths: list[torch.Tensor] = []
-    steps = len(loader)
     for i, batch in enumerate(loader, start=1):
         x, y = _batch(batch, space, device)
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(dim=1))
         truths.append(y)
-        if on_progress is not None:
-            on_progress(ProgressEvent("val", epoch, i, steps, {}))
+        report.step(i)
     if ddp is None:
         y_pred = torch.cat(preds).cpu().numpy()
         y_true = torch.cat(truths).cpu().numpy()
@@ -423,15 +350,3 @@ def _validate(
     total = ddp.total(packed)
     confusion = total[:-1].round().to(torch.int64).reshape(local.shape).numpy()
     return float(total[-1].item() / confusion.sum()), confusion
-
-
-def _read_checkpoint(path: Path, config: ClassifierConfig) -> dict[str, Any]:
-    state = read_file(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a classifier training checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: unsupported checkpoint version {state.get('version')!r}")
-    check_resume_config(
-        state["config"], config.to_dict(), may_differ=set(RESUMABLE_CHANGES), path=path
-    )
-    return state

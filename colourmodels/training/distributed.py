@@ -149,6 +149,12 @@ class Distributed:
         dist.broadcast(out, src=0)
         return out.to(tensor.device)
 
+    def total_counted(self, sums: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+        """Per-sample sums and their sample count, each added over all ranks (one
+        collective, as :meth:`total`)."""
+        total = self.total(torch.cat([sums, sums.new_tensor([float(count)])]))
+        return total[:-1], int(round(float(total[-1].item())))
+
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
         out: list[Any] = [None] * self.world_size
@@ -384,8 +390,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         self._check_input_dim(x)
         c = x.shape[1]
         dims = [0, *range(2, x.dim())]
-        xf = x.float()
-        count = torch.tensor([x.numel() / c], dtype=torch.float32, device=x.device)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays float64
+        count = torch.tensor([x.numel() / c], dtype=xf.dtype, device=x.device)
         packed = _SumAcrossRanks.apply(torch.cat([xf.sum(dims), count]))
         n = packed[c].detach()
         mean = packed[:c] / n

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,27 +10,17 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from colourmodels.checkpoints import (
-    CheckpointError,
-    atomic_save,
-    cpu_state_dict,
-    read_file,
-    save_generator,
-)
+from colourmodels.checkpoints import cpu_state_dict, save_generator
 from colourmodels.early_stopping import PAPER_SETTINGS, EarlyStopping, EarlyStoppingConfig
 from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
 from colourmodels.training import distributed
-from colourmodels.training.common import (
-    DATA_PATHS,
-    ProgressCallback,
-    ProgressEvent,
-    batch_luma_chroma,
-    check_resume_config,
-    resolve_device,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    train_and_val_loaders,
+from colourmodels.training.common import DATA_PATHS, ProgressCallback, batch_luma_chroma
+from colourmodels.training.loop import (
+    CheckpointFormat,
+    PhaseReport,
+    Progress,
+    RunContext,
+    run_epochs,
 )
 from colourmodels.training.performance import PerformanceOptions
 from colourmodels.training.step import EVAL_LOSSES, STEP_LOSSES, Pix2PixStep
@@ -69,6 +57,9 @@ _VAL_NAMES = tuple(f"val_{k}" for k in EVAL_LOSSES)
 #: is computed (``epochs`` may be raised to train further; ``data_path`` gives the same
 #: inputs, bit for bit on the CPU).
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_workers", "perf", "log_every", "data_path"})
+CHECKPOINT = CheckpointFormat(
+    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "Pix2Pix training checkpoint", RESUMABLE_CHANGES
+)
 
 _COLOUR_SPACES = ("lab", "yuv")
 
@@ -222,246 +213,162 @@ def train_pix2pix(
     result, with ``distributed`` set. ``perf.cuda_graph`` and ``perf.compile`` are not used
     there (see :class:`Pix2PixStep`).
     """
-    with distributed.Session(config.device) as ddp:
-        return _train(config, train_set, val_set, Path(out_dir), on_progress, resume, ddp)
-
-
-def _train(
-    config: Pix2PixConfig,
-    train_set: Dataset,
-    val_set: Dataset,
-    out_dir: Path,
-    on_progress: ProgressCallback | None,
-    resume: bool,
-    ddp: distributed.Distributed | None,
-) -> Pix2PixResult:
-    main = ddp is None or ddp.is_main
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError("the training and validation sets must not be empty")
-    if not main:
-        on_progress = None
-    ckpt_path = out_dir / "checkpoint.pt"
-    best_path = out_dir / "best_generator.pt"
-    last_path = out_dir / "last_generator.pt"
-    device = ddp.device if ddp is not None else resolve_device(config.device)
-    batch_size = config.batch_size
-    if ddp is not None:
-        batch_size = distributed.per_rank_batch(config.batch_size, ddp.world_size)
-
-    seed_everything(config.seed)
-    generator = init_weights(
-        UNetGenerator(config.in_channels, config.out_channels, config.image_size, config.width)
-    )
-    discriminator = init_weights(
-        PatchDiscriminator(config.in_channels + config.out_channels, config.width)
-    )
-    early = EarlyStopping.from_config(config.early_stopping) if config.early_stopping else None
-
-    def read() -> dict[str, Any] | None:
-        return _read_checkpoint(ckpt_path, config) if resume and ckpt_path.exists() else None
-
-    # Under torchrun rank 0 reads the checkpoint and every rank loads the same state.
-    state = read() if ddp is None else ddp.share(read)
-    if state is not None:
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-    step = Pix2PixStep(
-        generator,
-        discriminator,
-        lr=config.lr,
-        betas=(config.beta1, config.beta2),
-        lambda_l1=config.lambda_l1,
-        perf=config.perf,
-        device=device,
-        distributed=ddp is not None,
-    )
-    history: list[dict[str, Any]] = []
-    best_epoch: int | None = None
-    best_val = math.inf
-    stopped_epoch: int | None = None
-    start = 1
-    if state is not None:
-        step.load_state_dict(state["optimizers"])
-        if early is not None:
-            early.load_state_dict(state["early_stopping"])
-        history = list(state["history"])
-        best_epoch, best_val = state["best_epoch"], float(state["best_val"])
-        stopped_epoch = state["stopped_epoch"]
-        start = int(state["epoch"]) + 1
-        set_rng_state(state["rng"], device)
-
-    def result() -> Pix2PixResult:
-        info = None
-        if ddp is not None:
-            prints = ddp.gather(distributed.state_fingerprint(generator, discriminator))
-            info = {
-                **ddp.describe(),
-                "per_rank_batch": batch_size,
-                "fingerprints": prints,
-                "replicas_identical": len(set(prints)) == 1,
-            }
-            if main and len(set(prints)) != 1:
-                warnings.warn(
-                    "the ranks' networks differ at the end of training; rank 0's are saved",
-                    stacklevel=3,
-                )
-        return Pix2PixResult(
-            history=history,
-            best_epoch=best_epoch,
-            best_val=best_val if best_epoch is not None else None,
-            stopped_epoch=stopped_epoch,
-            last_epoch=start - 1 if not history else int(history[-1]["epoch"]),
-            monitor=config.monitor,
-            out_dir=out_dir,
-            checkpoint_path=ckpt_path,
-            best_generator_path=best_path,
-            last_generator_path=last_path,
-            distributed=info,
-        )
-
-    if stopped_epoch is not None:
-        return result()
-
-    train_loader, val_loader = train_and_val_loaders(
+    trained, task = run_epochs(
+        config,
         train_set,
         val_set,
-        data_path=config.data_path,
-        device=device,
-        batch_size=batch_size,
-        seed=config.seed,
-        num_workers=config.num_workers,
-        shard=(ddp.rank, ddp.world_size) if ddp is not None else None,
+        out_dir,
+        checkpoint=CHECKPOINT,
+        build=lambda context: _Pix2PixTask(config, context, train_set, val_set),
+        on_progress=on_progress,
+        resume=resume,
     )
-    train_space = getattr(train_set, "space", config.colour_space)
-    val_space = getattr(val_set, "space", config.colour_space)
-    sync_every = 1 if device.type != "cuda" else config.log_every
+    return Pix2PixResult(
+        **trained.result_fields(),
+        best_epoch=task.best_epoch,
+        best_val=task.best_val if task.best_epoch is not None else None,
+        stopped_epoch=task.stopped_epoch,
+        monitor=config.monitor,
+        best_generator_path=task.best_path,
+        last_generator_path=task.last_path,
+    )
 
-    for epoch in range(start, config.epochs + 1):
-        t0 = time.perf_counter()
-        if ddp is not None:
-            ddp.reseed(config.seed, epoch)
-        generator.train()
-        discriminator.train()
-        train = _run_phase(
-            "train",
-            epoch,
-            train_loader(epoch),
-            step.step_tensor,
-            _TRAIN_NAMES,
-            train_space,
-            device,
-            on_progress,
-            sync_every,
+
+class _Pix2PixTask:
+    """The Pix2Pix part of the loop (:class:`~colourmodels.training.loop.EpochTask`): the
+    generator, the discriminator and their step, early stopping, the generator files."""
+
+    def __init__(
+        self, config: Pix2PixConfig, context: RunContext, train_set: Dataset, val_set: Dataset
+    ) -> None:
+        self.config = config
+        self.ddp = context.ddp
+        self.device = context.device
+        self.best_path = context.out_dir / "best_generator.pt"
+        self.last_path = context.out_dir / "last_generator.pt"
+        self.train_space = getattr(train_set, "space", config.colour_space)
+        self.val_space = getattr(val_set, "space", config.colour_space)
+        self.generator = init_weights(
+            UNetGenerator(config.in_channels, config.out_channels, config.image_size, config.width)
         )
-        val = _run_phase(
-            "val",
-            epoch,
-            val_loader(epoch),
-            step.evaluate_tensor,
-            _VAL_NAMES,
-            val_space,
-            device,
-            on_progress,
-            sync_every,
+        self.discriminator = init_weights(
+            PatchDiscriminator(config.in_channels + config.out_channels, config.width)
         )
-        if ddp is not None:  # the losses of all ranks' samples, the same on every rank
-            train, val = _reduced(ddp, train), _reduced(ddp, val)
+        early = config.early_stopping
+        self.early = EarlyStopping.from_config(early) if early is not None else None
+        state = context.state
+        if state is not None:
+            self.generator.load_state_dict(state["generator"])
+            self.discriminator.load_state_dict(state["discriminator"])
+        self.step = Pix2PixStep(
+            self.generator,
+            self.discriminator,
+            lr=config.lr,
+            betas=(config.beta1, config.beta2),
+            lambda_l1=config.lambda_l1,
+            perf=config.perf,
+            device=self.device,
+            distributed=self.ddp is not None,
+        )
+        self.best_epoch: int | None = None
+        self.best_val = math.inf
+        self.stopped_epoch: int | None = None
+        if state is not None:
+            self.step.load_state_dict(state["optimizers"])
+            if self.early is not None:
+                self.early.load_state_dict(state["early_stopping"])
+            self.best_epoch, self.best_val = state["best_epoch"], float(state["best_val"])
+            self.stopped_epoch = state["stopped_epoch"]
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_epoch is not None
+
+    def run_epoch(
+        self, epoch: int, train: Any, val: Any, progress: Progress
+    ) -> tuple[dict[str, Any], bool]:
+        self.generator.train()
+        self.discriminator.train()
+        report = progress.phase("train", epoch, train)
+        train_sums = _run_phase(
+            train, self.step.step_tensor, _TRAIN_NAMES, self.train_space, self.device, report
+        )
+        report = progress.phase("val", epoch, val)
+        val_sums = _run_phase(
+            val, self.step.evaluate_tensor, _VAL_NAMES, self.val_space, self.device, report
+        )
+        if self.ddp is not None:  # the losses of all ranks' samples, the same on every rank
+            train_sums, val_sums = _reduced(self.ddp, train_sums), _reduced(self.ddp, val_sums)
         record: dict[str, Any] = {
             "epoch": epoch,
-            **_means(train),
-            **_means(val),
+            **_means(train_sums),
+            **_means(val_sums),
             "gl": None,
             "pk": None,
         }
-        tr, va = _monitored(record, config.monitor)
+        tr, va = _monitored(record, self.config.monitor)
         stop = False
-        if early is not None:
-            stop = early.update(epoch, tr, va)
-            record["gl"], record["pk"], _ = early.last
-            improved = early.improved
+        if self.early is not None:
+            stop = self.early.update(epoch, tr, va)
+            record["gl"], record["pk"], _ = self.early.last
+            improved = self.early.improved
         else:
-            improved = va < best_val
-        record["seconds"] = time.perf_counter() - t0
-        record = {k: record[k] for k in HISTORY_KEYS}
-        history.append(record)
-
-        extra = {"val_losses": {k: record[k] for k in _VAL_NAMES}, "monitor": config.monitor}
+            improved = va < self.best_val
         if improved:
-            best_epoch, best_val = epoch, va
-            if main:
-                save_generator(
-                    generator,
-                    best_path,
-                    colour_space=config.colour_space,
-                    epoch=epoch,
-                    extra_meta=extra,
-                )
+            self.best_epoch, self.best_val = epoch, va
         if stop:
-            stopped_epoch = epoch
-        if main:
+            self.stopped_epoch = epoch
+        return {k: record[k] for k in HISTORY_KEYS[:-1]}, stop  # all but "seconds"
+
+    def save(self, epoch: int, record: dict[str, Any]) -> None:
+        extra = {
+            "val_losses": {k: record[k] for k in _VAL_NAMES},
+            "monitor": self.config.monitor,
+        }
+        paths = [self.best_path, self.last_path] if self.best_epoch == epoch else [self.last_path]
+        for path in paths:
             save_generator(
-                generator,
-                last_path,
-                colour_space=config.colour_space,
+                self.generator,
+                path,
+                colour_space=self.config.colour_space,
                 epoch=epoch,
                 extra_meta=extra,
             )
-            checkpoint = {
-                "format": CHECKPOINT_FORMAT,
-                "version": CHECKPOINT_VERSION,
-                "config": config.to_dict(),
-                "epoch": epoch,
-                "generator": cpu_state_dict(generator),
-                "discriminator": cpu_state_dict(discriminator),
-                "optimizers": step.state_dict(),
-                "early_stopping": early.state_dict() if early is not None else None,
-                "history": history,
-                "best_epoch": best_epoch,
-                "best_val": best_val,
-                "stopped_epoch": stopped_epoch,
-                "rng": rng_state(device),
-            }
-            if ddp is not None:
-                checkpoint["world_size"] = ddp.world_size
-            atomic_save(checkpoint, ckpt_path)
-        start = epoch + 1
-        if on_progress is not None:
-            numbers = {k: v for k, v in record.items() if isinstance(v, int | float)}
-            on_progress(ProgressEvent("epoch", epoch, epoch, config.epochs, numbers, stop))
-        if stop:
-            break
-    return result()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": cpu_state_dict(self.generator),
+            "discriminator": cpu_state_dict(self.discriminator),
+            "optimizers": self.step.state_dict(),
+            "early_stopping": self.early.state_dict() if self.early is not None else None,
+            "best_epoch": self.best_epoch,
+            "best_val": self.best_val,
+            "stopped_epoch": self.stopped_epoch,
+        }
+
+    def modules(self) -> tuple[torch.nn.Module, ...]:
+        return self.generator, self.discriminator
 
 
 def _run_phase(
-    phase: str,
-    epoch: int,
     loader: Any,
     fn: Any,
     names: tuple[str, ...],
     space: Any,
     device: torch.device,
-    on_progress: ProgressCallback | None,
-    sync_every: int,
+    report: PhaseReport,
 ) -> tuple[tuple[str, ...], torch.Tensor, int]:
     """Run ``fn(luma, chroma) -> packed losses`` over ``loader``. Returns ``(names, sums,
     count)``: the sample-weighted loss sums (float64, on ``device``) and the sample count.
     uint8 RGB batches are converted to (luma, chroma) in ``space`` on ``device`` first."""
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     count = 0
-    steps = len(loader)
-    shown: dict[str, float] = {}
     for i, batch in enumerate(loader, start=1):
         luma, chroma = batch_luma_chroma(batch, space, device)
         n = int(luma.shape[0])
         sums.add_(fn(luma, chroma), alpha=n)
         count += n
-        if on_progress is not None:
-            if i % sync_every == 0 or i == steps:
-                shown = dict(zip(names, (sums / count).tolist()))
-            on_progress(ProgressEvent(phase, epoch, i, steps, shown))
+        report.step(i, names, sums, count)
     return names, sums, count
 
 
@@ -471,23 +378,9 @@ _Phase = tuple[tuple[str, ...], torch.Tensor, int]
 def _reduced(ddp: distributed.Distributed, phase: _Phase) -> _Phase:
     """A phase's sums and count added over all ranks."""
     names, sums, count = phase
-    packed = torch.cat([sums, sums.new_tensor([float(count)])])
-    total = ddp.total(packed)
-    return names, total[:-1], int(round(float(total[-1].item())))
+    return (names, *ddp.total_counted(sums, count))
 
 
 def _means(phase: _Phase) -> dict[str, float]:
     names, sums, count = phase
     return dict(zip(names, (sums / count).tolist()))
-
-
-def _read_checkpoint(path: Path, config: Pix2PixConfig) -> dict[str, Any]:
-    state = read_file(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a Pix2Pix training checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: unsupported checkpoint version {state.get('version')!r}")
-    check_resume_config(
-        state["config"], config.to_dict(), may_differ=set(RESUMABLE_CHANGES), path=path
-    )
-    return state

@@ -26,9 +26,15 @@ STEP_LOSSES = ("d_loss", "g_gan", "g_l1", "g_total")
 EVAL_LOSSES = ("gan", "l1", "total")
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is of a narrower type (bf16 under autocast); float64 stays."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """BCEWithLogits against a constant target, averaged over every patch, in float32."""
-    logits = logits.float()
+    """BCEWithLogits against a constant target, averaged over every patch, in float32 (in
+    float64 for float64 networks)."""
+    logits = _at_least_float32(logits)
     fill = torch.ones_like if target == 1.0 else torch.zeros_like
     return F.binary_cross_entropy_with_logits(logits, fill(logits))
 
@@ -129,6 +135,8 @@ class Pix2PixStep:
             discriminator = discriminator.to(self.device)
         self.generator = generator
         self.discriminator = discriminator
+        # Batches are cast to the networks' dtype: float32, or float64 (a test's exact check).
+        self.dtype = next(generator.parameters()).dtype
         # The training step calls these; the plain modules stay for saving and evaluation.
         self._d_params = [p for p in discriminator.parameters()]
         if self.distributed:
@@ -208,7 +216,7 @@ class Pix2PixStep:
                 fake = G(luma)
                 pred = D(torch.cat([luma, fake], dim=1))
             gan = _bce(pred, 1.0)
-            l1 = self.lambda_l1 * (fake.float() - chroma).abs().mean()
+            l1 = self.lambda_l1 * (_at_least_float32(fake) - chroma).abs().mean()
             return torch.stack([gan, l1, gan + l1])
         finally:
             G.train(was[0])
@@ -244,7 +252,7 @@ class Pix2PixStep:
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(
             device=self.device,
-            dtype=torch.float32,
+            dtype=self.dtype,
             non_blocking=True,
             memory_format=self.memory_format,
         )
@@ -288,7 +296,7 @@ class Pix2PixStep:
             with self._autocast():
                 pred = self._adv_d(torch.cat([luma, fake], dim=1))
             g_gan = _bce(pred, 1.0)
-            g_l1 = self.lambda_l1 * (fake.float() - chroma).abs().mean()
+            g_l1 = self.lambda_l1 * (_at_least_float32(fake) - chroma).abs().mean()
             g_total = g_gan + g_l1
             g_total.backward()
             self.opt_g.step()
@@ -308,10 +316,10 @@ class Pix2PixStep:
 
     def _capture_and_replay(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         self._static_luma = torch.empty(
-            luma.shape, dtype=torch.float32, device=self.device, memory_format=self.memory_format
+            luma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
         )
         self._static_chroma = torch.empty(
-            chroma.shape, dtype=torch.float32, device=self.device, memory_format=self.memory_format
+            chroma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
         )
         self._static_luma.copy_(luma)
         self._static_chroma.copy_(chroma)

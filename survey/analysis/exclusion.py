@@ -54,7 +54,6 @@ def exclusion_rule_text(*, include_unfinished: bool = False) -> list[str]:
     return rule
 
 
-
 def failed_attention() -> Exists:
     """On a participant queryset: answered "Real" to an attention check."""
     return Exists(Trial.objects.filter(participant_id=OuterRef("pk"), kind=ATTENTION, answer=REAL))

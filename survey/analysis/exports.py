@@ -11,11 +11,11 @@ without continuity correction (the paper's statistic), and the files say so.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any
 
+from studyplatform.safe_text import SafeCsvWriter, one_line
 from survey.analysis.exclusion import MAIN, participant_exclusions
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
 from survey.models import Study, Trial
@@ -84,7 +84,7 @@ JUDGEMENT_COLUMNS = (
 
 def _csv_text(rows) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    SafeCsvWriter(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
 
 
@@ -178,7 +178,7 @@ def tables_json(analysis: StudyAnalysis) -> str:
 
 def _header(analysis: StudyAnalysis) -> list[str]:
     lines = [
-        f"% Study {analysis.study_id}: {analysis.study_name}",
+        f"% Study {analysis.study_id}: {one_line(analysis.study_name)}",
         "% Needs \\usepackage{booktabs}.",
         f"% chi^2: {CHI2_VARIANT}; intervals: Wilson, {100 * analysis.confidence:g} %.",
         "% Fooling rate: (real judged AI + AI judged real) / all judgements.",
@@ -196,7 +196,7 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
     results = {}
     for i, c in enumerate(analysis.conditions, start=1):
         if c.table is None:
-            parts.append(f"% {c.label}: no judgements of both kinds yet\n")
+            parts.append(f"% {one_line(c.label)}: no judgements of both kinds yet\n")
             continue
         results[c.label] = c.table
         participants = c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
@@ -246,7 +246,8 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
         )
     body += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     notes = [
-        f"% Study {analysis.study_id}: {analysis.study_name}. Needs \\usepackage{{booktabs}}.",
+        f"% Study {analysis.study_id}: {one_line(analysis.study_name)}. "
+        "Needs \\usepackage{booktabs}.",
         "% L1 distance: lambda * mean |c_hat - c| over the normalised chroma channels; "
         "SSIM: on RGB in [0, 1], 7x7 window, averaged over channels.",
     ]

@@ -42,6 +42,7 @@ from survey.statistics import (
     wilson_intervals,
 )
 from worker.models import ColourisedImage
+from worker.run_results import run_results
 
 #: The run metrics shown beside each condition: key in ModelRun.metrics["test"] -> label.
 RUN_METRICS = {"l1": "L1 distance", "ssim": "SSIM"}
@@ -114,8 +115,8 @@ def _table(cells: tuple[int, ...] | None) -> ContingencyTable | None:
 
 
 def _run_metrics(run) -> dict[str, float | None]:
-    test = (run.metrics or {}).get("test") or {}
-    return {key: finite_or_none(test.get(key)) for key in RUN_METRICS}
+    test = run_results(run).test
+    return {key: finite_or_none(test.value(key)) if test else None for key in RUN_METRICS}
 
 
 def _sum_counts(items) -> ParticipantCounts:

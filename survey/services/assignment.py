@@ -2,16 +2,18 @@
 
 **Assignment** (:func:`participant_start`), in one transaction holding the study's row lock
 (``SELECT … FOR UPDATE``), so concurrent starts are serialised and never read the same
-exposure counts: between subjects, the condition with the fewest started, not withdrawn
-participants (ties at random); then ``k`` AI and ``k`` real stimuli (``k`` = half the
-images per participant), never the same scene twice, the least exposed first (ties at
-random), chosen jointly as a minimum-cost assignment (:func:`_assign`), which keeps the
-exposures of each condition's AI stimuli and of the real stimuli within ±1 (a greedy
-choice, AI first then real from the scenes left, does not). Exposures are incremented and
-the trials created: the practice trials first (every practice scene, half real, half AI),
-then the main trials in a random order with the attention checks at random places among
-them (never first). A start with a PROLIFIC_PID already seen returns that
-participant (resume), never a second one (a database constraint backs this up).
+exposure counts: the places of participants silent past the time limit are released
+first (:mod:`survey.services.places`); between subjects, the condition with the fewest
+places held (ties at random), none once every condition holds its target; then ``k`` AI
+and ``k`` real stimuli (``k`` = half the images per participant), never the same scene
+twice, the least exposed first (ties at random), chosen jointly as a minimum-cost
+assignment (:func:`_assign`), which keeps the exposures of each condition's AI stimuli and
+of the real stimuli within ±1 (a greedy choice, AI first then real from the scenes left,
+does not). Exposures are incremented and the trials created: the practice trials first
+(every practice scene, half real, half AI), then the main trials in a random order with
+the attention checks at random places among them (never first). A start with a
+PROLIFIC_PID already seen returns that participant (resume), never a second one (a
+database constraint backs this up).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import F
 from scipy.optimize import linear_sum_assignment
 
 from survey.models import Condition, Participant, Stimulus, Study, Trial
@@ -32,6 +34,7 @@ from survey.services.errors import (
     StudyFull,
     StudyNotOpen,
 )
+from survey.services.places import places_release, places_taken
 
 
 @dataclass
@@ -212,21 +215,18 @@ def participant_start(
         if study.status != Study.Status.OPEN:
             raise StudyNotOpen("this study is not open")
         target = study.target_participants_per_condition
+        places_release(study=study)
+        taken = places_taken(study)
         if study.design == Study.Design.BETWEEN:
-            counts = list(
-                study.conditions.annotate(
-                    n=Count("participants", filter=Q(participants__withdrawn_at__isnull=True))
-                )
-            )
-            if not counts:
+            conditions = list(study.conditions.all())
+            if not conditions:
                 raise StudyError("the study has no conditions")
-            fewest = min(c.n for c in counts)
+            fewest = min(taken.get(c.pk, 0) for c in conditions)
             if fewest >= target:
                 raise StudyFull("this study has all the participants it needs")
-            condition = rng.choice([c for c in counts if c.n == fewest])
+            condition = rng.choice([c for c in conditions if taken.get(c.pk, 0) == fewest])
         else:
-            active = study.participants.filter(withdrawn_at__isnull=True).count()
-            if active >= target:
+            if taken.get(None, 0) >= target:
                 raise StudyFull("this study has all the participants it needs")
             condition = None
         order = trial_plan(study=study, condition=condition, rng=rng)

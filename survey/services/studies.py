@@ -39,6 +39,7 @@ def study_create(
             images_per_participant=images_per_participant,
             target_participants_per_condition=target_participants_per_condition,
             created_by=user,
+            owner=user,
             **fields,
         )
         for i, run in enumerate(runs):
@@ -61,7 +62,7 @@ def study_update(
             if not draft and name not in TEXT_FIELDS:
                 raise StudyError(f"{name} cannot change once the study has opened")
             setattr(study, name, value)
-        study.full_clean(exclude=["created_by"])
+        study.full_clean(exclude=["created_by", "owner"])
         study.save()
         if draft:
             old = list(study.stimuli.values_list("file", flat=True))

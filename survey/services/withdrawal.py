@@ -34,8 +34,9 @@ def participant_withdraw(
             raise ParticipationError("no such participant in this study")
         if participant.withdrawn_at is not None:
             raise ParticipationError("this participant was already withdrawn")
-        shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
-        Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
+        if participant.released_at is None:  # a released place gave them back already
+            shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
+            Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
         removed, _ = participant.trials.all().delete()
         participant.withdrawn_at = timezone.now()
         participant.user_agent = ""

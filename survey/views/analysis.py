@@ -1,18 +1,19 @@
 """The researchers' analysis of a study: the dashboard (and its live data), the per-image
-view with its thumbnails, and the downloads. Every view needs a login."""
+view with its thumbnails, and the downloads. Every view needs view access to the study
+(:mod:`studyplatform.access`)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from studyplatform.access import require, researcher_required, study_for_user
 from survey.analysis import exports
 from survey.analysis.display import dashboard, image_cards, live
 from survey.analysis.results import image_rows, study_analysis
-from survey.models import Stimulus, Study
+from survey.models import Stimulus
 from worker.imaging import image_response, stored_thumbnail
 
 THUMBNAIL_SIDE = 160
@@ -24,7 +25,7 @@ def _unfinished(request) -> bool:
 
 
 def _analysis(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     return study, study_analysis(study=study, include_unfinished=_unfinished(request))
 
 
@@ -39,7 +40,7 @@ def _suffix(request) -> str:
     return "-with-unfinished" if _unfinished(request) else ""
 
 
-@login_required
+@researcher_required
 @never_cache
 @require_GET
 def analysis_page(request, pk: int):
@@ -56,7 +57,7 @@ def analysis_page(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @never_cache
 @require_GET
 def analysis_json(request, pk: int):
@@ -64,7 +65,7 @@ def analysis_json(request, pk: int):
     return JsonResponse({"status": study.status, **live(analysis)})
 
 
-@login_required
+@researcher_required
 @require_GET
 def export_tables_csv(request, pk: int):
     study, analysis = _analysis(request, pk)
@@ -73,7 +74,7 @@ def export_tables_csv(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def export_tables_json(request, pk: int):
     study, analysis = _analysis(request, pk)
@@ -84,7 +85,7 @@ def export_tables_json(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def export_tables_tex(request, pk: int):
     study, analysis = _analysis(request, pk)
@@ -95,7 +96,7 @@ def export_tables_tex(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def export_runs_tex(request, pk: int):
     study, analysis = _analysis(request, pk)
@@ -104,10 +105,10 @@ def export_runs_tex(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def export_judgements_csv(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     response = StreamingHttpResponse(
         exports.judgements_csv_chunks(study=study, include_unfinished=_unfinished(request)),
         content_type="text/csv; charset=utf-8",
@@ -118,11 +119,11 @@ def export_judgements_csv(request, pk: int):
     return response
 
 
-@login_required
+@researcher_required
 @never_cache
 @require_GET
 def images_page(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     include_unfinished = _unfinished(request)
     rows = image_rows(study=study, include_unfinished=include_unfinished)
     sections = []
@@ -148,11 +149,12 @@ def images_page(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def stimulus_thumbnail(request, pk: int):
     """A small JPEG of a stimulus (researchers only: its URL names the stimulus)."""
-    stimulus = get_object_or_404(Stimulus, pk=pk)
+    stimulus = get_object_or_404(Stimulus.objects.select_related("study"), pk=pk)
+    require(request.user, stimulus.study)
     try:
         return image_response(stored_thumbnail(stimulus.file, THUMBNAIL_SIDE), "image/jpeg")
     except FileNotFoundError:

@@ -7,6 +7,7 @@ a plain form post (a redirect back)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,8 +17,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from survey.models import Participant, Study, Trial
+from survey.models import Participant, RefusedStart, Study, Trial
 from survey.participation import (
+    ProlificIds,
     completion_redirect,
     current_trial,
     following_trial,
@@ -37,6 +39,8 @@ from survey.services.errors import (
     StudyNotOpen,
     TrialError,
 )
+from survey.services.places import participant_rehold, participant_return
+from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
 from worker.imaging import image_response
 
@@ -61,15 +65,58 @@ def _message(request, title: str, text: str, *, status: int = 200):
     )
 
 
-def _resume(request, study: Study) -> Participant | None:
+def _query(request):
+    return request.GET if request.method == "GET" else request.POST
+
+
+def _resume(request, study: Study, ids: ProlificIds) -> Participant | None:
+    """The participation this browser started (its signed cookie), unless the link names
+    another Prolific id. A Prolific id alone never resumes anything: ids are not secret,
+    and knowing one must not let anyone read or answer for that participant."""
     public_id = request.get_signed_cookie(_cookie(study.pk), default=None, salt="participation")
-    ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
-    lookup = {"public_id": public_id} if public_id else None
-    if ids["prolific_pid"]:
-        lookup = {"prolific_pid": ids["prolific_pid"]}
-    if lookup is None:
+    if not public_id:
         return None
-    return Participant.objects.filter(study=study, withdrawn_at__isnull=True, **lookup).first()
+    participant = Participant.objects.filter(
+        study=study, public_id=public_id, withdrawn_at__isnull=True
+    ).first()
+    if participant is None or (ids.prolific_pid and participant.prolific_pid != ids.prolific_pid):
+        return None
+    return participant
+
+
+def _refused(request, study: Study, ids: ProlificIds):
+    """The message for a link that cannot start here, or None: a malformed Prolific id,
+    or a Prolific id that is already taking part (in another browser: this one would
+    have resumed). Neither says anything about the participation itself."""
+    if ids.malformed:
+        names = ", ".join(name for name, _ in ids.malformed)
+        refused_start_record(
+            study=study,
+            reason=RefusedStart.Reason.MALFORMED_ID,
+            example="; ".join(f"{name}={value}" for name, value in ids.malformed),
+        )
+        return _message(
+            request,
+            "This link is incomplete",
+            f"The link that brought you here does not carry a valid Prolific id ({names}). "
+            "Please go back to Prolific and open the study from there; if it happens again, "
+            "message the researchers on Prolific.",
+            status=400,
+        )
+    if (
+        ids.prolific_pid
+        and Participant.objects.filter(study=study, prolific_pid=ids.prolific_pid).exists()
+    ):
+        refused_start_record(study=study, reason=RefusedStart.Reason.OTHER_BROWSER)
+        return _message(
+            request,
+            "You have already started this study",
+            "Your Prolific id has already started this study, in another browser or on "
+            "another device. Please continue there. If you cannot, return the study on "
+            "Prolific and message the researchers.",
+            status=409,
+        )
+    return None
 
 
 @never_cache
@@ -80,13 +127,16 @@ def study_landing(request, slug: str):
     study = study_get_by_slug(slug=slug)
     if study is None:
         raise Http404("no such study")
-    resumed = _resume(request, study)
+    ids = prolific_ids(_query(request))
+    resumed = _resume(request, study, ids)
     if resumed is not None:
         return _remember(request, resumed, redirect("participant_page", resumed.public_id))
     if study.status != Study.Status.OPEN:
         return _message(request, *NOT_OPEN[study.status])
-    ids = prolific_ids(request.GET if request.method == "GET" else request.POST)
-    context = {"study": study, "ids": ids, "error": None}
+    refused = _refused(request, study, ids)
+    if refused is not None:
+        return refused
+    context = {"study": study, "ids": ids.as_fields(), "error": None}
     if request.method == "POST":
         if request.POST.get("consent") != "yes":
             context["error"] = "Please tick the box to confirm that you agree, or close the page."
@@ -100,7 +150,7 @@ def study_landing(request, slug: str):
             )
         try:
             participant = participant_start(
-                study=study, user_agent=request.headers.get("User-Agent", ""), **ids
+                study=study, user_agent=request.headers.get("User-Agent", ""), **ids.as_fields()
             )
         except StudyFull:
             return _message(
@@ -137,7 +187,8 @@ def _remember(request, participant: Participant, response):
         max_age=COOKIE_AGE,
         httponly=True,
         samesite="Lax",
-        secure=request.is_secure(),
+        # Secure whenever DEBUG is off, as the session cookies: a deployment serves HTTPS.
+        secure=request.is_secure() or settings.PARTICIPATION_COOKIE_SECURE,
     )
     return response
 
@@ -150,6 +201,36 @@ def _check_owner(request, participant: Participant) -> None:
     )
     if owner != participant.public_id:
         raise Http404("no such participation in this browser")
+
+
+def _place_gone(request, participant: Participant):
+    """The page for a participant who stopped, or whose place went to someone else after
+    the time limit passed in silence."""
+    if participant.returned_at is not None:
+        return _message(
+            request,
+            "You have stopped taking part",
+            "Thank you. Please return the study on Prolific so that your place goes to "
+            "someone else. Your answers so far are not used unless you finish.",
+        )
+    return _message(
+        request,
+        "Your time for this study has run out",
+        "You were away for longer than the study allows, and your place has gone to another "
+        "participant. Please return the study on Prolific. Thank you for your time.",
+        status=409,
+    )
+
+
+@never_cache
+@require_POST
+def participant_stop(request, public_id: str):
+    """The participant stops: their place is free at once."""
+    participant = _participant(request, public_id)
+    if participant.completed_at is not None or participant.withdrawn_at is not None:
+        return redirect("participant_page", public_id=public_id)
+    participant = participant_return(participant=participant)
+    return _place_gone(request, participant)
 
 
 def _participant(request, public_id: str) -> Participant:
@@ -173,6 +254,8 @@ def participant_page(request, public_id: str):
         return _message(request, "Participation withdrawn", "Your data were removed on request.")
     if participant.completed_at is not None:
         return redirect("participant_done", public_id=public_id)
+    if not participant_rehold(participant=participant):
+        return _place_gone(request, participant)
     trial = current_trial(participant)
     if trial is None:  # every trial answered, completion not yet recorded: cannot happen
         return redirect("participant_done", public_id=public_id)
@@ -221,6 +304,16 @@ def participant_answer(request, public_id: str):
     next trial (bench/bench_study_load.py)."""
     participant = _participant(request, public_id)
     wants_json = "application/json" in request.headers.get("Accept", "")
+    if participant.completed_at is None and not participant_rehold(participant=participant):
+        if not wants_json:
+            return _place_gone(request, participant)
+        return JsonResponse(
+            {
+                "error": "your place in this study has ended",
+                "resume_url": reverse("participant_page", args=[public_id]),
+            },
+            status=409,
+        )
     try:
         position = int(request.POST.get("position", ""))
         result = trial_answer(
@@ -263,13 +356,30 @@ def participant_image(request, public_id: str, position: int):
         raise Http404("no such image")
     participant = trial.participant
     _check_owner(request, participant)
-    if participant.withdrawn_at is not None:
+    gone = participant.withdrawn_at or participant.released_at
+    if gone is not None or not _on_screen_now(trial):
         raise Http404("no such image")
     try:
         data = stimulus_bytes(participant.study, trial.stimulus)
     except FileNotFoundError:
         raise Http404("no such image") from None
-    return image_response(data, "image/jpeg", max_age=86400)
+    response = image_response(data, "image/jpeg")
+    # Kept by no cache: once answered, an image cannot be looked at again.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _on_screen_now(trial: Trial) -> bool:
+    """Whether the browser may have this trial's image now: it is the trial at hand, or
+    the next one (preloaded while the participant looks at the current one), and it is
+    not answered yet. So an image cannot be looked at before its turn (beyond the one
+    preloaded) or after its answer, and the exposure time is kept by the server too."""
+    if trial.answer is not None:
+        return False
+    unanswered_before = Trial.objects.filter(
+        participant_id=trial.participant_id, answer__isnull=True, position__lt=trial.position
+    ).count()
+    return unanswered_before <= 1
 
 
 @never_cache

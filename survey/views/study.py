@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.http import Http404, JsonResponse
@@ -15,6 +14,15 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from studyplatform.access import (
+    EDIT,
+    require,
+    researcher_required,
+    runs_visible_to,
+    studies_visible_to,
+    study_for_user,
+)
+from studyplatform.sharing import sharing_context, sharing_view
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
 from survey.participation import TrialView
@@ -30,10 +38,10 @@ def _participant_link(request, study: Study) -> str:
     return request.build_absolute_uri(reverse("study_landing", args=[study.slug]))
 
 
-@login_required
+@researcher_required
 @require_GET
 def studies(request):
-    rows = Study.objects.annotate(
+    rows = studies_visible_to(request.user).annotate(
         n_conditions=Count("conditions", distinct=True),
         started=Count("participants", filter=Q(participants__withdrawn_at__isnull=True)),
         completed=Count(
@@ -50,10 +58,10 @@ def _form_fields(form: StudyForm) -> dict:
     return {name: form.cleaned_data[name] for name in form.Meta.fields if name in form.fields}
 
 
-@login_required
+@researcher_required
 @require_http_methods(["GET", "POST"])
 def study_new(request):
-    form = StudyForm(request.POST or None)
+    form = StudyForm(request.POST or None, runs=runs_visible_to(request.user))
     if request.method == "POST" and form.is_valid():
         fields = _form_fields(form)
         try:
@@ -71,11 +79,15 @@ def study_new(request):
     return render(request, "survey/study_form.html", {"form": form, "study": None})
 
 
-@login_required
+@researcher_required
 @require_http_methods(["GET", "POST"])
 def study_edit(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
-    form = StudyForm(request.POST or None, instance=Study.objects.get(pk=pk))
+    study = study_for_user(request.user, pk, need=EDIT)
+    form = StudyForm(
+        request.POST or None,
+        instance=Study.objects.get(pk=pk),
+        runs=runs_visible_to(request.user),
+    )
     if request.method == "POST" and form.is_valid():
         draft = "runs" in form.fields
         try:
@@ -93,10 +105,12 @@ def study_edit(request, pk: int):
     return render(request, "survey/study_form.html", {"form": form, "study": study})
 
 
-@login_required
+@researcher_required
 @require_GET
 def study_detail(request, pk: int):
-    study = get_object_or_404(Study.objects.select_related("created_by"), pk=pk)
+    study = study_for_user(
+        request.user, pk, queryset=Study.objects.select_related("created_by", "owner")
+    )
     return render(
         request,
         "survey/study_detail.html",
@@ -106,16 +120,21 @@ def study_detail(request, pk: int):
             "link": _participant_link(request, study),
             "monitor": study_monitor(study=study),
             "withdrawals": study.withdrawals.select_related("withdrawn_by")[:20],
+            "refused_starts": study.refused_starts.order_by("reason"),
             "stimuli_count": study.stimuli.count(),
+            "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
         },
     )
 
 
-@login_required
+study_sharing = sharing_view(study_for_user, "study_detail")
+
+
+@researcher_required
 @never_cache
 @require_GET
 def study_monitor_json(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     return JsonResponse(
         {
             "status": study.status,
@@ -125,10 +144,10 @@ def study_monitor_json(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_POST
 def study_open_view(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk, need=EDIT)
     try:
         study = study_request_open(study=study)
     except StudyError as exc:
@@ -141,10 +160,10 @@ def study_open_view(request, pk: int):
     return redirect("study_detail", pk=pk)
 
 
-@login_required
+@researcher_required
 @require_POST
 def study_prepare_view(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk, need=EDIT)
     try:
         study_request_open(study=study, open_after=False)
     except StudyError as exc:
@@ -154,10 +173,10 @@ def study_prepare_view(request, pk: int):
     return redirect("study_detail", pk=pk)
 
 
-@login_required
+@researcher_required
 @require_POST
 def study_close_view(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk, need=EDIT)
     if study.status != Study.Status.OPEN:
         messages.error(request, "Only an open study can be closed.")
     else:
@@ -166,10 +185,10 @@ def study_close_view(request, pk: int):
     return redirect("study_detail", pk=pk)
 
 
-@login_required
+@researcher_required
 @require_POST
 def study_withdraw_view(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk, need=EDIT)
     who = request.POST.get("who", "").strip()
     by_pid = request.POST.get("by") == "prolific_pid"
     try:
@@ -191,10 +210,10 @@ def study_withdraw_view(request, pk: int):
     return redirect("study_detail", pk=pk)
 
 
-@login_required
+@researcher_required
 @require_GET
 def study_stimuli_page(request, pk: int):
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     return render(
         request,
         "survey/study_stimuli.html",
@@ -202,11 +221,12 @@ def study_stimuli_page(request, pk: int):
     )
 
 
-@login_required
+@researcher_required
 @require_GET
 def study_stimulus_image(request, pk: int):
     """A stimulus as stored (researchers only: its URL names the stimulus)."""
-    stimulus = get_object_or_404(Stimulus, pk=pk)
+    stimulus = get_object_or_404(Stimulus.objects.select_related("study"), pk=pk)
+    require(request.user, stimulus.study)
     try:
         with default_storage.open(stimulus.file, "rb") as f:
             data = f.read()
@@ -215,12 +235,12 @@ def study_stimulus_image(request, pk: int):
     return image_response(data, "image/jpeg")
 
 
-@login_required
+@researcher_required
 @never_cache
 @require_GET
 def study_preview(request, pk: int):
     """The participant flow on a sample of the prepared stimuli; nothing is recorded."""
-    study = get_object_or_404(Study, pk=pk)
+    study = study_for_user(request.user, pk)
     trials = [
         {  # with the truth: the researcher sees what each image is
             "image_url": reverse("study_stimulus_image", args=[s.pk]),

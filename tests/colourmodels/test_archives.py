@@ -120,6 +120,28 @@ def test_zip_bomb_is_refused(tmp_path):
     assert info.value.member == "photos/b.bmp"
 
 
+def test_many_small_members_that_add_up_to_a_bomb_are_refused_before_extracting(tmp_path):
+    # Each member is under the per-member ratio check's 1 MiB; together 100 MiB of zeros
+    # from an archive of about 100 KiB.
+    small = b"\x00" * (2**20 - 1)
+    archive = _zip(tmp_path / "many.zip", [(f"photos/{i}.bmp", small) for i in range(100)])
+    assert archive.stat().st_size < 200_000
+    with pytest.raises(ArchiveError, match="total uncompressed size over the limit of") as info:
+        read_zip(archive, tmp_path / "out")
+    assert "20 times its size" in str(info.value)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    with archive.open("rb") as upload:  # an upload (a file object) is bounded the same way
+        with pytest.raises(ArchiveError, match="total uncompressed size"):
+            read_zip(upload, tmp_path / "out2")
+
+
+def test_the_expansion_limit_follows_the_archive_size_and_the_settings():
+    limits = ZipLimits(max_total_size=10**9, max_total_ratio=20, total_ratio_floor=1000)
+    assert limits.expansion_limit(10) == 1000  # the floor: small archives of images
+    assert limits.expansion_limit(10_000) == 200_000
+    assert limits.expansion_limit(10**9) == 10**9  # never over the absolute limit
+
+
 def test_size_and_count_limits(tmp_path):
     members = [(f"p/{i}.jpg", _jpeg(seed=i)) for i in range(5)]
     archive = _zip(tmp_path / "many.zip", members)

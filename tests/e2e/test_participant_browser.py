@@ -5,6 +5,7 @@ in the database, once, in order, with its response time."""
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CONSENT = "I have read the above and agree to take part."
 #: The answers given, trial by trial (6 measured images + 2 practice + 1 attention check).
+#: Prolific ids (24 hex digits) for the mouse test.
+MOUSE, STUDY, SESSION = (f"{n:024x}" for n in (0x1A, 0x2B, 0x3C))
 ANSWERS = ["real", "ai", "ai", "real", "real", "ai", "ai", "real", "real"]
 
 
@@ -162,22 +165,28 @@ def assert_stored(public_id: str, answers: list[str]) -> None:
 
 def test_a_whole_study_by_mouse(open_page, study, shoot):
     page = open_page()
+    images = Counter()
+    page.on("request", lambda r: images.update([r.url]) if "/image/" in r.url else None)
     taker = Taker(page, "mouse", shoot, prefix="desktop-")
-    taker.consent(study, PROLIFIC_PID="pid-mouse", STUDY_ID="st-1", SESSION_ID="se-1")
+    taker.consent(study, PROLIFIC_PID=MOUSE, STUDY_ID=STUDY, SESSION_ID=SESSION)
     taker.begin()
     taker.answer_all(ANSWERS)
     taker.finish(study)
     assert_stored(taker.public_id, ANSWERS)
+    # Each image was fetched once, preloaded or shown (the server keeps none in a cache and
+    # serves only the current and the next trial's image).
+    assert sorted(int(url.rsplit("/", 1)[1]) for url in images) == list(range(1, 10))
+    assert set(images.values()) == {1}, images
     participant = Participant.objects.get(public_id=taker.public_id)
-    assert (participant.prolific_pid, participant.prolific_study_id) == ("pid-mouse", "st-1")
-    assert participant.prolific_session_id == "se-1"
+    assert (participant.prolific_pid, participant.prolific_study_id) == (MOUSE, STUDY)
+    assert participant.prolific_session_id == SESSION
     assert "Chrome" in participant.user_agent
 
 
 def test_a_whole_study_by_keyboard_alone(open_page, study, shoot):
     page = open_page()
     taker = Taker(page, "keyboard", shoot, prefix="keyboard-")
-    taker.consent(study, PROLIFIC_PID="pid-keyboard")
+    taker.consent(study, PROLIFIC_PID=f"{0xCE1:024x}")
     taker.begin()
     answers = [{"real": "ai", "ai": "real"}[a] for a in ANSWERS]
     taker.answer_all(answers)
@@ -233,7 +242,7 @@ def test_a_whole_study_on_a_phone_by_touch(open_page, study, shoot):
             page.set_viewport_size(PHONE["viewport"])
 
     taker.after_show = fits
-    taker.consent(study, PROLIFIC_PID="pid-phone")
+    taker.consent(study, PROLIFIC_PID=f"{0xF0E:024x}")
     taker.begin()
     taker.answer_all(ANSWERS)
     taker.finish(study)

@@ -73,21 +73,32 @@ def _answer_for(k: int, position: int) -> str:
 def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_worker, settings):
     # The live server speaks plain HTTP: cookies marked Secure would never come back.
     settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = False
-    # Data and both runs, trained by the worker.
-    dataset = tiny_dataset(per_category=20)  # 12 test scenes
+    settings.PARTICIPATION_COOKIE_SECURE = False
+    # Data and both runs, trained by the worker, owned by the researcher.
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    dataset = tiny_dataset(per_category=20, owner=ada)  # 12 test scenes
     runs = [
         model_run_launch(
-            name="loop baseline", kind="baseline", colour_space="lab", dataset=dataset, config=TINY
+            name="loop baseline",
+            kind="baseline",
+            colour_space="lab",
+            dataset=dataset,
+            config=TINY,
+            user=ada,
         ),
         model_run_launch(
-            name="loop ensemble", kind="ensemble", colour_space="yuv", dataset=dataset, config=TINY
+            name="loop ensemble",
+            kind="ensemble",
+            colour_space="yuv",
+            dataset=dataset,
+            config=TINY,
+            user=ada,
         ),
     ]
     runs = [wait_for_run(run.pk) for run in runs]
     assert [r.status for r in runs] == ["done", "done"], [r.failure_reason for r in runs]
 
     # The researcher builds and opens the study through the pages.
-    researcher_create(username="ada", password="a-long-Passphrase-1")
     researcher = Browser(live_server.url)
     researcher.get(reverse("login"))
     researcher.post(reverse("login"), {"username": "ada", "password": "a-long-Passphrase-1"})
@@ -118,7 +129,8 @@ def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_
         browser = Browser(live_server.url)
         browser.get(reverse("study_landing", args=[study.slug]))
         _, page_url, _ = browser.post(
-            reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": f"P{k}"}
+            reverse("study_landing", args=[study.slug]),
+            {"consent": "yes", "PROLIFIC_PID": f"{k:024x}"},
         )
         public_id = urllib.parse.urlparse(page_url).path.split("/")[2]
         participant = Participant.objects.get(public_id=public_id)
@@ -177,12 +189,28 @@ def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_
         exported_cells.setdefault(j["condition"], Counter())[f"{j['truth']}_{j['answer']}"] += 1
     assert exported_cells == expected
 
-    # The dashboard shows the same numbers.
+    # The dashboard shows the same numbers, each in its condition's table, in its cell.
     _, _, live = researcher.get(reverse("study_analysis_json", args=[study.pk]))
     _, _, page = researcher.get(reverse("study_analysis", args=[study.pk]))
-    live_text = json.dumps(json.loads(live))
+    fields = json.loads(live)["fields"]
+    condition_ids = dict(study.conditions.values_list("label", "pk"))
     for label, cells in expected.items():
-        assert label in page
+        table = _condition_table(page, label)
         for c in CELLS:
-            assert re.search(rf">\s*{cells[c]}\s*<", page), (label, c, cells[c])
-            assert str(cells[c]) in live_text
+            key = f"c{condition_ids[label]}-t-{c}"
+            assert _cell_text(table, key) == str(cells[c]), (label, c, cells[c])
+            assert fields[key] == str(cells[c]), (label, c, cells[c])
+        assert _cell_text(table, f"c{condition_ids[label]}-t-total") == str(sum(cells.values()))
+
+
+def _condition_table(page: str, label: str) -> str:
+    """The dashboard's 2×2 table of the condition ``label``: its card, from the heading."""
+    start = page.index(f"<h3>{label}</h3>")
+    return page[start : page.index("</section>", start)]
+
+
+def _cell_text(html: str, key: str) -> str:
+    """The text of the one cell marked ``data-f="key"`` in ``html``."""
+    found = re.findall(rf'<td[^>]*\bdata-f="{re.escape(key)}"[^>]*>([^<]*)</td>', html)
+    assert len(found) == 1, (key, found)
+    return found[0].strip()

@@ -178,28 +178,41 @@ def private_redis(tmp_path):
         process.wait()
 
 
-@pytest.mark.django_db
-def test_answers_are_stored_while_redis_restarts(client, study, settings, private_redis):
+@pytest.fixture
+def private_cache(settings, private_redis):
+    """The cache (the start limit's) on the private Redis. Set through the ``settings``
+    fixture: Django's setting_changed handler rebuilds the cache handler now, and again
+    when the fixture puts the project's CACHES back, whether the test passed or not."""
     from django.core.cache import caches
 
-    port, processes, start = private_redis
+    port = private_redis[0]
+    location = f"redis://127.0.0.1:{port}/0"
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "LOCATION": location,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    caches._settings = None  # the cache handler re-reads settings.CACHES
+    assert caches["default"]._servers == [location]
+    return private_redis
+
+
+@pytest.mark.django_db
+def test_answers_are_stored_while_redis_restarts(client, study, private_cache):
+    port, processes, start = private_cache
     study.target_participants_per_condition = 10
     study.save()
     landing = reverse("study_landing", args=[study.slug])
 
-    def begin(pid):
+    pids = {"before": f"{1:024x}", "during": f"{2:024x}", "after": f"{3:024x}"}
+    names = {v: k for k, v in pids.items()}
+
+    def begin(name):
         browser = client.__class__()
-        response = browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pid})
+        response = browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pids[name]})
         assert response.status_code == 302, response.content
-        participant = Participant.objects.get(prolific_pid=pid)
+        participant = Participant.objects.get(prolific_pid=pids[name])
         participant.browser = browser
         return participant
 
@@ -223,9 +236,12 @@ def test_answers_are_stored_while_redis_restarts(client, study, settings, privat
     answer(second, 2)
     third = begin("after")
     answer(third, 1)
-    stored = Trial.objects.filter(answer__isnull=False).values_list(
-        "participant__prolific_pid", "position"
-    )
+    stored = [
+        (names[pid], position)
+        for pid, position in Trial.objects.filter(answer__isnull=False).values_list(
+            "participant__prolific_pid", "position"
+        )
+    ]
     assert sorted(stored) == [
         ("after", 1),
         ("before", 1),
@@ -234,4 +250,3 @@ def test_answers_are_stored_while_redis_restarts(client, study, settings, privat
         ("during", 1),
         ("during", 2),
     ]
-    caches._settings = None

@@ -1,8 +1,14 @@
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate as _authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def authenticate(**credentials):
+    """A login as the login page makes it: with its request (django-axes needs one)."""
+    return _authenticate(RequestFactory().post("/accounts/login/"), **credentials)
 
 
 def test_create_researcher_with_given_password(capsys):

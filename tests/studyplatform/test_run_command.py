@@ -81,8 +81,25 @@ def test_run_command_serves_and_stops_what_it_started(tmp_path, settings):
     assert f"log in as 'researcher', password {password}" in output
     assert f"training progress: http://127.0.0.1:{port}/runs/" in output
     assert "demo:" not in output
-    time.sleep(1)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert _still_running(children, timeout=30) == []
+
+
+def _still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Those of ``processes`` still running after up to ``timeout`` s (returns as soon as
+    none is). A zombie has exited: only its parent has not collected it yet."""
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout
+    left = [p for p in processes if running(p)]
+    while left and time.monotonic() < deadline:
+        psutil.wait_procs(left, timeout=0.2)
+        left = [p for p in left if running(p)]
+    return left
 
 
 class Platform:

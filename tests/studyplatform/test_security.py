@@ -1,5 +1,8 @@
 """Security, walked over the whole URL configuration: every researcher page and download
-needs a login, every form needs its CSRF token, and the repository holds no secrets."""
+needs a login; with real objects of one researcher, another researcher without a share gets
+404 and changes nothing, one with a view share looks but changes nothing, one with an edit
+share changes but cannot share, and accounts outside the researchers group get 403; every
+form needs its CSRF token, and the repository holds no secrets."""
 
 from __future__ import annotations
 
@@ -9,33 +12,26 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
+
+from survey.models import Study, Withdrawal
+from tests.studyplatform.access_helpers import (
+    CHANGING,
+    EDIT_FORMS,
+    MARK,
+    NEVER_SHARED,
+    SHARING,
+    build_world,
+    object_of,
+    path_of,
+    post_data,
+    researcher_routes,
+    share_all,
+    snapshot,
+)
+from worker.models import ModelRun
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: The only pages open without a login: the participants' (reached by unguessable ids),
-#: the health check, and the login page itself. Anything else added to the URLs must
-#: require a login, or this list must say why not.
-PUBLIC = {
-    "study_landing",
-    "participant_page",
-    "participant_answer",
-    "participant_image",
-    "participant_done",
-    "healthz",
-    "login",
-    "logout",
-}
-
-
-def _patterns(resolver: URLResolver, prefix: str = ""):
-    for entry in resolver.url_patterns:
-        if isinstance(entry, URLResolver):
-            if entry.namespace == "admin":
-                continue  # Django's admin has its own (staff) login; tested below
-            yield from _patterns(entry, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield entry.name, prefix + str(entry.pattern)
 
 
 def _example_path(route: str) -> str:
@@ -43,10 +39,6 @@ def _example_path(route: str) -> str:
     path = re.sub(r"<int:[^>]+>", "1", route)
     path = re.sub(r"<(str:)?[^>]+>", "abc", path)
     return "/" + path.lstrip("^").rstrip("$")
-
-
-def researcher_routes():
-    return [(name, route) for name, route in _patterns(get_resolver()) if name not in PUBLIC]
 
 
 def test_the_walk_finds_the_researcher_pages():
@@ -69,6 +61,125 @@ def test_every_researcher_url_requires_login(client, name, route, method):
 def test_admin_requires_a_staff_login(client):
     response = client.get("/admin/survey/trial/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- Two researchers and a non-researcher, with real objects -------------------------------
+
+
+@pytest.fixture
+def world(tmp_path):
+    return build_world(tmp_path)
+
+
+def _as(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _request(client: Client, world, name: str, route: str, method: str):
+    path = path_of(world, name, route)
+    if method == "get":
+        return client.get(path)
+    return client.post(path, post_data(world, name))
+
+
+def _body(response) -> bytes:
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
+def _statuses(client: Client, world, method: str) -> dict[str, int]:
+    return {
+        name: _request(client, world, name, route, method).status_code
+        for name, route in researcher_routes()
+    }
+
+
+def test_every_route_with_a_parameter_is_filled_with_a_real_object():
+    filled = {name: object_of(route) for name, route in researcher_routes()}
+    assert {"study", "run", "active", "dataset", "image", "output", "stimulus", "job"} <= set(
+        filled.values()
+    )
+    assert filled["study_withdraw"] == "study" and filled["run_cancel"] == "active"
+
+
+@pytest.mark.django_db
+def test_without_a_share_another_researcher_sees_and_changes_nothing(world):
+    alice, bob = _as(world.alice), _as(world.bob)
+    alice_get = _statuses(alice, world, "get")
+    before = snapshot(world)
+    bob_status = {}
+    for name, route in researcher_routes():
+        for method in ("get", "post"):
+            response = _request(bob, world, name, route, method)
+            bob_status[name, method] = response.status_code
+            assert snapshot(world) == before, (name, method)
+            assert MARK.encode() not in _body(response), (name, method)
+    alice_post = _statuses(alice, world, "post")  # last: alice's posts do change things
+    alice_status = {**{(n, "get"): s for n, s in alice_get.items()}}
+    alice_status |= {(n, "post"): s for n, s in alice_post.items()}
+    for name, route in researcher_routes():
+        for method in ("get", "post"):
+            mine, theirs = alice_status[name, method], bob_status[name, method]
+            assert mine not in (403, 404) and mine < 500, (name, method, mine)
+            if object_of(route) is None:
+                assert theirs not in (403, 404) and theirs < 500, (name, method, theirs)
+            else:  # not found, as for an object that does not exist (405: method first)
+                assert theirs == (405 if mine == 405 else 404), (name, method, theirs)
+    acted = {n for n, r in researcher_routes() if object_of(r) and alice_post[n] == 302}
+    assert acted == CHANGING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["carol", "dora"])
+def test_accounts_outside_the_researchers_group_get_403_everywhere(world, who):
+    client = _as(getattr(world, who))  # dora is staff: the same rule
+    before = snapshot(world)
+    for name, route in researcher_routes():
+        for method in ("get", "post"):
+            response = _request(client, world, name, route, method)
+            assert response.status_code == 403, (name, method, response.status_code)
+            assert b"not a researcher account" in response.content, (name, method)
+            assert snapshot(world) == before, (name, method)
+
+
+@pytest.mark.django_db
+def test_a_view_share_lets_a_colleague_look_but_change_nothing(world):
+    share_all(world, world.bob, "view")
+    alice_get = _statuses(_as(world.alice), world, "get")
+    bob = _as(world.bob)
+    before = snapshot(world)
+    for name, route in researcher_routes():
+        if object_of(route) is None:
+            continue
+        seen = _request(bob, world, name, route, "get").status_code
+        expected = 404 if name in NEVER_SHARED else 403 if name in EDIT_FORMS else alice_get[name]
+        assert seen == expected, (name, seen)
+        changed = _request(bob, world, name, route, "post").status_code
+        assert snapshot(world) == before, name
+        if name in CHANGING:
+            assert changed == 403, (name, changed)
+
+
+@pytest.mark.django_db
+def test_an_edit_share_lets_a_colleague_change_but_not_share(world):
+    share_all(world, world.bob, "edit")
+    bob = _as(world.bob)
+    for name, route in researcher_routes():
+        if name not in CHANGING:
+            continue
+        before = snapshot(world)["shares"]
+        status = _request(bob, world, name, route, "post").status_code
+        if name in SHARING:
+            assert status == 403 and snapshot(world)["shares"] == before, name
+        else:
+            assert status == 302, (name, status)
+    study = Study.objects.get(pk=world.study.pk)
+    assert (study.name, study.redirect_url) == ("hijacked", "https://evil.example/")
+    assert Withdrawal.objects.filter(study=study).count() == 1
+    assert ModelRun.objects.get(pk=world.active.pk).cancel_requested
 
 
 def _templates_with_post_forms():
@@ -108,8 +219,7 @@ def test_posts_without_a_csrf_token_are_refused(tmp_path):
         HTTP_ACCEPT="application/json",
     )
     assert answer.status_code == 403
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    strict.login(username="ada", password="a-long-Passphrase-1")
+    strict.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     for name, args in [
         ("study_close", [study.pk]),
         ("study_withdraw", [study.pk]),

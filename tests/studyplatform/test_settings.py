@@ -113,3 +113,21 @@ def test_check_deploy_is_clean_behind_https():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_every_variable_the_platform_reads_is_in_the_readmes_table():
+    import re
+
+    pattern = re.compile(r'(?:environ(?:\.get)?[\[(]|env_(?:bool|int|list)\()"([A-Z][A-Z_0-9]+)"')
+    read = set()
+    for package in ("studyplatform", "worker", "survey"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name != "settings_test.py":
+                read |= set(pattern.findall(path.read_text()))
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z_0-9]+)`", row)}
+    assert {"DATABASE_URL", "SECRET_KEY", "VAR_DIR"} <= read  # the scan finds them
+    assert sorted(read - documented) == []

@@ -24,16 +24,18 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 Rule = Callable[[int, Trial], str]
 
 
-def make_study(tmp_path: Path, *, design: str = Study.Design.BETWEEN, **fields) -> Study:
+def make_study(
+    tmp_path: Path, *, design: str = Study.Design.BETWEEN, owner=None, **fields
+) -> Study:
     """Two conditions ("warm" and "cool & co", from two uploaded runs), 4 images per
     participant, one practice trial and one attention check (6 test scenes)."""
-    dataset = tiny_dataset("syn", per_category=10, size=32)
+    dataset = tiny_dataset("syn", per_category=10, size=32, owner=owner)
     runs = [
-        uploaded_run(dataset, tmp_path, name="warm"),
-        uploaded_run(dataset, tmp_path, name="cool", style="cool"),
+        uploaded_run(dataset, tmp_path, name="warm", owner=owner),
+        uploaded_run(dataset, tmp_path, name="cool", style="cool", owner=owner),
     ]
     fields = {"images_per_participant": 4, "practice_trials": 1, "attention_checks": 1, **fields}
-    return open_study(runs, labels=["warm", "cool & co_1"], design=design, **fields)
+    return open_study(runs, owner=owner, labels=["warm", "cool & co_1"], design=design, **fields)
 
 
 def pattern(i: int, trial: Trial) -> str:

@@ -42,6 +42,7 @@ def uploaded_run(
     style: str = "warm",
     size: int | None = None,
     evaluate: bool = True,
+    owner=None,
 ) -> ModelRun:
     """An uploaded run colourising every test image of ``dataset`` (``style`` picks the
     fake colouriser; ``size`` makes square outputs of that side), scored at once unless
@@ -66,10 +67,15 @@ def uploaded_run(
             zf.writestr(member, data)
         zf.writestr("manifest.csv", manifest.getvalue())
     return uploaded_run_create(
-        name=name, dataset=dataset, archive=archive, colour_space="lab", evaluate=evaluate
+        name=name,
+        dataset=dataset,
+        archive=archive,
+        colour_space="lab",
+        evaluate=evaluate,
+        user=owner,
     )
 
 
-def open_study(runs: list[ModelRun], **fields) -> Study:
-    study = study_create(name="study", runs=runs, **fields)
+def open_study(runs: list[ModelRun], owner=None, **fields) -> Study:
+    study = study_create(name="study", runs=runs, user=owner, **fields)
     return study_open(study=study)

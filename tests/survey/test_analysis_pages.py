@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
+from studyplatform.researchers import researcher_create
 from survey.analysis import exports
 from survey.analysis.display import pct
 from survey.analysis.results import study_analysis
@@ -39,8 +40,14 @@ PAGES = [
 
 
 @pytest.fixture
-def study(tmp_path):
-    study = make_study(tmp_path)
+def ada():
+    """The researcher who owns the studies."""
+    return researcher_create(username="ada", password="a-long-Passphrase-1")
+
+
+@pytest.fixture
+def study(tmp_path, ada):
+    study = make_study(tmp_path, owner=ada)
     for i in range(4):
         take_part(study, i)
     take_part(study, 4, attention="real")
@@ -48,9 +55,8 @@ def study(tmp_path):
 
 
 @pytest.fixture
-def researcher(client, django_user_model):
-    user = django_user_model.objects.create_user("ada", password="a-long-Passphrase-1")
-    client.force_login(user)
+def researcher(client, ada):
+    client.force_login(ada)
     return client
 
 
@@ -134,8 +140,8 @@ def test_the_live_data_follows_the_answers(researcher, study):
     assert second["fields"]["all-p-included"] == "5"
 
 
-def test_an_empty_study_has_a_dashboard(researcher, tmp_path):
-    empty = make_study(tmp_path)
+def test_an_empty_study_has_a_dashboard(researcher, tmp_path, ada):
+    empty = make_study(tmp_path, owner=ada)
     html = researcher.get(reverse("study_analysis", args=[empty.pk])).content.decode()
     assert "No judgements yet." in html
     assert researcher.get(reverse("study_analysis_json", args=[empty.pk])).status_code == 200

@@ -6,12 +6,18 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from survey.models import Participant, Stimulus, Study, Trial
+from studyplatform.researchers import researcher_create
+from survey.models import Participant, RefusedStart, Stimulus, Study, Trial
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
 
 JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def pid(n: int) -> str:
+    """A Prolific id: 24 hex digits."""
+    return f"{n + 0x5F1A2B00:024x}"
 
 
 @pytest.fixture
@@ -45,27 +51,26 @@ def answer(client, participant, position, value="real", rt_ms=800, **extra):
 
 def test_landing_asks_for_consent_and_keeps_the_prolific_ids(client, study):
     landing = reverse("study_landing", args=[study.slug])
-    page = client.get(landing, {"PROLIFIC_PID": "5f1a2b", "STUDY_ID": "st1", "SESSION_ID": "se1"})
+    ids = {"PROLIFIC_PID": pid(1), "STUDY_ID": pid(2), "SESSION_ID": pid(3)}
+    page = client.get(landing, ids)
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'name="consent"' in html and 'value="5f1a2b"' in html
-    refused = client.post(landing, {"PROLIFIC_PID": "5f1a2b"})
+    assert 'name="consent"' in html and f'value="{pid(1)}"' in html
+    refused = client.post(landing, {"PROLIFIC_PID": pid(1)})
     assert refused.status_code == 400 and "tick the box" in refused.content.decode()
     assert not Participant.objects.exists()
     participant = start(
         client,
         study,
-        PROLIFIC_PID="5f1a2b",
-        STUDY_ID="st1",
-        SESSION_ID="se1",
+        **ids,
         HTTP_USER_AGENT="Firefox",
     )
-    assert (participant.prolific_pid, participant.prolific_study_id) == ("5f1a2b", "st1")
-    assert participant.prolific_session_id == "se1"
+    assert (participant.prolific_pid, participant.prolific_study_id) == (pid(1), pid(2))
+    assert participant.prolific_session_id == pid(3)
 
 
 def test_a_whole_participation_by_script_stores_every_answer_once(client, study):
-    participant = start(client, study, PROLIFIC_PID="p1")
+    participant = start(client, study, PROLIFIC_PID=pid(1))
     page = client.get(reverse("participant_page", args=[participant.public_id]))
     assert "Instructions" in page.content.decode()  # before the first answer
     total = Trial.objects.filter(participant=participant).count()
@@ -109,7 +114,7 @@ def test_a_whole_participation_by_script_stores_every_answer_once(client, study)
 
 def test_practice_first_and_attention_checks_never_first_among_the_measured(client, study):
     for i in range(5):
-        participant = start(client.__class__(), study, PROLIFIC_PID=f"p{i}")
+        participant = start(client.__class__(), study, PROLIFIC_PID=pid(i))
         kinds = list(
             Trial.objects.filter(participant=participant)
             .order_by("position")
@@ -139,14 +144,82 @@ def test_a_reload_resumes_at_the_same_trial(client, study):
     assert Participant.objects.count() == 1
 
 
-def test_the_same_prolific_pid_resumes_rather_than_starting_again(client, study):
-    first = start(client, study, PROLIFIC_PID="same")
+def test_the_same_prolific_pid_resumes_in_its_own_browser_only(client, study):
+    """Prolific ids are not secret: knowing one must not hand over that participation."""
+    first = start(client, study, PROLIFIC_PID=pid(7))
+    answer(client, first, 1, "real", **JSON)
+    landing = reverse("study_landing", args=[study.slug])
+    # Its own browser resumes, with or without the id in the link.
+    for query in ({"PROLIFIC_PID": pid(7)}, {}):
+        again = client.get(landing, query)
+        assert again.status_code == 302 and first.public_id in again["Location"]
+    # Another browser with the same id learns nothing and gets no way in.
     other_browser = client.__class__()
-    response = other_browser.get(
-        reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "same"}
+    response = other_browser.get(landing, {"PROLIFIC_PID": pid(7)})
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "already started this study" in page and first.public_id not in page
+    assert not [c for c in response.cookies if c.startswith("participation-")]
+    posted = other_browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pid(7)})
+    assert posted.status_code == 409
+    for url in (
+        reverse("participant_page", args=[first.public_id]),
+        reverse("participant_image", args=[first.public_id, 2]),
+    ):
+        assert other_browser.get(url).status_code == 404
+    refused = answer(other_browser, first, 2, "ai", **JSON)
+    assert refused.status_code == 404
+    assert Participant.objects.filter(prolific_pid=pid(7)).count() == 1
+    assert Trial.objects.get(participant=first, position=2).answer is None
+    counted = RefusedStart.objects.get(study=study, reason="other_browser")
+    assert counted.count == 2 and counted.example == ""
+
+
+def test_a_malformed_or_unreplaced_prolific_id_is_refused_with_a_message(client, study):
+    landing = reverse("study_landing", args=[study.slug])
+    for value in ("{{%PROLIFIC_PID%}}", "5f1a2b", "x" * 24):
+        response = client.get(landing, {"PROLIFIC_PID": value, "STUDY_ID": pid(2)})
+        assert response.status_code == 400
+        assert "does not carry a valid Prolific id (PROLIFIC_PID)" in response.content.decode()
+        assert client.post(landing, {"consent": "yes", "PROLIFIC_PID": value}).status_code == 400
+    assert not Participant.objects.exists()
+    refused = RefusedStart.objects.get(study=study, reason="malformed_id")
+    assert refused.count == 6 and refused.example == "PROLIFIC_PID=" + "x" * 24
+    researcher = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=researcher)
+    client.force_login(researcher)
+    monitor = client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "Visits that could not start" in monitor
+    assert (
+        "<strong>6</strong> with a Prolific id in the link that does not look like one" in monitor
     )
-    assert response.status_code == 302 and first.public_id in response["Location"]
-    assert Participant.objects.filter(prolific_pid="same").count() == 1
+
+
+def test_prolific_ids_are_compared_as_prolific_issues_them(client, study):
+    upper = pid(9).upper()
+    participant = start(client, study, PROLIFIC_PID=f"  {upper} ")
+    assert participant.prolific_pid == pid(9)
+    again = client.get(reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": pid(9)})
+    assert again.status_code == 302 and participant.public_id in again["Location"]
+
+
+def test_the_participation_cookie_is_secure_when_debug_is_off(client, study, settings):
+    assert not settings.DEBUG and settings.PARTICIPATION_COOKIE_SECURE  # the default
+    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
+    cookie = next(c for name, c in response.cookies.items() if name.startswith("participation"))
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+def test_only_the_current_and_the_preloaded_image_are_served(client, study):
+    participant = start(client, study)
+    image = lambda n: client.get(reverse("participant_image", args=[participant.public_id, n]))  # noqa: E731
+    assert image(1).status_code == 200
+    assert image(2).status_code == 200  # preloaded while the first is on screen
+    assert image(3).status_code == 404  # not before its turn
+    assert image(1)["Cache-Control"] == "private, no-store"
+    answer(client, participant, 1, "real", **JSON)
+    assert image(1).status_code == 404  # not after its answer
+    assert [image(n).status_code for n in (2, 3, 4)] == [200, 200, 404]
 
 
 def test_a_double_click_or_a_retried_request_stores_one_answer(client, study):
@@ -215,16 +288,14 @@ def test_starts_from_one_address_are_rate_limited_but_resumes_are_not(client, st
     settings.STUDY_START_LIMIT = 2
     study.target_participants_per_condition = 50
     study.save()
-    first = start(client, study, PROLIFIC_PID="a")
-    start(client.__class__(), study, PROLIFIC_PID="b")
+    first = start(client, study, PROLIFIC_PID=pid(1))
+    start(client.__class__(), study, PROLIFIC_PID=pid(2))
     third = client.__class__().post(
-        reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": "c"}
+        reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": pid(3)}
     )
     assert third.status_code == 429
     assert Participant.objects.count() == 2
-    resumed = client.__class__().get(
-        reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": "a"}
-    )
+    resumed = client.get(reverse("study_landing", args=[study.slug]), {"PROLIFIC_PID": pid(1)})
     assert resumed.status_code == 302 and first.public_id in resumed["Location"]
 
 
@@ -243,4 +314,4 @@ def test_another_browser_cannot_read_or_answer_for_a_participant(client, study):
     refused = answer(stranger, participant, 2, "real", **JSON)
     assert refused.status_code == 404
     assert Trial.objects.get(participant=participant, position=2).answer is None
-    assert client.get(reverse("participant_image", args=[public_id, 1])).status_code == 200
+    assert client.get(reverse("participant_image", args=[public_id, 2])).status_code == 200

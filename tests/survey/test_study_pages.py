@@ -13,25 +13,32 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
+from survey.analysis.results import study_analysis
 from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
 from survey.services.assignment import participant_start
+from survey.services.places import participant_return
 from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    client.login(username="ada", password="a-long-Passphrase-1")
+    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     return client
 
 
 @pytest.fixture
-def runs(tmp_path):
-    dataset = tiny_dataset("syn", per_category=20, size=32)  # 12 test scenes
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data set, the runs and the studies."""
+    return django_user_model.objects.get(username="ada")
+
+
+@pytest.fixture
+def runs(tmp_path, ada):
+    dataset = tiny_dataset("syn", per_category=20, size=32, owner=ada)  # 12 test scenes
     return [
-        uploaded_run(dataset, tmp_path, name="warm run"),
-        uploaded_run(dataset, tmp_path, name="cool run", style="cool"),
+        uploaded_run(dataset, tmp_path, name="warm run", owner=ada),
+        uploaded_run(dataset, tmp_path, name="cool run", style="cool", owner=ada),
     ]
 
 
@@ -99,7 +106,7 @@ def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
 
 @pytest.mark.django_db
 def test_an_open_study_only_changes_its_texts(researcher_client, runs):
-    study = open_study(runs, images_per_participant=4)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=4)
     page = researcher_client.get(reverse("study_edit", args=[study.pk]))
     assert 'name="design"' not in page.content.decode()
     assert 'name="instructions"' in page.content.decode()
@@ -174,26 +181,40 @@ def test_preview_shows_the_flow_and_records_nothing(researcher_client, runs, cel
 
 
 @pytest.mark.django_db
-def test_monitor_counts_started_completed_dropped_and_withdrawn(researcher_client, runs):
-    study = open_study(runs, images_per_participant=2)
-    people = [participant_start(study=study, prolific_pid=f"p{i}") for i in range(5)]
-    done = people[0]
-    for trial in done.trials.order_by("position"):
-        trial_answer(participant=done, position=trial.position, answer="ai", rt_ms=500)
+def test_monitor_counts_places_included_excluded_freed_and_withdrawn(researcher_client, runs):
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2, attention_checks=1)
+    people = [participant_start(study=study, prolific_pid=f"p{i}") for i in range(6)]
+    for person, attention in ((people[0], "ai"), (people[3], "real")):  # passes, fails
+        for trial in person.trials.order_by("position"):
+            answer = attention if trial.kind == "attention" else "ai"
+            trial_answer(participant=person, position=trial.position, answer=answer, rt_ms=500)
     Participant.objects.filter(pk=people[1].pk).update(
-        last_active_at=timezone.now() - timedelta(hours=1)
+        last_active_at=timezone.now() - study.time_limit - timedelta(seconds=1)
     )
+    participant_return(participant=people[4])
     researcher_client.post(
         reverse("study_withdraw", args=[study.pk]),
         {"by": "prolific_pid", "who": "p2", "reason": "asked by e-mail"},
     )
     rows = researcher_client.get(reverse("study_monitor", args=[study.pk])).json()["rows"]
-    total = {k: sum(r[k] for r in rows) for k in ("started", "completed", "in_progress", "dropped")}
-    assert total == {"started": 4, "completed": 1, "in_progress": 2, "dropped": 1}
+    keys = ("started", "included", "excluded", "taking_part", "freed", "withdrawn", "held")
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    # p0 included, p3 excluded, p5 taking part, p1 silent past the limit and p4 stopped:
+    # freed; p2 withdrawn. Started counts everyone, as the analysis page does.
+    assert total == {
+        "started": 6,
+        "included": 1,
+        "excluded": 1,
+        "taking_part": 1,
+        "freed": 2,
+        "withdrawn": 1,
+        "held": 2,
+    }
+    assert study_analysis(study=study).participants.started == total["started"]
     assert sum(r["withdrawn"] for r in rows) == 1
     withdrawal = Withdrawal.objects.get()
     assert withdrawal.prolific_pid == "p2" and withdrawal.withdrawn_by.username == "ada"
-    assert withdrawal.reason == "asked by e-mail" and withdrawal.trials_removed == 2
+    assert withdrawal.reason == "asked by e-mail" and withdrawal.trials_removed == 3  # 2 + check
     assert not Trial.objects.filter(participant__prolific_pid="p2").exists()
     page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "asked by e-mail" in page
@@ -205,7 +226,7 @@ def test_monitor_counts_started_completed_dropped_and_withdrawn(researcher_clien
 
 @pytest.mark.django_db
 def test_stimuli_grid_shows_every_stimulus_with_its_exposures(researcher_client, runs):
-    study = open_study(runs, images_per_participant=2)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
     for i in range(3):
         participant_start(study=study, prolific_pid=f"p{i}")
     page = researcher_client.get(reverse("study_stimuli", args=[study.pk])).content.decode()
@@ -218,7 +239,9 @@ def test_stimuli_grid_shows_every_stimulus_with_its_exposures(researcher_client,
 
 @pytest.mark.django_db
 def test_a_within_subjects_monitor_has_one_row_for_all_conditions(researcher_client, runs):
-    study = open_study(runs, images_per_participant=2, design=Study.Design.WITHIN)
+    study = open_study(
+        runs, owner=runs[0].owner, images_per_participant=2, design=Study.Design.WITHIN
+    )
     participant_start(study=study, prolific_pid="p0")
     rows = researcher_client.get(reverse("study_monitor", args=[study.pk])).json()["rows"]
     assert [(r["label"], r["started"]) for r in rows] == [(None, 1)]  # the page names it

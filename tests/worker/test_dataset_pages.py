@@ -19,9 +19,14 @@ from worker.models import Dataset, ImportJob
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    client.login(username="ada", password="a-long-Passphrase-1")
+    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     return client
+
+
+@pytest.fixture
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data sets and runs."""
+    return django_user_model.objects.get(username="ada")
 
 
 def _zip_bytes(members) -> bytes:
@@ -50,8 +55,11 @@ def test_pages_need_a_login(client):
 
 
 @pytest.mark.django_db
-def test_list_and_detail_show_counts_and_thumbnails(researcher_client):
-    call_command("make_synthetic", "--per-category", "5", "--size", "32", "--name", "syn")
+def test_list_and_detail_show_counts_and_thumbnails(researcher_client, ada):
+    call_command(
+        "make_synthetic",
+        *("--per-category", "5", "--size", "32", "--name", "syn", "--owner", ada.username),
+    )
     dataset = Dataset.objects.get(name="syn")
     page = researcher_client.get(reverse("datasets")).content.decode()
     assert "syn" in page and "Synthetic scenes" in page and "30 images" in page
@@ -67,8 +75,11 @@ def test_list_and_detail_show_counts_and_thumbnails(researcher_client):
 
 
 @pytest.mark.django_db
-def test_manifest_lists_every_image_with_category_and_split(researcher_client):
-    call_command("make_synthetic", "--per-category", "10", "--size", "32", "--name", "syn")
+def test_manifest_lists_every_image_with_category_and_split(researcher_client, ada):
+    call_command(
+        "make_synthetic",
+        *("--per-category", "10", "--size", "32", "--name", "syn", "--owner", ada.username),
+    )
     dataset = Dataset.objects.get(name="syn")
     url = reverse("dataset_manifest", args=[dataset.pk])
     rows = researcher_client.get(url).content.decode().splitlines()

@@ -4,9 +4,7 @@ the images, with runs trained by a real Celery worker at tiny scale."""
 from __future__ import annotations
 
 import io
-import json
 import re
-from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -15,7 +13,7 @@ from PIL import Image
 
 from colourmodels.early_stopping import PAPER_SETTINGS
 from studyplatform.researchers import researcher_create
-from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
+from tests.worker.runs_helpers import TINY, queued_run, tiny_dataset, wait_for_run
 from worker.charts import Chart, Marker, Series, line_chart, nice_ticks, paired_charts
 from worker.forms import RunLaunchForm
 from worker.models import ColourisedImage, ModelRun, SubModel
@@ -26,27 +24,14 @@ PASSWORD = "a-long-Passphrase-1"
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password=PASSWORD)
-    client.login(username="ada", password=PASSWORD)
+    client.force_login(researcher_create(username="ada", password=PASSWORD))
     return client
 
 
-def _queued_run(dataset, name="queued", kind="baseline") -> ModelRun:
-    """A run row with its sub-models, as launched, with no task sent (for pages that only
-    read): rows made directly, not through the service."""
-    run = ModelRun.objects.create(
-        name=name,
-        kind=kind,
-        colour_space="lab",
-        dataset=dataset,
-        config=default_config(kind=kind, categories=list(dataset.categories)),
-    )
-    specs = [("generator", "")]
-    if kind == "ensemble":
-        specs = [("classifier", "")] + [("generator", c) for c in dataset.categories]
-    for role, category in specs:
-        SubModel.objects.create(run=run, role=role, category=category)
-    return run
+@pytest.fixture
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data sets and runs."""
+    return django_user_model.objects.get(username="ada")
 
 
 def _polyline_points(svg: str, label: str) -> list[str]:
@@ -69,7 +54,7 @@ def _chart(page: str, title: str) -> str:
 @pytest.mark.django_db
 def test_every_run_page_and_endpoint_needs_a_login(client):
     dataset = tiny_dataset()
-    run = _queued_run(dataset)
+    run = queued_run(dataset)
     source = dataset.images.filter(split="test").first()
     output = ColourisedImage.objects.create(run=run, source=source, file="runs/x.png")
     login = reverse("login")
@@ -95,9 +80,9 @@ def test_every_run_page_and_endpoint_needs_a_login(client):
 
 
 @pytest.mark.django_db
-def test_missing_runs_and_images_are_not_found(researcher_client):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset)
+def test_missing_runs_and_images_are_not_found(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, owner=ada)
     source = dataset.images.filter(split="test").first()
     output = ColourisedImage.objects.create(run=run, source=source, file="runs/gone.png")
     for url in (
@@ -114,13 +99,24 @@ def test_missing_runs_and_images_are_not_found(researcher_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researcher_client):
-    dataset = tiny_dataset(per_category=28)  # 18 test images: more than one evaluation batch
+def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researcher_client, ada):
+    # 18 test images: more than one evaluation batch
+    dataset = tiny_dataset(per_category=28, owner=ada)
     baseline = model_run_launch(
-        name="tiny baseline", kind="baseline", colour_space="lab", dataset=dataset, config=TINY
+        name="tiny baseline",
+        kind="baseline",
+        colour_space="lab",
+        dataset=dataset,
+        config=TINY,
+        user=ada,
     )
     ensemble = model_run_launch(
-        name="tiny ensemble", kind="ensemble", colour_space="yuv", dataset=dataset, config=TINY
+        name="tiny ensemble",
+        kind="ensemble",
+        colour_space="yuv",
+        dataset=dataset,
+        config=TINY,
+        user=ada,
     )
     baseline, ensemble = wait_for_run(baseline.pk), wait_for_run(ensemble.pk)
     assert baseline.status == ensemble.status == "done", (
@@ -324,8 +320,8 @@ def _post_data(form: RunLaunchForm, **changes) -> dict:
 
 
 @pytest.mark.django_db
-def test_launch_form_defaults_are_the_papers_settings(researcher_client):
-    dataset = tiny_dataset()
+def test_launch_form_defaults_are_the_papers_settings(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     response = researcher_client.get(reverse("run_launch"))
     assert response.status_code == 200
     form = response.context["form"]
@@ -346,8 +342,8 @@ def test_launch_form_defaults_are_the_papers_settings(researcher_client):
 
 
 @pytest.mark.django_db
-def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_client):
-    dataset = tiny_dataset()
+def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     form = RunLaunchForm()
     data = _post_data(form, name="paper ensemble", kind="ensemble", dataset=dataset.pk)
     response = researcher_client.post(reverse("run_launch"), data)
@@ -387,8 +383,8 @@ def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_clie
 
 
 @pytest.mark.django_db
-def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client):
-    dataset = tiny_dataset()
+def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     form = RunLaunchForm()
     url = reverse("run_launch")
     data = _post_data(form, dataset=dataset.pk, epochs="0", k_city="", image_size="48")
@@ -417,9 +413,9 @@ def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client
 
 
 @pytest.mark.django_db
-def test_cancel_by_post_cancels_an_active_run(researcher_client):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset, kind="ensemble")
+def test_cancel_by_post_cancels_an_active_run(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, kind="ensemble", owner=ada)
     page = researcher_client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "Cancel run" in page and 'name="csrfmiddlewaretoken"' in page
     assert researcher_client.get(reverse("run_cancel", args=[run.pk])).status_code == 405
@@ -435,10 +431,10 @@ def test_cancel_by_post_cancels_an_active_run(researcher_client):
 
 
 @pytest.mark.django_db
-def test_status_json_reports_progress_of_each_submodel(researcher_client):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset, kind="ensemble")
-    other = _queued_run(dataset, name="other")
+def test_status_json_reports_progress_of_each_submodel(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, kind="ensemble", owner=ada)
+    other = queued_run(dataset, name="other", owner=ada)
     ModelRun.objects.filter(pk=run.pk).update(status="running")
     SubModel.objects.filter(run=run, category="city").update(
         status="running",
@@ -484,31 +480,16 @@ def test_status_json_reports_progress_of_each_submodel(researcher_client):
 
 
 @pytest.mark.django_db
-def test_the_list_page_sweeps_stale_runs(researcher_client, settings):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset)
-    ModelRun.objects.filter(pk=run.pk).update(status="running")
-    silent = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS + 60)
-    SubModel.objects.filter(run=run).update(
-        status="running", heartbeat_at=silent, attempts=settings.RUN_MAX_ATTEMPTS
-    )
-    page = researcher_client.get(reverse("runs")).content.decode()
-    run.refresh_from_db()
-    assert run.status == "failed" and "no heartbeat" in run.failure_reason
-    assert "no heartbeat" in page
-
-
-@pytest.mark.django_db
 def test_list_page_queries_do_not_grow_with_the_number_of_runs(
-    researcher_client, django_assert_max_num_queries
+    researcher_client, ada, django_assert_max_num_queries
 ):
-    dataset = tiny_dataset()
-    _queued_run(dataset, name="first", kind="ensemble")
+    dataset = tiny_dataset(owner=ada)
+    queued_run(dataset, name="first", kind="ensemble", owner=ada)
     researcher_client.get(reverse("runs"))  # session and user loaded once, as on any page
     with django_assert_max_num_queries(8) as one:
         researcher_client.get(reverse("runs"))
     for i in range(12):
-        _queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline")
+        queued_run(dataset, name=f"run {i}", kind="ensemble" if i % 2 else "baseline", owner=ada)
     with django_assert_max_num_queries(len(one.captured_queries)):
         page = researcher_client.get(reverse("runs")).content.decode()
     assert page.count('<tbody data-run="') == 13
@@ -518,11 +499,18 @@ def test_list_page_queries_do_not_grow_with_the_number_of_runs(
 
 
 @pytest.mark.django_db
-def test_compare_without_two_runs_asks_for_them(researcher_client):
-    dataset = tiny_dataset()
-    run = _queued_run(dataset)
+def test_compare_without_two_runs_asks_for_them(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
+    run = queued_run(dataset, owner=ada)
     page = researcher_client.get(reverse("runs_compare")).content.decode()
     assert "Choose two runs" not in page and f"#{run.pk} queued" in page
-    page = researcher_client.get(reverse("runs_compare") + "?a=1&b=x").content.decode()
+    assert 'class="grid compare-heads"' not in page
+    response = researcher_client.get(reverse("runs_compare") + f"?a={run.pk}&b=x")
+    assert response.status_code == 200 and "comparison" not in response.context
+    page = response.content.decode()
     assert "Choose two runs to compare." in page
-    json.dumps(page)  # renders without a comparison
+    assert 'class="grid compare-heads"' not in page and "compare-table" not in page
+    # With two runs the same page compares them: what the checks above look for is there.
+    response = researcher_client.get(reverse("runs_compare") + f"?a={run.pk}&b={run.pk}")
+    assert response.context["comparison"]["config"]
+    assert 'class="grid compare-heads"' in response.content.decode()

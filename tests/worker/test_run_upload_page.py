@@ -14,9 +14,14 @@ from worker.models import ModelRun
 
 @pytest.fixture
 def researcher_client(client):
-    researcher_create(username="ada", password="a-long-Passphrase-1")
-    client.login(username="ada", password="a-long-Passphrase-1")
+    client.force_login(researcher_create(username="ada", password="a-long-Passphrase-1"))
     return client
+
+
+@pytest.fixture
+def ada(researcher_client, django_user_model):
+    """The logged-in researcher, who owns the data sets and runs."""
+    return django_user_model.objects.get(username="ada")
 
 
 def _post(client, dataset, archive_bytes: bytes, name="elsewhere"):
@@ -38,8 +43,8 @@ def test_upload_page_needs_a_login(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_uploaded_run_is_scored_by_the_worker(researcher_client, celery_worker, tmp_path):
-    dataset = tiny_dataset()
+def test_uploaded_run_is_scored_by_the_worker(researcher_client, ada, celery_worker, tmp_path):
+    dataset = tiny_dataset(owner=ada)
     files, rows = _base(dataset, colourise=_gray)
     archive = _zip(tmp_path / "run.zip", files, _csv(rows)).read_bytes()
     response = _post(researcher_client, dataset, archive)
@@ -52,8 +57,8 @@ def test_uploaded_run_is_scored_by_the_worker(researcher_client, celery_worker, 
 
 
 @pytest.mark.django_db
-def test_bad_upload_shows_the_reasons_and_keeps_nothing(researcher_client, tmp_path, settings):
-    dataset = tiny_dataset()
+def test_bad_upload_shows_the_reasons_and_keeps_nothing(researcher_client, ada, tmp_path, settings):
+    dataset = tiny_dataset(owner=ada)
     files, rows = _base(dataset)
     rows[0]["image_id"] = "999999"
     archive = _zip(tmp_path / "run.zip", files, _csv(rows)).read_bytes()
@@ -65,8 +70,8 @@ def test_bad_upload_shows_the_reasons_and_keeps_nothing(researcher_client, tmp_p
 
 
 @pytest.mark.django_db
-def test_not_a_zip_is_refused_by_the_form(researcher_client):
-    dataset = tiny_dataset()
+def test_not_a_zip_is_refused_by_the_form(researcher_client, ada):
+    dataset = tiny_dataset(owner=ada)
     response = _post(researcher_client, dataset, b"plain text")
     assert "This is not a zip archive." in response.content.decode()
     assert not ModelRun.objects.exists()

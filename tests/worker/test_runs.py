@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
 from worker.models import ColourisedImage, EpochRecord, ModelRun, SubModel
@@ -74,6 +77,9 @@ def test_cancelling_a_queued_run_stops_it(celery_worker):
 
 @pytest.mark.django_db(transaction=True)
 def test_cancelling_a_running_run_stops_within_an_epoch(celery_worker):
+    """The stop comes within one epoch of the request: while the request is committed the
+    sub-model's row is locked, so the trainer can neither record an epoch nor report
+    progress, and what is recorded then is exactly where training stood."""
     dataset = tiny_dataset(per_category=20)
     run = model_run_launch(
         name="c",
@@ -84,16 +90,20 @@ def test_cancelling_a_running_run_stops_within_an_epoch(celery_worker):
     )
     wait_for_run(run.pk, statuses=("running",))
     sm = run.submodels.get()
-    import time
-
     deadline = time.monotonic() + 60
     while SubModel.objects.get(pk=sm.pk).step == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    model_run_cancel(run=ModelRun.objects.get(pk=run.pk))
+    with transaction.atomic():
+        at_request = SubModel.objects.select_for_update().get(pk=sm.pk)
+        recorded_at_request = EpochRecord.objects.filter(submodel=sm).count()
+        model_run_cancel(run=ModelRun.objects.get(pk=run.pk))
+    assert at_request.status == "running"
     run = wait_for_run(run.pk, timeout=60)
     assert run.status == "cancelled"
     sm.refresh_from_db()
     assert sm.status == "cancelled" and sm.epoch < 200
+    assert sm.epoch <= at_request.epoch + 1
+    assert EpochRecord.objects.filter(submodel=sm).count() <= recorded_at_request + 1
 
 
 @pytest.mark.django_db
@@ -117,21 +127,28 @@ def test_launch_refuses_what_cannot_run():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_synthetic_scenes_the_oracle_routed_ensemble_beats_the_baseline(celery_worker):
-    """The synthetic scenes are made so that luminance alone leaves the hue ambiguous
-    across categories: one generator per category must do better than one for all."""
-    dataset = tiny_dataset(per_category=24)
-    config = {**TINY, "width": 16, "epochs": 6, "early_stopping": None, "routing": "oracle"}
-    baseline = model_run_launch(
-        name="b", kind="baseline", colour_space="lab", dataset=dataset, config=config
-    )
+def test_an_oracle_routed_ensemble_colourises_each_image_with_its_own_categorys_generator(
+    celery_worker,
+):
+    """Properties of oracle routing that hold whatever the training made of the networks
+    (which generator does better on the synthetic scenes is left to the benchmarks): each
+    test image goes to its true category's generator, the routed L1 distance is the
+    oracle's, and the stored summaries are the means of the stored per-image metrics."""
+    dataset = tiny_dataset(per_category=12)
+    config = {**TINY, "early_stopping": None, "routing": "oracle"}
     ensemble = model_run_launch(
         name="e", kind="ensemble", colour_space="lab", dataset=dataset, config=config
     )
-    baseline, ensemble = wait_for_run(baseline.pk), wait_for_run(ensemble.pk)
-    assert baseline.status == ensemble.status == "done"
+    ensemble = wait_for_run(ensemble.pk)
+    assert ensemble.status == "done", ensemble.failure_reason
     assert ensemble.metrics["routing"] == "oracle"
-    ensemble_l1, baseline_l1 = ensemble.metrics["test"]["l1"], baseline.metrics["test"]["l1"]
-    print(f"test L1 distance: oracle-routed ensemble {ensemble_l1:.3f}, baseline {baseline_l1:.3f}")
-    assert ensemble_l1 < baseline_l1
+    outputs = list(ColourisedImage.objects.filter(run=ensemble).select_related("source"))
+    assert len(outputs) == dataset.images.filter(split="test").count()
+    assert all(o.routed_category == o.source.category for o in outputs)
     assert ensemble.metrics["test_oracle_l1"] == pytest.approx(ensemble.metrics["test"]["l1"])
+    l1 = [o.metrics["l1"] for o in outputs]
+    assert ensemble.metrics["test"]["l1"] == pytest.approx(sum(l1) / len(l1))
+    for category, summary in ensemble.metrics["per_category"].items():
+        own = [o.metrics["ssim"] for o in outputs if o.source.category == category]
+        assert summary["n"] == len(own)
+        assert summary["ssim"] == pytest.approx(sum(own) / len(own))

@@ -170,6 +170,7 @@ def dataset_import(
                 source=source,
                 seed=seed,
                 created_by=created_by,
+                owner=created_by,
                 categories=ordered,
                 counts=counts,
                 summary={

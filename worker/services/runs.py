@@ -105,6 +105,7 @@ def model_run_launch(
             dataset=dataset,
             config=config,
             created_by=user,
+            owner=user,
         )
         if kind == ModelRun.Kind.BASELINE:
             specs = [(SubModel.Role.GENERATOR, "")]

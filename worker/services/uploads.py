@@ -599,6 +599,7 @@ def uploaded_run_create(
                     config=config,
                     status=ModelRun.Status.EVALUATING,
                     created_by=user,
+                    owner=user,
                     started_at=now,
                     heartbeat_at=now,
                 )

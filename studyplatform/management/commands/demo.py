@@ -3,6 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from studyplatform.demo import PRESETS, STUDY, Stage, demo_advance
+from studyplatform.researchers import add_owner_argument, owner_from_option
 
 
 class Command(BaseCommand):
@@ -27,10 +28,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=3600, help="with --wait: give up after this (s)"
         )
+        add_owner_argument(parser, default="the account 'researcher', if there is one")
 
-    def handle(self, *args, wait, size, base_url, timeout, **options):
+    def handle(self, *args, wait, size, base_url, timeout, owner, **options):
+        owner = owner_from_option(owner)  # default: the account 'researcher'
         deadline = time.monotonic() + timeout
-        state = demo_advance(config=PRESETS[size], retry=True)
+        state = demo_advance(config=PRESETS[size], retry=True, user=owner)
         link = f"{base_url.rstrip('/')}/s/{state.study.slug}/"
         if wait and not state.finished:
             self._warn_without_worker()
@@ -59,7 +62,7 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise CommandError(f"the demo is still at: {state.detail} (after {timeout:.0f} s)")
             time.sleep(2)
-            state = demo_advance(config=PRESETS[size])
+            state = demo_advance(config=PRESETS[size], user=owner)
 
     def _warn_without_worker(self) -> None:
         from studyplatform.celery import app

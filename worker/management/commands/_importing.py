@@ -10,7 +10,14 @@ from worker.services.sources import SourceScan
 
 
 def import_scan(
-    command, scan: SourceScan, *, name: str, source: str, seed: int, drop_grayscale=True
+    command,
+    scan: SourceScan,
+    *,
+    name: str,
+    source: str,
+    seed: int,
+    drop_grayscale=True,
+    owner=None,
 ):
     bar = tqdm(total=len(scan.images), unit="img", desc="importing", disable=None)
 
@@ -28,6 +35,7 @@ def import_scan(
             summary=scan.summary,
             categories=scan.categories,
             progress=progress,
+            created_by=owner,
         )
     except DatasetImportError as exc:
         raise CommandError(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from worker.models import Dataset, ModelRun
+from worker.run_results import run_results
 
 
 def dataset_by_name_or_id(value: str) -> Dataset:
@@ -40,16 +41,16 @@ def describe_run(run: ModelRun) -> list[str]:
         if sm.stopped_epoch:
             extra += f", stopped early at {sm.stopped_epoch}"
         lines.append(f"  {sm.label:<24} {sm.status:<10} {progress}{extra}")
-    test = run.metrics.get("test")
+    results = run_results(run)
+    test = results.test
     if test:
         lines.append(
-            f"  test: L1 distance {test['l1']:.3f}, SSIM {test['ssim']:.4f}, "
-            f"PSNR {test['psnr']:.2f} dB, n = {test['n']}"
+            f"  test: L1 distance {test.l1:.3f}, SSIM {test.ssim:.4f}, "
+            f"PSNR {test.psnr:.2f} dB, n = {test.n}"
         )
-    classifier = run.metrics.get("classifier")
+    classifier = results.classifier
     if classifier:
         lines.append(
-            f"  classifier: macro-F1 {classifier['macro_f1']:.3f}, "
-            f"accuracy {classifier['accuracy']:.3f}"
+            f"  classifier: macro-F1 {classifier.macro_f1:.3f}, accuracy {classifier.accuracy:.3f}"
         )
     return lines

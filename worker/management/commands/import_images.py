@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from colourmodels.data.archives import ArchiveError
+from studyplatform.researchers import add_owner_argument, owner_from_option
 from worker.management.commands._importing import import_scan
 from worker.models import Dataset
 from worker.services.sources import scan_folder, scan_zip
@@ -19,8 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--categories-from-folders", action="store_true")
         parser.add_argument("--seed", type=int, default=0, help="for the train/val/test split")
         parser.add_argument("--keep-grayscale", action="store_true")
+        add_owner_argument(parser)
 
     def handle(self, *args, path, name, categories_from_folders, seed, keep_grayscale, **opts):
+        self.owner = owner_from_option(opts.get("owner"))
         name = name or path.stem
         if path.is_dir():
             source, scan = (
@@ -43,5 +46,11 @@ class Command(BaseCommand):
 
     def _import(self, scan, name, source, seed, keep_grayscale):
         import_scan(
-            self, scan, name=name, source=source, seed=seed, drop_grayscale=not keep_grayscale
+            self,
+            scan,
+            name=name,
+            source=source,
+            seed=seed,
+            drop_grayscale=not keep_grayscale,
+            owner=self.owner,
         )

@@ -5,6 +5,7 @@ from tqdm import tqdm
 
 from colourmodels.data.categories import DEFAULT_MAPPING, CategoryMapping
 from colourmodels.data.mirflickr import DatasetError
+from studyplatform.researchers import add_owner_argument, owner_from_option
 from worker.management.commands._importing import import_scan
 from worker.models import Dataset
 from worker.services.sources import scan_mirflickr
@@ -23,8 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--relevant-only", action="store_true", help="use the _r1 lists")
         parser.add_argument("--mapping", type=Path, help="JSON concept → category mapping")
+        add_owner_argument(parser)
 
-    def handle(self, *args, path, name, seed, relevant_only, mapping, **options):
+    def handle(self, *args, path, name, seed, relevant_only, mapping, owner, **options):
+        owner = owner_from_option(owner)
         try:
             category_mapping = (
                 CategoryMapping.from_json(mapping.read_text()) if mapping else DEFAULT_MAPPING
@@ -50,5 +53,11 @@ class Command(BaseCommand):
         finally:
             bar.close()
         import_scan(
-            self, scan, name=name, source=Dataset.Source.MIRFLICKR, seed=seed, drop_grayscale=False
+            self,
+            scan,
+            name=name,
+            source=Dataset.Source.MIRFLICKR,
+            seed=seed,
+            drop_grayscale=False,
+            owner=owner,
         )

@@ -3,6 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from studyplatform.researchers import add_owner_argument, owner_from_option
 from worker.management.commands._runs import dataset_by_name_or_id, describe_run
 from worker.models import ModelRun
 from worker.services.runs import ROUTINGS, RunError, model_run_launch
@@ -29,8 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int)
         parser.add_argument("--reference", action="store_true", help="no GPU speed-ups")
         parser.add_argument("--wait", action="store_true", help="print progress until it ends")
+        add_owner_argument(parser)
 
     def handle(self, *args, **o):
+        owner = owner_from_option(o["owner"])
         dataset = dataset_by_name_or_id(o["dataset"])
         config = {
             key: o[option]
@@ -58,6 +61,7 @@ class Command(BaseCommand):
                     colour_space=o["space"],
                     dataset=dataset,
                     config=config,
+                    user=owner,
                 )
         except RunError as exc:
             raise CommandError(str(exc)) from None

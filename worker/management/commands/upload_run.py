@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from worker.models import Dataset
+from worker.run_results import run_results
 from worker.services.evaluation import METRIC_KEYS
 from worker.services.uploads import MANIFEST_NAME, UploadError, uploaded_run_create
 
@@ -72,7 +73,8 @@ class Command(BaseCommand):
         keys = [k for k in METRIC_KEYS if k != "colourfulness_truth"]
         short = {"colourfulness": "colourful", "colourfulness_difference": "col.diff"}
         out.write(f"  {'category':<12}{'n':>5}" + "".join(f"{short.get(k, k):>11}" for k in keys))
-        rows = [("all", run.metrics["test"])] + list(run.metrics["per_category"].items())
+        results = run_results(run)
+        rows = [("all", results.test)] + list(results.per_category.items())
         for category, summary in rows:
-            values = "".join(f"{_number(summary[k]):>11}" for k in keys)
-            out.write(f"  {category or '(none)':<12}{summary['n']:>5}{values}")
+            values = "".join(f"{_number(summary.value(k)):>11}" for k in keys)
+            out.write(f"  {category or '(none)':<12}{summary.n:>5}{values}")

@@ -1,6 +1,5 @@
-{% comment %}Polls a status URL every 2 s while a run on the page is active; updates [data-run]
-blocks in place and reloads once when a run it watched ends (to show its results).{% endcomment %}
-<script>
+// Polls a status URL every 2 s while a run on the page is active; updates [data-run]
+// blocks in place and reloads once when a run it watched ends (to show its results).
 (function () {
   const root = document.querySelector("[data-poll-url]");
   if (!root) return;
@@ -59,4 +58,3 @@ blocks in place and reloads once when a run it watched ends (to show its results
   }
   if (document.querySelector('[data-run][data-active="1"]')) setTimeout(poll, 2000);
 })();
-</script>

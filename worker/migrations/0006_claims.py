@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worker', '0003_evaluation_attempts'),
+        ('worker', '0005_give_unowned_rows'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('survey', '0004_store_missing_tallies'),
+        ('survey', '0008_places'),
     ]
 
     operations = [

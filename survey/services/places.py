@@ -1,0 +1,124 @@
+"""Places in a study, as Prolific counts them.
+
+A condition's target is a number of *included* participants (finished, and not excluded by
+a failed attention check). A place is **held** by a participant who is taking part
+(unfinished, heard from within the study's time limit, :attr:`Study.time_limit`) or who
+finished and is included. A participant who stops (:func:`participant_return`) or falls
+silent for longer than the time limit gives their place up: :func:`places_release` marks
+them released and gives their stimuli's exposures back, so that assignment stays
+balanced. Excluded participants (a failed attention check) hold no place either, so a
+study refills until it has its target of usable participants. A released participant who
+comes back may go on while a place is free (:func:`participant_rehold`), as Prolific
+lets a timed-out participant finish unless they were replaced.
+
+So starts that are abandoned cannot fill a study for good: each holds its place for the
+time limit only, and from one client address the start rate limit
+(``STUDY_START_LIMIT`` per ``STUDY_START_WINDOW_SECONDS``) bounds how many places can be
+held at once.
+
+Every function here that writes runs under the study's row lock (``SELECT … FOR UPDATE``),
+the lock :func:`~survey.services.assignment.participant_start` holds, so that places are
+counted and taken by one start at a time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from survey.analysis.exclusion import failed_attention
+from survey.models import Condition, Participant, Stimulus, Study
+
+
+def _present() -> Q:
+    return Q(withdrawn_at__isnull=True, returned_at__isnull=True, released_at__isnull=True)
+
+
+def holding(study: Study, now: datetime | None = None) -> Q:
+    """On participants: holds a place in ``study`` at ``now``."""
+    since = (now or timezone.now()) - study.time_limit
+    taking_part = Q(completed_at__isnull=True, last_active_at__gte=since)
+    included = Q(completed_at__isnull=False) & ~Q(failed_attention())
+    return _present() & (taking_part | included)
+
+
+def places_taken(study: Study, now: datetime | None = None) -> dict[int | None, int]:
+    """Places held per condition id (None: the whole study, within subjects)."""
+    rows = (
+        Participant.objects.filter(study=study)
+        .values("condition_id")
+        .annotate(n=Count("pk", filter=holding(study, now)))
+        .order_by()
+    )
+    return {row["condition_id"]: row["n"] for row in rows}
+
+
+def _give_back_exposures(participants) -> None:
+    for participant in participants:
+        shown = list(participant.trials.values_list("stimulus_id", flat=True))
+        Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
+
+
+def places_release(*, study: Study, now: datetime | None = None) -> int:
+    """Release the places of unfinished participants silent past the time limit; returns
+    how many. The caller holds the study's row lock."""
+    now = now or timezone.now()
+    silent = Participant.objects.filter(
+        _present(),
+        study=study,
+        completed_at__isnull=True,
+        last_active_at__lt=now - study.time_limit,
+    ).select_for_update()
+    released = list(silent)
+    _give_back_exposures(released)
+    Participant.objects.filter(pk__in=[p.pk for p in released]).update(released_at=now)
+    return len(released)
+
+
+def place_free(study: Study, condition: Condition | None, now: datetime | None = None) -> bool:
+    """Whether ``condition`` (None: the study, within subjects) has a place left."""
+    taken = places_taken(study, now).get(condition.pk if condition else None, 0)
+    return taken < study.target_participants_per_condition
+
+
+def participant_return(*, participant: Participant) -> Participant:
+    """The participant stops taking part: their place is free at once. Their answers so
+    far stay (unfinished participants are left out of the analysis unless asked for)."""
+    with transaction.atomic():
+        Study.objects.select_for_update().get(pk=participant.study_id)
+        participant = Participant.objects.select_for_update().get(pk=participant.pk)
+        if participant.completed_at or participant.returned_at or participant.withdrawn_at:
+            return participant
+        now = timezone.now()
+        if participant.released_at is None:
+            _give_back_exposures([participant])
+        participant.returned_at = now
+        participant.released_at = participant.released_at or now
+        participant.save(update_fields=["returned_at", "released_at"])
+        return participant
+
+
+def participant_rehold(*, participant: Participant) -> bool:
+    """A released participant (silent past the time limit) came back: they may go on if
+    their condition still has a place, which they take again. False if it has none (their
+    place went to someone else) or they stopped themselves. ``participant`` as just read
+    (the quick check of ``released_at`` is on it; the rest under the locks)."""
+    if participant.released_at is None:
+        return True
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=participant.study_id)
+        participant = Participant.objects.select_for_update().get(pk=participant.pk)
+        if participant.released_at is None:
+            return True
+        if participant.returned_at is not None or not place_free(study, participant.condition):
+            return False
+        Stimulus.objects.filter(
+            pk__in=list(participant.trials.values_list("stimulus_id", flat=True))
+        ).update(exposures=F("exposures") + 1)
+        Participant.objects.filter(pk=participant.pk).update(
+            released_at=None, last_active_at=timezone.now()
+        )
+        return True
