@@ -155,47 +155,10 @@ def start_web(group: ProcessGroup, *, host: str, port: int, log_path: Path) -> N
 
 
 def requeue_lost_work(*, broker_is_new: bool) -> list[str]:
-    """After a restart, queue again the work that the last run of the platform left behind;
-    returns what it queued, one line per run or study.
+    """After a restart, queue again the work that the last run of the platform left behind
+    (:func:`worker.services.recovery.requeue_lost_work`: every kind of background work, the
+    task chosen from each row); ``broker_is_new``: the Redis was just started, empty, so
+    the claims of the last run's workers are released first. Returns what it queued."""
+    from worker.services.recovery import requeue_lost_work as requeue
 
-    Every sub-model still to train of an active run (queued, or running on a worker that
-    died) gets its training task again: the claim makes a duplicate harmless (a sub-model
-    being trained, or done, is left alone) and one whose worker died resumes from its last
-    checkpoint. With a Redis that this command has just started (an empty one: the previous
-    one took its queues with it, and no worker has used it yet), sub-models marked running
-    are marked queued again (their worker is gone), and runs being evaluated and studies
-    whose stimuli were being prepared are queued again too; with a Redis that outlived the
-    platform, their tasks are still in it (a silent evaluation is also noticed by the
-    heartbeat sweep)."""
-    from collections import Counter
-
-    from django.db import transaction
-
-    from survey.models import Study
-    from survey.tasks import prepare_study
-    from worker.models import ModelRun, SubModel
-    from worker.tasks import evaluate_run, train_submodel
-
-    queued = []
-    with transaction.atomic():
-        pending = SubModel.objects.filter(
-            run__status__in=(ModelRun.Status.QUEUED, ModelRun.Status.RUNNING),
-            status__in=(SubModel.Status.QUEUED, SubModel.Status.RUNNING),
-        )
-        if broker_is_new:
-            pending.filter(status=SubModel.Status.RUNNING).update(
-                status=SubModel.Status.QUEUED, claim_token=None
-            )
-        per_run = Counter()
-        for pk, run_name in pending.values_list("pk", "run__name"):
-            transaction.on_commit(lambda pk=pk: train_submodel.delay(pk))
-            per_run[run_name] += 1
-        queued += [f"training of run {name!r} ({n} to train)" for name, n in per_run.items()]
-        if broker_is_new:
-            for run in ModelRun.objects.filter(status=ModelRun.Status.EVALUATING):
-                transaction.on_commit(lambda pk=run.pk: evaluate_run.delay(pk))
-                queued.append(f"evaluation of run {run.name!r}")
-            for study in Study.objects.filter(status=Study.Status.PREPARING):
-                transaction.on_commit(lambda pk=study.pk: prepare_study.delay(pk))
-                queued.append(f"preparation of study {study.name!r}")
-    return queued
+    return requeue(broker_is_new=broker_is_new)

@@ -74,6 +74,14 @@ class Study(models.Model):
     stimulus_bytes = models.PositiveIntegerField(default=0)
     #: Why the last preparation of stimuli failed (shown to the researcher).
     preparation_error = models.TextField(blank=True)
+    #: What the researcher asked for when the stimuli are ready: open the study (True) or
+    #: leave it a draft for a preview (False). Read by the worker, never by the message.
+    open_after_preparation = models.BooleanField(default=True)
+    #: The claim of the worker preparing the stimuli (worker.services.claims).
+    preparation_token = models.UUIDField(null=True, blank=True)
+    preparation_attempts = models.PositiveIntegerField(default=0)
+    preparation_worker = models.CharField(max_length=200, blank=True)
+    preparation_heartbeat_at = models.DateTimeField(null=True, blank=True)
     design = models.CharField(max_length=7, choices=Design.choices, default=Design.BETWEEN)
     #: Half real photographs, half colourised (the paper: 12 + 12).
     images_per_participant = models.PositiveIntegerField(default=24)

@@ -98,6 +98,11 @@ class ImportJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: The claim of the worker importing it (worker.services.claims).
+    claim_token = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -147,9 +152,12 @@ class ModelRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    #: Written while the run is being evaluated, so that a silent evaluation is noticed.
+    #: The claim of the worker evaluating it (worker.services.claims): its heartbeat,
+    #: written while the run is being evaluated so that a silent evaluation is noticed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     evaluation_attempts = models.PositiveIntegerField(default=0)
+    claim_token = models.UUIDField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -37,9 +37,10 @@ def evaluate_run(run_id: int) -> None:
 
 @shared_task(name="cpu.sweep_stale_runs")
 def sweep_stale_runs() -> list[str]:
-    from worker.services.runs import runs_sweep_stale
+    """The heartbeat sweep of every kind of background work (not only runs')."""
+    from worker.services.recovery import recovery_sweep
 
-    return runs_sweep_stale()
+    return recovery_sweep()
 
 
 @shared_task(name="cpu.evaluate_upload")

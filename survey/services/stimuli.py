@@ -27,10 +27,13 @@ from __future__ import annotations
 import io
 import random
 import secrets
+import time
+import uuid
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageOps
 
 from colourmodels.data.images import load_rgb, resize_square
@@ -38,6 +41,8 @@ from survey.models import Condition, Stimulus, Study
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.studies import study_open
 from worker.models import ColourisedImage, DatasetImage, ModelRun
+from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
+from worker.services.recovery import work_send
 
 STIMULI_FOLDER = "stimuli"
 #: How every stimulus is encoded (both versions of a scene alike).
@@ -49,6 +54,15 @@ STIMULUS_FORMAT = {
     "progressive": False,
 }
 STIMULUS_EXTENSION = ".jpg"
+#: The study's fields that hold a worker's claim on its preparation.
+PREPARATION_CLAIM = ClaimFields(
+    token="preparation_token",
+    attempts="preparation_attempts",
+    worker="preparation_worker",
+    heartbeat="preparation_heartbeat_at",
+)
+#: A preparing worker writes its heartbeat at most this often (seconds).
+_BEAT_SECONDS = 2.0
 
 
 def stimulus_encode(image: Image.Image) -> bytes:
@@ -73,8 +87,15 @@ def _open_rgb(name: str) -> Image.Image:
         return load_rgb(f, name="stored image")
 
 
-def _store(data: bytes, written: list[str]) -> str:
-    name = f"{STIMULI_FOLDER}/{secrets.token_hex(16)}{STIMULUS_EXTENSION}"
+def _attempt_prefix(token: uuid.UUID) -> str:
+    """The first 16 of a stimulus file's 32 hex digits: those of the attempt that wrote it
+    (random too; participants never see the files' names)."""
+    return token.hex[:16]
+
+
+def _store(data: bytes, written: list[str], prefix: str = "") -> str:
+    random_part = secrets.token_hex(16 - len(prefix) // 2)
+    name = f"{STIMULI_FOLDER}/{prefix}{random_part}{STIMULUS_EXTENSION}"
     stored = default_storage.save(name, ContentFile(data))
     written.append(stored)
     return stored
@@ -111,11 +132,18 @@ def attention_image(photo: Image.Image) -> Image.Image:
     return ImageOps.invert(photo.convert("RGB"))
 
 
-def study_prepare_stimuli(*, study: Study, rng: random.Random | None = None) -> int:
+def study_prepare_stimuli(
+    *, study: Study, rng: random.Random | None = None, attempt: RowClaim | None = None
+) -> int:
     """Encode and store the stimuli of every condition (see the module docstring); returns
     how many were created. Refused once the study has participants; earlier stimuli (a
     previous preparation of this draft) are replaced. Sets ``study.stimulus_bytes`` to the
-    largest file's length: every stimulus is served padded to it."""
+    largest file's length: every stimulus is served padded to it.
+
+    The files are written first, then the rows in one transaction. A worker's ``attempt``
+    (its claim on the study) names the files (so that what a killed attempt left can be
+    found: :func:`stimuli_discard_attempt`), is kept alive by heartbeats between files, and
+    must still hold when the rows are written (else :class:`ClaimLost`, and no row)."""
     rng = rng or random.SystemRandom()
     conditions = list(study.conditions.select_related("run"))
     if not conditions:
@@ -130,78 +158,91 @@ def study_prepare_stimuli(*, study: Study, rng: random.Random | None = None) -> 
     practice, attention = _reserve_scenes(study, outputs, rng)
     reserved = {*practice, *attention}
     roles = {scene: Stimulus.Role.PRACTICE for scene in practice}
+    prefix = _attempt_prefix(attempt.token) if attempt else ""
     written: list[str] = []
+    rows: list[Stimulus] = []
     largest = 0
+    last_beat = time.monotonic()
 
     def create(**fields) -> None:
-        nonlocal largest
+        nonlocal largest, last_beat
         image = fields.pop("image")
         data = stimulus_encode(image)
         largest = max(largest, len(data))
-        Stimulus.objects.create(
-            study=study,
-            file=_store(data, written),
-            width=image.size[0],
-            height=image.size[1],
-            **fields,
+        rows.append(
+            Stimulus(
+                study=study,
+                file=_store(data, written, prefix),
+                width=image.size[0],
+                height=image.size[1],
+                **fields,
+            )
         )
+        if attempt and time.monotonic() - last_beat > _BEAT_SECONDS:
+            attempt.beat()
+            last_beat = time.monotonic()
 
     try:
+        shared = study.design == Study.Design.WITHIN
+        real_done: set[tuple[int | None, int, int, int]] = set()
+        main_scenes: set[int] = set()
+        for condition in conditions:
+            by_scene = outputs[condition.pk]
+            main = [scene for scene in by_scene if scene not in reserved]
+            if not shared and len(main) < needed:
+                raise NotEnoughScenes(
+                    f"condition {condition.label}: its run colourised {len(by_scene)} "
+                    f"test images ({len(reserved)} reserved for practice and attention "
+                    f"checks); a participant needs {needed} different scenes"
+                )
+            main_scenes.update(main)
+            for scene, output in sorted(by_scene.items()):
+                if scene in attention:
+                    continue
+                role = roles.get(scene, Stimulus.Role.MAIN)
+                ai_image = _open_rgb(output.file)
+                key = (None if shared else condition.pk, scene, *ai_image.size)
+                if key not in real_done:
+                    real_done.add(key)
+                    create(
+                        image=fit_to(_open_rgb(output.source.file), ai_image.size),
+                        condition=None if shared else condition,
+                        scene=output.source,
+                        is_real=True,
+                        role=role,
+                    )
+                create(
+                    image=ai_image,
+                    condition=condition,
+                    scene=output.source,
+                    is_real=False,
+                    role=role,
+                )
+        if shared and len(main_scenes) < needed:
+            raise NotEnoughScenes(
+                f"the runs colourised {len(main_scenes) + len(reserved)} different test "
+                f"images ({len(reserved)} reserved for practice and attention checks); a "
+                f"participant needs {needed} different scenes"
+            )
+        for scene in attention:
+            output = outputs[conditions[0].pk][scene]
+            size = _open_rgb(output.file).size
+            create(
+                image=attention_image(fit_to(_open_rgb(output.source.file), size)),
+                condition=None,
+                scene=output.source,
+                is_real=False,
+                role=Stimulus.Role.ATTENTION,
+            )
         with transaction.atomic():
+            if attempt:
+                attempt.hold()
+            if study.participants.exists():
+                raise StudyError("the study already has participants; its stimuli are fixed")
             old = list(study.stimuli.values_list("file", flat=True))
             study.stimuli.all().delete()
             transaction.on_commit(lambda: [default_storage.delete(n) for n in old])
-            shared = study.design == Study.Design.WITHIN
-            real_done: set[tuple[int | None, int, int, int]] = set()
-            main_scenes: set[int] = set()
-            for condition in conditions:
-                by_scene = outputs[condition.pk]
-                main = [scene for scene in by_scene if scene not in reserved]
-                if not shared and len(main) < needed:
-                    raise NotEnoughScenes(
-                        f"condition {condition.label}: its run colourised {len(by_scene)} "
-                        f"test images ({len(reserved)} reserved for practice and attention "
-                        f"checks); a participant needs {needed} different scenes"
-                    )
-                main_scenes.update(main)
-                for scene, output in sorted(by_scene.items()):
-                    if scene in attention:
-                        continue
-                    role = roles.get(scene, Stimulus.Role.MAIN)
-                    ai_image = _open_rgb(output.file)
-                    key = (None if shared else condition.pk, scene, *ai_image.size)
-                    if key not in real_done:
-                        real_done.add(key)
-                        create(
-                            image=fit_to(_open_rgb(output.source.file), ai_image.size),
-                            condition=None if shared else condition,
-                            scene=output.source,
-                            is_real=True,
-                            role=role,
-                        )
-                    create(
-                        image=ai_image,
-                        condition=condition,
-                        scene=output.source,
-                        is_real=False,
-                        role=role,
-                    )
-            if shared and len(main_scenes) < needed:
-                raise NotEnoughScenes(
-                    f"the runs colourised {len(main_scenes) + len(reserved)} different test "
-                    f"images ({len(reserved)} reserved for practice and attention checks); a "
-                    f"participant needs {needed} different scenes"
-                )
-            for scene in attention:
-                output = outputs[conditions[0].pk][scene]
-                size = _open_rgb(output.file).size
-                create(
-                    image=attention_image(fit_to(_open_rgb(output.source.file), size)),
-                    condition=None,
-                    scene=output.source,
-                    is_real=False,
-                    role=Stimulus.Role.ATTENTION,
-                )
+            Stimulus.objects.bulk_create(rows)
             study.stimulus_bytes = largest
             study.preparation_error = ""
             study.save(update_fields=["stimulus_bytes", "preparation_error"])
@@ -212,49 +253,88 @@ def study_prepare_stimuli(*, study: Study, rng: random.Random | None = None) -> 
     return study.stimuli.count()
 
 
+def stimuli_discard_attempt(*, token: uuid.UUID) -> list[str]:
+    """Delete the files that the preparation attempt ``token`` wrote and that no stimulus
+    uses (a killed attempt's: its rows were never written). Returns their names."""
+    prefix = f"{STIMULI_FOLDER}/{_attempt_prefix(token)}"
+    kept = Stimulus.objects.filter(file__startswith=prefix).values_list("file", flat=True)
+    return discard_files(STIMULI_FOLDER, prefix=_attempt_prefix(token), keep=set(kept))
+
+
+def preparation_discard_attempt(study: Study, token: uuid.UUID) -> None:
+    """After the commit, the files of the lost preparation attempt ``token`` are deleted."""
+    transaction.on_commit(lambda: stimuli_discard_attempt(token=token))
+
+
 def study_request_open(*, study: Study, open_after: bool = True) -> Study:
     """Open ``study``: at once if its stimuli exist, else mark it preparing and leave the
     preparation to a worker (``cpu.prepare_study``, which opens it when done). With
     ``open_after`` False the stimuli are prepared (for a preview) and the study stays a
-    draft."""
-    from survey.tasks import prepare_study
+    draft. The intent is stored on the study (``open_after_preparation``) for the worker.
 
+    Asked again while the study is preparing, the preparation is sent again: a lost one
+    (its worker died, its message gone) is taken over, a living one ignores the copy. An
+    Open then also turns a preview's preparation into one that opens the study."""
     if study.status == Study.Status.OPEN:
         return study
-    if study.stimuli.exists() and open_after:
-        return study_open(study=study)
     with transaction.atomic():
         locked = Study.objects.select_for_update().get(pk=study.pk)
         if locked.status == Study.Status.PREPARING:
+            if open_after and not locked.open_after_preparation:
+                locked.open_after_preparation = True
+                locked.save(update_fields=["open_after_preparation"])
+            work_send(locked)
             return locked
+        if open_after and locked.stimuli.exists():
+            return study_open(study=locked)
         if locked.status != Study.Status.DRAFT and not open_after:
             raise StudyError("only a draft's stimuli can be prepared again")
         locked.status = Study.Status.PREPARING
         locked.preparation_error = ""
-        locked.save(update_fields=["status", "preparation_error"])
-        transaction.on_commit(lambda: prepare_study.delay(locked.pk, open_after))
+        locked.open_after_preparation = open_after
+        locked.save(update_fields=["status", "preparation_error", "open_after_preparation"])
+        work_send(locked)
     return locked
 
 
-def study_prepare_and_open(*, study_id: int, open_after: bool = True) -> None:
-    """The worker's side of :func:`study_request_open`. A failure puts the study back to
-    draft with the reason in ``preparation_error``."""
-    study = Study.objects.get(pk=study_id)
-    if study.status != Study.Status.PREPARING:
-        return  # closed or reverted meanwhile, or a duplicate delivery
+def study_prepare_and_open(*, study_id: int) -> None:
+    """The worker's side of :func:`study_request_open`: claim the preparation, prepare, then
+    open the study or leave it a draft, as the study's ``open_after_preparation`` says. A
+    preparation held by a living attempt, or no longer asked for, is left alone. A failure
+    puts the study back to draft with the reason in ``preparation_error``."""
+    claimed = claim(
+        Study,
+        study_id,
+        pending=lambda s: s.status == Study.Status.PREPARING,
+        fields=PREPARATION_CLAIM,
+        on_takeover=preparation_discard_attempt,
+    )
+    if claimed is None:
+        return
+    study, attempt = claimed
     try:
-        if open_after:
-            study_open(study=study)
-        else:
-            study_prepare_stimuli(study=study)
-            Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+        if not (study.open_after_preparation and study.stimuli.exists()):
+            study_prepare_stimuli(study=study, attempt=attempt)
+        with transaction.atomic():
+            row = attempt.hold()
+            if row.status != Study.Status.PREPARING:
+                attempt.finish()  # closed meanwhile
+            elif row.open_after_preparation:
+                attempt.finish(
+                    status=Study.Status.OPEN, opened_at=row.opened_at or timezone.now()
+                )
+            else:
+                attempt.finish(status=Study.Status.DRAFT)
+    except ClaimLost:
+        return  # another attempt took it over
     except StudyError as exc:
-        Study.objects.filter(pk=study.pk).update(
-            status=Study.Status.DRAFT, preparation_error=str(exc)
-        )
+        _give_up(attempt, str(exc))
     except Exception as exc:
-        Study.objects.filter(pk=study.pk).update(
-            status=Study.Status.DRAFT,
-            preparation_error=f"preparing the stimuli failed: {type(exc).__name__}: {exc}",
-        )
+        _give_up(attempt, f"preparing the stimuli failed: {type(exc).__name__}: {exc}")
         raise
+
+
+def _give_up(attempt: RowClaim, reason: str) -> None:
+    attempt.rows().update(
+        status=Study.Status.DRAFT, preparation_error=reason, preparation_token=None
+    )

@@ -41,10 +41,12 @@ def uploaded_run(
     name: str,
     style: str = "warm",
     size: int | None = None,
+    evaluate: bool = True,
     owner=None,
 ) -> ModelRun:
     """An uploaded run colourising every test image of ``dataset`` (``style`` picks the
-    fake colouriser; ``size`` makes square outputs of that side)."""
+    fake colouriser; ``size`` makes square outputs of that side), scored at once unless
+    ``evaluate`` is False (then it is left ``evaluating``, for a worker)."""
     files, rows = {}, []
     for i, image in enumerate(dataset.images.filter(split="test").order_by("id")):
         with default_storage.open(image.file, "rb") as f:
@@ -65,7 +67,12 @@ def uploaded_run(
             zf.writestr(member, data)
         zf.writestr("manifest.csv", manifest.getvalue())
     return uploaded_run_create(
-        name=name, dataset=dataset, archive=archive, colour_space="lab", user=owner
+        name=name,
+        dataset=dataset,
+        archive=archive,
+        colour_space="lab",
+        evaluate=evaluate,
+        user=owner,
     )
 
 

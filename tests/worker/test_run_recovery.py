@@ -8,67 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
+import uuid
+from datetime import timedelta
 
 import pytest
-from django.conf import settings
-from django.db import connection
+from django.utils import timezone
 
 from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
+from tests.worker.worker_processes import start_worker_process, stop_worker_process
 from worker.models import EpochRecord, SubModel
 from worker.services.runs import model_run_launch, runs_sweep_stale
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _start_worker(tmp_path: Path, name: str) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "WORKER_SCRATCH_DIR": str(tmp_path / "scratch"),
-        "SECRET_KEY": "tests-only-not-secret-" + "x" * 40,
-        "DEBUG": "0",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "studyplatform",
-            "worker",
-            "-Q",
-            "gpu,cpu",
-            "-P",
-            "prefork",
-            "-c",
-            "1",
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=(tmp_path / f"{name}.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
 
 
 def _wait_for_epoch(sm: SubModel, epoch: int, timeout: float = 180.0) -> None:
@@ -103,7 +55,7 @@ def _assert_resumed_once(sm: SubModel, epochs: int) -> None:
 
 def test_worker_child_killed_mid_training_resumes_and_finishes(tmp_path):
     dataset = tiny_dataset(per_category=16)
-    worker = _start_worker(tmp_path, "killchild")
+    worker = start_worker_process(tmp_path, "killchild")
     try:
         run, sm = _launch(dataset, epochs=4)
         _wait_for_epoch(sm, 1)
@@ -111,27 +63,30 @@ def test_worker_child_killed_mid_training_resumes_and_finishes(tmp_path):
         os.kill(pid, signal.SIGKILL)  # the pool process training it; its parent lives on
         run = wait_for_run(run.pk, timeout=240)
     finally:
-        _stop(worker)
+        stop_worker_process(worker)
     assert run.status == "done", (run.failure_reason, (tmp_path / "killchild.log").read_text())
     _assert_resumed_once(sm, 4)
 
 
-def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path, settings):
-    settings.RUN_STALE_AFTER_SECONDS = 3
+def test_whole_worker_killed_is_noticed_as_stale_and_resumed_elsewhere(tmp_path):
     dataset = tiny_dataset(per_category=16)
-    first = _start_worker(tmp_path, "first")
+    first = start_worker_process(tmp_path, "first")
     try:
         run, sm = _launch(dataset, epochs=4)
         _wait_for_epoch(sm, 1)
     finally:
-        _stop(first)  # the machine is gone: its task stays unacknowledged in Redis
-    time.sleep(settings.RUN_STALE_AFTER_SECONDS + 1)
+        stop_worker_process(first)  # the machine is gone: its task stays unacknowledged in Redis
+    # As if it had been on another machine (whose processes cannot be looked up) and silent
+    # for longer than RUN_STALE_AFTER_SECONDS.
+    SubModel.objects.filter(pk=sm.pk).update(
+        worker="another-machine:1", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     assert any("requeued" in action for action in runs_sweep_stale())
-    second = _start_worker(tmp_path, "second")
+    second = start_worker_process(tmp_path, "second")
     try:
         run = wait_for_run(run.pk, timeout=240)
     finally:
-        _stop(second)
+        stop_worker_process(second)
     assert run.status == "done", (run.failure_reason, (tmp_path / "second.log").read_text())
     _assert_resumed_once(sm, 4)
 
@@ -156,10 +111,15 @@ def test_a_lost_evaluation_is_queued_again_then_failed(settings):
     dataset = tiny_dataset()
     run, sm = _launch(dataset, epochs=2)  # no worker: the queued messages are never taken
     run.status = "evaluating"
+    run.claim_token = uuid.uuid4()  # claimed by a worker that then went silent
+    run.worker = "gone:1"
+    run.evaluation_attempts = 1
     run.heartbeat_at = "2026-01-01T00:00:00Z"
     run.save()
     assert runs_sweep_stale(max_attempts=2) == [f"requeued the evaluation of run {run.pk}"]
     run.refresh_from_db()
+    assert run.claim_token is None and run.status == "evaluating"
+    run.claim_token = uuid.uuid4()
     run.evaluation_attempts = 2
     run.heartbeat_at = "2026-01-01T00:00:00Z"
     run.save()

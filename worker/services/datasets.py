@@ -106,6 +106,10 @@ def _counts(assigned: list[tuple[_Stored, str]]) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items()))
 
 
+def dataset_folder(uid: uuid.UUID) -> str:
+    return f"datasets/{uid.hex}"
+
+
 def dataset_import(
     *,
     name: str,
@@ -118,11 +122,13 @@ def dataset_import(
     categories: Sequence[str] | None = None,
     created_by=None,
     progress: Progress | None = None,
+    uid: uuid.UUID | None = None,
 ) -> ImportReport:
     """Validate, store and register ``images`` as a new data set named ``name``.
 
     ``skipped`` carries what the reader already left out (name, reason) into the report.
     Images without a split are split 0.75 / 0.15 / 0.10 by category from ``seed``.
+    The files go to ``datasets/<uid>/`` (``uid``: the data set's, new unless given).
     """
     name = name.strip()
     if not name:
@@ -135,8 +141,8 @@ def dataset_import(
     if dup:
         raise DatasetImportError(f"two images share the name {dup[0]!r}")
 
-    uid = uuid.uuid4()
-    folder = f"datasets/{uid.hex}"
+    uid = uid or uuid.uuid4()
+    folder = dataset_folder(uid)
     stored: list[_Stored] = []
     all_skipped = list(skipped)
     try:

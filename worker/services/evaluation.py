@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from worker.models import ColourisedImage, EpochRecord, ModelRun, SubModel
+from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
 
 #: The keys of a stored image's metrics: colourmodels.metrics.IMAGE_METRICS, with the L1
 #: distance stored as "l1" (this module must not import torch: the web process loads it).
@@ -29,15 +30,19 @@ METRIC_KEYS = (
 )
 
 
-def _claim(run_id: int) -> ModelRun | None:
-    with transaction.atomic():
-        run = ModelRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != ModelRun.Status.EVALUATING:
-            return None
-        run.heartbeat_at = timezone.now()
-        run.evaluation_attempts += 1
-        run.save(update_fields=["heartbeat_at", "evaluation_attempts"])
-        return run
+#: The run's fields that hold a worker's claim on its evaluation (trained or uploaded).
+EVALUATION_CLAIM = ClaimFields(attempts="evaluation_attempts")
+
+
+def evaluation_claim(run_id: int, *, uploaded: bool) -> tuple[ModelRun, RowClaim] | None:
+    """Claim the evaluation of a run being evaluated, of a trained run (``uploaded``
+    False) or an uploaded one; None when there is nothing to do (see claims.claim)."""
+
+    def pending(run: ModelRun) -> bool:
+        is_uploaded = run.kind == ModelRun.Kind.UPLOADED
+        return run.status == ModelRun.Status.EVALUATING and is_uploaded == uploaded
+
+    return claim(ModelRun, run_id, pending=pending, fields=EVALUATION_CLAIM)
 
 
 def _load(name: str, loader, device):
@@ -123,29 +128,39 @@ def _encode_png(rgb) -> bytes:
     return buffer.getvalue()
 
 
-def evaluation_failed(*, run_id: int, exc: Exception) -> None:
-    ModelRun.objects.filter(pk=run_id).update(
+def evaluation_failed(*, attempt: RowClaim, exc: Exception) -> None:
+    attempt.rows().filter(status=ModelRun.Status.EVALUATING).update(
         status=ModelRun.Status.FAILED,
         failure_reason=f"evaluation failed: {type(exc).__name__}: {exc}"[:4000],
         finished_at=timezone.now(),
+        claim_token=None,
     )
 
 
 def run_evaluate(*, run_id: int) -> None:
-    run = _claim(run_id)
-    if run is None:
+    """Evaluate a trained run being evaluated; anything else (done, cancelled, uploaded, or
+    held by another living attempt: a duplicate delivery) is left alone."""
+    claimed = evaluation_claim(run_id, uploaded=False)
+    if claimed is None:
         return
+    run, attempt = claimed
     try:
-        metrics = _evaluate(run)
+        _evaluate(run, attempt)
+    except ClaimLost:
+        return
     except Exception as exc:
-        evaluation_failed(run_id=run.pk, exc=exc)
+        evaluation_failed(attempt=attempt, exc=exc)
         raise
-    ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.EVALUATING).update(
-        metrics=metrics, status=ModelRun.Status.DONE, finished_at=timezone.now()
-    )
 
 
-def _evaluate(run: ModelRun) -> dict:
+def _clear_outputs(run: ModelRun) -> None:
+    """Remove an earlier attempt's colourised images, rows and files (a killed attempt
+    leaves files without rows), so that each test image is stored once, under its name."""
+    ColourisedImage.objects.filter(run=run).delete()
+    discard_files(f"{run.storage_prefix}/test")
+
+
+def _evaluate(run: ModelRun, attempt: RowClaim) -> None:
     import torch
 
     from colourmodels.checkpoints import load_classifier, load_generator
@@ -173,7 +188,7 @@ def _evaluate(run: ModelRun) -> dict:
 
     test_set, image_ids = storage_dataset(run=run, split="test", category=None, train=False)
     loader = torch.utils.data.DataLoader(test_set, batch_size=16, shuffle=False)
-    ColourisedImage.objects.filter(run=run).delete()
+    _clear_outputs(run)
     rows, per_image, oracle_l1 = [], [], []
     truths, predictions = [], []
     offset = 0
@@ -229,8 +244,7 @@ def _evaluate(run: ModelRun) -> dict:
                 )
                 category = test_set.records[start + i].category or ""
                 per_image.append((category, image_metrics))
-            ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-    ColourisedImage.objects.bulk_create(rows)
+            attempt.beat()
 
     metrics = {
         **metrics_summary(per_image),
@@ -247,4 +261,10 @@ def _evaluate(run: ModelRun) -> dict:
             "per_class_f1": per_class_f1(confusion),
         }
         metrics["test_oracle_l1"] = _mean(oracle_l1)
-    return metrics
+    with transaction.atomic():
+        status = attempt.hold().status
+        ColourisedImage.objects.bulk_create(rows)
+        if status != ModelRun.Status.EVALUATING:
+            attempt.finish()  # cancelled meanwhile
+            return
+        attempt.finish(metrics=metrics, status=ModelRun.Status.DONE, finished_at=timezone.now())

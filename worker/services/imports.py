@@ -14,7 +14,8 @@ from django.db import transaction
 from colourmodels.data.archives import ArchiveError
 from colourmodels.data.images import ImageError
 from worker.models import Dataset, ImportJob
-from worker.services.datasets import DatasetImportError, dataset_import
+from worker.services.claims import ClaimLost, claim, discard_files
+from worker.services.datasets import DatasetImportError, dataset_folder, dataset_import
 from worker.services.sources import scan_zip
 
 #: Progress is written to the database at most this many times per import.
@@ -23,7 +24,7 @@ _PROGRESS_UPDATES = 50
 
 def import_job_create(*, name: str, upload, categories_from_folders: bool, seed: int, user):
     """Store the uploaded zip and queue its import (the task starts after the commit)."""
-    from worker.tasks import import_zip
+    from worker.services.recovery import work_send
 
     stored = default_storage.save(f"imports/{uuid.uuid4().hex}.zip", upload)
     job = ImportJob.objects.create(
@@ -34,32 +35,45 @@ def import_job_create(*, name: str, upload, categories_from_folders: bool, seed:
         seed=seed,
         created_by=user,
     )
-    transaction.on_commit(lambda: import_zip.delay(job.pk))
+    work_send(job)
     return job
 
 
-def _claim(job_id: int) -> ImportJob | None:
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
-            return None
-        job.status = ImportJob.Status.RUNNING
-        job.done = 0
-        job.save(update_fields=["status", "done", "updated_at"])
-        return job
+def import_discard_attempt(job: ImportJob, token: uuid.UUID) -> None:
+    """After the commit, delete the files that a lost attempt (``token``) stored, unless
+    its data set was made (the data set's uid is the attempt's token)."""
+
+    def discard() -> None:
+        if not Dataset.objects.filter(uid=token).exists():
+            discard_files(dataset_folder(token))
+
+    transaction.on_commit(discard)
+
+
+def _pending(job: ImportJob) -> bool:
+    return job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
 
 
 def import_job_run(*, job_id: int) -> None:
-    """Run a queued import. A re-delivered job starts again from the zip; a finished one
-    is left alone. Any bad input ends the job as failed with the reason, and no data set."""
-    job = _claim(job_id)
-    if job is None:
+    """Run a queued import. A re-delivered job whose worker died starts again from the zip;
+    a finished one, or one a living worker holds (a duplicate delivery), is left alone. Any
+    bad input ends the job as failed with the reason, and no data set."""
+    claimed = claim(
+        ImportJob,
+        job_id,
+        pending=_pending,
+        on_takeover=import_discard_attempt,
+        status=ImportJob.Status.RUNNING,
+        done=0,
+    )
+    if claimed is None:
         return
+    job, attempt = claimed
     step = 1
 
     def progress(done: int, total: int) -> None:
         if done == total or done % step == 0:
-            ImportJob.objects.filter(pk=job.pk).update(done=done, total=total)
+            attempt.beat(done=done, total=total)
 
     tmp = Path(tempfile.mkdtemp(prefix="import-"))
     try:
@@ -68,7 +82,7 @@ def import_job_run(*, job_id: int) -> None:
             shutil.copyfileobj(src, dst, 1 << 20)
         scan = scan_zip(local, tmp / "files", categories_from_folders=job.categories_from_folders)
         step = max(1, len(scan.images) // _PROGRESS_UPDATES)
-        ImportJob.objects.filter(pk=job.pk).update(total=len(scan.images))
+        attempt.beat(total=len(scan.images))
         report = dataset_import(
             name=job.name,
             source=Dataset.Source.ZIP,
@@ -79,12 +93,15 @@ def import_job_run(*, job_id: int) -> None:
             categories=scan.categories,
             created_by=job.created_by,
             progress=progress,
+            uid=attempt.token,  # its files can be found if this attempt is lost
         )
+    except ClaimLost:
+        return
     except (ArchiveError, DatasetImportError, ImageError, zipfile.BadZipFile, OSError) as exc:
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error=str(exc))
+        attempt.rows().update(status=ImportJob.Status.FAILED, error=str(exc), claim_token=None)
     else:
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.DONE, dataset=report.dataset, error=""
+        attempt.rows().update(
+            status=ImportJob.Status.DONE, dataset=report.dataset, error="", claim_token=None
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,29 +7,23 @@ the run is cancelled. Tasks are enqueued after the transaction that made them co
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from colourmodels.early_stopping import PAPER_SETTINGS
 from worker.models import Dataset, ModelRun, SubModel
+from worker.services.claims import ClaimFields, ClaimLost, claim_is_stale, worker_identity
+
+__all__ = ["ClaimLost"]  # raised by submodel_report and submodel_finish
 
 ROUTINGS = ("predicted", "oracle", "soft")
 
 
 class RunError(Exception):
     """A run that cannot be launched or changed as asked; the message says why."""
-
-
-class ClaimLost(Exception):
-    """This worker's claim was replaced (the sub-model was handed to another attempt)."""
 
 
 def default_config(*, kind: str, categories: list[str]) -> dict:
@@ -88,7 +82,7 @@ def model_run_launch(
     user=None,
 ) -> ModelRun:
     """Create a run and its sub-models and queue their training (after the commit)."""
-    from worker.tasks import train_submodel
+    from worker.services.recovery import work_send
 
     if kind not in (ModelRun.Kind.BASELINE, ModelRun.Kind.ENSEMBLE):
         raise RunError(f"a trained run is a baseline or an ensemble, not {kind!r}")
@@ -124,26 +118,8 @@ def model_run_launch(
             for role, category in specs
         ]
         for sm in submodels:
-            transaction.on_commit(lambda pk=sm.pk: train_submodel.delay(pk))
+            work_send(sm)
     return run
-
-
-def _worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_alive(worker: str) -> bool:
-    """Whether the process named in a claim still lives (only knowable on this host)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -172,14 +148,14 @@ def submodel_claim(*, submodel_id: int) -> Claim | None:
             return None
         if sm.status in (SubModel.Status.DONE, SubModel.Status.FAILED, SubModel.Status.CANCELLED):
             return None
-        if sm.status == SubModel.Status.RUNNING and not _claim_expired(sm):
+        if sm.status == SubModel.Status.RUNNING and not claim_is_stale(sm, ClaimFields()):
             return None
         token = uuid.uuid4()
         now = timezone.now()
         sm.status = SubModel.Status.RUNNING
         sm.claim_token = token
         sm.attempts += 1
-        sm.worker = _worker_identity()
+        sm.worker = worker_identity()
         sm.heartbeat_at = now
         sm.started_at = sm.started_at or now
         sm.save()
@@ -190,14 +166,8 @@ def submodel_claim(*, submodel_id: int) -> Claim | None:
         return Claim(sm, token)
 
 
-def _claim_expired(sm: SubModel) -> bool:
-    stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-    return not _holder_alive(sm.worker) or (sm.heartbeat_at is None or sm.heartbeat_at < stale)
-
-
 def submodel_report(*, claim: Claim, **fields) -> None:
-    """Write progress under the claim; raises ClaimLost if the claim was replaced, and
-    returns whether the run asks to be cancelled."""
+    """Write progress under the claim; raises ClaimLost if the claim was replaced."""
     updated = SubModel.objects.filter(pk=claim.submodel.pk, claim_token=claim.token).update(
         heartbeat_at=timezone.now(), **fields
     )
@@ -235,7 +205,7 @@ def _fail_run(run_id: int, reason: str) -> None:
 
 def _after_submodel_change(run_id: int) -> None:
     """Move the run on once its sub-models are all settled: evaluate, or end it."""
-    from worker.tasks import evaluate_run
+    from worker.services.recovery import work_send
 
     with transaction.atomic():
         run = ModelRun.objects.select_for_update().get(pk=run_id)
@@ -247,8 +217,9 @@ def _after_submodel_change(run_id: int) -> None:
         if statuses == {SubModel.Status.DONE} and not run.cancel_requested:
             run.status = ModelRun.Status.EVALUATING
             run.heartbeat_at = timezone.now()
-            run.save(update_fields=["status", "heartbeat_at"])
-            transaction.on_commit(lambda: evaluate_run.delay(run_id))
+            run.claim_token = None
+            run.save(update_fields=["status", "heartbeat_at", "claim_token"])
+            work_send(run)
         elif SubModel.Status.FAILED in statuses:
             run.status = ModelRun.Status.FAILED
             run.finished_at = timezone.now()
@@ -280,54 +251,8 @@ def model_run_cancel(*, run: ModelRun) -> ModelRun:
 
 
 def runs_sweep_stale(*, max_attempts: int | None = None) -> list[str]:
-    """Sub-models whose worker went silent: queued again (they resume from their last
-    checkpoint) while attempts remain, else failed with the reason. Returns what it did."""
-    from worker.tasks import evaluate_run, train_submodel
+    """The heartbeat sweep of all background work (:func:`worker.services.recovery.
+    recovery_sweep`), under the name the run pages and commands know."""
+    from worker.services.recovery import recovery_sweep
 
-    max_attempts = max_attempts or settings.RUN_MAX_ATTEMPTS
-    stale_before = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-    actions = []
-    candidates = SubModel.objects.filter(
-        status=SubModel.Status.RUNNING, heartbeat_at__lt=stale_before
-    ).select_related("run")
-    for sm in candidates:
-        with transaction.atomic():
-            locked = SubModel.objects.select_for_update().get(pk=sm.pk)
-            if locked.status != SubModel.Status.RUNNING or locked.heartbeat_at >= stale_before:
-                continue
-            silent = int((timezone.now() - locked.heartbeat_at).total_seconds())
-            if locked.attempts >= max_attempts:
-                locked.status = SubModel.Status.FAILED
-                locked.failure_reason = (
-                    f"no heartbeat for {silent} s after {locked.attempts} attempts"
-                )
-                locked.claim_token = None
-                locked.finished_at = timezone.now()
-                locked.save()
-                _fail_run(locked.run_id, f"{locked.label} failed: {locked.failure_reason}")
-                actions.append(f"failed {locked.label} of run {locked.run_id}")
-            else:
-                locked.status = SubModel.Status.QUEUED
-                locked.claim_token = None
-                locked.save()
-                transaction.on_commit(lambda pk=locked.pk: train_submodel.delay(pk))
-                actions.append(
-                    f"requeued {locked.label} of run {locked.run_id} (silent {silent} s)"
-                )
-        _after_submodel_change(sm.run_id)
-    stale_evaluations = ModelRun.objects.filter(
-        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True),
-        status=ModelRun.Status.EVALUATING,
-    )
-    for run in stale_evaluations:
-        if run.evaluation_attempts >= max_attempts:
-            _fail_run(
-                run.pk, f"the evaluation stopped answering ({run.evaluation_attempts} attempts)"
-            )
-            actions.append(f"failed the evaluation of run {run.pk}")
-            continue
-        with transaction.atomic():
-            ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-            transaction.on_commit(lambda pk=run.pk: evaluate_run.delay(pk))
-        actions.append(f"requeued the evaluation of run {run.pk}")
-    return actions
+    return recovery_sweep(max_attempts=max_attempts)

@@ -51,10 +51,11 @@ PostgreSQL's jsonb, have no infinity) and so left out of the means.
 **API.** :func:`uploaded_run_create` validates and stores, then evaluates in the same call
 (``evaluate=True``, the default) and returns the finished run; an evaluation failure then
 deletes the run and its files too. With ``evaluate=False`` it returns the run in status
-``evaluating`` (its heartbeat set, so the stale-run sweep notices a lost job) for a Celery
-task to finish by calling :func:`uploaded_run_evaluate` with the run's id (enqueue it with
-``transaction.on_commit``); that function is idempotent in the way ``run_evaluate`` is: it
-does nothing unless the run is an uploaded run in status ``evaluating``, and on an error it
+``evaluating`` for a Celery task (``cpu.evaluate_upload``; send it with
+:func:`worker.services.recovery.work_send`) to finish by calling
+:func:`uploaded_run_evaluate` with the run's id; that function claims the run as
+``run_evaluate`` does (:mod:`worker.services.claims`): it does nothing unless the run is an
+uploaded run in status ``evaluating`` that no living attempt holds, and on an error it
 marks the run failed with the reason.
 """
 
@@ -80,8 +81,14 @@ from django.utils import timezone
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
 from worker.models import ColourisedImage, Dataset, DatasetImage, ModelRun
+from worker.services.claims import ClaimLost
 from worker.services.datasets import encoded_for_storage
-from worker.services.evaluation import evaluation_failed, image_metrics_batch, metrics_summary
+from worker.services.evaluation import (
+    evaluation_claim,
+    evaluation_failed,
+    image_metrics_batch,
+    metrics_summary,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -101,7 +108,6 @@ MIN_SIDE = 7
 _SHOWN_PROBLEMS = 20
 #: Files in the zip that the manifest does not list: at most this many are named in notes.
 _NAMED_IGNORED = 20
-#: Formats kept byte for byte when the image is plain RGB; anything else is stored as PNG.
 _ID_COLUMNS = ("image_id", "original_name")
 _KNOWN_COLUMNS = ("file", *_ID_COLUMNS, "category", "model")
 _DELIMITERS = (",", ";", "\t")
@@ -625,20 +631,6 @@ def uploaded_run_create(
     return run
 
 
-def _claim(run_id: int) -> ModelRun | None:
-    with transaction.atomic():
-        run = ModelRun.objects.select_for_update().filter(pk=run_id).first()
-        if (
-            run is None
-            or run.kind != ModelRun.Kind.UPLOADED
-            or run.status != ModelRun.Status.EVALUATING
-        ):
-            return None
-        run.heartbeat_at = timezone.now()
-        run.save(update_fields=["heartbeat_at"])
-        return run
-
-
 def _open_rgb(name: str):
     with default_storage.open(name, "rb") as f:
         return load_rgb(f, name=name)
@@ -672,10 +664,12 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
     """Compute the metrics of an uploaded run in status ``evaluating`` and mark it done
     (``metrics``: ``test`` and ``per_category`` summaries as for a trained run, by the
     ground truth's category). Anything else is left alone. A failure marks the run failed
-    with the reason and is raised again."""
-    run = _claim(run_id)
-    if run is None:
+    with the reason and is raised again. A run held by another living attempt (a duplicate
+    delivery) is left alone too, and an attempt whose claim is taken over stops."""
+    claimed = evaluation_claim(run_id, uploaded=True)
+    if claimed is None:
         return
+    run, attempt = claimed
     try:
         outputs = list(
             ColourisedImage.objects.filter(run=run).select_related("source").order_by("id")
@@ -689,7 +683,7 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
             per_image.append((output.source.category or "", output.metrics))
             if (timezone.now() - last_beat).total_seconds() > 5:
                 last_beat = timezone.now()
-                ModelRun.objects.filter(pk=run.pk).update(heartbeat_at=last_beat)
+                attempt.beat()
             if progress:
                 progress(done, len(outputs))
         metrics = {
@@ -698,13 +692,16 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
             "routing": None,
         }
         with transaction.atomic():
+            still_evaluating = attempt.hold().status == ModelRun.Status.EVALUATING
             ColourisedImage.objects.bulk_update(outputs, ["metrics"], batch_size=1000)
-            ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.EVALUATING).update(
-                metrics=metrics,
-                status=ModelRun.Status.DONE,
-                finished_at=timezone.now(),
-                heartbeat_at=timezone.now(),
-            )
+            if still_evaluating:
+                attempt.finish(
+                    metrics=metrics, status=ModelRun.Status.DONE, finished_at=timezone.now()
+                )
+            else:
+                attempt.finish()  # cancelled meanwhile
+    except ClaimLost:
+        return
     except Exception as exc:
-        evaluation_failed(run_id=run.pk, exc=exc)
+        evaluation_failed(attempt=attempt, exc=exc)
         raise
