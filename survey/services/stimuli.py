@@ -320,9 +320,7 @@ def study_prepare_and_open(*, study_id: int) -> None:
             if row.status != Study.Status.PREPARING:
                 attempt.finish()  # closed meanwhile
             elif row.open_after_preparation:
-                attempt.finish(
-                    status=Study.Status.OPEN, opened_at=row.opened_at or timezone.now()
-                )
+                attempt.finish(status=Study.Status.OPEN, opened_at=row.opened_at or timezone.now())
             else:
                 attempt.finish(status=Study.Status.DRAFT)
     except ClaimLost:

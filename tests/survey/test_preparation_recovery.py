@@ -136,9 +136,7 @@ def test_a_stale_preparation_is_queued_again_by_the_sweep_and_its_files_removed(
 def test_a_silent_preparation_is_failed_with_the_reason_after_its_attempts(study, settings):
     study_request_open(study=study)
     purge_queues()
-    token = _held(
-        study, worker="another-machine:1", silent=timedelta(hours=1), attempts=3
-    )
+    token = _held(study, worker="another-machine:1", silent=timedelta(hours=1), attempts=3)
     lost = _lost_file(token)
     assert recovery_sweep() == [f"failed the preparation of study {study.pk}"]
     study.refresh_from_db()
@@ -205,9 +203,7 @@ def test_a_preparation_whose_pool_process_is_killed_is_done_again(study, tmp_pat
     _prepared_once(study, "open", attempts=2)
 
 
-def test_a_preparation_whose_whole_worker_is_killed_is_noticed_and_done_elsewhere(
-    study, tmp_path
-):
+def test_a_preparation_whose_whole_worker_is_killed_is_noticed_and_done_elsewhere(study, tmp_path):
     first = start_worker_process(tmp_path, "prepfirst")
     try:
         with _block_before_commit(study) as lock:

@@ -75,10 +75,12 @@ def test_a_killed_evaluation_is_done_again_once(kill, tmp_path):
         with row_locked(sql, [run.pk, image.pk]) as lock:
             tests = dataset.images.filter(split="test").count()
             held = wait_for(
-                lambda: lock.blocked()
-                and ModelRun.objects.filter(pk=run.pk, claim_token__isnull=False).first()
-                and len(_files_under(f"{run.storage_prefix}/test")) == tests
-                and ModelRun.objects.get(pk=run.pk),
+                lambda: (
+                    lock.blocked()
+                    and ModelRun.objects.filter(pk=run.pk, claim_token__isnull=False).first()
+                    and len(_files_under(f"{run.storage_prefix}/test")) == tests
+                    and ModelRun.objects.get(pk=run.pk)
+                ),
                 "the evaluation to reach the insert of its images",
                 timeout=240,
             )
@@ -135,9 +137,7 @@ def test_a_killed_import_is_done_again_and_the_lost_attempts_files_removed(kill,
             assert held.status == "running" and held.attempts == 1
             assert len(_files_under(f"datasets/{held.claim_token.hex}")) == 10
             _kill(kill, worker, held.worker)
-        worker = _recover(
-            kill, worker, tmp_path, f"requeued the import of 'photos' (job {job.pk})"
-        )
+        worker = _recover(kill, worker, tmp_path, f"requeued the import of 'photos' (job {job.pk})")
         _imported_once(job)
     finally:
         stop_worker_process(worker)

@@ -153,7 +153,6 @@ def claim(
         return row, RowClaim(model, row.pk, token, fields)
 
 
-
 def discard_files(folder: str, *, prefix: str = "", keep=frozenset()) -> list[str]:
     """Delete the files directly in storage ``folder`` whose names start with ``prefix``,
     except the storage names in ``keep`` (what a lost attempt left). Returns their names."""
