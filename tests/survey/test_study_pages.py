@@ -17,6 +17,7 @@ from survey.analysis.results import study_analysis
 from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
 from survey.services.assignment import participant_start
 from survey.services.places import participant_return
+from survey.services.studies import study_create
 from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
@@ -247,3 +248,15 @@ def test_a_within_subjects_monitor_has_one_row_for_all_conditions(researcher_cli
     assert [(r["label"], r["started"]) for r in rows] == [(None, 1)]  # the page names it
     page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "<td>all conditions</td>" in page
+
+
+@pytest.mark.django_db
+def test_a_preparing_study_offers_to_send_its_preparation_again(researcher_client, runs):
+    study = study_create(name="stuck", runs=runs, user=runs[0].owner)
+    for open_after, action in ((True, "study_open"), (False, "study_prepare")):
+        Study.objects.filter(pk=study.pk).update(
+            status=Study.Status.PREPARING, open_after_preparation=open_after
+        )
+        page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+        assert "Send the preparation again" in page
+        assert f'action="{reverse(action, args=[study.pk])}"' in page

@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from colourmodels.numbers import finite_or_none
 from worker.models import ColourisedImage, EpochRecord, ModelRun, SubModel
 from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
 
@@ -96,12 +97,9 @@ def image_metrics_batch(*, pred_rgb, true_rgb, fake_chroma, true_chroma, space) 
     values = image_metrics(pred_rgb, true_rgb, fake_chroma, true_chroma, space)
     stored = {"l1" if key == "l1_distance" else key: v for key, v in values.items()}
     return [
-        {key: _finite(float(stored[key][i])) for key in METRIC_KEYS} for i in range(len(pred_rgb))
+        {key: finite_or_none(float(stored[key][i])) for key in METRIC_KEYS}
+        for i in range(len(pred_rgb))
     ]
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def metrics_summary(per_image: list[tuple[str, dict]]) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import platform
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from colourmodels.numbers import finite_or_none
 from worker.models import DatasetImage, EpochRecord, ModelRun, SubModel
 from worker.services.runs import (
     Claim,
@@ -136,9 +136,7 @@ class _Reporter:
 
 def json_safe(value):
     """NaN and infinities (a diverging loss) as None: PostgreSQL's JSON refuses them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return finite_or_none(value) if isinstance(value, float) else value
 
 
 def upload(local: Path, name: str) -> str:
