@@ -56,7 +56,9 @@ deletes the run and its files too. With ``evaluate=False`` it returns the run in
 :func:`uploaded_run_evaluate` with the run's id; that function claims the run as
 ``run_evaluate`` does (:mod:`worker.services.claims`): it does nothing unless the run is an
 uploaded run in status ``evaluating`` that no living attempt holds, and on an error it
-marks the run failed with the reason.
+marks the run failed with the reason. The researcher's page calls none of this in its
+request: it stores the zip (:func:`worker.services.imports.run_upload_job_create`) and the
+task ``cpu.check_run_upload`` calls :func:`uploaded_run_create` under the job's claim.
 """
 
 from __future__ import annotations
