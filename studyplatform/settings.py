@@ -122,6 +122,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATASET_UPLOAD_MAX_BYTES = env_int("DATASET_UPLOAD_MAX_BYTES", 2 * 1024**3)
+#: A researcher's zip may expand to at most this many times its own size (zip bombs).
+UPLOAD_MAX_EXPANSION_RATIO = env_int("UPLOAD_MAX_EXPANSION_RATIO", 20)
 
 # Security. With DEBUG off cookies are secure; HTTPS itself (redirect, HSTS, the proxy
 # header) belongs to whatever terminates TLS in front, so those are opt-in here.

@@ -75,13 +75,21 @@ class DatasetImage(models.Model):
 
 
 class ImportJob(models.Model):
-    """An upload being turned into a data set by a worker."""
+    """An upload being checked by a worker: a zip of photos turned into a data set
+    (``kind="dataset"``), or a run made elsewhere turned into an uploaded ``ModelRun``
+    (``kind="run"``: its zip, separate manifest, data set and colour space)."""
+
+    class Kind(models.TextChoices):
+        DATASET = "dataset", "data set"
+        RUN = "run", "run"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
         RUNNING = "running", "running"
         DONE = "done", "done"
         FAILED = "failed", "failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DATASET)
 
     name = models.CharField(max_length=200)
     upload = models.CharField(max_length=255, help_text="storage name of the uploaded zip")
@@ -92,7 +100,22 @@ class ImportJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    #: Every problem of a refused run upload, in words (``error`` shows the first few).
+    problems = models.JSONField(default=list, blank=True)
+    #: The data set made (``kind="dataset"``).
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL)
+    #: A run upload's parameters: the data set of its ground truths, its colour space, the
+    #: storage name and file name of its separate manifest (blank: the zip's own).
+    target = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="run_uploads"
+    )
+    colour_space = models.CharField(max_length=3, blank=True)
+    manifest = models.CharField(max_length=255, blank=True)
+    manifest_filename = models.CharField(max_length=255, blank=True)
+    #: The run made (``kind="run"``).
+    run = models.ForeignKey(
+        "ModelRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

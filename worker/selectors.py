@@ -53,9 +53,11 @@ def dataset_samples(*, dataset: Dataset, per_category: int = 8) -> list[tuple[st
     return samples
 
 
-def import_jobs_recent(jobs=None, *, limit: int = 10) -> list[ImportJob]:
-    """The newest of ``jobs`` (default: all)."""
-    jobs = ImportJob.objects.all() if jobs is None else jobs
+def import_jobs_recent(
+    jobs=None, *, kind: str = ImportJob.Kind.DATASET, limit: int = 10
+) -> list[ImportJob]:
+    """The newest of ``jobs`` (default: all) of ``kind`` (data set imports, by default)."""
+    jobs = (ImportJob.objects.all() if jobs is None else jobs).filter(kind=kind)
     return list(jobs.select_related("dataset").order_by("-created_at")[:limit])
 
 

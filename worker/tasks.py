@@ -21,6 +21,13 @@ def import_zip(job_id: int) -> None:
     import_job_run(job_id=job_id)
 
 
+@shared_task(name="cpu.check_run_upload")
+def check_run_upload(job_id: int) -> None:
+    from worker.services.imports import run_upload_job_run
+
+    run_upload_job_run(job_id=job_id)
+
+
 @shared_task(name="gpu.train_submodel")
 def train_submodel(submodel_id: int) -> None:
     from worker.services.training import submodel_train

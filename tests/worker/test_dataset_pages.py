@@ -139,3 +139,20 @@ def test_hostile_upload_fails_with_the_reason_and_no_data_set(researcher_client,
     assert not Dataset.objects.exists()
     page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
     assert "failed" in page and "evil.jpg" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_zip_expanding_beyond_the_setting_is_refused(researcher_client, celery_worker, settings):
+    from tests.worker.test_run_upload_page import expanding_zip
+
+    settings.UPLOAD_MAX_EXPANSION_RATIO = 10
+    archive = expanding_zip({"city/0.jpg": _jpeg_bytes("city", 0)})
+    researcher_client.post(
+        reverse("dataset_upload"),
+        {"name": "padded", "seed": 0, "archive": SimpleUploadedFile("padded.zip", archive)},
+    )
+    job = _wait_for(ImportJob.objects.get().pk)
+    assert job.status == "failed" and not Dataset.objects.exists()
+    page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
+    assert "total uncompressed size over the limit" in page
+    assert "may expand to 10 times its size" in page

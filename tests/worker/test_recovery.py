@@ -27,10 +27,16 @@ from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
 from tests.worker.test_dataset_import import _jpeg_bytes
 from tests.worker.worker_processes import purge_queues, thread_worker, wait_for
 from worker.models import ColourisedImage, Dataset, EpochRecord, ImportJob, ModelRun, SubModel
-from worker.services.imports import import_job_create
+from worker.services.imports import import_job_create, run_upload_job_create
 from worker.services.recovery import recovery_sweep
 from worker.services.runs import model_run_launch
-from worker.tasks import evaluate_run, evaluate_upload, import_zip, train_submodel
+from worker.tasks import (
+    check_run_upload,
+    evaluate_run,
+    evaluate_upload,
+    import_zip,
+    train_submodel,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -265,3 +271,82 @@ def test_a_silent_import_is_failed_with_the_reason_after_its_attempts():
         r"the import stopped answering \(no heartbeat for 36\d\d s after 3 attempts\)", job.error
     )
     assert not default_storage.exists(job.upload)
+
+
+# --------------------------------------------------------------------------------------
+# The check of a run upload (an ImportJob of kind "run")
+# --------------------------------------------------------------------------------------
+
+
+def _run_upload_job(dataset, tmp_path, *, send: bool) -> ImportJob:
+    """A run upload of every test image of ``dataset``: stored with its job, its message
+    sent (``send``) or not."""
+    from tests.worker.test_uploaded_runs import _base, _csv, _zip
+
+    files, rows = _base(dataset)
+    archive = _zip(tmp_path / "run.zip", files, _csv(rows)).read_bytes()
+    upload = SimpleUploadedFile("run.zip", archive)
+    if send:
+        return run_upload_job_create(name="elsewhere", dataset=dataset, colour_space="lab",
+                                     archive=upload, user=None)  # fmt: skip
+    return ImportJob.objects.create(
+        kind="run", name="elsewhere", upload=default_storage.save("imports/run.zip", upload),
+        original_filename="run.zip", target=dataset, colour_space="lab",
+    )  # fmt: skip
+
+
+def _checked_once(job: ImportJob) -> ModelRun:
+    """The job ended done with one run, scored, whose files are the only ones of any run."""
+    ended = ImportJob.objects.filter(pk=job.pk, status__in=("done", "failed"))
+    job = wait_for(
+        lambda: not default_storage.exists(job.upload) and ended.first(), "the check to end"
+    )
+    assert job.status == "done", job.error
+    run = wait_for_run(ModelRun.objects.get().pk, timeout=120)
+    assert run == job.run and run.status == "done", run.failure_reason
+    tests = run.dataset.images.filter(split="test").count()
+    outputs = set(ColourisedImage.objects.filter(run=run).values_list("file", flat=True))
+    assert len(outputs) == tests and _files_under("runs") == outputs
+    return run
+
+
+def test_a_run_upload_delivered_twice_is_checked_once(tmp_path):
+    job = _run_upload_job(tiny_dataset(), tmp_path, send=True)
+    check_run_upload.delay(job.pk)
+    with thread_worker():
+        _checked_once(job)
+    job.refresh_from_db()
+    assert job.attempts == 1
+
+
+def test_a_stale_run_upload_is_checked_again_and_the_lost_attempts_files_removed(tmp_path):
+    job = _run_upload_job(tiny_dataset(), tmp_path, send=False)
+    _held_elsewhere(ImportJob, job.pk, silent=LONG_AGO, attempts=1, status="running")
+    job.refresh_from_db()
+    lost = default_storage.save(f"runs/{job.claim_token.hex}/outputs/a.png", ContentFile(b"x"))
+    with thread_worker():
+        assert recovery_sweep() == [f"requeued the upload of 'elsewhere' (job {job.pk})"]
+        _checked_once(job)
+    job.refresh_from_db()
+    assert job.attempts == 2 and not default_storage.exists(lost)
+
+
+def test_a_run_upload_lost_with_the_broker_is_checked_after_the_restart(tmp_path):
+    job = _run_upload_job(tiny_dataset(), tmp_path, send=False)
+    _held_elsewhere(ImportJob, job.pk, silent=timedelta(0), attempts=1, status="running")
+    purge_queues()
+    assert requeue_lost_work(broker_is_new=True) == ["upload of run 'elsewhere'"]
+    with thread_worker():
+        _checked_once(job)
+
+
+def test_a_silent_run_upload_is_failed_with_the_reason_after_its_attempts(tmp_path):
+    job = _run_upload_job(tiny_dataset(), tmp_path, send=False)
+    _held_elsewhere(ImportJob, job.pk, silent=LONG_AGO, attempts=3, status="running")
+    assert recovery_sweep() == [f"failed the upload of 'elsewhere' (job {job.pk})"]
+    job.refresh_from_db()
+    assert job.status == "failed" and job.claim_token is None
+    assert re.fullmatch(
+        r"the upload stopped answering \(no heartbeat for 36\d\d s after 3 attempts\)", job.error
+    )
+    assert not default_storage.exists(job.upload) and not ModelRun.objects.exists()

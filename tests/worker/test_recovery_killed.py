@@ -1,8 +1,9 @@
-"""A worker killed in the middle of an evaluation, an uploaded run's scoring or a data
-set's import (training: test_run_recovery.py; preparation: the survey's tests). Killed
-pool process: Celery gives the task to a new one, which takes the work over. Killed whole
-worker: its message stays unacknowledged in Redis; the sweep notices the dead claim and
-queues the work again for another worker. Either way the work ends done, once.
+"""A worker killed in the middle of an evaluation, an uploaded run's scoring, a data
+set's import or the check of an uploaded run (training: test_run_recovery.py; preparation:
+the survey's tests). Killed pool process: Celery gives the task to a new one, which takes
+the work over. Killed whole worker: its message stays unacknowledged in Redis; the sweep
+notices the dead claim and queues the work again for another worker. Either way the work
+ends done, once.
 
 The worker runs as a separate process (prefork, as in deployment). A transaction of the
 test holds a row that the task writes near its end (a statement before its commit: a
@@ -20,7 +21,14 @@ import pytest
 
 from tests.survey.study_helpers import uploaded_run
 from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
-from tests.worker.test_recovery import _evaluated_once, _files_under, _import_job, _imported_once
+from tests.worker.test_recovery import (
+    _checked_once,
+    _evaluated_once,
+    _files_under,
+    _import_job,
+    _imported_once,
+    _run_upload_job,
+)
 from tests.worker.worker_processes import (
     purge_queues,
     row_locked,
@@ -32,7 +40,7 @@ from tests.worker.worker_processes import (
 from worker.models import ColourisedImage, ImportJob, ModelRun
 from worker.services.recovery import recovery_sweep
 from worker.services.runs import model_run_launch
-from worker.tasks import evaluate_upload, import_zip
+from worker.tasks import check_run_upload, evaluate_upload, import_zip
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,6 +147,33 @@ def test_a_killed_import_is_done_again_and_the_lost_attempts_files_removed(kill,
             _kill(kill, worker, held.worker)
         worker = _recover(kill, worker, tmp_path, f"requeued the import of 'photos' (job {job.pk})")
         _imported_once(job)
+    finally:
+        stop_worker_process(worker)
+    job.refresh_from_db()
+    assert job.attempts == 2
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_a_killed_run_upload_is_checked_again_and_the_lost_attempts_files_removed(
+    kill, tmp_path
+):
+    dataset = tiny_dataset()
+    job = _run_upload_job(dataset, tmp_path, send=False)
+    tests = dataset.images.filter(split="test").count()
+    purge_queues()
+    worker = start_worker_process(tmp_path, "first")
+    try:
+        # The run's insert waits for this lock (nothing else writes runs meanwhile).
+        with row_locked("LOCK TABLE worker_modelrun IN SHARE MODE") as lock:
+            check_run_upload.delay(job.pk)
+            wait_for(lock.blocked, "the check to reach its commit")
+            held = ImportJob.objects.get(pk=job.pk)
+            assert held.status == "running" and held.attempts == 1
+            assert len(_files_under(f"runs/{held.claim_token.hex}/outputs")) == tests
+            _kill(kill, worker, held.worker)
+        action = f"requeued the upload of 'elsewhere' (job {job.pk})"
+        worker = _recover(kill, worker, tmp_path, action)
+        _checked_once(job)
     finally:
         stop_worker_process(worker)
     job.refresh_from_db()

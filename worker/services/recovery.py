@@ -3,9 +3,10 @@ which task to send for a row, and what to do when its worker is lost.
 
 Each kind (:class:`WorkKind`) is a row type whose tasks follow the claim protocol of
 :mod:`worker.services.claims`: training a sub-model, evaluating a trained run, scoring an
-uploaded run, importing a data set, preparing a study's stimuli. The task for a row is
-chosen from the row (a run's kind; the preparation's intent stored on the study), never
-from an earlier message. Three callers use it:
+uploaded run, importing a data set or checking an uploaded run (one job row; its kind
+picks the task), preparing a study's stimuli. The task for a row is chosen from the row (a
+run's kind, an import's kind; the preparation's intent stored on the study), never from an
+earlier message. Three callers use it:
 
 - :func:`recovery_sweep` (the beat task, every minute): a claim whose worker died or went
   silent is released and its task sent again, or, after ``RUN_MAX_ATTEMPTS`` attempts, the
@@ -26,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -114,13 +114,22 @@ def _fail_evaluation(run, reason: str) -> None:
 
 def _fail_import(job, reason: str) -> None:
     from worker.models import ImportJob
+    from worker.services.imports import job_files_delete
 
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.FAILED,
-        error=f"the import stopped answering ({reason})",
+        error=f"the {_import_kind(job)} stopped answering ({reason})",
         claim_token=None,
     )
-    transaction.on_commit(lambda: default_storage.delete(job.upload))
+    transaction.on_commit(lambda: job_files_delete(job))
+
+
+def _import_kind(job) -> str:
+    return "import" if job.kind == "dataset" else "upload"
+
+
+def _import_what(job) -> str:
+    return "data set" if job.kind == "dataset" else "run"
 
 
 def _fail_preparation(study, reason: str) -> None:
@@ -141,7 +150,13 @@ def work_kinds() -> tuple[WorkKind, ...]:
     from survey.tasks import prepare_study
     from worker.models import ImportJob, ModelRun, SubModel
     from worker.services.imports import import_discard_attempt
-    from worker.tasks import evaluate_run, evaluate_upload, import_zip, train_submodel
+    from worker.tasks import (
+        check_run_upload,
+        evaluate_run,
+        evaluate_upload,
+        import_zip,
+        train_submodel,
+    )
 
     evaluation = ClaimFields(attempts="evaluation_attempts")
     evaluating = ModelRun.objects.filter(status=ModelRun.Status.EVALUATING)
@@ -192,9 +207,9 @@ def work_kinds() -> tuple[WorkKind, ...]:
                 status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
             ),
             owns=lambda job: True,
-            task=lambda job: import_zip,
-            describe=lambda job: f"the import of {job.name!r} (job {job.pk})",
-            line=lambda job: f"import of data set {job.name!r}",
+            task=lambda job: import_zip if job.kind == ImportJob.Kind.DATASET else check_run_upload,
+            describe=lambda job: f"the {_import_kind(job)} of {job.name!r} (job {job.pk})",
+            line=lambda job: f"{_import_kind(job)} of {_import_what(job)} {job.name!r}",
             queued={"status": ImportJob.Status.QUEUED},
             fail=_fail_import,
             discard=import_discard_attempt,

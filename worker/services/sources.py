@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from colourmodels.data.archives import read_zip
+from django.conf import settings
+
+from colourmodels.data.archives import ZipLimits, read_zip
 from colourmodels.data.categories import CATEGORIES, CategoryMapping
 from colourmodels.data.folders import FolderScan, read_folder
 from colourmodels.data.mirflickr import read_mirflickr
@@ -47,9 +49,15 @@ def scan_folder(path: Path, *, categories_from_folders: bool) -> SourceScan:
     return _from_folder_scan(scan, Path(path), categories_from_folders)
 
 
+def upload_zip_limits() -> ZipLimits:
+    """What a researcher's zip (a data set's or a run's) may be: it expands to at most
+    ``UPLOAD_MAX_EXPANSION_RATIO`` times its size."""
+    return ZipLimits(max_total_ratio=settings.UPLOAD_MAX_EXPANSION_RATIO)
+
+
 def scan_zip(source: Path | BinaryIO, dest: Path, *, categories_from_folders: bool) -> SourceScan:
     """Check and extract a zip into ``dest`` (raises ArchiveError for a hostile one)."""
-    scan = read_zip(source, dest)
+    scan = read_zip(source, dest, limits=upload_zip_limits())
     return _from_folder_scan(scan, Path(scan.root), categories_from_folders)
 
 

@@ -56,7 +56,9 @@ deletes the run and its files too. With ``evaluate=False`` it returns the run in
 :func:`uploaded_run_evaluate` with the run's id; that function claims the run as
 ``run_evaluate`` does (:mod:`worker.services.claims`): it does nothing unless the run is an
 uploaded run in status ``evaluating`` that no living attempt holds, and on an error it
-marks the run failed with the reason.
+marks the run failed with the reason. The researcher's page calls none of this in its
+request: it stores the zip (:func:`worker.services.imports.run_upload_job_create`) and the
+task ``cpu.check_run_upload`` calls :func:`uploaded_run_create` under the job's claim.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ from worker.services.evaluation import (
     image_metrics_batch,
     metrics_summary,
 )
+from worker.services.sources import upload_zip_limits
 
 __all__ = [
     "MANIFEST_NAME",
@@ -478,6 +481,8 @@ def uploaded_run_create(
     limits: ZipLimits | None = None,
     max_pixels: int = MAX_PIXELS,
     progress: Progress | None = None,
+    uid: uuid.UUID | None = None,
+    on_created: Callable[[ModelRun], None] | None = None,
 ) -> ModelRun:
     """Validate the zip ``archive`` (a path or a seekable binary file such as an upload)
     and its manifest (``manifest.csv`` in the zip, or ``manifest``: a path or a file),
@@ -488,6 +493,10 @@ def uploaded_run_create(
     ``evaluate=False``: the run is returned ``evaluating``; call
     :func:`uploaded_run_evaluate` (from a task, after the commit) to finish it.
     ``progress(done, total)`` is called per image checked (and per image evaluated).
+    ``uid``: the run's uid (its files go under ``runs/<uid>/``; new when ``None``).
+    ``on_created(run)`` is called in the transaction that creates the run: a task records
+    there that its upload is done, so that the run exists exactly when that is recorded.
+    ``limits``: what the zip may be; by default :func:`upload_zip_limits`.
 
     Raises :class:`UploadError` (listing every problem found) for anything wrong with the
     upload; then nothing is left behind: no run, no stored file.
@@ -503,7 +512,12 @@ def uploaded_run_create(
 
     with tempfile.TemporaryDirectory(prefix="upload-run-") as tmp:
         try:
-            scan = read_zip(archive, Path(tmp) / "files", limits=limits, max_pixels=max_pixels)
+            scan = read_zip(
+                archive,
+                Path(tmp) / "files",
+                limits=limits or upload_zip_limits(),
+                max_pixels=max_pixels,
+            )
         except ArchiveError as exc:
             raise UploadError(f"the zip was refused: {exc}") from None
         try:
@@ -532,7 +546,7 @@ def uploaded_run_create(
         if problems:
             raise UploadError(problems)
 
-        uid = uuid.uuid4()
+        uid = uid or uuid.uuid4()
         folder_name = f"runs/{uid.hex}/outputs"
         stored: list[tuple[_Row, str]] = []
         try:
@@ -615,6 +629,8 @@ def uploaded_run_create(
                     ],
                     batch_size=2000,
                 )
+                if on_created is not None:
+                    on_created(run)
         except BaseException:
             for _, stored_name in stored:
                 default_storage.delete(stored_name)

@@ -99,6 +99,8 @@ def import_job_status(request, pk: int):
             "done": job.done,
             "total": job.total,
             "error": job.error,
+            "problems": job.problems,
             "dataset_url": f"/datasets/{job.dataset_id}/" if job.dataset_id else None,
+            "run_url": reverse("run_detail", args=[job.run_id]) if job.run_id else None,
         }
     )

@@ -1,7 +1,12 @@
-// Polls a data set import's status (the page's #job box) until it is done or failed.
+// Polls an upload's job (a data set import or a run upload: the page's #job box) until it
+// is done or failed.
 (function () {
   const box = document.getElementById("job");
   const terminal = ["done", "failed"];
+  function show(id, url, linkId) {
+    document.getElementById(linkId).href = url;
+    document.getElementById(id).hidden = false;
+  }
   async function poll() {
     const r = await fetch(box.dataset.statusUrl, {headers: {"Accept": "application/json"}});
     if (!r.ok) return setTimeout(poll, 3000);
@@ -11,9 +16,18 @@
     const bar = document.getElementById("job-progress");
     bar.max = Math.max(1, s.total); bar.value = s.done;
     document.getElementById("job-count").textContent = s.done + " / " + s.total + " images checked";
-    if (s.error) { const e = document.getElementById("job-error"); e.textContent = s.error; e.hidden = false; }
-    if (s.dataset_url) { document.getElementById("job-dataset").href = s.dataset_url; document.getElementById("job-done").hidden = false; }
+    if (s.problems && s.problems.length) {
+      const list = document.getElementById("job-problems");
+      list.replaceChildren(...s.problems.map(function (p) {
+        const li = document.createElement("li"); li.className = "error"; li.textContent = p; return li;
+      }));
+      document.getElementById("job-refused").hidden = false;
+    } else if (s.error) {
+      const e = document.getElementById("job-error"); e.textContent = s.error; e.hidden = false;
+    }
+    if (s.dataset_url) show("job-done", s.dataset_url, "job-dataset");
+    if (s.run_url) show("job-run-done", s.run_url, "job-run");
     if (!terminal.includes(s.status)) setTimeout(poll, 1000);
   }
-  if (!["done", "failed"].includes(document.getElementById("job-status").textContent)) poll();
+  if (!terminal.includes(document.getElementById("job-status").textContent)) poll();
 })();
