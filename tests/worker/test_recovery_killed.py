@@ -154,9 +154,7 @@ def test_a_killed_import_is_done_again_and_the_lost_attempts_files_removed(kill,
 
 
 @pytest.mark.parametrize("kill", KILLS)
-def test_a_killed_run_upload_is_checked_again_and_the_lost_attempts_files_removed(
-    kill, tmp_path
-):
+def test_a_killed_run_upload_is_checked_again_and_the_lost_attempts_files_removed(kill, tmp_path):
     dataset = tiny_dataset()
     job = _run_upload_job(dataset, tmp_path, send=False)
     tests = dataset.images.filter(split="test").count()

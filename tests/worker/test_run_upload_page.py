@@ -99,9 +99,7 @@ def test_uploaded_run_is_checked_then_scored_by_the_worker(researcher_client, ad
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bad_upload_shows_the_reasons_and_keeps_nothing(
-    researcher_client, ada, tmp_path, settings
-):
+def test_bad_upload_shows_the_reasons_and_keeps_nothing(researcher_client, ada, tmp_path, settings):
     dataset = tiny_dataset(owner=ada)
     files, rows = _base(dataset)
     rows[0]["image_id"] = "999999"

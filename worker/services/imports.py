@@ -108,9 +108,7 @@ def _run_job(job_id: int, work: Callable[[ImportJob, RowClaim, Path], dict]) -> 
         attempt.rows().update(status=failed, error=str(exc), claim_token=None)
     else:
         if done:
-            attempt.rows().update(
-                status=ImportJob.Status.DONE, error="", claim_token=None, **done
-            )
+            attempt.rows().update(status=ImportJob.Status.DONE, error="", claim_token=None, **done)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if ImportJob.objects.filter(pk=job.pk, status__in=["done", "failed"]).exists():
