@@ -1,6 +1,6 @@
 from django.urls import path
 
-from survey.views import participant, study
+from survey.views import participant, participants, study
 
 urlpatterns = [
     # Participants (no login; unguessable ids)
@@ -27,5 +27,18 @@ urlpatterns = [
     path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
     path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
+    path(
+        "studies/<int:pk>/participants/",
+        participants.participants_page,
+        name="study_participants",
+    ),
+    path(
+        "studies/<int:pk>/participants.csv",
+        participants.participants_csv,
+        name="study_participants_csv",
+    ),
+    path("studies/<int:pk>/approvals.csv", participants.approvals_csv, name="study_approvals"),
+    path("studies/<int:pk>/approve_ids.txt", participants.approve_ids, name="study_approve_ids"),
+    path("studies/<int:pk>/bonuses.csv", participants.bonuses_csv, name="study_bonuses"),
     path("studies/stimuli/<int:pk>.jpg", study.study_stimulus_image, name="study_stimulus_image"),
 ]

@@ -216,6 +216,8 @@ def path_of(world: World, name: str, route: str) -> str:
     assert "<" not in path, path
     if name == "runs_compare":
         path += f"?a={world.run.pk}&b={world.active.pk}"
+    if name == "study_bonuses":
+        path += "?per_correct=0.05"
     if name == "runs_status":
         path += f"?ids={world.run.pk},{world.active.pk}"
     return path

@@ -1,0 +1,286 @@
+"""A study's participations as a list to act on (reads only): one row per participation
+with its status in words, accuracy and checks; the approvals list and the bonus list in
+the shapes Prolific's bulk tools take.
+
+**Prolific's policy** decides what may be rejected: a failed *performance* check (the
+colour-inverted attention checks, whose right answer is AI) is grounds for excluding a
+participant from the analysis (:mod:`survey.analysis.exclusion`, the one rule), never for
+rejecting their submission. Only failed *instructed-response* checks ("for this trial
+press Real"), at least :data:`REJECT_AFTER_INSTRUCTED_FAILURES` of them, are. The
+platform has no instructed-response checks yet, so :attr:`ParticipantRow.instructed_failed`
+is 0 and nobody is listed as ``may_reject`` until they exist.
+
+**Formats** (Prolific's documentation, API reference "Bulk approve submissions" and "Set
+up bonuses"): bulk approval takes the study id and a plain list of participant ids (the
+web app's bulk approve takes them pasted, one per line), so :func:`approve_ids_text` is
+that list; :func:`approvals_csv` is the reviewed decision behind it
+(``participant_id,action,reason``). Bonuses are ``<participant_id>,<amount>`` per line,
+no header, the amount a decimal in the study's currency (``4.25``): :func:`bonuses_csv`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from studyplatform.safe_text import SafeCsvWriter
+from survey.analysis.exclusion import (
+    AI,
+    ATTENTION,
+    FAILED_ATTENTION,
+    MAIN,
+    REAL,
+    exclusion_reason,
+)
+from survey.models import Study
+
+REJECT_AFTER_INSTRUCTED_FAILURES = 2
+#: The largest bonus per correct answer accepted (in the study's currency): more is a typo.
+MAX_PER_CORRECT = Decimal(100)
+CENT = Decimal("0.01")
+
+COMPLETED, EXCLUDED, UNFINISHED, RETURNED, WITHDRAWN = (
+    "completed",
+    "excluded",
+    "unfinished",
+    "returned",
+    "withdrawn",
+)
+APPROVE, MAY_REJECT = "approve", "may_reject"
+
+CSV_HEADER = (
+    "PROLIFIC_PID",
+    "STUDY_ID",
+    "SESSION_ID",
+    "participant",
+    "condition",
+    "started",
+    "finished",
+    "duration_s",
+    "status",
+    "status_detail",
+    "main_answered",
+    "main_correct",
+    "accuracy",
+    "attention_passed",
+    "attention_failed",
+    "instructed_passed",
+    "instructed_failed",
+)
+
+
+@dataclass(frozen=True)
+class ParticipantRow:
+    public_id: str
+    prolific_pid: str | None
+    prolific_study_id: str | None
+    prolific_session_id: str | None
+    condition: str
+    started_at: datetime
+    completed_at: datetime | None
+    status: str
+    #: The status in words: why excluded, silent or taking part, when withdrawn.
+    detail: str
+    main_answered: int
+    main_correct: int
+    attention_passed: int
+    attention_failed: int
+    instructed_passed: int = 0
+    instructed_failed: int = 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.completed_at - self.started_at if self.completed_at else None
+
+    @property
+    def duration_seconds(self) -> int | None:
+        return None if self.duration is None else round(self.duration.total_seconds())
+
+    @property
+    def duration_text(self) -> str:
+        return "" if self.duration is None else duration_words(self.duration_seconds)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of correct answers among the answered main trials."""
+        return self.main_correct / self.main_answered if self.main_answered else None
+
+    @property
+    def completed(self) -> bool:
+        return self.status in (COMPLETED, EXCLUDED)
+
+
+def duration_words(seconds: int) -> str:
+    """``252`` -> ``"4 min 12 s"``."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if hours or minutes:
+        parts.append(f"{minutes} min")
+    parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+def _status(p, *, since: datetime) -> tuple[str, str]:
+    if p.withdrawn_at:
+        return WITHDRAWN, "data deleted on request"
+    if p.completed_at:
+        if p.reason == FAILED_ATTENTION:
+            return EXCLUDED, "failed the colour-inverted check (excluded from the analysis)"
+        return COMPLETED, "included in the analysis"
+    if p.returned_at:
+        return RETURNED, "stopped taking part"
+    if p.released_at or p.last_active_at < since:
+        return UNFINISHED, "silent past the time limit (place freed)"
+    return UNFINISHED, "taking part"
+
+
+def participant_rows(*, study: Study) -> list[ParticipantRow]:
+    """Every participation of ``study``, by start (one query)."""
+    correct = Q(trials__stimulus__is_real=True, trials__answer=REAL) | Q(
+        trials__stimulus__is_real=False, trials__answer=AI
+    )
+    main = Q(trials__kind=MAIN, trials__answer__isnull=False)
+    rows = (
+        study.participants.select_related("condition")
+        .annotate(
+            reason=exclusion_reason(),
+            main_answered=Count("trials", filter=main),
+            main_correct=Count("trials", filter=main & correct),
+            attention_passed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=AI)),
+            attention_failed=Count(
+                "trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)
+            ),
+        )
+        .order_by("started_at", "pk")
+    )
+    since = timezone.now() - study.time_limit
+    result = []
+    for p in rows:
+        status, detail = _status(p, since=since)
+        result.append(
+            ParticipantRow(
+                public_id=p.public_id,
+                prolific_pid=p.prolific_pid,
+                prolific_study_id=p.prolific_study_id,
+                prolific_session_id=p.prolific_session_id,
+                condition=p.condition.label if p.condition else "",
+                started_at=p.started_at,
+                completed_at=p.completed_at,
+                status=status,
+                detail=detail,
+                main_answered=p.main_answered,
+                main_correct=p.main_correct,
+                attention_passed=p.attention_passed,
+                attention_failed=p.attention_failed,
+            )
+        )
+    return result
+
+
+def _when(moment: datetime | None) -> str:
+    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else ""
+
+
+def _csv(rows) -> str:
+    buffer = io.StringIO()
+    SafeCsvWriter(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def participants_csv(rows: list[ParticipantRow]) -> str:
+    lines = [CSV_HEADER]
+    for r in rows:
+        accuracy = "" if r.accuracy is None else f"{r.accuracy:.4f}"
+        lines.append(
+            (
+                r.prolific_pid or "",
+                r.prolific_study_id or "",
+                r.prolific_session_id or "",
+                r.public_id,
+                r.condition,
+                _when(r.started_at),
+                _when(r.completed_at),
+                "" if r.duration_seconds is None else r.duration_seconds,
+                r.status,
+                r.detail,
+                r.main_answered,
+                r.main_correct,
+                accuracy,
+                r.attention_passed,
+                r.attention_failed,
+                r.instructed_passed,
+                r.instructed_failed,
+            )
+        )
+    return _csv(lines)
+
+
+def approval(row: ParticipantRow) -> tuple[str, str] | None:
+    """(action, reason) for a completed participation with a PROLIFIC_PID; None for the
+    others (nothing to approve: unfinished, returned, withdrawn, or not from Prolific)."""
+    if not row.prolific_pid or not row.completed:
+        return None
+    if row.instructed_failed >= REJECT_AFTER_INSTRUCTED_FAILURES:
+        return MAY_REJECT, (
+            f"failed {row.instructed_failed} instructed-response attention checks "
+            f"(Prolific allows rejection after {REJECT_AFTER_INSTRUCTED_FAILURES})"
+        )
+    if row.status == EXCLUDED:
+        return APPROVE, (
+            "completed; excluded from the analysis for failing the colour-inverted check, "
+            "a performance check, which is no ground for rejection"
+        )
+    return APPROVE, "completed"
+
+
+def approvals_csv(rows: list[ParticipantRow]) -> str:
+    lines = [("participant_id", "action", "reason")]
+    for r in rows:
+        decision = approval(r)
+        if decision:
+            lines.append((r.prolific_pid, *decision))
+    return _csv(lines)
+
+
+def approve_ids_text(rows: list[ParticipantRow], action: str = APPROVE) -> str:
+    """The PROLIFIC_PIDs with ``action``, one per line (what Prolific's bulk approve takes)."""
+    ids = [r.prolific_pid for r in rows if (approval(r) or ("",))[0] == action]
+    return "".join(f"{pid}\n" for pid in ids)
+
+
+def parse_per_correct(text: str | None) -> Decimal:
+    """The bonus per correct main answer, from the form; ValueError (in words) when absurd."""
+    try:
+        value = Decimal((text or "").strip())
+    except InvalidOperation:
+        raise ValueError("Give the bonus per correct answer as a number, e.g. 0.05.") from None
+    if not value.is_finite():
+        raise ValueError("Give the bonus per correct answer as a number, e.g. 0.05.")
+    if value < 0:
+        raise ValueError("A bonus cannot be negative.")
+    if value > MAX_PER_CORRECT:
+        raise ValueError(f"At most {MAX_PER_CORRECT} per correct answer (is it a typo?).")
+    return value
+
+
+def bonuses(rows: list[ParticipantRow], per_correct: Decimal) -> list[tuple[str, Decimal]]:
+    """(PROLIFIC_PID, amount rounded to cents) for the completed participants with a PID
+    and a bonus above zero."""
+    result = []
+    for r in rows:
+        if not (r.prolific_pid and r.completed):
+            continue
+        amount = (per_correct * r.main_correct).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount > 0:
+            result.append((r.prolific_pid, amount))
+    return result
+
+
+def bonuses_csv(rows: list[ParticipantRow], per_correct: Decimal) -> str:
+    return _csv((pid, f"{amount:.2f}") for pid, amount in bonuses(rows, per_correct))

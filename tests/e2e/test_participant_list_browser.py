@@ -1,0 +1,54 @@
+"""The researcher's participant list in a real browser, at desktop and phone widths: the
+page fits the screen (the wide table scrolls inside its own focusable region), and an
+absurd bonus amount comes back with its message."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from studyplatform.researchers import researcher_create
+from survey.models import Participant
+from tests.e2e.conftest import PHONE
+from tests.survey.analysis_helpers import make_study, take_part
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PASSWORD = "a-long-Passphrase-1"
+
+
+@pytest.fixture
+def study(tmp_path):
+    ada = researcher_create(username="ada", password=PASSWORD)
+    study = make_study(tmp_path, owner=ada)
+    for i, attention in enumerate(("ai", "real", "ai")):
+        p = take_part(study, i, attention=attention, stop_after=None if i < 2 else 1)
+        Participant.objects.filter(pk=p.pk).update(
+            prolific_pid=f"5f{i:022x}", prolific_study_id="6a" + "0" * 22
+        )
+    return study
+
+
+def _log_in(page) -> None:
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_list_fits_the_screen_and_refuses_an_absurd_bonus(open_page, study, shoot, size):
+    page = open_page(**(PHONE if size == "phone" else {}))
+    _log_in(page)
+    page.goto(reverse("study_participants", args=[study.pk]))
+    assert page.locator("tbody tr").count() == 3
+    assert page.locator("tbody .status-excluded").count() == 1
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, overflow
+    shoot(page, f"participants-{size}")
+    page.fill("#per_correct", "-1")
+    with page.expect_response(lambda r: "bonuses.csv" in r.url and r.status == 400):
+        page.click("text=Bonuses (CSV)")
+    page.problems.items.clear()  # the 400 is the answer asked for
+    assert "cannot be negative" in page.locator("[role=alert]").inner_text()
+    shoot(page, f"participants-bonus-refused-{size}")
