@@ -153,9 +153,7 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
             main_answered=Count("trials", filter=main),
             main_correct=Count("trials", filter=main & correct),
             attention_passed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=AI)),
-            attention_failed=Count(
-                "trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)
-            ),
+            attention_failed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)),
         )
         .order_by("started_at", "pk")
     )

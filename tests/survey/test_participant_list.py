@@ -207,9 +207,19 @@ def test_bonuses_pay_per_correct_answer_rounded_to_cents(researcher, world):
 
 def test_bonus_rounding_half_up():
     row = plist.ParticipantRow(
-        public_id="x", prolific_pid="P", prolific_study_id=None, prolific_session_id=None,
-        condition="", started_at=None, completed_at=None, status="completed", detail="",
-        main_answered=3, main_correct=3, attention_passed=0, attention_failed=0,
+        public_id="x",
+        prolific_pid="P",
+        prolific_study_id=None,
+        prolific_session_id=None,
+        condition="",
+        started_at=None,
+        completed_at=None,
+        status="completed",
+        detail="",
+        main_answered=3,
+        main_correct=3,
+        attention_passed=0,
+        attention_failed=0,
     )
     assert plist.bonuses([row], Decimal("0.005")) == [("P", Decimal("0.02"))]
     assert plist.bonuses_csv([row], Decimal("1")) == "P,3.00\n"
