@@ -151,8 +151,8 @@ def _or_all(queryset: QuerySet | None, model) -> QuerySet:
 
 
 def import_jobs_visible_to(user) -> QuerySet:
-    """An import is seen by whoever started it (and superusers) until its data set exists;
-    then the data set's own access applies."""
+    """An upload's job (a data set import or a run upload) is seen by whoever started it
+    (and superusers); the data set or run it made then has its own access."""
     from worker.models import ImportJob
 
     jobs = ImportJob.objects.all()

@@ -16,6 +16,8 @@
     const bar = document.getElementById("job-progress");
     bar.max = Math.max(1, s.total); bar.value = s.done;
     document.getElementById("job-count").textContent = s.done + " / " + s.total + " images checked";
+    // A job refused before any image was read has nothing to count.
+    document.getElementById("job-counts").hidden = s.status === "failed" && !s.total;
     if (s.problems && s.problems.length) {
       const list = document.getElementById("job-problems");
       list.replaceChildren(...s.problems.map(function (p) {
