@@ -7,7 +7,10 @@ from colourmodels.data.categories import CATEGORIES, OTHERS
 from colourmodels.early_stopping import MONITORS
 from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
-from worker.services.runs import default_config
+from worker.services.runs import SEED_MAX, default_config
+
+#: A data set's seed is kept in a 32-bit signed database column.
+DATASET_SEED_MAX = 2**31 - 1
 
 
 class DatasetUploadForm(forms.Form):
@@ -18,7 +21,12 @@ class DatasetUploadForm(forms.Form):
     categories_from_folders = forms.BooleanField(
         required=False, initial=True, label="Use the folders inside the zip as categories"
     )
-    seed = forms.IntegerField(initial=0, help_text="Seed of the train / validation / test split.")
+    seed = forms.IntegerField(
+        initial=0,
+        min_value=0,
+        max_value=DATASET_SEED_MAX,
+        help_text=f"Seed of the train / validation / test split (0 to {DATASET_SEED_MAX}).",
+    )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -97,7 +105,7 @@ class RunLaunchForm(forms.Form):
         ],
     )
     classifier_epochs = forms.IntegerField(min_value=1, max_value=10000, label="Classifier epochs")
-    seed = forms.IntegerField()
+    seed = forms.IntegerField(min_value=0, max_value=SEED_MAX, help_text=f"0 to {SEED_MAX}.")
     fast = forms.BooleanField(
         required=False,
         label="Fast mode",

@@ -103,6 +103,30 @@ def test_upload_form_rejects_what_is_not_a_zip(researcher_client):
     assert not ImportJob.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "seed, error",
+    [
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("1" * 20, "Ensure this value is less than or equal to 2147483647."),
+        (str(2**31), "Ensure this value is less than or equal to 2147483647."),
+    ],
+)
+def test_upload_form_refuses_a_seed_the_import_cannot_use(researcher_client, seed, error):
+    members = [("city/0.jpg", _jpeg_bytes("city", 0))]
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "x",
+            "seed": seed,
+            "archive": SimpleUploadedFile("photos.zip", _zip_bytes(members)),
+        },
+    )
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_uploaded_zip_is_imported_by_the_worker(researcher_client, celery_worker):
     members = [(f"{c}/{i}.jpg", _jpeg_bytes(c, i)) for c in ("city", "nature") for i in range(5)]
