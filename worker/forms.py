@@ -1,9 +1,11 @@
 import zipfile
+from pathlib import PurePosixPath
 
 from django import forms
 from django.conf import settings
 
 from colourmodels.data.categories import CATEGORIES, OTHERS
+from colourmodels.data.images import IMAGE_EXTENSIONS
 from colourmodels.early_stopping import MONITORS
 from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
@@ -42,7 +44,29 @@ class DatasetUploadForm(forms.Form):
         if not archive.name.lower().endswith(".zip") or not zipfile.is_zipfile(archive):
             raise forms.ValidationError("This is not a zip archive.")
         archive.seek(0)
+        try:
+            holds_an_image = _holds_an_image(archive)
+        except zipfile.BadZipFile:
+            raise forms.ValidationError("This is not a zip archive.") from None
+        if not holds_an_image:
+            kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise forms.ValidationError(f"This zip holds no images (files ending in {kinds}).")
+        archive.seek(0)
         return archive
+
+
+def _holds_an_image(archive) -> bool:
+    """Whether the zip names a member the import would read as an image (hidden files and
+    macOS's __MACOSX folder are ignored there too); the import still checks each one."""
+    with zipfile.ZipFile(archive) as zf:
+        names = [info.filename for info in zf.infolist() if not info.is_dir()]
+    for name in names:
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue
+        if parts and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:
+            return True
+    return False
 
 
 #: The early-stopping settings the form offers: the baseline's and the paper's six categories'.

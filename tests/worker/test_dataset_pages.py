@@ -104,6 +104,22 @@ def test_upload_form_rejects_what_is_not_a_zip(researcher_client):
 
 
 @pytest.mark.django_db
+def test_upload_form_refuses_a_zip_with_no_images(researcher_client):
+    members = [("notes/readme.txt", b"hello"), ("__MACOSX/._a.jpg", b"x"), (".hidden.png", b"x")]
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "x",
+            "seed": 0,
+            "archive": SimpleUploadedFile("photos.zip", _zip_bytes(members)),
+        },
+    )
+    assert response.status_code == 200
+    assert "This zip holds no images (files ending in .bmp" in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "seed, error",
     [
