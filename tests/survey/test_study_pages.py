@@ -250,10 +250,17 @@ def test_monitor_counts_places_included_excluded_freed_and_withdrawn(researcher_
         last_active_at=timezone.now() - study.time_limit - timedelta(seconds=1)
     )
     participant_return(participant=people[4])
-    researcher_client.post(
-        reverse("study_withdraw", args=[study.pk]),
-        {"by": "prolific_pid", "who": "p2", "reason": "asked by e-mail"},
-    )
+    withdraw = {"by": "prolific_pid", "who": "p2", "reason": "asked by e-mail"}
+    confirm = researcher_client.post(reverse("study_withdraw", args=[study.pk]), withdraw)
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and not Withdrawal.objects.exists()
+    assert f"Withdraw participant <code>{people[2].public_id}</code>'s 0 answers?" in page
+    assert "Their 3 trials (0 answered) will be deleted" in page
+    assert "This cannot be undone." in page
+    assert 'name="confirm" value="yes"' in page and 'value="asked by e-mail"' in page
+    assert Trial.objects.filter(participant__prolific_pid="p2").count() == 3
+    url = reverse("study_withdraw", args=[study.pk])
+    researcher_client.post(url, withdraw | {"confirm": "yes"})
     rows = researcher_client.get(reverse("study_monitor", args=[study.pk])).json()["rows"]
     keys = ("started", "included", "excluded", "taking_part", "freed", "withdrawn", "held")
     total = {k: sum(r[k] for r in rows) for k in keys}
@@ -280,6 +287,22 @@ def test_monitor_counts_places_included_excluded_freed_and_withdrawn(researcher_
         reverse("study_withdraw", args=[study.pk]), {"by": "prolific_pid", "who": "nobody"}
     )
     assert unknown.status_code == 302 and Withdrawal.objects.count() == 1
+    again = researcher_client.post(url, withdraw, follow=True)
+    assert "Nothing withdrawn: this participant was already withdrawn." in again.content.decode()
+    assert Withdrawal.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_withdrawal_confirmation_counts_answers_in_words(researcher_client, runs):
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
+    person = participant_start(study=study, prolific_pid="p1")
+    first = person.trials.order_by("position").first()
+    trial_answer(participant=person, position=first.position, answer="ai", rt_ms=500)
+    page = researcher_client.post(
+        reverse("study_withdraw", args=[study.pk]), {"by": "public_id", "who": person.public_id}
+    ).content.decode()
+    assert f"<code>{person.public_id}</code>'s 1 answer?" in page
+    assert "Their 2 trials (1 answered)" in page
 
 
 @pytest.mark.django_db
