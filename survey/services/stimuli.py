@@ -37,6 +37,7 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 
 from colourmodels.data.images import load_rgb, resize_square
+from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.studies import study_open
@@ -127,10 +128,6 @@ def _reserve_scenes(
     return reserved[: study.practice_trials], reserved[study.practice_trials :]
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def scene_shortfall(
     *,
     design: str,
@@ -148,14 +145,14 @@ def scene_shortfall(
         return None
     reserved = practice_trials + attention_checks
     extras = (
-        f"{_count(practice_trials, 'practice trial', 'practice trials')} and "
-        f"{_count(attention_checks, 'attention check', 'attention checks')}"
+        f"{counted(practice_trials, 'practice trial', 'practice trials')} and "
+        f"{counted(attention_checks, 'attention check', 'attention checks')}"
     )
     these = "this run" if len(scenes_by_run) == 1 else "these runs"
     common = set.intersection(*scenes_by_run.values())
     if len(common) < reserved:
         return (
-            f"{these} colourised {_count(len(common), 'test image', 'test images')} in common; "
+            f"{these} colourised {counted(len(common), 'test image', 'test images')} in common; "
             f"{extras} need {reserved}"
         )
     half = images_per_participant // 2
@@ -167,12 +164,12 @@ def scene_shortfall(
     if design == Study.Design.WITHIN:
         union = set.union(*scenes_by_run.values())
         if len(union) < needed:
-            images = _count(len(union), "different test image", "different test images")
+            images = counted(len(union), "different test image", "different test images")
             return f"{these} colourised {images}; {need}"
         return None
     for name, scenes in scenes_by_run.items():
         if len(scenes) < needed:
-            images = _count(len(scenes), "test image", "test images")
+            images = counted(len(scenes), "test image", "test images")
             return f"run {name} colourised {images}; {need}"
     return None
 

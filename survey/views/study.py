@@ -23,6 +23,7 @@ from studyplatform.access import (
     study_for_user,
 )
 from studyplatform.sharing import sharing_context, sharing_view
+from studyplatform.words import counted
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
 from survey.participation import TrialView
@@ -216,7 +217,7 @@ def study_withdraw_view(request, pk: int):
         messages.success(
             request,
             f"Withdrawn: participant {withdrawal.participant_public_id}, "
-            f"{withdrawal.trials_removed} answers removed.",
+            f"{counted(withdrawal.trials_removed, 'trial')} deleted.",
         )
     return redirect("study_detail", pk=pk)
 

@@ -340,3 +340,16 @@ def test_a_preparing_study_offers_to_send_its_preparation_again(researcher_clien
         page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
         assert "Send the preparation again" in page
         assert f'action="{reverse(action, args=[study.pk])}"' in page
+
+
+@pytest.mark.django_db
+def test_the_default_consent_text_says_what_is_stored(client, runs):
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2, estimated_minutes=1)
+    page = client.get(reverse("study_landing", args=[study.slug])).content.decode()
+    assert "anonymously" not in page
+    assert "stored with your Prolific ID and a description of your browser" in page
+    assert "pseudonymous, not anonymous" in page and "It takes about 1 minute." in page
+    study.consent_text = "Own text."
+    study.save()
+    page = client.get(reverse("study_landing", args=[study.slug])).content.decode()
+    assert "Own text." in page and "pseudonymous" not in page
