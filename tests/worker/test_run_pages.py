@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -441,6 +442,20 @@ def test_the_launch_service_refuses_a_seed_out_of_range(ada):
                 config={"seed": seed},
             )
     assert not ModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_times_show_their_zone_and_short_runs_their_seconds(researcher_client, ada):
+    run = queued_run(tiny_dataset(owner=ada), owner=ada)
+    start = timezone.now() - timedelta(minutes=5)
+    ModelRun.objects.filter(pk=run.pk).update(
+        status="done", started_at=start, finished_at=start + timedelta(seconds=45)
+    )
+    page = researcher_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "(took 45 s)" in page and "0 minutes" not in page
+    assert f"started {start:%Y-%m-%d %H:%M} UTC" in page
+    listing = researcher_client.get(reverse("runs")).content.decode()
+    assert f"{run.created_at:%Y-%m-%d %H:%M} UTC" in listing
 
 
 # --- Cancelling, progress ------------------------------------------------------------------
