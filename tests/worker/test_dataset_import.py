@@ -143,8 +143,9 @@ def test_failed_import_leaves_nothing_behind(tmp_path, settings):
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"garbage")
     Image.fromarray(np.full((20, 20), 90, np.uint8), "L").save(folder / "b.png")
-    with pytest.raises(CommandError, match="no usable images"):
+    with pytest.raises(CommandError, match="no usable images") as refused:
         call_command("import_images", str(folder))
+    assert "{" not in str(refused.value) and "1 grayscale" in str(refused.value)
     assert not Dataset.objects.exists() and not DatasetImage.objects.exists()
     assert _stored_files(settings) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 import zipfile
 
@@ -176,6 +177,9 @@ def test_hostile_upload_fails_with_the_reason_and_no_data_set(researcher_client,
     )
     job = _wait_for(ImportJob.objects.get().pk)
     assert job.status == "failed" and "../../etc/evil.jpg" in job.error
+    # Named by the file's name, not by the worker's temporary path.
+    assert job.error.startswith("upload.zip: member") and "/tmp" not in job.error
+    assert tempfile.gettempdir() not in job.error and "import-" not in job.error
     assert not Dataset.objects.exists()
     page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
     assert "failed" in page and "evil.jpg" in page

@@ -155,7 +155,8 @@ def dataset_import(
             if progress:
                 progress(done, len(images))
         if not stored:
-            reasons = count_reasons(r for _, r in all_skipped)
+            by_reason = count_reasons(r for _, r in all_skipped)
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items()))
             raise DatasetImportError(f"no usable images ({reasons})")
         assigned = _assign_splits(stored, seed)
         counts = _counts(assigned)

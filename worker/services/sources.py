@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from colourmodels.data.archives import read_zip
+from colourmodels.data.archives import ArchiveError, read_zip
 from colourmodels.data.categories import CATEGORIES, CategoryMapping
 from colourmodels.data.folders import FolderScan, read_folder
 from colourmodels.data.mirflickr import read_mirflickr
@@ -49,7 +49,13 @@ def scan_folder(path: Path, *, categories_from_folders: bool) -> SourceScan:
 
 def scan_zip(source: Path | BinaryIO, dest: Path, *, categories_from_folders: bool) -> SourceScan:
     """Check and extract a zip into ``dest`` (raises ArchiveError for a hostile one)."""
-    scan = read_zip(source, dest)
+    try:
+        scan = read_zip(source, dest)
+    except ArchiveError as exc:
+        # Named by the file's own name: a server path (the worker's temporary copy of an
+        # upload) says nothing to a researcher and should not be shown.
+        name = Path(exc.archive).name or "the zip"
+        raise ArchiveError(name, exc.reason, exc.member) from None
     return _from_folder_scan(scan, Path(scan.root), categories_from_folders)
 
 
