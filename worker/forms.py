@@ -9,10 +9,8 @@ from colourmodels.data.images import IMAGE_EXTENSIONS
 from colourmodels.early_stopping import MONITORS
 from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
+from worker.services.datasets import DATASET_SEED_MAX
 from worker.services.runs import SEED_MAX, default_config
-
-#: A data set's seed is kept in a 32-bit signed database column.
-DATASET_SEED_MAX = 2**31 - 1
 
 
 class DatasetUploadForm(forms.Form):
