@@ -82,18 +82,25 @@ def broker_url(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:
 
 
 def secret_key(*, environ: dict[str, str] | None, debug: bool, var_dir: Path) -> str:
-    """SECRET_KEY from the environment; for local runs (DEBUG on) one kept under var/."""
+    """SECRET_KEY from the environment, else the one kept under var/.
+
+    A local run (DEBUG on) generates var/secret_key once; with DEBUG off that file is used
+    only if it exists (made by the run command on this machine), so `manage.py` commands
+    work there as the README shows them, while a fresh deployment must still set SECRET_KEY.
+    """
     environ = os.environ if environ is None else environ
     key = environ.get("SECRET_KEY", "").strip()
     if key:
         return key
+    key_file = var_dir / "secret_key"
+    stored = key_file.read_text().strip() if key_file.exists() else ""
+    if stored:
+        return stored
     if not debug:
         raise ImproperlyConfigured(
-            "SECRET_KEY: must be set when DEBUG is off (a long random string, kept secret)"
+            "SECRET_KEY: must be set when DEBUG is off (a long random string, kept secret), "
+            f"or {key_file} must exist (scripts/run.sh creates it for a local run)"
         )
-    key_file = var_dir / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key)

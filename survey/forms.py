@@ -1,8 +1,27 @@
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
-from worker.models import ModelRun
+from survey.services.stimuli import scene_shortfall
+from worker.models import ColourisedImage, DatasetImage, ModelRun
+
+#: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
+#: the database's own limit would answer with a 19-digit number.
+COUNT_LIMITS = {
+    "images_per_participant": (2, 1000),
+    "target_participants_per_condition": (1, 100_000),
+    "practice_trials": (0, 100),
+    "attention_checks": (0, 100),
+}
+
+
+def _limit(field: forms.Field, least: int, most: int) -> None:
+    field.validators = [
+        v for v in field.validators if not isinstance(v, (MinValueValidator, MaxValueValidator))
+    ]
+    field.validators += [MinValueValidator(least), MaxValueValidator(most)]
+    field.widget.attrs.update(min=least, max=most)
 
 
 class RunChoices(forms.ModelMultipleChoiceField):
@@ -90,6 +109,9 @@ class StudyForm(forms.ModelForm):
         )
         if "estimated_minutes" in self.fields:
             self.fields["estimated_minutes"].required = False
+        for name, (least, most) in COUNT_LIMITS.items():
+            if name in self.fields:
+                _limit(self.fields[name], least, most)
         if study.pk:
             self.fields["runs"].initial = [c.run_id for c in study.conditions.all()]
             self.fields["labels"].initial = "\n".join(c.label for c in study.conditions.all())
@@ -138,4 +160,27 @@ class StudyForm(forms.ModelForm):
             if len(set(labels)) != len(labels):
                 self.add_error("labels", "Labels must differ.")
             cleaned["label_list"] = labels or None
+            self._check_scenes(cleaned)
         return cleaned
+
+    def _check_scenes(self, cleaned) -> None:
+        """Refuse here what preparing the stimuli would refuse: too few colourised scenes."""
+        names = ("design", "images_per_participant", "practice_trials", "attention_checks")
+        if not cleaned["runs"] or any(cleaned.get(name) is None for name in names):
+            return
+        names_by_id = {run.pk: f"{run.name} (#{run.pk})" for run in cleaned["runs"]}
+        scenes_by_run: dict[str, set[int]] = {name: set() for name in names_by_id.values()}
+        pairs = ColourisedImage.objects.filter(
+            run__in=cleaned["runs"], source__split=DatasetImage.Split.TEST
+        ).values_list("run_id", "source_id")
+        for run_id, scene in pairs:
+            scenes_by_run[names_by_id[run_id]].add(scene)
+        shortfall = scene_shortfall(
+            design=cleaned["design"],
+            scenes_by_run=scenes_by_run,
+            images_per_participant=cleaned["images_per_participant"],
+            practice_trials=cleaned["practice_trials"],
+            attention_checks=cleaned["attention_checks"],
+        )
+        if shortfall:
+            self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")

@@ -1,13 +1,16 @@
 import zipfile
+from pathlib import PurePosixPath
 
 from django import forms
 from django.conf import settings
 
 from colourmodels.data.categories import CATEGORIES, OTHERS
+from colourmodels.data.images import IMAGE_EXTENSIONS
 from colourmodels.early_stopping import MONITORS
 from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
-from worker.services.runs import default_config
+from worker.services.datasets import DATASET_SEED_MAX
+from worker.services.runs import SEED_MAX, default_config
 
 
 class DatasetUploadForm(forms.Form):
@@ -18,7 +21,12 @@ class DatasetUploadForm(forms.Form):
     categories_from_folders = forms.BooleanField(
         required=False, initial=True, label="Use the folders inside the zip as categories"
     )
-    seed = forms.IntegerField(initial=0, help_text="Seed of the train / validation / test split.")
+    seed = forms.IntegerField(
+        initial=0,
+        min_value=0,
+        max_value=DATASET_SEED_MAX,
+        help_text=f"Seed of the train / validation / test split (0 to {DATASET_SEED_MAX}).",
+    )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -34,7 +42,29 @@ class DatasetUploadForm(forms.Form):
         if not archive.name.lower().endswith(".zip") or not zipfile.is_zipfile(archive):
             raise forms.ValidationError("This is not a zip archive.")
         archive.seek(0)
+        try:
+            holds_an_image = _holds_an_image(archive)
+        except zipfile.BadZipFile:
+            raise forms.ValidationError("This is not a zip archive.") from None
+        if not holds_an_image:
+            kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise forms.ValidationError(f"This zip holds no images (files ending in {kinds}).")
+        archive.seek(0)
         return archive
+
+
+def _holds_an_image(archive) -> bool:
+    """Whether the zip names a member the import would read as an image (hidden files and
+    macOS's __MACOSX folder are ignored there too); the import still checks each one."""
+    with zipfile.ZipFile(archive) as zf:
+        names = [info.filename for info in zf.infolist() if not info.is_dir()]
+    for name in names:
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue
+        if parts and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:
+            return True
+    return False
 
 
 #: The early-stopping settings the form offers: the baseline's and the paper's six categories'.
@@ -97,7 +127,7 @@ class RunLaunchForm(forms.Form):
         ],
     )
     classifier_epochs = forms.IntegerField(min_value=1, max_value=10000, label="Classifier epochs")
-    seed = forms.IntegerField()
+    seed = forms.IntegerField(min_value=0, max_value=SEED_MAX, help_text=f"0 to {SEED_MAX}.")
     fast = forms.BooleanField(
         required=False,
         label="Fast mode",

@@ -116,6 +116,13 @@ def _summary(run: ModelRun, submodels: list[dict]) -> tuple[str, float]:
     return text, round(fraction, 4)
 
 
+def run_took(run: ModelRun) -> str:
+    """How long a finished run took, e.g. "45 s" or "3 min 20 s" ("" if unknown)."""
+    if not (run.started_at and run.finished_at):
+        return ""
+    return format_duration((run.finished_at - run.started_at).total_seconds())
+
+
 def run_progress(run: ModelRun) -> dict:
     """A run's state and its sub-models' progress (from the prefetched sub-models)."""
     test = run_results(run).test

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
+from studyplatform.words import counted
 from survey.analysis.charts import (
     Bars,
     Estimate,
@@ -237,7 +238,7 @@ def comparison_rows(analysis: StudyAnalysis) -> list[Row]:
 def _distribution_line(d: Distribution, unit) -> str:
     if not d.n:
         return "no participants counted yet"
-    parts = [f"{d.n} participant{'s' if d.n != 1 else ''}", f"median {unit(d.median)}"]
+    parts = [counted(d.n, "participant"), f"median {unit(d.median)}"]
     if d.quartiles:
         parts.append(f"quartiles {unit(d.quartiles[0])} to {unit(d.quartiles[1])}")
     return ", ".join(parts)

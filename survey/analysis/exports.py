@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from studyplatform.safe_text import SafeCsvWriter, one_line
+from studyplatform.words import counted
 from survey.analysis.exclusion import MAIN, participant_exclusions
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
 from survey.models import Study, Trial
@@ -202,8 +203,9 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
         participants = c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
         caption = (
             f"Judgements of real photographs and of images colourised by "
-            f"{latex_escape(c.label)} ({c.table['n']} judgements by {participants} "
-            f"participants). $\\chi^2$: Pearson, no continuity correction."
+            f"{latex_escape(c.label)} ({counted(c.table['n'], 'judgement')} by "
+            f"{counted(participants, 'participant')}). $\\chi^2$: Pearson, no continuity "
+            "correction."
         )
         parts.append(format_latex(c.table, caption=caption, label=f"{prefix}-{i}"))
     if results:

@@ -37,6 +37,7 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 
 from colourmodels.data.images import load_rgb, resize_square
+from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.studies import study_open
@@ -125,6 +126,52 @@ def _reserve_scenes(
         )
     reserved = rng.sample(common, wanted)
     return reserved[: study.practice_trials], reserved[study.practice_trials :]
+
+
+def scene_shortfall(
+    *,
+    design: str,
+    scenes_by_run: dict[str, set[int]],
+    images_per_participant: int,
+    practice_trials: int,
+    attention_checks: int,
+) -> str | None:
+    """Why :func:`study_prepare_stimuli` would refuse these settings for runs that colourised
+    ``scenes_by_run`` (a run's name: its test scenes), in words with the numbers; None if it
+    would not. The same rules: reserved scenes come from those every run colourised; between
+    subjects each run needs enough of its own scenes besides them, within subjects the runs
+    together."""
+    if not scenes_by_run:
+        return None
+    reserved = practice_trials + attention_checks
+    extras = (
+        f"{counted(practice_trials, 'practice trial', 'practice trials')} and "
+        f"{counted(attention_checks, 'attention check', 'attention checks')}"
+    )
+    these = "this run" if len(scenes_by_run) == 1 else "these runs"
+    common = set.intersection(*scenes_by_run.values())
+    if len(common) < reserved:
+        return (
+            f"{these} colourised {counted(len(common), 'test image', 'test images')} in common; "
+            f"{extras} need {reserved}"
+        )
+    half = images_per_participant // 2
+    needed = images_per_participant + reserved
+    need = (
+        f"{images_per_participant} images per participant ({half} real + {half} AI of "
+        f"different scenes) plus {extras} need {needed}"
+    )
+    if design == Study.Design.WITHIN:
+        union = set.union(*scenes_by_run.values())
+        if len(union) < needed:
+            images = counted(len(union), "different test image", "different test images")
+            return f"{these} colourised {images}; {need}"
+        return None
+    for name, scenes in scenes_by_run.items():
+        if len(scenes) < needed:
+            images = counted(len(scenes), "test image", "test images")
+            return f"run {name} colourised {images}; {need}"
+    return None
 
 
 def attention_image(photo: Image.Image) -> Image.Image:

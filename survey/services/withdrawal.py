@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from survey.models import Participant, Stimulus, Study, Withdrawal
 from survey.services.errors import ParticipationError
+
+
+def _lookup(public_id: str | None, prolific_pid: str | None) -> dict:
+    if (public_id is None) == (prolific_pid is None):
+        raise ParticipationError("give either the participant id or the PROLIFIC_PID")
+    return {"public_id": public_id} if public_id is not None else {"prolific_pid": prolific_pid}
+
+
+def participant_to_withdraw(
+    *, study: Study, public_id: str | None = None, prolific_pid: str | None = None
+) -> Participant:
+    """The participant a withdrawal would remove (read only, for its confirmation), with
+    ``n_trials`` and ``n_answered`` annotated; ParticipationError as the withdrawal would."""
+    found = (
+        Participant.objects.filter(study=study, **_lookup(public_id, prolific_pid))
+        .annotate(
+            n_trials=Count("trials", distinct=True),
+            n_answered=Count("trials", filter=Q(trials__answered_at__isnull=False), distinct=True),
+        )
+        .first()
+    )
+    if found is None:
+        raise ParticipationError("no such participant in this study")
+    if found.withdrawn_at is not None:
+        raise ParticipationError("this participant was already withdrawn")
+    return found
 
 
 def participant_withdraw(
@@ -22,13 +48,9 @@ def participant_withdraw(
     trials are deleted, their stimuli's exposures given back, the browser's user agent and
     Prolific study/session ids erased, and the withdrawal logged. The participant row stays,
     marked withdrawn, so that the same PROLIFIC_PID cannot take the study again."""
-    if (public_id is None) == (prolific_pid is None):
-        raise ParticipationError("give either the participant id or the PROLIFIC_PID")
+    lookup = _lookup(public_id, prolific_pid)
     with transaction.atomic():
         Study.objects.select_for_update().get(pk=study.pk)  # no start reads exposures meanwhile
-        lookup = (
-            {"public_id": public_id} if public_id is not None else {"prolific_pid": prolific_pid}
-        )
         participant = Participant.objects.select_for_update().filter(study=study, **lookup).first()
         if participant is None:
             raise ParticipationError("no such participant in this study")

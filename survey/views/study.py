@@ -23,6 +23,7 @@ from studyplatform.access import (
     study_for_user,
 )
 from studyplatform.sharing import sharing_context, sharing_view
+from studyplatform.words import counted
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
 from survey.participation import TrialView
@@ -30,7 +31,7 @@ from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
 from survey.services.studies import study_close, study_create, study_update
-from survey.services.withdrawal import participant_withdraw
+from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
 from worker.imaging import image_response
 
 
@@ -188,24 +189,35 @@ def study_close_view(request, pk: int):
 @researcher_required
 @require_POST
 def study_withdraw_view(request, pk: int):
+    """First post: a page that asks to confirm, naming the participant and what goes; the
+    confirming post (``confirm``) withdraws."""
     study = study_for_user(request.user, pk, need=EDIT)
     who = request.POST.get("who", "").strip()
     by_pid = request.POST.get("by") == "prolific_pid"
+    ids = {"public_id": None if by_pid else who, "prolific_pid": who if by_pid else None}
+    reason = request.POST.get("reason", "").strip()
     try:
-        withdrawal = participant_withdraw(
-            study=study,
-            public_id=None if by_pid else who,
-            prolific_pid=who if by_pid else None,
-            by=request.user,
-            reason=request.POST.get("reason", "").strip(),
-        )
+        if request.POST.get("confirm") != "yes":
+            participant = participant_to_withdraw(study=study, **ids)
+            return render(
+                request,
+                "survey/study_withdraw_confirm.html",
+                {
+                    "study": study,
+                    "participant": participant,
+                    "by": "prolific_pid" if by_pid else "public_id",
+                    "who": who,
+                    "reason": reason,
+                },
+            )
+        withdrawal = participant_withdraw(study=study, by=request.user, reason=reason, **ids)
     except ParticipationError as exc:
         messages.error(request, f"Nothing withdrawn: {exc}.")
     else:
         messages.success(
             request,
             f"Withdrawn: participant {withdrawal.participant_public_id}, "
-            f"{withdrawal.trials_removed} answers removed.",
+            f"{counted(withdrawal.trials_removed, 'trial')} deleted.",
         )
     return redirect("study_detail", pk=pk)
 

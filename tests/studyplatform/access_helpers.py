@@ -267,7 +267,11 @@ def post_data(world: World, name: str) -> dict:
             "exposure_ms": "",
         },
         "study_edit": study_fields,
-        "study_withdraw": {"who": world.participant.public_id, "reason": "by someone else"},
+        "study_withdraw": {
+            "who": world.participant.public_id,
+            "reason": "by someone else",
+            "confirm": "yes",
+        },
         "study_sharing": {"username": world.erin.username, "level": "edit"},
         "run_sharing": {"username": world.erin.username, "level": "edit"},
         "dataset_sharing": {"username": world.erin.username, "level": "edit"},

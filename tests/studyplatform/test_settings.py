@@ -76,6 +76,40 @@ def test_local_secret_key_is_generated_once_and_kept(tmp_path):
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def _manage_check(var_dir, **extra_env):
+    env = {**os.environ, "VAR_DIR": str(var_dir), **extra_env}
+    for name in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"):
+        env.pop(name, None)
+    env.update(extra_env)
+    env["DATABASE_URL"] = f"sqlite:///{var_dir / 'db.sqlite3'}"
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_manage_py_uses_the_key_the_local_run_made_and_refuses_without_one(tmp_path):
+    var_dir = tmp_path / "var"
+    refused = _manage_check(var_dir)  # DEBUG off by default, no key anywhere
+    assert refused.returncode != 0
+    assert "SECRET_KEY: must be set" in refused.stderr
+    assert f"{var_dir / 'secret_key'} must exist" in refused.stderr
+    assert not (var_dir / "secret_key").exists()
+
+    made = _manage_check(var_dir, DEBUG="1")  # what scripts/run.sh does
+    assert made.returncode == 0, made.stderr
+    assert (var_dir / "secret_key").exists()
+    # The README's commands, typed later in a plain shell (no DEBUG, no SECRET_KEY), now work.
+    later = _manage_check(var_dir)
+    assert later.returncode == 0, later.stderr
+
+
+def test_stored_secret_key_is_used_with_debug_off(tmp_path):
+    (tmp_path / "secret_key").write_text("stored-key\n")
+    assert secret_key(environ={}, debug=False, var_dir=tmp_path) == "stored-key"
+    given = secret_key(environ={"SECRET_KEY": "given"}, debug=False, var_dir=tmp_path)
+    assert given == "given"
+
+
 def _check_deploy(extra_env):
     env = {
         **os.environ,

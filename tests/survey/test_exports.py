@@ -108,6 +108,9 @@ def test_tables_latex_is_booktabs_like_the_paper(answered):
     assert f"Actual Real & {rr} & {ra} & {rr + ra} \\\\" in first
     assert f"Actual AI & {ar} & {aa} & {ar + aa} \\\\" in first
     assert "Pearson, no continuity correction" in first
+    participants = c.sdt.n_participants + c.sdt_skipped
+    noun = "participant" if participants == 1 else "participants"
+    assert f"judgements by {participants} {noun})" in first
     assert "\\label{tab:study" in first and "\\caption{" in first
     everything = blocks[2]
     assert "cool \\& co\\_1" in everything  # labels escaped

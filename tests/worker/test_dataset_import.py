@@ -138,13 +138,24 @@ def test_non_rgb_images_are_stored_as_rgb_png(tmp_path):
     assert default_storage.open(stored["animals/plain.jpg"]).read() == original
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**31)])
+def test_a_seed_the_split_cannot_use_is_refused_before_anything_is_stored(tmp_path, settings, seed):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(_jpeg_bytes("city", 1))
+    with pytest.raises(CommandError, match="the seed must be a whole number from 0 to 2147483647"):
+        call_command("import_images", str(folder), "--seed", seed)
+    assert not Dataset.objects.exists() and _stored_files(settings) == []
+
+
 def test_failed_import_leaves_nothing_behind(tmp_path, settings):
     folder = tmp_path / "hopeless"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"garbage")
     Image.fromarray(np.full((20, 20), 90, np.uint8), "L").save(folder / "b.png")
-    with pytest.raises(CommandError, match="no usable images"):
+    with pytest.raises(CommandError, match="no usable images") as refused:
         call_command("import_images", str(folder))
+    assert "{" not in str(refused.value) and "1 grayscale" in str(refused.value)
     assert not Dataset.objects.exists() and not DatasetImage.objects.exists()
     assert _stored_files(settings) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 import zipfile
 
@@ -103,6 +104,46 @@ def test_upload_form_rejects_what_is_not_a_zip(researcher_client):
     assert not ImportJob.objects.exists()
 
 
+@pytest.mark.django_db
+def test_upload_form_refuses_a_zip_with_no_images(researcher_client):
+    members = [("notes/readme.txt", b"hello"), ("__MACOSX/._a.jpg", b"x"), (".hidden.png", b"x")]
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "x",
+            "seed": 0,
+            "archive": SimpleUploadedFile("photos.zip", _zip_bytes(members)),
+        },
+    )
+    assert response.status_code == 200
+    assert "This zip holds no images (files ending in .bmp" in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "seed, error",
+    [
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("1" * 20, "Ensure this value is less than or equal to 2147483647."),
+        (str(2**31), "Ensure this value is less than or equal to 2147483647."),
+    ],
+)
+def test_upload_form_refuses_a_seed_the_import_cannot_use(researcher_client, seed, error):
+    members = [("city/0.jpg", _jpeg_bytes("city", 0))]
+    response = researcher_client.post(
+        reverse("dataset_upload"),
+        {
+            "name": "x",
+            "seed": seed,
+            "archive": SimpleUploadedFile("photos.zip", _zip_bytes(members)),
+        },
+    )
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_uploaded_zip_is_imported_by_the_worker(researcher_client, celery_worker):
     members = [(f"{c}/{i}.jpg", _jpeg_bytes(c, i)) for c in ("city", "nature") for i in range(5)]
@@ -136,6 +177,9 @@ def test_hostile_upload_fails_with_the_reason_and_no_data_set(researcher_client,
     )
     job = _wait_for(ImportJob.objects.get().pk)
     assert job.status == "failed" and "../../etc/evil.jpg" in job.error
+    # Named by the file's name, not by the worker's temporary path.
+    assert job.error.startswith("upload.zip: member") and "/tmp" not in job.error
+    assert tempfile.gettempdir() not in job.error and "import-" not in job.error
     assert not Dataset.objects.exists()
     page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
     assert "failed" in page and "evil.jpg" in page

@@ -64,3 +64,26 @@ def test_cancel_a_queued_run_from_the_command_line(capsys):
     call_command("run_cancel", str(run.pk))
     run.refresh_from_db()
     assert run.cancel_requested and run.status == "cancelled"
+
+
+def test_status_and_cancel_take_a_runs_name_as_well_as_its_id(capsys):
+    tiny_dataset(name="cli")
+    call_command("run_launch", "--dataset", "cli", "--size", "32", "--name", "demo-ensemble")
+    run = ModelRun.objects.get()
+    capsys.readouterr()
+    call_command("run_status", "demo-ensemble", "--json")
+    assert json.loads(capsys.readouterr().out)[0]["id"] == run.pk
+    call_command("run_status", "demo-ensemble")
+    assert f"run {run.pk} 'demo-ensemble'" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no run nope: no run has that name or id"):
+        call_command("run_status", "nope")
+
+    call_command("run_launch", "--dataset", "cli", "--size", "32", "--name", "demo-ensemble")
+    ids = ", ".join(str(pk) for pk in ModelRun.objects.order_by("pk").values_list("pk", flat=True))
+    several = f"several runs are named 'demo-ensemble' \\(ids {ids}\\)"
+    with pytest.raises(CommandError, match=several):
+        call_command("run_cancel", "demo-ensemble")
+    call_command("run_cancel", str(run.pk))
+    run.refresh_from_db()
+    assert run.cancel_requested  # a worker left running by another test may have started it
+    assert f"run {run.pk}: {run.status}, cancel requested" in capsys.readouterr().out

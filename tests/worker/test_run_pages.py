@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -17,7 +18,7 @@ from tests.worker.runs_helpers import TINY, queued_run, tiny_dataset, wait_for_r
 from worker.charts import Chart, Marker, Series, line_chart, nice_ticks, paired_charts
 from worker.forms import RunLaunchForm
 from worker.models import ColourisedImage, ModelRun, SubModel
-from worker.services.runs import default_config, model_run_launch
+from worker.services.runs import RunError, default_config, model_run_launch
 
 PASSWORD = "a-long-Passphrase-1"
 
@@ -407,6 +408,57 @@ def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client
     assert response.status_code == 200
     assert "has no test images" in response.content.decode()
     assert not ModelRun.objects.exists() and not SubModel.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "seed, error",
+    [
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        (str(2**32), "Ensure this value is less than or equal to 4294967295."),
+        ("1" * 20, "Ensure this value is less than or equal to 4294967295."),
+    ],
+)
+def test_a_seed_training_cannot_use_is_refused_at_the_form(researcher_client, ada, seed, error):
+    dataset = tiny_dataset(owner=ada)
+    data = _post_data(RunLaunchForm(), dataset=dataset.pk, seed=seed)
+    response = researcher_client.post(reverse("run_launch"), data)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not ModelRun.objects.exists()
+    # The largest seed is accepted.
+    data["seed"] = str(2**32 - 1)
+    assert researcher_client.post(reverse("run_launch"), data).status_code == 302
+    assert ModelRun.objects.get().config["seed"] == 2**32 - 1
+
+
+@pytest.mark.django_db
+def test_the_launch_service_refuses_a_seed_out_of_range(ada):
+    dataset = tiny_dataset(owner=ada)
+    for seed in (-1, 2**32):
+        with pytest.raises(RunError, match="the seed must be a whole number from 0 to 4294967295"):
+            model_run_launch(
+                name="s",
+                dataset=dataset,
+                kind="baseline",
+                colour_space="lab",
+                config={"seed": seed},
+            )
+    assert not ModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_times_show_their_zone_and_short_runs_their_seconds(researcher_client, ada):
+    run = queued_run(tiny_dataset(owner=ada), owner=ada)
+    start = timezone.now() - timedelta(minutes=5)
+    ModelRun.objects.filter(pk=run.pk).update(
+        status="done", started_at=start, finished_at=start + timedelta(seconds=45)
+    )
+    page = researcher_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "(took 45 s)" in page and "0 minutes" not in page
+    assert f"started {start:%Y-%m-%d %H:%M} UTC" in page
+    listing = researcher_client.get(reverse("runs")).content.decode()
+    assert f"{run.created_at:%Y-%m-%d %H:%M} UTC" in listing
 
 
 # --- Cancelling, progress ------------------------------------------------------------------

@@ -106,6 +106,10 @@ def _counts(assigned: list[tuple[_Stored, str]]) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items()))
 
 
+#: A data set's split seed is kept in a 32-bit signed database column.
+DATASET_SEED_MAX = 2**31 - 1
+
+
 def dataset_folder(uid: uuid.UUID) -> str:
     return f"datasets/{uid.hex}"
 
@@ -135,6 +139,8 @@ def dataset_import(
         raise DatasetImportError("a data set needs a name")
     if Dataset.objects.filter(name=name).exists():
         raise DatasetImportError(f"a data set named {name!r} already exists")
+    if not isinstance(seed, int) or not 0 <= seed <= DATASET_SEED_MAX:
+        raise DatasetImportError(f"the seed must be a whole number from 0 to {DATASET_SEED_MAX}")
     if not images:
         raise DatasetImportError("no images to import")
     dup = [n for n, c in Counter(i.original_name for i in images).items() if c > 1]
@@ -155,7 +161,8 @@ def dataset_import(
             if progress:
                 progress(done, len(images))
         if not stored:
-            reasons = count_reasons(r for _, r in all_skipped)
+            by_reason = count_reasons(r for _, r in all_skipped)
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items()))
             raise DatasetImportError(f"no usable images ({reasons})")
         assigned = _assign_splits(stored, seed)
         counts = _counts(assigned)

@@ -20,6 +20,8 @@ from worker.services.claims import ClaimFields, ClaimLost, claim_is_stale, worke
 __all__ = ["ClaimLost"]  # raised by submodel_report and submodel_finish
 
 ROUTINGS = ("predicted", "oracle", "soft")
+#: Seeds run from 0 to 2**32 - 1: what NumPy's legacy seeding (and so training) accepts.
+SEED_MAX = 2**32 - 1
 
 
 class RunError(Exception):
@@ -64,6 +66,9 @@ def _validate_config(config: dict, kind: str) -> None:
     for key in ("width", "epochs", "batch_size"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise RunError(f"{key} must be a positive integer, got {config[key]!r}")
+    seed = config["seed"]
+    if not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise RunError(f"the seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
     if config["routing"] not in ROUTINGS:
         raise RunError(f"routing must be one of {', '.join(ROUTINGS)}")
     if kind == ModelRun.Kind.ENSEMBLE:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from colourmodels.data.archives import ZipLimits, read_zip
+from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.categories import CATEGORIES, CategoryMapping
 from colourmodels.data.folders import FolderScan, read_folder
 from colourmodels.data.mirflickr import read_mirflickr
@@ -57,7 +57,13 @@ def upload_zip_limits() -> ZipLimits:
 
 def scan_zip(source: Path | BinaryIO, dest: Path, *, categories_from_folders: bool) -> SourceScan:
     """Check and extract a zip into ``dest`` (raises ArchiveError for a hostile one)."""
-    scan = read_zip(source, dest, limits=upload_zip_limits())
+    try:
+        scan = read_zip(source, dest, limits=upload_zip_limits())
+    except ArchiveError as exc:
+        # Named by the file's own name: a server path (the worker's temporary copy of an
+        # upload) says nothing to a researcher and should not be shown.
+        name = Path(exc.archive).name or "the zip"
+        raise ArchiveError(name, exc.reason, exc.member) from None
     return _from_folder_scan(scan, Path(scan.root), categories_from_folders)
 
 

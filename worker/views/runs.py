@@ -21,7 +21,7 @@ from studyplatform.sharing import sharing_context, sharing_view
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import RunLaunchForm
 from worker.models import ModelRun
-from worker.run_display import config_view, run_progress, run_tables, runs_compare
+from worker.run_display import config_view, run_progress, run_tables, run_took, runs_compare
 from worker.selectors import (
     run_choices,
     run_find,
@@ -89,6 +89,7 @@ def run_detail(request, pk: int):
         {
             "run": run,
             "progress": run_progress(run),
+            "took": run_took(run),
             "curves": [(h, submodel_charts(h)) for h in history if h["records"]],
             "tables": run_tables(run=run),
             "samples": run_samples(run=run),

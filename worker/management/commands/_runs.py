@@ -17,10 +17,17 @@ def dataset_by_name_or_id(value: str) -> Dataset:
     return found
 
 
-def run_by_id(value: int) -> ModelRun:
-    run = ModelRun.objects.filter(pk=value).first()
+def run_by_name_or_id(value: str) -> ModelRun:
+    """The run with this name (names may repeat: then the id is needed), or with this id."""
+    named = list(ModelRun.objects.filter(name=value).order_by("pk"))
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        ids = ", ".join(str(run.pk) for run in named)
+        raise CommandError(f"several runs are named {value!r} (ids {ids}); give the id")
+    run = ModelRun.objects.filter(pk=int(value)).first() if value.isdigit() else None
     if run is None:
-        raise CommandError(f"no run {value}")
+        raise CommandError(f"no run {value}: no run has that name or id")
     return run
 
 

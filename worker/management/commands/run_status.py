@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from worker.management.commands._runs import describe_run, run_by_id
+from worker.management.commands._runs import describe_run, run_by_name_or_id
 from worker.models import ModelRun
 from worker.services.runs import runs_sweep_stale
 
@@ -11,13 +11,13 @@ class Command(BaseCommand):
     help = "Show model runs (all, or one with its sub-models, progress and metrics)."
 
     def add_arguments(self, parser):
-        parser.add_argument("run", nargs="?", type=int)
+        parser.add_argument("run", nargs="?", help="a run's name or id")
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, run, as_json: bool, **options):
         for action in runs_sweep_stale():
             self.stderr.write(action)
-        runs = [run_by_id(run)] if run else list(ModelRun.objects.select_related("dataset"))
+        runs = [run_by_name_or_id(run)] if run else list(ModelRun.objects.select_related("dataset"))
         if as_json:
             self.stdout.write(_dumps([_as_dict(r) for r in runs]))
             return
