@@ -28,6 +28,9 @@ def _wait_for_epoch(sm: SubModel, epoch: int, timeout: float = 180.0) -> None:
     while time.monotonic() < deadline:
         if EpochRecord.objects.filter(submodel=sm, epoch=epoch).exists():
             return
+        ended = SubModel.objects.filter(pk=sm.pk, status__in=("done", "failed", "cancelled"))
+        if ended := ended.first():  # the epoch can no longer come
+            raise AssertionError(f"{sm} ended {ended.status}: {ended.failure_reason}")
         time.sleep(0.1)
     raise AssertionError(f"epoch {epoch} never recorded")
 
