@@ -147,7 +147,8 @@ def wait_until_dead(holder: str) -> None:
 def row_locked(sql: str, params=()):
     """Run ``sql`` (a SELECT ... FOR UPDATE, or an INSERT) in a transaction of a second
     connection held open until the block ends, so that a worker stops at the write that
-    conflicts with it; ``blocked()`` on the yielded object says whether one is waiting."""
+    conflicts with it; ``blocked()`` on the yielded object says whether one is waiting,
+    ``execute(sql, params)`` runs one more statement in the held transaction."""
     db = connection.settings_dict
     conn = psycopg.connect(
         dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"], autocommit=False
@@ -156,6 +157,8 @@ def row_locked(sql: str, params=()):
         conn.execute(sql, params)
 
         class Lock:
+            execute = staticmethod(conn.execute)
+
             @staticmethod
             def blocked() -> bool:
                 with psycopg.connect(
