@@ -63,6 +63,16 @@ def _recover(kill: str, worker: subprocess.Popen, tmp_path: Path, action: str):
     return start_worker_process(tmp_path, "second")
 
 
+def _unended(row):
+    """``row`` read again; AssertionError if its work has ended (failed, say), since the
+    point that the test waits for can then never come."""
+    row = type(row).objects.get(pk=row.pk)
+    if row.status in ("done", "failed", "cancelled"):
+        reason = getattr(row, "failure_reason", None) or getattr(row, "error", "")
+        raise AssertionError(f"{type(row).__name__} {row.pk} ended {row.status}: {reason}")
+    return row
+
+
 @pytest.mark.parametrize("kill", KILLS)
 def test_a_killed_evaluation_is_done_again_once(kill, tmp_path):
     dataset = tiny_dataset()
@@ -84,13 +94,15 @@ def test_a_killed_evaluation_is_done_again_once(kill, tmp_path):
             tests = dataset.images.filter(split="test").count()
             held = wait_for(
                 lambda: (
-                    lock.blocked()
+                    _unended(run)
+                    and lock.blocked()
                     and ModelRun.objects.filter(pk=run.pk, claim_token__isnull=False).first()
                     and len(_files_under(f"{run.storage_prefix}/test")) == tests
                     and ModelRun.objects.get(pk=run.pk)
                 ),
                 "the evaluation to reach the insert of its images",
                 timeout=240,
+                workers=[worker],
             )
             assert held.status == "evaluating" and held.evaluation_attempts == 1
             _kill(kill, worker, held.worker)
@@ -113,7 +125,11 @@ def test_a_killed_scoring_of_an_uploaded_run_is_done_again(kill, tmp_path):
         sql = "SELECT 1 FROM worker_colourisedimage WHERE id = %s FOR UPDATE"
         with row_locked(sql, [output.pk]) as lock:
             evaluate_upload.delay(run.pk)
-            wait_for(lock.blocked, "the scoring to reach its end")
+            wait_for(
+                lambda: _unended(run) and lock.blocked(),
+                "the scoring to reach its end",
+                workers=[worker],
+            )
             held = ModelRun.objects.get(pk=run.pk)
             assert held.claim_token is not None and held.evaluation_attempts == 1
             _kill(kill, worker, held.worker)
@@ -140,7 +156,11 @@ def test_a_killed_import_is_done_again_and_the_lost_attempts_files_removed(kill,
         )
         with row_locked(sql) as lock:
             import_zip.delay(job.pk)
-            wait_for(lock.blocked, "the import to reach its commit")
+            wait_for(
+                lambda: _unended(job) and lock.blocked(),
+                "the import to reach its commit",
+                workers=[worker],
+            )
             held = ImportJob.objects.get(pk=job.pk)
             assert held.status == "running" and held.attempts == 1
             assert len(_files_under(f"datasets/{held.claim_token.hex}")) == 10

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.worker.runs_helpers import TINY, tiny_dataset, wait_for_run
-from tests.worker.worker_processes import start_worker_process, stop_worker_process
-from worker.models import EpochRecord, SubModel
-from worker.services.runs import model_run_launch, runs_sweep_stale
+from tests.worker.worker_processes import (
+    purge_queues,
+    row_locked,
+    start_worker_process,
+    stop_worker_process,
+    wait_for,
+)
+from worker.models import EpochRecord, ModelRun, SubModel
+from worker.services.runs import model_run_cancel, model_run_launch, runs_sweep_stale
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,6 +36,9 @@ def _wait_for_epoch(sm: SubModel, epoch: int, timeout: float = 180.0) -> None:
     while time.monotonic() < deadline:
         if EpochRecord.objects.filter(submodel=sm, epoch=epoch).exists():
             return
+        ended = SubModel.objects.filter(pk=sm.pk, status__in=("done", "failed", "cancelled"))
+        if ended := ended.first():  # the epoch can no longer come
+            raise AssertionError(f"{sm} ended {ended.status}: {ended.failure_reason}")
         time.sleep(0.1)
     raise AssertionError(f"epoch {epoch} never recorded")
 
@@ -126,3 +137,32 @@ def test_a_lost_evaluation_is_queued_again_then_failed(settings):
     assert runs_sweep_stale(max_attempts=2) == [f"failed the evaluation of run {run.pk}"]
     run.refresh_from_db()
     assert run.status == "failed" and "stopped answering" in run.failure_reason
+
+
+def test_cancelling_while_a_training_task_claims_its_sub_model_does_not_deadlock():
+    """A claim locks the sub-model's row, then its run's (select_related); cancelling
+    locked the run first, then the sub-models, and one of the two failed with "deadlock
+    detected" (seen in the demo's test: the claim, or the cancel, lost)."""
+    run, sm = _launch(tiny_dataset(), epochs=1)  # no worker: its message is purged below
+    errors = []
+
+    def cancel() -> None:
+        try:
+            model_run_cancel(run=run)
+        except Exception as error:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    try:
+        sql = "SELECT 1 FROM worker_submodel WHERE id = %s FOR UPDATE"
+        with row_locked(sql, [sm.pk]) as claim:  # a claim half-way
+            cancelling = threading.Thread(target=cancel)
+            cancelling.start()
+            wait_for(claim.blocked, "the cancel to wait for the claim's row")
+            claim.execute("SELECT 1 FROM worker_modelrun WHERE id = %s FOR UPDATE", [run.pk])
+        cancelling.join(30)
+    finally:
+        purge_queues()
+    assert not cancelling.is_alive() and errors == []
+    assert ModelRun.objects.get(pk=run.pk).status == "cancelled"

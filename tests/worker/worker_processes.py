@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker_process(tmp_path: Path, name: str) -> subprocess.Popen:
+    """A worker named ``name``; its log (every task it receives, and how it ended) is kept
+    in ``tmp_path/<name>.log`` for :func:`worker_report`."""
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -30,7 +32,8 @@ def start_worker_process(tmp_path: Path, name: str) -> subprocess.Popen:
         "SECRET_KEY": "tests-only-not-secret-" + "x" * 40,
         "DEBUG": "0",
     }
-    return subprocess.Popen(
+    log = tmp_path / f"{name}.log"
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -49,14 +52,16 @@ def start_worker_process(tmp_path: Path, name: str) -> subprocess.Popen:
             "--without-mingle",
             "--without-gossip",
             "--loglevel",
-            "WARNING",
+            "INFO",
         ],
         cwd=ROOT,
         env=env,
         start_new_session=True,
-        stdout=(tmp_path / f"{name}.log").open("w"),
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+    process.log_path = log
+    return process
 
 
 def stop_worker_process(process: subprocess.Popen) -> None:
@@ -91,15 +96,43 @@ def thread_worker():
         yield worker
 
 
-def wait_for(check, what: str, timeout: float = 120.0):
-    """Poll ``check()`` until it returns something true; that value is returned."""
+def wait_for(check, what: str, timeout: float = 120.0, *, workers=()):
+    """Poll ``check()`` until it returns something true; that value is returned. ``check``
+    raises AssertionError when what it waits for can no longer happen (the work failed).
+    Either way the error says what the broker and ``workers`` (processes started by
+    :func:`start_worker_process`) were doing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except AssertionError as error:  # the awaited point can no longer come
+            raise AssertionError(f"{what}: {error}\n{worker_report(*workers)}") from None
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"{what}: not after {timeout} s")
+    raise AssertionError(f"{what}: not after {timeout} s\n{worker_report(*workers)}")
+
+
+def broker_state() -> str:
+    """The messages waiting in each queue and those delivered but not acknowledged."""
+    from studyplatform.celery import QUEUES, app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        queued = ", ".join(f"{q} {channel.client.llen(q)}" for q in QUEUES)
+        unacked = channel.client.hlen(channel.unacked_key)
+    return f"broker: queued {queued}; unacknowledged {unacked}"
+
+
+def worker_report(*workers: subprocess.Popen, lines: int = 40) -> str:
+    """The broker's state and the end of each worker's log, for a failure's message."""
+    parts = [broker_state()]
+    for worker in workers:
+        state = "running" if worker.poll() is None else f"exited {worker.returncode}"
+        tail = worker.log_path.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {worker.log_path.name} (pid {worker.pid}, {state}):")
+        parts.extend(tail)
+    return "\n".join(parts)
 
 
 def wait_until_dead(holder: str) -> None:
@@ -114,7 +147,8 @@ def wait_until_dead(holder: str) -> None:
 def row_locked(sql: str, params=()):
     """Run ``sql`` (a SELECT ... FOR UPDATE, or an INSERT) in a transaction of a second
     connection held open until the block ends, so that a worker stops at the write that
-    conflicts with it; ``blocked()`` on the yielded object says whether one is waiting."""
+    conflicts with it; ``blocked()`` on the yielded object says whether one is waiting,
+    ``execute(sql, params)`` runs one more statement in the held transaction."""
     db = connection.settings_dict
     conn = psycopg.connect(
         dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"], autocommit=False
@@ -123,6 +157,8 @@ def row_locked(sql: str, params=()):
         conn.execute(sql, params)
 
         class Lock:
+            execute = staticmethod(conn.execute)
+
             @staticmethod
             def blocked() -> bool:
                 with psycopg.connect(

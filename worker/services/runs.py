@@ -238,6 +238,9 @@ def _after_submodel_change(run_id: int) -> None:
 def model_run_cancel(*, run: ModelRun) -> ModelRun:
     """Ask a run to stop: queued work is cancelled now, running work within a step or so."""
     with transaction.atomic():
+        # Its sub-models' rows before its own: the order of a claim, a finish and the
+        # sweep (the other order deadlocked with a training task claiming one of them).
+        list(SubModel.objects.select_for_update().filter(run_id=run.pk).order_by("pk").values("pk"))
         run = ModelRun.objects.select_for_update().get(pk=run.pk)
         if not run.is_active:
             raise RunError(f"run {run.pk} is {run.status}; there is nothing to cancel")
