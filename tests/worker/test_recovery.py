@@ -350,3 +350,26 @@ def test_a_silent_run_upload_is_failed_with_the_reason_after_its_attempts(tmp_pa
         r"the upload stopped answering \(no heartbeat for 36\d\d s after 3 attempts\)", job.error
     )
     assert not default_storage.exists(job.upload) and not ModelRun.objects.exists()
+
+
+def test_a_fault_of_the_platform_ends_the_import_at_once_in_words(monkeypatch):
+    """A fault that is not the upload's (injected here: the database refuses the images'
+    rows) fails the job at once, says so without a server path, and keeps nothing; it is
+    not left "running" for the sweep to give up on."""
+    from worker.models import DatasetImage
+    from worker.services.imports import import_job_run
+
+    job = _import_job()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("/tmp/import-x/files: the database went away")
+
+    monkeypatch.setattr(DatasetImage.objects, "bulk_create", explode)
+    import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.claim_token is None
+    assert job.error.startswith("the platform failed while reading this upload")
+    assert "/tmp" not in job.error and "RuntimeError" not in job.error
+    assert not Dataset.objects.exists()
+    assert _files_under("datasets") == set()
+    assert not default_storage.exists(job.upload)

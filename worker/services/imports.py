@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import uuid
@@ -22,6 +23,8 @@ from worker.services.claims import ClaimLost, RowClaim, claim, discard_files
 from worker.services.datasets import DatasetImportError, dataset_folder, dataset_import
 from worker.services.sources import scan_zip
 from worker.services.uploads import UploadError, uploaded_run_create
+
+logger = logging.getLogger(__name__)
 
 #: Progress is written to the database at most this many times per import.
 _PROGRESS_UPDATES = 50
@@ -104,8 +107,26 @@ def _run_job(job_id: int, work: Callable[[ImportJob, RowClaim, Path], dict]) -> 
         attempt.rows().update(
             status=failed, error=str(exc), problems=exc.problems, claim_token=None
         )
-    except (ArchiveError, DatasetImportError, ImageError, zipfile.BadZipFile, OSError) as exc:
+    except (ArchiveError, DatasetImportError, ImageError, zipfile.BadZipFile) as exc:
         attempt.rows().update(status=failed, error=str(exc), claim_token=None)
+    except OSError as exc:  # its text names the worker's own files: not for a researcher
+        logger.exception("upload job %s could not read or store a file", job.pk)
+        reason = exc.strerror or type(exc).__name__
+        attempt.rows().update(
+            status=failed, error=f"a file could not be read or stored ({reason})", claim_token=None
+        )
+    except Exception:
+        # A fault of the platform, not of the upload: the job must not stay "running"
+        # until the sweep gives up on it, and nothing it stored may stay behind.
+        logger.exception("upload job %s failed unexpectedly", job.pk)
+        with transaction.atomic():
+            import_discard_attempt(job, attempt.token)
+            attempt.rows().update(
+                status=failed,
+                error="the platform failed while reading this upload (its log has the "
+                "details); nothing was kept. Please tell the administrators.",
+                claim_token=None,
+            )
     else:
         if done:
             attempt.rows().update(status=ImportJob.Status.DONE, error="", claim_token=None, **done)
