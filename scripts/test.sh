@@ -5,6 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 bash scripts/ensure-services.sh
 bash scripts/ensure-browser.sh  # Chromium, for the browser tests (tests/e2e)
+bash scripts/ensure-r.sh  # R and lme4, the reference of the mixed-model tests
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/studyplatform}"
 export CELERY_BROKER_URL="${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 .venv/bin/ruff check .
