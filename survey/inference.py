@@ -606,15 +606,15 @@ def read_rows(lines: Iterable[str]) -> list[Row]:
             if not cell[column]:
                 raise InferenceError(f"line {number}: the {column} is empty")
         condition = cell["condition"] or None
+        if condition is not None:
+            seen.setdefault(condition, 0)
+        if counted is not None and record[counted].strip() not in ("1", "1.0", "true", "True"):
+            continue  # practice, attention check, or an excluded participant
         if condition is None and cell["truth"] == "ai":
             raise InferenceError(
                 f"line {number}: the condition is empty for an AI image (only real "
                 "photographs shared by every condition may have none)"
             )
-        if condition is not None:
-            seen.setdefault(condition, 0)
-        if counted is not None and record[counted].strip() not in ("1", "1.0", "true", "True"):
-            continue
         if condition is not None:
             seen[condition] += 1
         rows.append(
