@@ -179,6 +179,7 @@ class _Model:
         if len(self.terms) == 2:
             self._pairs()
         self.u = np.zeros(self.q)
+        self.u_theta: np.ndarray | None = None  # the θ self.u was the mode for
         self.evaluations = 0
 
     def _pairs(self) -> None:
@@ -292,12 +293,12 @@ class _Model:
     # -- PIRLS and the Laplace deviance ---------------------------------------------------------
 
     def pirls(self, theta, beta, u0=None, tol=1e-10, max_iter=60):
-        """The conditional mode u* by Newton steps, until the largest step is below ``tol``
-        (the determinant depends on u to first order, so u must be precise, not only the
-        penalized deviance: the Hessian's finite differences divide by 1e-8)."""
+        """The conditional mode u* by Newton steps, until the gradient's norm is below
+        ``tol`` (the determinant depends on u to first order, so u must be precise, not
+        only the penalized deviance: the Hessian's finite differences divide by 1e-8)."""
         a = self.design(theta)
         offset = self.X @ beta
-        u = self.u.copy() if u0 is None else u0.copy()
+        u = self._warm_start(theta) if u0 is None else u0.copy()
 
         def penalized(u):
             dev, score, w, observed = _family(self.link, offset + self.eta_random(a, u), self.y)
@@ -306,14 +307,15 @@ class _Model:
         pdev, dev, score, w, observed = penalized(u)
         converged = False
         for _ in range(max_iter):
-            # Newton steps (quadratic convergence for the probit link too); the Laplace
-            # determinant then uses lme4's working weights at the mode.
-            system = self.system(a, observed)
+            # LLᵀ ⪰ I, so the Newton step is no longer than the gradient: a gradient below
+            # tol means the mode is found, without a factorisation to say so.
             gradient = self.zt_times(a, score) - u
-            step = self.solve(system, gradient)
-            if float(np.max(np.abs(step))) < tol:
+            if float(np.sqrt(gradient @ gradient)) < tol:
                 converged = True
                 break
+            # Newton steps (quadratic convergence for the probit link too); the Laplace
+            # determinant then uses lme4's working weights at the mode.
+            step = self.solve(self.system(a, observed), gradient)
             factor = 1.0
             for _ in range(30):
                 candidate = u + factor * step
@@ -325,9 +327,23 @@ class _Model:
                 break
             u = candidate
             pdev, dev, score, w, observed = new
-        if not (converged and self.link == "logit"):
-            system = self.system(a, w)
+        system = self.system(a, w)
         return u, float(dev.sum() + u @ u + system["logdet"]), converged, a, w, system
+
+    def _warm_start(self, theta: np.ndarray) -> np.ndarray:
+        """The last mode, rescaled to keep its random effects b = Λu where Λ is invertible."""
+        u = self.u.copy()
+        if self.u_theta is None:
+            return u
+        old, new = self.factor_blocks(self.u_theta), self.factor_blocks(theta)
+        for t, (T_old, T_new) in enumerate(zip(old, new, strict=False)):
+            if np.min(np.abs(np.diag(T_new))) < 1e-6:
+                continue
+            k = T_new.shape[0]
+            block = u[self.offsets[t] : self.offsets[t + 1]].reshape(-1, k)
+            b = block @ T_old.T
+            u[self.offsets[t] : self.offsets[t + 1]] = np.linalg.solve(T_new, b.T).T.ravel()
+        return u
 
     def deviance(self, x: np.ndarray) -> float:
         theta, beta = x[: self.n_theta], x[self.n_theta :]
@@ -337,7 +353,7 @@ class _Model:
         except (np.linalg.LinAlgError, ValueError):
             return 1e300
         if np.all(np.isfinite(u)):
-            self.u = u
+            self.u, self.u_theta = u, theta.copy()
         return value if math.isfinite(value) else 1e300
 
 
@@ -447,7 +463,7 @@ def _fit(y, X, beta_names, terms, link) -> GLMMFit:
         x0,
         method="COBYQA",
         bounds=optimize.Bounds(np.concatenate([model.lower, np.full(X.shape[1], -np.inf)]), np.inf),
-        options={"initial_tr_radius": 0.2, "final_tr_radius": 1e-6, "maxfev": 3000},
+        options={"initial_tr_radius": 0.2, "final_tr_radius": 1e-5, "maxfev": 3000},
     )
     x = result.x
     optimiser_ok = bool(result.success)
