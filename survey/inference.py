@@ -68,6 +68,7 @@ __all__ = [
     "analyse_rows",
     "fooling_model",
     "format_text",
+    "image_records",
     "joint_model",
     "sdt_model",
     "read_rows",
@@ -628,6 +629,52 @@ def read_rows(lines: Iterable[str]) -> list[Row]:
     if not rows:
         raise InferenceError("the file has no judgements")
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Per-image results, one flat record per image (the soft labels)
+# --------------------------------------------------------------------------------------------
+
+IMAGE_COLUMNS = (
+    "condition",
+    "image",
+    "truth",
+    "n",
+    "fooled",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "fooling_rate",
+    "fooling_rate_low",
+    "fooling_rate_high",
+    "soft_label",
+)
+
+
+def image_records(result: StudyInference) -> list[dict]:
+    """Every condition's images: the model's image effect on the logit of being fooled
+    with its 95 % conditional interval, the fooling rate of a typical participant (given the
+    intercept) and the soft label P(judged Real)."""
+    records = []
+    for c in result.conditions:
+        for i in c.images:
+            records.append(
+                {
+                    "condition": c.condition,
+                    "image": i.image,
+                    "truth": i.truth,
+                    "n": i.n,
+                    "fooled": i.fooled,
+                    "effect": i.effect,
+                    "effect_low": i.effect_ci[0],
+                    "effect_high": i.effect_ci[1],
+                    "fooling_rate": i.fooling_rate,
+                    "fooling_rate_low": i.fooling_rate_ci[0],
+                    "fooling_rate_high": i.fooling_rate_ci[1],
+                    "soft_label": i.soft_label,
+                }
+            )
+    return records
 
 
 # --------------------------------------------------------------------------------------------

@@ -230,3 +230,16 @@ def test_the_platforms_judgements_csv_works_as_is(tmp_path, design):
     assert len(result["contrasts"]) == 1
     if design == Study.Design.WITHIN:
         assert shared and any("shared" in note for note in result["notes"])
+
+
+def test_images_format_is_one_soft_label_per_image(two_conditions, two_conditions_json):
+    text = _call(two_conditions, "--format", "images")
+    records = list(csv.DictReader(io.StringIO(text)))
+    expected = sum(c["n_images"] for c in two_conditions_json["conditions"])
+    assert len(records) == expected
+    for r in records:
+        p = float(r["fooling_rate"])
+        assert float(r["fooling_rate_low"]) < p < float(r["fooling_rate_high"])
+        assert float(r["soft_label"]) == pytest.approx(p if r["truth"] == "ai" else 1 - p)
+        assert float(r["effect_low"]) < float(r["effect"]) < float(r["effect_high"])
+        assert 0 <= int(r["fooled"]) <= int(r["n"])

@@ -3,8 +3,16 @@ tests (survey.inference)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from studyplatform.safe_text import SafeCsvWriter
 from survey.equivalence import DEFAULT_ALPHA, DEFAULT_MARGIN
-from survey.inference import InferenceError, analyse_rows, format_text, read_rows
+from survey.inference import (
+    IMAGE_COLUMNS,
+    InferenceError,
+    analyse_rows,
+    format_text,
+    image_records,
+    read_rows,
+)
 from survey.statistics import dumps_json
 
 
@@ -28,14 +36,16 @@ class Command(BaseCommand):
         "judgements.csv works as is): per condition the logistic mixed model of being fooled "
         "with crossed random intercepts for participants and images, the probit d′ and c, "
         "the exact binomial and mixed-model equivalence tests against 0.5 ± margin; across "
-        "conditions the joint model's pairwise contrasts with Holm-adjusted p-values."
+        "conditions the joint model's pairwise contrasts with Holm-adjusted p-values. "
+        "--format images writes one CSV row per image: its model effect with an interval "
+        "and its soft label, P(judged Real)."
     )
     requires_system_checks = []  # reads a file: no database, no models
 
     def add_arguments(self, parser):
         parser.add_argument("file", metavar="FILE.csv", help="long-format judgements")
         parser.add_argument(
-            "--format", dest="output_format", choices=["text", "json"], default="text"
+            "--format", dest="output_format", choices=["text", "json", "images"], default="text"
         )
         parser.add_argument(
             "--margin",
@@ -65,5 +75,10 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}", returncode=2) from None
         if output_format == "json":
             self.stdout.write(dumps_json(result, indent=2))
+        elif output_format == "images":
+            writer = SafeCsvWriter(self.stdout, lineterminator="\n")
+            writer.writerow(IMAGE_COLUMNS)
+            for record in image_records(result):
+                writer.writerow([record[column] for column in IMAGE_COLUMNS])
         else:
             self.stdout.write(format_text(result), ending="")
