@@ -19,6 +19,7 @@ from studyplatform.safe_text import SafeCsvWriter, one_line
 from studyplatform.words import counted
 from survey.analysis.exclusion import MAIN, participant_exclusions
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
+from survey.inference import InferenceError, Row, analyse_rows
 from survey.models import Study, Trial
 from survey.statistics import (
     dumps_json,
@@ -173,8 +174,57 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
     }
 
 
+#: Beyond this many judgements the mixed models are left to ``manage.py analyse_judgements``
+#: on judgements.csv: a download must not wait minutes for them.
+MIXED_MODEL_LIMIT = 50_000
+
+
+def inference_rows(*, study: Study, include_unfinished: bool = False) -> list[Row] | None:
+    """The counted judgements as :class:`survey.inference.Row` (image = the scene; a shared
+    real photograph has no condition), or None beyond :data:`MIXED_MODEL_LIMIT`."""
+    at = {name: JUDGEMENT_COLUMNS.index(name) for name in JUDGEMENT_COLUMNS}
+    rows = []
+    for record in judgement_rows(study=study, include_unfinished=include_unfinished):
+        if not record[at["counted"]]:
+            continue
+        if len(rows) >= MIXED_MODEL_LIMIT:
+            return None
+        rows.append(
+            Row(
+                participant=str(record[at["participant"]]),
+                image=str(record[at["image"]]),
+                condition=record[at["condition"]] or None,
+                truth=record[at["truth"]],
+                answer=record[at["answer"]],
+            )
+        )
+    return rows
+
+
+def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
+    """The mixed models and equivalence tests of survey.inference (the ``glmm``, ``sdt``,
+    ``tost`` and ``mixed_tost`` of each condition, the contrasts), or why they are absent."""
+    study = Study.objects.get(pk=analysis.study_id)
+    rows = inference_rows(study=study, include_unfinished=analysis.include_unfinished)
+    if rows is None:
+        reason = (
+            f"not computed here: more than {MIXED_MODEL_LIMIT:,} judgements; run "
+            "manage.py analyse_judgements on judgements.csv"
+        )
+        return {"computed": False, "reason": reason}
+    if not rows:
+        return {"computed": False, "reason": "no judgements are counted yet"}
+    try:
+        result = analyse_rows(rows, confidence=analysis.confidence)
+    except (InferenceError, ValueError) as exc:
+        return {"computed": False, "reason": f"not computed: {exc}"}
+    return {"computed": True, **to_jsonable(result)}
+
+
 def tables_json(analysis: StudyAnalysis) -> str:
-    return dumps_json(analysis_record(analysis), indent=2) + "\n"
+    record = analysis_record(analysis)
+    record["mixed_models"] = mixed_models_record(analysis)
+    return dumps_json(record, indent=2) + "\n"
 
 
 def _header(analysis: StudyAnalysis) -> list[str]:

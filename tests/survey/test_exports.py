@@ -84,6 +84,38 @@ def test_tables_json_is_strict_json_with_the_rule(answered):
     assert data["participants"]["unfinished"] == 1
 
 
+def test_tables_json_has_the_mixed_models_and_equivalence_tests(answered):
+    study, kept, *_ = answered
+    analysis = study_analysis(study=study)
+    data = json.loads(exports.tables_json(analysis))
+    mixed = data["mixed_models"]
+    assert mixed["computed"] is True and mixed["margin"] == 0.05
+    tables = {c["label"]: c["table"] for c in data["conditions"]}
+    assert sorted(c["condition"] for c in mixed["conditions"]) == sorted(tables)
+    for c in mixed["conditions"]:
+        # The same judgements as the tables: the exclusion rule applies.
+        assert c["n_judgements"] == tables[c["condition"]]["n"]
+        assert c["fooling_rate"] == pytest.approx(tables[c["condition"]]["fooling_rate"])
+        assert {"intercept", "intercept_se", "converged", "singular", "warnings"} <= set(c["glmm"])
+        # A fit that failed or is singular says so in words, never only a number.
+        if c["glmm"]["intercept"] is None or c["glmm"]["singular"]:
+            assert c["glmm"]["warnings"]
+        assert {"margin", "p", "equivalent", "verdict", "reason"} <= set(c["tost"])
+        assert c["verdict"] and c["verdict_reason"]
+    assert len(mixed["contrasts"]) == 1
+
+
+def test_a_study_too_large_for_a_download_names_the_command(answered, monkeypatch):
+    study, *_ = answered
+    monkeypatch.setattr(exports, "MIXED_MODEL_LIMIT", 5)
+    mixed = json.loads(exports.tables_json(study_analysis(study=study)))["mixed_models"]
+    assert mixed == {
+        "computed": False,
+        "reason": "not computed here: more than 5 judgements; run manage.py "
+        "analyse_judgements on judgements.csv",
+    }
+
+
 def _tabular_rows(block: str) -> list[str]:
     body = block.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
     return [line for line in body.splitlines() if line.strip().endswith("\\\\")]
