@@ -458,15 +458,21 @@ def _fit(y, X, beta_names, terms, link) -> GLMMFit:
     f = model.deviance
     # lme4 uses BOBYQA; COBYQA is its successor (Powell's derivative-free, bounded,
     # quadratic-model trust region) and needs few deviance evaluations.
-    result = optimize.minimize(
-        f,
-        x0,
-        method="COBYQA",
-        bounds=optimize.Bounds(np.concatenate([model.lower, np.full(X.shape[1], -np.inf)]), np.inf),
-        options={"initial_tr_radius": 0.2, "final_tr_radius": 1e-5, "maxfev": 3000},
-    )
-    x = result.x
+    bounds = optimize.Bounds(np.concatenate([model.lower, np.full(X.shape[1], -np.inf)]), np.inf)
+    options = {"initial_tr_radius": 0.2, "final_tr_radius": 1e-5, "maxfev": 3000}
+    result = optimize.minimize(f, x0, method="COBYQA", bounds=bounds, options=options)
+    x, value = result.x, result.fun
     optimiser_ok = bool(result.success)
+    # A variance at its bound may be a saddle the optimiser stopped on (with a 2 × 2 factor,
+    # a zero diagonal element leaves the correlation's direction flat): start once more
+    # with those elements away from zero and keep the better estimate.
+    edge = (model.lower == 0) & (x[: model.n_theta] < SINGULAR_TOL)
+    if edge.any():
+        start = x.copy()
+        start[: model.n_theta][edge] = 0.2
+        again = optimize.minimize(f, start, method="COBYQA", bounds=bounds, options=options)
+        if again.fun < value - 1e-6:
+            x, value, optimiser_ok = again.x, again.fun, bool(again.success)
 
     # Newton steps on the finite-difference Hessian polish the estimate where they still
     # promise a gain; the derivatives are those lme4 computes at its estimate.

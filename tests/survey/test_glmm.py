@@ -34,6 +34,9 @@ STUDIES = {
     "sdt-a": (1, 48, 40, 0.1, (0.4,), 0.4, 0.3, 0.3, 0.4),
     "sdt-b": (1, 64, 50, -0.1, (0.2,), 0.2, 0.5, 0.0, 0.7),
     "sdt-c": (1, 56, 40, 0.0, (0.3,), 0.3, 0.0, 0.0, 0.0),  # image SD 0: singular
+    # More images than participant coefficients: the images are eliminated, not the
+    # participants' (intercept, slope) blocks.
+    "sdt-g": (1, 40, 70, 0.2, (0.5,), 0.3, 0.4, -0.4, 0.5),
     "fool-d": (1, 70, 60, 0.0, (0.6,), 0.6, 0.2, 0.0, 0.3),
     "fool-e": (1, 40, 30, 0.2, (0.1,), 0.0, 0.0, 0.0, 0.5),  # participant SD 0
     "joint-f": (3, 45, 40, 0.0, (0.2, 0.5, 0.35), 0.3, 0.3, 0.0, 0.5),
