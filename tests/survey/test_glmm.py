@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,19 @@ def test_a_model_that_cannot_be_fitted_says_so_instead_of_a_number():
     model, fit = fooling_model(rows)
     assert fit is None and model.intercept is None and not model.converged
     assert model.warnings and "could not be fitted" in model.warnings[0]
+
+
+def test_the_engine_and_the_inference_import_no_django():
+    code = (
+        "import sys, survey.glmm, survey.equivalence, survey.inference; "
+        "print(sorted(m for m in ('django', 'torch') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run.stdout.strip() == "[]"
