@@ -433,16 +433,19 @@ def fit_glmm(
     terms: Sequence[RandomTerm],
     *,
     link: str = "logit",
+    theta_start: Sequence[float] | None = None,
 ) -> GLMMFit:
     """Fit the model by the Laplace approximation (lme4's glmer, nAGQ = 1).
 
-    ``terms`` are given in the formula's order (lme4 orders θ the same way)."""
+    ``terms`` are given in the formula's order (lme4 orders θ the same way). θ starts at
+    lme4's default (1 on the diagonal, 0 off it) unless ``theta_start`` gives a closer
+    guess (the estimate is the same; it takes fewer evaluations)."""
     # The matrices are small: BLAS threads only contend (ten times slower on a busy machine).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit(y, X, beta_names, terms, link)
+        return _fit(y, X, beta_names, terms, link, theta_start)
 
 
-def _fit(y, X, beta_names, terms, link) -> GLMMFit:
+def _fit(y, X, beta_names, terms, link, theta_start=None) -> GLMMFit:
     terms = list(terms)
     y, X = _check(y, X, terms, link)
     model = _Model(y, X, terms, link)
@@ -452,9 +455,13 @@ def _fit(y, X, beta_names, terms, link) -> GLMMFit:
     for term in terms:
         _, diagonal = _theta_layout(term.k)
         theta0 += [1.0 if d else 0.0 for d in diagonal]
+    if theta_start is not None:
+        if len(theta_start) != len(theta0):
+            raise ValueError(f"theta_start needs {len(theta0)} values, got {len(theta_start)}")
+        theta0 = np.maximum(
+            np.asarray(theta_start, dtype=float), np.where(model.lower == 0, 0.05, -np.inf)
+        )
     x0 = np.concatenate([theta0, _glm_start(y, X, link)])
-    bounds = [(lo if math.isfinite(lo) else None, None) for lo in model.lower]
-    bounds += [(None, None)] * X.shape[1]
     f = model.deviance
     # lme4 uses BOBYQA; COBYQA is its successor (Powell's derivative-free, bounded,
     # quadratic-model trust region) and needs few deviance evaluations.

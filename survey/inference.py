@@ -242,9 +242,9 @@ def _intercept_term(name: str, values: Sequence) -> RandomTerm:
     return RandomTerm(name, codes, levels, np.ones((len(codes), 1)))
 
 
-def _fit(y, X, names, terms, link) -> tuple[GLMMFit | None, str | None]:
+def _fit(y, X, names, terms, link, theta_start=None) -> tuple[GLMMFit | None, str | None]:
     try:
-        return fit_glmm(y, X, names, terms, link=link), None
+        return fit_glmm(y, X, names, terms, link=link, theta_start=theta_start), None
     except ValueError as exc:
         return None, f"the model could not be fitted: {exc}"
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
@@ -466,11 +466,16 @@ def joint_design(rows: list[Row], names: list[str]):
 
 
 def joint_model(
-    rows: list[Row], names: list[str], confidence: float = CONFIDENCE
+    rows: list[Row],
+    names: list[str],
+    confidence: float = CONFIDENCE,
+    theta_start: Sequence[float] | None = None,
 ) -> tuple[JointModel, list[Contrast]]:
+    """``theta_start``: a guess at the (participant, image) SDs (the per-condition models'),
+    which saves evaluations."""
     formula = "fooled ~ condition + (1 | participant) + (1 | image)"
     y, X, beta_names, terms = joint_design(rows, names)
-    fit, problem = _fit(y, X, beta_names, terms, "logit")
+    fit, problem = _fit(y, X, beta_names, terms, "logit", theta_start)
     if fit is None:
         return JointModel(formula, names[0], {}, None, None, False, False, None, [problem]), []
     joint = JointModel(
@@ -538,7 +543,13 @@ def analyse_rows(
     ]
     joint, contrasts = (None, [])
     if len(names) > 1:
-        joint, contrasts = joint_model(rows, names, confidence)
+        sds = [
+            (c.glmm.participant_sd, c.glmm.image_sd)
+            for c in conditions
+            if c.glmm.intercept is not None and c.glmm.converged
+        ]
+        start = [float(np.mean(column)) for column in zip(*sds, strict=True)] if sds else None
+        joint, contrasts = joint_model(rows, names, confidence, start)
     notes = [
         "An image is an (image, truth) pair: a real photograph and a colourised version of "
         "the same scene are different images.",
