@@ -470,10 +470,12 @@ def _fit(y, X, beta_names, terms, link, theta_start=None) -> GLMMFit:
     result = optimize.minimize(f, x0, method="COBYQA", bounds=bounds, options=options)
     x, value = result.x, result.fun
     optimiser_ok = bool(result.success)
-    # A variance at its bound may be a saddle the optimiser stopped on (with a 2 × 2 factor,
-    # a zero diagonal element leaves the correlation's direction flat): start once more
-    # with those elements away from zero and keep the better estimate.
-    edge = (model.lower == 0) & (x[: model.n_theta] < SINGULAR_TOL)
+    # A zero diagonal element of a 2 × 2 factor may be a saddle the optimiser stopped on
+    # (it leaves the correlation's direction flat): start once more with those elements
+    # away from zero and keep the better estimate. (A single SD at zero is even in θ: a
+    # true boundary estimate.)
+    in_pair = np.concatenate([np.full(len(_theta_layout(t.k)[1]), t.k == 2) for t in terms])
+    edge = (model.lower == 0) & (x[: model.n_theta] < SINGULAR_TOL) & in_pair
     if edge.any():
         start = x.copy()
         start[: model.n_theta][edge] = 0.2
