@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.safestring import SafeString
 
 from studyplatform.words import counted
+from survey.analysis.caveats import interval_caveat, too_few_participants
 from survey.analysis.charts import (
     Bars,
     Estimate,
@@ -80,32 +81,52 @@ def _key(c: ConditionResult, name: str) -> str:
     return f"c{c.condition_id}-{name}"
 
 
+def _participants(c: ConditionResult) -> int:
+    return c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
+
+
+def with_caveat(text: str, caveat: str) -> str:
+    """An interval's text with the reason it means little beside it (see
+    :mod:`survey.analysis.caveats`)."""
+    return f"{text} ({caveat})" if caveat and text != DASH else text
+
+
+def _boot_text(c: ConditionResult, boot) -> str:
+    if boot is None:
+        return DASH
+    interval = boot.fooling_rate.interval
+    caveat = interval_caveat(_participants(c), interval.low, interval.high, bootstrap=True)
+    return with_caveat(pct_interval([interval.low, interval.high]), caveat)
+
+
 def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, str, str]]:
     """name -> (label, text, hint) of one condition's summary column, in display order."""
-    t, s, b = c.table, c.sdt, c.bootstrap
+    t, s = c.table, c.sdt
+    few = too_few_participants(_participants(c))
     values: dict[str, tuple[str, str, str]] = {
         "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), "run metric"),
         "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), "run metric"),
-        "participants": (
-            "Participants counted",
-            str(s.n_participants + c.sdt_skipped) if s else "0",
-            "",
-        ),
+        "participants": ("Participants counted", str(_participants(c)), ""),
         "n": ("Judgements", str(t["n"]) if t else "0", ""),
     }
     for rate, label in RATE_LABELS.items():
         values[rate] = (label, pct(t[rate]) if t else DASH, "")
         values[f"{rate}_ci"] = (
             f"{level} Wilson interval",
-            pct_interval(t["intervals"][rate]["wilson"]) if t else DASH,
+            with_caveat(pct_interval(t["intervals"][rate]["wilson"]), few) if t else DASH,
             "",
         )
         if rate == "fooling_rate":
-            boot = b.fooling_rate.interval if b else None
             values["fooling_rate_boot"] = (
                 f"{level} bootstrap over participants",
-                pct_interval([boot.low, boot.high]) if boot else DASH,
-                "resamples participants, all their judgements together",
+                _boot_text(c, c.bootstrap),
+                "resamples participants, all their judgements together; images fixed",
+            )
+            values["fooling_rate_boot2"] = (
+                f"{level} bootstrap over participants and images",
+                _boot_text(c, c.bootstrap_two_way),
+                "resamples participants and images together (two-way): "
+                "generalises to other images too",
             )
     values.update(
         chi2=(
@@ -127,12 +148,12 @@ def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, st
         ),
         d_prime=(
             "Sensitivity d′ (mean over participants)",
-            _mean_interval(s.mean_d_prime, s.d_prime_interval) if s else DASH,
+            with_caveat(_mean_interval(s.mean_d_prime, s.d_prime_interval), few) if s else DASH,
             f"{level} t interval; log-linear correction; 0 = cannot tell",
         ),
         criterion=(
             "Criterion c (mean)",
-            _mean_interval(s.mean_criterion, s.criterion_interval) if s else DASH,
+            with_caveat(_mean_interval(s.mean_criterion, s.criterion_interval), few) if s else DASH,
             "c > 0: a bias towards answering Real",
         ),
     )
