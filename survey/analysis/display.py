@@ -1,5 +1,5 @@
 """A study's analysis as the dashboard shows it: formatted cells, each with the key under
-which the live update (``analysis.json``) sends its new text, and the charts.
+which the live update (``analysis.json``) sends its new text, and the figures.
 
 One place formats every number, so the page and its updates always agree.
 """
@@ -10,21 +10,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
+from studyplatform.figures import figure_html
 from studyplatform.words import counted
 from survey.analysis.caveats import interval_caveat, too_few_participants
-from survey.analysis.charts import (
-    Bars,
-    Estimate,
-    IntervalRow,
-    Point,
-    bar_chart,
-    interval_chart,
-    scatter_chart,
-)
 from survey.analysis.counts import RT_BIN_MS, RT_CAP_MS
 from survey.analysis.distributions import Distribution, quantile, regroup
+from survey.analysis.figures import HistogramFigure, MetricFigure, RatesFigure
 from survey.analysis.results import ConditionResult, ImageRow, StudyAnalysis
 from survey.statistics import CELLS, format_p
 
@@ -312,73 +306,132 @@ def image_cards(rows: list[ImageRow]) -> list[dict[str, Any]]:
     ]
 
 
-def _estimate(c: ConditionResult, rate: str) -> Estimate | None:
+def _estimate(c: ConditionResult, rate: str) -> tuple[float, float, float] | None:
     if c.table is None:
         return None
     low, high = c.table["intervals"][rate]["wilson"]
-    return Estimate(c.table[rate], low, high)
+    return (c.table[rate], low, high)
 
 
-def charts(analysis: StudyAnalysis) -> dict[str, SafeString]:
+#: The dashboard's figures: name -> title (the downloads' names use the name).
+FIGURES = {
+    "rates": "Rates per condition",
+    "l1": "Fooling rate against L1 distance",
+    "ssim": "Fooling rate against SSIM",
+    "accuracy": "Participants' accuracy",
+    "rt": "Participants' response times",
+}
+
+
+@dataclass(frozen=True)
+class FigureSlot:
+    """One figure of the dashboard: its spec (None: nothing to draw yet), and in words
+    why it is empty and how to read it."""
+
+    name: str
+    title: str
+    spec: Any
+    empty: str
+    note: str
+
+
+def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
+    """Every figure of the dashboard (see :data:`FIGURES`) from the analysis."""
     level = f"{100 * analysis.confidence:g} %"
-    rows = [
-        IntervalRow(
-            c.label,
-            {
-                "fooling rate": _estimate(c, "fooling_rate"),
-                "P(judged Real | AI)": _estimate(c, "ai_judged_real_rate"),
-            },
-        )
-        for c in analysis.conditions
-    ]
-    result = {
-        "rates": interval_chart(
-            "Rates per condition",
-            rows,
-            ["fooling rate", "P(judged Real | AI)"],
-            note=f"Dots: the rates; whiskers: {level} Wilson intervals.",
+    rates = ("fooling_rate", "ai_judged_real_rate")
+    estimates = tuple(tuple(_estimate(c, r) for r in rates) for c in analysis.conditions)
+    slots = {
+        "rates": FigureSlot(
+            "rates",
+            FIGURES["rates"],
+            RatesFigure(
+                FIGURES["rates"],
+                tuple(c.label for c in analysis.conditions),
+                ("fooling rate", "P(judged Real | AI)"),
+                estimates,
+                f"rate ({level} Wilson interval)",
+            )
+            if any(e for row in estimates for e in row)
+            else None,
+            "No judgements yet.",
+            f"Dots: the rates; bars: {level} Wilson intervals; dashed: 50 %, chance.",
         )
     }
     for key, label in (("l1", "L1 distance"), ("ssim", "SSIM")):
-        points = [
-            Point(c.label, c.metrics[key], _estimate(c, "fooling_rate"))
+        points = tuple(
+            (c.label, c.metrics[key], _estimate(c, "fooling_rate"))
             for c in analysis.conditions
             if c.metrics.get(key) is not None and c.table is not None
-        ]
-        result[key] = scatter_chart(
-            f"Fooling rate against {label}",
-            f"{label} of the run (test split)",
-            points,
-            note=f"One point per condition; whiskers: {level} Wilson intervals.",
+        )
+        slots[key] = FigureSlot(
+            key,
+            FIGURES[key],
+            MetricFigure(FIGURES[key], f"{label} of the run (test split)", points)
+            if points
+            else None,
+            "Needs judgements and the runs' metrics.",
+            f"One point per condition; bars: {level} Wilson intervals.",
         )
     accuracy = analysis.accuracy
-    result["accuracy"] = bar_chart(
-        "Participants' accuracy",
-        "accuracy (share of right answers)",
-        accuracy.edges,
-        [Bars("participants", accuracy.counts)],
-        edge_label=lambda v: f"{100 * v:.0f}%",
-        marker=(0.5, "chance"),
-        note="Each participant's right answers over all their counted judgements.",
+    slots["accuracy"] = FigureSlot(
+        "accuracy",
+        FIGURES["accuracy"],
+        HistogramFigure(
+            FIGURES["accuracy"],
+            "accuracy (share of right answers)",
+            tuple(accuracy.edges),
+            (("participants", tuple(accuracy.counts)),),
+            marker=(0.5, "chance"),
+        )
+        if sum(accuracy.counts)
+        else None,
+        "No participants counted yet.",
+        "Each participant's right answers over all their counted judgements.",
     )
     real, ai = (
         regroup(d, **rt_scale(analysis.response_times.values()))
-        for d in (
-            analysis.response_times["real"],
-            analysis.response_times["ai"],
-        )
+        for d in (analysis.response_times["real"], analysis.response_times["ai"])
     )
-    result["rt"] = bar_chart(
-        "Participants' response times",
-        "geometric mean response time (s)",
-        real.edges,
-        [Bars("real photographs", real.counts), Bars("AI images", ai.counts)],
-        edge_label=lambda v: f"{v / 1000:g}",
-        open_end=True,
-        note="Per participant, the geometric mean of their response times to real "
+    slots["rt"] = FigureSlot(
+        "rt",
+        FIGURES["rt"],
+        HistogramFigure(
+            FIGURES["rt"],
+            "geometric mean response time (s)",
+            tuple(real.edges),
+            (("real photographs", tuple(real.counts)), ("AI images", tuple(ai.counts))),
+            unit="seconds",
+        )
+        if sum(real.counts) + sum(ai.counts)
+        else None,
+        "No participants counted yet.",
+        "Per participant, the geometric mean of their response times to real "
         "photographs and to AI images; the last bar holds all longer ones.",
     )
-    return result
+    return slots
+
+
+def figure_downloads(analysis: StudyAnalysis, name: str) -> list[tuple[str, str]]:
+    query = "?unfinished=1" if analysis.include_unfinished else ""
+    return [
+        (fmt.upper(), reverse("study_figure", args=[analysis.study_id, name, fmt]) + query)
+        for fmt in ("svg", "pdf")
+    ]
+
+
+def charts(analysis: StudyAnalysis) -> dict[str, SafeString]:
+    """Every figure as the page shows it (caption, inline SVG, note, downloads)."""
+    return {
+        name: figure_html(
+            slot.spec,
+            f"figure-{name}",
+            title=slot.title,
+            empty=slot.empty,
+            note=slot.note,
+            downloads=figure_downloads(analysis, name),
+        )
+        for name, slot in figure_slots(analysis).items()
+    }
 
 
 @dataclass

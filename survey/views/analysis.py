@@ -10,8 +10,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from studyplatform.access import require, researcher_required, study_for_user
+from studyplatform.figures import figure_response
 from survey.analysis import exports
-from survey.analysis.display import dashboard, image_cards, live
+from survey.analysis.display import dashboard, figure_slots, image_cards, live
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
 from worker.imaging import image_response, stored_thumbnail
@@ -102,6 +103,23 @@ def export_runs_tex(request, pk: int):
     study, analysis = _analysis(request, pk)
     return _download(
         exports.runs_latex(analysis), "application/x-tex", f"study-{study.pk}-runs.tex"
+    )
+
+
+@researcher_required
+@require_GET
+def export_figure(request, pk: int, name: str, fmt: str):
+    """One of the dashboard's figures as an SVG or a PDF file."""
+    study, analysis = _analysis(request, pk)
+    slot = figure_slots(analysis).get(name)
+    if slot is None:
+        raise Http404("The dashboard has no such figure.")
+    return figure_response(
+        slot.spec,
+        fmt,
+        f"study-{study.pk}-{name}{_suffix(request)}",
+        title=slot.title,
+        empty=slot.empty,
     )
 
 
