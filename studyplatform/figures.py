@@ -51,7 +51,7 @@ INK, MUTED, GRID = "#1d2329", "#5b6570", "#dfe3e8"
 BEST, STOPPED = "#009e73", "#a42020"
 
 #: Figure size for a page and for one column of a paper (inches).
-SIZE = (4.6, 3.0)
+SIZE = (3.6, 2.6)
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -114,7 +114,7 @@ class EmptyFigure:
 
     title: str
     message: str
-    size = (4.6, 1.2)
+    size = (3.6, 1.0)
 
     def draw(self, fig: Figure) -> None:
         fig.text(0.5, 0.5, self.message, ha="center", va="center", color=MUTED)

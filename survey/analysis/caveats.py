@@ -24,7 +24,7 @@ def too_few_participants(n_participants: int) -> str:
         return ""
     return (
         f"only {counted(n_participants, 'participant')}, fewer than {MIN_PARTICIPANTS}: "
-        "too few for an interval to mean anything"
+        "too few to mean anything"
     )
 
 

@@ -47,7 +47,7 @@ class RatesFigure:
 
     @property
     def size(self) -> tuple[float, float]:
-        return (4.6, 1.6 + 0.22 * len(self.series) * len(self.conditions))
+        return (3.6, 1.5 + 0.22 * len(self.series) * len(self.conditions))
 
     def draw(self, fig) -> None:
         ax = fig.add_subplot()
@@ -90,7 +90,7 @@ class MetricFigure:
     points: tuple[tuple[str, float, Interval], ...]
     y_label: str = "fooling rate"
 
-    size = (4.6, 3.2)
+    size = (3.6, 2.8)
 
     def draw(self, fig) -> None:
         ax = fig.add_subplot()
@@ -127,7 +127,7 @@ class HistogramFigure:
     #: (value, label): a dashed vertical line
     marker: tuple[float, str] | None = None
 
-    size = (4.6, 3.0)
+    size = (3.6, 2.6)
 
     def draw(self, fig) -> None:
         ax = fig.add_subplot()

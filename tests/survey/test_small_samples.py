@@ -21,7 +21,7 @@ from tests.survey.analysis_helpers import judgements, make_study, take_part
 
 pytestmark = pytest.mark.django_db
 
-TOO_FEW = "too few for an interval to mean anything"
+TOO_FEW = "too few to mean anything"
 
 
 @pytest.fixture
