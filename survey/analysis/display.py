@@ -18,7 +18,12 @@ from studyplatform.words import counted
 from survey.analysis.caveats import interval_caveat, too_few_participants
 from survey.analysis.counts import RT_BIN_MS, RT_CAP_MS
 from survey.analysis.distributions import Distribution, quantile, regroup
-from survey.analysis.figures import HistogramFigure, MetricFigure, RatesFigure
+from survey.analysis.figures import (
+    HistogramFigure,
+    ImageRatesFigure,
+    MetricFigure,
+    RatesFigure,
+)
 from survey.analysis.results import ConditionResult, ImageRow, StudyAnalysis
 from survey.statistics import CELLS, format_p
 
@@ -412,11 +417,59 @@ def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
 
 
 def figure_downloads(analysis: StudyAnalysis, name: str) -> list[tuple[str, str]]:
-    query = "?unfinished=1" if analysis.include_unfinished else ""
+    return study_figure_downloads(analysis.study_id, name, analysis.include_unfinished)
+
+
+def study_figure_downloads(study_id: int, name: str, include_unfinished: bool):
+    query = "?unfinished=1" if include_unfinished else ""
     return [
-        (fmt.upper(), reverse("study_figure", args=[analysis.study_id, name, fmt]) + query)
+        (fmt.upper(), reverse("study_figure", args=[study_id, name, fmt]) + query)
         for fmt in ("svg", "pdf")
     ]
+
+
+def image_figure_slot(
+    key: str, title: str, groups: list[tuple[str, list[ImageRow]]], level: str = "95 %"
+) -> FigureSlot:
+    """Per-image realism of one condition (or of the shared real photographs): ``groups``
+    are (label, rows) (rows highest rate first, as :func:`results.image_rows` orders
+    them); images nobody judged yet are left out."""
+    series = tuple(
+        (label, tuple((r.rate, *r.interval) for r in rows if r.n))
+        for label, rows in groups
+        if any(r.n for r in rows)
+    )
+    return FigureSlot(
+        key,
+        title,
+        ImageRatesFigure(title, series, f"fooling rate ({level} Wilson interval)")
+        if series
+        else None,
+        "No image judged yet.",
+        "One dot per image, most often taken for the other kind first; bars: "
+        f"{level} Wilson intervals; dashed: 50 %, chance.",
+    )
+
+
+def image_figure_slots(study, rows: dict) -> dict[str, FigureSlot]:
+    """Every per-image figure of a study, by name (``images-c<condition id>``, and
+    ``images-real`` for within subjects' shared real photographs)."""
+    slots = {}
+    for condition in study.conditions.order_by("pk"):
+        images = rows.get(condition.pk, [])
+        groups = [
+            ("AI images", [r for r in images if not r.is_real]),
+            ("real photographs", [r for r in images if r.is_real]),
+        ]
+        key = f"images-c{condition.pk}"
+        slots[key] = image_figure_slot(key, f"Per-image fooling rate: {condition.label}", groups)
+    if rows.get(None):
+        slots["images-real"] = image_figure_slot(
+            "images-real",
+            "Per-image fooling rate: real photographs (shared)",
+            [("real photographs", rows[None])],
+        )
+    return slots
 
 
 def charts(analysis: StudyAnalysis) -> dict[str, SafeString]:

@@ -157,3 +157,43 @@ class HistogramFigure:
         ax.set_xlabel(self.x_label)
         ax.set_ylabel(self.y_label)
         _below(fig, ax, ncols=3)
+
+
+@dataclass(frozen=True)
+class ImageRatesFigure:
+    """Per-image realism: each judged image's fooling rate with its interval, the images
+    ranked from most to least often taken for the other kind, one series per kind."""
+
+    title: str
+    #: (label, ((rate, low, high), ...) highest first)
+    series: tuple[tuple[str, tuple[Interval, ...]], ...]
+    y_label: str
+
+    size = (3.6, 2.6)
+
+    def draw(self, fig) -> None:
+        ax = fig.add_subplot()
+        for j, (label, rates) in enumerate(self.series):
+            if not rates:
+                continue
+            value = np.array([r[0] for r in rates])
+            low = np.array([r[1] for r in rates])
+            high = np.array([r[2] for r in rates])
+            ax.errorbar(
+                np.arange(1, len(rates) + 1),
+                value,
+                yerr=[value - low, high - value],
+                fmt="o",
+                markersize=3,
+                capsize=0 if len(rates) > 30 else 2,
+                elinewidth=0.8,
+                color=PALETTE[j % len(PALETTE)],
+                label=label,
+            )
+        ax.axhline(0.5, color=INK, linestyle="--", linewidth=0.8, label="chance")
+        ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+        ax.set_xlabel("images, ranked by fooling rate")
+        ax.set_ylabel(self.y_label)
+        _below(fig, ax, ncols=3)

@@ -109,3 +109,48 @@ def test_one_participant_is_drawn_without_error(researcher, study):
 def test_unknown_figures_and_formats_are_not_found(researcher, study, name, fmt):
     response = researcher.get(reverse("study_figure", args=[study.pk, name, fmt]))
     assert response.status_code == 404
+
+
+def test_the_per_image_page_draws_each_conditions_images(researcher, study):
+    for i in range(4):
+        take_part(study, i)
+    url = reverse("study_images", args=[study.pk])
+    page = researcher.get(url).content.decode()
+    ids = svg_ids(page)
+    assert len(ids) == len(set(ids))
+    for condition in study.conditions.all():
+        figure = figure_on_page(page, f"Per-image fooling rate: {condition.label}")
+        texts = svg_texts(figure)
+        assert {"images, ranked by fooling rate", "AI images", "real photographs"} <= texts
+        assert "fooling rate (95 % Wilson interval)" in texts
+        name = f"images-c{condition.pk}"
+        for fmt in ("svg", "pdf"):
+            download = reverse("study_figure", args=[study.pk, name, fmt])
+            assert download in figure
+            response = researcher.get(download)
+            assert response.status_code == 200 and response.content == (
+                researcher.get(download).content
+            )
+        assert "AI images" in svg_texts(
+            researcher.get(download.replace(".pdf", ".svg")).content.decode()
+        )
+
+
+def test_the_per_image_figure_of_a_study_nobody_answered_says_so(researcher, study):
+    page = researcher.get(reverse("study_images", args=[study.pk])).content.decode()
+    condition = study.conditions.first()
+    figure = figure_on_page(page, f"Per-image fooling rate: {condition.label}")
+    assert "No image judged yet." in figure and "<svg" not in figure
+
+
+def test_within_subjects_the_shared_real_photographs_have_their_own_figure(
+    researcher, tmp_path, ada
+):
+    study = make_study(tmp_path, owner=ada, design="within")
+    for i in range(3):
+        take_part(study, i)
+    page = researcher.get(reverse("study_images", args=[study.pk])).content.decode()
+    figure = figure_on_page(page, "Per-image fooling rate: real photographs (shared)")
+    assert "real photographs" in svg_texts(figure)
+    download = reverse("study_figure", args=[study.pk, "images-real", "svg"])
+    assert download in figure and researcher.get(download).status_code == 200
