@@ -125,13 +125,29 @@ def wrap(label: str, width: int = 18) -> str:
     return "\n".join(textwrap.wrap(label, width, break_long_words=True)) or label
 
 
+#: Axis labels longer than this many characters go on two lines (a y label longer than its
+#: axis would run off the figure: matplotlib cuts it).
+Y_LABEL_CHARS, X_LABEL_CHARS = 26, 46
+
+
+def draw(spec: Spec) -> Figure:
+    """The spec drawn on a new figure in the house style (call within ``STYLE``)."""
+    fig = Figure(figsize=getattr(spec, "size", SIZE), layout="constrained")
+    spec.draw(fig)
+    for ax in fig.axes:
+        if len(ax.get_ylabel()) > Y_LABEL_CHARS:
+            ax.set_ylabel(wrap(ax.get_ylabel(), Y_LABEL_CHARS))
+        if len(ax.get_xlabel()) > X_LABEL_CHARS:
+            ax.set_xlabel(wrap(ax.get_xlabel(), X_LABEL_CHARS))
+    return fig
+
+
 def render(spec: Spec, fmt: str) -> bytes:
     """The figure as a file: ``fmt`` "svg" or "pdf". Same spec, same bytes."""
     if fmt not in CONTENT_TYPES:
         raise ValueError(f"a figure is an SVG or a PDF, not {fmt!r}")
     with _LOCK, matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=getattr(spec, "size", SIZE), layout="constrained")
-        spec.draw(fig)
+        fig = draw(spec)
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, metadata=METADATA[fmt])
     data = buffer.getvalue()

@@ -442,9 +442,7 @@ def image_figure_slot(
     return FigureSlot(
         key,
         title,
-        ImageRatesFigure(title, series, f"fooling rate ({level} Wilson interval)")
-        if series
-        else None,
+        ImageRatesFigure(title, series, "fooling rate") if series else None,
         "No image judged yet.",
         "One dot per image, most often taken for the other kind first; bars: "
         f"{level} Wilson intervals; dashed: 50 %, chance.",

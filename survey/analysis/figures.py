@@ -173,6 +173,8 @@ class ImageRatesFigure:
 
     def draw(self, fig) -> None:
         ax = fig.add_subplot()
+        # Two kinds: side by side at each rank (-0.12 and +0.12), not on top of each other.
+        shift = 0.12 if len(self.series) > 1 else 0.0
         for j, (label, rates) in enumerate(self.series):
             if not rates:
                 continue
@@ -180,7 +182,7 @@ class ImageRatesFigure:
             low = np.array([r[1] for r in rates])
             high = np.array([r[2] for r in rates])
             ax.errorbar(
-                np.arange(1, len(rates) + 1),
+                np.arange(1, len(rates) + 1) + shift * (2 * j - 1),
                 value,
                 yerr=[value - low, high - value],
                 fmt="o",

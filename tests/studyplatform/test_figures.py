@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import re
 
+import matplotlib
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 
-from studyplatform.figures import EmptyFigure, figure_html, inline_svg, render, svg_file
-from survey.analysis.figures import HistogramFigure, MetricFigure, RatesFigure
+from studyplatform.figures import (
+    STYLE,
+    EmptyFigure,
+    draw,
+    figure_html,
+    inline_svg,
+    render,
+    svg_file,
+)
+from survey.analysis.figures import HistogramFigure, ImageRatesFigure, MetricFigure, RatesFigure
 from tests.figure_helpers import parse_svg, svg_ids, svg_texts
 from worker.figures import TRAIN, VAL, CurveFigure, Line, Mark
 
@@ -50,6 +61,20 @@ CURVES = CurveFigure(
 )
 ONE_EPOCH = CurveFigure("generator: L1 loss", "L1 loss", (Line("train L1", ((1, 3.0),), TRAIN),))
 
+SIX = tuple(f"condition {i} with a rather long name" for i in range(6))
+MANY_RATES = RatesFigure(
+    "Rates per condition",
+    SIX,
+    ("fooling rate", "P(judged Real | AI)"),
+    tuple(((0.4, 0.3, 0.5), (0.45, 0.35, 0.55)) for _ in SIX),
+    "rate (95 % Wilson interval)",
+)
+MANY_POINTS = MetricFigure(
+    "Fooling rate against SSIM",
+    "SSIM of the run (test split)",
+    tuple((label, 0.8 + i / 50, (0.4, 0.3, 0.5)) for i, label in enumerate(SIX)),
+)
+
 FIGURES = {
     "rates": (RATES, {"rate (95 % Wilson interval)", "warm", "chance", "fooling rate"}),
     "metric": (METRIC, {"L1 distance of the run (test split)", "fooling rate", "cool & co_1"}),
@@ -57,8 +82,52 @@ FIGURES = {
     "times": (TIMES, {"geometric mean response time (s)", "real photographs", "AI images"}),
     "curves": (CURVES, {"epoch", "L1 loss (λ·mean |Δ|)", "best epoch (12)", "stopped epoch (30)"}),
     "one epoch": (ONE_EPOCH, {"epoch", "L1 loss", "train L1"}),
+    "six conditions": (MANY_RATES, {"rate (95 % Wilson interval)"}),
+    "six points": (MANY_POINTS, {"SSIM of the run (test split)"}),
     "empty": (EmptyFigure("Rates", "No judgements yet."), {"No judgements yet."}),
+    "per image": (
+        ImageRatesFigure(
+            "Per-image fooling rate",
+            (("AI images", ((1.0, 0.34, 1.0), (0.5, 0.2, 0.8))), ("real photographs", ())),
+            "fooling rate (95 % Wilson interval, a long label)",
+        ),
+        {"images, ranked by fooling rate", "AI images"},
+    ),
 }
+
+
+def _drawn_texts(fig) -> list[Text]:
+    """The texts a figure shows: axis labels, tick labels inside the axis's range, legend
+    entries and the figure's own texts (matplotlib keeps tick labels it does not draw)."""
+    texts = list(fig.texts) + [t for legend in fig.legends for t in legend.get_texts()]
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            texts.append(axis.label)
+            low, high = sorted(axis.get_view_interval())
+            texts += [t.label1 for t in axis.get_major_ticks() if low <= t.get_loc() <= high]
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
+@pytest.mark.parametrize("spec", [spec for spec, _ in FIGURES.values()], ids=FIGURES.keys())
+def test_no_text_runs_off_the_figure(spec):
+    """Labels are not cut (every text shown lies inside what the file keeps) and do not
+    overlap one another."""
+    with matplotlib.rc_context(STYLE):
+        fig = draw(spec)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        # What savefig keeps (bbox "tight"), in pixels.
+        edge = fig.get_tightbbox(canvas.get_renderer()).transformed(fig.dpi_scale_trans)
+        texts = _drawn_texts(fig)
+        assert texts
+        for text in texts:
+            box = text.get_window_extent()
+            assert box.x0 >= edge.x0 - 1 and box.x1 <= edge.x1 + 1, text.get_text()
+            assert box.y0 >= edge.y0 - 1 and box.y1 <= edge.y1 + 1, text.get_text()
+        boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+        for i, (one, a) in enumerate(boxes):
+            for other, b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (one, other)
 
 
 @pytest.mark.parametrize(("spec", "texts"), FIGURES.values(), ids=FIGURES.keys())
