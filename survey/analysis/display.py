@@ -24,7 +24,12 @@ from survey.analysis.figures import (
     MetricFigure,
     RatesFigure,
 )
-from survey.analysis.results import ConditionResult, ImageRow, StudyAnalysis
+from survey.analysis.results import (
+    TWO_WAY_MAX_JUDGEMENTS,
+    ConditionResult,
+    ImageRow,
+    StudyAnalysis,
+)
 from survey.statistics import CELLS, format_p
 
 DASH = "—"
@@ -98,7 +103,9 @@ def _boot_text(c: ConditionResult, boot) -> str:
     return with_caveat(pct_interval([interval.low, interval.high]), caveat)
 
 
-def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, str, str]]:
+def _condition_values(
+    c: ConditionResult, level: str, two_way_skipped: bool = False
+) -> dict[str, tuple[str, str, str]]:
     """name -> (label, text, hint) of one condition's summary column, in display order."""
     t, s = c.table, c.sdt
     few = too_few_participants(_participants(c))
@@ -123,7 +130,9 @@ def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, st
             )
             values["fooling_rate_boot2"] = (
                 f"{level} bootstrap over participants and images",
-                _boot_text(c, c.bootstrap_two_way),
+                f"not computed above {TWO_WAY_MAX_JUDGEMENTS:,} judgements"
+                if two_way_skipped
+                else _boot_text(c, c.bootstrap_two_way),
                 "resamples participants and images together (two-way): "
                 "generalises to other images too",
             )
@@ -170,7 +179,7 @@ def _mean_interval(mean: float, interval) -> str:
 def summary_rows(analysis: StudyAnalysis) -> list[Row]:
     """Rows = statistics, columns = conditions."""
     level = f"{100 * analysis.confidence:g} %"
-    columns = [_condition_values(c, level) for c in analysis.conditions]
+    columns = [_condition_values(c, level, analysis.two_way_skipped) for c in analysis.conditions]
     if not columns:
         return []
     rows = []

@@ -189,6 +189,7 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
         "fooling_rate": "(real judged AI + AI judged real) / all judgements (the paper's)",
         "ai_judged_real_rate": "P(judged Real | AI image) (Zhang et al., pix2pix)",
         "bootstrap": {
+            "two_way_computed": not analysis.two_way_skipped,
             "n_boot": analysis.n_boot,
             "seed": analysis.seed,
             "over_participants": "participants resampled with replacement, images fixed",

@@ -45,6 +45,11 @@ from survey.statistics import (
 from worker.models import ColourisedImage
 from worker.run_results import run_results
 
+#: Above this many counted judgements the two-way bootstrap is not computed for the page
+#: (it reads every judgement, and its time grows with them; the long-format download
+#: holds them for an offline analysis).
+TWO_WAY_MAX_JUDGEMENTS = 200_000
+
 #: The run metrics shown beside each condition: key in ModelRun.metrics["test"] -> label.
 RUN_METRICS = {"l1": "L1 distance", "ssim": "SSIM"}
 
@@ -100,6 +105,8 @@ class StudyAnalysis:
     shared_real: dict[str, int] | None = None  # within subjects: the shared real row
     n_boot: int = 2000
     seed: int = 0
+    #: The two-way bootstrap was left out: more than TWO_WAY_MAX_JUDGEMENTS judgements.
+    two_way_skipped: bool = False
 
     @property
     def judgements(self) -> int:
@@ -214,7 +221,13 @@ def study_analysis(
     conditions = list(study.conditions.select_related("run").order_by("pk"))
     people = participant_counts(study=study, include_unfinished=include_unfinished)
     counts = study_counts(study=study, include_unfinished=include_unfinished)
-    pairs = judgement_pairs(study=study, include_unfinished=include_unfinished)
+    total = sum(sum(cells) for cells in counts.tables.values())
+    two_way_skipped = total > TWO_WAY_MAX_JUDGEMENTS
+    pairs = (
+        []
+        if two_way_skipped
+        else judgement_pairs(study=study, include_unfinished=include_unfinished)
+    )
     results = [
         _condition_result(
             c,
@@ -248,6 +261,7 @@ def study_analysis(
         shared_real=dict(zip(CELLS, shared_real, strict=True)) if shared_real else None,
         n_boot=n_boot,
         seed=seed,
+        two_way_skipped=two_way_skipped,
     )
 
 

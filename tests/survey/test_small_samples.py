@@ -120,3 +120,19 @@ def test_a_zero_width_bootstrap_is_said_to_be_no_certainty(study):
 def test_interval_caveats(n, low, high, bootstrap, expected):
     caveat = interval_caveat(n, low, high, bootstrap=bootstrap)
     assert caveat.startswith(expected) and bool(caveat) == bool(expected)
+
+
+def test_a_study_too_large_for_the_two_way_bootstrap_on_the_page_says_so(study, monkeypatch):
+    for i in range(2):
+        take_part(study, i)
+    monkeypatch.setattr("survey.analysis.results.TWO_WAY_MAX_JUDGEMENTS", 3)
+    monkeypatch.setattr("survey.analysis.display.TWO_WAY_MAX_JUDGEMENTS", 3)
+    analysis = study_analysis(study=study)
+    assert analysis.two_way_skipped
+    assert all(c.bootstrap_two_way is None and c.bootstrap for c in analysis.conditions)
+    board = dashboard(analysis)
+    c = analysis.conditions[0]
+    assert board.fields[f"c{c.condition_id}-fooling_rate_boot2"] == (
+        "not computed above 3 judgements"
+    )
+    assert json.loads(exports.tables_json(analysis))["bootstrap"]["two_way_computed"] is False
