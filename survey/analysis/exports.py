@@ -224,6 +224,24 @@ def _header(analysis: StudyAnalysis) -> list[str]:
     return lines
 
 
+def _bootstrap_caption(c: ConditionResult, confidence: float) -> str:
+    """The fooling rate's bootstrap intervals for a table's caption, and the note when
+    they mean little ("" without a bootstrap)."""
+    parts = []
+    for name, boot in (
+        ("over participants", c.bootstrap),
+        ("over participants and images", c.bootstrap_two_way),
+    ):
+        interval = boot.fooling_rate.interval if boot is not None else None
+        if interval is not None and _number(interval.low) != "":
+            parts.append(f"{name} {100 * interval.low:.1f}--{100 * interval.high:.1f}\\,\\%")
+    if not parts:
+        return ""
+    text = f" Fooling rate, {100 * confidence:g}\\,\\% bootstrap intervals: {'; '.join(parts)}."
+    note = interval_note(c)
+    return text + (f" ({latex_escape(note)}.)" if note else "")
+
+
 def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) -> str:
     """One booktabs table per condition, laid out like the paper's Tables 5 and 7–9, then
     one table with every condition."""
@@ -240,7 +258,7 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
             f"Judgements of real photographs and of images colourised by "
             f"{latex_escape(c.label)} ({counted(c.table['n'], 'judgement')} by "
             f"{counted(participants, 'participant')}). $\\chi^2$: Pearson, no continuity "
-            "correction."
+            "correction." + _bootstrap_caption(c, analysis.confidence)
         )
         parts.append(format_latex(c.table, caption=caption, label=f"{prefix}-{i}"))
     if results:

@@ -136,3 +136,12 @@ def test_a_study_too_large_for_the_two_way_bootstrap_on_the_page_says_so(study, 
         "not computed above 3 judgements"
     )
     assert json.loads(exports.tables_json(analysis))["bootstrap"]["two_way_computed"] is False
+
+
+def test_the_latex_captions_give_both_bootstraps_and_the_note(study):
+    for i in range(4):
+        take_part(study, i)
+    latex = exports.tables_latex(study_analysis(study=study, n_boot=300))
+    assert latex.count("bootstrap intervals: over participants ") == 2
+    assert latex.count("; over participants and images ") == 2
+    assert latex.count("only 2 participants, fewer than 5") == 2
