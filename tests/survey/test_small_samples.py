@@ -145,3 +145,31 @@ def test_the_latex_captions_give_both_bootstraps_and_the_note(study):
     assert latex.count("bootstrap intervals: over participants ") == 2
     assert latex.count("; over participants and images ") == 2
     assert latex.count("only 2 participants, fewer than 5") == 2
+
+
+def test_within_subjects_the_two_way_bootstrap_takes_the_shared_real_photographs(tmp_path, ada):
+    study = make_study(tmp_path, owner=ada, design="within")
+    people = [take_part(study, i) for i in range(4)]
+    analysis = study_analysis(study=study, n_boot=300, seed=2)
+    rows = measured(judgements(people))
+    for c in analysis.conditions:
+        judged = {r.participant for r in rows if r.condition == c.condition_id}
+        mine = sorted(
+            (
+                r
+                for r in rows
+                if r.condition == c.condition_id
+                or (r.condition is None and r.participant in judged)
+            ),
+            key=lambda r: (r.participant, r.image),
+        )
+        expected = bootstrap_two_way(
+            [r.participant for r in mine],
+            [r.image for r in mine],
+            [r.truth == "ai" for r in mine],
+            [r.fooled for r in mine],
+            n_boot=300,
+            seed=2,
+        )
+        assert c.bootstrap_two_way == expected
+        assert any(r.truth == "real" for r in mine) and any(r.truth == "ai" for r in mine)
