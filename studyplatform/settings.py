@@ -203,7 +203,8 @@ AXES_VERBOSE = False
 
 # Content-Security-Policy on every response: scripts only from this site's static files (no
 # inline script anywhere), no plug-ins, no framing, no <base> rewriting. Inline styles stay
-# allowed: server-drawn SVG charts carry style attributes.
+# allowed: the figures' inline SVG (matplotlib's, studyplatform/figures.py) carries style
+# attributes.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

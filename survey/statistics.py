@@ -25,8 +25,8 @@ Conventions
   bias towards answering "Real".
 * Binomial tests, Wilson/exact intervals, the Newcombe interval and the two-proportion z test
   treat judgements as independent. Judgements are clustered by participant (and by image);
-  the bootstrap over participants and the long-format export (for a mixed-effects model) are
-  the answers to that.
+  the bootstrap over participants, the two-way bootstrap over participants and images, and
+  the long-format export (for a mixed-effects model) are the answers to that.
 * Practice trials and attention-check trials are not part of the measured design and are
   dropped before anything is counted (:func:`measured`). Whether a participant who *failed*
   attention checks is excluded altogether is the caller's decision, made before calling.
@@ -68,6 +68,8 @@ __all__ = [
     "bootstrap_counts",
     "bootstrap_difference",
     "bootstrap_over_participants",
+    "bootstrap_two_way",
+    "two_way_draws",
     "chi_square",
     "compare_conditions",
     "difference_of_proportions",
@@ -638,6 +640,7 @@ class BootstrapResult:
     n_participants: int
     n_boot: int
     seed: int
+    n_images: int | None = None  # the two-way bootstrap's images; None: images fixed
 
 
 _BOOT_CHUNK = 1000
@@ -860,6 +863,108 @@ def bootstrap_counts(
         int(w.sum()),
         int(n_boot),
         int(seed),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Two-way bootstrap: participants and images together
+# --------------------------------------------------------------------------------------------
+
+#: Most judgement weights held in memory at once by the two-way bootstrap (a chunk of
+#: replicates times the judgements).
+_TWO_WAY_CELLS = 4_000_000
+
+
+def _index(values: Sequence[Hashable]) -> tuple[np.ndarray, int]:
+    """Each value's position among the distinct values (first-seen order), and their count."""
+    seen: dict[Hashable, int] = {}
+    return np.array([seen.setdefault(v, len(seen)) for v in values], np.int64), len(seen)
+
+
+def two_way_draws(n_participants: int, n_real: int, n_ai: int, n_boot: int, seed: int):
+    """The two-way bootstrap's random draws, one replicate at a time: (participants drawn,
+    real images drawn, AI images drawn), each an array of indices drawn with replacement
+    (as many as there are), from ``numpy.random.default_rng(seed)``. Yields chunks: a list
+    of replicates per chunk, so the vectorised and any explicit implementation see the same
+    draws."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        size = min(_BOOT_CHUNK, n_boot - start)
+        people = rng.integers(0, max(1, n_participants), size=(size, n_participants))
+        real = rng.integers(0, max(1, n_real), size=(size, n_real))
+        ai = rng.integers(0, max(1, n_ai), size=(size, n_ai))
+        yield people, real, ai
+
+
+def bootstrap_two_way(
+    participants: Sequence[Hashable],
+    images: Sequence[Hashable],
+    is_ai: Sequence[bool],
+    fooled: Sequence[bool],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> BootstrapResult:
+    """Percentile intervals of the fooling rate and of P(judged Real | AI) that resample
+    participants *and* images, one judgement per (``participants[j]``, ``images[j]``):
+    ``is_ai[j]`` (the image's truth) and ``fooled[j]`` (a wrong answer).
+
+    The crossed (two-way, "pigeonhole") bootstrap of Owen (2007, Ann. Appl. Stat. 1(2)) and
+    Field & Welsh (2007, JRSS B 69(3)): each replicate draws the participants with
+    replacement, and the images with replacement *within their truth* (real photographs
+    among the real ones, AI images among the AI ones, so each replicate keeps the design's
+    balance of real and AI), and keeps every judgement of a drawn participant about a drawn
+    image, counted once per time the participant was drawn times the times the image was
+    drawn. The replicate's rate is the pooled rate of those judgements. Unlike
+    :func:`bootstrap_over_participants` (images fixed), its interval also covers the
+    variation between images, so generalises to other images as well as to other people;
+    it is conservative (the variance of a crossed design is overestimated by its
+    interaction term). Replicates in which no judgement survives have the rate undefined
+    and are left out (``n_valid``). The same input, seed and n_boot give the same result.
+    """
+    confidence = _check_confidence(confidence)
+    _check_boot(n_boot, seed)
+    n = len(participants)
+    if not (len(images) == len(is_ai) == len(fooled) == n):
+        raise ValueError("participants, images, is_ai and fooled must have the same length")
+    if n == 0:
+        raise ValueError("no measured judgements to bootstrap")
+    person, n_people = _index(participants)
+    ai = np.asarray(is_ai, bool)
+    wrong = np.asarray(fooled, bool).astype(float)
+    image, n_images = _index(list(zip(images, ai.tolist(), strict=True)))
+    image_is_ai = np.zeros(n_images, bool)
+    image_is_ai[image] = ai
+    n_real, n_ai = int((~image_is_ai).sum()), int(image_is_ai.sum())
+    step = max(1, _TWO_WAY_CELLS // n)
+    fooling_parts, ajr_parts = [], []
+    for people, real, ai_draws in two_way_draws(n_people, n_real, n_ai, n_boot, seed):
+        size = len(people)
+        times_person = np.stack([np.bincount(p, minlength=n_people) for p in people])
+        # Times each image was drawn, in the images' order (the draws number the real and
+        # the AI images each in that order).
+        times_image = np.zeros((size, n_images), np.int64)
+        times_image[:, ~image_is_ai] = [np.bincount(r, minlength=n_real) for r in real]
+        times_image[:, image_is_ai] = [np.bincount(a, minlength=n_ai) for a in ai_draws]
+        for lo in range(0, size, step):
+            hi = min(size, lo + step)
+            weight = (times_person[lo:hi][:, person] * times_image[lo:hi][:, image]).astype(float)
+            total, total_ai = weight.sum(axis=1), weight[:, ai].sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fooling_parts.append(np.where(total > 0, weight @ wrong / total, np.nan))
+                ajr_parts.append(
+                    np.where(total_ai > 0, weight[:, ai] @ wrong[ai] / total_ai, np.nan)
+                )
+    return BootstrapResult(
+        _percentile(np.concatenate(fooling_parts), float(wrong.mean()), confidence),
+        _percentile(
+            np.concatenate(ajr_parts), float(wrong[ai].mean()) if ai.any() else NAN, confidence
+        ),
+        n_people,
+        int(n_boot),
+        int(seed),
+        n_images,
     )
 
 

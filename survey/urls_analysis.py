@@ -21,6 +21,11 @@ urlpatterns = [
         views.export_judgements_csv,
         name="export_judgements_csv",
     ),
+    path(
+        "studies/<int:pk>/export/figures/<slug:name>.<slug:fmt>",
+        views.export_figure,
+        name="study_figure",
+    ),
     path("studies/<int:pk>/export/runs.tex", views.export_runs_tex, name="export_runs_tex"),
     path(
         "studies/stimuli/<int:pk>/analysis-thumb.jpg",

@@ -26,6 +26,11 @@ urlpatterns = [
     path("runs/compare/", runs.runs_compare_page, name="runs_compare"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/status.json", runs.run_status, name="run_status"),
+    path(
+        "runs/<int:pk>/figures/<int:submodel>/<slug:name>.<slug:fmt>",
+        runs.run_figure,
+        name="run_figure",
+    ),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/sharing/", runs.run_sharing, name="run_sharing"),
     path("runs/outputs/<int:pk>.png", images.run_output_image, name="run_output_image"),

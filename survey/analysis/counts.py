@@ -24,7 +24,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Greatest, Ln
 
 from survey.analysis.exclusion import AI, MAIN, REAL, included_participants, measured_trials
@@ -271,3 +281,22 @@ def stimulus_counts(
         stimulus: (n, fooled, None if log_rt is None else math.exp(log_rt))
         for stimulus, n, fooled, log_rt in rows
     }
+
+
+def judgement_pairs(
+    *, study: Study, include_unfinished: bool = False
+) -> list[tuple[int, int, int | None, bool, bool]]:
+    """Every measured judgement as (participant id, stimulus id, stimulus condition id,
+    the image is AI, the answer was wrong), for the two-way bootstrap (which resamples
+    images as well as participants, so needs who judged which image). One query, one row
+    per judgement: unlike :func:`study_counts` its cost grows with the judgements."""
+    wrong = Q(stimulus__is_real=True, answer=AI) | Q(stimulus__is_real=False, answer=REAL)
+    rows = (
+        measured_trials(study=study, include_unfinished=include_unfinished)
+        .annotate(wrong=ExpressionWrapper(wrong, output_field=BooleanField()))
+        .order_by("participant_id", "stimulus_id")
+        .values_list(
+            "participant_id", "stimulus_id", "stimulus__condition_id", "stimulus__is_real", "wrong"
+        )
+    )
+    return [(p, s, c, not is_real, bool(w)) for p, s, c, is_real, w in rows.iterator()]

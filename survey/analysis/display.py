@@ -1,5 +1,5 @@
 """A study's analysis as the dashboard shows it: formatted cells, each with the key under
-which the live update (``analysis.json``) sends its new text, and the charts.
+which the live update (``analysis.json``) sends its new text, and the figures.
 
 One place formats every number, so the page and its updates always agree.
 """
@@ -10,21 +10,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
+from studyplatform.figures import figure_html
 from studyplatform.words import counted
-from survey.analysis.charts import (
-    Bars,
-    Estimate,
-    IntervalRow,
-    Point,
-    bar_chart,
-    interval_chart,
-    scatter_chart,
-)
+from survey.analysis.caveats import interval_caveat, too_few_participants
 from survey.analysis.counts import RT_BIN_MS, RT_CAP_MS
 from survey.analysis.distributions import Distribution, quantile, regroup
-from survey.analysis.results import ConditionResult, ImageRow, StudyAnalysis
+from survey.analysis.figures import (
+    HistogramFigure,
+    ImageRatesFigure,
+    MetricFigure,
+    RatesFigure,
+)
+from survey.analysis.results import (
+    TWO_WAY_MAX_JUDGEMENTS,
+    ConditionResult,
+    ImageRow,
+    StudyAnalysis,
+)
 from survey.statistics import CELLS, format_p
 
 DASH = "—"
@@ -80,32 +85,56 @@ def _key(c: ConditionResult, name: str) -> str:
     return f"c{c.condition_id}-{name}"
 
 
-def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, str, str]]:
+def _participants(c: ConditionResult) -> int:
+    return c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
+
+
+def with_caveat(text: str, caveat: str) -> str:
+    """An interval's text with the reason it means little beside it (see
+    :mod:`survey.analysis.caveats`)."""
+    return f"{text} ({caveat})" if caveat and text != DASH else text
+
+
+def _boot_text(c: ConditionResult, boot) -> str:
+    if boot is None:
+        return DASH
+    interval = boot.fooling_rate.interval
+    caveat = interval_caveat(_participants(c), interval.low, interval.high, bootstrap=True)
+    return with_caveat(pct_interval([interval.low, interval.high]), caveat)
+
+
+def _condition_values(
+    c: ConditionResult, level: str, two_way_skipped: bool = False
+) -> dict[str, tuple[str, str, str]]:
     """name -> (label, text, hint) of one condition's summary column, in display order."""
-    t, s, b = c.table, c.sdt, c.bootstrap
+    t, s = c.table, c.sdt
+    few = too_few_participants(_participants(c))
     values: dict[str, tuple[str, str, str]] = {
         "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), "run metric"),
         "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), "run metric"),
-        "participants": (
-            "Participants counted",
-            str(s.n_participants + c.sdt_skipped) if s else "0",
-            "",
-        ),
+        "participants": ("Participants counted", str(_participants(c)), ""),
         "n": ("Judgements", str(t["n"]) if t else "0", ""),
     }
     for rate, label in RATE_LABELS.items():
         values[rate] = (label, pct(t[rate]) if t else DASH, "")
         values[f"{rate}_ci"] = (
             f"{level} Wilson interval",
-            pct_interval(t["intervals"][rate]["wilson"]) if t else DASH,
+            with_caveat(pct_interval(t["intervals"][rate]["wilson"]), few) if t else DASH,
             "",
         )
         if rate == "fooling_rate":
-            boot = b.fooling_rate.interval if b else None
             values["fooling_rate_boot"] = (
                 f"{level} bootstrap over participants",
-                pct_interval([boot.low, boot.high]) if boot else DASH,
-                "resamples participants, all their judgements together",
+                _boot_text(c, c.bootstrap),
+                "resamples participants, all their judgements together; images fixed",
+            )
+            values["fooling_rate_boot2"] = (
+                f"{level} bootstrap over participants and images",
+                f"not computed above {TWO_WAY_MAX_JUDGEMENTS:,} judgements"
+                if two_way_skipped
+                else _boot_text(c, c.bootstrap_two_way),
+                "resamples participants and images together (two-way): "
+                "generalises to other images too",
             )
     values.update(
         chi2=(
@@ -127,12 +156,12 @@ def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, st
         ),
         d_prime=(
             "Sensitivity d′ (mean over participants)",
-            _mean_interval(s.mean_d_prime, s.d_prime_interval) if s else DASH,
+            with_caveat(_mean_interval(s.mean_d_prime, s.d_prime_interval), few) if s else DASH,
             f"{level} t interval; log-linear correction; 0 = cannot tell",
         ),
         criterion=(
             "Criterion c (mean)",
-            _mean_interval(s.mean_criterion, s.criterion_interval) if s else DASH,
+            with_caveat(_mean_interval(s.mean_criterion, s.criterion_interval), few) if s else DASH,
             "c > 0: a bias towards answering Real",
         ),
     )
@@ -150,7 +179,7 @@ def _mean_interval(mean: float, interval) -> str:
 def summary_rows(analysis: StudyAnalysis) -> list[Row]:
     """Rows = statistics, columns = conditions."""
     level = f"{100 * analysis.confidence:g} %"
-    columns = [_condition_values(c, level) for c in analysis.conditions]
+    columns = [_condition_values(c, level, analysis.two_way_skipped) for c in analysis.conditions]
     if not columns:
         return []
     rows = []
@@ -291,73 +320,178 @@ def image_cards(rows: list[ImageRow]) -> list[dict[str, Any]]:
     ]
 
 
-def _estimate(c: ConditionResult, rate: str) -> Estimate | None:
+def _estimate(c: ConditionResult, rate: str) -> tuple[float, float, float] | None:
     if c.table is None:
         return None
     low, high = c.table["intervals"][rate]["wilson"]
-    return Estimate(c.table[rate], low, high)
+    return (c.table[rate], low, high)
 
 
-def charts(analysis: StudyAnalysis) -> dict[str, SafeString]:
+#: The dashboard's figures: name -> title (the downloads' names use the name).
+FIGURES = {
+    "rates": "Rates per condition",
+    "l1": "Fooling rate against L1 distance",
+    "ssim": "Fooling rate against SSIM",
+    "accuracy": "Participants' accuracy",
+    "rt": "Participants' response times",
+}
+
+
+@dataclass(frozen=True)
+class FigureSlot:
+    """One figure of the dashboard: its spec (None: nothing to draw yet), and in words
+    why it is empty and how to read it."""
+
+    name: str
+    title: str
+    spec: Any
+    empty: str
+    note: str
+
+
+def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
+    """Every figure of the dashboard (see :data:`FIGURES`) from the analysis."""
     level = f"{100 * analysis.confidence:g} %"
-    rows = [
-        IntervalRow(
-            c.label,
-            {
-                "fooling rate": _estimate(c, "fooling_rate"),
-                "P(judged Real | AI)": _estimate(c, "ai_judged_real_rate"),
-            },
-        )
-        for c in analysis.conditions
-    ]
-    result = {
-        "rates": interval_chart(
-            "Rates per condition",
-            rows,
-            ["fooling rate", "P(judged Real | AI)"],
-            note=f"Dots: the rates; whiskers: {level} Wilson intervals.",
+    rates = ("fooling_rate", "ai_judged_real_rate")
+    estimates = tuple(tuple(_estimate(c, r) for r in rates) for c in analysis.conditions)
+    slots = {
+        "rates": FigureSlot(
+            "rates",
+            FIGURES["rates"],
+            RatesFigure(
+                FIGURES["rates"],
+                tuple(c.label for c in analysis.conditions),
+                ("fooling rate", "P(judged Real | AI)"),
+                estimates,
+                f"rate ({level} Wilson interval)",
+            )
+            if any(e for row in estimates for e in row)
+            else None,
+            "No judgements yet.",
+            f"Dots: the rates; bars: {level} Wilson intervals; dashed: 50 %, chance.",
         )
     }
     for key, label in (("l1", "L1 distance"), ("ssim", "SSIM")):
-        points = [
-            Point(c.label, c.metrics[key], _estimate(c, "fooling_rate"))
+        points = tuple(
+            (c.label, c.metrics[key], _estimate(c, "fooling_rate"))
             for c in analysis.conditions
             if c.metrics.get(key) is not None and c.table is not None
-        ]
-        result[key] = scatter_chart(
-            f"Fooling rate against {label}",
-            f"{label} of the run (test split)",
-            points,
-            note=f"One point per condition; whiskers: {level} Wilson intervals.",
+        )
+        slots[key] = FigureSlot(
+            key,
+            FIGURES[key],
+            MetricFigure(FIGURES[key], f"{label} of the run (test split)", points)
+            if points
+            else None,
+            "Needs judgements and the runs' metrics.",
+            f"One point per condition; bars: {level} Wilson intervals.",
         )
     accuracy = analysis.accuracy
-    result["accuracy"] = bar_chart(
-        "Participants' accuracy",
-        "accuracy (share of right answers)",
-        accuracy.edges,
-        [Bars("participants", accuracy.counts)],
-        edge_label=lambda v: f"{100 * v:.0f}%",
-        marker=(0.5, "chance"),
-        note="Each participant's right answers over all their counted judgements.",
+    slots["accuracy"] = FigureSlot(
+        "accuracy",
+        FIGURES["accuracy"],
+        HistogramFigure(
+            FIGURES["accuracy"],
+            "accuracy (share of right answers)",
+            tuple(accuracy.edges),
+            (("participants", tuple(accuracy.counts)),),
+            marker=(0.5, "chance"),
+        )
+        if sum(accuracy.counts)
+        else None,
+        "No participants counted yet.",
+        "Each participant's right answers over all their counted judgements.",
     )
     real, ai = (
         regroup(d, **rt_scale(analysis.response_times.values()))
-        for d in (
-            analysis.response_times["real"],
-            analysis.response_times["ai"],
-        )
+        for d in (analysis.response_times["real"], analysis.response_times["ai"])
     )
-    result["rt"] = bar_chart(
-        "Participants' response times",
-        "geometric mean response time (s)",
-        real.edges,
-        [Bars("real photographs", real.counts), Bars("AI images", ai.counts)],
-        edge_label=lambda v: f"{v / 1000:g}",
-        open_end=True,
-        note="Per participant, the geometric mean of their response times to real "
+    slots["rt"] = FigureSlot(
+        "rt",
+        FIGURES["rt"],
+        HistogramFigure(
+            FIGURES["rt"],
+            "geometric mean response time (s)",
+            tuple(real.edges),
+            (("real photographs", tuple(real.counts)), ("AI images", tuple(ai.counts))),
+            unit="seconds",
+        )
+        if sum(real.counts) + sum(ai.counts)
+        else None,
+        "No participants counted yet.",
+        "Per participant, the geometric mean of their response times to real "
         "photographs and to AI images; the last bar holds all longer ones.",
     )
-    return result
+    return slots
+
+
+def figure_downloads(analysis: StudyAnalysis, name: str) -> list[tuple[str, str]]:
+    return study_figure_downloads(analysis.study_id, name, analysis.include_unfinished)
+
+
+def study_figure_downloads(study_id: int, name: str, include_unfinished: bool):
+    query = "?unfinished=1" if include_unfinished else ""
+    return [
+        (fmt.upper(), reverse("study_figure", args=[study_id, name, fmt]) + query)
+        for fmt in ("svg", "pdf")
+    ]
+
+
+def image_figure_slot(
+    key: str, title: str, groups: list[tuple[str, list[ImageRow]]], level: str = "95 %"
+) -> FigureSlot:
+    """Per-image realism of one condition (or of the shared real photographs): ``groups``
+    are (label, rows) (rows highest rate first, as :func:`results.image_rows` orders
+    them); images nobody judged yet are left out."""
+    series = tuple(
+        (label, tuple((r.rate, *r.interval) for r in rows if r.n))
+        for label, rows in groups
+        if any(r.n for r in rows)
+    )
+    return FigureSlot(
+        key,
+        title,
+        ImageRatesFigure(title, series, "fooling rate") if series else None,
+        "No image judged yet.",
+        "One dot per image, most often taken for the other kind first; bars: "
+        f"{level} Wilson intervals; dashed: 50 %, chance.",
+    )
+
+
+def image_figure_slots(study, rows: dict) -> dict[str, FigureSlot]:
+    """Every per-image figure of a study, by name (``images-c<condition id>``, and
+    ``images-real`` for within subjects' shared real photographs)."""
+    slots = {}
+    for condition in study.conditions.order_by("pk"):
+        images = rows.get(condition.pk, [])
+        groups = [
+            ("AI images", [r for r in images if not r.is_real]),
+            ("real photographs", [r for r in images if r.is_real]),
+        ]
+        key = f"images-c{condition.pk}"
+        slots[key] = image_figure_slot(key, f"Per-image fooling rate: {condition.label}", groups)
+    if rows.get(None):
+        slots["images-real"] = image_figure_slot(
+            "images-real",
+            "Per-image fooling rate: real photographs (shared)",
+            [("real photographs", rows[None])],
+        )
+    return slots
+
+
+def charts(analysis: StudyAnalysis) -> dict[str, SafeString]:
+    """Every figure as the page shows it (caption, inline SVG, note, downloads)."""
+    return {
+        name: figure_html(
+            slot.spec,
+            f"figure-{name}",
+            title=slot.title,
+            empty=slot.empty,
+            note=slot.note,
+            downloads=figure_downloads(analysis, name),
+        )
+        for name, slot in figure_slots(analysis).items()
+    }
 
 
 @dataclass

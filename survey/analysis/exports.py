@@ -17,6 +17,7 @@ from typing import Any
 
 from studyplatform.safe_text import SafeCsvWriter, one_line
 from studyplatform.words import counted
+from survey.analysis.caveats import too_few_participants, zero_width
 from survey.analysis.exclusion import MAIN, participant_exclusions
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
 from survey.inference import InferenceError, Row, analyse_rows
@@ -48,6 +49,11 @@ TABLE_COLUMNS = (
     *(f"{rate}{part}" for rate in RATES for part in ("", "_wilson_low", "_wilson_high")),
     "fooling_rate_bootstrap_low",
     "fooling_rate_bootstrap_high",
+    "fooling_rate_bootstrap_two_way_low",
+    "fooling_rate_bootstrap_two_way_high",
+    "ai_judged_real_rate_bootstrap_two_way_low",
+    "ai_judged_real_rate_bootstrap_two_way_high",
+    "interval_note",
     "chi2_pearson_uncorrected",
     "p_pearson_uncorrected",
     "chi2_yates",
@@ -101,6 +107,19 @@ def _number(value: Any) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+def interval_note(c: ConditionResult) -> str:
+    """Why the condition's intervals mean little, in words ("" when they can be read):
+    too few participants, or a bootstrap interval of zero width (named)."""
+    n = c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
+    notes = [too_few_participants(n)] if c.table is not None else []
+    for name, boot in (("participants", c.bootstrap), ("two-way", c.bootstrap_two_way)):
+        if boot is not None:
+            interval = boot.fooling_rate.interval
+            if reason := zero_width(interval.low, interval.high):
+                notes.append(f"bootstrap ({name}) {reason}")
+    return "; ".join(n for n in notes if n)
+
+
 def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
     """One condition as a flat record (the CSV's columns)."""
     row: dict[str, Any] = dict.fromkeys(TABLE_COLUMNS, "")
@@ -126,6 +145,12 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
         interval = c.bootstrap.fooling_rate.interval
         row["fooling_rate_bootstrap_low"] = _number(interval.low)
         row["fooling_rate_bootstrap_high"] = _number(interval.high)
+    if c.bootstrap_two_way is not None:
+        for rate in ("fooling_rate", "ai_judged_real_rate"):
+            interval = getattr(c.bootstrap_two_way, rate).interval
+            row[f"{rate}_bootstrap_two_way_low"] = _number(interval.low)
+            row[f"{rate}_bootstrap_two_way_high"] = _number(interval.high)
+    row["interval_note"] = interval_note(c)
     if c.cells is not None:
         row.update(c.cells)
     t = c.table
@@ -164,10 +189,20 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
         "chi2": CHI2_VARIANT + " (chi2_pearson); Yates-corrected beside it (chi2_yates)",
         "fooling_rate": "(real judged AI + AI judged real) / all judgements (the paper's)",
         "ai_judged_real_rate": "P(judged Real | AI image) (Zhang et al., pix2pix)",
-        "bootstrap": {"n_boot": analysis.n_boot, "seed": analysis.seed},
+        "bootstrap": {
+            "two_way_computed": not analysis.two_way_skipped,
+            "n_boot": analysis.n_boot,
+            "seed": analysis.seed,
+            "over_participants": "participants resampled with replacement, images fixed",
+            "two_way": "participants and images resampled together (crossed "
+            "bootstrap, Owen 2007): images within their truth; the judgements of each drawn "
+            "participant about each drawn image, with multiplicity",
+        },
         "participants": to_jsonable(analysis.participants),
         "shared_real_row": analysis.shared_real,
-        "conditions": to_jsonable(analysis.conditions),
+        "conditions": [
+            {**to_jsonable(c), "interval_note": interval_note(c)} for c in analysis.conditions
+        ],
         "comparisons": to_jsonable(analysis.comparisons),
         "accuracy": to_jsonable(analysis.accuracy),
         "response_times": to_jsonable(analysis.response_times),
@@ -245,6 +280,24 @@ def _header(analysis: StudyAnalysis) -> list[str]:
     return lines
 
 
+def _bootstrap_caption(c: ConditionResult, confidence: float) -> str:
+    """The fooling rate's bootstrap intervals for a table's caption, and the note when
+    they mean little ("" without a bootstrap)."""
+    parts = []
+    for name, boot in (
+        ("over participants", c.bootstrap),
+        ("over participants and images", c.bootstrap_two_way),
+    ):
+        interval = boot.fooling_rate.interval if boot is not None else None
+        if interval is not None and _number(interval.low) != "":
+            parts.append(f"{name} {100 * interval.low:.1f}--{100 * interval.high:.1f}\\,\\%")
+    if not parts:
+        return ""
+    text = f" Fooling rate, {100 * confidence:g}\\,\\% bootstrap intervals: {'; '.join(parts)}."
+    note = interval_note(c)
+    return text + (f" ({latex_escape(note)}.)" if note else "")
+
+
 def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) -> str:
     """One booktabs table per condition, laid out like the paper's Tables 5 and 7–9, then
     one table with every condition."""
@@ -261,7 +314,7 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
             f"Judgements of real photographs and of images colourised by "
             f"{latex_escape(c.label)} ({counted(c.table['n'], 'judgement')} by "
             f"{counted(participants, 'participant')}). $\\chi^2$: Pearson, no continuity "
-            "correction."
+            "correction." + _bootstrap_caption(c, analysis.confidence)
         )
         parts.append(format_latex(c.table, caption=caption, label=f"{prefix}-{i}"))
     if results:

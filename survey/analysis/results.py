@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from colourmodels.numbers import finite_or_none
-from survey.analysis.counts import StudyCounts, stimulus_counts, study_counts
+from survey.analysis.counts import StudyCounts, judgement_pairs, stimulus_counts, study_counts
 from survey.analysis.distributions import Distribution, accuracy_distribution, rt_distribution
 from survey.analysis.exclusion import (
     MAIN,
@@ -37,12 +37,18 @@ from survey.statistics import (
     SDTSummary,
     analyse_table,
     bootstrap_counts,
+    bootstrap_two_way,
     compare_conditions,
     sdt_summary_from_counts,
     wilson_intervals,
 )
 from worker.models import ColourisedImage
 from worker.run_results import run_results
+
+#: Above this many counted judgements the two-way bootstrap is not computed for the page
+#: (it reads every judgement, and its time grows with them; the long-format download
+#: holds them for an offline analysis).
+TWO_WAY_MAX_JUDGEMENTS = 200_000
 
 #: The run metrics shown beside each condition: key in ModelRun.metrics["test"] -> label.
 RUN_METRICS = {"l1": "L1 distance", "ssim": "SSIM"}
@@ -77,6 +83,8 @@ class ConditionResult:
     sdt: SDTSummary | None
     sdt_skipped: int
     bootstrap: BootstrapResult | None
+    #: Participants and images resampled together (None: no judgements).
+    bootstrap_two_way: BootstrapResult | None
     accuracy: Distribution | None  # between subjects only
     response_times: dict[str, Distribution]  # "real", "ai"
 
@@ -97,6 +105,8 @@ class StudyAnalysis:
     shared_real: dict[str, int] | None = None  # within subjects: the shared real row
     n_boot: int = 2000
     seed: int = 0
+    #: The two-way bootstrap was left out: more than TWO_WAY_MAX_JUDGEMENTS judgements.
+    two_way_skipped: bool = False
 
     @property
     def judgements(self) -> int:
@@ -135,8 +145,25 @@ def _merge_bins(parts) -> dict[int, int]:
     return merged
 
 
+def _two_way(pairs, condition_id: int, *, within: bool, confidence, n_boot, seed):
+    """:func:`bootstrap_two_way` of one condition's judgements: its own stimuli's, and
+    within subjects the shared real photographs' judgements of the participants who judged
+    its AI images (as its table and its per-participant tables count them)."""
+    if within:
+        people = {p for p, _, c, _, _ in pairs if c == condition_id}
+        rows = [r for r in pairs if r[2] == condition_id or (r[2] is None and r[0] in people)]
+    else:
+        rows = [r for r in pairs if r[2] == condition_id]
+    if not rows:
+        return None
+    people, images, is_ai, wrong = zip(*[(p, s, a, w) for p, s, _, a, w in rows], strict=True)
+    return bootstrap_two_way(
+        people, images, is_ai, wrong, n_boot=n_boot, seed=seed, confidence=confidence
+    )
+
+
 def _condition_result(
-    condition, counts: StudyCounts, people, *, within: bool, confidence, n_boot, seed
+    condition, counts: StudyCounts, people, pairs, *, within: bool, confidence, n_boot, seed
 ) -> ConditionResult:
     cells = counts.tables.get(condition.pk)
     if within:
@@ -166,6 +193,9 @@ def _condition_result(
         sdt=sdt,
         sdt_skipped=skipped,
         bootstrap=boot,
+        bootstrap_two_way=_two_way(
+            pairs, condition.pk, within=within, confidence=confidence, n_boot=n_boot, seed=seed
+        ),
         accuracy=None if within else accuracy_distribution(counts.accuracy.get(condition.pk, [])),
         response_times={
             "real": rt_distribution(counts.response_times.get((real_key, True), {})),
@@ -185,14 +215,29 @@ def study_analysis(
     """Everything the dashboard and the table exports show, in the same few queries
     whatever the number of participants (conditions and runs; participants by their fate;
     :func:`study_counts`: the newly finished, their tallies stored, the counts). Per-image
-    rates are :func:`image_rows`."""
+    rates are :func:`image_rows`. The two-way bootstrap needs who judged which image: one
+    more query (:func:`judgement_pairs`), whose rows grow with the judgements."""
     within = study.design == Study.Design.WITHIN
     conditions = list(study.conditions.select_related("run").order_by("pk"))
     people = participant_counts(study=study, include_unfinished=include_unfinished)
     counts = study_counts(study=study, include_unfinished=include_unfinished)
+    total = sum(sum(cells) for cells in counts.tables.values())
+    two_way_skipped = total > TWO_WAY_MAX_JUDGEMENTS
+    pairs = (
+        []
+        if two_way_skipped
+        else judgement_pairs(study=study, include_unfinished=include_unfinished)
+    )
     results = [
         _condition_result(
-            c, counts, people, within=within, confidence=confidence, n_boot=n_boot, seed=seed
+            c,
+            counts,
+            people,
+            pairs,
+            within=within,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
         )
         for c in conditions
     ]
@@ -216,6 +261,7 @@ def study_analysis(
         shared_real=dict(zip(CELLS, shared_real, strict=True)) if shared_real else None,
         n_boot=n_boot,
         seed=seed,
+        two_way_skipped=two_way_skipped,
     )
 
 

@@ -10,8 +10,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from studyplatform.access import require, researcher_required, study_for_user
+from studyplatform.figures import figure_html, figure_response
 from survey.analysis import exports
-from survey.analysis.display import dashboard, image_cards, live
+from survey.analysis.display import (
+    dashboard,
+    figure_slots,
+    image_cards,
+    image_figure_slots,
+    live,
+    study_figure_downloads,
+)
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
 from worker.imaging import image_response, stored_thumbnail
@@ -107,6 +115,28 @@ def export_runs_tex(request, pk: int):
 
 @researcher_required
 @require_GET
+def export_figure(request, pk: int, name: str, fmt: str):
+    """One of the dashboard's or the per-image page's figures as an SVG or a PDF file."""
+    if name.startswith("images-"):
+        study = study_for_user(request.user, pk)
+        rows = image_rows(study=study, include_unfinished=_unfinished(request))
+        slot = image_figure_slots(study, rows).get(name)
+    else:
+        study, analysis = _analysis(request, pk)
+        slot = figure_slots(analysis).get(name)
+    if slot is None:
+        raise Http404("The dashboard has no such figure.")
+    return figure_response(
+        slot.spec,
+        fmt,
+        f"study-{study.pk}-{name}{_suffix(request)}",
+        title=slot.title,
+        empty=slot.empty,
+    )
+
+
+@researcher_required
+@require_GET
 def export_judgements_csv(request, pk: int):
     study = study_for_user(request.user, pk)
     response = StreamingHttpResponse(
@@ -126,6 +156,17 @@ def images_page(request, pk: int):
     study = study_for_user(request.user, pk)
     include_unfinished = _unfinished(request)
     rows = image_rows(study=study, include_unfinished=include_unfinished)
+    figures = {
+        name: figure_html(
+            slot.spec,
+            f"figure-{name}",
+            title=slot.title,
+            empty=slot.empty,
+            note=slot.note,
+            downloads=study_figure_downloads(study.pk, name, include_unfinished),
+        )
+        for name, slot in image_figure_slots(study, rows).items()
+    }
     sections = []
     for condition in study.conditions.select_related("run").order_by("pk"):
         images = rows.get(condition.pk, [])
@@ -133,10 +174,24 @@ def images_page(request, pk: int):
             ("ai", "AI images", image_cards([r for r in images if not r.is_real])),
             ("real", "Real photographs", image_cards([r for r in images if r.is_real])),
         ]
-        sections.append({"title": condition.label, "run": condition.run, "groups": groups})
+        sections.append(
+            {
+                "title": condition.label,
+                "run": condition.run,
+                "groups": groups,
+                "figure": figures[f"images-c{condition.pk}"],
+            }
+        )
     if rows.get(None):  # within subjects: the shared real photographs
         shared = [("real", "Real photographs", image_cards(rows[None]))]
-        sections.append({"title": "Real photographs (shared)", "run": None, "groups": shared})
+        sections.append(
+            {
+                "title": "Real photographs (shared)",
+                "run": None,
+                "groups": shared,
+                "figure": figures["images-real"],
+            }
+        )
     return render(
         request,
         "survey/analysis/images.html",

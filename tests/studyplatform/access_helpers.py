@@ -62,10 +62,14 @@ OBJECT_BY_PREFIX = [
     ("datasets/", "dataset"),
     ("runs/outputs/", "output"),
     ("runs/<int:pk>/cancel/", "active"),
+    ("runs/<int:pk>/figures/", "active"),
     ("runs/", "run"),
     ("studies/stimuli/", "stimulus"),
     ("studies/", "study"),
 ]
+
+#: The figure each figure download's route is walked with.
+FIGURE_NAMES = {"study_figure": "rates", "run_figure": "l1"}
 
 #: Imports are seen by whoever started them only: sharing the data set does not share them.
 NEVER_SHARED = {"import_job", "import_job_status"}
@@ -211,6 +215,10 @@ def path_of(world: World, name: str, route: str) -> str:
     """The route with the real object's id (and alice's ids in the query strings)."""
     attribute = object_of(route)
     path = "/" + route
+    if "<int:submodel>" in path:  # a run's figure: of its first generator
+        generator = world.active.submodels.filter(role="generator").order_by("pk").first()
+        path = path.replace("<int:submodel>", str(generator.pk))
+    path = path.replace("<slug:name>", FIGURE_NAMES.get(name, "")).replace("<slug:fmt>", "svg")
     if attribute is not None:
         path = re.sub(r"<int:\w+>", str(getattr(world, attribute).pk), path)
     assert "<" not in path, path

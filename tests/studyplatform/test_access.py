@@ -102,6 +102,19 @@ def test_downloads_and_polls_of_a_study_are_not_found_for_others(world, name):
     assert _as(world.bob).get(url).status_code == 404
 
 
+@pytest.mark.parametrize("fmt", ["svg", "pdf"])
+def test_figure_downloads_are_not_found_for_others(world, fmt):
+    generator = world.active.submodels.filter(role="generator").first()
+    for url in (
+        reverse("study_figure", args=[world.study.pk, "rates", fmt]),
+        reverse("run_figure", args=[world.active.pk, generator.pk, "l1", fmt]),
+    ):
+        assert _as(world.alice).get(url).status_code == 200, url
+        assert _as(world.bob).get(url).status_code == 404, url
+    RunShare.objects.create(run=world.active, user=world.bob, level="view")
+    assert _as(world.bob).get(url).status_code == 200
+
+
 def test_other_downloads_polls_and_images_are_not_found_for_others(world):
     bob, alice = _as(world.bob), _as(world.alice)
     urls = [

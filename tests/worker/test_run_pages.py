@@ -14,8 +14,8 @@ from PIL import Image
 
 from colourmodels.early_stopping import PAPER_SETTINGS
 from studyplatform.researchers import researcher_create
+from tests.figure_helpers import figure_on_page, svg_texts
 from tests.worker.runs_helpers import TINY, queued_run, tiny_dataset, wait_for_run
-from worker.charts import Chart, Marker, Series, line_chart, nice_ticks, paired_charts
 from worker.forms import RunLaunchForm
 from worker.models import ColourisedImage, ModelRun, SubModel
 from worker.services.runs import RunError, default_config, model_run_launch
@@ -33,20 +33,6 @@ def researcher_client(client):
 def ada(researcher_client, django_user_model):
     """The logged-in researcher, who owns the data sets and runs."""
     return django_user_model.objects.get(username="ada")
-
-
-def _polyline_points(svg: str, label: str) -> list[str]:
-    match = re.search(rf'<polyline class="series" data-label="{re.escape(label)}"[^>]*>', svg)
-    assert match, f"no series {label!r}"
-    tag = match.group(0)
-    points = re.search(r' points="([^"]*)"', tag).group(1).split()
-    assert f'data-points="{len(points)}"' in tag
-    return points
-
-
-def _chart(page: str, title: str) -> str:
-    start = page.index(f"<strong>{title}</strong>")
-    return page[start : page.index("</figure>", start)]
 
 
 # --- Logins --------------------------------------------------------------------------------
@@ -153,14 +139,13 @@ def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researc
     assert f"{baseline.metrics['test']['colourfulness_difference']:.4f}" in page
     assert "Cancel run" not in page
     assert baseline.environment["git_commit"] in page and "torch" in page
-    l1_chart = _chart(page, "generator: L1 loss")
-    assert len(_polyline_points(l1_chart, "train L1")) == 2
-    assert len(_polyline_points(l1_chart, "val L1")) == 2
-    assert l1_chart.count('<circle class="pt"') == 4
-    assert f'class="marker marker-best" data-epoch="{sm.best_epoch}"' in l1_chart
-    assert "best epoch" in l1_chart and ">epoch</text>" in l1_chart
-    gan_chart = _chart(page, "generator: GAN plain loss")
-    assert len(_polyline_points(gan_chart, "val GAN plain")) == 2
+    l1_chart = svg_texts(figure_on_page(page, "generator: L1 loss"))
+    assert {"epoch", "L1 loss (λ·mean |Δ|)", "train L1", "val L1"} <= l1_chart
+    assert f"best epoch ({sm.best_epoch})" in l1_chart
+    gan_chart = svg_texts(figure_on_page(page, "generator: GAN plain loss"))
+    assert {"GAN plain loss", "train GAN plain", "val GAN plain"} <= gan_chart
+    figure = reverse("run_figure", args=[baseline.pk, sm.pk, "l1", "pdf"])
+    assert figure in page and client.get(figure).content.startswith(b"%PDF")
     test_images = min(4, min(test_counts.values())) * len(test_counts)
     output = ColourisedImage.objects.filter(run=baseline).order_by("source_id").first()
     assert reverse("run_output_image", args=[output.pk]) in page
@@ -175,8 +160,7 @@ def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researc
     # Early stopping, once it fired, is marked too.
     SubModel.objects.filter(pk=sm.pk).update(stopped_epoch=2)
     page = client.get(url).content.decode()
-    l1_chart = _chart(page, "generator: L1 loss")
-    assert 'class="marker marker-stopped" data-epoch="2"' in l1_chart
+    l1_chart = svg_texts(figure_on_page(page, "generator: L1 loss"))
     assert "stopped epoch (2)" in l1_chart and "stopped early at 2" in page
 
     # The ensemble's detail: Tables 2–3, classifier curve and confusion matrix, oracle L1.
@@ -191,11 +175,10 @@ def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researc
     assert f"{ensemble.metrics['training']['ensemble_val_gan_mean']:.3f}" in page
     assert "Confusion matrix" in page
     assert page.count('class="num diagonal"') == len(dataset.categories)
-    f1_chart = _chart(page, "Classifier: validation macro-F1 and accuracy")
-    assert len(_polyline_points(f1_chart, "val macro-F1")) == 2
-    assert len(_polyline_points(f1_chart, "val accuracy")) == 2
+    f1_chart = svg_texts(figure_on_page(page, "Classifier: validation macro-F1 and accuracy"))
+    assert {"val macro-F1", "val accuracy", "train accuracy", "score"} <= f1_chart
     best = ensemble.submodels.get(role="classifier").best_epoch
-    assert f'class="marker marker-best" data-epoch="{best}"' in f1_chart
+    assert f"best epoch ({best})" in f1_chart
 
     # Compare: set-up differences highlighted, better values marked, the same test images.
     compare = reverse("runs_compare") + f"?a={baseline.pk}&b={ensemble.pk}"
@@ -219,69 +202,6 @@ def test_finished_baseline_and_ensemble_render_everywhere(celery_worker, researc
     assert {s["label"] for s in status["submodels"]} == {"classifier"} | {
         f"generator ({c})" for c in dataset.categories
     }
-
-
-# --- The charts on their own -----------------------------------------------------------------
-
-
-def test_line_chart_draws_one_point_per_epoch_ticks_labels_and_markers():
-    train = [(e, 10.0 / e) for e in range(1, 31)]
-    val = [(e, 5.0 + (e - 12) ** 2 / 50) for e in range(1, 31)]
-    html = str(
-        line_chart(
-            Chart(
-                title="L1 <loss>",
-                y_label="L1 loss",
-                series=[Series("train", train, "#000"), Series("val", val, "#f00", dashed=True)],
-                markers=[
-                    Marker(12, "best", "#0f0", "best"),
-                    Marker(30, "stopped", "#f00", "stopped"),
-                ],
-            )
-        )
-    )
-    assert "L1 &lt;loss&gt;" in html and "<loss>" not in html
-    assert len(_polyline_points(html, "train")) == 30 and len(_polyline_points(html, "val")) == 30
-    assert 'class="marker marker-best" data-epoch="12"' in html
-    assert 'class="marker marker-stopped" data-epoch="30"' in html
-    assert ">epoch</text>" in html and ">L1 loss</text>" in html
-    assert "best epoch (12)" in html and "stopped epoch (30)" in html
-    # x ticks: round epochs; y ticks: round values.
-    assert re.search(r">10</text>", html) and re.search(r">20</text>", html)
-    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert nice_ticks(4.2, 11.7)[0] <= 4.2 and nice_ticks(4.2, 11.7)[-1] >= 11.7
-    empty = str(line_chart(Chart(title="t", y_label="y", series=[Series("s", [], "#000")])))
-    assert "No epochs recorded yet" in empty and "<svg" not in empty
-
-
-def test_two_runs_charts_are_paired_by_submodel_on_one_scale():
-    def history(label, epochs, scale):
-        records = [
-            (e, {"train_l1": scale * 10 / e, "val_l1": scale * 12 / e, "train_gan": 1.0})
-            for e in range(1, epochs + 1)
-        ]
-        return {
-            "label": label,
-            "role": "generator",
-            "status": "done",
-            "best_epoch": epochs,
-            "stopped_epoch": None,
-            "records": records,
-        }
-
-    a = [history("generator (city)", 4, 1.0), history("generator (people)", 3, 1.0)]
-    b = [history("generator (city)", 8, 3.0)]
-    rows = paired_charts(a, b)
-    assert [(label, bool(x), bool(y)) for label, x, y in rows] == [
-        ("generator (city)", True, True),
-        ("generator (people)", True, False),
-    ]
-    (_, (_, charts_a), (_, charts_b)) = rows[0]
-    ticks = [
-        re.findall(r'text-anchor="(?:end|middle)" fill="#5b6570">([^<]*)<', str(c[0]))
-        for c in (charts_a, charts_b)
-    ]
-    assert ticks[0] == ticks[1] and "8" in ticks[0] and "30" in ticks[0]
 
 
 def test_the_ground_truth_is_cut_as_the_models_saw_it():

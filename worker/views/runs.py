@@ -4,7 +4,7 @@ and two runs compared. Silent work is swept by the worker's beat
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -17,8 +17,9 @@ from studyplatform.access import (
     run_for_user,
     runs_visible_to,
 )
+from studyplatform.figures import figure_html, figure_response
 from studyplatform.sharing import sharing_context, sharing_view
-from worker.charts import paired_charts, submodel_charts
+from worker.figures import paired_figures, submodel_figures
 from worker.forms import RunLaunchForm
 from worker.models import ModelRun
 from worker.run_display import config_view, run_progress, run_tables, run_took, runs_compare
@@ -76,6 +77,46 @@ def run_status(request, pk: int):
     return JsonResponse(run_progress(run_get(pk=pk, runs=runs_visible_to(request.user))))
 
 
+def _figures(history: dict, slots=None, prefix: str = "figure", run=None) -> list:
+    """A sub-model's figures for a page (``slots``: already made, on a shared scale); with
+    ``run``, each with its downloads."""
+    slots = slots if slots is not None else submodel_figures(history)
+    return [
+        figure_html(
+            slot.spec,
+            f"{prefix}-sm{history['id']}-{slot.name}",
+            title=slot.title,
+            empty="No values recorded yet.",
+            note=slot.note,
+            downloads=[
+                (fmt.upper(), reverse("run_figure", args=[run.pk, history["id"], slot.name, fmt]))
+                for fmt in ("svg", "pdf")
+            ]
+            if run is not None
+            else None,
+        )
+        for slot in slots
+    ]
+
+
+@researcher_required
+@require_GET
+def run_figure(request, pk: int, submodel: int, name: str, fmt: str):
+    """One training-curve figure of a run's sub-model, as an SVG or a PDF file."""
+    run = run_get(pk=pk, runs=runs_visible_to(request.user))
+    history = next((h for h in run_history(run=run) if h["id"] == submodel), None)
+    slot = next((s for s in submodel_figures(history) if s.name == name), None) if history else None
+    if slot is None:
+        raise Http404("The run has no such figure.")
+    return figure_response(
+        slot.spec,
+        fmt,
+        f"run-{run.pk}-{submodel}-{name}",
+        title=slot.title,
+        empty="No values recorded yet.",
+    )
+
+
 @researcher_required
 @require_GET
 def run_detail(request, pk: int):
@@ -90,7 +131,7 @@ def run_detail(request, pk: int):
             "run": run,
             "progress": run_progress(run),
             "took": run_took(run),
-            "curves": [(h, submodel_charts(h)) for h in history if h["records"]],
+            "curves": [(h, _figures(h, run=run)) for h in history if h["records"]],
             "tables": run_tables(run=run),
             "samples": run_samples(run=run),
             "config": config_view(run.config or {}),
@@ -150,10 +191,19 @@ def runs_compare_page(request):
     a, b = (run_find(pk=request.GET.get(key), runs=visible) for key in ("a", "b"))
     context = {"runs": run_choices(visible), "a": a, "b": b}
     if a is not None and b is not None:
-        curves = paired_charts(
-            [h for h in run_history(run=a) if h["records"]],
-            [h for h in run_history(run=b) if h["records"]],
-        )
+        curves = [
+            (
+                label,
+                *[
+                    (side[0], _figures(side[0], side[1], f"figure-{ab}")) if side else None
+                    for ab, side in zip("ab", sides, strict=True)
+                ],
+            )
+            for label, *sides in paired_figures(
+                [h for h in run_history(run=a) if h["records"]],
+                [h for h in run_history(run=b) if h["records"]],
+            )
+        ]
         context |= {
             "comparison": runs_compare(a=a, b=b),
             "curves": curves,
