@@ -160,11 +160,20 @@ class RunLaunchForm(forms.Form):
         )
         for key in EARLY_STOPPING_KEYS:
             setting = defaults["early_stopping"][key]
+            # The table shows no <label>: each input is named for screen readers.
             self.fields[f"k_{key}"] = forms.IntegerField(
-                min_value=1, max_value=1000, initial=setting["k"], label=f"k ({key})"
+                min_value=1,
+                max_value=1000,
+                initial=setting["k"],
+                label=f"k ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"k ({key})"}),
             )
             self.fields[f"mu_{key}"] = forms.FloatField(
-                min_value=0, max_value=1000, initial=setting["mu"], label=f"μ ({key})"
+                min_value=0,
+                max_value=1000,
+                initial=setting["mu"],
+                label=f"μ ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})"}),
             )
 
     def early_stopping_rows(self):
