@@ -127,6 +127,14 @@ class RunLaunchForm(forms.Form):
         ],
     )
     classifier_epochs = forms.IntegerField(min_value=1, max_value=10000, label="Classifier epochs")
+    classifier_patience = forms.IntegerField(
+        min_value=1,
+        max_value=10000,
+        required=False,
+        label="Classifier patience (epochs)",
+        help_text="Stop the classifier once its validation accuracy has not improved for this "
+        "many epochs. Empty: train all its epochs, as the paper does.",
+    )
     seed = forms.IntegerField(min_value=0, max_value=SEED_MAX, help_text=f"0 to {SEED_MAX}.")
     fast = forms.BooleanField(
         required=False,
@@ -145,17 +153,27 @@ class RunLaunchForm(forms.Form):
         for key in ("image_size", "width", "epochs", "batch_size", "routing", "seed", "fast"):
             self.fields[key].initial = defaults[key]
         self.fields["classifier_epochs"].initial = defaults["classifier"]["epochs"]
+        self.fields["classifier_patience"].initial = defaults["classifier"]["patience"]
         self.fields["early_stopping"].initial = bool(defaults["early_stopping"])
         self.fields["monitor"].initial = defaults["early_stopping"]["baseline"].get(
             "monitor", "total"
         )
         for key in EARLY_STOPPING_KEYS:
             setting = defaults["early_stopping"][key]
+            # The table shows no <label>: each input is named for screen readers.
             self.fields[f"k_{key}"] = forms.IntegerField(
-                min_value=1, max_value=1000, initial=setting["k"], label=f"k ({key})"
+                min_value=1,
+                max_value=1000,
+                initial=setting["k"],
+                label=f"k ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"k ({key})"}),
             )
             self.fields[f"mu_{key}"] = forms.FloatField(
-                min_value=0, max_value=1000, initial=setting["mu"], label=f"μ ({key})"
+                min_value=0,
+                max_value=1000,
+                initial=setting["mu"],
+                label=f"μ ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})"}),
             )
 
     def early_stopping_rows(self):
@@ -191,7 +209,10 @@ class RunLaunchForm(forms.Form):
             "routing": data["routing"],
             "seed": data["seed"],
             "fast": data["fast"],
-            "classifier": {"epochs": data["classifier_epochs"]},
+            "classifier": {
+                "epochs": data["classifier_epochs"],
+                "patience": data["classifier_patience"],
+            },
         }
         if not data["early_stopping"]:
             config["early_stopping"] = None

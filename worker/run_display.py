@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from worker.formatting import format_duration, format_number
 from worker.models import ModelRun, SubModel
-from worker.run_results import MetricSummary, run_results
+from worker.run_results import MetricSummary, RunResults, run_results
 from worker.selectors import planned_epochs, submodels_in_order
 
 #: Test metrics (method.md §6) in display order: key, label, which value is better, decimals.
@@ -28,6 +28,7 @@ CATEGORY_METRICS = ("l1", "ssim", "psnr", "chroma_mae", "colourfulness_differenc
 CATEGORY_DIGITS = {"l1": 3, "ssim": 4, "psnr": 2, "chroma_mae": 3, "colourfulness_difference": 2}
 SHORT_LABELS = {
     "l1": "L1",
+    "colourfulness": "colourf.",
     "ssim": "SSIM",
     "psnr": "PSNR",
     "chroma_mae": "chroma MAE",
@@ -42,6 +43,13 @@ TRAINING_LABELS = {
 }
 #: The rows of the training tables, in the paper's order.
 TRAINING_ROWS = ("train_l1", "train_gan", "val_l1", "val_gan")
+#: The reference predictors (worker.services.references) as the pages name them.
+REFERENCE_LABELS = {
+    "no_colour": "no colour (grayscale input)",
+    "category_mean_chroma": "category mean chroma",
+}
+REFERENCE_METRICS = ("l1", "ssim", "psnr", "chroma_mae", "colourfulness")
+NOT_COMPUTED = "not computed for this run"
 
 
 def _metric_label(key: str, colour_space: str) -> str:
@@ -116,6 +124,35 @@ def _summary(run: ModelRun, submodels: list[dict]) -> tuple[str, float]:
     return text, round(fraction, 4)
 
 
+def no_colour_flag(results: RunResults) -> str:
+    """The sentence for a run that does not beat predicting no colour ("" otherwise)."""
+    if results.beats_no_colour is not False:
+        return ""
+    return (
+        "This run does not beat predicting no colour at all (L1 "
+        f"{format_number(results.test.l1, 3)} vs {format_number(results.no_colour_l1, 3)}): "
+        "it has not learned to colourise."
+    )
+
+
+def routing_flag(results: RunResults) -> str:
+    """The sentence for an ensemble that its routing holds back ("" otherwise)."""
+    if not results.routing_holds_back:
+        return ""
+    classifier = results.classifier
+    accuracy = (
+        f" (the classifier is right on {format_number(100 * classifier.accuracy, 0)} % of the "
+        "test images)"
+        if classifier and classifier.accuracy is not None
+        else ""
+    )
+    return (
+        "Routing, not colourisation, holds this ensemble back: its test L1 is "
+        f"{format_number(results.test.l1, 3)} as routed, {format_number(results.test_oracle_l1, 3)}"
+        f" with every image sent to its true category's generator{accuracy}."
+    )
+
+
 def run_took(run: ModelRun) -> str:
     """How long a finished run took, e.g. "45 s" or "3 min 20 s" ("" if unknown)."""
     if not (run.started_at and run.finished_at):
@@ -125,7 +162,8 @@ def run_took(run: ModelRun) -> str:
 
 def run_progress(run: ModelRun) -> dict:
     """A run's state and its sub-models' progress (from the prefetched sub-models)."""
-    test = run_results(run).test
+    results = run_results(run)
+    test = results.test
     submodels = [submodel_progress(sm, run.config or {}) for sm in submodels_in_order(run)]
     summary, fraction = _summary(run, submodels)
     return {
@@ -139,7 +177,14 @@ def run_progress(run: ModelRun) -> dict:
         "summary": summary,
         "fraction": fraction,
         "submodels": submodels,
-        "test": {"l1": test.l1, "ssim": test.ssim} if test else None,
+        "test": {
+            "l1": test.l1,
+            "ssim": test.ssim,
+            "no_colour_l1": results.no_colour_l1,
+            "beats_no_colour": results.beats_no_colour,
+        }
+        if test
+        else None,
     }
 
 
@@ -175,6 +220,7 @@ def run_tables(*, run: ModelRun) -> dict:
                 for key, _, direction, _ in TEST_METRICS
             ],
         }
+        tables["references"] = _references_table(results, space)
     per_category = results.per_category
     if per_category:
         tables["per_category"] = {
@@ -255,8 +301,32 @@ def run_tables(*, run: ModelRun) -> dict:
             "routing": results.routing,
             "routed": _cell(test.l1),
             "oracle": _cell(results.test_oracle_l1),
+            "flag": routing_flag(results),
         }
     return tables
+
+
+def _references_table(results: RunResults, space: str) -> dict:
+    """The run's test metrics beside those of the reference predictors, and the flag."""
+
+    def cells(summary: MetricSummary) -> list[dict]:
+        return [_cell(summary.value(k), _metric_digits(k, space)) for k in REFERENCE_METRICS]
+
+    rows = [{"label": "this run", "cells": cells(results.test)}]
+    for key, label in REFERENCE_LABELS.items():
+        reference = getattr(results, key)
+        if reference is None:
+            rows.append({"label": label, "note": NOT_COMPUTED})
+        elif reference.omitted or reference.test is None:
+            rows.append({"label": label, "note": f"not computed: {reference.omitted}"})
+        else:
+            rows.append({"label": label, "cells": cells(reference.test)})
+    return {
+        "columns": [SHORT_LABELS.get(k, k) for k in REFERENCE_METRICS],
+        "rows": rows,
+        "computed": results.no_colour is not None,
+        "flag": no_colour_flag(results),
+    }
 
 
 # --- A run's configuration, and two runs compared ----------------------------------------------
@@ -295,6 +365,17 @@ def config_view(config: dict) -> dict:
         ],
         "json": json.dumps(config, indent=2, sort_keys=True),
     }
+
+
+def _reference_value(results: RunResults, key: str, metric: str) -> float | None:
+    reference = getattr(results, key)
+    return reference.test.value(metric) if reference and reference.test else None
+
+
+def _beats_text(results: RunResults) -> str:
+    if not results.test:
+        return "—"
+    return {True: "yes", False: "no"}.get(results.beats_no_colour, NOT_COMPUTED)
 
 
 def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
@@ -377,6 +458,26 @@ def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
         results_b.test_oracle_l1,
         "lower",
     )
+    for key, label in REFERENCE_LABELS.items():
+        for metric in ("l1", "ssim"):
+            value_a, value_b = (_reference_value(r, key, metric) for r in (results_a, results_b))
+            add(
+                f"{_metric_label(metric, a.colour_space)} of {label}",
+                value_a,
+                value_b,
+                None,
+                _metric_digits(metric, a.colour_space),
+            )
+    if results_a.test or results_b.test:
+        metrics.append(
+            {
+                "label": "beats predicting no colour (test L1 lower)",
+                "a": _beats_text(results_a),
+                "b": _beats_text(results_b),
+                "better": None,
+                "direction": "",
+            }
+        )
     classifier_a, classifier_b = results_a.classifier, results_b.classifier
     for name, label in (("macro_f1", "classifier macro-F1"), ("accuracy", "classifier accuracy")):
         add(

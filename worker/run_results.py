@@ -74,6 +74,24 @@ class ClassifierResults:
 
 
 @dataclass(frozen=True)
+class ReferenceResults:
+    """A reference predictor (``worker.services.references``: "no colour", the grayscale
+    input itself, or the per-category mean chroma) scored by the same metrics on the same
+    test images as the run; ``omitted`` says why it was not computed (then no scores)."""
+
+    test: MetricSummary | None = None
+    per_category: dict[str, MetricSummary] = field(default_factory=dict)
+    omitted: str | None = None
+
+
+#: How much worse than oracle routing an ensemble's routed L1 may be before the routing,
+#: not the colourisation, is said to hold it back (10 %).
+ROUTING_TOLERANCE = 0.10
+#: The decimals the L1 distance is shown with, and compared at against no colour.
+L1_DIGITS = 3
+
+
+@dataclass(frozen=True)
 class RunResults:
     test: MetricSummary | None = None
     per_category: dict[str, MetricSummary] = field(default_factory=dict)
@@ -87,10 +105,41 @@ class RunResults:
     classifier: ClassifierResults | None = None
     #: An ensemble's test L1 distance had every image gone to its true category's generator.
     test_oracle_l1: float | None = None
+    #: The reference predictors on the same test images; None for a run evaluated before
+    #: they were computed.
+    no_colour: ReferenceResults | None = None
+    category_mean_chroma: ReferenceResults | None = None
 
     @property
     def evaluated(self) -> bool:
         return self.test is not None
+
+    @property
+    def no_colour_l1(self) -> float | None:
+        ref = self.no_colour
+        return ref.test.l1 if ref is not None and ref.test is not None else None
+
+    @property
+    def beats_no_colour(self) -> bool | None:
+        """Whether the run's test L1 distance (the paper's headline) is lower than that of
+        predicting no colour at all, as the pages show them (to 3 decimals: outputs that are
+        the gray input itself differ from it by rounding only, and do not beat it); None
+        when either is unknown (not yet evaluated, or evaluated before the references were
+        computed). The other metrics are shown beside it but do not decide."""
+        own, reference = (self.test.l1 if self.test else None), self.no_colour_l1
+        if own is None or reference is None:
+            return None
+        return round(own, L1_DIGITS) < round(reference, L1_DIGITS)
+
+    @property
+    def routing_holds_back(self) -> bool | None:
+        """Whether an ensemble's routed test L1 is more than :data:`ROUTING_TOLERANCE` worse
+        than with oracle routing (the classifier's errors cost more than the generators');
+        None for a baseline, an oracle-routed run, or when unknown."""
+        own = self.test.l1 if self.test else None
+        if own is None or self.test_oracle_l1 is None or self.routing == "oracle":
+            return None
+        return own > self.test_oracle_l1 * (1 + ROUTING_TOLERANCE)
 
 
 def _summary(stored: dict[str, Any]) -> MetricSummary:
@@ -123,12 +172,25 @@ def _classifier(stored: dict[str, Any]) -> ClassifierResults:
     )
 
 
+def _reference(stored: dict[str, Any] | None) -> ReferenceResults | None:
+    if not stored:
+        return None
+    if stored.get("omitted"):
+        return ReferenceResults(omitted=str(stored["omitted"]))
+    per_category = stored.get("per_category") or {}
+    return ReferenceResults(
+        test=_summary(stored["test"]) if stored.get("test") else None,
+        per_category={c: _summary(s) for c, s in per_category.items()},
+    )
+
+
 def results_from_stored(metrics: dict[str, Any] | None) -> RunResults:
     """The typed form of a stored ``ModelRun.metrics`` object (``{}`` before evaluation)."""
     metrics = metrics or {}
     training = metrics.get("training") or {}
     per_category = metrics.get("per_category") or {}
     generators = training.get("generators") or {}
+    references = metrics.get("references") or {}
     return RunResults(
         test=_summary(metrics["test"]) if metrics.get("test") else None,
         per_category={c: _summary(s) for c, s in per_category.items()},
@@ -137,6 +199,8 @@ def results_from_stored(metrics: dict[str, Any] | None) -> RunResults:
         routing=metrics.get("routing"),
         classifier=_classifier(metrics["classifier"]) if metrics.get("classifier") else None,
         test_oracle_l1=metrics.get("test_oracle_l1"),
+        no_colour=_reference(references.get("no_colour")),
+        category_mean_chroma=_reference(references.get("category_mean_chroma")),
     )
 
 

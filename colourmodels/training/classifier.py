@@ -49,7 +49,10 @@ class ClassifierConfig:
     """The classifier run: ResNet34 from scratch on one-channel luminance, SGD (lr 7.5e-4,
     momentum 0.9), cross-entropy, 100 epochs, batch 16; the kept model is the epoch with the
     best validation macro-F1. ``init_weights_path`` optionally starts from a local weights file
-    (never downloaded). Training runs float32, eager. ``data_path`` ("auto", "cpu",
+    (never downloaded). ``patience`` (None: off, as in the paper, which trains all ``epochs``)
+    stops training once the validation accuracy has not risen above its best for that many
+    epochs in a row; ``epochs`` is then the most it may train, and the kept model is still
+    the best macro-F1 epoch's. Training runs float32, eager. ``data_path`` ("auto", "cpu",
     "device"): where a ``ColourisationDataset``'s images become luminance, as
     :class:`~colourmodels.training.pix2pix.Pix2PixConfig` (the luminance of the dataset's
     ``space``)."""
@@ -67,6 +70,7 @@ class ClassifierConfig:
     init_weights_path: str | None = None
     log_every: int = 50
     data_path: str = "auto"
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if self.class_names is not None:
@@ -85,10 +89,14 @@ class ClassifierConfig:
             raise ValueError("need lr > 0, momentum in [0, 1), weight_decay >= 0")
         if self.data_path not in DATA_PATHS:
             raise ValueError(f"data_path must be one of {DATA_PATHS}, got {self.data_path!r}")
+        if self.patience is not None and int(self.patience) < 1:
+            raise ValueError(f"patience must be >= 1 (or None: off), got {self.patience!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["class_names"] = list(self.class_names) if self.class_names is not None else None
+        if d["patience"] is None:  # as written before early stopping existed: still resumable
+            del d["patience"]
         return d
 
     @classmethod
@@ -115,6 +123,8 @@ class ClassifierResult:
     checkpoint_path: Path
     best_classifier_path: Path
     last_classifier_path: Path
+    #: The epoch early stopping (``patience``) ended training at; None when it did not.
+    stopped_epoch: int | None = None
     #: Under torchrun: ``world_size``, ``backend``, ``per_rank_batch``, each rank's
     #: ``fingerprints`` of the model at the end and ``replicas_identical``; else None.
     distributed: dict[str, Any] | None = None
@@ -135,10 +145,13 @@ def train_classifier(
     ``ClassifierConfig.data_path``).
 
     Per epoch: training pass, validation pass in eval mode (loss, accuracy, macro-F1, confusion
-    matrix), then ``best_classifier.pt`` (if the validation macro-F1 beat every earlier epoch's;
-    ties keep the earlier epoch), ``last_classifier.pt`` and ``checkpoint.pt`` are written
-    atomically, then the "epoch" progress event. Checkpoint, resume and cancellation rules are
-    those of :func:`~colourmodels.training.pix2pix.train_pix2pix`.
+    matrix), the early-stopping check (``config.patience``: stop once the validation accuracy
+    has not beaten its best for that many epochs), then ``best_classifier.pt`` (if the
+    validation macro-F1 beat every earlier epoch's; ties keep the earlier epoch),
+    ``last_classifier.pt`` and ``checkpoint.pt`` are written atomically, then the "epoch"
+    progress event. The checkpoint holds the early-stopping state, so a resumed run stops
+    where an uninterrupted one would, and one that stopped stays stopped. Checkpoint, resume
+    and cancellation rules are those of :func:`~colourmodels.training.pix2pix.train_pix2pix`.
 
     Under ``torchrun`` the model trains data-parallel as the Pix2Pix networks do (see
     :func:`~colourmodels.training.pix2pix.train_pix2pix`: ``config.batch_size`` is the global
@@ -164,14 +177,14 @@ def train_classifier(
         class_names=config.class_names,
         best_classifier_path=task.best_path,
         last_classifier_path=task.last_path,
+        stopped_epoch=task.stopped_epoch,
     )
 
 
 class _ClassifierTask:
     """The classifier's part of the loop (:class:`~colourmodels.training.loop.EpochTask`):
-    the ResNet34 and its SGD, the best macro-F1 and its confusion matrix, the model files."""
-
-    finished = False  # no early stopping
+    the ResNet34 and its SGD, the best macro-F1 and its confusion matrix, early stopping on
+    the validation accuracy, the model files."""
 
     def __init__(
         self, config: ClassifierConfig, context: RunContext, train_set: Dataset, val_set: Dataset
@@ -205,11 +218,22 @@ class _ClassifierTask:
         self.best_f1 = -math.inf
         self.best_confusion: np.ndarray | None = None
         self.confusion = np.zeros((config.num_classes,) * 2, dtype=np.int64)  # the last epoch's
+        # Early stopping: the best validation accuracy so far, its epoch, and where it fired.
+        self.best_accuracy = -math.inf
+        self.best_accuracy_epoch: int | None = None
+        self.stopped_epoch: int | None = None
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.best_epoch, self.best_f1 = state["best_epoch"], float(state["best_macro_f1"])
             if state["best_confusion"] is not None:
                 self.best_confusion = np.asarray(state["best_confusion"], dtype=np.int64)
+            self.best_accuracy = float(state.get("best_accuracy", -math.inf))
+            self.best_accuracy_epoch = state.get("best_accuracy_epoch")
+            self.stopped_epoch = state.get("stopped_epoch")
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_epoch is not None
 
     def run_epoch(
         self, epoch: int, train: Any, val: Any, progress: Progress
@@ -236,15 +260,26 @@ class _ClassifierTask:
         self.confusion = confusion
         if f1 > self.best_f1:  # NaN never wins
             self.best_epoch, self.best_f1, self.best_confusion = epoch, f1, confusion
+        val_accuracy = accuracy(confusion)
+        if val_accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_accuracy_epoch = val_accuracy, epoch
+        patience = self.config.patience
+        stop = (
+            patience is not None
+            and self.best_accuracy_epoch is not None
+            and epoch - self.best_accuracy_epoch >= patience
+        )
+        if stop:
+            self.stopped_epoch = epoch
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_accuracy": train_acc,
             "val_loss": val_loss,
-            "val_accuracy": accuracy(confusion),
+            "val_accuracy": val_accuracy,
             "val_macro_f1": f1,
         }
-        return record, False
+        return record, stop
 
     def save(self, epoch: int, record: dict[str, Any]) -> None:
         extra = {"val_macro_f1": record["val_macro_f1"], "confusion": self.confusion.tolist()}
@@ -267,6 +302,9 @@ class _ClassifierTask:
             "best_epoch": self.best_epoch,
             "best_macro_f1": self.best_f1,
             "best_confusion": best.tolist() if best is not None else None,
+            "best_accuracy": self.best_accuracy,
+            "best_accuracy_epoch": self.best_accuracy_epoch,
+            "stopped_epoch": self.stopped_epoch,
         }
 
     def modules(self) -> tuple[torch.nn.Module, ...]:

@@ -336,13 +336,47 @@ def _metric_text(value: float | None, digits: int) -> str:
     return "---" if value is None else f"{value:.{digits}f}"
 
 
+#: The reference rows of runs.tex (worker.services.references), in order.
+REFERENCE_ROWS = {
+    "no_colour": "No colour (grayscale input)",
+    "category_mean_chroma": "Category mean chroma",
+}
+
+
+def _reference_rows(analysis: StudyAnalysis) -> list[str]:
+    """One row per reference predictor and colour space; where the conditions' test images
+    differ (an upload covering part of the split), one per distinct set of values, naming
+    the models whose images it was measured on."""
+    rows = []
+    for key, title in REFERENCE_ROWS.items():
+        groups: dict[tuple, list[str]] = {}
+        for c in analysis.conditions:
+            values = c.references.get(key)
+            if values is not None:
+                found = (c.colour_space, values.get("l1"), values.get("ssim"))
+                groups.setdefault(found, []).append(c.label)
+        spaces = [space for space, _, _ in groups]
+        for (space, l1, ssim), labels in groups.items():
+            name = title
+            if spaces.count(space) > 1:
+                name += f" (test images of {', '.join(labels)})"
+            rows.append(
+                f"{latex_escape(name)} & {space.upper()} & "
+                f"{_metric_text(l1, 3)} & {_metric_text(ssim, 3)} \\\\"
+            )
+    return rows
+
+
 def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
     """The study's model runs' test-split metrics, shaped like the paper's Table 4: one
-    row per model (condition) with its colour space, L1 distance and SSIM."""
+    row per model (condition) with its colour space, L1 distance and SSIM, then the same
+    metrics of the reference predictors on the same test images (predicting no colour at
+    all, and each category's mean chroma); a model that does not beat no colour is marked."""
     body = [
         "\\begin{table}[htbp]",
         "\\centering",
-        "\\caption{L1 distance and SSIM of the colourised test images, per model.}",
+        "\\caption{L1 distance and SSIM of the colourised test images, per model, beside "
+        "predicting no colour at all.}",
         f"\\label{{{label or f'tab:study{analysis.study_id}-runs'}}}",
         "\\begin{tabular}{llrr}",
         "\\toprule",
@@ -350,11 +384,15 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
         "\\midrule",
     ]
     for c in analysis.conditions:
+        mark = "\\textsuperscript{\\dag}" if c.beats_no_colour is False else ""
         body.append(
-            f"{latex_escape(c.label)} & {c.colour_space.upper()} & "
+            f"{latex_escape(c.label)}{mark} & {c.colour_space.upper()} & "
             f"{_metric_text(c.metrics.get('l1'), 3)} & "
             f"{_metric_text(c.metrics.get('ssim'), 3)} \\\\"
         )
+    references = _reference_rows(analysis)
+    if references:
+        body += ["\\midrule", *references]
     body += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     notes = [
         f"% Study {analysis.study_id}: {one_line(analysis.study_name)}. "
@@ -362,6 +400,15 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
         "% L1 distance: lambda * mean |c_hat - c| over the normalised chroma channels; "
         "SSIM: on RGB in [0, 1], 7x7 window, averaged over channels.",
     ]
+    if references:
+        notes.append(
+            "% No colour: the input's luminance with zero chroma; category mean chroma: each "
+            "category's mean chroma over its training images."
+        )
+    if any(c.beats_no_colour is False for c in analysis.conditions):
+        notes.append(
+            "% \\dag: the model's test L1 distance is not lower than predicting no colour's."
+        )
     return "\n".join(notes + body) + "\n"
 
 

@@ -87,6 +87,11 @@ class ConditionResult:
     bootstrap_two_way: BootstrapResult | None
     accuracy: Distribution | None  # between subjects only
     response_times: dict[str, Distribution]  # "real", "ai"
+    #: RUN_METRICS of the reference predictors on the run's test images ("no_colour",
+    #: "category_mean_chroma"); a reference not computed for the run is left out.
+    references: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: Whether the run's test L1 is lower than predicting no colour's; None when unknown.
+    beats_no_colour: bool | None = None
 
 
 @dataclass
@@ -127,6 +132,15 @@ def _table(cells: tuple[int, ...] | None) -> ContingencyTable | None:
 def _run_metrics(run) -> dict[str, float | None]:
     test = run_results(run).test
     return {key: finite_or_none(test.value(key)) if test else None for key in RUN_METRICS}
+
+
+def _reference_metrics(results) -> dict[str, dict[str, float | None]]:
+    found = {}
+    for name in ("no_colour", "category_mean_chroma"):
+        reference = getattr(results, name)
+        if reference is not None and reference.test is not None:
+            found[name] = {key: finite_or_none(reference.test.value(key)) for key in RUN_METRICS}
+    return found
 
 
 def _sum_counts(items) -> ParticipantCounts:
@@ -179,6 +193,7 @@ def _condition_result(
         if rows.sum():
             boot = bootstrap_counts(rows, weights, n_boot=n_boot, seed=seed, confidence=confidence)
     real_key = None if within else condition.pk
+    results = run_results(condition.run)
     return ConditionResult(
         condition_id=condition.pk,
         label=condition.label,
@@ -201,6 +216,8 @@ def _condition_result(
             "real": rt_distribution(counts.response_times.get((real_key, True), {})),
             "ai": rt_distribution(counts.response_times.get((condition.pk, False), {})),
         },
+        references=_reference_metrics(results),
+        beats_no_colour=results.beats_no_colour,
     )
 
 

@@ -134,3 +134,72 @@ def test_a_tiny_last_batch_does_not_wreck_batchnorm(tmp_path):
     config = ClassifierConfig(num_classes=6, epochs=2, batch_size=8, device="cpu")
     result = train_classifier(config, images(10, 1), images(12, 2), tmp_path, resume=False)
     assert all(row["val_loss"] < 10 for row in result.history)
+
+
+# Patience 1 stops at the first epoch whose validation accuracy does not beat every earlier
+# one; with 18 validation images it can rise at most 18 times, so 20 epochs always stop.
+EARLY = dataclasses.replace(CONFIG, epochs=20, patience=1)
+
+
+def _first_stall(history) -> int:
+    best = -1.0
+    for row in history:
+        if row["val_accuracy"] <= best:
+            return row["epoch"]
+        best = row["val_accuracy"]
+    raise AssertionError("validation accuracy rose every epoch")
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clf-early")
+    return train_classifier(EARLY, TRAIN, VAL, out), out
+
+
+def test_patience_stops_when_validation_accuracy_stalls_and_keeps_the_best_f1(stopped):
+    result, out = stopped
+    assert result.stopped_epoch == _first_stall(result.history) < EARLY.epochs
+    assert len(result.history) == result.stopped_epoch == result.last_epoch
+    f1s = [h["val_macro_f1"] for h in result.history]
+    assert result.best_epoch == 1 + f1s.index(max(f1s))
+    _, meta = load_classifier(out / "best_classifier.pt")
+    assert meta["epoch"] == result.best_epoch
+    saved = read_file(out / "checkpoint.pt")
+    assert saved["stopped_epoch"] == result.stopped_epoch and saved["epoch"] == result.stopped_epoch
+    # A run that stopped stays stopped, even when allowed more epochs.
+    again = train_classifier(dataclasses.replace(EARLY, epochs=30), TRAIN, VAL, out)
+    assert _strip(again.history) == _strip(result.history)
+    assert again.stopped_epoch == result.stopped_epoch
+
+
+def test_early_stopping_resumes_exactly(stopped, tmp_path):
+    reference, out = stopped
+
+    def kill(event):
+        if event.phase == "train" and event.epoch == reference.stopped_epoch and event.step == 2:
+            raise TrainingCancelled
+
+    with pytest.raises(TrainingCancelled):
+        train_classifier(EARLY, TRAIN, VAL, tmp_path, on_progress=kill)
+    saved = read_file(tmp_path / "checkpoint.pt")
+    assert saved["epoch"] == reference.stopped_epoch - 1 and saved["stopped_epoch"] is None
+    assert saved["best_accuracy_epoch"] is not None  # the early-stopping state is saved
+    with pytest.raises(ConfigMismatchError, match="patience"):
+        train_classifier(dataclasses.replace(EARLY, patience=3), TRAIN, VAL, tmp_path)
+    resumed = train_classifier(EARLY, TRAIN, VAL, tmp_path)
+    assert _strip(resumed.history) == _strip(reference.history)
+    assert (resumed.stopped_epoch, resumed.best_epoch) == (
+        reference.stopped_epoch,
+        reference.best_epoch,
+    )
+    a = read_file(out / "best_classifier.pt")["state_dict"]
+    b = read_file(tmp_path / "best_classifier.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_patience_is_checked_and_off_by_default():
+    assert ClassifierConfig().patience is None
+    assert "patience" not in ClassifierConfig().to_dict()  # old checkpoints still resume
+    assert ClassifierConfig.from_dict(EARLY.to_dict()) == EARLY
+    with pytest.raises(ValueError, match="patience"):
+        ClassifierConfig(patience=0)

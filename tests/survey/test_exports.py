@@ -18,6 +18,7 @@ from survey.analysis.results import study_analysis
 from survey.models import Trial
 from tests.survey.analysis_helpers import expected_cells, make_study, take_part, withdraw
 from worker.models import ModelRun
+from worker.run_results import run_results
 
 pytestmark = pytest.mark.django_db
 
@@ -163,6 +164,29 @@ def test_runs_latex_is_table_4_shaped(answered):
         assert f"& LAB & {c.metrics['l1']:.3f} & {c.metrics['ssim']:.3f} \\\\" in tex
     analysis.conditions[0].metrics["ssim"] = None
     assert "& ---" in exports.runs_latex(analysis)
+
+
+def test_runs_latex_shows_no_colour_beside_the_models_and_marks_who_does_not_beat_it(answered):
+    study, *_ = answered
+    analysis = study_analysis(study=study)
+    references = [run_results(ModelRun.objects.get(pk=c.run_id)) for c in analysis.conditions]
+    no_colour = references[0].no_colour.test
+    assert all(r.no_colour.test.l1 == no_colour.l1 for r in references)  # the same images
+    tex = exports.runs_latex(analysis)
+    row = f"No colour (grayscale input) & LAB & {no_colour.l1:.3f} & {no_colour.ssim:.3f} \\\\"
+    assert tex.count(row) == 1  # once for the conditions measured on the same images
+    assert tex.count("Category mean chroma & LAB & ") == 1
+    assert tex.index("\\midrule", tex.index("\\midrule") + 1) < tex.index(row)
+
+    analysis.conditions[0].beats_no_colour = False
+    analysis.conditions[1].beats_no_colour = True
+    tex = exports.runs_latex(analysis)
+    assert "warm\\textsuperscript{\\dag} & LAB" in tex and "co\\_1 & LAB" in tex
+    assert "% \\dag: the model's test L1 distance is not lower" in tex
+    for c in analysis.conditions:  # runs evaluated before the references: no rows
+        c.references, c.beats_no_colour = {}, None
+    tex = exports.runs_latex(analysis)
+    assert "No colour" not in tex and "\\dag" not in tex
 
 
 def test_judgements_csv_is_long_format_and_flags_everything(answered):

@@ -54,7 +54,23 @@ def test_launch_errors_are_clear():
         call_command("run_launch", "--dataset", "cli", "--size", "100")
     with pytest.raises(CommandError, match="no run 999"):
         call_command("run_cancel", "999")
+    with pytest.raises(CommandError, match="patience must be a positive number"):
+        call_command(
+            "run_launch", "--dataset", "cli", "--kind", "ensemble", "--classifier-patience", "0"
+        )
     assert not ModelRun.objects.exists()
+
+
+def test_launch_takes_the_classifiers_patience():
+    tiny_dataset(name="cli")
+    args = ("--dataset", "cli", "--kind", "ensemble", "--classifier-epochs", "30")
+    call_command("run_launch", *args, "--classifier-patience", "5")
+    assert ModelRun.objects.get().config["classifier"] == {
+        "epochs": 30,
+        "batch_size": 16,
+        "lr": 7.5e-4,
+        "patience": 5,
+    }
 
 
 def test_cancel_a_queued_run_from_the_command_line(capsys):

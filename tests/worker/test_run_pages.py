@@ -302,6 +302,24 @@ def test_a_valid_post_launches_the_papers_run_with_its_submodels(researcher_clie
     assert run.config["early_stopping"] is None
     assert list(run.submodels.values_list("role", "category")) == [("generator", "")]
 
+    # An ensemble whose classifier stops once its validation accuracy stalls for 5 epochs.
+    data = _post_data(
+        form,
+        name="patient",
+        kind="ensemble",
+        dataset=dataset.pk,
+        classifier_epochs="30",
+        classifier_patience="5",
+    )
+    researcher_client.post(reverse("run_launch"), data)
+    run = ModelRun.objects.get(name="patient")
+    assert run.config["classifier"] == {
+        "epochs": 30,
+        "batch_size": 16,
+        "lr": 7.5e-4,
+        "patience": 5,
+    }
+
 
 @pytest.mark.django_db
 def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client, ada):

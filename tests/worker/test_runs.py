@@ -119,6 +119,15 @@ def test_launch_refuses_what_cannot_run():
         )
     with pytest.raises(RunError, match="lab or yuv"):
         model_run_launch(name="x", kind="baseline", colour_space="rgb", dataset=dataset)
+    for patience in (0, "5", 2.5, True):
+        with pytest.raises(RunError, match="classifier's patience must be a positive number"):
+            model_run_launch(
+                name="x",
+                kind="ensemble",
+                colour_space="lab",
+                dataset=dataset,
+                config={"classifier": {"patience": patience}},
+            )
     dataset.categories = []
     dataset.save()
     with pytest.raises(RunError, match="ensemble needs a data set with categories"):

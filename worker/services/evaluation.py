@@ -170,6 +170,7 @@ def _evaluate(run: ModelRun, attempt: RowClaim) -> None:
         macro_f1,
         per_class_f1,
     )
+    from worker.services.references import ReferenceScores, train_chroma_means
     from worker.services.training import storage_dataset
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -186,6 +187,13 @@ def _evaluate(run: ModelRun, attempt: RowClaim) -> None:
 
     test_set, image_ids = storage_dataset(run=run, split="test", category=None, train=False)
     loader = torch.utils.data.DataLoader(test_set, batch_size=16, shuffle=False)
+    means = train_chroma_means(
+        dataset=run.dataset,
+        space=run.colour_space,
+        image_size=run.config["image_size"],
+        beat=attempt.beat,
+    )
+    references = ReferenceScores(run.colour_space, means)
     _clear_outputs(run)
     rows, per_image, oracle_l1 = [], [], []
     truths, predictions = [], []
@@ -225,6 +233,14 @@ def _evaluate(run: ModelRun, attempt: RowClaim) -> None:
                 true_chroma=chroma,
                 space=run.colour_space,
             )
+            names = [test_set.records[start + i].category or "" for i in range(len(ids))]
+            references.add(
+                luma=luma,
+                true_chroma=chroma,
+                true_rgb=true_rgb,
+                category_index=cat,
+                categories=names,
+            )
             for i, source_id in enumerate(ids):
                 image_metrics = batch_metrics[i]
                 name = default_storage.save(
@@ -240,14 +256,14 @@ def _evaluate(run: ModelRun, attempt: RowClaim) -> None:
                         metrics=image_metrics,
                     )
                 )
-                category = test_set.records[start + i].category or ""
-                per_image.append((category, image_metrics))
+                per_image.append((names[i], image_metrics))
             attempt.beat()
 
     metrics = {
         **metrics_summary(per_image),
         "training": training_tables(run),
         "routing": routing if classifier is not None else None,
+        "references": references.stored(),
     }
     if classifier is not None:
         confusion = confusion_matrix(truths, predictions, len(categories))

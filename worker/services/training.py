@@ -199,6 +199,7 @@ def _train_classifier(run: ModelRun, sm: SubModel, scratch: Path, reporter: _Rep
         batch_size=config.get("batch_size", 16),
         lr=config.get("lr", 7.5e-4),
         seed=run.config.get("seed", 0),
+        patience=config.get("patience"),
     )
     train_set, _ = storage_dataset(run=run, split="train", category=None, train=True)
     val_set, _ = storage_dataset(run=run, split="val", category=None, train=False)

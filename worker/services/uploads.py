@@ -91,6 +91,7 @@ from worker.services.evaluation import (
     image_metrics_batch,
     metrics_summary,
 )
+from worker.services.references import ReferenceScores, train_chroma_means
 from worker.services.sources import upload_zip_limits
 
 __all__ = [
@@ -652,9 +653,13 @@ def _open_rgb(name: str):
         return load_rgb(f, name=name)
 
 
-def image_metrics(colourised, truth, colour_space: str) -> dict[str, float | None]:
+def image_metrics(
+    colourised, truth, colour_space: str, *, references=None, category: str = "", index: int = -1
+) -> dict[str, float | None]:
     """The per-image metrics of a colourised PIL image against its ground truth (any
-    size: brought to the colourised image's size as the module docstring says)."""
+    size: brought to the colourised image's size as the module docstring says); with
+    ``references`` (a :class:`worker.services.references.ReferenceScores`), the reference
+    predictors' on the same ground truth too, under ``category`` (its index ``index``)."""
     import torch
 
     from colourmodels.colour import rgb_to_luma_chroma
@@ -666,7 +671,15 @@ def image_metrics(colourised, truth, colour_space: str) -> dict[str, float | Non
     true_rgb = image_to_tensor(truth).unsqueeze(0)
     with torch.inference_mode():
         _, fake = rgb_to_luma_chroma(pred_rgb, colour_space)
-        _, chroma = rgb_to_luma_chroma(true_rgb, colour_space)
+        luma, chroma = rgb_to_luma_chroma(true_rgb, colour_space)
+        if references is not None:
+            references.add(
+                luma=luma,
+                true_chroma=chroma,
+                true_rgb=true_rgb,
+                category_index=[index],
+                categories=[category],
+            )
         return image_metrics_batch(
             pred_rgb=pred_rgb,
             true_rgb=true_rgb,
@@ -691,12 +704,25 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
             ColourisedImage.objects.filter(run=run).select_related("source").order_by("id")
         )
         per_image = []
+        references = ReferenceScores(
+            run.colour_space,
+            train_chroma_means(
+                dataset=run.dataset, space=run.colour_space, image_size=None, beat=attempt.beat
+            ),
+        )
+        index = {name: i for i, name in enumerate(run.dataset.categories)}
         last_beat = timezone.now()
         for done, output in enumerate(outputs, start=1):
+            category = output.source.category or ""
             output.metrics = image_metrics(
-                _open_rgb(output.file), _open_rgb(output.source.file), run.colour_space
+                _open_rgb(output.file),
+                _open_rgb(output.source.file),
+                run.colour_space,
+                references=references,
+                category=category,
+                index=index.get(category, -1),
             )
-            per_image.append((output.source.category or "", output.metrics))
+            per_image.append((category, output.metrics))
             if (timezone.now() - last_beat).total_seconds() > 5:
                 last_beat = timezone.now()
                 attempt.beat()
@@ -706,6 +732,7 @@ def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> N
             **metrics_summary(per_image),
             "training": {"generators": {}},
             "routing": None,
+            "references": references.stored(),
         }
         with transaction.atomic():
             still_evaluating = attempt.hold().status == ModelRun.Status.EVALUATING

@@ -27,6 +27,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-early-stopping", action="store_true")
         parser.add_argument("--routing", choices=ROUTINGS)
         parser.add_argument("--classifier-epochs", type=int, help="default 100")
+        parser.add_argument(
+            "--classifier-patience",
+            type=int,
+            help="stop the classifier once its validation accuracy stalls this many epochs "
+            "(default: off, all its epochs as in the paper)",
+        )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--reference", action="store_true", help="no GPU speed-ups")
         parser.add_argument("--wait", action="store_true", help="print progress until it ends")
@@ -49,8 +55,9 @@ class Command(BaseCommand):
         }
         if o["no_early_stopping"]:
             config["early_stopping"] = None
-        if o["classifier_epochs"] is not None:
-            config["classifier"] = {"epochs": o["classifier_epochs"]}
+        for key in ("epochs", "patience"):
+            if o[f"classifier_{key}"] is not None:
+                config.setdefault("classifier", {})[key] = o[f"classifier_{key}"]
         if o["reference"]:
             config["fast"] = False
         try:

@@ -1,0 +1,62 @@
+"""The reference predictors: no colour is exactly zero chroma (a gray image), the category
+means are the means of the training images' chroma."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from colourmodels.colour import luma_chroma_to_rgb, rgb_to_luma_chroma
+from colourmodels.references import CategoryChromaMeans, no_colour_chroma
+
+
+@pytest.mark.parametrize("space", ["lab", "yuv"])
+def test_no_colour_is_zero_chroma_and_a_gray_image(space):
+    rgb = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    luma, chroma = rgb_to_luma_chroma(rgb, space)
+    zero = no_colour_chroma(chroma)
+    assert zero.shape == chroma.shape and zero.dtype == chroma.dtype
+    assert torch.equal(zero, torch.zeros_like(chroma))  # a = b = 0 (U = V = 0) exactly
+    gray = luma_chroma_to_rgb(luma, zero, space)
+    assert torch.allclose(gray[:, 0], gray[:, 1], atol=1e-4)
+    assert torch.allclose(gray[:, 1], gray[:, 2], atol=1e-4)
+
+
+def test_no_colour_refuses_what_is_not_chroma():
+    with pytest.raises(ValueError, match="2 channel"):
+        no_colour_chroma(torch.zeros(1, 3, 4, 4))
+
+
+def test_category_means_are_the_means_of_the_training_images():
+    means = CategoryChromaMeans(["a", "b", "c"])
+    first = torch.tensor([[0.1, -0.2], [0.3, 0.0], [0.5, 0.4]])  # categories a, a, b
+    batch = first[:, :, None, None].expand(3, 2, 4, 4).clone()
+    batch[0, 0, 0, 0] += 1.6  # one pixel of 16: the image's mean a rises by 0.1
+    means.add(batch, [0, 0, 1])
+    means.add(torch.full((1, 2, 4, 4), -0.6), [-1])  # no category: the overall mean only
+    table = means.means()
+    assert table[0].tolist() == pytest.approx([(0.2 + 0.3) / 2, -0.1])
+    assert table[1].tolist() == pytest.approx([0.5, 0.4])
+    overall = [(0.2 + 0.3 + 0.5 - 0.6) / 4, (-0.2 + 0.0 + 0.4 - 0.6) / 4]
+    assert table[2].tolist() == pytest.approx(overall)  # "c" has no image: the overall mean
+    assert table[3].tolist() == pytest.approx(overall)
+    assert means.counts() == {"a": 2, "b": 1, "c": 0} and means.images == 4
+
+    like = torch.zeros(4, 2, 3, 3)
+    predicted = means.predict(torch.tensor([1, 0, -1, 2]), like)
+    assert predicted.shape == like.shape
+    assert predicted[0, :, 2, 2].tolist() == pytest.approx([0.5, 0.4])
+    assert predicted[1].mean(dim=(1, 2)).tolist() == pytest.approx([0.25, -0.1])
+    assert predicted[2, :, 0, 0].tolist() == pytest.approx(overall)
+    assert predicted[3, :, 1, 1].tolist() == pytest.approx(overall)
+    assert set(means.as_dict()) == {"a", "b", "c", ""}
+
+
+def test_category_means_say_what_is_wrong():
+    means = CategoryChromaMeans(["a"])
+    with pytest.raises(ValueError, match="no training image"):
+        means.means()
+    with pytest.raises(ValueError, match="categories given"):
+        means.add(torch.zeros(2, 2, 4, 4), [0])
+    with pytest.raises(ValueError, match="category indices"):
+        means.add(torch.zeros(1, 2, 4, 4), [3])
