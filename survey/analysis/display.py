@@ -80,12 +80,16 @@ def _key(c: ConditionResult, name: str) -> str:
     return f"c{c.condition_id}-{name}"
 
 
+def _metric_hint(c: ConditionResult) -> str:
+    return f"run metric, on {c.partial_coverage} only" if c.partial_coverage else "run metric"
+
+
 def _condition_values(c: ConditionResult, level: str) -> dict[str, tuple[str, str, str]]:
     """name -> (label, text, hint) of one condition's summary column, in display order."""
     t, s, b = c.table, c.sdt, c.bootstrap
     values: dict[str, tuple[str, str, str]] = {
-        "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), "run metric"),
-        "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), "run metric"),
+        "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), _metric_hint(c)),
+        "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), _metric_hint(c)),
         "participants": (
             "Participants counted",
             str(s.n_participants + c.sdt_skipped) if s else "0",

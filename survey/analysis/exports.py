@@ -240,13 +240,22 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
         "Model & Colour space & L1 distance & SSIM \\\\",
         "\\midrule",
     ]
+    partial = [c for c in analysis.conditions if c.partial_coverage]
     for c in analysis.conditions:
+        mark = "$^\\dagger$" if c.partial_coverage else ""
         body.append(
-            f"{latex_escape(c.label)} & {c.colour_space.upper()} & "
+            f"{latex_escape(c.label)}{mark} & {c.colour_space.upper()} & "
             f"{_metric_text(c.metrics.get('l1'), 3)} & "
             f"{_metric_text(c.metrics.get('ssim'), 3)} \\\\"
         )
-    body += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    body += ["\\bottomrule", "\\end{tabular}"]
+    if partial:
+        covered = "; ".join(f"{latex_escape(c.label)}: {c.partial_coverage}" for c in partial)
+        body.append(
+            f"\\par\\footnotesize $^\\dagger$ Tested on part of the test split ({covered}): "
+            "not comparable with the complete runs."
+        )
+    body.append("\\end{table}")
     notes = [
         f"% Study {analysis.study_id}: {one_line(analysis.study_name)}. "
         "Needs \\usepackage{booktabs}.",

@@ -42,7 +42,7 @@ from survey.statistics import (
     wilson_intervals,
 )
 from worker.models import ColourisedImage
-from worker.run_results import run_results
+from worker.run_results import run_coverage, run_results
 
 #: The run metrics shown beside each condition: key in ModelRun.metrics["test"] -> label.
 RUN_METRICS = {"l1": "L1 distance", "ssim": "SSIM"}
@@ -79,6 +79,8 @@ class ConditionResult:
     bootstrap: BootstrapResult | None
     accuracy: Distribution | None  # between subjects only
     response_times: dict[str, Distribution]  # "real", "ai"
+    #: "40 / 50 test images" when the run was tested on part of its test split, else "".
+    partial_coverage: str = ""
 
 
 @dataclass
@@ -117,6 +119,11 @@ def _table(cells: tuple[int, ...] | None) -> ContingencyTable | None:
 def _run_metrics(run) -> dict[str, float | None]:
     test = run_results(run).test
     return {key: finite_or_none(test.value(key)) if test else None for key in RUN_METRICS}
+
+
+def _partial_coverage(run) -> str:
+    coverage = run_coverage(run)
+    return coverage.text if coverage and not coverage.complete else ""
 
 
 def _sum_counts(items) -> ParticipantCounts:
@@ -160,6 +167,7 @@ def _condition_result(
         run_kind=condition.run.get_kind_display(),
         colour_space=condition.run.colour_space,
         metrics=_run_metrics(condition.run),
+        partial_coverage=_partial_coverage(condition.run),
         participants=None if within else people.get(condition.pk, ParticipantCounts()),
         cells=dict(zip(CELLS, cells, strict=True)) if cells else None,
         table=analyse_table(table, confidence) if table else None,
