@@ -156,11 +156,20 @@ class RunLaunchForm(forms.Form):
             "monitor", "total"
         )
         for key, setting, _ in self._early_stopping_keys():
+            # The table's headers label the inputs for the eye; aria-label for the ear.
             self.fields[f"k_{key}"] = forms.IntegerField(
-                min_value=1, max_value=1000, initial=setting.k, label=f"k ({key})"
+                min_value=1,
+                max_value=1000,
+                initial=setting.k,
+                label=f"k ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"k ({key})"}),
             )
             self.fields[f"mu_{key}"] = forms.FloatField(
-                min_value=0, max_value=1000, initial=setting.mu, label=f"μ ({key})"
+                min_value=0,
+                max_value=1000,
+                initial=setting.mu,
+                label=f"μ ({key})",
+                widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})", "step": "any"}),
             )
 
     def _early_stopping_keys(self):

@@ -272,6 +272,15 @@ def run_tables(*, run: ModelRun) -> dict:
 # --- A run's configuration, and two runs compared ----------------------------------------------
 
 
+#: Settings not listed row by row: an upload's manifest rows (one per image; its images
+#: are the run's outputs, and the JSON view keeps the list).
+_UNLISTED = frozenset({"manifest.entries"})
+
+
+def _settings(config: dict) -> dict[str, object]:
+    return {k: v for k, v in _flatten(config).items() if k not in _UNLISTED}
+
+
 def _flatten(config, prefix: str = "") -> dict[str, object]:
     if isinstance(config, dict):
         flat = {}
@@ -288,7 +297,7 @@ def config_view(config: dict) -> dict:
     early = config.get("early_stopping")
     plain = [
         (key, json.dumps(value))
-        for key, value in _flatten(
+        for key, value in _settings(
             {k: v for k, v in config.items() if k not in ("early_stopping", "classifier")}
         ).items()
     ]
@@ -358,12 +367,12 @@ def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
         "kind": a.get_kind_display(),
         "colour space": a.colour_space.upper(),
         "data set": a.dataset.name,
-    } | _flatten(a.config)
+    } | _settings(a.config)
     setup_b = {
         "kind": b.get_kind_display(),
         "colour space": b.colour_space.upper(),
         "data set": b.dataset.name,
-    } | _flatten(b.config)
+    } | _settings(b.config)
     keys = list(setup_a) + [k for k in setup_b if k not in setup_a]
     missing = object()
 
