@@ -59,6 +59,9 @@ def test_a_partial_run_is_marked_with_its_coverage_everywhere(client, ada, datas
     assert listing.count("4 / 6 test images") == 1 and "6 / 6 test images" not in listing
     page = client.get(reverse("run_detail", args=[part.pk])).content.decode()
     assert "tested on 4 / 6 test images" in page and "not ranked against complete runs" in page
+    study_form = client.get(reverse("study_new")).content.decode()
+    assert f"part (Uploaded, syn, #{part.pk}, tested on 4 / 6 test images)" in study_form
+    assert f"full (Uploaded, syn, #{full.pk})" in study_form
 
     # The partial run is better on every image it has (the truth itself), but the two were
     # tested on different images: nothing is marked better, and the page says so first.
