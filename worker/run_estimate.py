@@ -81,18 +81,36 @@ def worker_device() -> str:
     return str((environment or {}).get("device", ""))
 
 
-def run_estimate(*, dataset, image_size: int, width: int, epochs: int) -> Estimate:
-    """The CPU estimate for training on ``dataset`` with these settings."""
+def _split_counts(dataset) -> dict[str, int]:
     counts = dict.fromkeys(DatasetImage.Split.values, 0)
     for per_split in (dataset.counts or {}).values():  # {category: {split: images}}
         for split, n in per_split.items():
             counts[split] = counts.get(split, 0) + n
+    return counts
+
+
+def reference_epoch_seconds(dataset) -> float:
+    """One epoch on ``dataset`` at the reference size and width (for the page's script,
+    which scales it as :func:`seconds_per_image` does)."""
+    counts = _split_counts(dataset)
+    return cpu_training_seconds(
+        image_size=REFERENCE_SIZE,
+        width=REFERENCE_WIDTH,
+        epochs=1,
+        train_images=counts[DatasetImage.Split.TRAIN],
+        val_images=counts[DatasetImage.Split.VAL],
+    )
+
+
+def run_estimate(*, dataset, image_size: int, width: int, epochs: int) -> Estimate:
+    """The CPU estimate for training on ``dataset`` with these settings."""
+    counts = _split_counts(dataset)
     seconds = cpu_training_seconds(
         image_size=image_size,
         width=width,
         epochs=epochs,
-        train_images=counts.get(DatasetImage.Split.TRAIN, 0),
-        val_images=counts.get(DatasetImage.Split.VAL, 0),
+        train_images=counts[DatasetImage.Split.TRAIN],
+        val_images=counts[DatasetImage.Split.VAL],
     )
     device = worker_device()
     gpu = device.startswith("cuda") if device else None

@@ -16,6 +16,7 @@ from studyplatform.researchers import researcher_create
 from tests.e2e.conftest import PHONE
 from tests.worker.runs_helpers import queued_run, tiny_dataset
 from tests.worker.test_uploaded_runs import _base, _csv, _gray, _zip
+from worker.run_estimate import run_estimate
 from worker.services.uploads import uploaded_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,6 +86,13 @@ def test_the_run_pages_lay_out_at_both_sizes(open_page, tmp_path, size):
     page.goto(f"/runs/new/?dataset={dataset.pk}")
     expect(page.locator(".estimate")).to_contain_text("Without a GPU")
     _look(page, "run-launch", size)
+    expect(page.locator('.estimate [data-f="warning"]')).to_be_visible()
+    page.select_option("#id_image_size", "32")
+    page.fill("#id_epochs", "2")
+    short = run_estimate(dataset=dataset, image_size=32, width=64, epochs=2)
+    expect(page.locator('.estimate [data-f="duration"]')).to_have_text(short.text)
+    expect(page.locator('.estimate [data-f="epochs"]')).to_have_text("2 epochs")
+    expect(page.locator('.estimate [data-f="warning"]')).to_be_hidden()
 
     page.goto("/runs/upload/")
     expect(page.locator(".example-manifest")).to_contain_text("file,image_id,true_category")

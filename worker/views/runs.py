@@ -25,7 +25,13 @@ from worker.downloads import run_outputs_zip
 from worker.forms import IMAGE_SIZES, RunLaunchForm
 from worker.models import ModelRun
 from worker.run_display import config_view, run_progress, run_tables, run_took, runs_compare
-from worker.run_estimate import run_estimate
+from worker.run_estimate import (
+    REFERENCE_SIZE,
+    REFERENCE_WIDTH,
+    WARN_AFTER_SECONDS,
+    reference_epoch_seconds,
+    run_estimate,
+)
 from worker.selectors import (
     run_choices,
     run_find,
@@ -144,7 +150,16 @@ def _launch_estimate(form: RunLaunchForm) -> dict | None:
         (size, run_estimate(dataset=dataset, **(settings | {"image_size": size})).text)
         for size in IMAGE_SIZES
     ]
-    return {"now": run_estimate(dataset=dataset, **settings), "by_size": by_size, **settings}
+    now = run_estimate(dataset=dataset, **settings)
+    # What the page's script needs to redo the estimate as the settings change.
+    script = {
+        "reference_seconds": reference_epoch_seconds(dataset),
+        "reference_size": REFERENCE_SIZE,
+        "reference_width": REFERENCE_WIDTH,
+        "warn_after": WARN_AFTER_SECONDS,
+        "gpu": now.gpu is True,
+    }
+    return {"now": now, "by_size": by_size, "script": script, **settings}
 
 
 @researcher_required
