@@ -5,6 +5,7 @@ from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
 from survey.services.stimuli import scene_shortfall
 from worker.models import ColourisedImage, DatasetImage, ModelRun
+from worker.run_results import run_coverage
 
 #: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
 #: the database's own limit would answer with a 19-digit number.
@@ -26,7 +27,9 @@ def _limit(field: forms.Field, least: int, most: int) -> None:
 
 class RunChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
-        return f"{obj.name} ({obj.get_kind_display()}, {obj.dataset.name}, #{obj.pk})"
+        coverage = run_coverage(obj)
+        partial = f", tested on {coverage.text}" if coverage and not coverage.complete else ""
+        return f"{obj.name} ({obj.get_kind_display()}, {obj.dataset.name}, #{obj.pk}{partial})"
 
 
 class StudyForm(forms.ModelForm):

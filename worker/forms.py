@@ -6,7 +6,7 @@ from django.conf import settings
 
 from colourmodels.data.categories import CATEGORIES, OTHERS
 from colourmodels.data.images import IMAGE_EXTENSIONS
-from colourmodels.early_stopping import MONITORS
+from colourmodels.early_stopping import MONITORS, PAPER_SETTINGS
 from studyplatform.safe_text import validate_single_line
 from worker.models import Dataset, ModelRun
 from worker.services.datasets import DATASET_SEED_MAX
@@ -67,8 +67,6 @@ def _holds_an_image(archive) -> bool:
     return False
 
 
-#: The early-stopping settings the form offers: the baseline's and the paper's six categories'.
-EARLY_STOPPING_KEYS = ("baseline", *CATEGORIES)
 IMAGE_SIZES = (32, 64, 128, 256, 512)
 
 
@@ -143,13 +141,21 @@ class RunLaunchForm(forms.Form):
         "pix2pix step.",
     )
 
-    def __init__(self, *args, datasets=None, **kwargs):
-        """``datasets``: those the user may launch on (default: all)."""
+    def __init__(self, *args, datasets=None, dataset=None, **kwargs):
+        """``datasets``: those the user may launch on (default: all). ``dataset``: the one
+        chosen (default: the newest); a bound form uses the posted one. The early-stopping
+        table has a row for the baseline and one for each of its categories."""
         super().__init__(*args, **kwargs)
         if datasets is not None:
             self.fields["dataset"].queryset = datasets.order_by("-created_at")
         defaults = _paper_defaults()
-        self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
+        choices = self.fields["dataset"].queryset
+        if self.is_bound:
+            posted = str(self.data.get("dataset", ""))
+            dataset = choices.filter(pk=posted).first() if posted.isdigit() else None
+        self.chosen_dataset = dataset or choices.first()
+        self.fields["dataset"].initial = self.chosen_dataset
+        self.fields["dataset"].widget = forms.HiddenInput()
         for key in ("image_size", "width", "epochs", "batch_size", "routing", "seed", "fast"):
             self.fields[key].initial = defaults[key]
         self.fields["classifier_epochs"].initial = defaults["classifier"]["epochs"]
@@ -158,31 +164,56 @@ class RunLaunchForm(forms.Form):
         self.fields["monitor"].initial = defaults["early_stopping"]["baseline"].get(
             "monitor", "total"
         )
-        for key in EARLY_STOPPING_KEYS:
-            setting = defaults["early_stopping"][key]
-            # The table shows no <label>: each input is named for screen readers.
+        for key, setting, _ in self._early_stopping_keys():
+            # The table's headers label the inputs for the eye; aria-label for the ear.
             self.fields[f"k_{key}"] = forms.IntegerField(
                 min_value=1,
                 max_value=1000,
-                initial=setting["k"],
+                initial=setting.k,
                 label=f"k ({key})",
                 widget=forms.NumberInput(attrs={"aria-label": f"k ({key})"}),
             )
             self.fields[f"mu_{key}"] = forms.FloatField(
                 min_value=0,
                 max_value=1000,
-                initial=setting["mu"],
+                initial=setting.mu,
                 label=f"μ ({key})",
-                widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})"}),
+                widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})", "step": "any"}),
             )
 
+    def _early_stopping_keys(self):
+        """(row, the paper's setting, whence) for the baseline and each of the chosen data
+        set's categories: the paper's (k, μ) where the category is one of the paper's
+        (method.md §4), else the paper's "others" row, the documented default."""
+        rows = [("baseline", PAPER_SETTINGS["baseline"], "the paper's baseline")]
+        categories = self.chosen_dataset.categories if self.chosen_dataset else []
+        for category in categories:
+            if category == "baseline":
+                continue  # cannot be told from the baseline's row; it shares its values
+            if category in PAPER_SETTINGS:
+                rows.append((category, PAPER_SETTINGS[category], "the paper's value"))
+            else:
+                rows.append((category, PAPER_SETTINGS[OTHERS], f"default: the paper's “{OTHERS}”"))
+        return rows
+
     def early_stopping_rows(self):
-        """(name, k field, μ field) for the template's table."""
-        return [(key, self[f"k_{key}"], self[f"mu_{key}"]) for key in EARLY_STOPPING_KEYS]
+        """(name, k field, μ field, whence) for the template's table."""
+        return [
+            (key, self[f"k_{key}"], self[f"mu_{key}"], whence)
+            for key, _, whence in self._early_stopping_keys()
+        ]
 
     def main_fields(self):
-        names = ("name", "kind", "colour_space", "dataset")
+        names = ("name", "kind", "colour_space")
         return [self[n] for n in names]
+
+    def estimate_settings(self) -> dict:
+        """image_size, width and epochs as posted (where valid) or as offered."""
+        cleaned = getattr(self, "cleaned_data", None) or {}
+        return {
+            key: cleaned.get(key) or self.fields[key].initial
+            for key in ("image_size", "width", "epochs")
+        }
 
     def training_fields(self):
         return [self[n] for n in ("image_size", "width", "epochs", "batch_size", "seed")]
@@ -224,7 +255,7 @@ class RunLaunchForm(forms.Form):
         early = {"baseline": setting("baseline")}
         if data["kind"] == ModelRun.Kind.ENSEMBLE:
             for category in data["dataset"].categories:
-                early[category] = setting(category if category in CATEGORIES else OTHERS)
+                early[category] = setting(category)
         config["early_stopping"] = early
         return config
 
@@ -246,10 +277,7 @@ class RunUploadForm(forms.Form):
     )
     archive = forms.FileField(
         label="Zip of colourised images",
-        help_text=(
-            "With manifest.csv inside (columns file, image_id or original_name, optional "
-            "category and model), or give the manifest below."
-        ),
+        help_text="With manifest.csv inside (described below the form), or give it below.",
     )
     manifest = forms.FileField(label="Manifest (CSV)", required=False)
 

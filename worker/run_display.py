@@ -10,8 +10,20 @@ from django.urls import reverse
 
 from worker.formatting import format_duration, format_number
 from worker.models import ModelRun, SubModel
-from worker.run_results import MetricSummary, RunResults, run_results
-from worker.selectors import planned_epochs, submodels_in_order
+from worker.run_results import (
+    MetricSummary,
+    RunResults,
+    results_from_stored,
+    run_coverage,
+    run_results,
+)
+from worker.selectors import (
+    planned_epochs,
+    run_image_metrics,
+    run_tested_sources,
+    submodels_in_order,
+)
+from worker.services.evaluation import metrics_summary
 
 #: Test metrics (method.md §6) in display order: key, label, which value is better, decimals.
 TEST_METRICS = (
@@ -112,6 +124,8 @@ def _summary(run: ModelRun, submodels: list[dict]) -> tuple[str, float]:
         text = "waiting for a worker"
     elif run.status == ModelRun.Status.EVALUATING:
         text = "evaluating on the test split"
+    elif run.kind == ModelRun.Kind.UPLOADED:  # made elsewhere: no sub-models, no training
+        text = "uploaded and scored" if run.status == ModelRun.Status.DONE else run.status
     elif len(submodels) == 1:
         s = submodels[0]
         text = f"epoch {s['epoch']} of {s['epochs']}"
@@ -166,6 +180,7 @@ def run_progress(run: ModelRun) -> dict:
     test = results.test
     submodels = [submodel_progress(sm, run.config or {}) for sm in submodels_in_order(run)]
     summary, fraction = _summary(run, submodels)
+    coverage = run_coverage(run)
     return {
         "id": run.pk,
         "name": run.name,
@@ -185,6 +200,7 @@ def run_progress(run: ModelRun) -> dict:
         }
         if test
         else None,
+        "coverage": {"text": coverage.text, "complete": coverage.complete} if coverage else None,
     }
 
 
@@ -332,6 +348,15 @@ def _references_table(results: RunResults, space: str) -> dict:
 # --- A run's configuration, and two runs compared ----------------------------------------------
 
 
+#: Settings not listed row by row: an upload's manifest rows (one per image; its images
+#: are the run's outputs, and the JSON view keeps the list).
+_UNLISTED = frozenset({"manifest.entries"})
+
+
+def _settings(config: dict) -> dict[str, object]:
+    return {k: v for k, v in _flatten(config).items() if k not in _UNLISTED}
+
+
 def _flatten(config, prefix: str = "") -> dict[str, object]:
     if isinstance(config, dict):
         flat = {}
@@ -348,7 +373,7 @@ def config_view(config: dict) -> dict:
     early = config.get("early_stopping")
     plain = [
         (key, json.dumps(value))
-        for key, value in _flatten(
+        for key, value in _settings(
             {k: v for k, v in config.items() if k not in ("early_stopping", "classifier")}
         ).items()
     ]
@@ -378,19 +403,63 @@ def _beats_text(results: RunResults) -> str:
     return {True: "yes", False: "no"}.get(results.beats_no_colour, NOT_COMPUTED)
 
 
+def _images_compared(a: ModelRun, b: ModelRun) -> dict:
+    """Whether two runs were tested on the same images; when not, the message that says so
+    and the ids of the images both were tested on."""
+    sources_a, sources_b = run_tested_sources(run=a), run_tested_sources(run=b)
+    if not sources_a or not sources_b or sources_a == sources_b:
+        return {"same": True, "message": "", "common": set()}
+    common = sources_a & sources_b
+
+    def tested(run, sources):
+        coverage = run_coverage(run)
+        text = coverage.text if coverage else f"{len(sources)} test images"
+        return f"{text} of “{run.dataset.name}”"
+
+    message = (
+        f"These runs were tested on different images (A: {tested(a, sources_a)}; "
+        f"B: {tested(b, sources_b)}; {len(common)} in common): no run is marked better."
+    )
+    return {"same": False, "message": message, "common": common}
+
+
+def _common_metrics(a: ModelRun, b: ModelRun, common: set[int]) -> list[dict]:
+    """The test metrics of both runs over the images both were tested on, the better
+    value marked: a fair comparison of two runs tested on different images."""
+    summary_a = results_from_stored(metrics_summary(run_image_metrics(run=a, sources=common)))
+    summary_b = results_from_stored(metrics_summary(run_image_metrics(run=b, sources=common)))
+    rows = []
+    for key, _, direction, _ in TEST_METRICS:
+        if key == "chroma_mae" and a.colour_space != b.colour_space:
+            continue
+        value_a, value_b = summary_a.test.value(key), summary_b.test.value(key)
+        digits = _metric_digits(key, a.colour_space)
+        rows.append(
+            {
+                "label": _metric_label(key, a.colour_space),
+                "a": format_number(value_a, digits),
+                "b": format_number(value_b, digits),
+                "better": {0: "a", 1: "b"}.get(better_index([value_a, value_b], direction)),
+            }
+        )
+    return rows
+
+
 def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
     """Two runs side by side: what differs in their set-up, and their metrics with the better
-    value marked."""
+    value marked, unless the two were tested on different images (then none is marked, and
+    the metrics over the images both were tested on are given, marked, on their own)."""
+    images = _images_compared(a, b)
     setup_a = {
         "kind": a.get_kind_display(),
         "colour space": a.colour_space.upper(),
         "data set": a.dataset.name,
-    } | _flatten(a.config)
+    } | _settings(a.config)
     setup_b = {
         "kind": b.get_kind_display(),
         "colour space": b.colour_space.upper(),
         "data set": b.dataset.name,
-    } | _flatten(b.config)
+    } | _settings(b.config)
     keys = list(setup_a) + [k for k in setup_b if k not in setup_a]
     missing = object()
 
@@ -418,7 +487,7 @@ def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
     def add(label, value_a, value_b, direction, digits=3):
         if value_a is None and value_b is None:
             return
-        best = better_index([value_a, value_b], direction)
+        best = better_index([value_a, value_b], direction) if images["same"] else None
         metrics.append(
             {
                 "label": label,
@@ -496,6 +565,7 @@ def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
             value_a = per_a.get(category, MetricSummary()).value(key)
             value_b = per_b.get(category, MetricSummary()).value(key)
             best = better_index([value_a, value_b], "lower" if key == "l1" else "higher")
+            best = best if images["same"] else None
             digits = _metric_digits(key, a.colour_space)
             per_category.append(
                 {
@@ -512,4 +582,9 @@ def runs_compare(*, a: ModelRun, b: ModelRun) -> dict:
         "per_category": per_category,
         "tables_a": tables_a,
         "tables_b": tables_b,
+        "coverage_a": run_coverage(a),
+        "coverage_b": run_coverage(b),
+        "different_images": images["message"],
+        "common_images": len(images["common"]),
+        "common_metrics": _common_metrics(a, b, images["common"]) if images["common"] else [],
     }

@@ -207,3 +207,33 @@ def results_from_stored(metrics: dict[str, Any] | None) -> RunResults:
 def run_results(run) -> RunResults:
     """The results of ``run`` (a ``ModelRun``), typed."""
     return results_from_stored(run.metrics)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many of its data set's test images a run was tested on."""
+
+    tested: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.tested >= self.total
+
+    @property
+    def text(self) -> str:
+        return f"{self.tested} / {self.total} test images"
+
+
+def run_coverage(run) -> Coverage | None:
+    """What ``run`` was tested on; None while unknown (a trained run not yet evaluated).
+    A trained run is evaluated on its data set's whole test split; an uploaded run on the
+    images its manifest listed, counted against the split when it was uploaded
+    (``config["manifest"]``: ``rows`` of ``test_images``)."""
+    manifest = (run.config or {}).get("manifest") or {}
+    if isinstance(manifest.get("rows"), int) and isinstance(manifest.get("test_images"), int):
+        return Coverage(tested=manifest["rows"], total=manifest["test_images"])
+    test = run_results(run).test
+    if test is not None and test.n is not None:
+        return Coverage(tested=test.n, total=test.n)
+    return None

@@ -203,3 +203,17 @@ def runs_common_samples(
     }
     triples = [(o.source, o, outputs_b[o.source_id]) for o in outputs_a]
     return _by_category(triples, lambda t: t[0].category, list(a.dataset.categories))
+
+
+def run_tested_sources(*, run: ModelRun) -> set[int]:
+    """The ids of the test images ``run`` colourised (what it was tested on)."""
+    return set(ColourisedImage.objects.filter(run=run).values_list("source_id", flat=True))
+
+
+def run_image_metrics(*, run: ModelRun, sources) -> list[tuple[str, dict]]:
+    """(ground truth's category, stored metrics) of each of ``run``'s colourised images
+    whose ground truth is one of ``sources``."""
+    rows = ColourisedImage.objects.filter(run=run, source_id__in=list(sources)).values_list(
+        "source__category", "metrics"
+    )
+    return [(category or "", metrics or {}) for category, metrics in rows]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
     path("datasets/<int:pk>/sharing/", datasets.dataset_sharing, name="dataset_sharing"),
     path("datasets/<int:pk>/manifest.csv", datasets.dataset_manifest, name="dataset_manifest"),
+    path("datasets/<int:pk>/test-split.zip", datasets.dataset_test_zip, name="dataset_test_zip"),
     path(
         "datasets/images/<int:pk>/thumbnail.jpg",
         images.dataset_image_thumbnail,
@@ -33,6 +34,7 @@ urlpatterns = [
     ),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/sharing/", runs.run_sharing, name="run_sharing"),
+    path("runs/<int:pk>/colourised.zip", runs.run_outputs_download, name="run_outputs_zip"),
     path("runs/outputs/<int:pk>.png", images.run_output_image, name="run_output_image"),
     path("runs/outputs/<int:pk>/truth.png", images.run_output_truth, name="run_output_truth"),
 ]

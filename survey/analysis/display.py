@@ -103,6 +103,10 @@ def _boot_text(c: ConditionResult, boot) -> str:
     return with_caveat(pct_interval([interval.low, interval.high]), caveat)
 
 
+def _metric_hint(c: ConditionResult) -> str:
+    return f"run metric, on {c.partial_coverage} only" if c.partial_coverage else "run metric"
+
+
 def _condition_values(
     c: ConditionResult, level: str, two_way_skipped: bool = False
 ) -> dict[str, tuple[str, str, str]]:
@@ -110,8 +114,8 @@ def _condition_values(
     t, s = c.table, c.sdt
     few = too_few_participants(_participants(c))
     values: dict[str, tuple[str, str, str]] = {
-        "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), "run metric"),
-        "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), "run metric"),
+        "l1": ("L1 distance (test split)", number(c.metrics.get("l1")), _metric_hint(c)),
+        "ssim": ("SSIM (test split)", number(c.metrics.get("ssim"), 4), _metric_hint(c)),
         "participants": ("Participants counted", str(_participants(c)), ""),
         "n": ("Judgements", str(t["n"]) if t else "0", ""),
     }

@@ -383,8 +383,10 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
         "Model & Colour space & L1 distance & SSIM \\\\",
         "\\midrule",
     ]
+    partial = [c for c in analysis.conditions if c.partial_coverage]
     for c in analysis.conditions:
         mark = "\\textsuperscript{\\dag}" if c.beats_no_colour is False else ""
+        mark += "$^\\ddagger$" if c.partial_coverage else ""
         body.append(
             f"{latex_escape(c.label)}{mark} & {c.colour_space.upper()} & "
             f"{_metric_text(c.metrics.get('l1'), 3)} & "
@@ -393,7 +395,14 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
     references = _reference_rows(analysis)
     if references:
         body += ["\\midrule", *references]
-    body += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    body += ["\\bottomrule", "\\end{tabular}"]
+    if partial:
+        covered = "; ".join(f"{latex_escape(c.label)}: {c.partial_coverage}" for c in partial)
+        body.append(
+            f"\\par\\footnotesize $^\\ddagger$ Tested on part of the test split ({covered}): "
+            "not comparable with the complete runs."
+        )
+    body.append("\\end{table}")
     notes = [
         f"% Study {analysis.study_id}: {one_line(analysis.study_name)}. "
         "Needs \\usepackage{booktabs}.",

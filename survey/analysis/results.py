@@ -43,7 +43,7 @@ from survey.statistics import (
     wilson_intervals,
 )
 from worker.models import ColourisedImage
-from worker.run_results import run_results
+from worker.run_results import run_coverage, run_results
 
 #: Above this many counted judgements the two-way bootstrap is not computed for the page
 #: (it reads every judgement, and its time grows with them; the long-format download
@@ -92,6 +92,8 @@ class ConditionResult:
     references: dict[str, dict[str, float | None]] = field(default_factory=dict)
     #: Whether the run's test L1 is lower than predicting no colour's; None when unknown.
     beats_no_colour: bool | None = None
+    #: "40 / 50 test images" when the run was tested on part of its test split, else "".
+    partial_coverage: str = ""
 
 
 @dataclass
@@ -141,6 +143,11 @@ def _reference_metrics(results) -> dict[str, dict[str, float | None]]:
         if reference is not None and reference.test is not None:
             found[name] = {key: finite_or_none(reference.test.value(key)) for key in RUN_METRICS}
     return found
+
+
+def _partial_coverage(run) -> str:
+    coverage = run_coverage(run)
+    return coverage.text if coverage and not coverage.complete else ""
 
 
 def _sum_counts(items) -> ParticipantCounts:
@@ -202,6 +209,7 @@ def _condition_result(
         run_kind=condition.run.get_kind_display(),
         colour_space=condition.run.colour_space,
         metrics=_run_metrics(condition.run),
+        partial_coverage=_partial_coverage(condition.run),
         participants=None if within else people.get(condition.pk, ParticipantCounts()),
         cells=dict(zip(CELLS, cells, strict=True)) if cells else None,
         table=analyse_table(table, confidence) if table else None,

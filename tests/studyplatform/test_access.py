@@ -119,6 +119,8 @@ def test_other_downloads_polls_and_images_are_not_found_for_others(world):
     bob, alice = _as(world.bob), _as(world.alice)
     urls = [
         reverse("dataset_manifest", args=[world.dataset.pk]),
+        reverse("dataset_test_zip", args=[world.dataset.pk]),
+        reverse("run_outputs_zip", args=[world.run.pk]),
         reverse("dataset_image_thumbnail", args=[world.image.pk]),
         reverse("import_job_status", args=[world.job.pk]),
         reverse("run_status", args=[world.run.pk]),

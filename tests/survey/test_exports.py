@@ -189,6 +189,21 @@ def test_runs_latex_shows_no_colour_beside_the_models_and_marks_who_does_not_bea
     assert "No colour" not in tex and "\\dag" not in tex
 
 
+def test_runs_latex_marks_a_run_tested_on_part_of_the_test_split(answered):
+    study, *_ = answered
+    condition = study.conditions.order_by("pk").first()
+    run = condition.run
+    run.config = run.config | {"manifest": {"rows": 40, "test_images": 50}}
+    run.save()
+    analysis = study_analysis(study=study)
+    tex = exports.runs_latex(analysis)
+    first, second = analysis.conditions[0], analysis.conditions[1]
+    assert first.partial_coverage == "40 / 50 test images" and second.partial_coverage == ""
+    assert f"{first.label}$^\\ddagger$ & LAB" in tex and f"{second.label}$^\\ddagger$" not in tex
+    assert "Tested on part of the test split" in tex and "40 / 50 test images" in tex
+    assert tex.index("40 / 50 test images") < tex.index("\\end{table}")
+
+
 def test_judgements_csv_is_long_format_and_flags_everything(answered):
     study, kept, failed, unfinished = answered
     gone = take_part(study, 8)

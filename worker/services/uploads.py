@@ -16,6 +16,8 @@ from the header). Column names are matched case-insensitively:
                     set's categories), stored as ``ColourisedImage.routed_category``
 ``model``           optional: the model's name; one value for the whole upload (empty cells
                     allowed), stored as ``run.config["model"]``
+``true_category``   optional, not read: the ground truth's category (the test split's zip,
+                    :mod:`worker.downloads`, lists it)
 
 Other columns are ignored (noted). Blank lines are skipped. Errors name the manifest's
 line number (the header is line 1) and the file.
@@ -95,6 +97,7 @@ from worker.services.references import ReferenceScores, train_chroma_means
 from worker.services.sources import upload_zip_limits
 
 __all__ = [
+    "MANIFEST_COLUMNS",
     "MANIFEST_NAME",
     "UploadError",
     "image_metrics",
@@ -113,8 +116,31 @@ _SHOWN_PROBLEMS = 20
 #: Files in the zip that the manifest does not list: at most this many are named in notes.
 _NAMED_IGNORED = 20
 _ID_COLUMNS = ("image_id", "original_name")
-_KNOWN_COLUMNS = ("file", *_ID_COLUMNS, "category", "model")
+_KNOWN_COLUMNS = ("file", *_ID_COLUMNS, "category", "model", "true_category")
 _DELIMITERS = (",", ";", "\t")
+#: Each column the manifest may have, and what it holds (the upload page shows these).
+MANIFEST_COLUMNS = (
+    ("file", "the colourised image's path inside the zip"),
+    ("image_id", "its ground truth's id in the data set (from the test split's manifest)"),
+    ("original_name", "or instead the ground truth's original file name in the data set"),
+    ("category", "optional: the category the model routed the image to"),
+    ("model", "optional: the model's name, the same on every row"),
+    ("true_category", "optional, not read: the ground truth's category (the test split's)"),
+)
+assert tuple(name for name, _ in MANIFEST_COLUMNS) == _KNOWN_COLUMNS
+#: The columns of a manifest this platform writes (the test split's, an example).
+WRITTEN_COLUMNS = ("file", "image_id", "true_category")
+
+
+def manifest_text(rows) -> str:
+    """A manifest this module accepts: the header ``WRITTEN_COLUMNS`` and one row per
+    ``(file, image_id, true category)``."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(WRITTEN_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
 
 Progress = Callable[[int, int], None]
 Source = str | os.PathLike[str] | BinaryIO

@@ -1,8 +1,10 @@
 """Data sets: the list, one data set, its manifest, uploading a zip and the import's
 progress."""
 
+import tempfile
+
 from django.db import transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -15,6 +17,7 @@ from studyplatform.access import (
 )
 from studyplatform.safe_text import SafeCsvWriter
 from studyplatform.sharing import sharing_context, sharing_view
+from worker.downloads import test_split_zip
 from worker.forms import DatasetUploadForm
 from worker.selectors import dataset_counts_table, dataset_list, dataset_samples, import_jobs_recent
 from worker.services.datasets import SPLITS
@@ -65,6 +68,17 @@ def dataset_manifest(request, pk: int):
     )
     writer.writerows(rows.iterator())
     return response
+
+
+@researcher_required
+@require_GET
+def dataset_test_zip(request, pk: int):
+    """The test split in grayscale with an upload manifest, to colourise elsewhere."""
+    dataset = dataset_for_user(request.user, pk)
+    out = tempfile.TemporaryFile()
+    test_split_zip(dataset, out)
+    out.seek(0)
+    return FileResponse(out, as_attachment=True, filename=f"dataset-{dataset.pk}-test-split.zip")
 
 
 @researcher_required

@@ -2,9 +2,11 @@
 and two runs compared. Silent work is swept by the worker's beat
 (``cpu.sweep_stale_runs``), never by these pages."""
 
+import tempfile
+
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -19,10 +21,18 @@ from studyplatform.access import (
 )
 from studyplatform.figures import figure_html, figure_response
 from studyplatform.sharing import sharing_context, sharing_view
+from worker.downloads import run_outputs_zip
 from worker.figures import paired_figures, submodel_figures
-from worker.forms import RunLaunchForm
+from worker.forms import IMAGE_SIZES, RunLaunchForm
 from worker.models import ModelRun
 from worker.run_display import config_view, run_progress, run_tables, run_took, runs_compare
+from worker.run_estimate import (
+    REFERENCE_SIZE,
+    REFERENCE_WIDTH,
+    WARN_AFTER_SECONDS,
+    reference_epoch_seconds,
+    run_estimate,
+)
 from worker.selectors import (
     run_choices,
     run_find,
@@ -148,6 +158,17 @@ run_sharing = sharing_view(run_for_user, "run_detail")
 
 
 @researcher_required
+@require_GET
+def run_outputs_download(request, pk: int):
+    """The run's colourised test images and their manifest, as a zip (for figures)."""
+    run = run_for_user(request.user, pk)
+    out = tempfile.TemporaryFile()
+    run_outputs_zip(run, out)
+    out.seek(0)
+    return FileResponse(out, as_attachment=True, filename=f"run-{run.pk}-colourised.zip")
+
+
+@researcher_required
 @require_POST
 def run_cancel(request, pk: int):
     run = run_for_user(request.user, pk, need=EDIT)
@@ -160,9 +181,34 @@ def run_cancel(request, pk: int):
     return redirect("run_detail", pk=run.pk)
 
 
+def _launch_estimate(form: RunLaunchForm) -> dict | None:
+    """The CPU time of the form's settings, and of each image size with the others kept."""
+    dataset = form.chosen_dataset
+    if dataset is None:
+        return None
+    settings = form.estimate_settings()
+    by_size = [
+        (size, run_estimate(dataset=dataset, **(settings | {"image_size": size})).text)
+        for size in IMAGE_SIZES
+    ]
+    now = run_estimate(dataset=dataset, **settings)
+    # What the page's script needs to redo the estimate as the settings change.
+    script = {
+        "reference_seconds": reference_epoch_seconds(dataset),
+        "reference_size": REFERENCE_SIZE,
+        "reference_width": REFERENCE_WIDTH,
+        "warn_after": WARN_AFTER_SECONDS,
+        "gpu": now.gpu is True,
+    }
+    return {"now": now, "by_size": by_size, "script": script, **settings}
+
+
 @researcher_required
 def run_launch(request):
-    form = RunLaunchForm(request.POST or None, datasets=datasets_visible_to(request.user))
+    datasets = datasets_visible_to(request.user)
+    chosen = request.GET.get("dataset", "")
+    dataset = datasets.filter(pk=chosen).first() if chosen.isdigit() else None
+    form = RunLaunchForm(request.POST or None, datasets=datasets, dataset=dataset)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -179,8 +225,24 @@ def run_launch(request):
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Run “{run.name}” launched.")
+            estimate = run_estimate(dataset=run.dataset, **form.estimate_settings())
+            if estimate.warn:
+                messages.warning(
+                    request, f"Without a GPU, its training takes about {estimate.text}."
+                )
             return redirect("run_detail", pk=run.pk)
-    return render(request, "worker/run_launch.html", {"form": form})
+    return render(
+        request,
+        "worker/run_launch.html",
+        {
+            "form": form,
+            "datasets": [
+                (d.pk, form.fields["dataset"].label_from_instance(d))
+                for d in form.fields["dataset"].queryset
+            ],
+            "estimate": _launch_estimate(form),
+        },
+    )
 
 
 @researcher_required
