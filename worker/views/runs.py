@@ -17,6 +17,7 @@ from studyplatform.access import (
     run_for_user,
     runs_visible_to,
 )
+from studyplatform.archiving import current, list_filter
 from studyplatform.sharing import sharing_context, sharing_view
 from worker.charts import paired_charts, submodel_charts
 from worker.forms import RunLaunchForm
@@ -38,7 +39,8 @@ from worker.services.runs import RunError, model_run_cancel, model_run_launch
 @researcher_required
 @require_GET
 def index(request):
-    all_runs = run_list(runs_visible_to(request.user))
+    listed, archive_filter = list_filter(request, runs_visible_to(request.user), reverse("runs"))
+    all_runs = run_list(listed)
     rows = [(run, run_progress(run)) for run in all_runs]
     # The compare form starts on the two newest finished runs (else the two newest).
     finished = [run for run in all_runs if run.status == ModelRun.Status.DONE]
@@ -51,6 +53,7 @@ def index(request):
             "runs": all_runs,
             "compare_a": pick[1].pk if len(pick) == 2 else None,
             "compare_b": pick[0].pk if pick else None,
+            "archive_filter": archive_filter,
         },
     )
 
@@ -121,7 +124,7 @@ def run_cancel(request, pk: int):
 
 @researcher_required
 def run_launch(request):
-    form = RunLaunchForm(request.POST or None, datasets=datasets_visible_to(request.user))
+    form = RunLaunchForm(request.POST or None, datasets=current(datasets_visible_to(request.user)))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
