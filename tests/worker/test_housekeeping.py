@@ -326,6 +326,15 @@ def test_an_archived_run_leaves_the_list_and_a_new_studys_choices(alice, tmp_pat
     assert client.get(reverse("run_detail", args=[run.pk])).status_code == 200
     form = client.get(reverse("study_edit", args=[draft.pk])).context["form"]
     assert run in form.fields["runs"].queryset
+    # The pickers of comparisons leave it out, unless a link asks for it.
+    other = uploaded_run(dataset, tmp_path, name="new-run", owner=alice)
+    assert [
+        r.pk for r in client.get(reverse("run_detail", args=[other.pk])).context["other_runs"]
+    ] == []
+    assert [r.pk for r in client.get(reverse("runs_compare")).context["runs"]] == [other.pk]
+    asked = client.get(reverse("runs_compare") + f"?a={run.pk}&b={other.pk}")
+    assert {r.pk for r in asked.context["runs"]} == {run.pk, other.pk}
+    assert asked.context["comparison"]
     # The service refuses it for a new study, in words.
     with pytest.raises(Exception, match="an archived run cannot be chosen"):
         study_create(name="new", runs=[ModelRun.objects.get(pk=run.pk)], user=alice)

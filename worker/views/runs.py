@@ -85,7 +85,7 @@ def run_detail(request, pk: int):
     visible = runs_visible_to(request.user)
     run = run_get(pk=pk, runs=visible)
     history = run_history(run=run)
-    others = [r for r in run_choices(visible) if r.pk != run.pk]
+    others = [r for r in run_choices(current(visible)) if r.pk != run.pk]
     return render(
         request,
         "worker/run_detail.html",
@@ -151,7 +151,13 @@ def runs_compare_page(request):
     visible = runs_visible_to(request.user)
     # A run the user may not see is treated as one that does not exist.
     a, b = (run_find(pk=request.GET.get(key), runs=visible) for key in ("a", "b"))
-    context = {"runs": run_choices(visible), "a": a, "b": b}
+    # Archived runs are not offered, but one asked for by the link stays chosen.
+    picked = [r.pk for r in (a, b) if r is not None]
+    context = {
+        "runs": run_choices(current(visible) | visible.filter(pk__in=picked)),
+        "a": a,
+        "b": b,
+    }
     if a is not None and b is not None:
         curves = paired_charts(
             [h for h in run_history(run=a) if h["records"]],
