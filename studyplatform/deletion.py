@@ -10,6 +10,7 @@ their own folder (named by their uid, so no other object's files live there).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,10 +20,13 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods
 
 from studyplatform.access import researcher_required
 from studyplatform.words import counted
+
+logger = logging.getLogger(__name__)
 
 
 class DeletionRefused(Exception):
@@ -113,8 +117,12 @@ def delete_files_on_commit(files: Iterable[str], folders: Iterable[str] = ()) ->
     files, folders = list(files), list(folders)
 
     def delete() -> None:
-        for name in set(files) | {n for folder in folders for n in storage_walk(folder)}:
-            default_storage.delete(name)
+        # The rows are gone: a file that cannot be removed is logged, not shown as a failure.
+        for name in sorted(set(files) | {n for f in folders for n in storage_walk(f)}):
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.exception("could not delete the stored file %s", name)
         for folder in folders:
             _remove_empty_folders(folder)
 
@@ -140,8 +148,9 @@ def deletion_view(*, find, plan, delete, back, done):
             except NameNotTyped as exc:
                 error = str(exc)
             except DeletionRefused as exc:
-                messages.error(request, f"Nothing was deleted: {exc}")
-                return redirect(back(obj))
+                messages.error(request, f"Nothing was deleted. {capfirst(str(exc))}")
+                still_there = type(obj).objects.filter(pk=obj.pk).exists()
+                return redirect(back(obj) if still_there else done)
             else:
                 messages.success(request, f"Deleted {gone.what}{_summary(gone)}.")
                 return redirect(done)

@@ -74,7 +74,7 @@ def test_an_open_study_is_not_deleted_but_can_be_archived(alice, runs):
     assert "Delete for good" not in text
     response = _delete(client, study)
     assert response["Location"] == reverse("study_detail", args=[study.pk])
-    assert "Nothing was deleted: It is open to participants" in _messages(response)
+    assert "Nothing was deleted. It is open to participants" in _messages(response)
     assert Study.objects.filter(pk=study.pk).exists()
 
     client.post(reverse("study_archive", args=[study.pk]), {"action": "archive"})

@@ -118,7 +118,7 @@ def test_a_data_set_used_by_runs_is_not_deleted_and_the_runs_are_named(alice, bo
 
     response = _confirm(client, "dataset_delete", dataset.pk)
     assert response["Location"] == reverse("dataset_detail", args=[dataset.pk])
-    assert "Nothing was deleted: It is used by 2 model runs" in _messages(response)
+    assert "Nothing was deleted. It is used by 2 model runs" in _messages(response)
     assert Dataset.objects.filter(pk=dataset.pk).exists() and _all_files() == files
 
 
@@ -170,7 +170,7 @@ def test_a_run_still_training_must_be_cancelled_first(alice):
     text = client.get(reverse("run_delete", args=[run.pk])).content.decode()
     assert "It is still queued: cancel it first" in text
     response = _confirm(client, "run_delete", run.pk)
-    assert "Nothing was deleted: It is still queued" in _messages(response)
+    assert "Nothing was deleted. It is still queued" in _messages(response)
     assert ModelRun.objects.filter(pk=run.pk).exists()
 
     model_run_cancel(run=run)
@@ -188,7 +188,7 @@ def test_a_run_in_a_study_is_not_deleted_and_the_study_is_named(alice, tmp_path)
     text = client.get(reverse("run_delete", args=[run.pk])).content.decode()
     assert "It is a condition of 1 study: “The pilot”" in text
     response = _confirm(client, "run_delete", run.pk)
-    assert "Nothing was deleted: It is a condition of 1 study" in _messages(response)
+    assert "Nothing was deleted. It is a condition of 1 study" in _messages(response)
     assert ModelRun.objects.filter(pk=run.pk).exists()
 
 
