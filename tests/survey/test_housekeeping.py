@@ -214,3 +214,11 @@ def test_a_duplicate_is_refused_in_words_for_an_archived_or_unseen_run(alice, bo
     assert Study.objects.count() == 1
     StudyShare.objects.filter(study=study, user=bob).update(level="view")
     assert _as(bob).post(reverse("study_duplicate", args=[study.pk])).status_code == 403
+
+
+def test_a_participant_with_a_wrong_link_gets_a_page_in_words(client):
+    response = client.get(reverse("study_landing", args=["no-such-study"]))
+    assert response.status_code == 404
+    text = response.content.decode()
+    assert "Not found" in text and "the link may be wrong" in text
+    assert "Overview" not in text  # nothing that assumes a researcher
