@@ -93,17 +93,20 @@ def may(user, obj, need: str = VIEW) -> bool:
     return level is not None and _RANK[level] >= _RANK[need]
 
 
-def require(user, obj, need: str = VIEW):
+def require(user, obj, need: str = VIEW, why: str | None = None):
     """``obj`` if ``user`` has at least ``need`` on it; 404 if they cannot see it, 403 if
-    they can see it but not at that level."""
+    they can see it but not at that level (``why`` says so, in words, on the 403 page)."""
     level = level_of(user, obj)
     if level is None:
         raise Http404("no such object")
     if _RANK[level] < _RANK[need]:
         raise PermissionDenied(
-            "Your access to this is view only."
-            if need == EDIT
-            else "Only its owner manages who has access to this."
+            why
+            or (
+                "Your access to this is view only."
+                if need == EDIT
+                else "Only its owner manages who has access to this."
+            )
         )
     return obj
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from survey.views import participant, participants, study
+from survey.views import manage, participant, participants, study
 
 urlpatterns = [
     # Participants (no login; unguessable ids)
@@ -26,6 +26,9 @@ urlpatterns = [
     path("studies/<int:pk>/sharing/", study.study_sharing, name="study_sharing"),
     path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
     path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),
+    path("studies/<int:pk>/archive/", manage.study_archive, name="study_archive"),
+    path("studies/<int:pk>/delete/", manage.study_delete_view, name="study_delete"),
+    path("studies/<int:pk>/duplicate/", manage.study_duplicate_view, name="study_duplicate"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
     path(
         "studies/<int:pk>/participants/",

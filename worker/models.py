@@ -35,6 +35,9 @@ class Dataset(models.Model):
     counts = models.JSONField(default=dict)
     #: What the import did: imported, skipped (by reason), grayscale removed, settings.
     summary = models.JSONField(default=dict)
+    #: Archived: hidden from the lists and from the choices of new work; still works where
+    #: already used (studyplatform.archiving).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -181,6 +184,8 @@ class ModelRun(models.Model):
     evaluation_attempts = models.PositiveIntegerField(default=0)
     claim_token = models.UUIDField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    #: Archived: hidden from the lists and from a new study's choices (studyplatform.archiving).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

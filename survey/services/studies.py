@@ -32,6 +32,7 @@ def study_create(
         raise StudyError("one label per run")
     if images_per_participant < 2 or images_per_participant % 2:
         raise StudyError("images per participant must be even (half real, half AI) and ≥ 2")
+    _refuse_archived(runs)
     with transaction.atomic():
         study = Study.objects.create(
             name=name,
@@ -71,12 +72,25 @@ def study_update(
             if runs is not None:
                 if not runs:
                     raise StudyError("a study needs at least one run")
+                kept = set(study.conditions.values_list("run_id", flat=True))
+                _refuse_archived([run for run in runs if run.pk not in kept])
                 study.conditions.all().delete()
                 for i, run in enumerate(runs):
                     Condition.objects.create(
                         study=study, run=run, label=labels[i] if labels else run.name[:100]
                     )
     return study
+
+
+def _refuse_archived(runs: Sequence[ModelRun]) -> None:
+    """A new study (or a draft's new condition) may not choose an archived run; a study
+    that already had it keeps it."""
+    archived = [f"“{run.name}”" for run in runs if run.archived_at is not None]
+    if archived:
+        raise StudyError(
+            f"an archived run cannot be chosen for a study ({', '.join(archived)}): "
+            "restore it first"
+        )
 
 
 def study_open(*, study: Study) -> Study:

@@ -22,6 +22,7 @@ from studyplatform.access import (
     studies_visible_to,
     study_for_user,
 )
+from studyplatform.archiving import current, list_filter
 from studyplatform.sharing import sharing_context, sharing_view
 from studyplatform.words import counted
 from survey.forms import StudyForm
@@ -42,7 +43,10 @@ def _participant_link(request, study: Study) -> str:
 @researcher_required
 @require_GET
 def studies(request):
-    rows = studies_visible_to(request.user).annotate(
+    listed, archive_filter = list_filter(
+        request, studies_visible_to(request.user), reverse("studies")
+    )
+    rows = listed.annotate(
         n_conditions=Count("conditions", distinct=True),
         started=Count("participants", filter=Q(participants__withdrawn_at__isnull=True)),
         completed=Count(
@@ -52,7 +56,9 @@ def studies(request):
             ),
         ),
     )
-    return render(request, "survey/study_list.html", {"studies": rows})
+    return render(
+        request, "survey/study_list.html", {"studies": rows, "archive_filter": archive_filter}
+    )
 
 
 def _form_fields(form: StudyForm) -> dict:
@@ -62,7 +68,7 @@ def _form_fields(form: StudyForm) -> dict:
 @researcher_required
 @require_http_methods(["GET", "POST"])
 def study_new(request):
-    form = StudyForm(request.POST or None, runs=runs_visible_to(request.user))
+    form = StudyForm(request.POST or None, runs=current(runs_visible_to(request.user)))
     if request.method == "POST" and form.is_valid():
         fields = _form_fields(form)
         try:
@@ -87,7 +93,7 @@ def study_edit(request, pk: int):
     form = StudyForm(
         request.POST or None,
         instance=Study.objects.get(pk=pk),
-        runs=runs_visible_to(request.user),
+        runs=current(runs_visible_to(request.user)),
     )
     if request.method == "POST" and form.is_valid():
         draft = "runs" in form.fields

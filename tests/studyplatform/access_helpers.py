@@ -72,10 +72,15 @@ OBJECT_BY_PREFIX = [
 FIGURE_NAMES = {"study_figure": "rates", "run_figure": "l1"}
 
 #: Imports are seen by whoever started them only: sharing the data set does not share them.
-NEVER_SHARED = {"import_job", "import_job_status"}
+NEVER_SHARED = {"import_job", "import_job_status", "import_job_delete"}
 
-#: The POSTs that change an object (refused below the edit level; sharing: owner only).
+#: The POSTs that change an object, or build on it (duplicating a study), refused below the
+#: edit level (sharing: owner only).
 CHANGING = {
+    "dataset_archive",
+    "run_archive",
+    "study_archive",
+    "study_duplicate",
     "study_edit",
     "study_open",
     "study_prepare",
@@ -89,6 +94,9 @@ CHANGING = {
 SHARING = {"study_sharing", "run_sharing", "dataset_sharing"}
 #: Pages that show a form to change an object: below the edit level, 403 even to look.
 EDIT_FORMS = {"study_edit"}
+#: Pages for the owner only, even to look: deleting (the walk's POSTs do not confirm, so
+#: they show the confirmation page; the deletions themselves are tested apart).
+OWNER_PAGES = {"dataset_delete", "run_delete", "study_delete"}
 
 
 @dataclass
@@ -169,10 +177,13 @@ def snapshot(world: World) -> dict:
             study.target_participants_per_condition,
             study.owner_id,
         ),
-        "studies": sorted(Study.objects.values_list("pk", "name", "status")),
-        "runs": sorted(ModelRun.objects.values_list("pk", "name", "status", "cancel_requested")),
+        "studies": sorted(Study.objects.values_list("pk", "name", "status", "archived_at")),
+        "runs": sorted(
+            ModelRun.objects.values_list("pk", "name", "status", "cancel_requested", "archived_at")
+        ),
         "submodels": sorted(SubModel.objects.values_list("pk", "status")),
-        "datasets": sorted(Dataset.objects.values_list("pk", "name", "owner_id")),
+        "datasets": sorted(Dataset.objects.values_list("pk", "name", "owner_id", "archived_at")),
+        "jobs": sorted(ImportJob.objects.values_list("pk", "status")),
         "participants": sorted(Participant.objects.values_list("pk", "withdrawn_at")),
         "trials": Trial.objects.count(),
         "withdrawals": Withdrawal.objects.count(),
@@ -281,6 +292,9 @@ def post_data(world: World, name: str) -> dict:
             "confirm": "yes",
         },
         "study_sharing": {"username": world.erin.username, "level": "edit"},
+        "study_archive": {"action": "archive"},
+        "run_archive": {"action": "archive"},
+        "dataset_archive": {"action": "archive"},
         "run_sharing": {"username": world.erin.username, "level": "edit"},
         "dataset_sharing": {"username": world.erin.username, "level": "edit"},
         "run_launch": launch_data(world),

@@ -20,6 +20,7 @@ from tests.studyplatform.access_helpers import (
     EDIT_FORMS,
     MARK,
     NEVER_SHARED,
+    OWNER_PAGES,
     SHARING,
     build_world,
     object_of,
@@ -155,7 +156,13 @@ def test_a_view_share_lets_a_colleague_look_but_change_nothing(world):
         if object_of(route) is None:
             continue
         seen = _request(bob, world, name, route, "get").status_code
-        expected = 404 if name in NEVER_SHARED else 403 if name in EDIT_FORMS else alice_get[name]
+        expected = (
+            404
+            if name in NEVER_SHARED
+            else 403
+            if name in EDIT_FORMS | OWNER_PAGES
+            else alice_get[name]
+        )
         assert seen == expected, (name, seen)
         changed = _request(bob, world, name, route, "post").status_code
         assert snapshot(world) == before, name

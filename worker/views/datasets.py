@@ -15,6 +15,7 @@ from studyplatform.access import (
     import_jobs_visible_to,
     researcher_required,
 )
+from studyplatform.archiving import list_filter
 from studyplatform.safe_text import SafeCsvWriter
 from studyplatform.sharing import sharing_context, sharing_view
 from worker.downloads import test_split_zip
@@ -27,10 +28,13 @@ from worker.services.imports import import_job_create
 @researcher_required
 def index(request):
     user = request.user
-    rows = [(d, dataset_counts_table(dataset=d)) for d in dataset_list(datasets_visible_to(user))]
+    datasets, archive_filter = list_filter(request, datasets_visible_to(user), reverse("datasets"))
+    rows = [(d, dataset_counts_table(dataset=d)) for d in dataset_list(datasets)]
     jobs = import_jobs_recent(import_jobs_visible_to(user))
     return render(
-        request, "worker/dataset_list.html", {"rows": rows, "splits": SPLITS, "jobs": jobs}
+        request,
+        "worker/dataset_list.html",
+        {"rows": rows, "splits": SPLITS, "jobs": jobs, "archive_filter": archive_filter},
     )
 
 

@@ -19,6 +19,7 @@ from studyplatform.access import (
     run_for_user,
     runs_visible_to,
 )
+from studyplatform.archiving import current, list_filter
 from studyplatform.figures import figure_html, figure_response
 from studyplatform.sharing import sharing_context, sharing_view
 from worker.downloads import run_outputs_zip
@@ -49,7 +50,8 @@ from worker.services.runs import RunError, model_run_cancel, model_run_launch
 @researcher_required
 @require_GET
 def index(request):
-    all_runs = run_list(runs_visible_to(request.user))
+    listed, archive_filter = list_filter(request, runs_visible_to(request.user), reverse("runs"))
+    all_runs = run_list(listed)
     rows = [(run, run_progress(run)) for run in all_runs]
     # The compare form starts on the two newest finished runs (else the two newest).
     finished = [run for run in all_runs if run.status == ModelRun.Status.DONE]
@@ -62,6 +64,7 @@ def index(request):
             "runs": all_runs,
             "compare_a": pick[1].pk if len(pick) == 2 else None,
             "compare_b": pick[0].pk if pick else None,
+            "archive_filter": archive_filter,
         },
     )
 
@@ -133,7 +136,7 @@ def run_detail(request, pk: int):
     visible = runs_visible_to(request.user)
     run = run_get(pk=pk, runs=visible)
     history = run_history(run=run)
-    others = [r for r in run_choices(visible) if r.pk != run.pk]
+    others = [r for r in run_choices(current(visible)) if r.pk != run.pk]
     return render(
         request,
         "worker/run_detail.html",
@@ -205,7 +208,7 @@ def _launch_estimate(form: RunLaunchForm) -> dict | None:
 
 @researcher_required
 def run_launch(request):
-    datasets = datasets_visible_to(request.user)
+    datasets = current(datasets_visible_to(request.user))
     chosen = request.GET.get("dataset", "")
     dataset = datasets.filter(pk=chosen).first() if chosen.isdigit() else None
     form = RunLaunchForm(request.POST or None, datasets=datasets, dataset=dataset)
@@ -251,7 +254,13 @@ def runs_compare_page(request):
     visible = runs_visible_to(request.user)
     # A run the user may not see is treated as one that does not exist.
     a, b = (run_find(pk=request.GET.get(key), runs=visible) for key in ("a", "b"))
-    context = {"runs": run_choices(visible), "a": a, "b": b}
+    # Archived runs are not offered, but one asked for by the link stays chosen.
+    picked = [r.pk for r in (a, b) if r is not None]
+    context = {
+        "runs": run_choices(current(visible) | visible.filter(pk__in=picked)),
+        "a": a,
+        "b": b,
+    }
     if a is not None and b is not None:
         curves = [
             (

@@ -4,6 +4,7 @@ from django.db import transaction
 from django.shortcuts import redirect, render
 
 from studyplatform.access import datasets_visible_to, researcher_required
+from studyplatform.archiving import current
 from worker.forms import RunUploadForm
 from worker.models import DatasetImage
 from worker.services.imports import run_upload_job_create
@@ -30,7 +31,9 @@ def _example_manifest(datasets) -> tuple[str, object]:
 @researcher_required
 def run_upload(request):
     form = RunUploadForm(
-        request.POST or None, request.FILES or None, datasets=datasets_visible_to(request.user)
+        request.POST or None,
+        request.FILES or None,
+        datasets=current(datasets_visible_to(request.user)),
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
