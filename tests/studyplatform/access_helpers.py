@@ -263,7 +263,6 @@ def post_data(world: World, name: str) -> dict:
             "images_per_participant": 2,
             "practice_trials": 0,
             "attention_checks": 0,
-            "labels": "",
             "exposure_ms": "",
         },
         "study_edit": study_fields,
