@@ -26,6 +26,7 @@ urlpatterns = [
     path("studies/<int:pk>/sharing/", study.study_sharing, name="study_sharing"),
     path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
     path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),
+    path("studies/<int:pk>/stimuli.zip", study.study_stimuli_zip, name="study_stimuli_zip"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
     path(
         "studies/<int:pk>/participants/",
