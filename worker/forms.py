@@ -157,6 +157,8 @@ class RunLaunchForm(forms.Form):
             self.fields[f"mu_{key}"] = forms.FloatField(
                 min_value=0, max_value=1000, initial=setting["mu"], label=f"μ ({key})"
             )
+            for name in (f"k_{key}", f"mu_{key}"):  # in a table: no label element
+                self.fields[name].widget.attrs["aria-label"] = self.fields[name].label
 
     def early_stopping_rows(self):
         """(name, k field, μ field) for the template's table."""
