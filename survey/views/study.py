@@ -43,11 +43,14 @@ def _participant_link(request, study: Study) -> str:
 @researcher_required
 @require_GET
 def studies(request):
+    # distinct: the join with the conditions repeats each participant once per condition.
+    # Started counts withdrawn participations too, as the monitor and the analysis do.
     rows = studies_visible_to(request.user).annotate(
         n_conditions=Count("conditions", distinct=True),
-        started=Count("participants", filter=Q(participants__withdrawn_at__isnull=True)),
+        started=Count("participants", distinct=True),
         completed=Count(
             "participants",
+            distinct=True,
             filter=Q(
                 participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False
             ),
