@@ -4,9 +4,12 @@ with a data set, runs, a study, labels and user names of the longest allowed len
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from studyplatform.researchers import researcher_create
 from studyplatform.sharing import share_set
@@ -122,3 +125,17 @@ def test_the_favicon_is_declared_and_favicon_ico_answers(open_page):
     legacy = page.request.get("/favicon.ico")  # what browsers ask for by themselves
     assert legacy.ok and legacy.body() == icon.body()
     assert get_user_model().objects.count() == 0  # nothing needed to be logged in
+
+
+def test_the_analysis_says_when_it_updated_with_the_time_zone(open_page, world):
+    page = open_page(timezone_id="Asia/Tokyo")
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(reverse("study_analysis", args=[world["study"].pk]))
+    # The first poll comes after 5 s; the time is the reader's, so its zone is named.
+    expect(page.locator("[data-live-state]")).to_contain_text(
+        re.compile(r"updated .*(GMT\+9|JST)"), timeout=15_000
+    )
