@@ -50,6 +50,7 @@ class StudyForm(forms.ModelForm):
     runs = RunChoices(
         queryset=ModelRun.objects.none(),
         widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Tick at least one run: each becomes a condition."},
         help_text="Tick each finished run that becomes a condition and give it the label "
         "the analysis shows (empty: the run's name).",
     )

@@ -152,6 +152,12 @@ def test_bad_labels_are_refused_naming_their_run(client, runs):
     assert ok.status_code == 302 and _labels(Study.objects.get()) == {"cool run": "cool run"}
 
 
+def test_no_run_ticked_is_refused_in_words(client, runs):
+    response = client.post(reverse("study_new"), _form([], {run: run.name for run in runs}))
+    assert "Tick at least one run: each becomes a condition." in response.content.decode()
+    assert not Study.objects.exists()
+
+
 def test_an_opened_study_offers_no_runs_or_labels(client, runs):
     warm, _, _ = runs
     client.post(reverse("study_new"), _form([warm]))
