@@ -3,8 +3,10 @@ import sys
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -26,6 +28,15 @@ def healthz(request):
         },
         status=200 if healthy else 503,
     )
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for ``/favicon.ico`` by themselves (the pages declare the SVG icon):
+    they are sent to it rather than answered 404."""
+    response = redirect(static("favicon.svg"))
+    patch_cache_control(response, public=True, max_age=24 * 3600)
+    return response
 
 
 @researcher_required

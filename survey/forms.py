@@ -2,7 +2,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
-from survey.models import TEXT_FIELDS, Study
+from survey.models import TEXT_FIELDS, Condition, Study
 from survey.services.stimuli import scene_shortfall
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 from worker.run_results import run_coverage
@@ -25,6 +25,21 @@ def _limit(field: forms.Field, least: int, most: int) -> None:
     field.widget.attrs.update(min=least, max=most)
 
 
+#: A condition's label is at most this long (the model's column).
+LABEL_MAX = Condition._meta.get_field("label").max_length
+LABEL_PREFIX = "label_"
+
+
+def label_field(run: ModelRun) -> str:
+    """The name of the field that holds ``run``'s condition label."""
+    return f"{LABEL_PREFIX}{run.pk}"
+
+
+def run_name(run: ModelRun) -> str:
+    """A run as errors name it: “name” (#id)."""
+    return f"“{run.name}” (#{run.pk})"
+
+
 class RunChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         coverage = run_coverage(obj)
@@ -38,7 +53,9 @@ class StudyForm(forms.ModelForm):
     runs = RunChoices(
         queryset=ModelRun.objects.none(),
         widget=forms.CheckboxSelectMultiple,
-        help_text="Each finished run becomes one condition.",
+        error_messages={"required": "Tick at least one run: each becomes a condition."},
+        help_text="Tick each finished run that becomes a condition and give it the label "
+        "the analysis shows (empty: the run's name).",
     )
     redirect_url = forms.URLField(
         required=False,
@@ -47,14 +64,8 @@ class StudyForm(forms.ModelForm):
         label="Redirect when done (e.g. Prolific's completion URL)",
         help_text="“{code}” is replaced by the completion code.",
     )
-    labels = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Optional: one condition label per line, in the order of the runs above "
-        "(default: the runs' names).",
-    )
 
-    field_order = ["name", "runs", "labels", "design"]
+    field_order = ["name", "runs", "design"]
 
     class Meta:
         model = Study
@@ -115,13 +126,51 @@ class StudyForm(forms.ModelForm):
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
+        self._runs_listed: list[ModelRun] = []
         if study.pk:
             self.fields["runs"].initial = [c.run_id for c in study.conditions.all()]
-            self.fields["labels"].initial = "\n".join(c.label for c in study.conditions.all())
             if study.status != Study.Status.DRAFT:
                 for name in list(self.fields):
                     if name not in TEXT_FIELDS:
                         del self.fields[name]
+        if "runs" in self.fields:
+            self._add_label_fields()
+
+    def _add_label_fields(self) -> None:
+        """One label field beside each run, prefilled with its condition's label (the
+        study's conditions come first, in their order) or the run's name."""
+        study = self.instance
+        current = {c.run_id: c for c in study.conditions.all()} if study.pk else {}
+        runs = list(self.fields["runs"].queryset)
+        runs.sort(key=lambda run: (0, current[run.pk].pk) if run.pk in current else (1, -run.pk))
+        self._runs_listed = runs
+        for run in runs:
+            self.fields[label_field(run)] = forms.CharField(
+                required=False,
+                strip=True,
+                label="Condition label",
+                initial=current[run.pk].label if run.pk in current else run.name[:LABEL_MAX],
+                widget=forms.TextInput(attrs={"maxlength": LABEL_MAX}),
+            )
+
+    @property
+    def setup_fields(self) -> list:
+        """The fields shown one after another (the labels go beside their runs)."""
+        return [self[name] for name in self.fields if not name.startswith(LABEL_PREFIX)]
+
+    @property
+    def condition_rows(self) -> list[dict]:
+        """Per run: the run, its tick box and its label field, in the order listed."""
+        boxes = {str(box.data["value"]): box for box in self["runs"]}
+        return [
+            {
+                "run": run,
+                "box": boxes[str(run.pk)],
+                "label": self[label_field(run)],
+                "name": run_name(run),
+            }
+            for run in self._runs_listed
+        ]
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -148,23 +197,45 @@ class StudyForm(forms.ModelForm):
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
 
-    def clean_labels(self):
-        labels = self.cleaned_data["labels"]
-        if any(has_control_characters(line) for line in labels.splitlines()):
-            raise forms.ValidationError("Labels cannot contain tabs or control characters.")
-        return labels
-
     def clean(self):
         cleaned = super().clean()
         if "runs" in self.fields and cleaned.get("runs") is not None:
-            labels = [x.strip() for x in cleaned.get("labels", "").splitlines() if x.strip()]
-            if labels and len(labels) != len(cleaned["runs"]):
-                self.add_error("labels", "Give one label per chosen run, or none.")
-            if len(set(labels)) != len(labels):
-                self.add_error("labels", "Labels must differ.")
-            cleaned["label_list"] = labels or None
+            chosen = {run.pk for run in cleaned["runs"]}
+            runs = [run for run in self._runs_listed if run.pk in chosen]
+            cleaned["runs"] = runs
+            cleaned["label_list"] = self._clean_labels(runs)
             self._check_scenes(cleaned)
         return cleaned
+
+    def _clean_labels(self, runs: list[ModelRun]) -> list[str]:
+        """The chosen runs' labels in their order (a run's name where its label is left
+        empty); an error beside each label that cannot be used, naming its run."""
+        labels, by_label = [], {}
+        for run in runs:
+            name = label_field(run)
+            label = self.cleaned_data.get(name) or run.name[:LABEL_MAX]
+            labels.append(label)
+            if has_control_characters(label):
+                self.add_error(
+                    name, f"The label of {run_name(run)} cannot contain tabs or line breaks."
+                )
+            elif len(label) > LABEL_MAX:
+                self.add_error(
+                    name,
+                    f"The label of {run_name(run)} is {len(label)} characters long: "
+                    f"at most {LABEL_MAX}.",
+                )
+            by_label.setdefault(label, []).append(run)
+        for label, same in by_label.items():
+            if len(same) > 1:
+                for run in same:
+                    others = " and ".join(run_name(o) for o in same if o is not run)
+                    self.add_error(
+                        label_field(run),
+                        f"{run_name(run)} and {others} both have the label “{label}”: "
+                        "give each condition its own label.",
+                    )
+        return labels
 
     def _check_scenes(self, cleaned) -> None:
         """Refuse here what preparing the stimuli would refuse: too few colourised scenes."""

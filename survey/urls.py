@@ -29,6 +29,7 @@ urlpatterns = [
     path("studies/<int:pk>/archive/", manage.study_archive, name="study_archive"),
     path("studies/<int:pk>/delete/", manage.study_delete_view, name="study_delete"),
     path("studies/<int:pk>/duplicate/", manage.study_duplicate_view, name="study_duplicate"),
+    path("studies/<int:pk>/stimuli.zip", study.study_stimuli_zip, name="study_stimuli_zip"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
     path(
         "studies/<int:pk>/participants/",

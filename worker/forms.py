@@ -180,6 +180,8 @@ class RunLaunchForm(forms.Form):
                 label=f"μ ({key})",
                 widget=forms.NumberInput(attrs={"aria-label": f"μ ({key})", "step": "any"}),
             )
+            for name in (f"k_{key}", f"mu_{key}"):  # in a table: no label element
+                self.fields[name].widget.attrs["aria-label"] = self.fields[name].label
 
     def _early_stopping_keys(self):
         """(row, the paper's setting, whence) for the baseline and each of the chosen data

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import F
 from scipy.optimize import linear_sum_assignment
 
+from studyplatform.words import counted
 from survey.models import Condition, Participant, Stimulus, Study, Trial
 from survey.services.errors import (
     NotEnoughScenes,
@@ -60,7 +61,8 @@ def _assign(groups: list[_Slots], uses: dict[int, int], rng: random.Random) -> l
     scenes = sorted({scene for g in groups for scene in g.options})
     if len(scenes) < places:
         raise NotEnoughScenes(
-            f"{len(scenes)} scenes prepared, a participant needs {places} different scenes"
+            f"{counted(len(scenes), 'scene')} prepared, a participant needs "
+            f"{counted(places, 'different scene')}"
         )
     column = {scene: j for j, scene in enumerate(scenes)}
     impossible = 1e30
@@ -108,7 +110,7 @@ def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random
     scenes = ai.keys() & real.keys()
     if len(scenes) < 2 * k:
         raise NotEnoughScenes(
-            f"{len(scenes)} scenes prepared for condition {condition.label}, "
+            f"{counted(len(scenes), 'scene')} prepared for condition {condition.label}, "
             f"a participant needs {2 * k}"
         )
     groups = [

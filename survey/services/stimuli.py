@@ -121,8 +121,9 @@ def _reserve_scenes(
     common = sorted(set.intersection(*(set(by_scene) for by_scene in outputs.values())))
     if len(common) < wanted:
         raise NotEnoughScenes(
-            f"{study.practice_trials} practice trials and {study.attention_checks} attention "
-            f"checks need {wanted} scenes that every run colourised; there are {len(common)}"
+            f"{counted(study.practice_trials, 'practice trial')} and "
+            f"{counted(study.attention_checks, 'attention check')} need "
+            f"{counted(wanted, 'scene')} that every run colourised; there are {len(common)}"
         )
     reserved = rng.sample(common, wanted)
     return reserved[: study.practice_trials], reserved[study.practice_trials :]

@@ -8,7 +8,7 @@ import random
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
-from django.http import Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -33,6 +33,7 @@ from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
 from survey.services.studies import study_close, study_create, study_update
 from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
+from survey.stimuli_archive import stimuli_archive
 from worker.imaging import image_response
 
 
@@ -48,9 +49,10 @@ def studies(request):
     )
     rows = listed.annotate(
         n_conditions=Count("conditions", distinct=True),
-        started=Count("participants", filter=Q(participants__withdrawn_at__isnull=True)),
+        started=Count("participants", distinct=True),
         completed=Count(
             "participants",
+            distinct=True,
             filter=Q(
                 participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False
             ),
@@ -236,6 +238,30 @@ def study_stimuli_page(request, pk: int):
         request,
         "survey/study_stimuli.html",
         {"study": study, "stimuli": study_stimuli(study=study)},
+    )
+
+
+@researcher_required
+@never_cache
+@require_GET
+def study_stimuli_zip(request, pk: int):
+    """The prepared stimuli with their truth (researchers who may see the study only)."""
+    study = study_for_user(request.user, pk)
+    if study.status == Study.Status.PREPARING:
+        messages.error(request, "The stimuli are being prepared: download them when it is done.")
+        return redirect("study_stimuli", pk=pk)
+    if not study.stimuli.exists():
+        messages.error(
+            request,
+            "There are no stimuli to download yet: they are prepared when the study opens "
+            "(or with “Prepare stimuli” on a draft).",
+        )
+        return redirect("study_stimuli", pk=pk)
+    return FileResponse(
+        stimuli_archive(study=study),
+        as_attachment=True,
+        filename=f"study-{study.pk}-stimuli.zip",
+        content_type="application/zip",
     )
 
 

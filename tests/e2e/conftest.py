@@ -65,9 +65,9 @@ def browser():
 
 class Problems:
     """What went wrong in the page: uncaught script errors, console errors, failed
-    requests and responses with an error status. Not counted: the favicon, which the pages
-    do not declare (the console's lines about failed loads are left to the response
-    check), and a preload cut short by leaving the page (ERR_ABORTED)."""
+    requests and responses with an error status (the favicon's included). Not counted: the
+    console's lines about failed loads (left to the response check), and a preload cut
+    short by leaving the page (ERR_ABORTED)."""
 
     def __init__(self, page):
         self.items: list[str] = []
@@ -85,7 +85,7 @@ class Problems:
             self.items.append(f"request failed: {request.url} {request.failure}")
 
     def response(self, response) -> None:
-        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+        if response.status >= 400:
             self.items.append(f"HTTP {response.status}: {response.url}")
 
 

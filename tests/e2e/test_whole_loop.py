@@ -107,7 +107,8 @@ def test_data_runs_study_participants_exports_and_dashboard(live_server, celery_
         {
             "name": "Loop",
             "runs": [str(r.pk) for r in runs],
-            "labels": "Baseline\nEnsemble",
+            f"label_{runs[0].pk}": "Baseline",
+            f"label_{runs[1].pk}": "Ensemble",
             "design": "between",
             "images_per_participant": 6,
             "target_participants_per_condition": 10,

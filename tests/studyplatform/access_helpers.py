@@ -38,8 +38,9 @@ PASSWORD = "a-long-Passphrase-1"
 MARK = "alice-"
 
 #: The only pages open without a login: the participants' (reached by unguessable ids),
-#: the health check, and the login page itself. Anything else added to the URLs must
-#: require a researcher's login, or this list must say why not.
+#: the health check, the favicon (browsers ask for it on every page) and the login page
+#: itself. Anything else added to the URLs must require a researcher's login, or this list
+#: must say why not.
 PUBLIC = {
     "study_landing",
     "participant_page",
@@ -48,6 +49,7 @@ PUBLIC = {
     "participant_done",
     "participant_stop",
     "healthz",
+    "favicon",
     "login",
     "logout",
 }
@@ -282,7 +284,6 @@ def post_data(world: World, name: str) -> dict:
             "images_per_participant": 2,
             "practice_trials": 0,
             "attention_checks": 0,
-            "labels": "",
             "exposure_ms": "",
         },
         "study_edit": study_fields,

@@ -27,11 +27,11 @@ def test_worker_forms_refuse_a_name_with_a_line_break(form_class):
     assert form.errors["name"] == ["Use one line without tabs or line breaks."]
 
 
-def test_the_study_form_refuses_a_name_or_label_with_control_characters():
-    form = StudyForm(data={"name": BROKEN, "labels": "warm\ncool\tdown"})
+def test_the_study_form_refuses_a_name_with_control_characters():
+    # Labels: tests/survey/test_study_conditions_form.py
+    form = StudyForm(data={"name": BROKEN})
     assert not form.is_valid()
     assert form.errors["name"] == ["Use one line without tabs or line breaks."]
-    assert "Labels cannot contain tabs or control characters." in form.errors.get("labels", [])
 
 
 def test_the_manifest_writes_formula_like_file_names_as_text():

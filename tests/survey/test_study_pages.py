@@ -43,11 +43,12 @@ def runs(tmp_path, ada):
     ]
 
 
-def _form(runs, **overrides):
+def _form(runs, labels=("Warm", "Cool"), **overrides):
+    """The study form's fields; ``labels`` go beside the ``runs`` in their order."""
     data = {
         "name": "Pilot",
         "runs": [r.pk for r in runs],
-        "labels": "Warm\nCool",
+        **{f"label_{run.pk}": label for run, label in zip(runs, labels, strict=False)},
         "design": "between",
         "images_per_participant": 6,
         "target_participants_per_condition": 10,
@@ -81,13 +82,16 @@ def test_create_a_study_from_runs_and_edit_the_draft(researcher_client, runs):
     assert response.status_code == 302 and response["Location"] == reverse(
         "study_detail", args=[study.pk]
     )
-    assert [c.label for c in study.conditions.all()] == ["Warm", "Cool"]
+    assert {c.run.name: c.label for c in study.conditions.all()} == {
+        "warm run": "Warm",
+        "cool run": "Cool",
+    }
     assert (study.practice_trials, study.attention_checks) == (2, 1)
     assert study.redirect_url.startswith("https://")  # the scheme assumed
     assert study.created_by.username == "ada" and study.status == "draft"
     edited = researcher_client.post(
         reverse("study_edit", args=[study.pk]),
-        _form(runs[:1], labels="", images_per_participant=4, name="Pilot 2"),
+        _form(runs[:1], labels=(), images_per_participant=4, name="Pilot 2"),
     )
     assert edited.status_code == 302
     study.refresh_from_db()
@@ -99,8 +103,8 @@ def test_create_a_study_from_runs_and_edit_the_draft(researcher_client, runs):
 def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
     odd = researcher_client.post(reverse("study_new"), _form(runs, images_per_participant=5))
     assert "even number" in odd.content.decode()
-    labels = researcher_client.post(reverse("study_new"), _form(runs, labels="Only one"))
-    assert "one label per chosen run" in labels.content.decode()
+    same = researcher_client.post(reverse("study_new"), _form(runs, labels=("Same", "Same")))
+    assert "both have the label “Same”" in same.content.decode()
     none = researcher_client.post(reverse("study_new"), _form([]))
     assert none.status_code == 200 and not Study.objects.exists()
 

@@ -24,6 +24,8 @@ from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 
+from studyplatform.words import counted
+
 
 class ClaimLost(Exception):
     """This worker's claim was replaced (the work was handed to another attempt)."""
@@ -85,9 +87,10 @@ def stale_reason(row: models.Model, fields: ClaimFields) -> str:
     """Why a stale claim is taken as lost, in words."""
     attempts = getattr(row, fields.attempts)
     if not holder_alive(getattr(row, fields.worker)):
-        return f"its worker process died, after {attempts} attempts"
+        return f"its worker process died, after {counted(attempts, 'attempt')}"
     silent = silent_seconds(row, fields)
-    return f"no heartbeat for {silent if silent is not None else '?'} s after {attempts} attempts"
+    silence = f"{silent} s" if silent is not None else "an unknown time"
+    return f"no heartbeat for {silence} after {counted(attempts, 'attempt')}"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@
       if (!response.ok) throw new Error(response.status);
       const data = await response.json();
       apply(data);
-      if (state) state.textContent = "· updated " + new Date().toLocaleTimeString();
+      if (state) state.textContent = "· updated " + new Date().toLocaleTimeString([], {timeZoneName: "short"});
       if (data.status !== "open") return; // closed meanwhile: nothing more will arrive
       setTimeout(poll, PERIOD);
     } catch (e) {

@@ -15,7 +15,7 @@
     status.textContent = s.status; status.className = "status status-" + s.status;
     const bar = document.getElementById("job-progress");
     bar.max = Math.max(1, s.total); bar.value = s.done;
-    document.getElementById("job-count").textContent = s.done + " / " + s.total + " images checked";
+    document.getElementById("job-count").textContent = s.done + " / " + s.total + (s.total === 1 ? " image" : " images") + " checked";
     // A job refused before any image was read has nothing to count.
     document.getElementById("job-counts").hidden = s.status === "failed" && !s.total;
     if (s.problems && s.problems.length) {

@@ -1,0 +1,141 @@
+"""Long names without spaces wrap instead of widening the page, wide tables scroll in their
+own region, and the site has a favicon: every researcher page, at desktop and phone widths,
+with a data set, runs, a study, labels and user names of the longest allowed length."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from studyplatform.researchers import researcher_create
+from studyplatform.sharing import share_set
+from survey.services.studies import study_create, study_open
+from tests.e2e.conftest import PHONE
+from tests.survey.analysis_helpers import take_part
+from tests.survey.study_helpers import tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PASSWORD = "a-long-Passphrase-1"
+USERNAME = "ada" + "a" * 147  # Django's longest user name: 150
+
+
+def _long(start: str, length: int = 200) -> str:
+    return (start + "_Abcdefghij" * 40)[:length]
+
+
+@pytest.fixture
+def world(tmp_path):
+    ada = researcher_create(username=USERNAME, password=PASSWORD)
+    colleague = researcher_create(username=_long("colleague", 150), password=PASSWORD)
+    dataset = tiny_dataset(_long("dataset"), per_category=10, size=32, owner=ada)
+    runs = [
+        uploaded_run(dataset, tmp_path, name=_long("warm"), owner=ada),
+        uploaded_run(dataset, tmp_path, name=_long("cool"), style="cool", owner=ada),
+    ]
+    study = study_create(
+        runs=runs,
+        user=ada,
+        name=_long("study"),
+        labels=[_long("labelwarm", 100), _long("labelcool", 100)],
+        images_per_participant=4,
+        practice_trials=1,
+        attention_checks=1,
+    )
+    study = study_open(study=study)
+    for i in range(3):
+        take_part(study, i, stop_after=None if i < 2 else 1)
+    for obj in (dataset, runs[0], study):
+        share_set(obj=obj, username=colleague.username, level="view", by=ada)
+    return {"dataset": dataset, "runs": runs, "study": study}
+
+
+def _pages(world) -> dict[str, str]:
+    dataset, (a, b), study = world["dataset"], world["runs"], world["study"]
+    return {
+        "home": reverse("home"),
+        "datasets": reverse("datasets"),
+        "dataset": reverse("dataset_detail", args=[dataset.pk]),
+        "runs": reverse("runs"),
+        "run": reverse("run_detail", args=[a.pk]),
+        "compare": reverse("runs_compare") + f"?a={a.pk}&b={b.pk}",
+        "run-new": reverse("run_launch"),
+        "studies": reverse("studies"),
+        "study": reverse("study_detail", args=[study.pk]),
+        "study-new": reverse("study_new"),
+        "study-edit": reverse("study_edit", args=[study.pk]),
+        "stimuli": reverse("study_stimuli", args=[study.pk]),
+        "participants": reverse("study_participants", args=[study.pk]),
+        "analysis": reverse("study_analysis", args=[study.pk]),
+        "images": reverse("study_images", args=[study.pk]),
+    }
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_long_names_wrap_on_every_page(open_page, world, shoot, size):
+    page = open_page(**(PHONE if size == "phone" else {}))
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    too_wide = {}
+    for name, url in _pages(world).items():
+        page.goto(url)
+        assert world["study"].name[:40] in page.content() or name not in {"study", "studies"}
+        # Against the width asked for: a phone's browser widens its window to the page.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        overflow = width - page.viewport_size["width"]
+        if overflow > 0:
+            too_wide[name] = overflow
+        shoot(page, f"layout-{name}-{size}")
+    assert not too_wide, f"pages wider than the window (by px): {too_wide}"
+
+
+def test_a_wide_table_scrolls_in_a_focusable_region(open_page, world):
+    page = open_page(**PHONE)
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(reverse("study_analysis", args=[world["study"].pk]))
+    # Every table that is wider than its place sits in a region one can scroll with keys.
+    unreachable = page.evaluate(
+        """() => [...document.querySelectorAll('table')].filter(t => {
+             const box = t.closest('.scroll-x');
+             const wide = t.scrollWidth > t.parentElement.clientWidth;
+             return wide && !(box && box.tabIndex === 0 && box.getAttribute('aria-label'));
+           }).length"""
+    )
+    assert unreachable == 0
+
+
+def test_the_favicon_is_declared_and_favicon_ico_answers(open_page):
+    page = open_page()
+    response = page.goto(reverse("login"))
+    assert response.ok
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert href and href.endswith(".svg")
+    icon = page.request.get(href)
+    assert icon.ok and icon.headers["content-type"].startswith("image/svg+xml")
+    legacy = page.request.get("/favicon.ico")  # what browsers ask for by themselves
+    assert legacy.ok and legacy.body() == icon.body()
+    assert get_user_model().objects.count() == 0  # nothing needed to be logged in
+
+
+def test_the_analysis_says_when_it_updated_with_the_time_zone(open_page, world):
+    page = open_page(timezone_id="Asia/Tokyo")
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(reverse("study_analysis", args=[world["study"].pk]))
+    # The first poll comes after 5 s; the time is the reader's, so its zone is named.
+    expect(page.locator("[data-live-state]")).to_contain_text(
+        re.compile(r"updated .*(GMT\+9|JST)"), timeout=15_000
+    )
