@@ -123,6 +123,8 @@ class StudyForm(forms.ModelForm):
         )
         if "estimated_minutes" in self.fields:
             self.fields["estimated_minutes"].required = False
+        if "instructed_checks" in self.fields:  # optional: left out, none
+            self.fields["instructed_checks"].required = False
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -146,6 +148,10 @@ class StudyForm(forms.ModelForm):
         if not 1 <= minutes <= 600:
             raise forms.ValidationError("Give the estimate in minutes, from 1 to 600.")
         return minutes
+
+    def clean_instructed_checks(self):
+        n = self.cleaned_data["instructed_checks"]
+        return 0 if n is None else n
 
     def clean_time_limit_minutes(self):
         minutes = self.cleaned_data["time_limit_minutes"]

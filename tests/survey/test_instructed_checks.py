@@ -230,6 +230,8 @@ def test_the_form_bounds_the_number_of_instructed_checks(runs):
         "attention_checks": 0,
         "estimated_minutes": 5,
     }
+    left_out = StudyForm(base)
+    assert left_out.is_valid() and left_out.cleaned_data["instructed_checks"] == 0
     for value, ok in (("0", True), ("2", True), ("-1", False), ("101", False), ("x", False)):
         form = StudyForm(base | {"instructed_checks": value})
         assert form.is_valid() == ok, (value, form.errors)
