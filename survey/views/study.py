@@ -52,11 +52,17 @@ def studies(request):
     real = Q(participants__is_pilot=False)  # pilot participations are not the study's
     rows = studies_visible_to(request.user).annotate(
         n_conditions=Count("conditions", distinct=True),
-        started=Count("participants", filter=real & Q(participants__withdrawn_at__isnull=True)),
+        # distinct: the join with the conditions repeats each participant once per condition
+        started=Count(
+            "participants",
+            filter=real & Q(participants__withdrawn_at__isnull=True),
+            distinct=True,
+        ),
         completed=Count(
             "participants",
             filter=real
             & Q(participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False),
+            distinct=True,
         ),
     )
     return render(request, "survey/study_list.html", {"studies": rows})

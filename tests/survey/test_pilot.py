@@ -96,7 +96,13 @@ def test_pilot_participants_are_absent_from_every_table_and_export(client, ada, 
     real.append(take_part(study, 13, attention="real"))
     real.append(take_part(study, 14, stop_after=3))
     assert not any(p.is_pilot for p in real)
+    monitor = study_monitor(study=study)
+    assert sum(r["started"] for r in monitor) == 5 and sum(r["pilot"] for r in monitor) == 3
+    assert sum(r["included"] for r in monitor) == 3 and sum(r["excluded"] for r in monitor) == 1
     client.force_login(ada)
+    listed = client.get(reverse("studies")).content.decode()
+    # Started and completed: real participants only, each once (two conditions).
+    assert '<td class="num">5</td>\n        <td class="num">4</td>' in listed
     with_pilot = _analysis(client, study)
     pilot_trials = Trial.objects.filter(participant__in=pilots).count()
     assert pilot_remove(study=study) == (3, pilot_trials)
