@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Trial
 from survey.services.stimuli import study_prepare_stimuli
-from survey.services.studies import study_create, study_open_pilot
+from survey.services.studies import study_create, study_open, study_open_pilot
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.survey.analysis_helpers import take_part
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
@@ -197,3 +197,10 @@ def test_the_pilot_pages(open_page, live_server, study, ada, shoot, size):
     expect(page.get_by_text("Pilot data removed: 2 participations")).to_be_visible()
     assert not Participant.objects.exists()
     expect(page.get_by_role("button", name="Open as pilot")).to_be_visible()  # a draft again
+    # Opened for real: the dashboard says how instructed checks count.
+    study = study_open(study=study)
+    for i in range(3):
+        take_part(study, i, instructed_failures=i)
+    page.goto(f"/studies/{study.pk}/analysis/")
+    expect(page.get_by_text("Instructed-response checks (an ordinary image")).to_be_visible()
+    check(page, f"{size}-analysis", shoot)
