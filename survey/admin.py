@@ -26,8 +26,8 @@ class StimulusAdmin(admin.ModelAdmin):
 
 @admin.register(Participant)
 class ParticipantAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "study", "condition", "started_at", "completed_at")
-    list_filter = ("study",)
+    list_display = ("public_id", "study", "condition", "is_pilot", "started_at", "completed_at")
+    list_filter = ("study", "is_pilot")
     search_fields = ("public_id", "prolific_pid")
     readonly_fields = [f.name for f in Participant._meta.fields]
 

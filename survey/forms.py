@@ -14,6 +14,7 @@ COUNT_LIMITS = {
     "target_participants_per_condition": (1, 100_000),
     "practice_trials": (0, 100),
     "attention_checks": (0, 100),
+    "instructed_checks": (0, 100),
 }
 
 
@@ -76,6 +77,8 @@ class StudyForm(forms.ModelForm):
             "target_participants_per_condition",
             "practice_trials",
             "attention_checks",
+            "instructed_checks",
+            "instructed_checks_exclude",
             "exposure_ms",
             "estimated_minutes",
             "time_limit_minutes",
@@ -89,12 +92,23 @@ class StudyForm(forms.ModelForm):
             "exposure_ms": "Exposure time (ms)",
             "estimated_minutes": "Estimated time to take part (minutes)",
             "time_limit_minutes": "Time limit (minutes)",
+            "instructed_checks": "Instructed-response checks",
+            "instructed_checks_exclude": "Also exclude from the analysis a participant who "
+            "fails an instructed-response check",
         }
         help_texts = {
             "design": "Between subjects (the paper): each participant sees one condition.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
             "who calls one real is excluded from the analysis.",
+            "instructed_checks": "Ordinary images among the trials, each with an instruction "
+            "in place of the question (“For this image, please answer Real”, or AI, at "
+            "random). Never counted in the tables. Prolific allows rejecting a submission "
+            "that failed at least two of them (the participant list marks it may_reject); "
+            "use two or more if you may reject.",
+            "instructed_checks_exclude": "Off: failing them only counts toward Prolific's "
+            "rejection policy. On: failing any one also excludes the participant from the "
+            "analysis, as a failed colour-inverted check does.",
             "exposure_ms": "Empty: each image stays until answered. E.g. 1000 hides it after 1 s.",
             "estimated_minutes": "As you tell Prolific.",
             "time_limit_minutes": "A participant silent this long without finishing gives up "
@@ -123,6 +137,8 @@ class StudyForm(forms.ModelForm):
         )
         if "estimated_minutes" in self.fields:
             self.fields["estimated_minutes"].required = False
+        if "instructed_checks" in self.fields:  # optional: left out, none
+            self.fields["instructed_checks"].required = False
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -185,6 +201,10 @@ class StudyForm(forms.ModelForm):
             raise forms.ValidationError("Give the estimate in minutes, from 1 to 600.")
         return minutes
 
+    def clean_instructed_checks(self):
+        n = self.cleaned_data["instructed_checks"]
+        return 0 if n is None else n
+
     def clean_time_limit_minutes(self):
         minutes = self.cleaned_data["time_limit_minutes"]
         if minutes is not None and not 1 <= minutes <= 1440:
@@ -240,6 +260,7 @@ class StudyForm(forms.ModelForm):
     def _check_scenes(self, cleaned) -> None:
         """Refuse here what preparing the stimuli would refuse: too few colourised scenes."""
         names = ("design", "images_per_participant", "practice_trials", "attention_checks")
+        instructed = cleaned.get("instructed_checks") or 0
         if not cleaned["runs"] or any(cleaned.get(name) is None for name in names):
             return
         names_by_id = {run.pk: f"{run.name} (#{run.pk})" for run in cleaned["runs"]}
@@ -255,6 +276,7 @@ class StudyForm(forms.ModelForm):
             images_per_participant=cleaned["images_per_participant"],
             practice_trials=cleaned["practice_trials"],
             attention_checks=cleaned["attention_checks"],
+            instructed_checks=instructed,
         )
         if shortfall:
             self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")

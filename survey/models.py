@@ -59,6 +59,9 @@ class Study(models.Model):
         #: Stimuli being prepared by a worker; opens when they are ready.
         PREPARING = "preparing", "preparing stimuli"
         OPEN = "open", "open"
+        #: Open to pilot participants only: their participations are flagged
+        #: (:attr:`Participant.is_pilot`), left out of every table, and removable at once.
+        PILOT = "pilot", "open as a pilot"
         CLOSED = "closed", "closed"
 
     class Design(models.TextChoices):
@@ -91,6 +94,13 @@ class Study(models.Model):
     #: Obviously fake images (colour-inverted photographs) among the trials; excluded from
     #: the tables, used by the exclusion rule (a participant who calls one real is excluded).
     attention_checks = models.PositiveIntegerField(default=0)
+    #: Instructed-response attention checks ("for this image, please answer Real"): an
+    #: ordinary image from a reserved scene with the answer to give, among the main trials.
+    #: Never in the tables; failing two or more is Prolific's ground for rejection
+    #: (survey.participant_list).
+    instructed_checks = models.PositiveIntegerField(default=0)
+    #: Whether a failed instructed-response check also excludes from the analysis.
+    instructed_checks_exclude = models.BooleanField(default=False)
     consent_text = models.TextField(blank=True)
     instructions = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
@@ -129,6 +139,11 @@ class Study(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def accepting(self) -> bool:
+        """Whether participants may start: open, or open as a pilot."""
+        return self.status in (self.Status.OPEN, self.Status.PILOT)
+
     def clean(self) -> None:
         if self.images_per_participant % 2 or self.images_per_participant < 2:
             raise ValidationError(
@@ -137,8 +152,8 @@ class Study(models.Model):
 
     @property
     def reserved_scenes(self) -> int:
-        """Scenes set aside for practice and attention checks, never shown as main trials."""
-        return self.practice_trials + self.attention_checks
+        """Scenes set aside for practice and checks, never shown as main trials."""
+        return self.practice_trials + self.attention_checks + self.instructed_checks
 
     @property
     def trials_per_participant(self) -> int:
@@ -199,14 +214,16 @@ class Stimulus(models.Model):
     condition has its own real stimuli (so that each condition's real and AI exposures are
     balanced on their own); within subjects they are shared (``condition`` None).
 
-    Practice and attention-check stimuli come from scenes reserved for them (never shown
-    as main trials); an attention check is a colour-inverted photograph (``is_real``
-    False: the right answer is "AI")."""
+    Practice, attention-check and instructed-check stimuli come from scenes reserved for
+    them (never shown as main trials); an attention check is a colour-inverted photograph
+    (``is_real`` False: the right answer is "AI"); an instructed check shows an ordinary
+    real or AI version, the answer to give is the trial's ``instructed_answer``."""
 
     class Role(models.TextChoices):
         MAIN = "main", "main"
         PRACTICE = "practice", "practice"
         ATTENTION = "attention", "attention check"
+        INSTRUCTED = "instructed", "instructed-response check"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
     condition = models.ForeignKey(
@@ -216,7 +233,7 @@ class Stimulus(models.Model):
         "worker.DatasetImage", on_delete=models.PROTECT, related_name="stimuli"
     )
     is_real = models.BooleanField()
-    role = models.CharField(max_length=9, choices=Role.choices, default=Role.MAIN)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MAIN)
     #: Storage name, ``stimuli/<random hex>.jpg``.
     file = models.CharField(max_length=255, unique=True)
     width = models.PositiveIntegerField()
@@ -233,7 +250,7 @@ class Stimulus(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["condition", "scene"],
-                condition=Q(is_real=False, role__in=["main", "practice"]),
+                condition=Q(is_real=False, role__in=["main", "practice", "instructed"]),
                 name="stimulus_unique_ai_scene",
             ),
             models.UniqueConstraint(
@@ -273,6 +290,9 @@ class Participant(models.Model):
     #: Their place was given up (returned, or silent past the study's time limit) and their
     #: stimuli's exposures given back; cleared if they come back while a place is free.
     released_at = models.DateTimeField(null=True, blank=True)
+    #: Started while the study was open as a pilot: never in the analysis, holds no place
+    #: of the real study, never counted in the stimuli's exposures, removable at once.
+    is_pilot = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["study", "started_at"]
@@ -294,7 +314,9 @@ class Trial(models.Model):
         AI = "ai", "AI"
 
     #: The stimulus's role, copied so that analysis filters without a join.
-    kind = models.CharField(max_length=9, choices=Stimulus.Role.choices, default=Stimulus.Role.MAIN)
+    kind = models.CharField(
+        max_length=10, choices=Stimulus.Role.choices, default=Stimulus.Role.MAIN
+    )
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
     #: 1-based order of presentation.
@@ -307,6 +329,12 @@ class Trial(models.Model):
         max_length=4, choices=Answer.choices, null=True, blank=True
     )
     rt_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: An instructed-response check's instruction: the answer the participant was asked to
+    #: give (drawn at random, whatever the image); passed when ``answer`` equals it. NULL
+    #: for every other kind of trial.
+    instructed_answer = models.CharField(  # noqa: DJ001
+        max_length=4, choices=Answer.choices, null=True, blank=True
+    )
 
     class Meta:
         ordering = ["participant", "position"]
@@ -314,6 +342,11 @@ class Trial(models.Model):
             models.UniqueConstraint(fields=["participant", "position"], name="trial_unique_pos"),
             models.UniqueConstraint(
                 fields=["participant", "stimulus"], name="trial_unique_stimulus"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="instructed", instructed_answer__isnull=False)
+                | (~Q(kind="instructed") & Q(instructed_answer__isnull=True)),
+                name="trial_instruction_of_instructed_checks",
             ),
         ]
         indexes = [

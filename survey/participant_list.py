@@ -6,9 +6,11 @@ the shapes Prolific's bulk tools take.
 colour-inverted attention checks, whose right answer is AI) is grounds for excluding a
 participant from the analysis (:mod:`survey.analysis.exclusion`, the one rule), never for
 rejecting their submission. Only failed *instructed-response* checks ("for this trial
-press Real"), at least :data:`REJECT_AFTER_INSTRUCTED_FAILURES` of them, are. The
-platform has no instructed-response checks yet, so :attr:`ParticipantRow.instructed_failed`
-is 0 and nobody is listed as ``may_reject`` until they exist.
+press Real"; ``Study.instructed_checks``), at least
+:data:`REJECT_AFTER_INSTRUCTED_FAILURES` of them, are: Prolific asks for at least two fair
+checks before a rejection. An instructed check is failed when it was answered otherwise
+than asked; an unanswered one is neither passed nor failed. Pilot participations are
+listed (flagged ``pilot``) and decided as any other: they took part on Prolific too.
 
 **Formats** (Prolific's documentation, API reference "Bulk approve submissions" and "Set
 up bonuses"): bulk approval takes the study id and a plain list of participant ids (the
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from studyplatform.safe_text import SafeCsvWriter
@@ -33,6 +35,8 @@ from survey.analysis.exclusion import (
     AI,
     ATTENTION,
     FAILED_ATTENTION,
+    FAILED_INSTRUCTED,
+    INSTRUCTED,
     MAIN,
     REAL,
     exclusion_reason,
@@ -71,6 +75,7 @@ CSV_HEADER = (
     "attention_failed",
     "instructed_passed",
     "instructed_failed",
+    "pilot",
 )
 
 
@@ -92,6 +97,8 @@ class ParticipantRow:
     attention_failed: int
     instructed_passed: int = 0
     instructed_failed: int = 0
+    #: A pilot participation (no part of the analysis).
+    pilot: bool = False
 
     @property
     def duration(self) -> timedelta | None:
@@ -130,8 +137,12 @@ def _status(p, *, since: datetime) -> tuple[str, str]:
     if p.withdrawn_at:
         return WITHDRAWN, "data deleted on request"
     if p.completed_at:
+        if p.is_pilot:
+            return COMPLETED, "pilot: no part of the analysis"
         if p.reason == FAILED_ATTENTION:
             return EXCLUDED, "failed the colour-inverted check (excluded from the analysis)"
+        if p.reason == FAILED_INSTRUCTED:
+            return EXCLUDED, "failed an instructed-response check (excluded from the analysis)"
         return COMPLETED, "included in the analysis"
     if p.returned_at:
         return RETURNED, "stopped taking part"
@@ -146,14 +157,18 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
         trials__stimulus__is_real=False, trials__answer=AI
     )
     main = Q(trials__kind=MAIN, trials__answer__isnull=False)
+    instructed = Q(trials__kind=INSTRUCTED, trials__answer__isnull=False)
+    asked = Q(trials__answer=F("trials__instructed_answer"))
     rows = (
         study.participants.select_related("condition")
         .annotate(
-            reason=exclusion_reason(),
+            reason=exclusion_reason(study=study),
             main_answered=Count("trials", filter=main),
             main_correct=Count("trials", filter=main & correct),
             attention_passed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=AI)),
             attention_failed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)),
+            instructed_passed=Count("trials", filter=instructed & asked),
+            instructed_failed=Count("trials", filter=instructed & ~asked),
         )
         .order_by("started_at", "pk")
     )
@@ -176,6 +191,9 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
                 main_correct=p.main_correct,
                 attention_passed=p.attention_passed,
                 attention_failed=p.attention_failed,
+                instructed_passed=p.instructed_passed,
+                instructed_failed=p.instructed_failed,
+                pilot=p.is_pilot,
             )
         )
     return result
@@ -214,6 +232,7 @@ def participants_csv(rows: list[ParticipantRow]) -> str:
                 r.attention_failed,
                 r.instructed_passed,
                 r.instructed_failed,
+                int(r.pilot),
             )
         )
     return _csv(lines)

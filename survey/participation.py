@@ -3,7 +3,9 @@ padded to the study's common length, practice feedback, the completion redirect.
 
 Nothing here may reveal whether an image is real, its condition, its scene or whether a
 trial is an attention check: a trial is described by its position only (practice trials
-are announced as practice, since the participant is told so and gets feedback)."""
+are announced as practice, since the participant is told so and gets feedback; an
+instructed-response check carries its instruction, "For this image, please answer Real",
+which was drawn at random and says nothing of any image)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from django.core.files.storage import default_storage
 from django.db.models import Count, F, Window
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services.trials import AnswerResult, trial_mark_shown
@@ -25,6 +28,16 @@ PROLIFIC_PARAMETERS = {
     "SESSION_ID": "prolific_session_id",
 }
 TRUTH_LABELS = {True: "a real photograph", False: "colourised by AI"}
+
+
+def instruction_text(answer: str | None) -> str:
+    """What an instructed-response check asks, in the participant's language ("" for
+    any other trial). The answer's name is the button's."""
+    if answer == Trial.Answer.REAL:
+        return gettext("For this image, please answer Real.")
+    if answer == Trial.Answer.AI:
+        return gettext("For this image, please answer AI.")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class TrialView:
     answered: int
     practice: bool
     image_url: str
+    #: An instructed-response check's instruction (:func:`instruction_text`); "" otherwise.
+    instruction: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +86,7 @@ class TrialView:
             "answered": self.answered,
             "practice": self.practice,
             "image_url": self.image_url,
+            "instruction": self.instruction,
         }
 
 
@@ -89,7 +105,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         Trial.objects.filter(participant=participant)
         .annotate(total=Window(Count("pk")), answered=Window(Count("answer")))
         .order_by(F("answer").asc(nulls_first=True), "position")
-        .values("position", "kind", "shown_at", "answer", "total", "answered")
+        .values("position", "kind", "shown_at", "answer", "instructed_answer", "total", "answered")
         .first()
     )
     if row is None or row["answer"] is not None:
@@ -102,6 +118,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         answered=row["answered"],
         practice=row["kind"] == Stimulus.Role.PRACTICE,
         image_url=image_url(participant, row["position"]),
+        instruction=instruction_text(row["instructed_answer"]),
     )
 
 
@@ -120,6 +137,7 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
         answered=nxt.position - 1,  # answers are given in order
         practice=nxt.kind == Stimulus.Role.PRACTICE,
         image_url=image_url(participant, nxt.position),
+        instruction=instruction_text(nxt.instructed_answer),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from survey.analysis.exclusion import failed_attention
+from survey.analysis.exclusion import failed_checks
 from survey.models import Condition, Participant, Stimulus, Study, Trial
 from survey.services.assignment import trial_plan
 
@@ -70,20 +70,28 @@ def study_monitor(*, study: Study) -> list[dict]:
     - ``excluded``: finished, failed an attention check (their place refills);
     - ``taking_part``: unfinished, heard from within the study's time limit (a held place);
     - ``freed``: unfinished and stopped, or silent past the time limit (place given up);
-    - ``withdrawn``; ``held`` = included + taking part, against ``target``."""
+    - ``withdrawn``; ``held`` = included + taking part, against ``target``;
+    - ``pilot``: pilot participations (not withdrawn), ``pilot_taking_part`` of them
+      unfinished and heard from within the time limit. Every other count leaves them out.
+
+    A failed check is one that excludes (:func:`survey.analysis.exclusion.failed_checks`)."""
     since = timezone.now() - study.time_limit
-    present = Q(withdrawn_at__isnull=True)
+    real = Q(is_pilot=False)
+    present = real & Q(withdrawn_at__isnull=True)
     finished = present & Q(completed_at__isnull=False)
     unfinished = present & Q(completed_at__isnull=True)
     active = Q(returned_at__isnull=True, released_at__isnull=True, last_active_at__gte=since)
-    failed = Q(failed_attention())
+    failed = failed_checks(study)
+    pilot = Q(is_pilot=True, withdrawn_at__isnull=True)
     counts = {
-        "started": Count("pk"),
+        "started": Count("pk", filter=real),
         "included": Count("pk", filter=finished & ~failed),
         "excluded": Count("pk", filter=finished & failed),
         "taking_part": Count("pk", filter=unfinished & active),
         "freed": Count("pk", filter=unfinished & ~active),
-        "withdrawn": Count("pk", filter=~present),
+        "withdrawn": Count("pk", filter=real & Q(withdrawn_at__isnull=False)),
+        "pilot": Count("pk", filter=pilot),
+        "pilot_taking_part": Count("pk", filter=pilot & Q(completed_at__isnull=True) & active),
     }
     rows = {
         row["condition_id"]: row
@@ -106,13 +114,15 @@ def study_monitor(*, study: Study) -> list[dict]:
     return [row(c.label, c.pk, condition_id=c.pk) for c in study.conditions.all()]
 
 
-def study_preview_plan(*, study: Study, rng) -> list[Stimulus]:
-    """What a preview shows: the stimuli, in order, that a participant starting now would
-    get (a condition at random between subjects); nothing is assigned or recorded. Empty
-    when the stimuli are not prepared yet."""
+def study_preview_plan(*, study: Study, rng, condition: Condition | None = None) -> list[Stimulus]:
+    """What a preview shows: the stimuli, in order, that a participant of ``condition``
+    starting now would get (between subjects: a condition at random if None; within
+    subjects every participant sees every condition); nothing is assigned or recorded.
+    Empty when the stimuli are not prepared yet."""
     if not Stimulus.objects.filter(study=study).exists():
         return []
-    condition = None
-    if study.design == Study.Design.BETWEEN:
+    if study.design != Study.Design.BETWEEN:
+        condition = None
+    elif condition is None:
         condition = rng.choice(list(study.conditions.all()))
     return trial_plan(study=study, condition=condition, rng=rng)

@@ -23,6 +23,12 @@ urlpatterns = [
     path("studies/<int:pk>/open/", study.study_open_view, name="study_open"),
     path("studies/<int:pk>/prepare/", study.study_prepare_view, name="study_prepare"),
     path("studies/<int:pk>/close/", study.study_close_view, name="study_close"),
+    path("studies/<int:pk>/pilot/", study.study_pilot_view, name="study_pilot"),
+    path(
+        "studies/<int:pk>/pilot/remove/",
+        study.study_pilot_remove_view,
+        name="study_pilot_remove",
+    ),
     path("studies/<int:pk>/sharing/", study.study_sharing, name="study_sharing"),
     path("studies/<int:pk>/withdraw/", study.study_withdraw_view, name="study_withdraw"),
     path("studies/<int:pk>/stimuli/", study.study_stimuli_page, name="study_stimuli"),

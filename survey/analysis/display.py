@@ -221,6 +221,7 @@ PARTICIPANT_COLUMNS = (
     ("started", "started"),
     ("withdrawn", "withdrawn"),
     ("failed_attention", "failed an attention check"),
+    ("failed_instructed", "failed an instructed check (excluding)"),
     ("unfinished", "unfinished (excluded)"),
     ("unfinished_included", "unfinished (counted)"),
     ("included", "counted"),

@@ -4,10 +4,17 @@
 says it in words and the dashboard shows it). Counted are the *main* trials, answered, of
 *included* participants:
 
+* pilot participations (started while the study was open as a pilot) are no part of the
+  analysis at all: every rule starts from :func:`study_participants`, which leaves them
+  out, so they are neither counted, nor listed as excluded, in any table or export;
 * practice trials never count (they came with feedback);
 * attention checks never enter the tables (they are obvious fakes that only serve the rule);
 * a participant who answered "Real" to any attention check (a colour-inverted photograph)
   is excluded altogether;
+* instructed-response checks ("for this image, please answer Real") never enter the
+  tables either; a participant who gave another answer than the one asked for in any of
+  them is excluded only if the researcher chose so (``Study.instructed_checks_exclude``);
+  otherwise they serve Prolific's rejection policy only (:mod:`survey.participant_list`);
 * a participant who has not answered every trial (``completed_at`` NULL: dropped out, or
   still in progress) is excluded, unless ``include_unfinished`` is asked for, in which case
   their answered main trials count;
@@ -22,11 +29,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 
 from survey.models import Participant, Stimulus, Study, Trial
 
 MAIN, ATTENTION = Stimulus.Role.MAIN, Stimulus.Role.ATTENTION
+INSTRUCTED = Stimulus.Role.INSTRUCTED
 REAL, AI = Trial.Answer.REAL, Trial.Answer.AI
 
 #: The exclusion rule in words (the dashboard and the JSON export show it).
@@ -38,20 +57,44 @@ EXCLUSION_RULE = (
     "Unfinished participants (who have not answered every trial: dropped out or still in "
     "progress) are excluded.",
     "Withdrawn participants have no data left: their trials were deleted on request.",
+    "Pilot participations (taken while the study was open as a pilot) are no part of the analysis.",
 )
 UNFINISHED_INCLUDED = (
     "Unfinished participants are included on request: their answered main trials count."
 )
+#: Said after the rule when the study has instructed-response checks.
+INSTRUCTED_NOT_EXCLUDING = (
+    "Instructed-response checks (an ordinary image with the answer to give) are never "
+    "counted in the tables; failing them does not exclude (the researcher's choice): they "
+    "serve Prolific's rejection policy only."
+)
+INSTRUCTED_EXCLUDING = (
+    "Instructed-response checks (an ordinary image with the answer to give) are never "
+    "counted in the tables; a participant who gave another answer than the one asked for "
+    "in any of them is excluded altogether (the researcher's choice)."
+)
 
 #: Exclusion reasons, in the order they are checked (the first that applies is given).
 WITHDRAWN, FAILED_ATTENTION, UNFINISHED = "withdrawn", "failed attention check", "unfinished"
+FAILED_INSTRUCTED = "failed instructed-response check"
 
 
-def exclusion_rule_text(*, include_unfinished: bool = False) -> list[str]:
+def exclusion_rule_text(
+    *, study: Study | None = None, include_unfinished: bool = False
+) -> list[str]:
     rule = list(EXCLUSION_RULE)
     if include_unfinished:
         rule[2] = UNFINISHED_INCLUDED
+    if study is not None and study.instructed_checks:
+        excluding = study.instructed_checks_exclude
+        rule.append(INSTRUCTED_EXCLUDING if excluding else INSTRUCTED_NOT_EXCLUDING)
     return rule
+
+
+def study_participants(study: Study) -> QuerySet:
+    """The participants of ``study``'s analysis: all but the pilot participations. Every
+    table, count and export starts from these."""
+    return Participant.objects.filter(study=study, is_pilot=False)
 
 
 def failed_attention() -> Exists:
@@ -59,23 +102,44 @@ def failed_attention() -> Exists:
     return Exists(Trial.objects.filter(participant_id=OuterRef("pk"), kind=ATTENTION, answer=REAL))
 
 
-def exclusion_rules(*, include_unfinished: bool = False) -> list[tuple[str, Q]]:
+def failed_instructed() -> Exists:
+    """On a participant queryset: answered an instructed-response check otherwise than
+    asked."""
+    return Exists(
+        Trial.objects.filter(
+            participant_id=OuterRef("pk"), kind=INSTRUCTED, answer__isnull=False
+        ).exclude(answer=F("instructed_answer"))
+    )
+
+
+def failed_checks(study: Study) -> Q:
+    """On participants: failed a check that excludes in ``study`` (an attention check;
+    an instructed-response check when the researcher chose so)."""
+    failed = Q(failed_attention())
+    if study.instructed_checks_exclude:
+        failed |= Q(failed_instructed())
+    return failed
+
+
+def exclusion_rules(*, study: Study, include_unfinished: bool = False) -> list[tuple[str, Q]]:
     """(reason, filter on participants meaning "excluded for this reason"), in order."""
     rules = [
         (WITHDRAWN, Q(withdrawn_at__isnull=False)),
         (FAILED_ATTENTION, Q(failed_attention())),
     ]
+    if study.instructed_checks_exclude:
+        rules.append((FAILED_INSTRUCTED, Q(failed_instructed())))
     if not include_unfinished:
         rules.append((UNFINISHED, Q(completed_at__isnull=True)))
     return rules
 
 
-def exclusion_reason(*, include_unfinished: bool = False) -> Case:
+def exclusion_reason(*, study: Study, include_unfinished: bool = False) -> Case:
     """On a participant queryset: why the participant is excluded ("" when included)."""
     return Case(
         *(
             When(q, then=Value(reason))
-            for reason, q in exclusion_rules(include_unfinished=include_unfinished)
+            for reason, q in exclusion_rules(study=study, include_unfinished=include_unfinished)
         ),
         default=Value(""),
         output_field=CharField(),
@@ -85,9 +149,9 @@ def exclusion_reason(*, include_unfinished: bool = False) -> Case:
 def included_participants(*, study: Study, include_unfinished: bool = False) -> QuerySet:
     """The participants whose judgements count (see the module docstring)."""
     keep = Q()
-    for _, excluded in exclusion_rules(include_unfinished=include_unfinished):
+    for _, excluded in exclusion_rules(study=study, include_unfinished=include_unfinished):
         keep &= ~excluded
-    return Participant.objects.filter(keep, study=study)
+    return study_participants(study).filter(keep)
 
 
 def measured_trials(*, study: Study, include_unfinished: bool = False) -> QuerySet:
@@ -103,8 +167,10 @@ def measured_trials(*, study: Study, include_unfinished: bool = False) -> QueryS
 
 def participant_exclusions(*, study: Study, include_unfinished: bool = False) -> dict[int, str]:
     """participant id -> exclusion reason, for the excluded participants only."""
+    reason = exclusion_reason(study=study, include_unfinished=include_unfinished)
     return dict(
-        study.participants.annotate(reason=exclusion_reason(include_unfinished=include_unfinished))
+        study_participants(study)
+        .annotate(reason=reason)
         .exclude(reason="")
         .values_list("pk", "reason")
     )
@@ -118,6 +184,7 @@ class ParticipantCounts:
     completed: int = 0
     withdrawn: int = 0
     failed_attention: int = 0
+    failed_instructed: int = 0  # only when they exclude (the researcher's choice)
     unfinished: int = 0  # excluded as unfinished (0 when unfinished ones are included)
     unfinished_included: int = 0  # unfinished but counted (include_unfinished)
     included: int = 0
@@ -127,8 +194,10 @@ def participant_counts(
     *, study: Study, include_unfinished: bool = False
 ) -> dict[int | None, ParticipantCounts]:
     """condition id -> :class:`ParticipantCounts` (one query)."""
+    reason = exclusion_reason(study=study, include_unfinished=include_unfinished)
     rows = (
-        study.participants.annotate(reason=exclusion_reason(include_unfinished=include_unfinished))
+        study_participants(study)
+        .annotate(reason=reason)
         .values("condition_id", "reason")
         .annotate(
             n=Count("pk"),
@@ -147,6 +216,8 @@ def participant_counts(
         c.completed += row["completed"]
         if reason == FAILED_ATTENTION:
             c.failed_attention += n
+        elif reason == FAILED_INSTRUCTED:
+            c.failed_instructed += n
         elif reason == UNFINISHED:
             c.unfinished += n
         else:

@@ -18,7 +18,13 @@ from typing import Any
 from studyplatform.safe_text import SafeCsvWriter, one_line
 from studyplatform.words import counted
 from survey.analysis.caveats import too_few_participants, zero_width
-from survey.analysis.exclusion import MAIN, participant_exclusions
+from survey.analysis.exclusion import (
+    ATTENTION,
+    INSTRUCTED,
+    MAIN,
+    participant_exclusions,
+    study_participants,
+)
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
 from survey.inference import InferenceError, Row, analyse_rows
 from survey.models import Study, Trial
@@ -427,12 +433,15 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
 
 
 def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterator[list[Any]]:
-    """Every answered trial of the study (practice and attention checks flagged, excluded
+    """Every answered trial of the study's participants (pilot ones are no part of it;
+    practice and checks flagged, instructed-response checks as attention checks; excluded
     participants named), in participant and position order. ``counted`` is 1 exactly for
     the judgements the tables count. Participants appear by their database id only."""
     excluded = participant_exclusions(study=study, include_unfinished=include_unfinished)
     trials = (
-        Trial.objects.filter(participant__study=study, answer__isnull=False)
+        Trial.objects.filter(
+            participant__in=study_participants(study).values("pk"), answer__isnull=False
+        )
         .order_by("participant_id", "position")
         .values_list(
             "participant_id",
@@ -478,7 +487,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "" if rt_ms is None else rt_ms,
             position,
             int(kind == "practice"),
-            int(kind == "attention"),
+            int(kind in (ATTENTION, INSTRUCTED)),
             reason,
             int(kind == MAIN and not reason),
         ]

@@ -274,7 +274,7 @@ def study_analysis(
         design=study.design,
         include_unfinished=include_unfinished,
         confidence=confidence,
-        exclusion_rule=exclusion_rule_text(include_unfinished=include_unfinished),
+        exclusion_rule=exclusion_rule_text(study=study, include_unfinished=include_unfinished),
         participants=_sum_counts(people.values()),
         conditions=results,
         comparisons=_comparisons(results, confidence),

@@ -11,7 +11,12 @@ assignment (:func:`_assign`), which keeps the exposures of each condition's AI s
 of the real stimuli within ±1 (a greedy choice, AI first then real from the scenes left,
 does not). Exposures are incremented and the trials created: the practice trials first
 (every practice scene, half real, half AI), then the main trials in a random order with
-the attention checks at random places among them (never first). A start with a
+the attention checks and the instructed-response checks at random places among them (never
+first). An instructed check shows a real or an AI version of its reserved scene (half and
+half, as practice) and asks for an answer drawn at random, whatever the image
+(:func:`instructions`). While the study is open as a pilot, participants are flagged
+``is_pilot``: they hold pilot places only and leave the stimuli's exposures alone (the
+real study's balance starts from zero). A start with a
 PROLIFIC_PID already seen returns that participant (resume), never a second one (a
 database constraint backs this up).
 """
@@ -139,14 +144,16 @@ def _pick_within(study: Study, k: int, rng: random.Random) -> list[Stimulus]:
     return _assign([*groups, _Slots(k, real)], uses, rng)
 
 
-def _pick_practice(study: Study, condition: Condition | None, rng: random.Random):
-    """The practice stimuli: every practice scene once, half real and half AI (an odd one
-    out at random), the AI versions from the participant's condition (within subjects, a
-    condition at random per scene)."""
-    n = study.practice_trials
+def _pick_practice(
+    study: Study, condition: Condition | None, rng: random.Random, role=Stimulus.Role.PRACTICE
+):
+    """The practice stimuli (or those of ``role``: the instructed checks): every scene of
+    the role once, half real and half AI (an odd one out at random), the AI versions from
+    the participant's condition (within subjects, a condition at random per scene)."""
+    n = study.instructed_checks if role == Stimulus.Role.INSTRUCTED else study.practice_trials
     if not n:
         return []
-    stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.PRACTICE))
+    stimuli = list(Stimulus.objects.filter(study=study, role=role))
     scenes = sorted({s.scene_id for s in stimuli})
     reals = [True] * (n // 2) + [False] * (n // 2) + ([rng.random() < 0.5] if n % 2 else [])
     rng.shuffle(reals)
@@ -166,8 +173,9 @@ def _pick_practice(study: Study, condition: Condition | None, rng: random.Random
 def _trial_order(
     practice: list[Stimulus], main: list[Stimulus], attention: list[Stimulus], rng
 ) -> list[Stimulus]:
-    """Practice first, then the main trials in a random order with the attention checks
-    at random places among them (never first, where a participant is still settling)."""
+    """Practice first, then the main trials in a random order with the checks (attention
+    and instructed) at random places among them (never first, where a participant is
+    still settling)."""
     order = list(main)
     rng.shuffle(order)
     for check in attention:
@@ -188,8 +196,17 @@ def trial_plan(*, study: Study, condition: Condition | None, rng: random.Random)
     else:
         main = _pick_within(study, k, rng)
     practice = _pick_practice(study, condition, rng)
-    attention = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
-    return _trial_order(practice, main, attention, rng)
+    checks = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+    checks += _pick_practice(study, condition, rng, role=Stimulus.Role.INSTRUCTED)
+    return _trial_order(practice, main, checks, rng)
+
+
+def instructions(order: list[Stimulus], rng: random.Random) -> list[str | None]:
+    """Per trial of ``order``: the answer an instructed check asks for (Real or AI, drawn at
+    random and never from the image, so that it tells nothing of any image's truth), None
+    for the other trials."""
+    answers = (Trial.Answer.REAL, Trial.Answer.AI)
+    return [rng.choice(answers) if s.role == Stimulus.Role.INSTRUCTED else None for s in order]
 
 
 def participant_start(
@@ -214,11 +231,12 @@ def participant_start(
                 if existing.withdrawn_at is not None:
                     raise ParticipationError("this participation was withdrawn")
                 return existing
-        if study.status != Study.Status.OPEN:
+        if not study.accepting:
             raise StudyNotOpen("this study is not open")
+        pilot = study.status == Study.Status.PILOT
         target = study.target_participants_per_condition
         places_release(study=study)
-        taken = places_taken(study)
+        taken = places_taken(study, pilot=pilot)
         if study.design == Study.Design.BETWEEN:
             conditions = list(study.conditions.all())
             if not conditions:
@@ -232,7 +250,9 @@ def participant_start(
                 raise StudyFull("this study has all the participants it needs")
             condition = None
         order = trial_plan(study=study, condition=condition, rng=rng)
+        asked = instructions(order, rng)
         participant = Participant.objects.create(
+            is_pilot=pilot,
             study=study,
             condition=condition,
             prolific_pid=prolific_pid,
@@ -240,9 +260,17 @@ def participant_start(
             prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
             user_agent=(user_agent or "")[:500],
         )
-        Stimulus.objects.filter(pk__in=[s.pk for s in order]).update(exposures=F("exposures") + 1)
+        if not pilot:
+            shown = [s.pk for s in order]
+            Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") + 1)
         Trial.objects.bulk_create(
-            Trial(participant=participant, position=i, stimulus=s, kind=s.role)
-            for i, s in enumerate(order, start=1)
+            Trial(
+                participant=participant,
+                position=i,
+                stimulus=s,
+                kind=s.role,
+                instructed_answer=instruction,
+            )
+            for i, (s, instruction) in enumerate(zip(order, asked), start=1)
         )
     return participant

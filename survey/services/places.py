@@ -11,6 +11,10 @@ study refills until it has its target of usable participants. A released partici
 comes back may go on while a place is free (:func:`participant_rehold`), as Prolific
 lets a timed-out participant finish unless they were replaced.
 
+Pilot participations (:attr:`Participant.is_pilot`) hold pilot places only: a pilot is
+counted against the same target among its own participants, and never fills the real
+study. They never count in the stimuli's exposures, so nothing is given back for them.
+
 So starts that are abandoned cannot fill a study for good: each holds its place for the
 time limit only, and from one client address the start rate limit
 (``STUDY_START_LIMIT`` per ``STUDY_START_WINDOW_SECONDS``) bounds how many places can be
@@ -29,7 +33,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from survey.analysis.exclusion import failed_attention
+from survey.analysis.exclusion import failed_checks
 from survey.models import Condition, Participant, Stimulus, Study
 
 
@@ -41,14 +45,17 @@ def holding(study: Study, now: datetime | None = None) -> Q:
     """On participants: holds a place in ``study`` at ``now``."""
     since = (now or timezone.now()) - study.time_limit
     taking_part = Q(completed_at__isnull=True, last_active_at__gte=since)
-    included = Q(completed_at__isnull=False) & ~Q(failed_attention())
+    included = Q(completed_at__isnull=False) & ~failed_checks(study)
     return _present() & (taking_part | included)
 
 
-def places_taken(study: Study, now: datetime | None = None) -> dict[int | None, int]:
-    """Places held per condition id (None: the whole study, within subjects)."""
+def places_taken(
+    study: Study, now: datetime | None = None, *, pilot: bool = False
+) -> dict[int | None, int]:
+    """Places held per condition id (None: the whole study, within subjects): by the real
+    participants, or with ``pilot`` by the pilot ones."""
     rows = (
-        Participant.objects.filter(study=study)
+        Participant.objects.filter(study=study, is_pilot=pilot)
         .values("condition_id")
         .annotate(n=Count("pk", filter=holding(study, now)))
         .order_by()
@@ -58,6 +65,8 @@ def places_taken(study: Study, now: datetime | None = None) -> dict[int | None, 
 
 def _give_back_exposures(participants) -> None:
     for participant in participants:
+        if participant.is_pilot:  # never counted
+            continue
         shown = list(participant.trials.values_list("stimulus_id", flat=True))
         Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
 
@@ -78,9 +87,12 @@ def places_release(*, study: Study, now: datetime | None = None) -> int:
     return len(released)
 
 
-def place_free(study: Study, condition: Condition | None, now: datetime | None = None) -> bool:
-    """Whether ``condition`` (None: the study, within subjects) has a place left."""
-    taken = places_taken(study, now).get(condition.pk if condition else None, 0)
+def place_free(
+    study: Study, condition: Condition | None, now: datetime | None = None, *, pilot=False
+) -> bool:
+    """Whether ``condition`` (None: the study, within subjects) has a place left (a pilot
+    place with ``pilot``)."""
+    taken = places_taken(study, now, pilot=pilot).get(condition.pk if condition else None, 0)
     return taken < study.target_participants_per_condition
 
 
@@ -113,11 +125,15 @@ def participant_rehold(*, participant: Participant) -> bool:
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         if participant.released_at is None:
             return True
-        if participant.returned_at is not None or not place_free(study, participant.condition):
+        pilot = participant.is_pilot
+        if participant.returned_at is not None or not place_free(
+            study, participant.condition, pilot=pilot
+        ):
             return False
-        Stimulus.objects.filter(
-            pk__in=list(participant.trials.values_list("stimulus_id", flat=True))
-        ).update(exposures=F("exposures") + 1)
+        if not pilot:
+            Stimulus.objects.filter(
+                pk__in=list(participant.trials.values_list("stimulus_id", flat=True))
+            ).update(exposures=F("exposures") + 1)
         Participant.objects.filter(pk=participant.pk).update(
             released_at=None, last_active_at=timezone.now()
         )

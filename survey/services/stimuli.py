@@ -14,9 +14,10 @@ its own real versions (its 2×2 table is then balanced on its own, and the real 
 have its outputs' size); within subjects one real version per scene and size is shared by
 the conditions (``condition`` None).
 
-**Practice and attention checks.** ``practice_trials + attention_checks`` scenes that every
-condition colourised are drawn at random and reserved: they are never main trials. Each
-practice scene gets a real and an AI version (as above); each attention scene one
+**Practice and checks.** ``practice_trials + attention_checks + instructed_checks`` scenes
+that every condition colourised are drawn at random and reserved: they are never main
+trials. Each practice and each instructed-check scene gets a real and an AI version (as
+above: an instructed check shows an ordinary image); each attention scene one
 colour-inverted photograph (``is_real`` False). Stimulus files are stored as encoded; the
 largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
 (zero bytes after the JPEG's end marker), so that response sizes tell nothing.
@@ -112,21 +113,31 @@ def _condition_outputs(condition: Condition) -> list[ColourisedImage]:
 
 def _reserve_scenes(
     study: Study, outputs: dict[int, dict[int, ColourisedImage]], rng: random.Random
-) -> tuple[list[int], list[int]]:
-    """(practice scenes, attention scenes): scenes every condition colourised, drawn at
-    random and taken out of the main pool."""
+) -> tuple[list[int], list[int], list[int]]:
+    """(practice scenes, attention scenes, instructed-check scenes): scenes every condition
+    colourised, drawn at random and taken out of the main pool."""
     wanted = study.reserved_scenes
     if not wanted:
-        return [], []
+        return [], [], []
     common = sorted(set.intersection(*(set(by_scene) for by_scene in outputs.values())))
     if len(common) < wanted:
         raise NotEnoughScenes(
-            f"{counted(study.practice_trials, 'practice trial')} and "
-            f"{counted(study.attention_checks, 'attention check')} need "
-            f"{counted(wanted, 'scene')} that every run colourised; there are {len(common)}"
+            f"{_extras(study.practice_trials, study.attention_checks, study.instructed_checks)}"
+            f" need {counted(wanted, 'scene')} that every run colourised; there are {len(common)}"
         )
     reserved = rng.sample(common, wanted)
-    return reserved[: study.practice_trials], reserved[study.practice_trials :]
+    practice, checks = study.practice_trials, study.practice_trials + study.attention_checks
+    return reserved[:practice], reserved[practice:checks], reserved[checks:]
+
+
+def _extras(practice_trials: int, attention_checks: int, instructed_checks: int) -> str:
+    parts = [
+        counted(practice_trials, "practice trial", "practice trials"),
+        counted(attention_checks, "attention check", "attention checks"),
+    ]
+    if instructed_checks:
+        parts.append(counted(instructed_checks, "instructed check", "instructed checks"))
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def scene_shortfall(
@@ -136,6 +147,7 @@ def scene_shortfall(
     images_per_participant: int,
     practice_trials: int,
     attention_checks: int,
+    instructed_checks: int = 0,
 ) -> str | None:
     """Why :func:`study_prepare_stimuli` would refuse these settings for runs that colourised
     ``scenes_by_run`` (a run's name: its test scenes), in words with the numbers; None if it
@@ -144,11 +156,8 @@ def scene_shortfall(
     together."""
     if not scenes_by_run:
         return None
-    reserved = practice_trials + attention_checks
-    extras = (
-        f"{counted(practice_trials, 'practice trial', 'practice trials')} and "
-        f"{counted(attention_checks, 'attention check', 'attention checks')}"
-    )
+    reserved = practice_trials + attention_checks + instructed_checks
+    extras = _extras(practice_trials, attention_checks, instructed_checks)
     these = "this run" if len(scenes_by_run) == 1 else "these runs"
     common = set.intersection(*scenes_by_run.values())
     if len(common) < reserved:
@@ -203,9 +212,10 @@ def study_prepare_stimuli(
         if condition.run.status != ModelRun.Status.DONE:
             raise StudyError(f"run {condition.run} is not finished ({condition.run.status})")
     outputs = {c.pk: {o.source_id: o for o in _condition_outputs(c)} for c in conditions}
-    practice, attention = _reserve_scenes(study, outputs, rng)
-    reserved = {*practice, *attention}
+    practice, attention, instructed = _reserve_scenes(study, outputs, rng)
+    reserved = {*practice, *attention, *instructed}
     roles = {scene: Stimulus.Role.PRACTICE for scene in practice}
+    roles.update({scene: Stimulus.Role.INSTRUCTED for scene in instructed})
     prefix = _attempt_prefix(attempt.token) if attempt else ""
     written: list[str] = []
     rows: list[Stimulus] = []
@@ -240,8 +250,8 @@ def study_prepare_stimuli(
             if not shared and len(main) < needed:
                 raise NotEnoughScenes(
                     f"condition {condition.label}: its run colourised {len(by_scene)} "
-                    f"test images ({len(reserved)} reserved for practice and attention "
-                    f"checks); a participant needs {needed} different scenes"
+                    f"test images ({len(reserved)} reserved for practice and checks); "
+                    f"a participant needs {needed} different scenes"
                 )
             main_scenes.update(main)
             for scene, output in sorted(by_scene.items()):
@@ -269,7 +279,7 @@ def study_prepare_stimuli(
         if shared and len(main_scenes) < needed:
             raise NotEnoughScenes(
                 f"the runs colourised {len(main_scenes) + len(reserved)} different test "
-                f"images ({len(reserved)} reserved for practice and attention checks); a "
+                f"images ({len(reserved)} reserved for practice and checks); a "
                 f"participant needs {needed} different scenes"
             )
         for scene in attention:

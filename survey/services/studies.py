@@ -1,4 +1,12 @@
-"""Studies: create, change, open and close them."""
+"""Studies: create, change, open and close them; run them as a pilot first.
+
+**Pilot.** A draft whose stimuli are prepared can be opened as a pilot
+(:func:`study_open_pilot`): participants start as usual but are flagged ``is_pilot``, and
+no table, export or place of the real study counts them (survey.analysis.exclusion,
+survey.services.places). The design is fixed while pilot data exist (their trials show the
+prepared stimuli). :func:`pilot_remove` deletes every pilot participation with its trials
+in one transaction; a study never opened for real then goes back to draft, so that its
+design can change before it opens for real (then frozen, as at any opening)."""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from survey.models import TEXT_FIELDS, Condition, Study
+from survey.models import TEXT_FIELDS, Condition, Participant, Study, Trial
 from survey.services.errors import StudyError
 from worker.models import ModelRun
 
@@ -109,7 +117,43 @@ def study_open(*, study: Study) -> Study:
 
 
 def study_close(*, study: Study) -> Study:
+    """Close an open study, or end a pilot: no one can start any more."""
     study.status = Study.Status.CLOSED
     study.closed_at = timezone.now()
     study.save(update_fields=["status", "closed_at"])
     return study
+
+
+def study_open_pilot(*, study: Study) -> Study:
+    """Open a draft whose stimuli are prepared as a pilot (see the module docstring)."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status == Study.Status.PILOT:
+            return locked
+        if locked.status != Study.Status.DRAFT:
+            raise StudyError("only a draft can be opened as a pilot")
+        if not locked.stimuli.exists():
+            raise StudyError("prepare the stimuli first: the pilot shows them")
+        locked.status = Study.Status.PILOT
+        locked.save(update_fields=["status"])
+    return locked
+
+
+def pilot_remove(*, study: Study) -> tuple[int, int]:
+    """Delete every pilot participation of ``study`` and their trials, in one transaction
+    under the study's row lock (no start meanwhile); returns (participations, trials)
+    deleted. A study never opened for real and left without participants goes back to
+    draft. Pilot participations never counted in the stimuli's exposures: nothing to give
+    back."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        pilots = Participant.objects.filter(study=locked, is_pilot=True)
+        trials, _ = Trial.objects.filter(participant__in=pilots.values("pk")).delete()
+        people = pilots.count()
+        pilots.delete()
+        never_opened = locked.opened_at is None and locked.status != Study.Status.PREPARING
+        if never_opened and not locked.participants.exists():
+            locked.status = Study.Status.DRAFT
+            locked.closed_at = None
+            locked.save(update_fields=["status", "closed_at"])
+    return people, trials

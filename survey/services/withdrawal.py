@@ -56,7 +56,8 @@ def participant_withdraw(
             raise ParticipationError("no such participant in this study")
         if participant.withdrawn_at is not None:
             raise ParticipationError("this participant was already withdrawn")
-        if participant.released_at is None:  # a released place gave them back already
+        # A released place gave them back already; a pilot participation never counted.
+        if participant.released_at is None and not participant.is_pilot:
             shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
             Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
         removed, _ = participant.trials.all().delete()

@@ -131,7 +131,7 @@ def study_landing(request, slug: str):
     resumed = _resume(request, study, ids)
     if resumed is not None:
         return _remember(request, resumed, redirect("participant_page", resumed.public_id))
-    if study.status != Study.Status.OPEN:
+    if not study.accepting:
         return _message(request, *NOT_OPEN[study.status])
     refused = _refused(request, study, ids)
     if refused is not None:

@@ -27,11 +27,18 @@ from studyplatform.sharing import sharing_context, sharing_view
 from studyplatform.words import counted
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
-from survey.participation import TrialView
+from survey.participation import TrialView, completion_redirect, instruction_text
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
+from survey.services.assignment import instructions
 from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
-from survey.services.studies import study_close, study_create, study_update
+from survey.services.studies import (
+    pilot_remove,
+    study_close,
+    study_create,
+    study_open_pilot,
+    study_update,
+)
 from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
 from survey.stimuli_archive import stimuli_archive
 from worker.imaging import image_response
@@ -47,15 +54,17 @@ def studies(request):
     listed, archive_filter = list_filter(
         request, studies_visible_to(request.user), reverse("studies")
     )
+    real = Q(participants__is_pilot=False)  # pilot participations are not the study's
     rows = listed.annotate(
         n_conditions=Count("conditions", distinct=True),
-        started=Count("participants", distinct=True),
+        # distinct: the join with the conditions repeats each participant once per condition.
+        # Started counts withdrawn participations too, as the monitor and the analysis do.
+        started=Count("participants", filter=real, distinct=True),
         completed=Count(
             "participants",
+            filter=real
+            & Q(participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False),
             distinct=True,
-            filter=Q(
-                participants__withdrawn_at__isnull=True, participants__completed_at__isnull=False
-            ),
         ),
     )
     return render(
@@ -120,6 +129,7 @@ def study_detail(request, pk: int):
     study = study_for_user(
         request.user, pk, queryset=Study.objects.select_related("created_by", "owner")
     )
+    pilot_count = study.participants.filter(is_pilot=True).count()
     return render(
         request,
         "survey/study_detail.html",
@@ -131,6 +141,8 @@ def study_detail(request, pk: int):
             "withdrawals": study.withdrawals.select_related("withdrawn_by")[:20],
             "refused_starts": study.refused_starts.order_by("reason"),
             "stimuli_count": study.stimuli.count(),
+            "pilot_count": pilot_count,
+            "has_pilot": pilot_count or study.status == Study.Status.PILOT,
             "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
         },
     )
@@ -186,11 +198,65 @@ def study_prepare_view(request, pk: int):
 @require_POST
 def study_close_view(request, pk: int):
     study = study_for_user(request.user, pk, need=EDIT)
-    if study.status != Study.Status.OPEN:
-        messages.error(request, "Only an open study can be closed.")
+    if not study.accepting:
+        messages.error(request, "Only an open study (or a pilot) can be closed.")
     else:
         study_close(study=study)
         messages.success(request, "The study is closed: no new participants can start.")
+    return redirect("study_detail", pk=pk)
+
+
+@researcher_required
+@require_POST
+def study_pilot_view(request, pk: int):
+    """Open a draft as a pilot: its participations are flagged and kept out of the tables."""
+    study = study_for_user(request.user, pk, need=EDIT)
+    try:
+        study_open_pilot(study=study)
+    except StudyError as exc:
+        messages.error(request, f"Not opened as a pilot: {exc}.")
+    else:
+        messages.success(
+            request,
+            "The study is open as a pilot: share the participant link with your pilot "
+            "participants. Their data stay out of every table; remove them before opening "
+            "for real, or keep them flagged.",
+        )
+    return redirect("study_detail", pk=pk)
+
+
+@researcher_required
+@require_POST
+def study_pilot_remove_view(request, pk: int):
+    """First post: a page that asks to confirm, with what goes; the confirming post
+    (``confirm``) deletes every pilot participation and its trials."""
+    study = study_for_user(request.user, pk, need=EDIT)
+    if request.POST.get("confirm") != "yes":
+        pilots = study.participants.filter(is_pilot=True)
+        return render(
+            request,
+            "survey/study_pilot_remove_confirm.html",
+            {
+                "study": study,
+                "participations": pilots.count(),
+                "trials": Trial.objects.filter(participant__in=pilots.values("pk")).count(),
+                "taking_part": pilots.filter(
+                    completed_at__isnull=True, withdrawn_at__isnull=True, released_at__isnull=True
+                ).count(),
+            },
+        )
+    people, trials = pilot_remove(study=study)
+    study.refresh_from_db(fields=["status"])
+    after = (
+        " The study is a draft again: change it if the pilot asks for it, then open it."
+        if study.status == Study.Status.DRAFT
+        else ""
+    )
+    messages.success(
+        request,
+        f"Pilot data removed: {counted(people, 'participation')} and "
+        f"{counted(trials, 'trial')} deleted.{after}",
+    )
     return redirect("study_detail", pk=pk)
 
 
@@ -283,16 +349,25 @@ def study_stimulus_image(request, pk: int):
 @never_cache
 @require_GET
 def study_preview(request, pk: int):
-    """The participant flow on a sample of the prepared stimuli; nothing is recorded."""
+    """The participant flow on a sample of the prepared stimuli, as a participant of the
+    chosen condition (``?condition=<id>``; between subjects, else one at random) would see
+    it: the consent text (the default one when the study has none), the instructions, the
+    trials, the completion page with the code; nothing is recorded."""
     study = study_for_user(request.user, pk)
+    conditions = list(study.conditions.all())
+    chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
+    rng = random.Random()
+    plan = study_preview_plan(study=study, rng=rng, condition=chosen)
+    asked = instructions(plan, rng)
     trials = [
         {  # with the truth: the researcher sees what each image is
             "image_url": reverse("study_stimulus_image", args=[s.pk]),
             "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
             "kind": s.role,
             "practice": s.role == Stimulus.Role.PRACTICE,
+            "instruction": instruction_text(answer),
         }
-        for s in study_preview_plan(study=study, rng=random.Random())
+        for s, answer in zip(plan, asked)
     ]
     if not trials:
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
@@ -309,10 +384,23 @@ def study_preview(request, pk: int):
                 answered=0,
                 practice=first["practice"],
                 image_url=first["image_url"],
+                instruction=first["instruction"],
             ),
             "preview_trials": trials,
+            "preview_conditions": conditions if study.design == Study.Design.BETWEEN else [],
+            "preview_condition": chosen,
+            "preview_redirect": completion_redirect(study),
             "answer_url": "",
             "preview": True,
             "begin": False,
         },
     )
+
+
+def _preview_condition(study: Study, conditions: list, raw: str):
+    """The condition a preview shows: the one asked for, else one at random (between
+    subjects); None within subjects, where every participant sees every condition."""
+    if study.design != Study.Design.BETWEEN or not conditions:
+        return None
+    by_id = {str(c.pk): c for c in conditions}
+    return by_id.get(raw.strip()) or random.choice(conditions)

@@ -87,6 +87,8 @@ CHANGING = {
     "study_open",
     "study_prepare",
     "study_close",
+    "study_pilot",
+    "study_pilot_remove",
     "study_withdraw",
     "study_sharing",
     "run_cancel",
@@ -287,6 +289,7 @@ def post_data(world: World, name: str) -> dict:
             "exposure_ms": "",
         },
         "study_edit": study_fields,
+        "study_pilot_remove": {"confirm": "yes"},
         "study_withdraw": {
             "who": world.participant.public_id,
             "reason": "by someone else",

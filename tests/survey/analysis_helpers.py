@@ -53,13 +53,21 @@ def take_part(
     practice: str = "real",
     stop_after: int | None = None,
     seed: int | None = None,
+    instructed_failures: int = 0,
 ) -> Participant:
     """Participant number ``i`` starts and answers in order (main trials by ``rule``,
-    attention checks and practice trials as given), all trials or ``stop_after`` of them."""
+    attention checks and practice trials as given; instructed-response checks as asked,
+    but the first ``instructed_failures`` of them otherwise), all trials or ``stop_after``
+    of them."""
     participant = participant_start(study=study, rng=random.Random(seed if seed is not None else i))
     trials = list(participant.trials.select_related("stimulus").order_by("position"))
+    defy = instructed_failures
     for trial in trials[:stop_after]:
         answer = {"attention": attention, "practice": practice}.get(trial.kind) or rule(i, trial)
+        if trial.kind == "instructed":
+            asked = trial.instructed_answer
+            answer = asked if defy <= 0 else {"real": "ai", "ai": "real"}[asked]
+            defy -= 1
         trial_answer(
             participant=participant,
             position=trial.position,
@@ -93,7 +101,7 @@ def judgements(participants) -> list[Judgement]:
                 rt_ms=trial.rt_ms,
                 position=trial.position,
                 practice=trial.kind == "practice",
-                attention=trial.kind == "attention",
+                attention=trial.kind in ("attention", "instructed"),
             )
         )
     return rows

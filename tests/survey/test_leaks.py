@@ -120,8 +120,15 @@ def test_answers_to_measured_and_attention_trials_look_the_same(taken):
         assert data["feedback"] is None
         nxt = data["next"]
         if nxt is not None:
-            assert set(nxt) == {"position", "total", "answered", "practice", "image_url"}
-            assert nxt["practice"] is False
+            assert set(nxt) == {
+                "position",
+                "total",
+                "answered",
+                "practice",
+                "image_url",
+                "instruction",
+            }
+            assert nxt["practice"] is False and nxt["instruction"] == ""
     # The page of the attention check and of a measured trial differ only in numbers.
     attention = next(p for p, k in kinds.items() if k == Stimulus.Role.ATTENTION)
     measured = next(p for p, k in kinds.items() if k == Stimulus.Role.MAIN and p > 3)
@@ -142,3 +149,83 @@ def test_stimulus_files_are_not_served_from_media_or_to_other_participants(clien
     assert client.get("/media/" + trials[0].stimulus.file).status_code == 404
     researcher_only = reverse("study_stimulus_image", args=[trials[0].stimulus_id])
     assert client.get(researcher_only).status_code == 302  # to the login page
+
+
+@pytest.fixture
+def instructed(client, tmp_path):
+    """A participant of a study with instructed-response checks, stopped before the last
+    one (its page and the answer that leads to it are what is compared)."""
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    warm = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    cool = uploaded_run(dataset, tmp_path, name="secret-run-cool", style="cool")
+    study = open_study(
+        [warm, cool],
+        labels=["LabelWarmCondition", "LabelCoolCondition"],
+        images_per_participant=6,
+        practice_trials=1,
+        attention_checks=1,
+        instructed_checks=2,
+    )
+    started = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
+    public_id = started["Location"].split("/")[2]
+    trials = list(
+        Trial.objects.filter(participant__public_id=public_id)
+        .select_related("stimulus")
+        .order_by("position")
+    )
+    last = max(t.position for t in trials if t.kind == Stimulus.Role.INSTRUCTED)
+    responses = []
+    for trial in trials[: last - 1]:
+        responses.append(
+            client.post(
+                reverse("participant_answer", args=[public_id]),
+                {"position": trial.position, "answer": "real", "rt_ms": 600},
+                **JSON,
+            )
+        )
+    return study, trials, public_id, last, responses
+
+
+def _flip_truth(trials) -> None:
+    """Give every trial the other version of its scene (real for AI and back), as if each
+    image's truth were the opposite; the attention check's has none and is left."""
+    for trial in trials:
+        s = trial.stimulus
+        if s.role == Stimulus.Role.ATTENTION:
+            continue
+        other = Stimulus.objects.get(
+            study=s.study, scene=s.scene, role=s.role, is_real=not s.is_real, condition=s.condition
+        )
+        Trial.objects.filter(pk=trial.pk).update(stimulus=other)
+
+
+def test_the_pages_of_an_instructed_check_depend_on_no_truth(client, instructed):
+    study, trials, public_id, last, _ = instructed
+    page_url = reverse("participant_page", args=[public_id])
+    previous = {"position": last - 1, "answer": "real", "rt_ms": 600}
+    answer_url = reverse("participant_answer", args=[public_id])
+
+    def seen():
+        page = client.get(page_url, {"begin": "1"}).content.decode()
+        page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", page)
+        # The answer before it, repeated: what a script is told of the check.
+        told = client.post(answer_url, previous, **JSON).json()
+        return page, told
+
+    client.post(answer_url, previous, **JSON)
+    before = seen()
+    assert "For this image, please answer" in before[0]
+    assert before[1]["next"]["instruction"].startswith("For this image, please answer")
+    _flip_truth(trials)
+    assert seen() == before
+    image = client.get(reverse("participant_image", args=[public_id, last]))
+    assert len(image.content) == study.stimulus_bytes
+
+
+def test_instructed_checks_name_no_condition_scene_file_or_truth(client, instructed):
+    study, trials, public_id, last, responses = instructed
+    page = client.get(reverse("participant_page", args=[public_id]), {"begin": "1"})
+    for response in [*responses, page]:
+        body = response.content.decode()
+        for word in [*forbidden_strings(study, trials), "instructed"]:
+            assert word not in body, (word, response.request["PATH_INFO"])

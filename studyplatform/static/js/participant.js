@@ -47,6 +47,10 @@
     field("number").textContent = trial.position;
     field("total").textContent = trial.total;
     field("practice").hidden = !trial.practice;
+    // An instructed-response check shows its instruction in place of the question.
+    field("instruction").textContent = trial.instruction || "";
+    field("instruction").hidden = !trial.instruction;
+    field("question").hidden = !!trial.instruction;
     progress.max = trial.total;
     progress.value = trial.answered;
     form.querySelector("input[name=position]").value = trial.position;
@@ -144,7 +148,10 @@
   // Preview: the same pages from a list the server sent with the truth; nothing is posted.
   function previewTrial(i) {
     const t = previewTrials[i];
-    return { position: i + 1, total: previewTrials.length, answered: i, practice: t.practice, image_url: t.image_url };
+    return {
+      position: i + 1, total: previewTrials.length, answered: i, practice: t.practice,
+      image_url: t.image_url, instruction: t.instruction || "",
+    };
   }
   function previewNext(p) {
     const t = previewTrials[p.position - 1];
