@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
 from survey.services.stimuli import scene_shortfall
+from survey.wording import default_wording, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 
 #: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
@@ -65,11 +66,23 @@ class StudyForm(forms.ModelForm):
             "exposure_ms",
             "estimated_minutes",
             "time_limit_minutes",
+            "language",
             "consent_text",
             "instructions",
+            "question_text",
+            "real_label",
+            "ai_label",
+            "real_key",
+            "ai_key",
             "redirect_url",
         ]
         labels = {
+            "language": "Participants' language",
+            "question_text": "Question (optional)",
+            "real_label": "Label of the answer “real” (optional)",
+            "ai_label": "Label of the answer “AI” (optional)",
+            "real_key": "Key for “real” (optional)",
+            "ai_key": "Key for “AI” (optional)",
             "images_per_participant": "Images per participant (half real, half AI)",
             "target_participants_per_condition": "Target participants per condition",
             "exposure_ms": "Exposure time (ms)",
@@ -86,8 +99,21 @@ class StudyForm(forms.ModelForm):
             "time_limit_minutes": "A participant silent this long without finishing gives up "
             "their place to someone else. Empty: Prolific's maximum time for the estimate "
             "(2 + X + 2√X minutes).",
-            "consent_text": "Empty: a short default text.",
-            "instructions": "Empty: a short default text.",
+            "language": "Every fixed text the participants see (buttons, progress, messages) is "
+            "in this language; write the consent and instructions in it too. These pages "
+            "stay in English.",
+            "consent_text": "Empty: a short default text, in the participants' language.",
+            "instructions": "Empty: a short default text, in the participants' language.",
+            "question_text": "Asked under each image. Empty: the language's default "
+            "(English: “Real photograph, or colourised by AI?”).",
+            "real_label": "Empty: the language's default (English “Real”, German “Echt”, "
+            "French “Réelle”, Spanish “Real”).",
+            "ai_label": "Empty: the language's default (English “AI”, German “KI”, French "
+            "and Spanish “IA”).",
+            "real_key": "One letter or digit. Empty: the language's default (English R, "
+            "German E, French and Spanish R).",
+            "ai_key": "One letter or digit. Empty: the language's default (English A, "
+            "German K, French and Spanish I).",
         }
         widgets = {
             "consent_text": forms.Textarea(attrs={"rows": 5}),
@@ -109,6 +135,8 @@ class StudyForm(forms.ModelForm):
         )
         if "estimated_minutes" in self.fields:
             self.fields["estimated_minutes"].required = False
+        if "language" in self.fields:
+            self.fields["language"].required = False
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -145,6 +173,55 @@ class StudyForm(forms.ModelForm):
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
 
+    def clean_language(self):
+        return self.cleaned_data["language"] or Study._meta.get_field("language").default
+
+    def clean_question_text(self):
+        return self._one_line("question_text")
+
+    def clean_real_label(self):
+        return self._one_line("real_label")
+
+    def clean_ai_label(self):
+        return self._one_line("ai_label")
+
+    def _one_line(self, name: str) -> str:
+        value = self.cleaned_data[name].strip()
+        validate_single_line(value)
+        return value
+
+    def clean_real_key(self):
+        return self._key("real_key")
+
+    def clean_ai_key(self):
+        return self._key("ai_key")
+
+    def _key(self, name: str) -> str:
+        key = self.cleaned_data[name].strip()
+        if key and not key.isalnum():
+            raise forms.ValidationError("Give one letter or digit (or leave it empty).")
+        return key.upper()
+
+    def _check_answers(self, cleaned) -> None:
+        """The two answers must be told apart: different keys and different labels, once
+        the language's defaults fill what is left empty."""
+        names = ("language", "real_label", "ai_label", "real_key", "ai_key")
+        if any(name not in self.fields or name not in cleaned for name in names):
+            return
+        wording = wording_for(**{name: cleaned[name] for name in names})
+        if wording.real_key.casefold() == wording.ai_key.casefold():
+            default = default_wording(cleaned["language"])
+            self.add_error(
+                "ai_key" if cleaned["ai_key"] else "real_key",
+                f"The two answers need different keys (both would be {wording.real_key}; "
+                f"this language's defaults are {default.real_key} and {default.ai_key}).",
+            )
+        if wording.real_label.casefold() == wording.ai_label.casefold():
+            self.add_error(
+                "ai_label" if cleaned["ai_label"] else "real_label",
+                f"The two answers need different labels (both would be “{wording.real_label}”).",
+            )
+
     def clean_labels(self):
         labels = self.cleaned_data["labels"]
         if any(has_control_characters(line) for line in labels.splitlines()):
@@ -153,6 +230,7 @@ class StudyForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        self._check_answers(cleaned)
         if "runs" in self.fields and cleaned.get("runs") is not None:
             labels = [x.strip() for x in cleaned.get("labels", "").splitlines() if x.strip()]
             if labels and len(labels) != len(cleaned["runs"]):

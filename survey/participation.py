@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.core.files.storage import default_storage
 from django.db.models import Count, F, Window
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services.trials import AnswerResult, trial_mark_shown
@@ -24,7 +25,6 @@ PROLIFIC_PARAMETERS = {
     "STUDY_ID": "prolific_study_id",
     "SESSION_ID": "prolific_session_id",
 }
-TRUTH_LABELS = {True: "a real photograph", False: "colourised by AI"}
 
 
 @dataclass(frozen=True)
@@ -130,15 +130,33 @@ def next_image_url(participant: Participant, trial: TrialView | None) -> str | N
     return image_url(participant, trial.position + 1)
 
 
+def feedback_sentences() -> dict[str, dict[str, str]]:
+    """The four sentences of practice feedback in the active language, by right/wrong and
+    by the truth ("real", "ai"): whole sentences, so that each language words them its way."""
+    return {
+        "right": {
+            "real": gettext("Right: that image was a real photograph."),
+            "ai": gettext("Right: that image was colourised by AI."),
+        },
+        "wrong": {
+            "real": gettext("Not quite: that image was a real photograph."),
+            "ai": gettext("Not quite: that image was colourised by AI."),
+        },
+    }
+
+
 def practice_feedback(trial: Trial) -> dict | None:
-    """What a practice trial's answer earns: whether it was right and what the image was.
-    None for any other trial (no feedback may reveal a measured trial's truth)."""
+    """What a practice trial's answer earns: whether it was right, what the image was
+    ("real" or "ai") and the sentence that says so in the active language. None for any
+    other trial (no feedback may reveal a measured trial's truth)."""
     if trial.kind != Stimulus.Role.PRACTICE or trial.answer is None:
         return None
     truth = Trial.Answer.REAL if trial.stimulus.is_real else Trial.Answer.AI
+    correct = trial.answer == truth
     return {
-        "correct": trial.answer == truth,
-        "truth": TRUTH_LABELS[trial.stimulus.is_real],
+        "correct": correct,
+        "truth": str(truth),
+        "text": feedback_sentences()["right" if correct else "wrong"][str(truth)],
     }
 
 

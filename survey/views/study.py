@@ -26,12 +26,13 @@ from studyplatform.sharing import sharing_context, sharing_view
 from studyplatform.words import counted
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
-from survey.participation import TrialView
+from survey.participation import TrialView, feedback_sentences
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
 from survey.services.studies import study_close, study_create, study_update
 from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
+from survey.wording import in_study_language, speak, study_wording
 from worker.imaging import image_response
 
 
@@ -123,6 +124,7 @@ def study_detail(request, pk: int):
             "withdrawals": study.withdrawals.select_related("withdrawn_by")[:20],
             "refused_starts": study.refused_starts.order_by("reason"),
             "stimuli_count": study.stimuli.count(),
+            "wording": study_wording(study),
             "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
         },
     )
@@ -250,8 +252,10 @@ def study_stimulus_image(request, pk: int):
 @researcher_required
 @never_cache
 @require_GET
+@in_study_language
 def study_preview(request, pk: int):
-    """The participant flow on a sample of the prepared stimuli; nothing is recorded."""
+    """The participant flow on a sample of the prepared stimuli, in the study's language
+    and words; nothing is recorded."""
     study = study_for_user(request.user, pk)
     trials = [
         {  # with the truth: the researcher sees what each image is
@@ -266,6 +270,7 @@ def study_preview(request, pk: int):
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)
     first = trials[0]
+    speak(request, study)
     return render(
         request,
         "survey/participant/trial.html",
@@ -279,6 +284,8 @@ def study_preview(request, pk: int):
                 image_url=first["image_url"],
             ),
             "preview_trials": trials,
+            "feedback_sentences": feedback_sentences(),
+            "wording": study_wording(study),
             "answer_url": "",
             "preview": True,
             "begin": False,
