@@ -60,6 +60,7 @@ TABLE_COLUMNS = (
     "criterion_high",
     *RUN_METRICS,
     "confidence",
+    "language",
 )
 
 JUDGEMENT_COLUMNS = (
@@ -80,6 +81,7 @@ JUDGEMENT_COLUMNS = (
     "attention",
     "excluded",
     "counted",
+    "language",
 )
 
 
@@ -148,7 +150,7 @@ def tables_csv(analysis: StudyAnalysis) -> str:
     continuity correction, and Yates), Fisher's p, d′ and c, and the run's L1 and SSIM."""
     rows = [TABLE_COLUMNS]
     for c in analysis.conditions:
-        record = table_row(c, analysis.confidence)
+        record = table_row(c, analysis.confidence) | {"language": analysis.language}
         rows.append([record[column] for column in TABLE_COLUMNS])
     return _csv_text(rows)
 
@@ -156,7 +158,13 @@ def tables_csv(analysis: StudyAnalysis) -> str:
 def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
     """The analysis as plain JSON values."""
     return {
-        "study": {"id": analysis.study_id, "name": analysis.study_name, "design": analysis.design},
+        "study": {
+            "id": analysis.study_id,
+            "name": analysis.study_name,
+            "design": analysis.design,
+            "language": analysis.language,
+            "wording": analysis.wording,
+        },
         "exclusion_rule": analysis.exclusion_rule,
         "include_unfinished": analysis.include_unfinished,
         "confidence": analysis.confidence,
@@ -180,6 +188,7 @@ def tables_json(analysis: StudyAnalysis) -> str:
 def _header(analysis: StudyAnalysis) -> list[str]:
     lines = [
         f"% Study {analysis.study_id}: {one_line(analysis.study_name)}",
+        f"% Participants' language: {analysis.language}.",
         "% Needs \\usepackage{booktabs}.",
         f"% chi^2: {CHI2_VARIANT}; intervals: Wilson, {100 * analysis.confidence:g} %.",
         "% Fooling rate: (real judged AI + AI judged real) / all judgements.",
@@ -266,6 +275,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
     participants named), in participant and position order. ``counted`` is 1 exactly for
     the judgements the tables count. Participants appear by their database id only."""
     excluded = participant_exclusions(study=study, include_unfinished=include_unfinished)
+    language = study.language
     trials = (
         Trial.objects.filter(participant__study=study, answer__isnull=False)
         .order_by("participant_id", "position")
@@ -316,6 +326,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             int(kind == "attention"),
             reason,
             int(kind == MAIN and not reason),
+            language,
         ]
 
 
