@@ -342,3 +342,35 @@ def test_a_whole_study_in_german_by_keyboard_and_on_a_phone(open_page, study, sh
     expect(page.locator("body")).to_contain_text("Alle Ihre Antworten wurden gespeichert.")
     taker.finish(study)
     assert_stored(taker.public_id, ANSWERS)
+
+
+def test_the_preview_runs_in_the_study_language_with_its_words(open_page, study):
+    """The researcher's preview shows what a German participant would see, the researcher's
+    labels and keys included, with the practice feedback from the page."""
+    from studyplatform.researchers import researcher_create
+
+    researcher_create(username="ada", password="a-long-Passphrase-1", staff=True)
+    Study.objects.filter(pk=study.pk).update(language="de", ai_label="Maschine", ai_key="m")
+    page = open_page()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "a-long-Passphrase-1")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/studies/{study.pk}/preview/")
+    page.get_by_role("button", name="Ich stimme zu: weiter").click()
+    expect(page.locator("#instructions")).to_contain_text("E für „Echt“ und M für „Maschine“")
+    page.get_by_role("button", name="Beginnen").click()
+    for position in range(1, 10):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        expect(page.get_by_role("button", name="Maschine", exact=True)).to_be_visible()
+        page.keyboard.press("m")
+        if position <= 2:  # practice: the German sentence, chosen by the page's script
+            feedback = page.locator("#feedback")
+            expect(feedback).to_contain_text("Das Bild")
+            text = feedback.inner_text()
+            assert text.startswith(("Richtig:", "Nicht ganz:")), text
+            page.get_by_role("button", name="Weiter").click()
+    expect(page.locator("#preview-done")).to_be_visible()
+    expect(page.locator("[data-f=preview-score]")).to_contain_text("measured images")
+    assert not Participant.objects.exists()
