@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
@@ -104,16 +105,6 @@ class StudyForm(forms.ModelForm):
             "stay in English.",
             "consent_text": "Empty: a short default text, in the participants' language.",
             "instructions": "Empty: a short default text, in the participants' language.",
-            "question_text": "Asked under each image. Empty: the language's default "
-            "(English: “Real photograph, or colourised by AI?”).",
-            "real_label": "Empty: the language's default (English “Real”, German “Echt”, "
-            "French “Réelle”, Spanish “Real”).",
-            "ai_label": "Empty: the language's default (English “AI”, German “KI”, French "
-            "and Spanish “IA”).",
-            "real_key": "One letter or digit. Empty: the language's default (English R, "
-            "German E, French and Spanish R).",
-            "ai_key": "One letter or digit. Empty: the language's default (English A, "
-            "German K, French and Spanish I).",
         }
         widgets = {
             "consent_text": forms.Textarea(attrs={"rows": 5}),
@@ -137,6 +128,7 @@ class StudyForm(forms.ModelForm):
             self.fields["estimated_minutes"].required = False
         if "language" in self.fields:
             self.fields["language"].required = False
+        self._describe_defaults()
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -172,6 +164,27 @@ class StudyForm(forms.ModelForm):
         if n < 2 or n % 2:
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
+
+    def _describe_defaults(self) -> None:
+        """Each answer field's help names every language's default, from the catalogues."""
+        defaults = [(name, default_wording(code)) for code, name in settings.LANGUAGES]
+        english = defaults[0][1]
+        helps = {
+            "question_text": f"Asked under each image. Empty: the language's default "
+            f"(English: “{english.question}”).",
+            "real_label": ", ".join(f"{n} “{w.real_label}”" for n, w in defaults),
+            "ai_label": ", ".join(f"{n} “{w.ai_label}”" for n, w in defaults),
+            "real_key": ", ".join(f"{n} {w.real_key}" for n, w in defaults),
+            "ai_key": ", ".join(f"{n} {w.ai_key}" for n, w in defaults),
+        }
+        for name, text in helps.items():
+            if name not in self.fields:
+                continue
+            if name.endswith("_label"):
+                text = f"Empty: the language's default ({text})."
+            elif name.endswith("_key"):
+                text = f"One letter or digit. Empty: the language's default ({text})."
+            self.fields[name].help_text = text
 
     def clean_language(self):
         return self.cleaned_data["language"] or Study._meta.get_field("language").default
