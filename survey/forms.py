@@ -5,7 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Study
 from survey.services.stimuli import scene_shortfall
-from survey.wording import default_wording, wording_for
+from survey.wording import default_wording, key_display, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 
 #: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
@@ -213,7 +213,7 @@ class StudyForm(forms.ModelForm):
         key = self.cleaned_data[name].strip()
         if key and not key.isalnum():
             raise forms.ValidationError("Give one letter or digit (or leave it empty).")
-        return key.upper()
+        return key_display(key)
 
     def _check_answers(self, cleaned) -> None:
         """The two answers must be told apart: different keys and different labels, once

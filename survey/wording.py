@@ -32,6 +32,12 @@ class Wording:
     ai_key: str
 
 
+def key_display(key: str) -> str:
+    """A key as shown: upper case, unless that is not one character (ß → SS)."""
+    upper = key.upper()
+    return upper if len(upper) == len(key) else key
+
+
 def default_wording(language: str) -> Wording:
     """The language's own question, labels and keys."""
     with translation.override(language):
@@ -59,8 +65,8 @@ def wording_for(
         question=question_text.strip() or default.question,
         real_label=real_label.strip() or default.real_label,
         ai_label=ai_label.strip() or default.ai_label,
-        real_key=(real_key.strip() or default.real_key).upper(),
-        ai_key=(ai_key.strip() or default.ai_key).upper(),
+        real_key=key_display(real_key.strip() or default.real_key),
+        ai_key=key_display(ai_key.strip() or default.ai_key),
     )
 
 

@@ -196,6 +196,12 @@ def test_the_language_and_the_answers_words_are_chosen_at_creation(researcher_cl
     detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "Deutsch" in detail and "Echtes Foto oder von KI eingefärbt?" in detail
     assert "(key <kbd>E</kbd>)" in detail and "(key <kbd>I</kbd>)" in detail
+    edited = researcher_client.post(
+        reverse("study_edit", args=[study.pk]), _form(runs, language="de", real_key="ß")
+    )
+    assert edited.status_code == 302
+    study.refresh_from_db()
+    assert study.real_key == "ß"  # kept as typed: its upper case is two letters
 
 
 @pytest.mark.django_db
