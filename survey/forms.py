@@ -1,9 +1,11 @@
 from django import forms
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Condition, Study
 from survey.services.stimuli import scene_shortfall
+from survey.wording import default_wording, key_display, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 from worker.run_results import run_coverage
 
@@ -82,11 +84,23 @@ class StudyForm(forms.ModelForm):
             "exposure_ms",
             "estimated_minutes",
             "time_limit_minutes",
+            "language",
             "consent_text",
             "instructions",
+            "question_text",
+            "real_label",
+            "ai_label",
+            "real_key",
+            "ai_key",
             "redirect_url",
         ]
         labels = {
+            "language": "Participants' language",
+            "question_text": "Question (optional)",
+            "real_label": "Label of the answer “real” (optional)",
+            "ai_label": "Label of the answer “AI” (optional)",
+            "real_key": "Key for “real” (optional)",
+            "ai_key": "Key for “AI” (optional)",
             "images_per_participant": "Images per participant (half real, half AI)",
             "target_participants_per_condition": "Target participants per condition",
             "exposure_ms": "Exposure time (ms)",
@@ -114,8 +128,11 @@ class StudyForm(forms.ModelForm):
             "time_limit_minutes": "A participant silent this long without finishing gives up "
             "their place to someone else. Empty: Prolific's maximum time for the estimate "
             "(2 + X + 2√X minutes).",
-            "consent_text": "Empty: a short default text.",
-            "instructions": "Empty: a short default text.",
+            "language": "Every fixed text the participants see (buttons, progress, messages) is "
+            "in this language; write the consent and instructions in it too. These pages "
+            "stay in English.",
+            "consent_text": "Empty: a short default text, in the participants' language.",
+            "instructions": "Empty: a short default text, in the participants' language.",
         }
         widgets = {
             "consent_text": forms.Textarea(attrs={"rows": 5}),
@@ -139,6 +156,9 @@ class StudyForm(forms.ModelForm):
             self.fields["estimated_minutes"].required = False
         if "instructed_checks" in self.fields:  # optional: left out, none
             self.fields["instructed_checks"].required = False
+        if "language" in self.fields:
+            self.fields["language"].required = False
+        self._describe_defaults()
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -217,8 +237,79 @@ class StudyForm(forms.ModelForm):
             raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
         return n
 
+    def _describe_defaults(self) -> None:
+        """Each answer field's help names every language's default, from the catalogues."""
+        defaults = [(name, default_wording(code)) for code, name in settings.LANGUAGES]
+        english = defaults[0][1]
+        helps = {
+            "question_text": f"Asked under each image. Empty: the language's default "
+            f"(English: “{english.question}”).",
+            "real_label": ", ".join(f"{n} “{w.real_label}”" for n, w in defaults),
+            "ai_label": ", ".join(f"{n} “{w.ai_label}”" for n, w in defaults),
+            "real_key": ", ".join(f"{n} {w.real_key}" for n, w in defaults),
+            "ai_key": ", ".join(f"{n} {w.ai_key}" for n, w in defaults),
+        }
+        for name, text in helps.items():
+            if name not in self.fields:
+                continue
+            if name.endswith("_label"):
+                text = f"Empty: the language's default ({text})."
+            elif name.endswith("_key"):
+                text = f"One letter or digit. Empty: the language's default ({text})."
+            self.fields[name].help_text = text
+
+    def clean_language(self):
+        return self.cleaned_data["language"] or Study._meta.get_field("language").default
+
+    def clean_question_text(self):
+        return self._one_line("question_text")
+
+    def clean_real_label(self):
+        return self._one_line("real_label")
+
+    def clean_ai_label(self):
+        return self._one_line("ai_label")
+
+    def _one_line(self, name: str) -> str:
+        value = self.cleaned_data[name].strip()
+        validate_single_line(value)
+        return value
+
+    def clean_real_key(self):
+        return self._key("real_key")
+
+    def clean_ai_key(self):
+        return self._key("ai_key")
+
+    def _key(self, name: str) -> str:
+        key = self.cleaned_data[name].strip()
+        if key and not key.isalnum():
+            raise forms.ValidationError("Give one letter or digit (or leave it empty).")
+        return key_display(key)
+
+    def _check_answers(self, cleaned) -> None:
+        """The two answers must be told apart: different keys and different labels, once
+        the language's defaults fill what is left empty."""
+        names = ("language", "real_label", "ai_label", "real_key", "ai_key")
+        if any(name not in self.fields or name not in cleaned for name in names):
+            return
+        wording = wording_for(**{name: cleaned[name] for name in names})
+        if wording.real_key.casefold() == wording.ai_key.casefold():
+            default = default_wording(cleaned["language"])
+            self.add_error(
+                "ai_key" if cleaned["ai_key"] else "real_key",
+                f"The two answers need different keys (both would be {wording.real_key}; "
+                f"this language's defaults are {default.real_key} and {default.ai_key}).",
+            )
+        if wording.real_label.casefold() == wording.ai_label.casefold():
+            self.add_error(
+                "ai_label" if cleaned["ai_label"] else "real_label",
+                f"The two answers need different labels (both would be “{wording.real_label}”).",
+            )
+
     def clean(self):
         cleaned = super().clean()
+        self._check_answers(cleaned)
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]

@@ -103,6 +103,15 @@ class Study(models.Model):
     instructed_checks_exclude = models.BooleanField(default=False)
     consent_text = models.TextField(blank=True)
     instructions = models.TextField(blank=True)
+    #: The language of every fixed text the participants see (survey.wording); the
+    #: researcher's own texts are written in it.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
+    #: The question and the answers' labels and keys (blank: the language's default).
+    question_text = models.CharField(max_length=200, blank=True)
+    real_label = models.CharField(max_length=40, blank=True)
+    ai_label = models.CharField(max_length=40, blank=True)
+    real_key = models.CharField(max_length=1, blank=True)
+    ai_key = models.CharField(max_length=1, blank=True)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     #: How long taking part should take, in minutes (what Prolific is told).

@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services.trials import AnswerResult, trial_mark_shown
+from survey.wording import study_wording
 
 #: Prolific issues its ids (participant, study, session) as 24 lower-case hex digits.
 PROLIFIC_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -27,17 +28,16 @@ PROLIFIC_PARAMETERS = {
     "STUDY_ID": "prolific_study_id",
     "SESSION_ID": "prolific_session_id",
 }
-TRUTH_LABELS = {True: "a real photograph", False: "colourised by AI"}
 
 
-def instruction_text(answer: str | None) -> str:
+def instruction_text(answer: str | None, study) -> str:
     """What an instructed-response check asks, in the participant's language ("" for
-    any other trial). The answer's name is the button's."""
-    if answer == Trial.Answer.REAL:
-        return gettext("For this image, please answer Real.")
-    if answer == Trial.Answer.AI:
-        return gettext("For this image, please answer AI.")
-    return ""
+    any other trial). The answer's name is the button's, as the study words it."""
+    if answer not in (Trial.Answer.REAL, Trial.Answer.AI):
+        return ""
+    wording = study_wording(study)
+    label = wording.real_label if answer == Trial.Answer.REAL else wording.ai_label
+    return gettext("For this image, please answer %(label)s.") % {"label": label}
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         answered=row["answered"],
         practice=row["kind"] == Stimulus.Role.PRACTICE,
         image_url=image_url(participant, row["position"]),
-        instruction=instruction_text(row["instructed_answer"]),
+        instruction=instruction_text(row["instructed_answer"], participant.study),
     )
 
 
@@ -137,7 +137,7 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
         answered=nxt.position - 1,  # answers are given in order
         practice=nxt.kind == Stimulus.Role.PRACTICE,
         image_url=image_url(participant, nxt.position),
-        instruction=instruction_text(nxt.instructed_answer),
+        instruction=instruction_text(nxt.instructed_answer, participant.study),
     )
 
 
@@ -148,15 +148,33 @@ def next_image_url(participant: Participant, trial: TrialView | None) -> str | N
     return image_url(participant, trial.position + 1)
 
 
+def feedback_sentences() -> dict[str, dict[str, str]]:
+    """The four sentences of practice feedback in the active language, by right/wrong and
+    by the truth ("real", "ai"): whole sentences, so that each language words them its way."""
+    return {
+        "right": {
+            "real": gettext("Right: that image was a real photograph."),
+            "ai": gettext("Right: that image was colourised by AI."),
+        },
+        "wrong": {
+            "real": gettext("Not quite: that image was a real photograph."),
+            "ai": gettext("Not quite: that image was colourised by AI."),
+        },
+    }
+
+
 def practice_feedback(trial: Trial) -> dict | None:
-    """What a practice trial's answer earns: whether it was right and what the image was.
-    None for any other trial (no feedback may reveal a measured trial's truth)."""
+    """What a practice trial's answer earns: whether it was right, what the image was
+    ("real" or "ai") and the sentence that says so in the active language. None for any
+    other trial (no feedback may reveal a measured trial's truth)."""
     if trial.kind != Stimulus.Role.PRACTICE or trial.answer is None:
         return None
     truth = Trial.Answer.REAL if trial.stimulus.is_real else Trial.Answer.AI
+    correct = trial.answer == truth
     return {
-        "correct": trial.answer == truth,
-        "truth": TRUTH_LABELS[trial.stimulus.is_real],
+        "correct": correct,
+        "truth": str(truth),
+        "text": feedback_sentences()["right" if correct else "wrong"][str(truth)],
     }
 
 

@@ -73,6 +73,7 @@ TABLE_COLUMNS = (
     "criterion_high",
     *RUN_METRICS,
     "confidence",
+    "language",
 )
 
 JUDGEMENT_COLUMNS = (
@@ -93,6 +94,7 @@ JUDGEMENT_COLUMNS = (
     "attention",
     "excluded",
     "counted",
+    "language",
 )
 
 
@@ -180,7 +182,7 @@ def tables_csv(analysis: StudyAnalysis) -> str:
     continuity correction, and Yates), Fisher's p, d′ and c, and the run's L1 and SSIM."""
     rows = [TABLE_COLUMNS]
     for c in analysis.conditions:
-        record = table_row(c, analysis.confidence)
+        record = table_row(c, analysis.confidence) | {"language": analysis.language}
         rows.append([record[column] for column in TABLE_COLUMNS])
     return _csv_text(rows)
 
@@ -188,7 +190,13 @@ def tables_csv(analysis: StudyAnalysis) -> str:
 def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
     """The analysis as plain JSON values."""
     return {
-        "study": {"id": analysis.study_id, "name": analysis.study_name, "design": analysis.design},
+        "study": {
+            "id": analysis.study_id,
+            "name": analysis.study_name,
+            "design": analysis.design,
+            "language": analysis.language,
+            "wording": analysis.wording,
+        },
         "exclusion_rule": analysis.exclusion_rule,
         "include_unfinished": analysis.include_unfinished,
         "confidence": analysis.confidence,
@@ -277,6 +285,7 @@ def tables_json(analysis: StudyAnalysis) -> str:
 def _header(analysis: StudyAnalysis) -> list[str]:
     lines = [
         f"% Study {analysis.study_id}: {one_line(analysis.study_name)}",
+        f"% Participants' language: {analysis.language}.",
         "% Needs \\usepackage{booktabs}.",
         f"% chi^2: {CHI2_VARIANT}; intervals: Wilson, {100 * analysis.confidence:g} %.",
         "% Fooling rate: (real judged AI + AI judged real) / all judgements.",
@@ -438,6 +447,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
     participants named), in participant and position order. ``counted`` is 1 exactly for
     the judgements the tables count. Participants appear by their database id only."""
     excluded = participant_exclusions(study=study, include_unfinished=include_unfinished)
+    language = study.language
     trials = (
         Trial.objects.filter(
             participant__in=study_participants(study).values("pk"), answer__isnull=False
@@ -490,6 +500,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             int(kind in (ATTENTION, INSTRUCTED)),
             reason,
             int(kind == MAIN and not reason),
+            language,
         ]
 
 

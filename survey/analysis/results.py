@@ -14,7 +14,7 @@ the images per participant at least the number of conditions) the two agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from survey.statistics import (
     sdt_summary_from_counts,
     wilson_intervals,
 )
+from survey.wording import study_wording
 from worker.models import ColourisedImage
 from worker.run_results import run_coverage, run_results
 
@@ -110,6 +111,9 @@ class StudyAnalysis:
     accuracy: Distribution
     response_times: dict[str, Distribution]  # "real", "ai" (all conditions)
     shared_real: dict[str, int] | None = None  # within subjects: the shared real row
+    #: The participants' language (``Study.language``) and the question and answers as shown.
+    language: str = "en"
+    wording: dict[str, str] | None = None
     n_boot: int = 2000
     seed: int = 0
     #: The two-way bootstrap was left out: more than TWO_WAY_MAX_JUDGEMENTS judgements.
@@ -284,6 +288,8 @@ def study_analysis(
             "ai": rt_distribution(_merge_bins(v for (_, real), v in rt.items() if not real)),
         },
         shared_real=dict(zip(CELLS, shared_real, strict=True)) if shared_real else None,
+        language=study.language,
+        wording=asdict(study_wording(study)),
         n_boot=n_boot,
         seed=seed,
         two_way_skipped=two_way_skipped,

@@ -13,6 +13,8 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -42,15 +44,22 @@ from survey.services.errors import (
 from survey.services.places import participant_rehold, participant_return
 from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
+from survey.wording import in_study_language, speak, study_wording
 from worker.imaging import image_response
 
 COOKIE_AGE = 60 * 60 * 24 * 30
 NOT_OPEN = {
-    Study.Status.DRAFT: ("This study is not open yet", "Please come back later."),
-    Study.Status.PREPARING: ("This study is not open yet", "Please come back in a few minutes."),
+    Study.Status.DRAFT: (
+        gettext_lazy("This study is not open yet"),
+        gettext_lazy("Please come back later."),
+    ),
+    Study.Status.PREPARING: (
+        gettext_lazy("This study is not open yet"),
+        gettext_lazy("Please come back in a few minutes."),
+    ),
     Study.Status.CLOSED: (
-        "This study has closed",
-        "Thank you for your interest. It is no longer taking participants.",
+        gettext_lazy("This study has closed"),
+        gettext_lazy("Thank you for your interest. It is no longer taking participants."),
     ),
 }
 
@@ -89,7 +98,7 @@ def _refused(request, study: Study, ids: ProlificIds):
     or a Prolific id that is already taking part (in another browser: this one would
     have resumed). Neither says anything about the participation itself."""
     if ids.malformed:
-        names = ", ".join(name for name, _ in ids.malformed)
+        names = ", ".join(name for name, _value in ids.malformed)
         refused_start_record(
             study=study,
             reason=RefusedStart.Reason.MALFORMED_ID,
@@ -97,10 +106,13 @@ def _refused(request, study: Study, ids: ProlificIds):
         )
         return _message(
             request,
-            "This link is incomplete",
-            f"The link that brought you here does not carry a valid Prolific id ({names}). "
-            "Please go back to Prolific and open the study from there; if it happens again, "
-            "message the researchers on Prolific.",
+            _("This link is incomplete"),
+            _(
+                "The link that brought you here does not carry a valid Prolific id (%(names)s). "
+                "Please go back to Prolific and open the study from there. If it happens again, "
+                "message the researchers on Prolific."
+            )
+            % {"names": names},
             status=400,
         )
     if (
@@ -110,10 +122,12 @@ def _refused(request, study: Study, ids: ProlificIds):
         refused_start_record(study=study, reason=RefusedStart.Reason.OTHER_BROWSER)
         return _message(
             request,
-            "You have already started this study",
-            "Your Prolific id has already started this study, in another browser or on "
-            "another device. Please continue there. If you cannot, return the study on "
-            "Prolific and message the researchers.",
+            _("You have already started this study"),
+            _(
+                "Your Prolific id has already started this study, in another browser or on "
+                "another device. Please continue there. If you cannot, return the study on "
+                "Prolific and message the researchers."
+            ),
             status=409,
         )
     return None
@@ -122,11 +136,13 @@ def _refused(request, study: Study, ids: ProlificIds):
 @never_cache
 @ensure_csrf_cookie
 @require_http_methods(["GET", "POST"])
+@in_study_language
 def study_landing(request, slug: str):
     """Consent (GET) and the start of a participation (POST)."""
     study = study_get_by_slug(slug=slug)
     if study is None:
         raise Http404("no such study")
+    speak(request, study)
     ids = prolific_ids(_query(request))
     resumed = _resume(request, study, ids)
     if resumed is not None:
@@ -139,13 +155,18 @@ def study_landing(request, slug: str):
     context = {"study": study, "ids": ids.as_fields(), "error": None}
     if request.method == "POST":
         if request.POST.get("consent") != "yes":
-            context["error"] = "Please tick the box to confirm that you agree, or close the page."
+            context["error"] = _(
+                "Please tick the box to confirm that you agree, or close the page."
+            )
             return render(request, "survey/participant/landing.html", context, status=400)
         if not start_allowed(request, study):
             return _message(
                 request,
-                "Too many starts",
-                "Too many participations were started from your network. Please try again later.",
+                _("Too many starts"),
+                _(
+                    "Too many participations were started from your network. "
+                    "Please try again later."
+                ),
                 status=429,
             )
         try:
@@ -155,21 +176,25 @@ def study_landing(request, slug: str):
         except StudyFull:
             return _message(
                 request,
-                "This study is full",
-                "Thank you for your interest: it already has all the participants it needs.",
+                _("This study is full"),
+                _("Thank you for your interest: it already has all the participants it needs."),
             )
         except StudyNotOpen:
             return _message(request, *NOT_OPEN[Study.Status.CLOSED])
         except ParticipationError:
             return _message(
-                request, "You cannot take part again", "You have already taken part in this study."
+                request,
+                _("You cannot take part again"),
+                _("You have already taken part in this study."),
             )
         except StudyError:
             return _message(
                 request,
-                "This study cannot start",
-                "Something is wrong with this study. The researchers have been told; please "
-                "try again later.",
+                _("This study cannot start"),
+                _(
+                    "Something is wrong with this study. The researchers have been told. "
+                    "Please try again later."
+                ),
                 status=503,
             )
         return _remember(
@@ -209,21 +234,26 @@ def _place_gone(request, participant: Participant):
     if participant.returned_at is not None:
         return _message(
             request,
-            "You have stopped taking part",
-            "Thank you. Please return the study on Prolific so that your place goes to "
-            "someone else. Your answers so far are not used unless you finish.",
+            _("You have stopped taking part"),
+            _(
+                "Thank you. Please return the study on Prolific so that your place goes to "
+                "someone else. Your answers so far are not used unless you finish."
+            ),
         )
     return _message(
         request,
-        "Your time for this study has run out",
-        "You were away for longer than the study allows, and your place has gone to another "
-        "participant. Please return the study on Prolific. Thank you for your time.",
+        _("Your time for this study has run out"),
+        _(
+            "You were away for longer than the study allows, and your place has gone to "
+            "another participant. Please return the study on Prolific. Thank you for your time."
+        ),
         status=409,
     )
 
 
 @never_cache
 @require_POST
+@in_study_language
 def participant_stop(request, public_id: str):
     """The participant stops: their place is free at once."""
     participant = _participant(request, public_id)
@@ -239,19 +269,23 @@ def _participant(request, public_id: str) -> Participant:
         Participant.objects.select_related("study"), public_id=public_id
     )
     _check_owner(request, participant)
+    speak(request, participant.study)
     return participant
 
 
 @never_cache
 @ensure_csrf_cookie
 @require_GET
+@in_study_language
 def participant_page(request, public_id: str):
     """Instructions before the first answer, then the trial at hand (where a reload
     resumes), then the completion page."""
     participant = _participant(request, public_id)
     study = participant.study
     if participant.withdrawn_at is not None:
-        return _message(request, "Participation withdrawn", "Your data were removed on request.")
+        return _message(
+            request, _("Participation withdrawn"), _("Your data were removed on request.")
+        )
     if participant.completed_at is not None:
         return redirect("participant_done", public_id=public_id)
     if not participant_rehold(participant=participant):
@@ -267,6 +301,7 @@ def participant_page(request, public_id: str):
         {
             "study": study,
             "participant": participant,
+            "wording": study_wording(study),
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,
@@ -295,6 +330,7 @@ def _rt_from(request, participant: Participant, position: int) -> int:
 
 @never_cache
 @require_POST
+@in_study_language
 def participant_answer(request, public_id: str):
     """Store one answer (once: a repeated post returns what was stored) and describe what
     comes next. JSON for scripts; a redirect to the participant's page for plain forms.
@@ -384,6 +420,7 @@ def _on_screen_now(trial: Trial) -> bool:
 
 @never_cache
 @require_GET
+@in_study_language
 def participant_done(request, public_id: str):
     """The completion code, and the redirect (Prolific) once the data are committed."""
     participant = _participant(request, public_id)

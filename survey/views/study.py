@@ -27,7 +27,12 @@ from studyplatform.sharing import sharing_context, sharing_view
 from studyplatform.words import counted
 from survey.forms import StudyForm
 from survey.models import Stimulus, Study, Trial
-from survey.participation import TrialView, completion_redirect, instruction_text
+from survey.participation import (
+    TrialView,
+    completion_redirect,
+    feedback_sentences,
+    instruction_text,
+)
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.assignment import instructions
 from survey.services.errors import ParticipationError, StudyError
@@ -41,6 +46,7 @@ from survey.services.studies import (
 )
 from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
 from survey.stimuli_archive import stimuli_archive
+from survey.wording import in_study_language, speak, study_wording
 from worker.imaging import image_response
 
 
@@ -143,6 +149,7 @@ def study_detail(request, pk: int):
             "stimuli_count": study.stimuli.count(),
             "pilot_count": pilot_count,
             "has_pilot": pilot_count or study.status == Study.Status.PILOT,
+            "wording": study_wording(study),
             "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
         },
     )
@@ -348,6 +355,7 @@ def study_stimulus_image(request, pk: int):
 @researcher_required
 @never_cache
 @require_GET
+@in_study_language
 def study_preview(request, pk: int):
     """The participant flow on a sample of the prepared stimuli, as a participant of the
     chosen condition (``?condition=<id>``; between subjects, else one at random) would see
@@ -365,7 +373,7 @@ def study_preview(request, pk: int):
             "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
             "kind": s.role,
             "practice": s.role == Stimulus.Role.PRACTICE,
-            "instruction": instruction_text(answer),
+            "instruction": instruction_text(answer, study),
         }
         for s, answer in zip(plan, asked)
     ]
@@ -373,6 +381,7 @@ def study_preview(request, pk: int):
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)
     first = trials[0]
+    speak(request, study)
     return render(
         request,
         "survey/participant/trial.html",
@@ -390,6 +399,8 @@ def study_preview(request, pk: int):
             "preview_conditions": conditions if study.design == Study.Design.BETWEEN else [],
             "preview_condition": chosen,
             "preview_redirect": completion_redirect(study),
+            "feedback_sentences": feedback_sentences(),
+            "wording": study_wording(study),
             "answer_url": "",
             "preview": True,
             "begin": False,

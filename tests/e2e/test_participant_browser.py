@@ -11,13 +11,50 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 from playwright.sync_api import expect
 
-from survey.models import Participant, Trial
-from tests.e2e.conftest import PHONE
+from survey.models import Participant, Study, Trial
+from tests.e2e.conftest import DESKTOP, PHONE
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CONSENT = "I have read the above and agree to take part."
+#: What a participant reads and presses, by language (the study's).
+WORDS = {
+    "en": {
+        "consent_heading": "Before you start",
+        "consent": CONSENT,
+        "start": "Start the study",
+        "instructions": "Instructions",
+        "begin": "Begin",
+        "real": "Real",
+        "ai": "AI",
+        "keys": {"real": "r", "ai": "a"},
+        "continue": "Continue",
+        "feedback": {
+            (True, True): "Right: that image was a real photograph.",
+            (True, False): "Right: that image was colourised by AI.",
+            (False, True): "Not quite: that image was a real photograph.",
+            (False, False): "Not quite: that image was colourised by AI.",
+        },
+    },
+    "de": {
+        "consent_heading": "Bevor Sie beginnen",
+        "consent": "Ich habe den Text oben gelesen und bin mit der Teilnahme einverstanden.",
+        "start": "Studie starten",
+        "instructions": "Anleitung",
+        "begin": "Beginnen",
+        "real": "Echt",
+        "ai": "KI",
+        "keys": {"real": "e", "ai": "k"},
+        "continue": "Weiter",
+        "feedback": {
+            (True, True): "Richtig: Das Bild war ein echtes Foto.",
+            (True, False): "Richtig: Das Bild wurde von einer KI eingefärbt.",
+            (False, True): "Nicht ganz: Das Bild war ein echtes Foto.",
+            (False, False): "Nicht ganz: Das Bild wurde von einer KI eingefärbt.",
+        },
+    },
+}
 #: The answers given, trial by trial (6 measured images + 2 practice + 1 attention check).
 #: Prolific ids (24 hex digits) for the mouse test.
 MOUSE, STUDY, SESSION = (f"{n:024x}" for n in (0x1A, 0x2B, 0x3C))
@@ -41,8 +78,9 @@ class Taker:
     """Takes the study in ``page`` as a participant would, ``how``: "mouse" (clicks),
     "keyboard" (Tab, Space, Enter, R and A only) or "touch" (taps)."""
 
-    def __init__(self, page, how: str, shoot=None, prefix: str = ""):
+    def __init__(self, page, how: str, shoot=None, prefix: str = "", language: str = "en"):
         self.page, self.how = page, how
+        self.words = WORDS[language]
         self.shoot = (lambda name: shoot(page, f"{prefix}{name}")) if shoot else lambda n: None
         self.public_id: str | None = None
         #: A check run on every trial once its image is shown, ``(position, feedback)``.
@@ -59,12 +97,12 @@ class Taker:
     def consent(self, study, **query) -> None:
         page = self.page
         page.goto(f"/s/{study.slug}/" + (f"?{urlencode(query)}" if query else ""))
-        expect(page.get_by_role("heading", name="Before you start")).to_be_visible()
+        expect(page.get_by_role("heading", name=self.words["consent_heading"])).to_be_visible()
         for name, value in query.items():  # the Prolific ids travel with the form
             expect(page.locator(f'input[type=hidden][name="{name}"]')).to_have_value(value)
         self.shoot("consent")
-        checkbox = page.get_by_label(CONSENT)
-        start = page.get_by_role("button", name="Start the study")
+        checkbox = page.get_by_label(self.words["consent"])
+        start = page.get_by_role("button", name=self.words["start"])
         if self.how == "keyboard":
             self.tab_to(checkbox)
             page.keyboard.press("Space")
@@ -81,9 +119,9 @@ class Taker:
 
     def begin(self) -> None:
         page = self.page
-        expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
+        expect(page.get_by_role("heading", name=self.words["instructions"])).to_be_visible()
         self.shoot("instructions")
-        begin = page.get_by_role("button", name="Begin")
+        begin = page.get_by_role("button", name=self.words["begin"])
         if self.how == "keyboard":
             self.tab_to(begin)
             page.keyboard.press("Enter")
@@ -99,7 +137,7 @@ class Taker:
         the practice feedback if there is one."""
         page = self.page
         expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
-        button = page.get_by_role("button", name={"real": "Real", "ai": "AI"}[value], exact=True)
+        button = page.get_by_role("button", name=self.words[value], exact=True)
         # The buttons are enabled once the image is displayed (polled every frame).
         page.wait_for_function("() => !document.querySelector('button.answer').disabled")
         expect(button).to_be_enabled()
@@ -110,7 +148,7 @@ class Taker:
         page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0
         with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
             if self.how == "keyboard":
-                page.keyboard.press({"real": "r", "ai": "a"}[value])
+                page.keyboard.press(self.words["keys"][value])
             else:
                 self.press(button)
         assert sent.value.status == 200
@@ -123,14 +161,13 @@ class Taker:
         stimulus = Trial.objects.select_related("stimulus").get(
             participant__public_id=self.public_id, position=position
         )
-        right = (value == "real") == stimulus.stimulus.is_real
-        truth = "a real photograph" if stimulus.stimulus.is_real else "colourised by AI"
-        expect(feedback).to_contain_text(f"{'Right' if right else 'Not quite'}: that image was")
-        expect(feedback).to_contain_text(truth)
+        is_real = stimulus.stimulus.is_real
+        right = (value == "real") == is_real
+        expect(feedback).to_contain_text(self.words["feedback"][(right, is_real)])
         self.after_show(position, True)
         if position == 1:
             self.shoot("practice-feedback")
-        go_on = page.get_by_role("button", name="Continue")
+        go_on = page.get_by_role("button", name=self.words["continue"])
         if self.how == "keyboard":
             expect(go_on).to_be_focused()  # the feedback takes the focus
             page.keyboard.press("Space" if position == 1 else "Enter")
@@ -202,7 +239,7 @@ def _assert_within_viewport(page, what: str, box) -> None:
     assert box["y"] + box["height"] <= size["height"] + 0.5, (what, box, size)
 
 
-def _assert_fits_the_phone(page) -> None:
+def _assert_fits_the_phone(page, words=WORDS["en"]) -> None:
     """Nothing to scroll: the image fits the screen, the answer buttons (or the practice
     feedback's Continue, which takes their place) are on it, and the page is no wider than
     the screen."""
@@ -216,9 +253,9 @@ def _assert_fits_the_phone(page) -> None:
     _assert_within_viewport(page, "the image", image)
     assert min(image["width"], image["height"]) >= 128, image  # still large enough to judge
     if page.locator("#feedback").is_visible():
-        names = ["Continue"]
+        names = [words["continue"]]
     else:
-        names = ["Real", "AI"]
+        names = [words["real"], words["ai"]]
     for name in names:
         button = page.get_by_role("button", name=name, exact=True)
         expect(button, f"the {name} button on {page.viewport_size}").to_be_in_viewport(ratio=1)
@@ -271,3 +308,69 @@ def test_a_reload_in_the_middle_resumes_at_the_same_trial(open_page, study):
     taker.finish(study)
     assert_stored(taker.public_id, ANSWERS)
     assert Participant.objects.filter(study=study).count() == 1
+
+
+def test_a_whole_study_in_german_by_keyboard_and_on_a_phone(open_page, study, shoot):
+    """Every word in German, the German keys (E for Echt, K for KI), numbers in German
+    format, and the German pages still fit a phone."""
+    Study.objects.filter(pk=study.pk).update(language="de")
+    study.refresh_from_db()
+    page = open_page()
+    taker = Taker(page, "keyboard", shoot, prefix="german-", language="de")
+
+    def on_a_phone_too(position: int, feedback: bool) -> None:
+        expect(page.locator("#trial-question")).to_have_text("Echtes Foto oder von KI eingefärbt?")
+        expect(page.locator("#progress-text")).to_contain_text(f"Bild {position} von 9")
+        if position in (1, 3):
+            page.set_viewport_size(PHONE["viewport"])
+            _assert_fits_the_phone(page, WORDS["de"])
+            taker.shoot(f"phone-{position}{'-feedback' if feedback else ''}")
+            page.set_viewport_size(DESKTOP["viewport"])
+
+    taker.after_show = on_a_phone_too
+    page.goto(f"/s/{study.slug}/")
+    assert page.locator("html").get_attribute("lang") == "de"
+    expect(page.locator(".study-text")).to_contain_text("Die Daten sind pseudonym")
+    taker.consent(study, PROLIFIC_PID=f"{0xDE:024x}")
+    instructions = page.locator("#instructions")
+    expect(instructions).to_contain_text("drücken Sie E für „Echt“ und K für „KI“")
+    expect(instructions).to_contain_text("Die ersten 2 Bilder sind Übungen")
+    taker.begin()
+    expect(page.locator('#progress-text [data-f="practice"]')).to_have_text("Übung · ")
+    taker.answer_all(ANSWERS)
+    expect(page.get_by_role("heading", name="Vielen Dank!")).to_be_visible()
+    expect(page.locator("body")).to_contain_text("Alle Ihre Antworten wurden gespeichert.")
+    taker.finish(study)
+    assert_stored(taker.public_id, ANSWERS)
+
+
+def test_the_preview_runs_in_the_study_language_with_its_words(open_page, study):
+    """The researcher's preview shows what a German participant would see, the researcher's
+    labels and keys included, with the practice feedback from the page."""
+    from studyplatform.researchers import researcher_create
+
+    researcher_create(username="ada", password="a-long-Passphrase-1", staff=True)
+    Study.objects.filter(pk=study.pk).update(language="de", ai_label="Maschine", ai_key="m")
+    page = open_page()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "a-long-Passphrase-1")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/studies/{study.pk}/preview/")
+    page.get_by_role("button", name="Ich stimme zu: weiter").click()
+    expect(page.locator("#instructions")).to_contain_text("E für „Echt“ und M für „Maschine“")
+    page.get_by_role("button", name="Beginnen").click()
+    for position in range(1, 10):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        expect(page.get_by_role("button", name="Maschine", exact=True)).to_be_visible()
+        page.keyboard.press("m")
+        if position <= 2:  # practice: the German sentence, chosen by the page's script
+            feedback = page.locator("#feedback")
+            expect(feedback).to_contain_text("Das Bild")
+            text = feedback.inner_text()
+            assert text.startswith(("Richtig:", "Nicht ganz:")), text
+            page.get_by_role("button", name="Weiter").click()
+    expect(page.locator("#preview-done")).to_be_visible()
+    expect(page.locator("[data-f=preview-score]")).to_contain_text("measured images")
+    assert not Participant.objects.exists()

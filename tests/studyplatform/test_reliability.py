@@ -33,8 +33,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, accept: str = "text/html") -> tuple[int, str, dict]:
-    request = urllib.request.Request(url, headers={"Accept": accept})
+def _get(url: str, accept: str = "text/html", language: str = "en") -> tuple[int, str, dict]:
+    request = urllib.request.Request(url, headers={"Accept": accept, "Accept-Language": language})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode(), dict(response.headers)
@@ -91,6 +91,12 @@ def test_database_unreachable_gives_a_clear_page_and_503(server_without_database
     assert status == 503 and "Briefly unavailable" in body
     assert "database cannot be reached" in body and "Nothing was stored" in body
     assert headers.get("Retry-After") == "30"
+    # A participant's page that could not read its study: the browser's language, among
+    # the study languages (the researchers' pages stay English).
+    status, body, _ = _get(f"{base}/s/some-study/", language="de-CH,de;q=0.9,en;q=0.5")
+    assert status == 503 and "Kurz nicht erreichbar" in body and '<html lang="de"' in body
+    status, body, _ = _get(f"{base}/studies/", language="de")
+    assert status >= 500 and '<html lang="en-gb"' in body and "Kurz" not in body
     status, body, _ = _get(f"{base}/p/someone/", accept="application/json")
     assert status == 503 and '"retry": true' in body
     status, body, _ = _get(f"{base}/healthz")

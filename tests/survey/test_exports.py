@@ -242,3 +242,24 @@ def test_judgements_csv_is_long_format_and_flags_everything(answered):
     assert len(attention) == 1 and attention[0]["truth"] == "ai" and attention[0]["condition"] == ""
     widened = _csv("".join(exports.judgements_csv_chunks(study=study, include_unfinished=True)))
     assert sum(int(r["counted"]) for r in widened) > 24
+
+
+def test_every_export_records_the_study_language_and_wording(answered):
+    study, *_ = answered
+    study.language = "fr"
+    study.ai_label = "Machine"
+    study.save()
+    analysis = study_analysis(study=study)
+    record = json.loads(exports.tables_json(analysis))["study"]
+    assert record["language"] == "fr"
+    assert record["wording"] == {
+        "question": "Photo réelle, ou colorisée par une IA\u00a0?",
+        "real_label": "Réelle",
+        "ai_label": "Machine",
+        "real_key": "R",
+        "ai_key": "I",
+    }
+    assert {row["language"] for row in _csv(exports.tables_csv(analysis))} == {"fr"}
+    assert "% Participants' language: fr." in exports.tables_latex(analysis)
+    judgements = _csv("".join(exports.judgements_csv_chunks(study=study)))
+    assert judgements and {row["language"] for row in judgements} == {"fr"}

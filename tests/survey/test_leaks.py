@@ -21,10 +21,11 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 VOLATILE_HEADERS = {"Date", "Set-Cookie"}
 
 
-@pytest.fixture
-def taken(client, tmp_path):
+@pytest.fixture(params=["en", "de"])
+def taken(client, tmp_path, request):
     """A participant who took a whole study (two conditions, practice, an attention
-    check), with every response their browser received."""
+    check), with every response their browser received; in English and in German (the
+    translated pages must not depend on the truth either)."""
     dataset = tiny_dataset("syn", per_category=20, size=32)
     warm = uploaded_run(dataset, tmp_path, name="secret-run-warm")
     cool = uploaded_run(dataset, tmp_path, name="secret-run-cool", style="cool")
@@ -34,6 +35,7 @@ def taken(client, tmp_path):
         images_per_participant=6,
         practice_trials=2,
         attention_checks=1,
+        language=request.param,
     )
     responses = [client.get(reverse("study_landing", args=[study.slug]))]
     started = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})

@@ -255,7 +255,7 @@ def test_without_scripts_a_plain_form_post_answers_and_comes_back(client, study)
     assert trial.answer == "ai" and trial.rt_ms is not None  # from when it was shown
     after = client.get(response["Location"])
     assert after.context["trial"].position == 2
-    assert "Practice:" in after.content.decode()  # the practice feedback, server-side
+    assert ": that image was" in after.content.decode()  # the practice feedback, server-side
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,78 @@ def test_an_open_study_only_changes_its_texts(researcher_client, runs):
     assert (study.name, study.instructions, study.images_per_participant) == ("Renamed", "New", 4)
 
 
+@pytest.mark.django_db
+def test_the_language_and_the_answers_words_are_chosen_at_creation(researcher_client, runs):
+    page = researcher_client.get(reverse("study_new")).content.decode()
+    assert '<option value="de">Deutsch</option>' in page
+    response = researcher_client.post(
+        reverse("study_new"),
+        _form(runs, language="de", real_label=" Echt ", ai_label="KI", ai_key="i"),
+    )
+    assert response.status_code == 302
+    study = Study.objects.get()
+    assert (study.language, study.real_label, study.ai_label) == ("de", "Echt", "KI")
+    assert (study.real_key, study.ai_key, study.question_text) == ("", "I", "")
+    detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "Deutsch" in detail and "Echtes Foto oder von KI eingefärbt?" in detail
+    assert "(key <kbd>E</kbd>)" in detail and "(key <kbd>I</kbd>)" in detail
+    edited = researcher_client.post(
+        reverse("study_edit", args=[study.pk]), _form(runs, language="de", real_key="ß")
+    )
+    assert edited.status_code == 302
+    study.refresh_from_db()
+    assert study.real_key == "ß"  # kept as typed: its upper case is two letters
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        # German's default key for "AI" is K: the same key twice.
+        (
+            {"language": "de", "real_key": "k"},
+            "The two answers need different keys (both would be K; this language&#x27;s "
+            "defaults are E and K).",
+        ),
+        ({"real_key": "a", "ai_key": "A"}, "The two answers need different keys"),
+        ({"real_key": "?"}, "Give one letter or digit (or leave it empty)."),
+        ({"real_key": "ab"}, "at most 1 character"),
+        ({"real_label": "Same", "ai_label": "same"}, "The two answers need different labels"),
+        ({"language": "fr", "ai_label": "Réelle"}, "The two answers need different labels"),
+        ({"question_text": "Real?\nOr AI?"}, "one line"),
+        ({"language": "xx"}, "Select a valid choice"),
+    ],
+    ids=[
+        "default-key-clash",
+        "same-keys",
+        "key-not-letter",
+        "key-too-long",
+        "same-labels",
+        "label-clashes-default",
+        "two-line-question",
+        "unknown-language",
+    ],
+)
+def test_answers_that_cannot_be_told_apart_are_refused(researcher_client, runs, fields, error):
+    response = researcher_client.post(reverse("study_new"), _form(runs, **fields))
+    assert response.status_code == 200 and not Study.objects.exists()
+    assert error in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_open_study_keeps_its_language_and_words(researcher_client, runs):
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=4, language="fr")
+    page = researcher_client.get(reverse("study_edit", args=[study.pk])).content.decode()
+    for name in ("language", "question_text", "real_label", "ai_label", "real_key", "ai_key"):
+        assert f'name="{name}"' not in page
+    researcher_client.post(
+        reverse("study_edit", args=[study.pk]),
+        {"name": "Renamed", "target_participants_per_condition": 20, "language": "de"},
+    )
+    study.refresh_from_db()
+    assert (study.name, study.language) == ("Renamed", "fr")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_opening_prepares_the_stimuli_in_the_worker_then_opens(
     researcher_client, runs, celery_worker

@@ -1,14 +1,19 @@
-// The participant's trials: one image at a time, Real / AI by button or by the R and A
-// keys, the response time from the moment the image is displayed, the next image
-// preloaded. Each answer is posted once (buttons are disabled while it travels); if the
-// post fails the same answer can be sent again (the server stores it once). Without
-// this script the page still works as plain forms.
+// The participant's trials: one image at a time, Real / AI by button or by the study's two
+// keys (data-real-key, data-ai-key: R and A in English), the response time from the moment
+// the image is displayed, the next image preloaded. Each answer is posted once (buttons are
+// disabled while it travels); if the post fails the same answer can be sent again (the
+// server stores it once). Without this script the page still works as plain forms. Every
+// word shown comes from the page or the server, in the study's language.
 (function () {
   "use strict";
   const root = document.getElementById("study");
   if (!root) return;
   const preview = root.dataset.preview === "1";
   const exposureMs = parseInt(root.dataset.exposureMs || "0", 10);
+  const keys = {};
+  keys[(root.dataset.realKey || "r").toLowerCase()] = "real";
+  keys[(root.dataset.aiKey || "a").toLowerCase()] = "ai";
+  const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, { useGrouping: false });
   const answerUrl = root.dataset.answerUrl;
   const form = document.getElementById("answer-form");
   const img = document.getElementById("stimulus");
@@ -21,6 +26,7 @@
   const buttons = Array.from(form.querySelectorAll("button[name=answer]"));
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const previewTrials = preview ? JSON.parse(document.getElementById("preview-trials").textContent) : null;
+  const previewSentences = preview ? JSON.parse(document.getElementById("feedback-sentences").textContent) : null;
   let current = JSON.parse(document.getElementById("trial-data").textContent);
   let shownAt = null;
   let busy = false;
@@ -44,8 +50,8 @@
     shownAt = null;
     enable(false);
     clearTimeout(hideTimer);
-    field("number").textContent = trial.position;
-    field("total").textContent = trial.total;
+    field("number").textContent = numbers.format(trial.position);
+    field("total").textContent = numbers.format(trial.total);
     field("practice").hidden = !trial.practice;
     // An instructed-response check shows its instruction in place of the question.
     field("instruction").textContent = trial.instruction || "";
@@ -133,8 +139,7 @@
       }
     };
     if (d.feedback) {
-      field("feedback-text").textContent = (d.feedback.correct ? "Right: " : "Not quite: ") +
-        "that image was " + d.feedback.truth + ".";
+      field("feedback-text").textContent = d.feedback.text;
       feedbackBox.classList.toggle("right", d.feedback.correct);
       feedbackBox.classList.toggle("wrong", !d.feedback.correct);
       feedbackBox.hidden = false;
@@ -157,8 +162,9 @@
     const t = previewTrials[p.position - 1];
     previewAnswers.push({ answer: p.answer, truth: t.truth, kind: t.kind, rt_ms: p.rt_ms });
     const next = p.position < previewTrials.length ? previewTrial(p.position) : null;
+    const correct = p.answer === t.truth;
     return {
-      feedback: t.practice ? { correct: p.answer === t.truth, truth: t.truth === "real" ? "a real photograph" : "colourised by AI" } : null,
+      feedback: t.practice ? { correct: correct, truth: t.truth, text: previewSentences[correct ? "right" : "wrong"][t.truth] } : null,
       next: next,
       preload: p.position + 1 < previewTrials.length ? previewTrials[p.position + 1].image_url : null,
     };
@@ -198,9 +204,8 @@
   });
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey || trialBox.hidden) return;
-    const key = event.key.toLowerCase();
-    if (key === "r") { event.preventDefault(); answer("real"); }
-    else if (key === "a") { event.preventDefault(); answer("ai"); }
+    const value = keys[event.key.toLowerCase()];
+    if (value) { event.preventDefault(); answer(value); }
   });
 
   if (preview) {
