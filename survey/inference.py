@@ -311,7 +311,7 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
     y, X, names, terms = sdt_design(rows)
     fit, problem = _fit(y, X, names, terms, "probit")
     if fit is None:
-        return SDTModel(formula, *([None] * 16), False, False, None, [problem])
+        return SDTModel(formula, *([None] * 14), False, False, None, [problem])
     c, c_se = fit.coefficient("(Intercept)")
     d, d_se = fit.coefficient("truth")
     V = fit.vcov

@@ -198,6 +198,14 @@ def test_every_field_is_copied_or_left_on_purpose():
         "estimated_minutes",
         "time_limit_minutes",
         "redirect_url",
+        "instructed_checks",
+        "instructed_checks_exclude",
+        "language",
+        "question_text",
+        "real_label",
+        "ai_label",
+        "real_key",
+        "ai_key",
     }
     assert set(copied_fields()) | NOT_COPIED == {f.name for f in Study._meta.concrete_fields}
 

@@ -171,7 +171,7 @@ def test_the_researchers_words_replace_the_question_labels_and_keys(client, run)
     assert "press <kbd>P</kbd> for Photo and <kbd>M</kbd> for Machine" in instructions
     assert "whether you think it is Photo or Machine" in instructions
     trial = _html(seen["trial"])
-    assert ">Photo or machine?</h1>" in trial
+    assert ">Photo or machine?</span>" in trial
     assert '<bdi>Photo</bdi> <kbd aria-hidden="true">P</kbd>' in trial
     assert 'data-real-key="P"' in trial and 'data-ai-key="M"' in trial
 
@@ -191,7 +191,8 @@ def test_the_preview_shows_the_study_language_and_words(client, run):
     # The practice feedback the preview's script shows, in German.
     assert "Richtig: Das Bild war ein echtes Foto." in html
     # What only the researcher reads stays English, and says so.
-    assert 'lang="en" dir="ltr">Preview: nothing you answer here is recorded.' in html
+    assert 'class="preview-banner" role="note" lang="en" dir="ltr"' in html
+    assert "nothing you answer here is recorded" in html
 
 
 def test_a_right_to_left_consent_text_keeps_its_direction(client, run):

@@ -107,7 +107,7 @@ def test_the_completion_page_has_the_code_and_the_redirect_filled_in(client, run
     study = _prepared(runs, ada, redirect_url="https://app.prolific.com/c?cc={code}")
     html = client.get(reverse("study_preview", args=[study.pk])).content.decode()
     done = html.split('id="preview-done"')[1]
-    assert f'data-testid="completion-code">{study.completion_code}<' in done
+    assert f'data-testid="completion-code" dir="ltr">{study.completion_code}<' in done
     assert f'href="https://app.prolific.com/c?cc={study.completion_code}"' in done
     assert "{code}" not in done
 
