@@ -93,8 +93,14 @@ class StudyForm(forms.ModelForm):
             "real_key",
             "ai_key",
             "redirect_url",
+            "hypotheses",
+            "equivalence_margin",
+            "alpha",
         ]
         labels = {
+            "hypotheses": "Hypotheses (pre-registration)",
+            "equivalence_margin": "Equivalence margin δ",
+            "alpha": "Significance level α",
             "language": "Participants' language",
             "question_text": "Question (optional)",
             "real_label": "Label of the answer “real” (optional)",
@@ -132,11 +138,21 @@ class StudyForm(forms.ModelForm):
             "in this language; write the consent and instructions in it too. These pages "
             "stay in English.",
             "consent_text": "Empty: a short default text, in the participants' language.",
+            "hypotheses": "What you expect, in your words, before any data (e.g. “Participants "
+            "cannot tell the ensemble's images from photographs: its fooling rate is within "
+            "0.5 ± δ”). Frozen when the study opens.",
+            "equivalence_margin": "“People cannot tell” is claimed when the fooling rate is "
+            "shown to lie within 0.5 ± δ (two one-sided tests). Default 0.05. Frozen when "
+            "the study opens.",
+            "alpha": "Of every test; default 0.05. Frozen when the study opens.",
             "instructions": "Empty: a short default text, in the participants' language.",
         }
         widgets = {
             "consent_text": forms.Textarea(attrs={"rows": 5}),
             "instructions": forms.Textarea(attrs={"rows": 5}),
+            "hypotheses": forms.Textarea(attrs={"rows": 4}),
+            "equivalence_margin": forms.NumberInput(attrs={"step": "0.005"}),
+            "alpha": forms.NumberInput(attrs={"step": "0.001"}),
         }
 
     def __init__(self, *args, runs=None, **kwargs):
@@ -158,6 +174,9 @@ class StudyForm(forms.ModelForm):
             self.fields["instructed_checks"].required = False
         if "language" in self.fields:
             self.fields["language"].required = False
+        for name in ("equivalence_margin", "alpha"):  # optional: left out, the default
+            if name in self.fields:
+                self.fields[name].required = False
         self._describe_defaults()
         for name, (least, most) in COUNT_LIMITS.items():
             if name in self.fields:
@@ -257,6 +276,16 @@ class StudyForm(forms.ModelForm):
             elif name.endswith("_key"):
                 text = f"One letter or digit. Empty: the language's default ({text})."
             self.fields[name].help_text = text
+
+    def clean_equivalence_margin(self):
+        return self._or_default("equivalence_margin")
+
+    def clean_alpha(self):
+        return self._or_default("alpha")
+
+    def _or_default(self, name: str):
+        value = self.cleaned_data[name]
+        return Study._meta.get_field(name).default if value is None else value
 
     def clean_language(self):
         return self.cleaned_data["language"] or Study._meta.get_field("language").default

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Mod
@@ -112,6 +113,18 @@ class Study(models.Model):
     ai_label = models.CharField(max_length=40, blank=True)
     real_key = models.CharField(max_length=1, blank=True)
     ai_key = models.CharField(max_length=1, blank=True)
+    #: The equivalence margin δ: "people cannot tell" means a fooling rate within 0.5 ± δ
+    #: (survey.equivalence); frozen at opening with the rest of the analysis plan.
+    equivalence_margin = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.005), MaxValueValidator(0.45)]
+    )
+    #: The significance level of every test and the coverage (1 − α) of every interval
+    #: reported beside them; 0.05 unless the study sets another.
+    alpha = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.001), MaxValueValidator(0.2)]
+    )
+    #: The hypotheses as the researcher states them before opening (the pre-registration).
+    hypotheses = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     #: How long taking part should take, in minutes (what Prolific is told).

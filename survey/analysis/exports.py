@@ -258,8 +258,8 @@ def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     # photographs once per condition, an upper bound that errs on the side of skipping.
     counted = sum(c.table["n"] for c in analysis.conditions if c.table is not None)
     rows = None
+    study = Study.objects.get(pk=analysis.study_id)
     if counted <= MIXED_MODEL_LIMIT:
-        study = Study.objects.get(pk=analysis.study_id)
         rows = inference_rows(study=study, include_unfinished=analysis.include_unfinished)
     if rows is None:
         reason = (
@@ -270,7 +270,12 @@ def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     if not rows:
         return {"computed": False, "reason": "no judgements are counted yet"}
     try:
-        result = analyse_rows(rows, confidence=analysis.confidence)
+        result = analyse_rows(
+            rows,
+            margin=study.equivalence_margin,
+            alpha=study.alpha,
+            confidence=analysis.confidence,
+        )
     except (InferenceError, ValueError) as exc:
         return {"computed": False, "reason": f"not computed: {exc}"}
     return {"computed": True, **to_jsonable(result)}

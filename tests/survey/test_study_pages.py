@@ -434,3 +434,30 @@ def test_the_default_consent_text_says_what_is_stored(client, runs):
     study.save()
     page = client.get(reverse("study_landing", args=[study.slug])).content.decode()
     assert "Own text." in page and "pseudonymous" not in page
+
+
+@pytest.mark.django_db
+def test_the_analysis_plan_is_set_in_the_form_and_absurd_values_are_refused(
+    researcher_client, runs
+):
+    """Margin δ, α and the hypotheses: stored, shown, defaults when left empty, and values
+    no analysis could use refused beside their field."""
+    url = reverse("study_new")
+    for field, value, words in [
+        ("equivalence_margin", "0.5", "less than or equal to 0.45"),
+        ("equivalence_margin", "-0.1", "greater than or equal to 0.005"),
+        ("alpha", "0.9", "less than or equal to 0.2"),
+        ("alpha", "abc", "Enter a number"),
+    ]:
+        page = researcher_client.post(url, {**_form(runs), field: value})
+        assert page.status_code == 200 and words in page.content.decode(), (field, value)
+    assert not Study.objects.exists()
+    researcher_client.post(url, {**_form(runs), "equivalence_margin": "", "alpha": ""})
+    assert (Study.objects.get().equivalence_margin, Study.objects.get().alpha) == (0.05, 0.05)
+    Study.objects.all().delete()
+    plan = {"equivalence_margin": "0.1", "alpha": "0.01", "hypotheses": "H1: 0.5 ± δ"}
+    researcher_client.post(url, {**_form(runs), **plan})
+    study = Study.objects.get()
+    assert (study.equivalence_margin, study.alpha, study.hypotheses) == (0.1, 0.01, "H1: 0.5 ± δ")
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "within 0.5 ± 0.1, α = 0.01" in page and "H1: 0.5 ± δ" in page
