@@ -6,12 +6,14 @@ observers (pure: NumPy and SciPy, no Django).
 - A mean opinion score (MOS) is the mean of the ratings it summarises; its interval is
   ``MOS ± t_{1-α/2, N-1} · S / √N`` with ``S`` the standard deviation (divisor N − 1) of
   those N ratings: the interval ITU-R BT.500 describes (``δ = 1.96 S/√N``) with Student's
-  t in place of 1.96, which is what P.910 asks for small panels and tends to 1.96 as N
-  grows. An item's MOS pools its ratings over observers and images as BT.500's per-condition
+  t in place of 1.96 (the usual choice for small panels; it tends to 1.96 as N grows).
+  An item's MOS pools its ratings over observers and images as BT.500's per-condition
   mean does, so its interval treats ratings as independent.
-- Screening follows ITU-R BT.500-14 (Annex 1, "screening of the observers" for the
-  discrete-rating methods): per presentation (an item shown as one image), the mean ū, the
-  standard deviation S (divisor N − 1) and the kurtosis coefficient β2 = m4 / m2² with
+- Screening follows ITU-R BT.500-14's screening of observers for the discrete-rating
+  methods (DSIS, DSCQS and the single-stimulus methods; Annex 2 §2.3.1 in BT.500-13);
+  Netflix's sureal implements the same rule (with S divided by N, not N − 1). Per
+  presentation (an item shown as one image): the mean ū, the standard deviation S
+  (divisor N − 1) and the kurtosis coefficient β2 = m4 / m2² with
   m_x = Σ (u − ū)^x / N. When 2 ≤ β2 ≤ 4 the scores are taken as normal and a rating
   counts as high (P) when u ≥ ū + 2 S and as low (Q) when u ≤ ū − 2 S; otherwise the bounds
   are ū ± √20 S. An observer is rejected when (P + Q) / (J·K·R) > 0.05 and
