@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,3 +239,19 @@ def test_reading_ignores_other_columns_case_and_blank_lines():
 def test_bad_files_are_named_by_line_or_column(text, message):
     with pytest.raises(PreferenceError, match=message):
         read_comparisons(io.StringIO(text))
+
+
+def test_the_preference_and_ratings_modules_import_no_django():
+    code = (
+        "import sys, survey.preference, survey.ratings, survey.csv_input; "
+        "print(sorted(m for m in ('django', 'torch') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run.stdout.strip() == "[]"
