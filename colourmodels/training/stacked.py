@@ -21,9 +21,16 @@ vmap, and re-stacking (a copy of all parameters and Adam states) whenever the se
 stepping models changes. Per-model modules need none of that: the networks, the
 optimisers, the checkpoints and the step are the single trainer's own code, and on the
 GPU the gain comes from running the models' kernels concurrently (below). vmap's batching
-rule turns each convolution into a grouped one (``groups=M``), whose cuDNN kernels are
-not faster per FLOP than dense ones; both methods can only reclaim the idle GPU time of a
-batch-16 step, and that bound is what ``bench/bench_stacked.py`` measures.
+rule turns each convolution into a grouped one (``groups=M``); ``bench/bench_stacked.py``
+times that variant beside this one.
+
+**What stepping together can gain.** It fills the GPU time a batch-16 step leaves idle; it
+cannot make the work smaller. The last H200 figures (256 px, width 64, fast mode) were
+1,976 images/s at batch 16 and 3,401 at batch 64: six models at batch 16 are 96 images,
+about 28 ms at the batch-64 rate, against 8.1 ms for one model's step, i.e. about 3.5x
+one model's time and 1.7x faster than six one after another. Issue 17's target (six in
+less than 1.5x one model's time) would need 7,900 images/s, 2.3x the batch-64 rate: no
+method of stepping together reaches it unless a larger batch itself runs that much faster.
 
 **Equality with training alone.** Each lane's global RNG state (torch CPU, NumPy,
 Python's ``random``, and torch CUDA where stated below) is swapped in whenever that lane
@@ -138,6 +145,8 @@ class StepRequest:
 @dataclass
 class _Graph:
     key: tuple
+    #: The captured steps, kept alive with the graph (the key holds their ids).
+    steps: list[Pix2PixStep]
     graph: Any
     lumas: list[torch.Tensor]
     chromas: list[torch.Tensor]
@@ -264,7 +273,7 @@ class StackExecutor:
                 streams.append(stream)
             for stream in streams:
                 capture.wait_stream(stream)
-        self._graph = _Graph(key, graph, lumas, chromas, outs)
+        self._graph = _Graph(key, [r.step for r in requests], graph, lumas, chromas, outs)
         self.graph_captures += 1
 
     def _replay(self, requests: Sequence[StepRequest]) -> None:
