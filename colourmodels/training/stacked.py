@@ -229,7 +229,7 @@ class StackExecutor:
             with self._rng(r), torch.cuda.stream(stream):
                 if graphs:
                     r.out = r.step._train_step(r.step._prep(r.luma), r.step._prep(r.chroma))
-                    self._eager_steps[id(r.step)] = self._eager_steps.get(id(r.step), 0) + 1
+                    self._count_eager(r.step)
                 else:
                     r.out = r.step.step_tensor(r.luma, r.chroma)
             streams.append(stream)
@@ -238,19 +238,30 @@ class StackExecutor:
             r.out.record_stream(current)
 
     def _run_graphed(self, requests: Sequence[StepRequest]) -> None:
-        key = tuple((id(r.step), tuple(r.luma.shape), tuple(r.chroma.shape)) for r in requests)
+        action = self.plan(requests)
+        if action == "eager":
+            self._run_streams(requests, graphs=True)
+            return
+        if action == "capture":
+            self._capture(self._key(requests), requests)
+        self._replay(requests)
+
+    def plan(self, requests: Sequence[StepRequest]) -> str:
+        """With graphs: "replay" the captured graph if the tick has its models and shapes;
+        else "capture" a new one if every model has had its warm-up steps and brings a batch
+        of its first shape (a full batch); else "eager" (warm-up, a smaller last batch)."""
+        key = self._key(requests)
         for k in key:
             self._first_shape.setdefault(k[0], k[1:])
         if self._graph is not None and self._graph.key == key:
-            self._replay(requests)
-            return
+            return "replay"
         full = all(self._first_shape[k[0]] == k[1:] for k in key)
         warm = all(self._eager_steps.get(id(r.step), 0) >= r.step.warmup_steps for r in requests)
-        if full and warm:
-            self._capture(key, requests)
-            self._replay(requests)
-        else:
-            self._run_streams(requests, graphs=True)
+        return "capture" if full and warm else "eager"
+
+    @staticmethod
+    def _key(requests: Sequence[StepRequest]) -> tuple:
+        return tuple((id(r.step), tuple(r.luma.shape), tuple(r.chroma.shape)) for r in requests)
 
     def _capture(self, key: tuple, requests: Sequence[StepRequest]) -> None:
         self._graph = None  # frees the previous graph's pool once its tensors are gone
@@ -275,6 +286,9 @@ class StackExecutor:
                 capture.wait_stream(stream)
         self._graph = _Graph(key, [r.step for r in requests], graph, lumas, chromas, outs)
         self.graph_captures += 1
+
+    def _count_eager(self, step: Pix2PixStep) -> None:
+        self._eager_steps[id(step)] = self._eager_steps.get(id(step), 0) + 1
 
     def _replay(self, requests: Sequence[StepRequest]) -> None:
         g = self._graph

@@ -13,6 +13,7 @@ import dataclasses
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,7 +24,13 @@ from colourmodels.checkpoints import read_file
 from colourmodels.early_stopping import EarlyStoppingConfig
 from colourmodels.networks import UNetGenerator
 from colourmodels.training import Pix2PixConfig, TrainingCancelled, train_pix2pix
-from colourmodels.training.stacked import StackExecutor, StackJob, train_pix2pix_stack
+from colourmodels.training.stacked import (
+    StackExecutor,
+    StackJob,
+    StepRequest,
+    _Graph,
+    train_pix2pix_stack,
+)
 
 SIZE = 64
 
@@ -281,3 +288,81 @@ def test_cuda_stack_matches_training_alone(tmp_path, graphs):
         for k in ws:
             torch.testing.assert_close(ws[k], wa[k], atol=1e-5, rtol=1e-4)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_loader_workers_in_a_stack_give_the_lone_runs_batches(tmp_path):
+    """Lanes are threads: their loader workers are forked from a threaded process and
+    seeded from each loader's own generator, as alone."""
+    jobs = [
+        dataclasses.replace(
+            j,
+            config=dataclasses.replace(j.config, num_workers=1, epochs=2),
+            out_dir=tmp_path / j.name,
+        )
+        for j in _jobs(tmp_path)[:2]
+    ]
+    stacked = train_pix2pix_stack(jobs)
+    for job, result in zip(jobs, stacked, strict=True):
+        alone = train_pix2pix(
+            job.config, job.train_set, job.val_set, tmp_path / f"alone-{job.name}"
+        )
+        assert _history(result) == _history(alone)
+        _assert_same_state(tmp_path / job.name, tmp_path / f"alone-{job.name}")
+
+
+class _RecordingExecutor(StackExecutor):
+    """The CUDA-graph path's decisions, with the CUDA work replaced by a record of it."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.cuda = True
+        self.actions: list[str] = []
+
+    def uses_graphs(self, steps) -> bool:
+        return True
+
+    def _run_streams(self, requests, *, graphs):
+        self.actions.append("eager")
+        for r in requests:
+            self._count_eager(r.step)
+
+    def _capture(self, key, requests):
+        self.actions.append("capture")
+        self._graph = _Graph(key, [r.step for r in requests], None, [], [], [])
+
+    def _replay(self, requests):
+        self.actions.append("replay")
+
+
+def test_graph_path_warms_up_captures_replays_and_recaptures_when_a_model_leaves():
+    a, b = SimpleNamespace(warmup_steps=2), SimpleNamespace(warmup_steps=2)
+    full = (torch.zeros(4, 1, 8, 8), torch.zeros(4, 2, 8, 8))
+    last = (torch.zeros(2, 1, 8, 8), torch.zeros(2, 2, 8, 8))
+    ex = _RecordingExecutor()
+    ticks = [
+        [(a, full), (b, full)],  # warm-up 1
+        [(a, full), (b, full)],  # warm-up 2
+        [(a, full), (b, full)],  # capture (and replay)
+        [(a, full), (b, full)],  # replay
+        [(a, last), (b, full)],  # a's smaller last batch: eager
+        [(a, full), (b, full)],  # replay again
+        [(b, full)],  # a has left: a graph for b alone
+        [(b, full)],
+        [(b, last)],
+    ]
+    for tick in ticks:
+        ex.run([StepRequest(step, *batch) for step, batch in tick])
+    assert ex.actions == [
+        "eager",
+        "eager",
+        "capture",
+        "replay",
+        "replay",
+        "eager",
+        "replay",
+        "capture",
+        "replay",
+        "replay",
+        "eager",
+    ]
+    assert ex.ticks == [2] * 6 + [1] * 3
