@@ -273,7 +273,8 @@ class StackExecutor:
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         outs: list[torch.Tensor] = []
-        with torch.cuda.graph(graph):
+        # thread_local: the loaders' pin-memory threads may allocate pinned memory meanwhile.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             capture = torch.cuda.current_stream(self.device)
             streams = []
             for r, lu, ch in zip(requests, lumas, chromas, strict=True):
