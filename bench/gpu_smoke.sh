@@ -9,7 +9,8 @@ PY="${PYTHON:-python3}"
 WORK="$(mktemp -d)"
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 echo "== CUDA tests"
-timeout 240 $PY -m pytest -p no:django -p no:cacheprovider -q -o addopts="" --noconftest -x \
+timeout 240 $PY -m pytest -p no:django -p no:cacheprovider -q -o addopts="" -x \
+  --confcutdir=tests/colourmodels \
   tests/colourmodels/test_data_path.py tests/colourmodels/test_pix2pix_step.py \
   tests/colourmodels/test_colour.py tests/colourmodels/test_metrics.py 2>&1 | tail -3
 echo "== command line, fast mode on CUDA"

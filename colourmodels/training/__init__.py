@@ -15,6 +15,7 @@ from colourmodels.training.common import (
 )
 from colourmodels.training.performance import PerformanceOptions
 from colourmodels.training.pix2pix import Pix2PixConfig, Pix2PixResult, train_pix2pix
+from colourmodels.training.stacked import StackJob, train_pix2pix_stack
 from colourmodels.training.step import Pix2PixStep
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Pix2PixResult",
     "Pix2PixStep",
     "ProgressEvent",
+    "StackJob",
     "TrainingCancelled",
     "accuracy",
     "confusion_matrix",
@@ -34,4 +36,5 @@ __all__ = [
     "resolve_device",
     "train_classifier",
     "train_pix2pix",
+    "train_pix2pix_stack",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,18 @@ from colourmodels.training.loop import (
 from colourmodels.training.performance import PerformanceOptions
 from colourmodels.training.step import EVAL_LOSSES, STEP_LOSSES, Pix2PixStep
 
-__all__ = ["Pix2PixConfig", "Pix2PixResult", "train_pix2pix", "HISTORY_KEYS", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "Pix2PixConfig",
+    "Pix2PixResult",
+    "train_pix2pix",
+    "HISTORY_KEYS",
+    "CHECKPOINT_FORMAT",
+    "Stepper",
+]
+
+#: How a training step is run: ``stepper(step, luma, chroma)`` returns what
+#: ``step.step_tensor(luma, chroma)`` returns (the stacked trainer's rendezvous).
+Stepper = Callable[[Pix2PixStep, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CHECKPOINT_FORMAT = "colourmodels.pix2pix.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -185,6 +197,7 @@ def train_pix2pix(
     *,
     on_progress: ProgressCallback | None = None,
     resume: bool = True,
+    stepper: Stepper | None = None,
 ) -> Pix2PixResult:
     """Train a Pix2Pix generator/discriminator pair; see the module and config docs.
 
@@ -212,6 +225,10 @@ def train_pix2pix(
     event and the history hold the losses of all ranks), and every rank returns the same
     result, with ``distributed`` set. ``perf.cuda_graph`` and ``perf.compile`` are not used
     there (see :class:`Pix2PixStep`).
+
+    ``stepper``: who runs each training step (default: ``step.step_tensor`` itself);
+    :func:`colourmodels.training.stacked.train_pix2pix_stack` passes one that steps several
+    models together.
     """
     trained, task = run_epochs(
         config,
@@ -219,7 +236,7 @@ def train_pix2pix(
         val_set,
         out_dir,
         checkpoint=CHECKPOINT,
-        build=lambda context: _Pix2PixTask(config, context, train_set, val_set),
+        build=lambda context: _Pix2PixTask(config, context, train_set, val_set, stepper),
         on_progress=on_progress,
         resume=resume,
     )
@@ -239,9 +256,15 @@ class _Pix2PixTask:
     generator, the discriminator and their step, early stopping, the generator files."""
 
     def __init__(
-        self, config: Pix2PixConfig, context: RunContext, train_set: Dataset, val_set: Dataset
+        self,
+        config: Pix2PixConfig,
+        context: RunContext,
+        train_set: Dataset,
+        val_set: Dataset,
+        stepper: Stepper | None = None,
     ) -> None:
         self.config = config
+        self.stepper = stepper
         self.ddp = context.ddp
         self.device = context.device
         self.best_path = context.out_dir / "best_generator.pt"
@@ -290,8 +313,14 @@ class _Pix2PixTask:
         self.generator.train()
         self.discriminator.train()
         report = progress.phase("train", epoch, train)
+        step = self.step
+        train_fn = (
+            step.step_tensor
+            if self.stepper is None
+            else lambda luma, chroma: self.stepper(step, luma, chroma)
+        )
         train_sums = _run_phase(
-            train, self.step.step_tensor, _TRAIN_NAMES, self.train_space, self.device, report
+            train, train_fn, _TRAIN_NAMES, self.train_space, self.device, report
         )
         report = progress.phase("val", epoch, val)
         val_sums = _run_phase(
