@@ -716,8 +716,8 @@ def plan(plan: Plan) -> PlanResult:
     if plan.analysis == "fast":
         notes.append(
             "Analysis: the crossed logistic model with its two SDs fixed at the planned "
-            "values (fast); the platform's own fit (estimating the SDs too) is "
-            "`manage.py plan_study --analysis glmm`."
+            "values (fast); the platform's own fit, which estimates the SDs too, is "
+            "manage.py plan_study --analysis glmm."
         )
     elif plan.analysis == "binomial":
         notes.append(

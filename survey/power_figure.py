@@ -45,7 +45,7 @@ class PowerCurveFigure:
         )
         if self.answer is not None:
             ax.axvline(
-                self.answer, color=MUTED, linestyle=":", linewidth=1, label=f"{self.answer} chosen"
+                self.answer, color=MUTED, linestyle=":", linewidth=1, label=f"answer: {self.answer}"
             )
         ax.set_ylim(-0.03, 1.03)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

@@ -170,11 +170,12 @@ def test_fast_fit_mode_and_covariance_match_a_general_optimiser():
 
 
 def test_fast_analysis_agrees_with_the_platforms_glmm_on_most_studies():
-    """The same 24 simulated studies analysed by the fast fit and by survey.inference's
-    fooling model (the platform's verdict): their equivalence verdicts mostly agree."""
-    base = dict(rate=0.5, margin=0.1, participant_sd=0.6, image_sd=0.4, simulations=24, seed=2)
-    fast = outcomes(Plan(**base).checked(), 20)
-    glmm = outcomes(Plan(**base, analysis="glmm").checked(), 20)
+    """The same 30 simulated studies analysed by the fast fit and by survey.inference's
+    fooling model (the platform's verdict): their equivalence verdicts mostly agree
+    (bench/bench_power.py measures 91–97 % on 100 studies at several points)."""
+    base = dict(rate=0.5, margin=0.08, participant_sd=0.5, image_sd=0.5, simulations=30, seed=2)
+    fast = outcomes(Plan(**base).checked(), 40)
+    glmm = outcomes(Plan(**base, analysis="glmm").checked(), 40)
     assert 0.2 < glmm.mean() < 0.95
     assert (fast == glmm).mean() >= 0.8
 
