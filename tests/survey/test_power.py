@@ -90,7 +90,7 @@ def test_sds_zero_simulation_agrees_with_the_exact_wilson_width_assurance():
 
 
 def test_width_answer_agrees_with_the_normal_closed_form():
-    """SDs 0: the simulated studies' 95 % interval (the fast analysis' logit Wald interval,
+    """SDs 0: the simulated studies' 95 % interval (the fixed-SD analysis' logit Wald interval,
     carried to the rate) is narrower than w from where the normal formula
     2 z √(p(1 − p)/N) ≤ w says: with p̂ near p the width barely varies, so the curve
     jumps from 0 to 1 there."""
@@ -106,6 +106,7 @@ def test_width_answer_agrees_with_the_normal_closed_form():
             goal="width",
             width=width,
             simulations=200,
+            analysis="fixed",  # SDs 0 fixed: the pooled logistic fit
             participants=tuple(range(closed - 3, closed + 2)),
         )
     )
