@@ -7,6 +7,9 @@ absurd inputs refused in words. Seeded; tolerances are about 3 Monte Carlo SEs."
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,8 @@ from survey.power import (
     simulate_study,
 )
 from survey.statistics import wilson_interval
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _within_mc(simulated: np.ndarray, exact: float, sigmas: float = 3.0) -> None:
@@ -272,3 +277,17 @@ def test_absurd_inputs_are_refused_in_words(changes, option, words):
         plan(Plan(**changes))
     assert caught.value.option == option
     assert words in str(caught.value)
+
+
+def test_the_planner_is_pure():
+    """survey.power, with every analysis run, imports no Django and nothing of the site."""
+    code = (
+        "import sys\n"
+        "from survey.power import Plan, outcomes\n"
+        "for a in ('fast', 'fixed', 'glmm', 'binomial'):\n"
+        "    outcomes(Plan(analysis=a, simulations=1).checked(), 5)\n"
+        "site = ('django', 'studyplatform', 'worker')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in site]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
