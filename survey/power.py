@@ -36,7 +36,7 @@ Analyses
 * ``glmm``: each simulated study analysed by the platform's own code
   (:func:`survey.inference.fooling_model`, :func:`survey.inference.joint_model`): the
   variance components and the intercept estimated by the Laplace approximation as lme4's
-  glmer. About 0.15 s per fit, too slow for a page; the command offers it.
+  glmer. About 0.2–0.5 s a study, too slow for a page; the command offers it.
 * ``fast`` (the page's default): the same model, each study's two SDs estimated by the
   method of moments (:func:`moment_sds`, bincounts) instead of by the Laplace likelihood,
   then β and the random effects by penalized iteratively reweighted least squares at
@@ -648,7 +648,7 @@ def _needed_se(plan: Plan) -> float | None:
 def _variance(plan: Plan, n: float) -> float:
     return (
         sum(_intercept_variance(plan, r, n) for r in plan.rates)
-        if plan.goal == ("difference")
+        if plan.goal == "difference"
         else _intercept_variance(plan, plan.rate, n)
     )
 
@@ -751,6 +751,13 @@ def plan(plan: Plan) -> PlanResult:
             "under the standard error. A larger pool of images helps; more participants do not."
         )
     curve = [power_at(plan, n) for n in _grid(plan, guess)]
+    # The approximation only places the curve: extend it (up to three points) where the
+    # target is not reached yet, unless the points were given or the goal is out of reach.
+    reachable = not (plan.goal == "equivalence" and notes)
+    for _ in range(3 if plan.participants is None and reachable else 0):
+        if curve[-1].power >= plan.power or curve[-1].participants >= MAX_PARTICIPANTS:
+            break
+        curve.append(power_at(plan, min(MAX_PARTICIPANTS, round(curve[-1].participants * 1.6))))
     reached = [c for c in curve if c.power >= plan.power]
     first = reached[0].participants if reached else None
     interpolated = None
