@@ -1,6 +1,6 @@
 from django.urls import path
 
-from survey.views import manage, participant, participants, study
+from survey.views import manage, participant, participants, power, study
 
 urlpatterns = [
     # Participants (no login; unguessable ids)
@@ -17,6 +17,8 @@ urlpatterns = [
     # Researchers
     path("studies/", study.studies, name="studies"),
     path("studies/new/", study.study_new, name="study_new"),
+    path("studies/plan/", power.plan_page, name="study_plan"),
+    path("studies/plan/power-curve.<slug:fmt>", power.plan_figure, name="study_plan_figure"),
     path("studies/<int:pk>/", study.study_detail, name="study_detail"),
     path("studies/<int:pk>/edit/", study.study_edit, name="study_edit"),
     path("studies/<int:pk>/monitor.json", study.study_monitor_json, name="study_monitor"),
