@@ -346,3 +346,34 @@ def test_killed_ensemble_training_resumes_to_the_uninterrupted_result(tmp_path, 
     extra = {p.name for p in (killed / "generator-others").iterdir()}
     extra -= set(os.listdir(straight / "generator-others"))
     assert len(extra) == 1 and extra.pop().startswith(".checkpoint.pt.")
+
+
+# ---------------------------------------------------------------- under torchrun
+
+
+@pytest.mark.slow
+def test_ensemble_train_under_torchrun(tmp_path, monkeypatch):
+    from tests.colourmodels import test_distributed
+
+    monkeypatch.setattr(test_distributed, "LAUNCH_TIMEOUT", 600)  # seven networks in turn
+    data = photos(tmp_path / "photos")
+    out = tmp_path / "run"
+    done = test_distributed._torchrun(
+        ["-m", "colourmodels", "ensemble", "train", str(data), "--out", str(out), *TINY],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count("ensemble trained") == 1, done.stdout
+    assert "2 processes (gloo)" in done.stderr
+
+    # Rank 0 alone wrote; each network trained on both processes with equal replicas.
+    assert test_distributed._written(tmp_path, 1) == []
+    written = test_distributed._written(tmp_path, 0)
+    assert written.count("checkpoint.pt") == 2 * 4 and "ensemble.json" in written
+    state = json.loads((out / "ensemble.json").read_text())
+    assert state["finished"] and len(state["members"]) == 4
+    for member in state["members"].values():
+        info = member["distributed"]
+        assert info["world_size"] == 2 and info["per_rank_batch"] == 2
+        assert info["replicas_identical"]
+    assert set(os.listdir(tmp_path)) == {"photos", "run", "hooks", "writes"}
