@@ -108,6 +108,34 @@ def test_routing_predicted_oracle_and_soft_by_hand():
     assert baseline.chosen == [-1, -1, -1] and float(baseline.chroma.mean()) == pytest.approx(0.3)
 
 
+# ---------------------------------------------------------------- the shared configuration
+
+
+def test_run_configuration_gives_each_network_the_papers_settings():
+    """The site's run configuration (ModelRun.config) and the command line's both become the
+    trainers' configurations here: method.md §3–5."""
+    from colourmodels.ensemble import classifier_config, default_config, pix2pix_config
+
+    config = default_config(["city", "people", "forest"])
+    for category, (k, mu) in {
+        "city": (10, 1.1), "people": (10, 0.9), "forest": (20, 1.15), "": (10, 0.75),
+    }.items():  # fmt: skip
+        p2p = pix2pix_config(config, space="yuv", category=category)
+        assert (p2p.early_stopping.k, p2p.early_stopping.mu) == (k, mu), category
+        assert (p2p.image_size, p2p.width, p2p.epochs, p2p.batch_size) == (256, 64, 200, 16)
+        assert (p2p.lr, p2p.beta1, p2p.lambda_l1, p2p.colour_space) == (2e-4, 0.5, 100.0, "yuv")
+        assert p2p.perf.amp_bf16  # the site's default "fast"
+    clf = classifier_config(config, ["city", "people", "forest"])
+    assert (clf.epochs, clf.batch_size, clf.lr, clf.momentum, clf.patience) == (
+        100, 16, 7.5e-4, 0.9, None,
+    )  # fmt: skip
+    assert clf.class_names == ("city", "people", "forest")
+    assert (
+        pix2pix_config({**config, "early_stopping": None}, space="lab", category="city")
+        .early_stopping is None
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- the commands
 
 
