@@ -215,10 +215,11 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
 
 def _split_folder(args: argparse.Namespace, *, resuming: bool, check: Any = None) -> tuple:
     """Scan ``args.folder`` (``args.keep_grayscale``, ``args.quiet``), split it by
-    ``args.seed`` and ``args.fractions`` as the site splits a data set imported from the same
-    folder, and write ``split.json`` into ``args.out``; when ``resuming``, refuse a split
-    that differs from the one already there. ``check(scan)`` may refuse the scan (raise
-    CLIError) before anything is written. Returns (scan, split)."""
+    ``args.split_seed`` (if any, else ``args.seed``) and ``args.fractions`` as the site
+    splits a data set imported from the same folder, and write ``split.json`` into
+    ``args.out``; when ``resuming``, refuse a split that differs from the one already
+    there. ``check(scan)`` may refuse the scan (raise CLIError) before anything is written.
+    Returns (scan, split)."""
     from tqdm import tqdm
 
     from .data import read_folder, stratified_split
@@ -237,9 +238,10 @@ def _split_folder(args: argparse.Namespace, *, resuming: bool, check: Any = None
         check(scan)
     # Keyed by the path inside the folder, as the site keys an imported image (its
     # original name), so that the site's split of the same folder and seed is this one.
+    seed = args.seed if getattr(args, "split_seed", None) is None else args.split_seed
     split = stratified_split(
         scan.records,
-        seed=args.seed,
+        seed=seed,
         fractions=args.fractions,
         key=lambda r: _rel(r.path, folder),
     )
@@ -251,7 +253,7 @@ def _split_folder(args: argparse.Namespace, *, resuming: bool, check: Any = None
         )
     manifest = {
         "folder": str(folder.resolve()),
-        "seed": args.seed,
+        "seed": seed,
         "fractions": list(args.fractions),
         "grayscale_removed": not args.keep_grayscale,
         "categories": scan.categories,

@@ -3,9 +3,10 @@
 :mod:`colourmodels.evaluation`).
 
 ``ensemble train FOLDER --out RUN``: FOLDER holds one subfolder per category (at least
-two). It is split 0.75 / 0.15 / 0.10 by category from ``--seed`` exactly as the site splits
-a data set imported from the same folder with the same seed (``manage.py import_images
-FOLDER --categories-from-folders --seed S``), then the ResNet34 classifier
+two). It is split 0.75 / 0.15 / 0.10 by category from ``--split-seed`` (default ``--seed``,
+which seeds the training) exactly as the site splits a data set imported from the same
+folder with that seed (``manage.py import_images FOLDER --categories-from-folders --seed
+S``), then the ResNet34 classifier
 (``--classifier-epochs``, ``--classifier-patience``) and one Pix2Pix generator per category
 (the paper's (k, μ) of its category, method.md §4) are trained one after another. RUN gets:
 
@@ -763,6 +764,12 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--monitor", choices=("total", "gan"), default="total")
     train.add_argument("--routing", choices=ROUTINGS, default="predicted", help="default routing")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the training")
+    train.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the split alone (default: --seed): the seed of the site's data set",
+    )
     train.add_argument(
         "--fractions", type=_fractions, default=(0.75, 0.15, 0.10), help="TRAIN,VAL,TEST"
     )

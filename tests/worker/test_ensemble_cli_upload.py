@@ -29,8 +29,10 @@ def test_the_ensemble_commands_output_uploads_as_a_run(tmp_path, capsys):
     assert sorted(dataset.categories) == CATEGORIES
 
     run_dir = tmp_path / "run"
-    assert main(["ensemble", "train", str(data), "--out", str(run_dir), "--seed", "3", *TINY]) == 0
+    train = ["ensemble", "train", str(data), "--out", str(run_dir), "--split-seed", "3"]
+    assert main([*train, *TINY]) == 0
     split = json.loads((run_dir / "split.json").read_text())
+    assert split["seed"] == 3
     for part in ("train", "val", "test"):  # the site's split of the same folder and seed
         site = set(dataset.images.filter(split=part).values_list("original_name", flat=True))
         assert site == {item["path"] for item in split[part]}, part
