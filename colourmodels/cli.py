@@ -1,4 +1,5 @@
-"""Command line: ``python -m colourmodels train|colourise|evaluate|describe``.
+"""Command line: ``python -m colourmodels train|colourise|evaluate|describe|ensemble``
+(the ensemble's commands are in :mod:`colourmodels.ensemble_cli`).
 
 argparse stays here, at the edge: each command turns its arguments into the library's
 dataclass configurations and calls the library. Expected failures (an unreadable image,
@@ -201,6 +202,24 @@ class _Prepared:
 def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
     """Check the options and the folder, split the data, write ``split.json`` (refusing to
     resume a run on another split)."""
+    early = _early_stopping(args)
+    if ddp is not None and args.batch % ddp.world_size:
+        raise CLIError(
+            f"--batch {args.batch} is the global batch (all processes together) and must "
+            f"divide evenly among the {ddp.world_size} processes"
+        )
+    resuming = (Path(args.out) / "checkpoint.pt").exists() and not args.restart
+    scan, split = _split_folder(args, resuming=resuming)
+    return _Prepared(early, split, scan.categories, len(scan.records), len(scan.skipped), resuming)
+
+
+def _split_folder(args: argparse.Namespace, *, resuming: bool, check: Any = None) -> tuple:
+    """Scan ``args.folder`` (``args.keep_grayscale``, ``args.quiet``), split it by
+    ``args.split_seed`` (if any, else ``args.seed``) and ``args.fractions`` as the site
+    splits a data set imported from the same folder, and write ``split.json`` into
+    ``args.out``; when ``resuming``, refuse a split that differs from the one already
+    there. ``check(scan)`` may refuse the scan (raise CLIError) before anything is written.
+    Returns (scan, split)."""
     from tqdm import tqdm
 
     from .data import read_folder, stratified_split
@@ -208,13 +227,6 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
     folder, out = Path(args.folder), Path(args.out)
     if not folder.is_dir():
         raise CLIError(f"not a folder: {folder}")
-    early = _early_stopping(args)
-    if ddp is not None and args.batch % ddp.world_size:
-        raise CLIError(
-            f"--batch {args.batch} is the global batch (all processes together) and must "
-            f"divide evenly among the {ddp.world_size} processes"
-        )
-
     with tqdm(desc="checking images", unit="img", disable=args.quiet, leave=False) as bar:
         scan = read_folder(
             folder, drop_grayscale=not args.keep_grayscale, on_file=lambda _p: bar.update()
@@ -222,7 +234,17 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
     if not scan.records:
         why = f" (skipped {len(scan.skipped)}: {scan.skip_reasons()})" if scan.skipped else ""
         raise CLIError(f"{folder}: no usable colour images{why}")
-    split = stratified_split(scan.records, seed=args.seed, fractions=args.fractions)
+    if check is not None:
+        check(scan)
+    # Keyed by the path inside the folder, as the site keys an imported image (its
+    # original name), so that the site's split of the same folder and seed is this one.
+    seed = args.seed if getattr(args, "split_seed", None) is None else args.split_seed
+    split = stratified_split(
+        scan.records,
+        seed=seed,
+        fractions=args.fractions,
+        key=lambda r: _rel(r.path, folder),
+    )
     if not split.train or not split.val:
         raise CLIError(
             f"{folder}: {len(scan.records)} usable image(s) give "
@@ -231,7 +253,7 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
         )
     manifest = {
         "folder": str(folder.resolve()),
-        "seed": args.seed,
+        "seed": seed,
         "fractions": list(args.fractions),
         "grayscale_removed": not args.keep_grayscale,
         "categories": scan.categories,
@@ -246,7 +268,6 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
     }
     out.mkdir(parents=True, exist_ok=True)
     previous = out / "split.json"
-    resuming = (out / "checkpoint.pt").exists() and not args.restart
     if resuming and previous.is_file():
         old = json.loads(previous.read_text(encoding="utf-8"))
         if any(old.get(part) != manifest[part] for part in ("train", "val", "test")):
@@ -255,7 +276,7 @@ def _prepare(args: argparse.Namespace, ddp: Any) -> _Prepared:
                 "seed changed); use another --out, or --restart to start afresh"
             )
     _write_json(previous, manifest)
-    return _Prepared(early, split, scan.categories, len(scan.records), len(scan.skipped), resuming)
+    return scan, split
 
 
 def _early_stopping(args: argparse.Namespace) -> EarlyStoppingConfig | None:
@@ -745,7 +766,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Pix2Pix image colourisation: train, colourise, evaluate, describe.",
+        description="Pix2Pix image colourisation: train, colourise, evaluate, describe; "
+        "ensemble train|colourise|evaluate.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -834,6 +856,10 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--classes", type=_positive_int, default=6)
     desc.add_argument("--json", action="store_true")
     desc.set_defaults(handler=_cmd_describe)
+
+    from .ensemble_cli import add_parser as add_ensemble
+
+    add_ensemble(commands)
     return parser
 
 

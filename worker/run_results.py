@@ -12,6 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from colourmodels.evaluation import (  # noqa: F401 - the pages' names for them
+    L1_DIGITS,
+    ROUTING_TOLERANCE,
+    beats_no_colour,
+    routing_holds_back,
+)
+
 #: The losses of one epoch kept in a generator's training table.
 EPOCH_LOSS_KEYS = ("train_l1", "val_l1", "train_gan", "val_gan")
 
@@ -84,13 +91,6 @@ class ReferenceResults:
     omitted: str | None = None
 
 
-#: How much worse than oracle routing an ensemble's routed L1 may be before the routing,
-#: not the colourisation, is said to hold it back (10 %).
-ROUTING_TOLERANCE = 0.10
-#: The decimals the L1 distance is shown with, and compared at against no colour.
-L1_DIGITS = 3
-
-
 @dataclass(frozen=True)
 class RunResults:
     test: MetricSummary | None = None
@@ -126,10 +126,7 @@ class RunResults:
         the gray input itself differ from it by rounding only, and do not beat it); None
         when either is unknown (not yet evaluated, or evaluated before the references were
         computed). The other metrics are shown beside it but do not decide."""
-        own, reference = (self.test.l1 if self.test else None), self.no_colour_l1
-        if own is None or reference is None:
-            return None
-        return round(own, L1_DIGITS) < round(reference, L1_DIGITS)
+        return beats_no_colour(self.test.l1 if self.test else None, self.no_colour_l1)
 
     @property
     def routing_holds_back(self) -> bool | None:
@@ -137,9 +134,7 @@ class RunResults:
         than with oracle routing (the classifier's errors cost more than the generators');
         None for a baseline, an oracle-routed run, or when unknown."""
         own = self.test.l1 if self.test else None
-        if own is None or self.test_oracle_l1 is None or self.routing == "oracle":
-            return None
-        return own > self.test_oracle_l1 * (1 + ROUTING_TOLERANCE)
+        return routing_holds_back(own, self.test_oracle_l1, self.routing)
 
 
 def _summary(stored: dict[str, Any]) -> MetricSummary:

@@ -22,18 +22,12 @@ from collections.abc import Callable
 
 from django.core.files.storage import default_storage
 
+from colourmodels.evaluation import (  # noqa: F401 - the site's names for them
+    MAX_TRAIN_IMAGES_PER_CATEGORY,
+    REFERENCES,
+    ReferenceScores,
+)
 from worker.models import Dataset, DatasetImage
-from worker.services.evaluation import image_metrics_batch, metrics_summary
-
-#: The reference predictors, as stored and shown.
-REFERENCES = ("no_colour", "category_mean_chroma")
-MAX_TRAIN_IMAGES_PER_CATEGORY = 1000
-
-
-def _spread(items: list, limit: int) -> list:
-    if len(items) <= limit:
-        return items
-    return [items[i * len(items) // limit] for i in range(limit)]
 
 
 def train_chroma_means(
@@ -41,71 +35,25 @@ def train_chroma_means(
 ):
     """A :class:`~colourmodels.references.CategoryChromaMeans` of ``dataset``'s training
     images in ``space`` (each brought to ``image_size`` as training does, or as stored when
-    None), or None when the data set has no training image."""
-    from colourmodels.colour import rgb_to_luma_chroma
-    from colourmodels.data.dataset import image_to_tensor, resize_square
+    None), or None when the data set has no training image
+    (:func:`colourmodels.evaluation.train_chroma_means`, over the images in id order)."""
     from colourmodels.data.images import load_rgb
-    from colourmodels.references import CategoryChromaMeans
+    from colourmodels.evaluation import train_chroma_means as chroma_means
 
-    categories = list(dataset.categories)
-    index = {name: i for i, name in enumerate(categories)}
     rows = DatasetImage.objects.filter(dataset=dataset, split=DatasetImage.Split.TRAIN)
     by_category: dict[str, list[str]] = {}
     for name, category in rows.order_by("id").values_list("file", "category"):
         by_category.setdefault(category, []).append(name)
-    if not by_category:
-        return None
-    means = CategoryChromaMeans(categories)
-    for category, names in sorted(by_category.items()):
-        for name in _spread(names, MAX_TRAIN_IMAGES_PER_CATEGORY):
-            with default_storage.open(name, "rb") as f:
-                image = load_rgb(f, name=name)
-            if image_size:
-                image = resize_square(image, image_size)
-            _, chroma = rgb_to_luma_chroma(image_to_tensor(image).unsqueeze(0), space)
-            means.add(chroma, [index.get(category, -1)])
-        beat()
-    return means
 
+    def load(name: str):
+        with default_storage.open(name, "rb") as f:
+            return load_rgb(f, name=name)
 
-class ReferenceScores:
-    """Per-image metrics of the reference predictors, added batch by batch beside a run's
-    own, then summarised as the run's are (:func:`worker.services.evaluation.metrics_summary`)."""
-
-    def __init__(self, space: str, means, omitted: str = "") -> None:
-        self.space = space
-        self.means = means
-        self.omitted = omitted or "the data set has no training images to take means from"
-        self.per_image: dict[str, list[tuple[str, dict]]] = {name: [] for name in REFERENCES}
-
-    def add(self, *, luma, true_chroma, true_rgb, category_index, categories: list[str]) -> None:
-        """One batch: the true luminance, chroma and RGB, each image's category index (-1:
-        none) and its category's name (as the run's own per-category table keys it)."""
-        from colourmodels.colour import luma_chroma_to_rgb
-        from colourmodels.references import no_colour_chroma
-
-        predictions = {"no_colour": no_colour_chroma(true_chroma)}
-        if self.means is not None:
-            predictions["category_mean_chroma"] = self.means.predict(category_index, true_chroma)
-        for name, chroma in predictions.items():
-            values = image_metrics_batch(
-                pred_rgb=luma_chroma_to_rgb(luma, chroma, self.space),
-                true_rgb=true_rgb,
-                fake_chroma=chroma,
-                true_chroma=true_chroma,
-                space=self.space,
-            )
-            self.per_image[name] += list(zip(categories, values, strict=True))
-
-    def stored(self) -> dict:
-        """The ``metrics["references"]`` entry."""
-        stored = {"no_colour": metrics_summary(self.per_image["no_colour"])}
-        if self.means is None:
-            stored["category_mean_chroma"] = {"omitted": self.omitted}
-        else:
-            stored["category_mean_chroma"] = {
-                **metrics_summary(self.per_image["category_mean_chroma"]),
-                "means": self.means.as_dict(),
-                "train_images": self.means.counts(),
-            }
-        return stored
+    return chroma_means(
+        by_category,
+        list(dataset.categories),
+        space=space,
+        image_size=image_size,
+        load=load,
+        beat=beat,
+    )

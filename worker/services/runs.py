@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from colourmodels.early_stopping import PAPER_SETTINGS
+from colourmodels.ensemble import ROUTINGS
+from colourmodels.ensemble import default_config as ensemble_default_config
 from worker.models import Dataset, ModelRun, SubModel
 from worker.services.claims import ClaimFields, ClaimLost, claim_is_stale, worker_identity
 
 __all__ = ["ClaimLost"]  # raised by submodel_report and submodel_finish
 
-ROUTINGS = ("predicted", "oracle", "soft")
 #: Seeds run from 0 to 2**32 - 1: what NumPy's legacy seeding (and so training) accepts.
 SEED_MAX = 2**32 - 1
 
@@ -30,25 +30,7 @@ class RunError(Exception):
 
 def default_config(*, kind: str, categories: list[str]) -> dict:
     """The paper's settings (method.md §3–5), for the given categories."""
-    early = {"baseline": PAPER_SETTINGS["baseline"].to_dict()}
-    if kind == ModelRun.Kind.ENSEMBLE:
-        for category in categories:
-            setting = PAPER_SETTINGS.get(category, PAPER_SETTINGS["others"])
-            early[category] = setting.to_dict()
-    return {
-        "image_size": 256,
-        "width": 64,
-        "epochs": 200,
-        "batch_size": 16,
-        "lambda_l1": 100.0,
-        "early_stopping": early,
-        "routing": "predicted",
-        # patience None: the paper trains the classifier all 100 epochs (keeping the best
-        # validation macro-F1); a number stops it once validation accuracy stalls that long.
-        "classifier": {"epochs": 100, "batch_size": 16, "lr": 7.5e-4, "patience": None},
-        "seed": 0,
-        "fast": True,
-    }
+    return ensemble_default_config(categories, ensemble=kind == ModelRun.Kind.ENSEMBLE)
 
 
 def _merged(base: dict, overrides: dict) -> dict:

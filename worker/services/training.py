@@ -157,53 +157,35 @@ def _restore_checkpoint(scratch: Path, storage_dir: str) -> None:
 
 
 def _train_generator(run: ModelRun, sm: SubModel, scratch: Path, reporter: _Reporter):
-    from colourmodels.early_stopping import EarlyStoppingConfig
-    from colourmodels.training import PerformanceOptions, Pix2PixConfig, train_pix2pix
+    from colourmodels.ensemble import train_generator
 
-    config = run.config
-    early = config.get("early_stopping")
-    key = sm.category or "baseline"
-    early_config = None
-    if early:
-        setting = early.get(key) or early.get("others") or early["baseline"]
-        early_config = EarlyStoppingConfig(**setting)
-    fast = bool(config.get("fast"))
-    p2p = Pix2PixConfig(
-        image_size=config["image_size"],
-        width=config["width"],
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        lambda_l1=float(config.get("lambda_l1", 100.0)),
-        early_stopping=early_config,
-        seed=config.get("seed", 0),
-        colour_space=run.colour_space,
-        perf=PerformanceOptions.fast() if fast else PerformanceOptions.reference(),
-    )
     train_set, _ = storage_dataset(run=run, split="train", category=sm.category, train=True)
     val_set, _ = storage_dataset(run=run, split="val", category=sm.category, train=False)
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError(f"no training or validation images for {sm.label}")
-    result = train_pix2pix(p2p, train_set, val_set, scratch, on_progress=reporter)
+    result = train_generator(
+        run.config,
+        space=run.colour_space,
+        category=sm.category,
+        train_set=train_set,
+        val_set=val_set,
+        out_dir=scratch,
+        on_progress=reporter,
+    )
     return result, result.best_generator_path, result.last_generator_path
 
 
 def _train_classifier(run: ModelRun, sm: SubModel, scratch: Path, reporter: _Reporter):
-    from colourmodels.training import ClassifierConfig, train_classifier
+    from colourmodels.ensemble import train_router
 
-    config = run.config["classifier"]
-    categories = list(run.dataset.categories)
-    clf = ClassifierConfig(
-        num_classes=len(categories),
-        class_names=tuple(categories),
-        epochs=config["epochs"],
-        batch_size=config.get("batch_size", 16),
-        lr=config.get("lr", 7.5e-4),
-        seed=run.config.get("seed", 0),
-        patience=config.get("patience"),
-    )
     train_set, _ = storage_dataset(run=run, split="train", category=None, train=True)
     val_set, _ = storage_dataset(run=run, split="val", category=None, train=False)
-    result = train_classifier(clf, train_set, val_set, scratch, on_progress=reporter)
+    result = train_router(
+        run.config,
+        list(run.dataset.categories),
+        train_set=train_set,
+        val_set=val_set,
+        out_dir=scratch,
+        on_progress=reporter,
+    )
     return result, result.best_classifier_path, result.last_classifier_path
 
 
