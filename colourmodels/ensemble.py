@@ -213,13 +213,47 @@ def train_generators(
     resume: bool = True,
     device: str = "auto",
     num_workers: int = 0,
+    together: bool = False,
     on_done: Callable[[GeneratorJob, Any], None] | None = None,
 ) -> dict[str, Any]:
-    """Train an ensemble's generators: the one place where they are trained together
-    (one after another here, each exactly as :func:`train_generator` alone; a trainer that
-    steps them together on one device replaces this function's body). Each generator
-    resumes from its own folder, so an interrupted call continues where it stopped.
-    ``on_done(job, result)`` after each generator. Returns category -> result."""
+    """Train an ensemble's generators: the one place where they are trained. One after
+    another by default, each exactly as :func:`train_generator` alone; ``together``: stepped
+    together in this process on one device
+    (:func:`~colourmodels.training.stacked.train_pix2pix_stack`: on the CPU each result is
+    bit for bit the lone run's; not under torchrun). Each generator resumes from its own
+    folder, so an interrupted call continues where it stopped. ``on_done(job, result)``
+    after each generator (together: after all of them, in the jobs' order). Returns
+    category -> result."""
+    for job in jobs:
+        if len(job.train_set) == 0 or len(job.val_set) == 0:
+            raise ValueError(f"no training or validation images for the {job.category} generator")
+    if together and len(jobs) > 1:
+        from colourmodels.training.stacked import StackJob, train_pix2pix_stack
+
+        stack = [
+            StackJob(
+                config=pix2pix_config(
+                    config,
+                    space=space,
+                    category=job.category,
+                    device=device,
+                    # The loader workers are shared out: each lane starts its own.
+                    num_workers=num_workers // len(jobs),
+                ),
+                train_set=job.train_set,
+                val_set=job.val_set,
+                out_dir=job.out_dir,
+                on_progress=job.on_progress,
+                name=job.category,
+            )
+            for job in jobs
+        ]
+        outcome = train_pix2pix_stack(stack, resume=resume)
+        results = {job.category: result for job, result in zip(jobs, outcome, strict=True)}
+        if on_done is not None:
+            for job in jobs:
+                on_done(job, results[job.category])
+        return results
     results = {}
     for job in jobs:
         results[job.category] = train_generator(

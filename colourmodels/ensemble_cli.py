@@ -303,6 +303,11 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
     from .ensemble import GeneratorJob, train_generators, train_router
     from .training.common import ConfigMismatchError
 
+    if args.together and ddp is not None:
+        raise CLIError(
+            "--together steps the generators in one process on one device; under torchrun "
+            "leave it out (the processes then share each generator in turn)"
+        )
     main = ddp is None or ddp.is_main
     out = Path(args.out)
     device = ddp.device if ddp is not None else _resolve_device(args.device)
@@ -382,7 +387,7 @@ def _train(args: argparse.Namespace, ddp: Any) -> int:
             job.on_progress.close()
             record(generator_dir(job.category), result, "generator")
 
-        train_generators(config, jobs, space=space, on_done=done, **runtime)
+        train_generators(config, jobs, space=space, on_done=done, together=args.together, **runtime)
     except CheckpointError as exc:
         raise _shared_cli_error(f"cannot resume from {out}: {exc}", exc) from None
     except ConfigMismatchError as exc:
@@ -777,6 +782,11 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--workers", type=int, default=None, help="DataLoader workers")
     train.add_argument("--fast", action="store_true", help="bf16 autocast, CUDA graphs, ...")
     train.add_argument("--keep-grayscale", action="store_true")
+    train.add_argument(
+        "--together",
+        action="store_true",
+        help="step the generators together in one process on one device (not under torchrun)",
+    )
     train.add_argument("--restart", action="store_true", help="ignore an existing run")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=_cmd_train)

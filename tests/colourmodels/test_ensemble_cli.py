@@ -405,3 +405,25 @@ def test_ensemble_train_under_torchrun(tmp_path, monkeypatch):
         assert info["world_size"] == 2 and info["per_rank_batch"] == 2
         assert info["replicas_identical"]
     assert set(os.listdir(tmp_path)) == {"photos", "run", "hooks", "writes"}
+
+
+@pytest.mark.slow
+def test_generators_trained_together_equal_those_trained_one_after_another(tmp_path, capsys):
+    """``--together`` (the stacked trainer): every generator's files are the lone run's,
+    tensor for tensor, on the CPU."""
+    data = photos(tmp_path / "photos")
+    apart, together = tmp_path / "apart", tmp_path / "together"
+    assert run(capsys, "ensemble", "train", data, *TINY, "--out", apart)[0] == 0
+    code, _, err = run(capsys, "ensemble", "train", data, *TINY, "--together", "--out", together)
+    assert code == 0, err
+    for category in CATEGORIES:
+        name = f"generator-{category}"
+        for path in sorted((apart / name).glob("*.pt")):
+            _same(
+                _tensors(read_file(path)),
+                _tensors(read_file(together / name / path.name)),
+                f"{name}/{path.name}",
+            )
+    a = json.loads((apart / "ensemble.json").read_text())
+    b = json.loads((together / "ensemble.json").read_text())
+    assert _tensors(a) == _tensors(b) and b["finished"]
