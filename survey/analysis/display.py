@@ -144,7 +144,7 @@ def _condition_values(
         chi2=(
             "χ² Pearson, no continuity correction (df = 1)",
             number(t["chi2_pearson"], 4) if t else DASH,
-            "the paper's statistic",
+            "the paper's pooled χ², which ignores clustering",
         ),
         p=("p (Pearson χ²)", p_text(t["p_pearson"]) if t else DASH, ""),
         yates=(

@@ -20,6 +20,8 @@ from survey.analysis.display import (
     live,
     study_figure_downloads,
 )
+from survey.analysis.mixed import study_mixed_models
+from survey.analysis.model_display import model_board
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
 from worker.imaging import image_response, stored_thumbnail
@@ -59,6 +61,7 @@ def analysis_page(request, pk: int):
         {
             "study": study,
             "board": dashboard(analysis),
+            "models": model_board(study_mixed_models(study=study, analysis=analysis), analysis),
             "include_unfinished": analysis.include_unfinished,
             "query": "?unfinished=1" if analysis.include_unfinished else "",
         },
