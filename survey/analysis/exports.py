@@ -254,10 +254,10 @@ def inference_rows(*, study: Study, include_unfinished: bool = False) -> list[Ro
 def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     """The mixed models and equivalence tests of survey.inference (the ``glmm``, ``sdt``,
     ``tost`` and ``mixed_tost`` of each condition, the contrasts), or why they are absent."""
-    from survey.analysis.mixed import study_mixed_models  # it reads the judgements from here
+    from survey.analysis.mixed import analysis_mixed_models  # it reads the judgements from here
 
     study = Study.objects.get(pk=analysis.study_id)
-    models = study_mixed_models(study=study, analysis=analysis)
+    models = analysis_mixed_models(study=study, analysis=analysis)
     if not models.computed:
         return {"computed": False, "reason": models.reason}
     return {"computed": True, **to_jsonable(models.result)}

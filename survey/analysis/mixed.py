@@ -22,6 +22,7 @@ from survey.analysis import exports
 from survey.analysis.results import StudyAnalysis
 from survey.inference import InferenceError, Row, StudyInference, analyse_rows
 from survey.models import Study
+from survey.statistics import DEFAULT_CONFIDENCE
 
 logger = logging.getLogger(__name__)
 
@@ -76,36 +77,53 @@ def too_many_reason() -> str:
     )
 
 
-def study_mixed_models(*, study: Study, analysis: StudyAnalysis) -> MixedModels:
-    """The mixed models of the judgements ``analysis`` counts (the same participants, with or
-    without the unfinished ones), with the study's δ and α; from the cache when the same
-    judgements were fitted before. Above :data:`exports.MIXED_MODEL_LIMIT` judgements they are
-    not fitted (the reason names the command that fits them)."""
+def study_mixed_models(
+    *,
+    study: Study,
+    include_unfinished: bool = False,
+    confidence: float = DEFAULT_CONFIDENCE,
+    counted: int | None = None,
+) -> MixedModels:
+    """The mixed models of the judgements the study's tables count (finished participants,
+    or also the unfinished ones), with the study's δ and α; from the cache when the same
+    judgements were fitted before. Above :data:`exports.MIXED_MODEL_LIMIT` judgements they
+    are not fitted (the reason names the command that fits them). ``counted``: an upper bound
+    on the judgements, known beforehand (the tables' totals), which saves reading them."""
     margin, alpha = study.equivalence_margin, study.alpha
 
     def absent(reason: str) -> MixedModels:
         return MixedModels(False, reason, None, margin, alpha)
 
-    # The tables' totals first (no query): within subjects they count the shared real
-    # photographs once per condition, an upper bound that errs on the side of skipping.
-    counted = sum(c.table["n"] for c in analysis.conditions if c.table is not None)
     rows = None
-    if counted <= exports.MIXED_MODEL_LIMIT:
-        rows = exports.inference_rows(study=study, include_unfinished=analysis.include_unfinished)
+    if counted is None or counted <= exports.MIXED_MODEL_LIMIT:
+        rows = exports.inference_rows(study=study, include_unfinished=include_unfinished)
     if rows is None:
         return absent(too_many_reason())
     if not rows:
         return absent("no judgements are counted yet")
-    key = cache_key(study.pk, rows, margin, alpha, analysis.confidence)
+    key = cache_key(study.pk, rows, margin, alpha, confidence)
     found = _cache_get(key)
     if isinstance(found, MixedModels):
         return found
     started = time.perf_counter()
     try:
-        result = analyse_rows(rows, margin=margin, alpha=alpha, confidence=analysis.confidence)
+        result = analyse_rows(rows, margin=margin, alpha=alpha, confidence=confidence)
         models = MixedModels(True, "", result, margin, alpha)
     except (InferenceError, ValueError) as exc:
         models = absent(f"not computed: {exc}")
     _cache_set(key, models)
     models.fit_seconds = time.perf_counter() - started
     return models
+
+
+def analysis_mixed_models(*, study: Study, analysis: StudyAnalysis) -> MixedModels:
+    """:func:`study_mixed_models` of the judgements ``analysis`` counts."""
+    # The tables' totals (no query): within subjects they count the shared real
+    # photographs once per condition, an upper bound that errs on the side of skipping.
+    counted = sum(c.table["n"] for c in analysis.conditions if c.table is not None)
+    return study_mixed_models(
+        study=study,
+        include_unfinished=analysis.include_unfinished,
+        confidence=analysis.confidence,
+        counted=counted,
+    )

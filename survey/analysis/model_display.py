@@ -76,7 +76,9 @@ class ModelBoard:
     joint_status: Status | None = None
     notes: list[str] = field(default_factory=list)
     engine: str = ""
-    command: str = ""  # where the models are too large for the page: the command that fits them
+    command: str = ""
+    margin_text: str = ""
+    alpha_text: str = ""  # where the models are too large for the page: the command that fits them
 
 
 def _kind(verdict: str) -> str:
@@ -255,6 +257,7 @@ def _contrast(k: Contrast) -> list[str]:
 def model_board(models: MixedModels, analysis: StudyAnalysis) -> ModelBoard:
     level = f"{100 * analysis.confidence:g} %"
     board = ModelBoard(models.computed, models.reason, models.margin, models.alpha, level)
+    board.margin_text, board.alpha_text = f"{models.margin:g}", f"{models.alpha:g}"
     if not models.computed or models.result is None:
         if models.reason == too_many_reason():
             board.command = (
