@@ -106,17 +106,24 @@ def _sd(value: float | None) -> str:
     return number(value)
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """``+0.123``; a value that rounds to zero is ``+0.000``, never ``-0.000``."""
+    if round(value, digits) == 0:
+        value = 0.0
+    return f"{value:+.{digits}f}"
+
+
 def _logit(c: ConditionInference) -> str:
     g = c.glmm
     if g.intercept is None:
         return DASH
-    return f"{g.intercept:+.3f} ± {number(g.intercept_se)}"
+    return f"{signed(g.intercept)} ± {number(g.intercept_se)}"
 
 
 def _signed_interval(estimate, interval) -> str:
     if estimate is None or interval is None:
         return DASH
-    return f"{estimate:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+    return f"{signed(estimate)} [{signed(interval[0])}, {signed(interval[1])}]"
 
 
 def _rates(model_rate, model_ci, pooled, pooled_ci, few: str) -> str:
@@ -246,8 +253,8 @@ def _rows(conditions: list[ConditionInference], level: str) -> list[tuple[str, s
 def _contrast(k: Contrast) -> list[str]:
     return [
         f"{k.a} − {k.b}",
-        f"{k.estimate:+.3f}",
-        f"{k.interval[0]:+.3f} to {k.interval[1]:+.3f}",
+        signed(k.estimate),
+        f"{signed(k.interval[0])} to {signed(k.interval[1])}",
         number(k.odds_ratio),
         p_text(k.p),
         p_text(k.p_holm),

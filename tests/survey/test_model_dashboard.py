@@ -19,11 +19,11 @@ from studyplatform.researchers import researcher_create
 from survey.analysis import exports
 from survey.analysis.image_realism import IMAGE_CSV_COLUMNS
 from survey.analysis.mixed import MixedModels, study_mixed_models
-from survey.analysis.model_display import model_board, model_status
+from survey.analysis.model_display import model_board, model_status, signed
 from survey.analysis.results import study_analysis
 from survey.inference import analyse_rows
 from survey.models import Study, Trial
-from tests.survey.analysis_helpers import make_study, take_part
+from tests.survey.analysis_helpers import half_fooled, make_study, take_part
 
 pytestmark = pytest.mark.django_db
 
@@ -39,20 +39,6 @@ def ada():
 def researcher(client, ada):
     client.force_login(ada)
     return client
-
-
-def half_fooled():
-    """A rule by which every participant is fooled on every other main trial (so on half):
-    a pooled rate of 0.5 exactly, images and participants alike."""
-    seen: dict[int, int] = defaultdict(int)
-
-    def rule(i: int, trial: Trial) -> str:
-        seen[i] += 1
-        truth = "real" if trial.stimulus.is_real else "ai"
-        fooled = (i + seen[i]) % 2 == 0
-        return {"real": "ai", "ai": "real"}[truth] if fooled else truth
-
-    return rule
 
 
 @pytest.fixture
@@ -94,17 +80,27 @@ def test_the_page_shows_every_model_number_beside_the_pooled_chi2(researcher, at
     assert models.computed
     for c in models.result.conditions:
         g, s = c.glmm, c.sdt
-        assert f"{g.intercept:+.3f} ± {g.intercept_se:.3f}" in html
+        assert f"{signed(g.intercept)} ± {g.intercept_se:.3f}" in html
         assert f"{100 * g.fooling_rate:.1f} %" in html
         assert f"{g.participant_sd:.3f}" in html and f"{g.image_sd:.3f}" in html
-        assert f"{s.d_prime:+.3f} [{s.d_prime_ci[0]:+.3f}, {s.d_prime_ci[1]:+.3f}]" in html
-        assert f"{s.criterion:+.3f}" in html
+        d, (low, high) = s.d_prime, s.d_prime_ci
+        assert f"{signed(d)} [{signed(low)}, {signed(high)}]" in html
+        assert signed(s.criterion) in html
         assert "TOST p = " in html and escape(c.verdict_reason) in html
     (k,) = models.result.contrasts
-    assert f"{k.estimate:+.3f}" in html and "Holm p" in html
+    assert signed(k.estimate) in html and "Holm p" in html
     assert "Fake error rate".lower() in html.lower() and "real error rate" in html
     assert "the paper&#x27;s pooled χ², which ignores clustering" in html
     assert html.index("Holm p") < html.index("χ² Pearson, no continuity correction (df = 1)")
+
+
+def test_a_signed_number_never_reads_minus_zero():
+    assert [signed(x) for x in (-0.0001, 0.0, -0.0006, 0.1234)] == [
+        "+0.000",
+        "+0.000",
+        "-0.001",
+        "+0.123",
+    ]
 
 
 def test_a_singular_fit_says_so_in_words(researcher, at_chance):
