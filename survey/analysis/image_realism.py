@@ -187,3 +187,26 @@ def image_csv(rows, models: MixedModels, label_of: dict[int, str]) -> str:
     buffer = io.StringIO()
     SafeCsvWriter(buffer, lineterminator="\n").writerows(image_csv_rows(rows, models, label_of))
     return buffer.getvalue()
+
+
+def section_note(models: MixedModels, label: str | None) -> str:
+    """Why the realism of a condition's images (``label``; None: the shared real
+    photographs, from the joint model) needs words beside it, or ""."""
+    if not models.computed or models.result is None:
+        return f"Mixed model {models.reason}: the images are in the order of their pooled rate."
+    if label is None:
+        joint = models.result.joint
+        if joint is None or joint.converged and not joint.singular:
+            return ""
+        status = model_status(
+            fitted=bool(joint.coefficients),
+            converged=joint.converged,
+            singular=joint.singular,
+            warnings=joint.warnings,
+        )
+        return f"The joint model: {status.text}; read the realism with care."
+    by_label = {c.condition: c for c in models.result.conditions}
+    note = _condition_note(models, by_label.get(label))
+    if not note:
+        return ""
+    return f"{note[0].upper()}{note[1:]}; read the realism with care."

@@ -20,7 +20,12 @@ from survey.analysis.display import (
     live,
     study_figure_downloads,
 )
-from survey.analysis.image_realism import image_csv, most_realistic_first, realism_by_stimulus
+from survey.analysis.image_realism import (
+    image_csv,
+    most_realistic_first,
+    realism_by_stimulus,
+    section_note,
+)
 from survey.analysis.mixed import analysis_mixed_models, study_mixed_models
 from survey.analysis.model_display import model_board
 from survey.analysis.results import image_rows, study_analysis
@@ -198,6 +203,7 @@ def images_page(request, pk: int):
                 "run": condition.run,
                 "groups": groups,
                 "figure": figures[f"images-c{condition.pk}"],
+                "model_note": section_note(models, condition.label),
             }
         )
     if rows.get(None):  # within subjects: the shared real photographs
@@ -208,6 +214,7 @@ def images_page(request, pk: int):
                 "run": None,
                 "groups": shared,
                 "figure": figures["images-real"],
+                "model_note": section_note(models, None),
             }
         )
     return render(

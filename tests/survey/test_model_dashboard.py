@@ -190,6 +190,8 @@ def test_the_per_image_page_is_in_the_models_order(researcher, at_chance):
             assert cards[: len(judged)] == judged  # images nobody judged come last
             for card in judged:
                 assert f"{card['p_real']} judged Real</span> (model, " in html
+    # Every image alike (the fit is singular): the page says so beside the realism.
+    assert "The condition&#x27;s model: singular fit" in html
 
 
 def test_the_per_image_csv_has_one_row_per_image(researcher, at_chance):
