@@ -243,3 +243,23 @@ def test_the_per_image_csv_has_one_row_per_image(researcher, at_chance):
         assert [int(r["model_rank"]) for r in group] == list(range(1, len(group) + 1))
         realism = [float(r["model_p_real"]) for r in group]
         assert realism == sorted(realism, reverse=True)
+
+
+def test_within_subjects_the_shared_photographs_have_the_joint_models_realism(
+    researcher, tmp_path, ada
+):
+    study = make_study(tmp_path, owner=ada, design=Study.Design.WITHIN)
+    for i in range(8):
+        take_part(study, i)
+    response = researcher.get(reverse("study_images", args=[study.pk]))
+    shared = response.context["sections"][-1]
+    assert shared["title"] == "Real photographs (shared)"
+    cards = [card for _, _, group in shared["groups"] for card in group if card["image"].n]
+    assert cards and all(card["model"] is not None for card in cards)
+    models = study_mixed_models(study=study)
+    expected = {i.image: 1 - i.fooling_rate for i in models.result.joint.shared_images}
+    for card in cards:
+        assert card["model"].p_real == pytest.approx(expected[str(card["image"].scene_id)])
+    rows = _csv(researcher.get(reverse("export_images_csv", args=[study.pk])).content.decode())
+    real = [r for r in rows if r["condition_id"] == "" and int(r["n"])]
+    assert real and all(r["truth"] == "real" and r["model_p_real"] for r in real)
