@@ -205,6 +205,9 @@ class JointModel:
     singular: bool
     vcov_method: str | None
     warnings: list[str] = field(default_factory=list)
+    #: The real photographs shared by every condition (within subjects), at their own
+    #: level's rate: one realism per photograph where the conditions' models each give one.
+    shared_images: list[ImageRealism] = field(default_factory=list)
 
 
 @dataclass
@@ -351,19 +354,25 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
     )
 
 
-def _images(rows: list[Row], fit: GLMMFit, confidence: float) -> list[ImageRealism]:
+def _images(
+    rows: list[Row], fit: GLMMFit, confidence: float, intercept: float | None = None
+) -> list[ImageRealism]:
+    """The images of ``rows`` (of the fit's image term), their rates at ``intercept`` (the
+    fit's first coefficient unless given)."""
     counts: dict[tuple[str, str], list[int]] = {}
     for r in rows:
         tally = counts.setdefault((r.image, r.truth), [0, 0])
         tally[0] += 1
         tally[1] += r.fooled
-    b0 = float(fit.beta[0])
+    b0 = float(fit.beta[0]) if intercept is None else intercept
     term = fit.terms[1]
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     images = []
     for (image, truth), effect, sd in zip(
         term.levels, term.modes[:, 0], term.mode_sd[:, 0], strict=True
     ):
+        if (image, truth) not in counts:
+            continue
         n, fooled = counts[(image, truth)]
         low, high = effect - z * sd, effect + z * sd
         rate = float(special.expit(b0 + effect))
@@ -491,6 +500,10 @@ def joint_model(
         vcov_method=fit.vcov_method,
         warnings=list(fit.warnings),
     )
+    shared = [r for r in rows if r.condition is None]
+    if shared:
+        level = fit.beta[0] + fit.beta[beta_names.index(f"condition {SHARED_REAL}")]
+        joint.shared_images = _images(shared, fit, confidence, float(level))
     return joint, _contrasts(fit, names, confidence)
 
 

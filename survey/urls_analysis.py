@@ -16,6 +16,7 @@ urlpatterns = [
         name="export_tables_json",
     ),
     path("studies/<int:pk>/export/tables.tex", views.export_tables_tex, name="export_tables_tex"),
+    path("studies/<int:pk>/export/images.csv", views.export_images_csv, name="export_images_csv"),
     path(
         "studies/<int:pk>/export/judgements.csv",
         views.export_judgements_csv,

@@ -144,7 +144,7 @@ def _condition_values(
         chi2=(
             "χ² Pearson, no continuity correction (df = 1)",
             number(t["chi2_pearson"], 4) if t else DASH,
-            "the paper's statistic",
+            "the paper's pooled χ², which ignores clustering",
         ),
         p=("p (Pearson χ²)", p_text(t["p_pearson"]) if t else DASH, ""),
         yates=(
@@ -309,11 +309,18 @@ def rt_scale(distributions) -> dict[str, float]:
     return {"width": max(width, RT_BIN_MS), "upto": upto}
 
 
-def image_cards(rows: list[ImageRow]) -> list[dict[str, Any]]:
-    """The per-image view's captions."""
+def image_cards(rows: list[ImageRow], realism: dict | None = None) -> list[dict[str, Any]]:
+    """The per-image view's captions; ``realism``: stimulus id -> the model's
+    :class:`survey.analysis.image_realism.Realism` (the P(judged Real) shown beside)."""
+    realism = realism or {}
     return [
         {
             "image": r,
+            "model": realism.get(r.stimulus_id),
+            "p_real": pct(realism[r.stimulus_id].p_real, 0) if r.stimulus_id in realism else "",
+            "p_real_interval": pct_interval(realism[r.stimulus_id].p_real_ci, 0)
+            if r.stimulus_id in realism
+            else "",
             "percent": round(100 * r.rate) if r.rate is not None else 0,
             "rate": pct(r.rate, 0),
             "interval": pct_interval(r.interval, 0),

@@ -26,7 +26,7 @@ from survey.analysis.exclusion import (
     study_participants,
 )
 from survey.analysis.results import RUN_METRICS, ConditionResult, StudyAnalysis
-from survey.inference import InferenceError, Row, analyse_rows
+from survey.inference import Row
 from survey.models import Study, Trial
 from survey.statistics import (
     dumps_json,
@@ -254,31 +254,13 @@ def inference_rows(*, study: Study, include_unfinished: bool = False) -> list[Ro
 def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     """The mixed models and equivalence tests of survey.inference (the ``glmm``, ``sdt``,
     ``tost`` and ``mixed_tost`` of each condition, the contrasts), or why they are absent."""
-    # The tables' totals first (no query): within subjects they count the shared real
-    # photographs once per condition, an upper bound that errs on the side of skipping.
-    counted = sum(c.table["n"] for c in analysis.conditions if c.table is not None)
-    rows = None
+    from survey.analysis.mixed import analysis_mixed_models  # it reads the judgements from here
+
     study = Study.objects.get(pk=analysis.study_id)
-    if counted <= MIXED_MODEL_LIMIT:
-        rows = inference_rows(study=study, include_unfinished=analysis.include_unfinished)
-    if rows is None:
-        reason = (
-            f"not computed here: more than {MIXED_MODEL_LIMIT:,} judgements; run "
-            "manage.py analyse_judgements on judgements.csv"
-        )
-        return {"computed": False, "reason": reason}
-    if not rows:
-        return {"computed": False, "reason": "no judgements are counted yet"}
-    try:
-        result = analyse_rows(
-            rows,
-            margin=study.equivalence_margin,
-            alpha=study.alpha,
-            confidence=analysis.confidence,
-        )
-    except (InferenceError, ValueError) as exc:
-        return {"computed": False, "reason": f"not computed: {exc}"}
-    return {"computed": True, **to_jsonable(result)}
+    models = analysis_mixed_models(study=study, analysis=analysis)
+    if not models.computed:
+        return {"computed": False, "reason": models.reason}
+    return {"computed": True, **to_jsonable(models.result)}
 
 
 def tables_json(analysis: StudyAnalysis) -> str:

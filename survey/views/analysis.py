@@ -20,6 +20,14 @@ from survey.analysis.display import (
     live,
     study_figure_downloads,
 )
+from survey.analysis.image_realism import (
+    image_csv,
+    most_realistic_first,
+    realism_by_stimulus,
+    section_note,
+)
+from survey.analysis.mixed import analysis_mixed_models, study_mixed_models
+from survey.analysis.model_display import model_board
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
 from worker.imaging import image_response, stored_thumbnail
@@ -59,6 +67,7 @@ def analysis_page(request, pk: int):
         {
             "study": study,
             "board": dashboard(analysis),
+            "models": model_board(analysis_mixed_models(study=study, analysis=analysis), analysis),
             "include_unfinished": analysis.include_unfinished,
             "query": "?unfinished=1" if analysis.include_unfinished else "",
         },
@@ -149,13 +158,23 @@ def export_judgements_csv(request, pk: int):
     return response
 
 
+def _image_realism(request, pk: int):
+    """The study, whether unfinished participants count, the per-image rows, the mixed
+    models, their realism per stimulus and the conditions' labels (id -> label)."""
+    study = study_for_user(request.user, pk)
+    include_unfinished = _unfinished(request)
+    rows = image_rows(study=study, include_unfinished=include_unfinished)
+    models = study_mixed_models(study=study, include_unfinished=include_unfinished)
+    label_of = dict(study.conditions.order_by("pk").values_list("pk", "label"))
+    realism = realism_by_stimulus(rows, models, label_of)
+    return study, include_unfinished, rows, models, realism, label_of
+
+
 @researcher_required
 @never_cache
 @require_GET
 def images_page(request, pk: int):
-    study = study_for_user(request.user, pk)
-    include_unfinished = _unfinished(request)
-    rows = image_rows(study=study, include_unfinished=include_unfinished)
+    study, include_unfinished, rows, models, realism, _ = _image_realism(request, pk)
     figures = {
         name: figure_html(
             slot.spec,
@@ -167,12 +186,16 @@ def images_page(request, pk: int):
         )
         for name, slot in image_figure_slots(study, rows).items()
     }
+
+    def cards(images):
+        return image_cards(most_realistic_first(images, realism), realism)
+
     sections = []
     for condition in study.conditions.select_related("run").order_by("pk"):
         images = rows.get(condition.pk, [])
         groups = [
-            ("ai", "AI images", image_cards([r for r in images if not r.is_real])),
-            ("real", "Real photographs", image_cards([r for r in images if r.is_real])),
+            ("ai", "AI images", cards([r for r in images if not r.is_real])),
+            ("real", "Real photographs", cards([r for r in images if r.is_real])),
         ]
         sections.append(
             {
@@ -180,16 +203,18 @@ def images_page(request, pk: int):
                 "run": condition.run,
                 "groups": groups,
                 "figure": figures[f"images-c{condition.pk}"],
+                "model_note": section_note(models, condition.label),
             }
         )
     if rows.get(None):  # within subjects: the shared real photographs
-        shared = [("real", "Real photographs", image_cards(rows[None]))]
+        shared = [("real", "Real photographs", cards(rows[None]))]
         sections.append(
             {
                 "title": "Real photographs (shared)",
                 "run": None,
                 "groups": shared,
                 "figure": figures["images-real"],
+                "model_note": section_note(models, None),
             }
         )
     return render(
@@ -198,9 +223,23 @@ def images_page(request, pk: int):
         {
             "study": study,
             "sections": sections,
+            "models": models,
             "include_unfinished": include_unfinished,
             "query": "?unfinished=1" if include_unfinished else "",
         },
+    )
+
+
+@researcher_required
+@require_GET
+def export_images_csv(request, pk: int):
+    """One row per image: pooled counts and rate, the share judged Real (the soft label) and
+    the model's realism with its interval."""
+    study, _, rows, models, _, label_of = _image_realism(request, pk)
+    return _download(
+        image_csv(rows, models, label_of),
+        "text/csv",
+        f"study-{study.pk}-images{_suffix(request)}.csv",
     )
 
 

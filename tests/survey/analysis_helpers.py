@@ -44,6 +44,20 @@ def pattern(i: int, trial: Trial) -> str:
     return "ai" if (i + trial.position) % 3 == 0 else "real"
 
 
+def half_fooled() -> Rule:
+    """A rule by which every participant is fooled on every other main trial (so on half):
+    a pooled rate of 0.5 exactly, images and participants alike."""
+    seen: Counter = Counter()
+
+    def rule(i: int, trial: Trial) -> str:
+        seen[i] += 1
+        truth = "real" if trial.stimulus.is_real else "ai"
+        fooled = (i + seen[i]) % 2 == 0
+        return {"real": "ai", "ai": "real"}[truth] if fooled else truth
+
+    return rule
+
+
 def take_part(
     study: Study,
     i: int,

@@ -1,7 +1,7 @@
 """The analysis pages and downloads: researchers only, the dashboard shows the tables with
 their statistics beside the runs' metrics and updates as answers arrive, downloads are
 attachments equal to the export builders' output, the per-image view orders thumbnails by
-fooling rate."""
+the mixed model's realism."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ PAGES = [
     "export_tables_tex",
     "export_judgements_csv",
     "export_runs_tex",
+    "export_images_csv",
 ]
 
 
@@ -186,7 +187,7 @@ def test_unfinished_participants_on_request(researcher, study):
     assert "with-unfinished" in researcher.get(csv_url)["Content-Disposition"]
 
 
-def test_the_per_image_view_orders_thumbnails_by_fooling_rate(researcher, study):
+def test_the_per_image_view_orders_thumbnails_by_model_realism(researcher, study):
     response = researcher.get(reverse("study_images", args=[study.pk]))
     assert response.status_code == 200
     html = response.content.decode()
@@ -194,8 +195,8 @@ def test_the_per_image_view_orders_thumbnails_by_fooling_rate(researcher, study)
     assert [s["title"] for s in sections] == ["warm", "cool & co_1"]
     for section in sections:
         for _, _, cards in section["groups"]:
-            rates = [card["image"].rate for card in cards if card["image"].rate is not None]
-            assert rates == sorted(rates, reverse=True)
+            realism = [card["model"].p_real for card in cards if card["model"] is not None]
+            assert realism == sorted(realism, reverse=True)
             for card in cards:
                 url = reverse("stimulus_analysis_thumbnail", args=[card["image"].stimulus_id])
                 assert url in html
