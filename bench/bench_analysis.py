@@ -142,11 +142,12 @@ def build(judgements: int) -> int:
         cursor.execute(
             """
             INSERT INTO survey_participant (study_id, condition_id, public_id, user_agent,
-                started_at, last_active_at, completed_at, withdrawn_at)
+                started_at, last_active_at, completed_at, withdrawn_at, is_pilot)
             SELECT %(study)s, (%(conditions)s::bigint[])[g %% %(k)s + 1], 'bench-' || g, '',
                 now(), now(),
                 CASE WHEN g %% 33 = 5 THEN NULL ELSE now() END,
-                CASE WHEN g %% 1000 = 999 AND g %% 33 <> 5 THEN now() END
+                CASE WHEN g %% 1000 = 999 AND g %% 33 <> 5 THEN now() END,
+                false
             FROM generate_series(0, %(p)s - 1) g
             """,
             {"study": study.pk, "conditions": conditions, "k": k, "p": p},
