@@ -112,11 +112,12 @@ def test_focus_lost_hidden_page_and_held_up_frames_are_recorded_and_flagged(
 ):
     page = open_page(**PHONE)
     public_id = start(page, study)
-    # 1: another page takes the focus while the image is up (real focus, not emulated).
+    # 1: another page takes the focus during the trial (real focus, not emulated).
     page.context.new_cdp_session(page).send(
         "Emulation.setFocusEmulationEnabled", {"enabled": False}
     )
     wait_shown(page, 1)
+    expect(page.locator("#mask")).to_be_visible()  # after the exposure, before the answer
     other = page.context.new_page()
     other.bring_to_front()
     page.wait_for_function("() => !document.hasFocus()")
@@ -159,7 +160,8 @@ def test_focus_lost_hidden_page_and_held_up_frames_are_recorded_and_flagged(
         390,
         844,
     )
-    assert first.blurred and not first.hidden and not first.flagged  # a focus loss: recorded
+    # A focus loss: recorded, not flagged.
+    assert first.blurred and not first.hidden and not first.flagged, first.exposure_ms
     assert second.hidden and second.flagged and not second.missed_target
     assert third.exposure_ms >= 2 * EXPOSURE_MS and third.missed_target and third.flagged
     assert not third.hidden
