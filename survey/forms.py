@@ -82,6 +82,7 @@ class StudyForm(forms.ModelForm):
             "instructed_checks",
             "instructed_checks_exclude",
             "exposure_ms",
+            "drop_flagged_displays",
             "estimated_minutes",
             "time_limit_minutes",
             "language",
@@ -110,6 +111,8 @@ class StudyForm(forms.ModelForm):
             "images_per_participant": "Images per participant (half real, half AI)",
             "target_participants_per_condition": "Target participants per condition",
             "exposure_ms": "Exposure time (ms)",
+            "drop_flagged_displays": "Leave out of the analysis the trials whose display was "
+            "flagged",
             "estimated_minutes": "Estimated time to take part (minutes)",
             "time_limit_minutes": "Time limit (minutes)",
             "instructed_checks": "Instructed-response checks",
@@ -130,6 +133,11 @@ class StudyForm(forms.ModelForm):
             "rejection policy. On: failing any one also excludes the participant from the "
             "analysis, as a failed colour-inverted check does.",
             "exposure_ms": "Empty: each image stays until answered. E.g. 1000 hides it after 1 s.",
+            "drop_flagged_displays": "Each trial's display is measured in the participant's "
+            "browser. Flagged: the measured exposure missed the exposure time by more than one "
+            "screen refresh, or the page was hidden during the trial. Off (the default): "
+            "flagged trials count as any other; the display report lists them. Frozen when the "
+            "study opens.",
             "estimated_minutes": "As you tell Prolific.",
             "time_limit_minutes": "A participant silent this long without finishing gives up "
             "their place to someone else. Empty: Prolific's maximum time for the estimate "

@@ -127,6 +127,10 @@ class Study(models.Model):
     hypotheses = models.TextField(blank=True)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: Leave out of the analysis the main trials whose display was flagged (the measured
+    #: exposure missed the target by more than a frame, or the page was hidden:
+    #: :class:`TrialDisplay`); frozen at opening. Off: flagged trials count as any other.
+    drop_flagged_displays = models.BooleanField(default=False)
     #: How long taking part should take, in minutes (what Prolific is told).
     estimated_minutes = models.PositiveIntegerField(default=5)
     #: A participant silent this long without finishing gives up their place (None:
@@ -383,6 +387,64 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant} #{self.position}"
+
+
+class TrialDisplay(models.Model):
+    """How a trial's image was displayed, as the participant's browser measured it
+    (survey.services.display_timing validates what it sends; survey/static display_timing.js
+    measures). One per answered trial, stored with the answer in its transaction; bad or
+    missing measurements never cost the answer: a value out of its range is stored as
+    NULL and named in ``problems``.
+
+    Times are in ms on the browser's ``requestAnimationFrame`` clock: ``exposure_ms`` runs
+    from the frame the image was first drawn in to the first frame without it. Sizes are
+    CSS pixels."""
+
+    class Status(models.TextChoices):
+        MEASURED = "measured", "measured"
+        #: The answer came without any measurement (no JavaScript: a plain form).
+        NOT_MEASURED = "not_measured", "not measured"
+        #: A measurement came but could not be read at all (not a JSON object).
+        REFUSED = "refused", "refused"
+
+    trial = models.OneToOneField(
+        Trial, primary_key=True, on_delete=models.CASCADE, related_name="display"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices)
+    #: The study's exposure time when answered (None: until answered).
+    target_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: Frames the browser aimed for: the whole number nearest target_ms / frame_ms.
+    target_frames = models.PositiveIntegerField(null=True, blank=True)
+    exposure_ms = models.FloatField(null=True, blank=True)
+    #: The median frame interval over a warm-up before the trial (1000 / refresh rate).
+    frame_ms = models.FloatField(null=True, blank=True)
+    device_pixel_ratio = models.FloatField(null=True, blank=True)
+    window_width = models.PositiveIntegerField(null=True, blank=True)
+    window_height = models.PositiveIntegerField(null=True, blank=True)
+    image_width = models.FloatField(null=True, blank=True)
+    image_height = models.FloatField(null=True, blank=True)
+    #: During the trial (image first drawn to answer): the page was hidden (another tab,
+    #: minimised), the window lost the focus, the page left full screen.
+    hidden = models.BooleanField(null=True)
+    blurred = models.BooleanField(null=True)
+    left_fullscreen = models.BooleanField(null=True)
+    #: Answered while the image was still shown (before the exposure ended): no exposure
+    #: is measured, and a short one is the participant's doing, not the display's.
+    answered_early = models.BooleanField(null=True)
+    #: The measured exposure missed the target by more than one frame.
+    missed_target = models.BooleanField(default=False)
+    #: missed_target or hidden: the study may drop such trials
+    #: (:attr:`Study.drop_flagged_displays`).
+    flagged = models.BooleanField(default=False)
+    #: What the server refused of the measurement, in words ("" when nothing).
+    problems = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"display of trial {self.trial_id} ({self.status})"
+
+    @property
+    def refresh_hz(self) -> float | None:
+        return 1000 / self.frame_ms if self.frame_ms else None
 
 
 class ParticipantTally(models.Model):

@@ -4,11 +4,27 @@ thumbnails and downloads."""
 from django.urls import path
 
 from survey.views import analysis as views
+from survey.views import display_report
 
 urlpatterns = [
     path("studies/<int:pk>/analysis/", views.analysis_page, name="study_analysis"),
     path("studies/<int:pk>/analysis.json", views.analysis_json, name="study_analysis_json"),
     path("studies/<int:pk>/images/", views.images_page, name="study_images"),
+    path(
+        "studies/<int:pk>/display/",
+        display_report.display_report_page,
+        name="study_display_report",
+    ),
+    path(
+        "studies/<int:pk>/export/display.csv",
+        display_report.export_display_csv,
+        name="export_display_csv",
+    ),
+    path(
+        "studies/<int:pk>/export/display.json",
+        display_report.export_display_json,
+        name="export_display_json",
+    ),
     path("studies/<int:pk>/export/tables.csv", views.export_tables_csv, name="export_tables_csv"),
     path(
         "studies/<int:pk>/export/tables.json",

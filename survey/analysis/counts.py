@@ -37,7 +37,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Greatest, Ln
 
-from survey.analysis.exclusion import AI, MAIN, REAL, included_participants, measured_trials
+from survey.analysis.exclusion import (
+    AI,
+    MAIN,
+    REAL,
+    included_participants,
+    kept_displays,
+    measured_trials,
+)
 from survey.models import ParticipantTally, Study, Trial
 from survey.statistics import CELLS
 
@@ -97,7 +104,10 @@ def participant_tallies(*, study: Study) -> QuerySet:
     main trials as the four cells and the sums of the log response times to real and to AI
     images (divided by the row's judgements: the log of the geometric mean). Every
     participant of the study: the exclusion rule is applied to these rows."""
-    return _tallied(Trial.objects.filter(stimulus__study=study))
+    trials = Trial.objects.filter(stimulus__study=study)
+    if study.drop_flagged_displays:
+        trials = trials.exclude(display__flagged=True)
+    return _tallied(trials)
 
 
 TALLY_COLUMNS = (*CELLS, "log_rt_real", "log_rt_ai")
@@ -108,8 +118,9 @@ def tallies_store(*, participant_ids: Iterable[int] | QuerySet) -> int:
     (their ids, or a queryset of ids), counted from their trials; returns how many tally
     rows were stored. A finished participation never changes, so this runs once, when the
     participant's last answer is stored (:func:`survey.services.trials.trial_answer`);
-    tallies stored already are left as they are."""
-    source = _tallied(Trial.objects.filter(participant_id__in=participant_ids))
+    tallies stored already are left as they are. Trials whose display was flagged are left
+    out where the study drops them (a setting frozen at opening: a tally stays right)."""
+    source = _tallied(kept_displays(Trial.objects.filter(participant_id__in=participant_ids)))
     sql, params = source.query.sql_with_params()
     columns = ", ".join(TALLY_COLUMNS)
     with connection.cursor() as cursor:

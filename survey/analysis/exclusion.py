@@ -18,7 +18,11 @@ says it in words and the dashboard shows it). Counted are the *main* trials, ans
 * a participant who has not answered every trial (``completed_at`` NULL: dropped out, or
   still in progress) is excluded, unless ``include_unfinished`` is asked for, in which case
   their answered main trials count;
-* withdrawn participants have no trials left (their data was deleted); they are listed.
+* withdrawn participants have no trials left (their data was deleted); they are listed;
+* a main trial whose display was flagged (:class:`survey.models.TrialDisplay`: the measured
+  exposure missed the target by more than one frame, or the page was hidden during it) is
+  left out only if the researcher chose so (``Study.drop_flagged_displays``, frozen at
+  opening; off by default): :func:`kept_displays`.
 
 The tables, the per-participant statistics, the per-image rates, the response times and
 the exports all go through :func:`exclusion_rules` (:func:`included_participants`,
@@ -42,6 +46,7 @@ from django.db.models import (
     When,
 )
 
+from studyplatform.words import counted
 from survey.models import Participant, Stimulus, Study, Trial
 
 MAIN, ATTENTION = Stimulus.Role.MAIN, Stimulus.Role.ATTENTION
@@ -74,6 +79,12 @@ INSTRUCTED_EXCLUDING = (
     "in any of them is excluded altogether (the researcher's choice)."
 )
 
+DISPLAYS_DROPPED = (
+    "Trials whose display was flagged (the measured exposure missed the target by more "
+    "than one frame, or the page was hidden during the trial) are left out (the "
+    "researcher's choice): {dropped} so far; the display report lists them."
+)
+
 #: Exclusion reasons, in the order they are checked (the first that applies is given).
 WITHDRAWN, FAILED_ATTENTION, UNFINISHED = "withdrawn", "failed attention check", "unfinished"
 FAILED_INSTRUCTED = "failed instructed-response check"
@@ -88,7 +99,31 @@ def exclusion_rule_text(
     if study is not None and study.instructed_checks:
         excluding = study.instructed_checks_exclude
         rule.append(INSTRUCTED_EXCLUDING if excluding else INSTRUCTED_NOT_EXCLUDING)
+    if study is not None and study.drop_flagged_displays:
+        dropped = dropped_displays(study=study, include_unfinished=include_unfinished)
+        rule.append(DISPLAYS_DROPPED.format(dropped=counted(dropped, "trial")))
     return rule
+
+
+def kept_displays(trials: QuerySet) -> QuerySet:
+    """``trials`` less those whose display was flagged, where their study drops them
+    (``Study.drop_flagged_displays``; a trial without a measured display is kept)."""
+    return trials.exclude(participant__study__drop_flagged_displays=True, display__flagged=True)
+
+
+def dropped_displays(*, study: Study, include_unfinished: bool = False) -> int:
+    """The answered main trials of included participants left out for their flagged
+    display (0 unless the study drops them)."""
+    if not study.drop_flagged_displays:
+        return 0
+    return Trial.objects.filter(
+        participant__in=included_participants(
+            study=study, include_unfinished=include_unfinished
+        ).values("pk"),
+        kind=MAIN,
+        answer__isnull=False,
+        display__flagged=True,
+    ).count()
 
 
 def study_participants(study: Study) -> QuerySet:
@@ -155,14 +190,18 @@ def included_participants(*, study: Study, include_unfinished: bool = False) -> 
 
 
 def measured_trials(*, study: Study, include_unfinished: bool = False) -> QuerySet:
-    """The judgements that count: answered main trials of the included participants."""
-    return Trial.objects.filter(
+    """The judgements that count: answered main trials of the included participants (less
+    those whose display was flagged, where the study drops them)."""
+    trials = Trial.objects.filter(
         participant__in=included_participants(
             study=study, include_unfinished=include_unfinished
         ).values("pk"),
         kind=MAIN,
         answer__isnull=False,
     )
+    if study.drop_flagged_displays:
+        trials = trials.exclude(display__flagged=True)
+    return trials
 
 
 def participant_exclusions(*, study: Study, include_unfinished: bool = False) -> dict[int, str]:

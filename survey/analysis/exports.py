@@ -432,7 +432,8 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
     """Every answered trial of the study's participants (pilot ones are no part of it;
     practice and checks flagged, instructed-response checks as attention checks; excluded
     participants named), in participant and position order. ``counted`` is 1 exactly for
-    the judgements the tables count. Participants appear by their database id only."""
+    the judgements the tables count (not a flagged display where the study drops them).
+    Participants appear by their database id only."""
     excluded = participant_exclusions(study=study, include_unfinished=include_unfinished)
     language = study.language
     trials = (
@@ -452,8 +453,10 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "rt_ms",
             "position",
             "kind",
+            "display__flagged",
         )
     )
+    drops = study.drop_flagged_displays
     for (
         participant,
         condition,
@@ -466,6 +469,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         rt_ms,
         position,
         kind,
+        flagged,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -486,7 +490,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             int(kind == "practice"),
             int(kind in (ATTENTION, INSTRUCTED)),
             reason,
-            int(kind == MAIN and not reason),
+            int(kind == MAIN and not reason and not (drops and flagged)),
             language,
         ]
 

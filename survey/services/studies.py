@@ -148,7 +148,8 @@ def pilot_remove(*, study: Study) -> tuple[int, int]:
     with transaction.atomic():
         locked = Study.objects.select_for_update().get(pk=study.pk)
         pilots = Participant.objects.filter(study=locked, is_pilot=True)
-        trials, _ = Trial.objects.filter(participant__in=pilots.values("pk")).delete()
+        _, deleted = Trial.objects.filter(participant__in=pilots.values("pk")).delete()
+        trials = deleted.get(Trial._meta.label, 0)  # not their displays, deleted with them
         people = pilots.count()
         pilots.delete()
         never_opened = locked.opened_at is None and locked.status != Study.Status.PREPARING

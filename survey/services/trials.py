@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from survey.analysis.counts import tallies_store
 from survey.models import Participant, Trial
+from survey.services.display_timing import trial_display_store
 from survey.services.errors import ParticipationError, TrialError
 
 #: Response times above this are refused as implausible (a tab left open: one hour).
@@ -55,7 +56,12 @@ class AnswerResult:
 
 
 def trial_answer(
-    *, participant: Participant, position: int, answer: str, rt_ms: int
+    *,
+    participant: Participant,
+    position: int,
+    answer: str,
+    rt_ms: int,
+    display: str | None = None,
 ) -> AnswerResult:
     """Store the answer to trial ``position`` once. A repeated (or concurrent) answer to an
     answered trial returns the stored trial unchanged. The last answer completes the
@@ -63,7 +69,11 @@ def trial_answer(
     same transaction. A newly stored answer's result carries the next trial, marked shown,
     so that the caller needs no further query to send it. Raises :class:`TrialError` for an
     unknown trial, an answer out of order or a bad value, :class:`ParticipationError` for a
-    withdrawn participant."""
+    withdrawn participant.
+
+    ``display``: what the browser measured of the trial's display (a JSON object as text;
+    None: nothing, a plain form), stored with a newly stored answer whatever it holds
+    (:mod:`survey.services.display_timing`: bad values are dropped, never the answer)."""
     if answer not in Trial.Answer.values:
         raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
@@ -95,6 +105,7 @@ def trial_answer(
         trial.rt_ms = rt_ms
         trial.answered_at = now
         trial.save(update_fields=["answer", "rt_ms", "answered_at"])
+        trial_display_store(trial=trial, raw=display, target_ms=participant.study.exposure_ms)
         following = next((t for t in rows if t.answer is None and t.position != position), None)
         fields = {"last_active_at": now}
         if following is None:

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from survey.models import Participant, Stimulus, Study, Withdrawal
+from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
 from survey.services.errors import ParticipationError
 
 
@@ -60,7 +60,8 @@ def participant_withdraw(
         if participant.released_at is None and not participant.is_pilot:
             shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
             Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
-        removed, _ = participant.trials.all().delete()
+        _, deleted = participant.trials.all().delete()
+        removed = deleted.get(Trial._meta.label, 0)  # not their displays, deleted with them
         participant.withdrawn_at = timezone.now()
         participant.user_agent = ""
         participant.prolific_study_id = None

@@ -34,6 +34,7 @@ from survey.participation import (
 from survey.ratelimit import start_allowed
 from survey.selectors import study_get_by_slug
 from survey.services.assignment import participant_start
+from survey.services.display_timing import FIELD as DISPLAY_FIELD
 from survey.services.errors import (
     ParticipationError,
     StudyError,
@@ -357,6 +358,7 @@ def participant_answer(request, public_id: str):
             position=position,
             answer=request.POST.get("answer", ""),
             rt_ms=_rt_from(request, participant, position),
+            display=request.POST.get(DISPLAY_FIELD),
         )
     except (ValueError, TrialError, ParticipationError, ObjectDoesNotExist) as exc:
         if not wants_json:

@@ -195,6 +195,7 @@ def test_every_field_is_copied_or_left_on_purpose():
         "consent_text",
         "instructions",
         "exposure_ms",
+        "drop_flagged_displays",
         "estimated_minutes",
         "time_limit_minutes",
         "redirect_url",

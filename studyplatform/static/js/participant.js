@@ -31,7 +31,7 @@
   let shownAt = null;
   let busy = false;
   let pending = null;
-  let hideTimer = null;
+  let display = null;
   let continueWith = null;
   const previewAnswers = [];
   const preloaded = new Map();
@@ -49,7 +49,7 @@
     current = trial;
     shownAt = null;
     enable(false);
-    clearTimeout(hideTimer);
+    if (display) display.finish();
     field("number").textContent = numbers.format(trial.position);
     field("total").textContent = numbers.format(trial.total);
     field("practice").hidden = !trial.practice;
@@ -71,17 +71,13 @@
     loaded
       .then(function () { return img.decode ? img.decode().catch(function () {}) : null; })
       .then(function () {
-        img.style.visibility = "visible";
-        // The next frame is the first one painted with the image: time starts there.
-        requestAnimationFrame(function () {
-          shownAt = performance.now();
-          enable(true);
-          if (exposureMs > 0) {
-            hideTimer = setTimeout(function () {
-              img.style.visibility = "hidden";
-              mask.hidden = false;
-            }, exposureMs);
-          }
+        // Shown and hidden on screen refreshes, measured (display_timing.js); the response
+        // time starts at the first frame drawn with the image.
+        display = window.DisplayTiming.trial(exposureMs);
+        display.present(img, {
+          show: function () { img.style.visibility = "visible"; },
+          hide: function () { img.style.visibility = "hidden"; mask.hidden = false; },
+          shown: function (t) { shownAt = t; enable(true); },
         });
       })
       .catch(function () { failed(function () { show(trial); }); });
@@ -97,8 +93,10 @@
     if (busy || shownAt === null || !feedbackBox.hidden) return;
     busy = true;
     enable(false);
-    clearTimeout(hideTimer);
-    pending = { position: current.position, answer: value, rt_ms: Math.round(performance.now() - shownAt) };
+    pending = {
+      position: current.position, answer: value, rt_ms: Math.round(performance.now() - shownAt),
+      display: JSON.stringify(display.finish()),
+    };
     send();
   }
 
@@ -107,6 +105,7 @@
     if (preview) return handle(previewNext(pending));
     const body = new URLSearchParams({
       position: pending.position, answer: pending.answer, rt_ms: pending.rt_ms,
+      display: pending.display,
     });
     fetch(answerUrl, {
       method: "POST",
