@@ -30,6 +30,7 @@ from django.urls import reverse
 
 from studyplatform.researchers import researcher_create
 from studyplatform.sharing import share_set
+from survey.analysis.display import number, pct
 from survey.inference import analyse_rows, read_rows
 from survey.models import PreRegistration, Study
 from survey.preregistration import (
@@ -335,10 +336,10 @@ def _same_tost(mine: dict, page: dict) -> None:
     assert mine["verdict"] == page["verdict"]
 
 
-def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
-    client, answered, tmp_path
-):
-    study = answered
+def _check_bundle(client, study: Study, tmp_path: Path, labels: set[str], *, glmer: bool):
+    """Download and extract the bundle, check its contents, run both scripts and compare
+    their numbers with tables.json and the dashboard's printed ones; ``glmer``: compare
+    R's glmer estimates with the page's too (within the issue's tolerances)."""
     root = _extract(client, study, tmp_path)
     names = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     expected = {
@@ -372,9 +373,10 @@ def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
     page = json.loads((root / "tables" / "tables.json").read_text())
     mixed_page = page["mixed_models"]
     assert mixed_page["computed"], mixed_page
-    # The pooled numbers as the dashboard shows them (the analysis JSON the page polls).
-    live = json.loads(client.get(reverse("study_analysis_json", args=[study.pk])).content)
-    assert live
+    # The numbers as the dashboard prints them (the live data the page polls).
+    fields = json.loads(client.get(reverse("study_analysis_json", args=[study.pk])).content)[
+        "fields"
+    ]
 
     env_python = _run([sys.executable, "analysis.py"], root)
     env_r = _run([_rscript(), "analysis.R"], root)
@@ -382,9 +384,13 @@ def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
     for result in (env_python, env_r):
         assert result["mixed_models"]["margin"] == 0.1  # the study's δ, from the plan
         mine = _by(result["conditions"], "label")
-        assert set(mine) == set(pages) == {"warm", "cool & co_1"}
-        for label in pages:
-            _same_pooled(mine[label], pages[label])
+        assert set(mine) == set(pages) == labels
+        for label, c in pages.items():
+            _same_pooled(mine[label], c)
+            t, key = mine[label]["table"], f"c{c['condition_id']}"
+            assert fields[f"{key}-n"] == str(t["n"])
+            assert fields[f"{key}-fooling_rate"] == pct(t["fooling_rate"])
+            assert fields[f"{key}-chi2"] == number(t["chi2_pearson"], 4)
         models = _by(result["mixed_models"]["conditions"], "condition")
         for label, reference in _by(mixed_page["conditions"], "condition").items():
             m = models[label]
@@ -412,6 +418,8 @@ def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
         for key in ("estimate", "se", "p", "p_holm"):
             _close(mine[key], ref[key], 1e-6)
 
+    if not glmer:
+        return
     # analysis.R: lme4's glmer, within the issue's tolerances.
     models = _by(env_r["mixed_models"]["conditions"], "condition")
     for label, reference in _by(mixed_page["conditions"], "condition").items():
@@ -429,3 +437,21 @@ def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
         assert (mine["a"], mine["b"]) == (ref["a"], ref["b"])
         assert abs(mine["estimate"] - ref["estimate"]) < 0.02
         assert abs(mine["se"] / ref["se"] - 1) < 0.05
+
+
+def test_the_bundle_holds_everything_and_both_scripts_give_the_pages_numbers(
+    client, answered, tmp_path
+):
+    _check_bundle(client, answered, tmp_path, {"warm", "cool & co_1"}, glmer=True)
+
+
+def test_within_subjects_the_scripts_share_the_real_photographs_as_the_page_does(
+    client, runs, ada, tmp_path
+):
+    """Within subjects the real photographs have no condition: every condition's table and
+    model include them, in the scripts as on the page."""
+    study = study_open(study=_draft(runs, ada, design=Study.Design.WITHIN))
+    rule = _rule(seed=8)
+    for i in range(30):
+        take_part(study, i, rule=rule)
+    _check_bundle(client, study, tmp_path, {"warm", "cool & co_1"}, glmer=False)
