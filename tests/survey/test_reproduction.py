@@ -254,6 +254,18 @@ def test_only_researchers_who_may_see_the_study_get_the_downloads(client, runs, 
     assert [client.get(url).status_code for url in urls] == [404, 404, 404]
     share_set(obj=study, username="bob", level="view", by=ada)
     assert [client.get(url).status_code for url in urls[:2]] == [200, 200]
+    # A colleague with view access gets the bundle too; with no judgements yet it still
+    # holds the pre-registration, the empty tables and the scripts, and says so.
+    response = client.get(urls[2])
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as zf:
+        names = set(zf.namelist())
+        tables = json.loads(zf.read(f"study-{study.pk}/tables/tables.json"))
+    assert {f"study-{study.pk}/{n}" for n in ("preregistration.json", "analysis.R")} <= names
+    assert tables["mixed_models"] == {
+        "computed": False,
+        "reason": "no judgements are counted yet",
+    }
     client.logout()
     assert client.get(urls[2])["Location"].startswith(reverse("login"))
 
