@@ -141,7 +141,7 @@ sd_of <- function(m, group, var1 = "(Intercept)") {
 messages_of <- function(m) {
   found <- c(m@optinfo$conv$lme4$messages, m@optinfo$warnings)
   if (isSingular(m)) found <- c(found, "singular fit")
-  as.character(unlist(found))
+  I(as.character(unlist(found)))  # I(): a JSON list even of one
 }
 quiet <- function(expr) suppressWarnings(suppressMessages(expr))
 wald <- function(estimate, se, confidence = CONFIDENCE) {
@@ -152,7 +152,16 @@ verdict_of <- function(equivalent, different) {
   else if (different) "different from chance" else "inconclusive"
 }
 
-fooling_model <- function(x) {
+# A model that cannot be fitted says so in words instead of stopping the script.
+failed <- function(e) {
+  list(converged = FALSE,
+       warnings = I(paste("the model could not be fitted:", conditionMessage(e))))
+}
+
+fooling_model <- function(x) tryCatch(fooling_model_fit(x), error = failed)
+sdt_model <- function(x) tryCatch(sdt_model_fit(x), error = failed)
+
+fooling_model_fit <- function(x) {
   m <- quiet(glmer(fooled ~ 1 + (1 | participant) + (1 | stim), data = x, family = binomial))
   b0 <- unname(fixef(m)[1]); se <- unname(sqrt(diag(as.matrix(vcov(m))))[1])
   ci <- wald(b0, se)
@@ -162,7 +171,7 @@ fooling_model <- function(x) {
        converged = converged, singular = isSingular(m), warnings = messages_of(m))
 }
 
-sdt_model <- function(x) {
+sdt_model_fit <- function(x) {
   m <- quiet(glmer(said_real ~ tc + (1 + tc | participant) + (1 | stim), data = x,
                    family = binomial(link = "probit")))
   b <- fixef(m); V <- as.matrix(vcov(m)); se <- sqrt(diag(V))
@@ -190,6 +199,11 @@ binomial_tost <- function(k, n) {
 }
 
 model_tost <- function(g) {
+  if (is.null(g$intercept) || !g$converged) {
+    return(list(margin = MARGIN, alpha = ALPHA, rate = NULL, interval = NULL,
+                level = 1 - 2 * ALPHA, equivalent = FALSE, p_two_sided = NULL,
+                verdict = "inconclusive"))
+  }
   z <- qnorm(1 - ALPHA)
   low <- plogis(g$intercept - z * g$intercept_se); high <- plogis(g$intercept + z * g$intercept_se)
   equivalent <- CHANCE - MARGIN < low && high < CHANCE + MARGIN
@@ -202,6 +216,10 @@ model_tost <- function(g) {
 result_conditions <- list(); mixed <- list()
 for (cond in conditions) {
   x <- own_rows(cond)
+  if (!any(x$truth == "ai") || !any(x$truth == "real")) {
+    stop(sprintf("condition '%s' has no judgements of %s", cond,
+                 if (!any(x$truth == "ai")) "AI images" else "real photographs"))
+  }
   table <- pooled_table(x)
   result_conditions[[length(result_conditions) + 1]] <- list(
     label = cond, cells = table$cells, table = table, sdt = participants_sdt(x, cond))
@@ -216,7 +234,7 @@ for (cond in conditions) {
     ai_judged_real_rate = sum(ai$fooled) / nrow(ai), ai_judged_real_rate_wilson = wilson(sum(ai$fooled), nrow(ai)),
     real_judged_ai_rate = sum(real$fooled) / nrow(real), real_judged_ai_rate_wilson = wilson(sum(real$fooled), nrow(real)),
     glmm = g, sdt = sdt_model(x), tost = tost, mixed_tost = mt,
-    verdict = if (g$converged) mt$verdict else tost$verdict)
+    verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
 }
 
 joint <- NULL; contrasts <- list()
@@ -224,7 +242,12 @@ if (length(conditions) > 1) {
   x <- d
   x$cond <- factor(ifelse(x$condition == "", "shared real photographs", x$condition),
                    levels = c(conditions, if (nrow(shared)) "shared real photographs"))
-  m <- quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stim), data = x, family = binomial))
+  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stim), data = x,
+                            family = binomial)), error = function(e) e)
+}
+if (length(conditions) > 1 && inherits(m, "error")) {
+  joint <- c(list(reference = conditions[1]), failed(m))
+} else if (length(conditions) > 1) {
   b <- fixef(m); V <- as.matrix(vcov(m))
   joint <- list(reference = conditions[1], participant_sd = sd_of(m, "participant"),
                 image_sd = sd_of(m, "stim"), singular = isSingular(m), warnings = messages_of(m))

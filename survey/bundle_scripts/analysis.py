@@ -440,6 +440,9 @@ def mixed_condition(name: str, rows: list[dict], margin: float, alpha: float) ->
     fooled = sum(r["truth"] != r["answer"] for r in rows)
     ai = [r for r in rows if r["truth"] == "ai"]
     real = [r for r in rows if r["truth"] == "real"]
+    if not ai or not real:
+        missing = "AI images" if not ai else "real photographs"
+        sys.exit(f"condition {name!r} has no judgements of {missing}")
     glmm = fooling_model(rows)
     tost = binomial_tost(fooled, len(rows), margin, alpha)
     mixed = model_tost(glmm, margin, alpha)

@@ -12,6 +12,7 @@ numbers."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -348,6 +349,35 @@ def _same_tost(mine: dict, page: dict) -> None:
     assert mine["verdict"] == page["verdict"]
 
 
+def _check_failures(root: Path) -> None:
+    """Both scripts say in words when a model cannot be fitted (a condition whose every
+    answer is right) and refuse a file without an ``answer`` column, naming it."""
+    with (root / "data" / "judgements.csv").open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    for r in rows:
+        if r["condition"] == "warm":
+            r["answer"] = r["truth"]
+    constant, broken = root / "constant.csv", root / "broken.csv"
+    for path, columns in (
+        (constant, list(rows[0])),
+        (broken, [c for c in rows[0] if c != "answer"]),
+    ):
+        with path.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    for command in ([sys.executable, "analysis.py"], [_rscript(), "analysis.R"]):
+        result = _by(
+            _run([*command, str(constant)], root)["mixed_models"]["conditions"], "condition"
+        )
+        warm = result["warm"]
+        assert warm["glmm"]["converged"] is False
+        assert any("could not be fitted" in w for w in warm["glmm"]["warnings"]), warm["glmm"]
+        assert warm["verdict"] == warm["tost"]["verdict"]  # the exact test carries it
+        refused = subprocess.run([*command, str(broken)], cwd=root, capture_output=True, text=True)
+        assert refused.returncode != 0 and "answer" in refused.stderr, refused.stderr
+
+
 def _check_bundle(client, study: Study, tmp_path: Path, labels: set[str], *, glmer: bool):
     """Download and extract the bundle, check its contents, run both scripts and compare
     their numbers with tables.json and the dashboard's printed ones; ``glmer``: compare
@@ -432,6 +462,7 @@ def _check_bundle(client, study: Study, tmp_path: Path, labels: set[str], *, glm
 
     if not glmer:
         return
+    _check_failures(root)
     # analysis.R: lme4's glmer, within the issue's tolerances.
     models = _by(env_r["mixed_models"]["conditions"], "condition")
     for label, reference in _by(mixed_page["conditions"], "condition").items():
