@@ -7,7 +7,7 @@ JSON), ``data/judgements.csv`` (every answered trial, as the analysis pages' dow
 participant, one per image, pooled, and the model's per-image soft labels), ``figures/``
 (every figure of the dashboard and the per-image page as SVG and PDF), two scripts that
 recompute the numbers from ``data/judgements.csv`` alone (``analysis.R`` with lme4's
-``glmer``, ``analysis.py`` with NumPy/SciPy and a standalone copy of the platform's Laplace
+``glmer``, ``analysis.py`` with NumPy/SciPy and a copy of the platform's Laplace
 engine, :mod:`survey.glmm`) and ``README.txt`` listing it all.
 
 The zip is written to a temporary file (the judgements streamed in, one member at a time),
@@ -267,8 +267,9 @@ def python_script(study: Study) -> str:
     engine = engine.replace('__all__ = ["GLMMFit", "RandomTerm", "TermFit", "fit_glmm"]\n', "")
     engine = engine.replace(THREADPOOL_IMPORT, THREADPOOL_OPTIONAL)
     block = (
-        f"{ENGINE_BEGIN}\n# A verbatim copy of the platform's survey/glmm.py (its docstring "
-        f"below), so that this script needs NumPy and SciPy only.\n{engine}\n{ENGINE_END}"
+        f"{ENGINE_BEGIN}\n# A copy of the platform's survey/glmm.py (its docstring below; "
+        "threadpoolctl made optional), so that this script needs NumPy and SciPy only."
+        f"\n{engine}\n{ENGINE_END}"
     )
     return _with_plan(head + block + tail, "py", study)
 

@@ -19,7 +19,7 @@ subjects) and belongs to each condition's analysis.
   (1|image)`` with every pairwise contrast and Holm-adjusted p.
 
 The mixed models are fitted by the Laplace approximation as lme4's glmer computes it: the
-engine below is a verbatim copy of the platform's (survey/glmm.py), so these numbers are
+engine below is a copy of the platform's (survey/glmm.py), so these numbers are
 the platform's. Needs NumPy and SciPy only.
 """
 
@@ -54,6 +54,8 @@ from survey.glmm import RandomTerm, fit_glmm  # noqa: E402  (the bundle holds a 
 def read(path: Path) -> list[dict]:
     """The counted judgements: participant, image, condition ("" = shared real), truth,
     answer."""
+    if not path.is_file():
+        sys.exit(f"{path}: no such file (give the path of judgements.csv)")
     with path.open(newline="", encoding="utf-8-sig") as stream:
         reader = csv.DictReader(stream)
         missing = {"participant", "image", "condition", "truth", "answer"} - set(
