@@ -160,6 +160,54 @@ def test_opening_freezes_the_preregistration_with_every_file_hashed(runs, ada):
     assert prereg.sha256 in md and FOOLING_FORMULA in md
 
 
+def test_a_trained_runs_checkpoints_are_hashed_in_pieces(monkeypatch):
+    """Each stored weight file of a trained run is hashed with its size, read a piece at
+    a time (never whole); one missing from storage is said so, not hashed."""
+    from django.core.files.base import ContentFile
+
+    from survey import preregistration
+    from worker.models import Dataset, ModelRun, SubModel
+
+    dataset = Dataset.objects.create(name="d", source="synthetic", seed=3)
+    run = ModelRun.objects.create(
+        name="trained", kind="baseline", colour_space="lab", dataset=dataset, config={"seed": 7}
+    )
+    data = bytes(range(256)) * 12_289  # about 3 MiB
+    best = default_storage.save("runs/t/best.pt", ContentFile(data))
+    SubModel.objects.create(
+        run=run, role="generator", artefacts={"best": best, "checkpoint": "runs/t/gone.pt"}
+    )
+    reads: list[int] = []
+    opened = default_storage.open
+
+    class Spy:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def read(self, size=-1):
+            reads.append(size)
+            return self.stream.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+    def spying_open(name, mode="rb"):
+        return Spy(opened(name, mode))
+
+    monkeypatch.setattr(default_storage, "open", spying_open)
+    record = preregistration._run(run)
+    assert record["config"] == {"seed": 7} and record["dataset"]["seed"] == 3
+    by_kind = {c["artefact"]: c for c in record["checkpoints"]}
+    assert by_kind["best"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert by_kind["best"]["bytes"] == len(data)
+    assert by_kind["checkpoint"]["sha256"] is None
+    assert by_kind["checkpoint"]["note"] == "missing from storage"
+    assert reads and all(0 < size <= preregistration.HASH_CHUNK for size in reads)
+
+
 def test_the_formulas_are_those_the_inference_fits():
     """The plan names the models survey.inference fits, word for word."""
     lines = ["participant,image,condition,truth,answer"]
