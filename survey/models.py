@@ -531,3 +531,32 @@ class RefusedStart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} refused ({self.reason}) for study {self.study_id}"
+
+
+class PreRegistrationQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValidationError("a pre-registration never changes once frozen")
+
+
+class PreRegistration(models.Model):
+    """What a study set out to do, frozen when it first opens for real (never as a pilot):
+    the canonical JSON document (survey.preregistration), its Markdown rendering and the
+    SHA-256 of the JSON's bytes. One per study; it never changes: :meth:`save` refuses an
+    existing row and the queryset refuses ``update``."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="preregistration")
+    #: The canonical JSON (sorted keys, no spaces, UTF-8), exactly the bytes hashed.
+    document = models.TextField()
+    markdown = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PreRegistrationQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"pre-registration of study {self.study_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValidationError("a pre-registration never changes once frozen")
+        super().save(*args, **kwargs)

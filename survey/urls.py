@@ -1,6 +1,6 @@
 from django.urls import path
 
-from survey.views import manage, participant, participants, power, study
+from survey.views import manage, participant, participants, power, reproduction, study
 
 urlpatterns = [
     # Participants (no login; unguessable ids)
@@ -52,5 +52,16 @@ urlpatterns = [
     path("studies/<int:pk>/approvals.csv", participants.approvals_csv, name="study_approvals"),
     path("studies/<int:pk>/approve_ids.txt", participants.approve_ids, name="study_approve_ids"),
     path("studies/<int:pk>/bonuses.csv", participants.bonuses_csv, name="study_bonuses"),
+    path(
+        "studies/<int:pk>/preregistration.json",
+        reproduction.preregistration_json,
+        name="study_preregistration_json",
+    ),
+    path(
+        "studies/<int:pk>/preregistration.md",
+        reproduction.preregistration_md,
+        name="study_preregistration_md",
+    ),
+    path("studies/<int:pk>/bundle.zip", reproduction.bundle_zip, name="study_bundle"),
     path("studies/stimuli/<int:pk>.jpg", study.study_stimulus_image, name="study_stimulus_image"),
 ]

@@ -41,6 +41,7 @@ from colourmodels.data.images import load_rgb, resize_square
 from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
 from survey.services.errors import NotEnoughScenes, StudyError
+from survey.services.preregistration import preregistration_freeze
 from survey.services.studies import study_open
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 from worker.services.claims import ClaimFields, ClaimLost, RowClaim, claim, discard_files
@@ -379,6 +380,8 @@ def study_prepare_and_open(*, study_id: int) -> None:
                 attempt.finish()  # closed meanwhile
             elif row.open_after_preparation:
                 attempt.finish(status=Study.Status.OPEN, opened_at=row.opened_at or timezone.now())
+                if row.opened_at is None:  # the first opening for real
+                    preregistration_freeze(study=Study.objects.get(pk=row.pk))
             else:
                 attempt.finish(status=Study.Status.DRAFT)
     except ClaimLost:

@@ -6,7 +6,10 @@ no table, export or place of the real study counts them (survey.analysis.exclusi
 survey.services.places). The design is fixed while pilot data exist (their trials show the
 prepared stimuli). :func:`pilot_remove` deletes every pilot participation with its trials
 in one transaction; a study never opened for real then goes back to draft, so that its
-design can change before it opens for real (then frozen, as at any opening)."""
+design can change before it opens for real (then frozen, as at any opening).
+
+**Pre-registration.** The first opening for real (not a pilot's) freezes the study's
+pre-registration in the transaction that opens it (survey.services.preregistration)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from django.utils import timezone
 
 from survey.models import TEXT_FIELDS, Condition, Participant, Study, Trial
 from survey.services.errors import StudyError
+from survey.services.preregistration import preregistration_freeze
 from worker.models import ModelRun
 
 
@@ -102,7 +106,9 @@ def _refuse_archived(runs: Sequence[ModelRun]) -> None:
 
 
 def study_open(*, study: Study) -> Study:
-    """Prepare the stimuli (first opening only) and open the study to participants."""
+    """Prepare the stimuli (first opening only) and open the study to participants. The
+    first opening for real freezes the pre-registration in the same transaction
+    (survey.services.preregistration; a pilot opening does not)."""
     # Here, not at the top: survey.services.stimuli imports this module (its requests open).
     from survey.services.stimuli import study_prepare_stimuli
 
@@ -110,9 +116,13 @@ def study_open(*, study: Study) -> Study:
         return study
     if not study.stimuli.exists():
         study_prepare_stimuli(study=study)
-    study.status = Study.Status.OPEN
-    study.opened_at = study.opened_at or timezone.now()
-    study.save(update_fields=["status", "opened_at"])
+    with transaction.atomic():
+        first_opening = study.opened_at is None
+        study.status = Study.Status.OPEN
+        study.opened_at = study.opened_at or timezone.now()
+        study.save(update_fields=["status", "opened_at"])
+        if first_opening:
+            preregistration_freeze(study=study)
     return study
 
 

@@ -26,7 +26,7 @@ from studyplatform.archiving import current, list_filter
 from studyplatform.sharing import sharing_context, sharing_view
 from studyplatform.words import counted
 from survey.forms import StudyForm
-from survey.models import Stimulus, Study, Trial
+from survey.models import PreRegistration, Stimulus, Study, Trial
 from survey.participation import (
     TrialView,
     completion_redirect,
@@ -151,6 +151,9 @@ def study_detail(request, pk: int):
             "has_pilot": pilot_count or study.status == Study.Status.PILOT,
             "wording": study_wording(study),
             "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
+            "preregistration": PreRegistration.objects.filter(study=study)
+            .only("sha256", "created_at")
+            .first(),
         },
     )
 

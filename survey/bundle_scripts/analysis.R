@@ -1,0 +1,276 @@
+# Recompute a study's numbers from its judgements.csv with R and lme4 (glmer, Laplace).
+#
+#   Rscript analysis.R [data/judgements.csv] [--margin 0.05] [--alpha 0.05]
+#
+# Prints JSON with the keys of tables/tables.json (see README.txt): per condition the
+# pooled 2x2 table, rates with Wilson and exact intervals, Pearson's chi-square without
+# continuity correction (the paper's) and Yates', Fisher's p, the binomial tests, the
+# participants' mean d' and c with t intervals ("conditions"); the mixed models, the exact
+# binomial TOST and the mixed-model TOST against 0.5 +- delta, the joint model's contrasts
+# with Holm-adjusted p ("mixed_models"). Only judgements with counted = 1 are used; one
+# without a condition is a real photograph shared by every condition (within subjects).
+# Needs lme4 and jsonlite.
+suppressMessages({
+  library(lme4)
+  library(jsonlite)
+})
+
+# The study's analysis plan (its pre-registration); --margin and --alpha override them.
+MARGIN <- 0.05
+ALPHA <- 0.05
+CONFIDENCE <- 0.95
+CHANCE <- 0.5
+
+args <- commandArgs(TRUE)
+option <- function(name, default) {
+  at <- match(name, args)
+  if (is.na(at)) default else as.numeric(args[at + 1])
+}
+MARGIN <- option("--margin", MARGIN)
+ALPHA <- option("--alpha", ALPHA)
+positional <- c()
+skip <- FALSE
+for (a in args) {
+  if (skip) { skip <- FALSE; next }
+  if (a %in% c("--margin", "--alpha")) { skip <- TRUE; next }
+  positional <- c(positional, a)
+}
+script_dir <- (function() {
+  file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
+  if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else "."
+})()
+path <- if (length(positional)) positional[1] else file.path(script_dir, "data", "judgements.csv")
+
+d <- read.csv(path, colClasses = "character", na.strings = character(0),
+              check.names = FALSE, encoding = "UTF-8")
+for (column in c("participant", "image", "condition", "truth", "answer")) {
+  if (!(column %in% names(d))) stop(sprintf("%s: no column %s", path, column))
+}
+if ("counted" %in% names(d)) d <- d[trimws(d$counted) %in% c("1", "1.0", "true", "True"), ]
+d$truth <- tolower(trimws(d$truth))
+d$answer <- tolower(trimws(d$answer))
+d$condition <- trimws(d$condition)
+if (!all(d$truth %in% c("real", "ai") & d$answer %in% c("real", "ai"))) {
+  stop("truth and answer must be real or ai")
+}
+d$fooled <- as.integer(d$truth != d$answer)
+d$said_real <- as.integer(d$answer == "real")
+d$tc <- ifelse(d$truth == "real", 0.5, -0.5)
+d$stim <- paste(d$image, d$truth, sep = ":")
+conditions <- unique(d$condition[d$condition != ""])
+shared <- d[d$condition == "", ]
+own_rows <- function(cond) rbind(d[d$condition == cond, ], shared)
+
+z_of <- function(confidence) qnorm(0.5 + confidence / 2)
+wilson <- function(k, n, confidence = CONFIDENCE) {
+  z <- z_of(confidence); p <- k / n; z2 <- z * z
+  denominator <- 1 + z2 / n
+  centre <- (p + z2 / (2 * n)) / denominator
+  half <- z / denominator * sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+  c(if (k == 0) 0 else max(0, centre - half), if (k == n) 1 else min(1, centre + half))
+}
+exact <- function(k, n, confidence = CONFIDENCE) {
+  a <- 1 - confidence
+  c(if (k == 0) 0 else qbeta(a / 2, k, n - k + 1), if (k == n) 1 else qbeta(1 - a / 2, k + 1, n - k))
+}
+chi2 <- function(rr, ra, ar, aa, correction) {
+  n <- rr + ra + ar + aa
+  margins <- as.numeric(rr + ra) * (ar + aa) * (rr + ar) * (ra + aa)
+  if (margins == 0) return(list(NULL, NULL))
+  cross <- abs(as.numeric(rr) * aa - as.numeric(ra) * ar)
+  statistic <- if (correction) max(0, cross - n / 2)^2 * n / margins else cross^2 * n / margins
+  list(statistic, pchisq(statistic, 1, lower.tail = FALSE))
+}
+
+pooled_table <- function(x) {
+  cells <- list(real_real = sum(x$truth == "real" & x$answer == "real"),
+                real_ai = sum(x$truth == "real" & x$answer == "ai"),
+                ai_real = sum(x$truth == "ai" & x$answer == "real"),
+                ai_ai = sum(x$truth == "ai" & x$answer == "ai"))
+  rr <- cells$real_real; ra <- cells$real_ai; ar <- cells$ai_real; aa <- cells$ai_ai
+  n <- rr + ra + ar + aa
+  counts <- list(fooling_rate = c(ra + ar, n), ai_judged_real_rate = c(ar, ar + aa),
+                 real_judged_ai_rate = c(ra, rr + ra), accuracy = c(rr + aa, n))
+  pearson <- chi2(rr, ra, ar, aa, FALSE)
+  yates <- chi2(rr, ra, ar, aa, TRUE)
+  table <- list(cells = cells, n = n, chi2_pearson = pearson[[1]], p_pearson = pearson[[2]],
+                chi2_yates = yates[[1]], p_yates = yates[[2]],
+                fisher_p = fisher.test(matrix(c(rr, ar, ra, aa), 2))$p.value)
+  intervals <- list()
+  for (name in names(counts)) {
+    k <- counts[[name]][1]; m <- counts[[name]][2]
+    table[[name]] <- k / m
+    intervals[[name]] <- list(wilson = wilson(k, m), exact = exact(k, m))
+  }
+  table$intervals <- intervals
+  table$binomial_tests <- lapply(counts[c("fooling_rate", "ai_judged_real_rate")], function(km)
+    list(successes = km[1], n = km[2], p_value = binom.test(km[1], km[2], 0.5)$p.value))
+  table
+}
+
+t_summary <- function(v) {
+  k <- length(v)
+  if (k < 2) return(list(mean = if (k) mean(v) else NULL, interval = list(low = NULL, high = NULL), p = NULL))
+  m <- mean(v); s <- sd(v)
+  if (s == 0) return(list(mean = m, interval = list(low = m, high = m), p = NULL))
+  half <- qt(0.5 + CONFIDENCE / 2, k - 1) * s / sqrt(k)
+  list(mean = m, interval = list(low = m - half, high = m + half), p = t.test(v)$p.value)
+}
+
+participants_sdt <- function(x, cond) {
+  who <- unique(x$participant[x$condition == cond])
+  d_values <- c(); c_values <- c(); skipped <- 0
+  for (p in who) {
+    y <- x[x$participant == p, ]
+    rr <- sum(y$truth == "real" & y$answer == "real"); ra <- sum(y$truth == "real" & y$answer == "ai")
+    ar <- sum(y$truth == "ai" & y$answer == "real"); aa <- sum(y$truth == "ai" & y$answer == "ai")
+    if (rr + ra == 0 || ar + aa == 0) { skipped <- skipped + 1; next }
+    zh <- qnorm((aa + 0.5) / (ar + aa + 1)); zf <- qnorm((ra + 0.5) / (rr + ra + 1))
+    d_values <- c(d_values, zh - zf); c_values <- c(c_values, -(zh + zf) / 2)
+  }
+  ds <- t_summary(d_values); cs <- t_summary(c_values)
+  list(n_participants = length(d_values), skipped = skipped,
+       mean_d_prime = ds$mean, d_prime_interval = ds$interval, d_prime_t_test_p = ds$p,
+       mean_criterion = cs$mean, criterion_interval = cs$interval, criterion_t_test_p = cs$p)
+}
+
+sd_of <- function(m, group, var1 = "(Intercept)") {
+  vc <- as.data.frame(VarCorr(m))
+  vc$sdcor[vc$grp == group & vc$var1 == var1 & is.na(vc$var2)]
+}
+messages_of <- function(m) {
+  found <- c(m@optinfo$conv$lme4$messages, m@optinfo$warnings)
+  if (isSingular(m)) found <- c(found, "singular fit")
+  I(as.character(unlist(found)))  # I(): a JSON list even of one
+}
+quiet <- function(expr) suppressWarnings(suppressMessages(expr))
+wald <- function(estimate, se, confidence = CONFIDENCE) {
+  z <- z_of(confidence); c(estimate - z * se, estimate + z * se)
+}
+verdict_of <- function(equivalent, different) {
+  if (equivalent) sprintf("equivalent to chance within \u00b1%g percentage points", 100 * MARGIN)
+  else if (different) "different from chance" else "inconclusive"
+}
+
+# A model that cannot be fitted says so in words instead of stopping the script.
+failed <- function(e) {
+  list(converged = FALSE,
+       warnings = I(paste("the model could not be fitted:", conditionMessage(e))))
+}
+
+fooling_model <- function(x) tryCatch(fooling_model_fit(x), error = failed)
+sdt_model <- function(x) tryCatch(sdt_model_fit(x), error = failed)
+
+fooling_model_fit <- function(x) {
+  m <- quiet(glmer(fooled ~ 1 + (1 | participant) + (1 | stim), data = x, family = binomial))
+  b0 <- unname(fixef(m)[1]); se <- unname(sqrt(diag(as.matrix(vcov(m))))[1])
+  ci <- wald(b0, se)
+  converged <- is.null(m@optinfo$conv$lme4$code) || m@optinfo$conv$lme4$code == 0
+  list(intercept = b0, intercept_se = se, participant_sd = sd_of(m, "participant"),
+       image_sd = sd_of(m, "stim"), fooling_rate = plogis(b0), fooling_rate_ci = plogis(ci),
+       converged = converged, singular = isSingular(m), warnings = messages_of(m))
+}
+
+sdt_model_fit <- function(x) {
+  m <- quiet(glmer(said_real ~ tc + (1 + tc | participant) + (1 | stim), data = x,
+                   family = binomial(link = "probit")))
+  b <- fixef(m); V <- as.matrix(vcov(m)); se <- sqrt(diag(V))
+  linear <- function(w) { e <- sum(w * b); s <- sqrt(max(drop(t(w) %*% V %*% w), 0)); list(e, wald(e, s)) }
+  ai <- linear(c(1, -0.5)); real <- linear(c(1, 0.5))
+  vc <- as.data.frame(VarCorr(m))
+  list(d_prime = unname(b[2]), d_prime_se = unname(se[2]), d_prime_ci = wald(b[2], se[2]),
+       criterion = unname(b[1]), criterion_se = unname(se[1]), criterion_ci = wald(b[1], se[1]),
+       participant_sd = sd_of(m, "participant"), participant_d_prime_sd = sd_of(m, "participant", "tc"),
+       participant_correlation = vc$sdcor[vc$grp == "participant" & !is.na(vc$var2)],
+       image_sd = sd_of(m, "stim"),
+       ai_judged_real_rate = pnorm(ai[[1]]), ai_judged_real_rate_ci = pnorm(ai[[2]]),
+       real_judged_ai_rate = 1 - pnorm(real[[1]]), real_judged_ai_rate_ci = rev(1 - pnorm(real[[2]])),
+       singular = isSingular(m), warnings = messages_of(m))
+}
+
+binomial_tost <- function(k, n) {
+  p_low <- binom.test(k, n, CHANCE - MARGIN, alternative = "greater")$p.value
+  p_high <- binom.test(k, n, CHANCE + MARGIN, alternative = "less")$p.value
+  p <- max(p_low, p_high)
+  p_two <- binom.test(k, n, CHANCE)$p.value
+  list(margin = MARGIN, alpha = ALPHA, fooled = k, n = n, rate = k / n, p_low = p_low,
+       p_high = p_high, p = p, equivalent = p < ALPHA, p_two_sided = p_two,
+       verdict = verdict_of(p < ALPHA, p_two < ALPHA))
+}
+
+model_tost <- function(g) {
+  if (is.null(g$intercept) || !g$converged) {
+    return(list(margin = MARGIN, alpha = ALPHA, rate = NULL, interval = NULL,
+                level = 1 - 2 * ALPHA, equivalent = FALSE, p_two_sided = NULL,
+                verdict = "inconclusive"))
+  }
+  z <- qnorm(1 - ALPHA)
+  low <- plogis(g$intercept - z * g$intercept_se); high <- plogis(g$intercept + z * g$intercept_se)
+  equivalent <- CHANCE - MARGIN < low && high < CHANCE + MARGIN
+  p_two <- 2 * pnorm(-abs(g$intercept) / g$intercept_se)
+  list(margin = MARGIN, alpha = ALPHA, rate = plogis(g$intercept), interval = c(low, high),
+       level = 1 - 2 * ALPHA, equivalent = equivalent, p_two_sided = p_two,
+       verdict = verdict_of(equivalent, p_two < ALPHA))
+}
+
+result_conditions <- list(); mixed <- list()
+for (cond in conditions) {
+  x <- own_rows(cond)
+  if (!any(x$truth == "ai") || !any(x$truth == "real")) {
+    stop(sprintf("condition '%s' has no judgements of %s", cond,
+                 if (!any(x$truth == "ai")) "AI images" else "real photographs"))
+  }
+  table <- pooled_table(x)
+  result_conditions[[length(result_conditions) + 1]] <- list(
+    label = cond, cells = table$cells, table = table, sdt = participants_sdt(x, cond))
+  fooled <- sum(x$fooled); ai <- x[x$truth == "ai", ]; real <- x[x$truth == "real", ]
+  g <- fooling_model(x)
+  tost <- binomial_tost(fooled, nrow(x))
+  mt <- model_tost(g)
+  mixed[[length(mixed) + 1]] <- list(
+    condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
+    n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
+    fooling_rate_wilson = wilson(fooled, nrow(x)),
+    ai_judged_real_rate = sum(ai$fooled) / nrow(ai), ai_judged_real_rate_wilson = wilson(sum(ai$fooled), nrow(ai)),
+    real_judged_ai_rate = sum(real$fooled) / nrow(real), real_judged_ai_rate_wilson = wilson(sum(real$fooled), nrow(real)),
+    glmm = g, sdt = sdt_model(x), tost = tost, mixed_tost = mt,
+    verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+}
+
+joint <- NULL; contrasts <- list()
+if (length(conditions) > 1) {
+  x <- d
+  x$cond <- factor(ifelse(x$condition == "", "shared real photographs", x$condition),
+                   levels = c(conditions, if (nrow(shared)) "shared real photographs"))
+  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stim), data = x,
+                            family = binomial)), error = function(e) e)
+}
+if (length(conditions) > 1 && inherits(m, "error")) {
+  joint <- c(list(reference = conditions[1]), failed(m))
+} else if (length(conditions) > 1) {
+  b <- fixef(m); V <- as.matrix(vcov(m))
+  joint <- list(reference = conditions[1], participant_sd = sd_of(m, "participant"),
+                image_sd = sd_of(m, "stim"), singular = isSingular(m), warnings = messages_of(m))
+  w_of <- function(k) { w <- numeric(length(b)); if (k > 1) w[k] <- 1; w }
+  rows <- list()
+  for (i in 1:(length(conditions) - 1)) for (j in (i + 1):length(conditions)) {
+    w <- w_of(i) - w_of(j)
+    est <- sum(w * b); se <- sqrt(drop(t(w) %*% V %*% w))
+    rows[[length(rows) + 1]] <- list(a = conditions[i], b = conditions[j], estimate = est, se = se,
+                                     interval = wald(est, se), odds_ratio = exp(est), z = est / se,
+                                     p = 2 * pnorm(-abs(est / se)))
+  }
+  holm <- p.adjust(sapply(rows, function(r) r$p), method = "holm")
+  for (k in seq_along(rows)) rows[[k]]$p_holm <- holm[k]
+  contrasts <- rows
+}
+
+result <- list(
+  source = "judgements.csv (counted judgements only)", confidence = CONFIDENCE,
+  conditions = result_conditions,
+  mixed_models = list(computed = TRUE, margin = MARGIN, alpha = ALPHA, confidence = CONFIDENCE,
+                      engine = sprintf("lme4 %s glmer, Laplace (nAGQ = 1)", packageVersion("lme4")),
+                      conditions = mixed, joint = joint, contrasts = contrasts),
+  not_recomputed = c("bootstrap intervals (resampling; tables.json holds them with their seed)")
+)
+cat(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null", na = "null", pretty = TRUE), "\n")

@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+"""Recompute a study's numbers from its judgements.csv, alone: no platform, no database.
+
+    python analysis.py [data/judgements.csv] [--margin 0.05] [--alpha 0.05]
+
+Prints JSON with the keys of tables/tables.json. Only the judgements with ``counted`` = 1
+are used (practice, checks and excluded participants are not), as the platform's tables;
+a judgement without a condition is a real photograph shared by every condition (within
+subjects) and belongs to each condition's analysis.
+
+* ``conditions``: per condition the pooled 2×2 table (``cells``) and ``table``: the rates
+  with Wilson and exact (Clopper–Pearson) intervals, Pearson's χ² without continuity
+  correction (the paper's) and Yates', Fisher's exact p, the exact binomial tests against
+  0.5; ``sdt``: the participants' mean d′ and c (log-linear correction) with t intervals.
+* ``mixed_models``: per condition ``fooled ~ 1 + (1|participant) + (1|image)`` (logit),
+  the probit signal-detection model ``said_real ~ truth + (1 + truth|participant) +
+  (1|image)`` (truth ±½), the exact binomial TOST and the mixed-model TOST against
+  0.5 ± δ with the verdict; across conditions ``fooled ~ condition + (1|participant) +
+  (1|image)`` with every pairwise contrast and Holm-adjusted p.
+
+The mixed models are fitted by the Laplace approximation as lme4's glmer computes it: the
+engine below is a copy of the platform's (survey/glmm.py), so these numbers are
+the platform's. Needs NumPy and SciPy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import special, stats
+
+#: The study's analysis plan (its pre-registration); --margin and --alpha override them.
+MARGIN = 0.05
+ALPHA = 0.05
+CONFIDENCE = 0.95
+CHANCE = 0.5
+
+# --- engine: begin ---
+from survey.glmm import RandomTerm, fit_glmm  # noqa: E402  (the bundle holds a copy)
+
+# --- engine: end ---
+
+# --------------------------------------------------------------------------------------------
+# Reading judgements.csv
+# --------------------------------------------------------------------------------------------
+
+
+def read(path: Path) -> list[dict]:
+    """The counted judgements: participant, image, condition ("" = shared real), truth,
+    answer."""
+    if not path.is_file():
+        sys.exit(f"{path}: no such file (give the path of judgements.csv)")
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        missing = {"participant", "image", "condition", "truth", "answer"} - set(
+            reader.fieldnames or []
+        )
+        if missing:
+            sys.exit(f"{path}: no column {', '.join(sorted(missing))}")
+        rows = []
+        for number, r in enumerate(reader, start=2):
+            if "counted" in r and r["counted"].strip() not in ("1", "1.0", "true", "True"):
+                continue
+            truth, answer = r["truth"].strip().lower(), r["answer"].strip().lower()
+            if truth not in ("real", "ai") or answer not in ("real", "ai"):
+                sys.exit(f"{path}, line {number}: truth and answer must be real or ai")
+            rows.append(
+                {
+                    "participant": r["participant"].strip(),
+                    "image": r["image"].strip(),
+                    "condition": r["condition"].strip(),
+                    "truth": truth,
+                    "answer": answer,
+                }
+            )
+    if not rows:
+        sys.exit(f"{path}: no counted judgements")
+    return rows
+
+
+def by_condition(rows: list[dict]) -> dict[str, list[dict]]:
+    """Each condition's judgements (in order of first appearance), with the shared real
+    photographs in each."""
+    shared = [r for r in rows if not r["condition"]]
+    grouped: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["condition"]:
+            grouped.setdefault(r["condition"], []).append(r)
+    return {name: own + shared for name, own in grouped.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Pooled numbers
+# --------------------------------------------------------------------------------------------
+
+
+def z_of(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> list[float]:
+    z = z_of(confidence)
+    p = k / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return [low, high]
+
+
+def exact(k: int, n: int, confidence: float = CONFIDENCE) -> list[float]:
+    alpha = 1 - confidence
+    low = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return [low, high]
+
+
+def chi2(rr: int, ra: int, ar: int, aa: int, correction: bool) -> tuple[float | None, float | None]:
+    n = rr + ra + ar + aa
+    margins = (rr + ra) * (ar + aa) * (rr + ar) * (ra + aa)
+    if margins == 0:
+        return None, None
+    cross = abs(rr * aa - ra * ar)
+    if correction:
+        excess = max(0, 2 * cross - n)
+        statistic = excess * excess * n / (4 * margins)
+    else:
+        statistic = cross * cross * n / margins
+    return float(statistic), float(stats.chi2.sf(statistic, 1))
+
+
+def pooled_table(rows: list[dict]) -> dict:
+    cells = {"real_real": 0, "real_ai": 0, "ai_real": 0, "ai_ai": 0}
+    for r in rows:
+        cells[f"{r['truth']}_{r['answer']}"] += 1
+    rr, ra, ar, aa = (cells[k] for k in ("real_real", "real_ai", "ai_real", "ai_ai"))
+    n = rr + ra + ar + aa
+    counts = {
+        "fooling_rate": (ra + ar, n),
+        "ai_judged_real_rate": (ar, ar + aa),
+        "real_judged_ai_rate": (ra, rr + ra),
+        "accuracy": (rr + aa, n),
+    }
+    table: dict = {"cells": cells, "n": n}
+    table["chi2_pearson"], table["p_pearson"] = chi2(rr, ra, ar, aa, False)
+    table["chi2_yates"], table["p_yates"] = chi2(rr, ra, ar, aa, True)
+    table["fisher_p"] = float(stats.fisher_exact([[rr, ra], [ar, aa]]).pvalue)
+    table["intervals"] = {}
+    for name, (k, m) in counts.items():
+        table[name] = k / m
+        table["intervals"][name] = {"wilson": wilson(k, m), "exact": exact(k, m)}
+    table["binomial_tests"] = {
+        name: {"successes": k, "n": m, "p_value": float(stats.binomtest(k, m, 0.5).pvalue)}
+        for name, (k, m) in counts.items()
+        if name in ("fooling_rate", "ai_judged_real_rate")
+    }
+    return table
+
+
+def t_summary(values: list[float]) -> tuple[float | None, dict, float | None]:
+    """Mean, t interval and one-sample t-test p (as the platform's)."""
+    k = len(values)
+    if k < 2:
+        return (float(np.mean(values)) if k else None), {"low": None, "high": None}, None
+    v = np.array(values)
+    mean, sd = float(v.mean()), float(v.std(ddof=1))
+    if sd == 0:
+        return mean, {"low": mean, "high": mean}, None
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1)) * sd / math.sqrt(k)
+    p = float(stats.ttest_1samp(v, 0.0).pvalue)
+    return mean, {"low": mean - half, "high": mean + half}, p
+
+
+def participants_sdt(rows: list[dict], condition: str) -> dict:
+    """d′ and c of each participant who judged the condition's images (log-linear
+    correction, Hautus 1995), their means with t intervals."""
+    cells: dict[str, list[int]] = {}
+    for r in rows:
+        if r["condition"] == condition:
+            cells.setdefault(r["participant"], [0, 0, 0, 0])
+    for r in rows:
+        if r["participant"] in cells:
+            index = ("real_real", "real_ai", "ai_real", "ai_ai").index(
+                f"{r['truth']}_{r['answer']}"
+            )
+            cells[r["participant"]][index] += 1
+    d, c, skipped = [], [], 0
+    for rr, ra, ar, aa in cells.values():
+        if rr + ra == 0 or ar + aa == 0:
+            skipped += 1
+            continue
+        zh = float(stats.norm.ppf((aa + 0.5) / (ar + aa + 1)))
+        zf = float(stats.norm.ppf((ra + 0.5) / (rr + ra + 1)))
+        d.append(zh - zf)
+        c.append(-(zh + zf) / 2)
+    md, di, dp = t_summary(d)
+    mc, ci, cp = t_summary(c)
+    return {
+        "n_participants": len(d),
+        "skipped": skipped,
+        "mean_d_prime": md,
+        "d_prime_interval": di,
+        "d_prime_t_test_p": dp,
+        "mean_criterion": mc,
+        "criterion_interval": ci,
+        "criterion_t_test_p": cp,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Mixed models and equivalence (as survey/inference.py and survey/equivalence.py)
+# --------------------------------------------------------------------------------------------
+
+
+def term(name: str, values: list) -> RandomTerm:
+    levels: dict = {}
+    codes = np.fromiter((levels.setdefault(v, len(levels)) for v in values), dtype=np.intp)
+    return RandomTerm(name, codes, list(levels), np.ones((len(codes), 1)))
+
+
+def wald(estimate: float, se: float, confidence: float = CONFIDENCE) -> list[float]:
+    z = z_of(confidence)
+    return [estimate - z * se, estimate + z * se]
+
+
+def fit(y, X, names, terms, link, theta_start=None):
+    try:
+        return fit_glmm(y, X, names, terms, link=link, theta_start=theta_start), None
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        return None, f"the model could not be fitted: {exc}"
+
+
+def fooling_model(rows: list[dict]) -> dict:
+    y = np.array([r["truth"] != r["answer"] for r in rows], dtype=float)
+    terms = [
+        term("participant", [r["participant"] for r in rows]),
+        term("image", [(r["image"], r["truth"]) for r in rows]),
+    ]
+    result, problem = fit(y, np.ones((len(rows), 1)), ["(Intercept)"], terms, "logit")
+    if result is None:
+        return {"intercept": None, "converged": False, "warnings": [problem]}
+    b0, se = result.coefficient("(Intercept)")
+    low, high = wald(b0, se)
+    return {
+        "intercept": b0,
+        "intercept_se": se,
+        "participant_sd": result.terms[0].sd[0],
+        "image_sd": result.terms[1].sd[0],
+        "fooling_rate": float(special.expit(b0)),
+        "fooling_rate_ci": [float(special.expit(low)), float(special.expit(high))],
+        "converged": result.converged,
+        "singular": result.singular,
+        "warnings": list(result.warnings),
+    }
+
+
+def sdt_model(rows: list[dict]) -> dict:
+    y = np.array([r["answer"] == "real" for r in rows], dtype=float)
+    truth = np.array([0.5 if r["truth"] == "real" else -0.5 for r in rows])
+    X = np.column_stack([np.ones(len(rows)), truth])
+    levels: dict = {}
+    codes = np.fromiter((levels.setdefault(r["participant"], len(levels)) for r in rows), np.intp)
+    participant = RandomTerm("participant", codes, list(levels), X.copy(), ("(Intercept)", "truth"))
+    image = term("image", [(r["image"], r["truth"]) for r in rows])
+    result, problem = fit(y, X, ["(Intercept)", "truth"], [participant, image], "probit")
+    if result is None:
+        return {"d_prime": None, "converged": False, "warnings": [problem]}
+    c, c_se = result.coefficient("(Intercept)")
+    d, d_se = result.coefficient("truth")
+
+    def linear(weights):
+        w = np.asarray(weights, dtype=float)
+        estimate = float(w @ result.beta)
+        se = float(math.sqrt(max(w @ result.vcov @ w, 0.0)))
+        return estimate, wald(estimate, se)
+
+    ai_eta, ai_ci = linear([1.0, -0.5])
+    real_eta, real_ci = linear([1.0, 0.5])
+    return {
+        "d_prime": d,
+        "d_prime_se": d_se,
+        "d_prime_ci": wald(d, d_se),
+        "criterion": c,
+        "criterion_se": c_se,
+        "criterion_ci": wald(c, c_se),
+        "participant_sd": result.terms[0].sd[0],
+        "participant_d_prime_sd": result.terms[0].sd[1],
+        "participant_correlation": result.terms[0].correlation,
+        "image_sd": result.terms[1].sd[0],
+        "ai_judged_real_rate": float(stats.norm.cdf(ai_eta)),
+        "ai_judged_real_rate_ci": [float(stats.norm.cdf(v)) for v in ai_ci],
+        "real_judged_ai_rate": float(1 - stats.norm.cdf(real_eta)),
+        "real_judged_ai_rate_ci": [
+            float(1 - stats.norm.cdf(real_ci[1])),
+            float(1 - stats.norm.cdf(real_ci[0])),
+        ],
+        "converged": result.converged,
+        "singular": result.singular,
+        "warnings": list(result.warnings),
+    }
+
+
+def verdict_of(equivalent: bool, different: bool, margin: float) -> str:
+    if equivalent:
+        return f"equivalent to chance within ±{100 * margin:g} percentage points"
+    return "different from chance" if different else "inconclusive"
+
+
+def binomial_tost(fooled: int, n: int, margin: float, alpha: float) -> dict:
+    """Exact binomial TOST (statsmodels' binom_tost): p = max of the one-sided p-values."""
+    p_low = float(stats.binomtest(fooled, n, CHANCE - margin, alternative="greater").pvalue)
+    p_high = float(stats.binomtest(fooled, n, CHANCE + margin, alternative="less").pvalue)
+    p = max(p_low, p_high)
+    p_two = float(stats.binomtest(fooled, n, CHANCE).pvalue)
+    return {
+        "margin": margin,
+        "alpha": alpha,
+        "fooled": fooled,
+        "n": n,
+        "rate": fooled / n,
+        "p_low": p_low,
+        "p_high": p_high,
+        "p": p,
+        "equivalent": p < alpha,
+        "p_two_sided": p_two,
+        "verdict": verdict_of(p < alpha, p_two < alpha, margin),
+    }
+
+
+def model_tost(glmm: dict, margin: float, alpha: float) -> dict:
+    intercept, se = glmm.get("intercept"), glmm.get("intercept_se")
+    level = 1 - 2 * alpha
+    usable = intercept is not None and glmm["converged"] and se and math.isfinite(se) and se > 0
+    if not usable:
+        return {
+            "rate": None,
+            "interval": None,
+            "level": level,
+            "equivalent": False,
+            "p_two_sided": None,
+            "verdict": "inconclusive",
+        }
+    z = float(stats.norm.ppf(1 - alpha))
+    low = float(special.expit(intercept - z * se))
+    high = float(special.expit(intercept + z * se))
+    equivalent = CHANCE - margin < low and high < CHANCE + margin
+    p_two = float(2 * stats.norm.sf(abs(intercept) / se))
+    return {
+        "margin": margin,
+        "alpha": alpha,
+        "rate": float(special.expit(intercept)),
+        "interval": [low, high],
+        "level": level,
+        "equivalent": equivalent,
+        "p_two_sided": p_two,
+        "verdict": verdict_of(equivalent, p_two < alpha, margin),
+    }
+
+
+def holm(p: list[float]) -> list[float]:
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    adjusted, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+SHARED_REAL = "shared real photographs"
+
+
+def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[dict, list]:
+    levels = list(names)
+    if any(not r["condition"] for r in rows):
+        levels.append(SHARED_REAL)
+    index = {level: j for j, level in enumerate(levels)}
+    which = np.array([index[r["condition"] or SHARED_REAL] for r in rows])
+    X = np.column_stack([np.ones(len(rows))] + [which == j for j in range(1, len(levels))])
+    X = X.astype(float)
+    beta_names = ["(Intercept)"] + [f"condition {level}" for level in levels[1:]]
+    y = np.array([r["truth"] != r["answer"] for r in rows], dtype=float)
+    terms = [
+        term("participant", [r["participant"] for r in rows]),
+        term("image", [(r["image"], r["truth"]) for r in rows]),
+    ]
+    result, problem = fit(y, X, beta_names, terms, "logit", theta_start)
+    if result is None:
+        return {"reference": names[0], "converged": False, "warnings": [problem]}, []
+    joint = {
+        "reference": names[0],
+        "coefficients": {
+            n: [float(b), float(s)] for n, b, s in zip(beta_names, result.beta, result.se)
+        },
+        "participant_sd": result.terms[0].sd[0],
+        "image_sd": result.terms[1].sd[0],
+        "converged": result.converged,
+        "singular": result.singular,
+        "warnings": list(result.warnings),
+    }
+
+    def weights(name):
+        w = np.zeros(len(result.beta))
+        if name != names[0]:
+            w[beta_names.index(f"condition {name}")] = 1.0
+        return w
+
+    raw = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            w = weights(a) - weights(b)
+            estimate = float(w @ result.beta)
+            se = float(math.sqrt(w @ result.vcov @ w))
+            z = estimate / se
+            raw.append((a, b, estimate, se, z, float(2 * stats.norm.sf(abs(z)))))
+    adjusted = holm([r[5] for r in raw])
+    contrasts = [
+        {
+            "a": a,
+            "b": b,
+            "estimate": est,
+            "se": se,
+            "interval": wald(est, se),
+            "odds_ratio": math.exp(est),
+            "z": z,
+            "p": p,
+            "p_holm": ph,
+        }
+        for (a, b, est, se, z, p), ph in zip(raw, adjusted)
+    ]
+    return joint, contrasts
+
+
+def mixed_condition(name: str, rows: list[dict], margin: float, alpha: float) -> dict:
+    fooled = sum(r["truth"] != r["answer"] for r in rows)
+    ai = [r for r in rows if r["truth"] == "ai"]
+    real = [r for r in rows if r["truth"] == "real"]
+    if not ai or not real:
+        missing = "AI images" if not ai else "real photographs"
+        sys.exit(f"condition {name!r} has no judgements of {missing}")
+    glmm = fooling_model(rows)
+    tost = binomial_tost(fooled, len(rows), margin, alpha)
+    mixed = model_tost(glmm, margin, alpha)
+    usable = glmm.get("intercept") is not None and glmm["converged"]
+    ai_fooled = sum(r["answer"] == "real" for r in ai)
+    real_fooled = sum(r["answer"] == "ai" for r in real)
+    return {
+        "condition": name,
+        "n_judgements": len(rows),
+        "n_participants": len({r["participant"] for r in rows}),
+        "n_images": len({(r["image"], r["truth"]) for r in rows}),
+        "fooled": fooled,
+        "fooling_rate": fooled / len(rows),
+        "fooling_rate_wilson": wilson(fooled, len(rows)),
+        "ai_judged_real_rate": ai_fooled / len(ai),
+        "ai_judged_real_rate_wilson": wilson(ai_fooled, len(ai)),
+        "real_judged_ai_rate": real_fooled / len(real),
+        "real_judged_ai_rate_wilson": wilson(real_fooled, len(real)),
+        "glmm": glmm,
+        "sdt": sdt_model(rows),
+        "tost": tost,
+        "mixed_tost": mixed,
+        "verdict": mixed["verdict"] if usable else tost["verdict"],
+    }
+
+
+def analyse(rows: list[dict], margin: float, alpha: float) -> dict:
+    groups = by_condition(rows)
+    conditions = []
+    for name, own in groups.items():
+        table = pooled_table(own)
+        conditions.append(
+            {
+                "label": name,
+                "cells": table["cells"],
+                "table": table,
+                "sdt": participants_sdt(own, name),
+            }
+        )
+    mixed = [mixed_condition(name, own, margin, alpha) for name, own in groups.items()]
+    joint, contrasts = None, []
+    if len(groups) > 1:
+        sds = [
+            (m["glmm"]["participant_sd"], m["glmm"]["image_sd"])
+            for m in mixed
+            if m["glmm"].get("intercept") is not None and m["glmm"]["converged"]
+        ]
+        start = [float(np.mean(column)) for column in zip(*sds)] if sds else None
+        joint, contrasts = joint_model(rows, list(groups), start)
+    return {
+        "source": "judgements.csv (counted judgements only)",
+        "confidence": CONFIDENCE,
+        "conditions": conditions,
+        "mixed_models": {
+            "computed": True,
+            "margin": margin,
+            "alpha": alpha,
+            "confidence": CONFIDENCE,
+            "engine": "Laplace approximation (lme4's glmer, nAGQ = 1), the platform's engine",
+            "conditions": mixed,
+            "joint": joint,
+            "contrasts": contrasts,
+        },
+        "not_recomputed": [
+            "bootstrap intervals (resampling; tables.json holds them with their seed)",
+            "per-image random effects (tables/image-realism.csv)",
+        ],
+    }
+
+
+def plain(value):
+    """JSON values: NaN and infinities as null, NumPy scalars as Python's."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("judgements", nargs="?", default=str(here / "data" / "judgements.csv"))
+    parser.add_argument("--margin", type=float, default=MARGIN)
+    parser.add_argument("--alpha", type=float, default=ALPHA)
+    args = parser.parse_args(argv)
+    result = analyse(read(Path(args.judgements)), args.margin, args.alpha)
+    json.dump(plain(result), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
