@@ -239,6 +239,7 @@ def build_document(study: Study) -> dict[str, Any]:
             "attention_checks": study.attention_checks,
             "instructed_checks": study.instructed_checks,
             "instructed_checks_exclude": study.instructed_checks_exclude,
+            "drop_flagged_displays": study.drop_flagged_displays,
             "rules": exclusion_rule_text(study=study),
         },
         "analysis_plan": _analysis_plan(study),
