@@ -218,9 +218,9 @@ def pack_dots(rng: np.random.Generator, size: int) -> np.ndarray:
     r_max = size * 0.021
     gap = size * 0.0025
     xs, ys, rs = np.empty(0), np.empty(0), np.empty(0)
-    for r_tier, batches in ((r_max, 12), (r_max * 0.78, 12), (r_max * 0.58, 14), (r_max * 0.4, 16)):
+    for r_tier, batches in ((r_max, 24), (r_max * 0.78, 24), (r_max * 0.58, 28), (r_max * 0.4, 32)):
         for _ in range(batches):
-            n = 400
+            n = 150
             dist = (radius - r_tier) * np.sqrt(rng.uniform(0, 1, n))
             angle = rng.uniform(0, 2 * np.pi, n)
             cx, cy = centre + dist * np.cos(angle), centre + dist * np.sin(angle)
@@ -229,12 +229,11 @@ def pack_dots(rng: np.random.Generator, size: int) -> np.ndarray:
                 d2 = (cx[:, None] - xs) ** 2 + (cy[:, None] - ys) ** 2
                 clear = (d2 >= (cr[:, None] + rs + gap) ** 2).all(axis=1)
                 cx, cy, cr = cx[clear], cy[clear], cr[clear]
-            # Among the batch's survivors, keep each one clear of those kept before it.
+            # Among the batch's survivors, keep those that overlap no other one.
             d2 = (cx[:, None] - cx) ** 2 + (cy[:, None] - cy) ** 2
             overlap = d2 < (cr[:, None] + cr + gap) ** 2
-            keep = np.zeros(len(cx), dtype=bool)
-            for i in range(len(cx)):
-                keep[i] = not (overlap[i, :i] & keep[:i]).any()
+            np.fill_diagonal(overlap, False)
+            keep = ~overlap.any(axis=1)
             xs, ys, rs = np.r_[xs, cx[keep]], np.r_[ys, cy[keep]], np.r_[rs, cr[keep]]
     return np.column_stack([xs, ys, rs])
 
@@ -285,5 +284,5 @@ def plate_image(plate: Plate, size: int = 480) -> Image.Image:
 
 def plate_png(plate: Plate, size: int = 480) -> bytes:
     buffer = io.BytesIO()
-    plate_image(plate, size).save(buffer, format="PNG", optimize=True)
+    plate_image(plate, size).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
