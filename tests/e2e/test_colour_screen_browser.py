@@ -114,7 +114,5 @@ def test_an_empty_answer_is_refused_in_words(open_page, study, shoot):  # noqa: 
     check(page, "colour-screen-error-phone", shoot)
     assert not ColourScreenAnswer.objects.filter(participant=participant).exists()
     # The refusal's own status (400) is the one expected error response.
-    assert [p for p in page.problems.items if p.startswith("HTTP 400")] == [
-        f"HTTP 400: {page.url}"
-    ]
+    assert [p for p in page.problems.items if p.startswith("HTTP 400")] == [f"HTTP 400: {page.url}"]
     page.problems.items.clear()
