@@ -111,6 +111,11 @@ def test_an_empty_answer_is_refused_in_words(open_page, study, shoot):  # noqa: 
     participant = consent(page, study)
     page.get_by_role("button", name="Next").tap()
     expect(page.get_by_role("alert")).to_contain_text("Please type the number you see")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.plate img');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
+    assert plate_loaded(page)  # the same plate, still at hand
     check(page, "colour-screen-error-phone", shoot)
     assert not ColourScreenAnswer.objects.filter(participant=participant).exists()
     # The refusal's own status (400) is the one expected error response.
