@@ -81,6 +81,8 @@ class StudyForm(forms.ModelForm):
             "attention_checks",
             "instructed_checks",
             "instructed_checks_exclude",
+            "colour_screen",
+            "colour_screen_excludes",
             "exposure_ms",
             "drop_flagged_displays",
             "estimated_minutes",
@@ -118,6 +120,9 @@ class StudyForm(forms.ModelForm):
             "instructed_checks": "Instructed-response checks",
             "instructed_checks_exclude": "Also exclude from the analysis a participant who "
             "fails an instructed-response check",
+            "colour_screen": "Colour-vision screen before the trials",
+            "colour_screen_excludes": "Also exclude from the analysis a participant who fails "
+            "the colour-vision screen",
         }
         help_texts = {
             "design": "Between subjects (the paper): each participant sees one condition.",
@@ -132,6 +137,13 @@ class StudyForm(forms.ModelForm):
             "instructed_checks_exclude": "Off: failing them only counts toward Prolific's "
             "rejection policy. On: failing any one also excludes the participant from the "
             "analysis, as a failed colour-inverted check does.",
+            "colour_screen": "Seven generated pseudo-isochromatic plates (Ishihara-like: a "
+            "digit in dots on a red–green confusion line, plus one control plate everyone "
+            "can read), shown after consent, before the instructions, described to "
+            "participants as a screen, not a diagnosis. Passed: the control plate and at "
+            "least 5 of the 6 test plates read right. Frozen when the study opens.",
+            "colour_screen_excludes": "Off: the result is recorded only (participant list, "
+            "exports). On: failing the screen excludes the participant from the analysis.",
             "exposure_ms": "Empty: each image stays until answered. E.g. 1000 hides it after 1 s.",
             "drop_flagged_displays": "Each trial's display is measured in the participant's "
             "browser. Flagged: the measured exposure missed the exposure time by more than one "

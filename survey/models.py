@@ -38,6 +38,10 @@ def completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+def colour_screen_seed() -> int:
+    return secrets.randbits(62)
+
+
 #: What may still change once a study has opened (nothing that changes what is shown).
 TEXT_FIELDS = (
     "name",
@@ -102,6 +106,12 @@ class Study(models.Model):
     instructed_checks = models.PositiveIntegerField(default=0)
     #: Whether a failed instructed-response check also excludes from the analysis.
     instructed_checks_exclude = models.BooleanField(default=False)
+    #: A colour-vision screen (survey.colour_screen's plates) between consent and the
+    #: instructions; its result is stored on the participant.
+    colour_screen = models.BooleanField(default=False)
+    #: Whether failing the colour-vision screen also excludes from the analysis (else the
+    #: result is only recorded).
+    colour_screen_excludes = models.BooleanField(default=False)
     consent_text = models.TextField(blank=True)
     instructions = models.TextField(blank=True)
     #: The language of every fixed text the participants see (survey.wording); the
@@ -319,6 +329,14 @@ class Participant(models.Model):
     #: Started while the study was open as a pilot: never in the analysis, holds no place
     #: of the real study, never counted in the stimuli's exposures, removable at once.
     is_pilot = models.BooleanField(default=False)
+    #: Draws the participant's colour-vision plates (survey.colour_screen); never sent to
+    #: the browser.
+    colour_screen_seed = models.BigIntegerField(default=colour_screen_seed, editable=False)
+    #: The screen's result once every plate is answered (NULL before, or without a screen):
+    #: test plates read right (of survey.colour_screen.TEST_PLATES) and the rule's verdict.
+    colour_screen_correct = models.PositiveSmallIntegerField(null=True, blank=True)
+    colour_screen_passed = models.BooleanField(null=True, blank=True)
+    colour_screen_done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "started_at"]
@@ -445,6 +463,32 @@ class TrialDisplay(models.Model):
     @property
     def refresh_hz(self) -> float | None:
         return 1000 / self.frame_ms if self.frame_ms else None
+
+
+class ColourScreenAnswer(models.Model):
+    """One plate of a participant's colour-vision screen, answered once: what they typed
+    (``""``: "I can't see a number") and whether it was the plate's digit."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="colour_screen_answers"
+    )
+    #: 1-based, as survey.colour_screen.screen_plates numbers them.
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=8)
+    answer = models.CharField(max_length=8, blank=True)
+    correct = models.BooleanField()
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "position"], name="colour_screen_answer_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} plate {self.position}"
 
 
 class ParticipantTally(models.Model):

@@ -35,6 +35,7 @@ from survey.analysis.exclusion import (
     AI,
     ATTENTION,
     FAILED_ATTENTION,
+    FAILED_COLOUR_SCREEN,
     FAILED_INSTRUCTED,
     INSTRUCTED,
     MAIN,
@@ -76,6 +77,8 @@ CSV_HEADER = (
     "instructed_passed",
     "instructed_failed",
     "pilot",
+    "colour_screen_correct",
+    "colour_screen_passed",
 )
 
 
@@ -99,6 +102,10 @@ class ParticipantRow:
     instructed_failed: int = 0
     #: A pilot participation (no part of the analysis).
     pilot: bool = False
+    #: The colour-vision screen: test plates read right, and passed (None: no screen, or
+    #: not finished).
+    colour_screen_correct: int | None = None
+    colour_screen_passed: bool | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -143,6 +150,8 @@ def _status(p, *, since: datetime) -> tuple[str, str]:
             return EXCLUDED, "failed the colour-inverted check (excluded from the analysis)"
         if p.reason == FAILED_INSTRUCTED:
             return EXCLUDED, "failed an instructed-response check (excluded from the analysis)"
+        if p.reason == FAILED_COLOUR_SCREEN:
+            return EXCLUDED, "failed the colour-vision screen (excluded from the analysis)"
         return COMPLETED, "included in the analysis"
     if p.returned_at:
         return RETURNED, "stopped taking part"
@@ -194,6 +203,8 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
                 instructed_passed=p.instructed_passed,
                 instructed_failed=p.instructed_failed,
                 pilot=p.is_pilot,
+                colour_screen_correct=p.colour_screen_correct,
+                colour_screen_passed=p.colour_screen_passed,
             )
         )
     return result
@@ -233,6 +244,8 @@ def participants_csv(rows: list[ParticipantRow]) -> str:
                 r.instructed_passed,
                 r.instructed_failed,
                 int(r.pilot),
+                "" if r.colour_screen_correct is None else r.colour_screen_correct,
+                "" if r.colour_screen_passed is None else int(r.colour_screen_passed),
             )
         )
     return _csv(lines)
@@ -247,6 +260,11 @@ def approval(row: ParticipantRow) -> tuple[str, str] | None:
         return MAY_REJECT, (
             f"failed {row.instructed_failed} instructed-response attention checks "
             f"(Prolific allows rejection after {REJECT_AFTER_INSTRUCTED_FAILURES})"
+        )
+    if row.status == EXCLUDED and row.detail.startswith("failed the colour-vision screen"):
+        return APPROVE, (
+            "completed; excluded from the analysis for failing the colour-vision screen, "
+            "which is no ground for rejection"
         )
     if row.status == EXCLUDED:
         return APPROVE, (

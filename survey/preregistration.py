@@ -240,6 +240,8 @@ def build_document(study: Study) -> dict[str, Any]:
             "instructed_checks": study.instructed_checks,
             "instructed_checks_exclude": study.instructed_checks_exclude,
             "drop_flagged_displays": study.drop_flagged_displays,
+            "colour_screen": study.colour_screen,
+            "colour_screen_excludes": study.colour_screen_excludes,
             "rules": exclusion_rule_text(study=study),
         },
         "analysis_plan": _analysis_plan(study),

@@ -71,6 +71,8 @@ def study_monitor(*, study: Study) -> list[dict]:
     - ``taking_part``: unfinished, heard from within the study's time limit (a held place);
     - ``freed``: unfinished and stopped, or silent past the time limit (place given up);
     - ``withdrawn``; ``held`` = included + taking part, against ``target``;
+    - ``screen_failed``: failed the colour-vision screen (not withdrawn), whether or not the
+      study lets that exclude;
     - ``pilot``: pilot participations (not withdrawn), ``pilot_taking_part`` of them
       unfinished and heard from within the time limit. Every other count leaves them out.
 
@@ -90,6 +92,7 @@ def study_monitor(*, study: Study) -> list[dict]:
         "taking_part": Count("pk", filter=unfinished & active),
         "freed": Count("pk", filter=unfinished & ~active),
         "withdrawn": Count("pk", filter=real & Q(withdrawn_at__isnull=False)),
+        "screen_failed": Count("pk", filter=present & Q(colour_screen_passed=False)),
         "pilot": Count("pk", filter=pilot),
         "pilot_taking_part": Count("pk", filter=pilot & Q(completed_at__isnull=True) & active),
     }

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from survey.views import manage, participant, participants, power, reproduction, study
+from survey.views import (
+    colour_screen,
+    manage,
+    participant,
+    participants,
+    power,
+    reproduction,
+    study,
+)
 
 urlpatterns = [
     # Participants (no login; unguessable ids)
@@ -11,6 +19,12 @@ urlpatterns = [
         "p/<str:public_id>/image/<int:position>",
         participant.participant_image,
         name="participant_image",
+    ),
+    path("p/<str:public_id>/screen/", colour_screen.participant_screen, name="participant_screen"),
+    path(
+        "p/<str:public_id>/screen/<int:position>.png",
+        colour_screen.participant_screen_plate,
+        name="participant_screen_plate",
     ),
     path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
     path("p/<str:public_id>/stop", participant.participant_stop, name="participant_stop"),

@@ -222,6 +222,7 @@ PARTICIPANT_COLUMNS = (
     ("withdrawn", "withdrawn"),
     ("failed_attention", "failed an attention check"),
     ("failed_instructed", "failed an instructed check (excluding)"),
+    ("failed_colour_screen", "failed the colour-vision screen (excluding)"),
     ("unfinished", "unfinished (excluded)"),
     ("unfinished_included", "unfinished (counted)"),
     ("included", "counted"),

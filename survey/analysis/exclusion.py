@@ -15,6 +15,10 @@ says it in words and the dashboard shows it). Counted are the *main* trials, ans
   tables either; a participant who gave another answer than the one asked for in any of
   them is excluded only if the researcher chose so (``Study.instructed_checks_exclude``);
   otherwise they serve Prolific's rejection policy only (:mod:`survey.participant_list`);
+* a participant who failed the colour-vision screen (``Participant.colour_screen_passed``
+  False; the rule is :func:`survey.colour_screen.screen_passed`) is excluded only if the
+  researcher chose so (``Study.colour_screen_excludes``); otherwise the result is recorded
+  only;
 * a participant who has not answered every trial (``completed_at`` NULL: dropped out, or
   still in progress) is excluded, unless ``include_unfinished`` is asked for, in which case
   their answered main trials count;
@@ -84,10 +88,20 @@ DISPLAYS_DROPPED = (
     "than one frame, or the page was hidden during the trial) are left out (the "
     "researcher's choice): {dropped} so far; the display report lists them."
 )
+COLOUR_SCREEN_NOT_EXCLUDING = (
+    "The colour-vision screen (pseudo-isochromatic plates before the trials) is recorded "
+    "only: failing it does not exclude (the researcher's choice)."
+)
+COLOUR_SCREEN_EXCLUDING = (
+    "A participant who failed the colour-vision screen (pseudo-isochromatic plates before "
+    "the trials: passed with the control plate and at least 5 of the 6 test plates read "
+    "right) is excluded altogether (the researcher's choice)."
+)
 
 #: Exclusion reasons, in the order they are checked (the first that applies is given).
 WITHDRAWN, FAILED_ATTENTION, UNFINISHED = "withdrawn", "failed attention check", "unfinished"
 FAILED_INSTRUCTED = "failed instructed-response check"
+FAILED_COLOUR_SCREEN = "failed colour-vision screen"
 
 
 def exclusion_rule_text(
@@ -102,6 +116,9 @@ def exclusion_rule_text(
     if study is not None and study.drop_flagged_displays:
         dropped = dropped_displays(study=study, include_unfinished=include_unfinished)
         rule.append(DISPLAYS_DROPPED.format(dropped=counted(dropped, "trial")))
+    if study is not None and study.colour_screen:
+        excluding = study.colour_screen_excludes
+        rule.append(COLOUR_SCREEN_EXCLUDING if excluding else COLOUR_SCREEN_NOT_EXCLUDING)
     return rule
 
 
@@ -147,12 +164,20 @@ def failed_instructed() -> Exists:
     )
 
 
+def failed_colour_screen() -> Q:
+    """On participants: failed the colour-vision screen."""
+    return Q(colour_screen_passed=False)
+
+
 def failed_checks(study: Study) -> Q:
     """On participants: failed a check that excludes in ``study`` (an attention check;
-    an instructed-response check when the researcher chose so)."""
+    an instructed-response check or the colour-vision screen when the researcher chose
+    so)."""
     failed = Q(failed_attention())
     if study.instructed_checks_exclude:
         failed |= Q(failed_instructed())
+    if study.colour_screen_excludes:
+        failed |= failed_colour_screen()
     return failed
 
 
@@ -164,6 +189,8 @@ def exclusion_rules(*, study: Study, include_unfinished: bool = False) -> list[t
     ]
     if study.instructed_checks_exclude:
         rules.append((FAILED_INSTRUCTED, Q(failed_instructed())))
+    if study.colour_screen_excludes:
+        rules.append((FAILED_COLOUR_SCREEN, failed_colour_screen()))
     if not include_unfinished:
         rules.append((UNFINISHED, Q(completed_at__isnull=True)))
     return rules
@@ -224,6 +251,7 @@ class ParticipantCounts:
     withdrawn: int = 0
     failed_attention: int = 0
     failed_instructed: int = 0  # only when they exclude (the researcher's choice)
+    failed_colour_screen: int = 0  # only when it excludes (the researcher's choice)
     unfinished: int = 0  # excluded as unfinished (0 when unfinished ones are included)
     unfinished_included: int = 0  # unfinished but counted (include_unfinished)
     included: int = 0
@@ -257,6 +285,8 @@ def participant_counts(
             c.failed_attention += n
         elif reason == FAILED_INSTRUCTED:
             c.failed_instructed += n
+        elif reason == FAILED_COLOUR_SCREEN:
+            c.failed_colour_screen += n
         elif reason == UNFINISHED:
             c.unfinished += n
         else:

@@ -45,9 +45,10 @@ def participant_withdraw(
     reason: str = "",
 ) -> Withdrawal:
     """Withdraw one participant's data on request (by public id or PROLIFIC_PID): their
-    trials are deleted, their stimuli's exposures given back, the browser's user agent and
-    Prolific study/session ids erased, and the withdrawal logged. The participant row stays,
-    marked withdrawn, so that the same PROLIFIC_PID cannot take the study again."""
+    trials and colour-vision screen are deleted, their stimuli's exposures given back, the
+    browser's user agent and Prolific study/session ids erased, and the withdrawal logged.
+    The participant row stays, marked withdrawn, so that the same PROLIFIC_PID cannot take
+    the study again."""
     lookup = _lookup(public_id, prolific_pid)
     with transaction.atomic():
         Study.objects.select_for_update().get(pk=study.pk)  # no start reads exposures meanwhile
@@ -62,6 +63,8 @@ def participant_withdraw(
             Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
         _, deleted = participant.trials.all().delete()
         removed = deleted.get(Trial._meta.label, 0)  # not their displays, deleted with them
+        participant.colour_screen_answers.all().delete()  # a colour-vision screen is data too
+        participant.colour_screen_correct = participant.colour_screen_passed = None
         participant.withdrawn_at = timezone.now()
         participant.user_agent = ""
         participant.prolific_study_id = None
@@ -72,6 +75,8 @@ def participant_withdraw(
                 "user_agent",
                 "prolific_study_id",
                 "prolific_session_id",
+                "colour_screen_correct",
+                "colour_screen_passed",
             ]
         )
         return Withdrawal.objects.create(

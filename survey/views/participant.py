@@ -34,6 +34,7 @@ from survey.participation import (
 from survey.ratelimit import start_allowed
 from survey.selectors import study_get_by_slug
 from survey.services.assignment import participant_start
+from survey.services.colour_screen import screen_pending
 from survey.services.display_timing import FIELD as DISPLAY_FIELD
 from survey.services.errors import (
     ParticipationError,
@@ -291,6 +292,8 @@ def participant_page(request, public_id: str):
         return redirect("participant_done", public_id=public_id)
     if not participant_rehold(participant=participant):
         return _place_gone(request, participant)
+    if screen_pending(participant):
+        return redirect("participant_screen", public_id=public_id)
     trial = current_trial(participant)
     if trial is None:  # every trial answered, completion not yet recorded: cannot happen
         return redirect("participant_done", public_id=public_id)
@@ -348,6 +351,16 @@ def participant_answer(request, public_id: str):
             {
                 "error": "your place in this study has ended",
                 "resume_url": reverse("participant_page", args=[public_id]),
+            },
+            status=409,
+        )
+    if screen_pending(participant):
+        if not wants_json:
+            return redirect("participant_screen", public_id=public_id)
+        return JsonResponse(
+            {
+                "error": "the colour-vision screen comes first",
+                "resume_url": reverse("participant_screen", args=[public_id]),
             },
             status=409,
         )

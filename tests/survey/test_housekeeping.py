@@ -201,6 +201,8 @@ def test_every_field_is_copied_or_left_on_purpose():
         "redirect_url",
         "instructed_checks",
         "instructed_checks_exclude",
+        "colour_screen",
+        "colour_screen_excludes",
         "language",
         "question_text",
         "real_label",

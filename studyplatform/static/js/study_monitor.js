@@ -12,7 +12,7 @@ document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
       d.rows.forEach(function (row, i) {
         const tr = box.querySelector('[data-row="' + i + '"]');
         if (!tr) return;
-        ["started", "included", "excluded", "taking_part", "freed", "withdrawn", "held", "pilot", "pilot_taking_part"].forEach(function (k) {
+        ["started", "included", "excluded", "taking_part", "freed", "withdrawn", "held", "pilot", "pilot_taking_part", "screen_failed"].forEach(function (k) {
           const cell = tr.querySelector('[data-f="' + k + '"]');
           if (cell) cell.textContent = row[k];
         });
