@@ -95,6 +95,12 @@ JUDGEMENT_COLUMNS = (
     "excluded",
     "counted",
     "language",
+    # The protocol (survey.protocols); for a paired trial the fake's side and the side
+    # chosen as the real photograph (its stimulus is the fake, its truth "ai", its answer
+    # "real" when the fake was chosen), empty for a single image.
+    "protocol",
+    "fake_side",
+    "side",
 )
 
 
@@ -194,6 +200,8 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
             "id": analysis.study_id,
             "name": analysis.study_name,
             "design": analysis.design,
+            "protocol": analysis.protocol,
+            "statistic": analysis.statistic,
             "language": analysis.language,
             "wording": analysis.wording,
         },
@@ -272,6 +280,7 @@ def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     try:
         result = analyse_rows(
             rows,
+            paired=study.paired,
             margin=study.equivalence_margin,
             alpha=study.alpha,
             confidence=analysis.confidence,
@@ -470,8 +479,11 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "rt_ms",
             "position",
             "kind",
+            "fake_side",
+            "chosen_side",
         )
     )
+    protocol = study.protocol
     for (
         participant,
         condition,
@@ -484,6 +496,8 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         rt_ms,
         position,
         kind,
+        fake_side,
+        chosen_side,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -506,6 +520,9 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             reason,
             int(kind == MAIN and not reason),
             language,
+            protocol,
+            fake_side or "",
+            chosen_side or "",
         ]
 
 
