@@ -181,6 +181,8 @@ class StudyForm(forms.ModelForm):
             self.fields["instructed_checks"].required = False
         if "language" in self.fields:
             self.fields["language"].required = False
+        if "protocol" in self.fields:  # optional: left out, the single-image protocol
+            self.fields["protocol"].required = False
         for name in ("equivalence_margin", "alpha"):  # optional: left out, the default
             if name in self.fields:
                 self.fields[name].required = False
@@ -293,6 +295,9 @@ class StudyForm(forms.ModelForm):
     def _or_default(self, name: str):
         value = self.cleaned_data[name]
         return Study._meta.get_field(name).default if value is None else value
+
+    def clean_protocol(self):
+        return self.cleaned_data["protocol"] or Study._meta.get_field("protocol").default
 
     def clean_language(self):
         return self.cleaned_data["language"] or Study._meta.get_field("language").default

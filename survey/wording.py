@@ -100,8 +100,8 @@ def pair_wording(study: Study) -> PairWording:
     with translation.override(study.language):
         return PairWording(
             question=study.question_text.strip() or gettext("Which one is the real photograph?"),
-            left_label=gettext("Left"),
-            right_label=gettext("Right"),
+            left_label=pgettext("side of the screen", "Left"),
+            right_label=pgettext("side of the screen", "Right"),
         )
 
 

@@ -168,6 +168,12 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
     if c.cells is not None:
         row.update(c.cells)
     t = c.table
+    if t is None and c.pairs is not None:  # a paired study: P(chose the fake)
+        row["n"] = c.pairs["n"]
+        for rate in ("fooling_rate", "ai_judged_real_rate"):
+            row[rate] = _number(c.pairs["rate"])
+            row[f"{rate}_wilson_low"] = _number(c.pairs["wilson"][0])
+            row[f"{rate}_wilson_high"] = _number(c.pairs["wilson"][1])
     if t is not None:
         row["n"] = t["n"]
         for rate in RATES:

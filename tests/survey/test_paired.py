@@ -18,14 +18,16 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
+from studyplatform.researchers import researcher_create
 from survey.analysis.exclusion import FAILED_ATTENTION, participant_exclusions
-from survey.analysis.exports import judgements_csv_chunks, tables_json
+from survey.analysis.exports import judgements_csv_chunks, tables_csv, tables_json
 from survey.analysis.results import study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services.assignment import participant_start
 from survey.services.stimuli import vigilance_image
 from survey.services.trials import trial_answer
+from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +130,9 @@ def test_each_participant_gets_sides_balanced_and_vigilance_among_the_test_pairs
     fakes = [s.exposures for s in main.filter(is_real=False)]
     assert sum(fakes) == 4 * 6 and max(fakes) - min(fakes) <= 1
     assert sum(main.filter(is_real=True).values_list("exposures", flat=True)) == 4 * 6
+    # A withdrawal gives both images of each pair back.
+    participant_withdraw(study=study, public_id=participant.public_id)
+    assert sum(main.values_list("exposures", flat=True)) == 2 * 3 * 6
 
 
 def test_the_flow_by_script_stores_the_side_and_whether_the_fake_was_chosen(client, study):
@@ -282,6 +287,9 @@ def test_analysis_counts_the_fooling_rate_of_pairs(study):
     boot = c.bootstrap.fooling_rate
     assert boot.estimate == pytest.approx(0.5)
     assert boot.interval.low < 0.5 < boot.interval.high
+    (table,) = csv.DictReader(io.StringIO(tables_csv(analysis)))
+    assert (table["n"], float(table["fooling_rate"])) == ("18", 0.5)
+    assert float(table["fooling_rate_wilson_low"]) == pytest.approx(c.pairs["wilson"][0])
     record = json.loads(tables_json(analysis))
     assert record["study"]["protocol"] == "paired"
     mixed = record["mixed_models"]
@@ -296,6 +304,41 @@ def test_analysis_counts_the_fooling_rate_of_pairs(study):
     assert {r["truth"] for r in counted} == {"ai"}
     for r in counted:
         assert (r["answer"] == "real") == (r["side"] == r["fake_side"])
+
+
+def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
+    for wanted in (2, 4):
+        participant = participant_start(study=study)
+        fooled = 0
+        for t in trials_of(participant):
+            real = RIGHT if t.fake_side == LEFT else LEFT
+            choose_fake = t.kind == "main" and fooled < wanted
+            fooled += choose_fake
+            trial_answer(
+                participant=participant,
+                position=t.position,
+                answer=t.fake_side if choose_fake else real,
+                rt_ms=800,
+            )
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    client.force_login(ada)
+    page = client.get(reverse("study_analysis", args=[study.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Paired real vs fake, 2AFC" in html and "P(chose the fake" in html
+    assert "50.00 %" in html  # 6 of 12 test pairs
+    form = client.get(reverse("study_new"), {"protocol": "paired"}).content.decode()
+    assert 'value="paired" selected' in form
+    assert 'name="images_per_participant" value="40"' in form
+    assert 'name="practice_trials" value="10"' in form
+    assert 'name="exposure_ms" value="1000"' in form
+    preview = client.get(reverse("study_preview", args=[study.pk])).content.decode()
+    plan = json.loads(re.search(r'id="preview-trials"[^>]*>(.*?)</script>', preview).group(1))
+    assert len(plan) == study.trials_per_participant
+    assert all(set(t["pair_urls"]) == {"left", "right"} for t in plan)
+    assert {t["truth"] for t in plan} <= {"left", "right"}
+    assert "Which one is the real photograph?" in preview
 
 
 def test_paired_rows_fit_the_fooling_model_of_their_fakes_compared_with_itself():
