@@ -68,12 +68,13 @@ class StudyForm(forms.ModelForm):
         help_text="“{code}” is replaced by the completion code.",
     )
 
-    field_order = ["name", "runs", "design"]
+    field_order = ["name", "protocol", "runs", "design"]
 
     class Meta:
         model = Study
         fields = [
             "name",
+            "protocol",
             "design",
             "images_per_participant",
             "target_participants_per_condition",
@@ -101,6 +102,7 @@ class StudyForm(forms.ModelForm):
             "alpha",
         ]
         labels = {
+            "protocol": "Protocol",
             "hypotheses": "Hypotheses (pre-registration)",
             "equivalence_margin": "Equivalence margin δ",
             "alpha": "Significance level α",
@@ -125,6 +127,11 @@ class StudyForm(forms.ModelForm):
             "the colour-vision screen",
         }
         help_texts = {
+            "protocol": "What each trial shows and asks; frozen when the study opens. Paired "
+            "(Zhang et al. 2016, pix2pix): the photograph and a colourisation of it side by "
+            "side, “Which one is the real photograph?”; images per participant then counts "
+            "pairs, attention checks are vigilance pairs (the photograph beside itself in "
+            "random colours). Choose a preset above to fill in the published design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
@@ -194,6 +201,8 @@ class StudyForm(forms.ModelForm):
             self.fields["instructed_checks"].required = False
         if "language" in self.fields:
             self.fields["language"].required = False
+        if "protocol" in self.fields:  # optional: left out, the single-image protocol
+            self.fields["protocol"].required = False
         for name in ("equivalence_margin", "alpha"):  # optional: left out, the default
             if name in self.fields:
                 self.fields[name].required = False
@@ -307,6 +316,9 @@ class StudyForm(forms.ModelForm):
         value = self.cleaned_data[name]
         return Study._meta.get_field(name).default if value is None else value
 
+    def clean_protocol(self):
+        return self.cleaned_data["protocol"] or Study._meta.get_field("protocol").default
+
     def clean_language(self):
         return self.cleaned_data["language"] or Study._meta.get_field("language").default
 
@@ -359,6 +371,12 @@ class StudyForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         self._check_answers(cleaned)
+        if cleaned.get("protocol") == Study.Protocol.PAIRED and cleaned.get("instructed_checks"):
+            self.add_error(
+                "instructed_checks",
+                "A paired study has no instructed-response checks: its attention checks are "
+                "vigilance pairs. Set this to 0.",
+            )
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]

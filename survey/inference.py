@@ -170,10 +170,10 @@ class ConditionInference:
     fooling_rate_wilson: tuple[float, float]
     ai_judged_real_rate: float  # pooled: the error rate on AI images (HYPE's "fake")
     ai_judged_real_rate_wilson: tuple[float, float]
-    real_judged_ai_rate: float  # pooled: the error rate on real photographs
-    real_judged_ai_rate_wilson: tuple[float, float]
+    real_judged_ai_rate: float | None  # pooled: the error rate on real photographs
+    real_judged_ai_rate_wilson: tuple[float, float] | None
     glmm: FoolingModel
-    sdt: SDTModel
+    sdt: SDTModel | None  # None for paired judgements (no yes/no d′ without real images)
     tost: BinomialTOST
     mixed_tost: ModelTOST
     verdict: str
@@ -408,12 +408,24 @@ def _model_problem(model: FoolingModel) -> str | None:
 
 
 def _condition(
-    name: str, rows: list[Row], margin: float, alpha: float, confidence: float
+    name: str,
+    rows: list[Row],
+    margin: float,
+    alpha: float,
+    confidence: float,
+    paired: bool = False,
 ) -> ConditionInference:
     fooled = sum(r.fooled for r in rows)
     ai = [r for r in rows if r.truth == "ai"]
     real = [r for r in rows if r.truth == "real"]
-    if not ai or not real:
+    if paired and real:
+        raise InferenceError(
+            f"condition {name!r}: paired judgements are rows of truth ai (the fake of each "
+            "pair), not real"
+        )
+    if paired and not ai:
+        raise InferenceError(f"condition {name!r} has no judgements")
+    if not paired and (not ai or not real):
         missing = "AI images" if not ai else "real photographs"
         raise InferenceError(f"condition {name!r} has no judgements of {missing}")
     glmm, fit = fooling_model(rows, confidence)
@@ -432,7 +444,9 @@ def _condition(
         )
     rate, wilson = _rate(fooled, len(rows), confidence)
     ai_rate, ai_wilson = _rate(sum(r.fooled for r in ai), len(ai), confidence)
-    real_rate, real_wilson = _rate(sum(r.fooled for r in real), len(real), confidence)
+    real_rate, real_wilson = (
+        _rate(sum(r.fooled for r in real), len(real), confidence) if real else (None, None)
+    )
     return ConditionInference(
         condition=name,
         n_judgements=len(rows),
@@ -446,7 +460,7 @@ def _condition(
         real_judged_ai_rate=real_rate,
         real_judged_ai_rate_wilson=real_wilson,
         glmm=glmm,
-        sdt=sdt_model(rows, confidence),
+        sdt=None if paired else sdt_model(rows, confidence),
         tost=tost,
         mixed_tost=mixed,
         verdict=verdict,
@@ -534,11 +548,19 @@ def _contrasts(fit: GLMMFit, names: list[str], confidence: float) -> list[Contra
 def analyse_rows(
     rows: Iterable[Row],
     *,
+    paired: bool = False,
     margin: float = DEFAULT_MARGIN,
     alpha: float = DEFAULT_ALPHA,
     confidence: float = CONFIDENCE,
 ) -> StudyInference:
-    """Every model of the study. Conditions in the order they first appear."""
+    """Every model of the study. Conditions in the order they first appear.
+
+    ``paired``: the rows are paired real-vs-fake judgements (survey.protocols), one per
+    pair, written as the judgement of its fake: truth "ai", answer "real" when the fake was
+    chosen as the real photograph (fooled), "ai" when the photograph was; the image is the
+    fake's. The fooling model, its rate (P(chose the fake) for a typical participant and
+    image), the equivalence tests against 0.5 and the contrasts apply as they are; no
+    signal-detection model is fitted (``sdt`` None), and there are no real rows."""
     margin, alpha = check_margin(margin), check_alpha(alpha)
     rows = list(rows)
     shared = [r for r in rows if r.condition is None]
@@ -552,7 +574,8 @@ def analyse_rows(
         raise InferenceError("there are no judgements of any condition")
     names = list(grouped)
     conditions = [
-        _condition(name, grouped[name] + shared, margin, alpha, confidence) for name in names
+        _condition(name, grouped[name] + shared, margin, alpha, confidence, paired)
+        for name in names
     ]
     joint, contrasts = (None, [])
     if len(names) > 1:
@@ -571,6 +594,13 @@ def analyse_rows(
         f"Equivalence margin ±{margin:g} around 0.5, α = {alpha:g}; the mixed-model TOST uses "
         f"the {100 * (1 - 2 * alpha):g} % interval.",
     ]
+    if paired:
+        notes.append(
+            "Paired real-vs-fake judgements: each row is a pair, written as the judgement "
+            "of its fake (answer real: the fake was chosen as the real photograph); the "
+            "fooling rate is P(chose the fake), 0.5 when the fake cannot be told apart. No "
+            "signal-detection model: that needs real photographs judged on their own."
+        )
     if shared:
         notes.append(
             "Real photographs without a condition are shared by every condition (within "
@@ -741,23 +771,33 @@ def format_text(result: StudyInference) -> str:
     ]
     for c in result.conditions:
         g, s = c.glmm, c.sdt
+        if s is None:  # paired judgements
+            rates = f"  fake chosen as the real photograph {_pct(c.ai_judged_real_rate)}"
+            sdt_lines = []
+        else:
+            rates = (
+                f"  AI images judged Real {_pct(c.ai_judged_real_rate)}; real photographs "
+                f"judged AI {_pct(c.real_judged_ai_rate)}"
+            )
+            sdt_lines = [
+                f"  {s.formula}:",
+                f"    d' {_num(s.d_prime)} ({level} {_range(s.d_prime_ci, False)}), c "
+                f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})",
+                *_status(s.converged, s.singular, s.warnings),
+            ]
         lines += [
             f"Condition {c.condition}: {c.n_judgements} judgements, {c.n_participants} "
             f"participants, {c.n_images} images",
             f"  pooled fooling rate {_pct(c.fooling_rate)} (Wilson {level} "
             f"{_range(c.fooling_rate_wilson)}; treats judgements as independent)",
-            f"  AI images judged Real {_pct(c.ai_judged_real_rate)}; real photographs judged AI "
-            f"{_pct(c.real_judged_ai_rate)}",
+            rates,
             f"  {g.formula}:",
             f"    intercept {_num(g.intercept)} (SE {_num(g.intercept_se)}), participant SD "
             f"{_num(g.participant_sd)}, image SD {_num(g.image_sd)}",
             f"    model-based fooling rate {_pct(g.fooling_rate)} ({level} "
             f"{_range(g.fooling_rate_ci)})",
             *_status(g.converged, g.singular, g.warnings),
-            f"  {s.formula}:",
-            f"    d' {_num(s.d_prime)} ({level} {_range(s.d_prime_ci, False)}), c "
-            f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})",
-            *_status(s.converged, s.singular, s.warnings),
+            *sdt_lines,
             f"  exact binomial TOST: p = {c.tost.p:.4g} ({c.tost.verdict})",
             f"  mixed-model TOST: {c.mixed_tost.verdict}",
             f"  VERDICT: {c.verdict} ({c.verdict_reason})",

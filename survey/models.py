@@ -73,6 +73,14 @@ class Study(models.Model):
         BETWEEN = "between", "between subjects (one condition per participant)"
         WITHIN = "within", "within subjects (every condition per participant)"
 
+    class Protocol(models.TextChoices):
+        """What a trial shows and asks (survey.protocols describes each: its source, its
+        preset and its statistic). Chosen when the study is created, frozen when it opens;
+        a later protocol is one more choice here and one more entry there."""
+
+        SINGLE = "single", "single image, real or AI"
+        PAIRED = "paired", "paired real vs fake, two-alternative forced choice"
+
     name = models.CharField(max_length=200)
     #: The unguessable public id, used in the participants' link.
     slug = models.CharField(max_length=64, unique=True, default=study_slug, editable=False)
@@ -91,6 +99,7 @@ class Study(models.Model):
     preparation_worker = models.CharField(max_length=200, blank=True)
     preparation_heartbeat_at = models.DateTimeField(null=True, blank=True)
     design = models.CharField(max_length=7, choices=Design.choices, default=Design.BETWEEN)
+    protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.SINGLE)
     #: Half real photographs, half colourised (the paper: 12 + 12).
     images_per_participant = models.PositiveIntegerField(default=24)
     target_participants_per_condition = models.PositiveIntegerField(default=104)
@@ -210,6 +219,12 @@ class Study(models.Model):
         return int(self.time_limit.total_seconds() // 60)
 
     @property
+    def paired(self) -> bool:
+        """Whether each trial shows a real photograph and a colourisation of it side by
+        side (:attr:`Protocol.PAIRED`); ``images_per_participant`` then counts pairs."""
+        return self.protocol == self.Protocol.PAIRED
+
+    @property
     def per_kind(self) -> int:
         """Real images per participant (and AI images: the same number)."""
         return self.images_per_participant // 2
@@ -290,7 +305,9 @@ class Stimulus(models.Model):
                 name="stimulus_unique_ai_scene",
             ),
             models.UniqueConstraint(
-                fields=["study", "condition", "scene", "width", "height"],
+                # is_real too: a paired study's vigilance pair has a real photograph and
+                # a random-coloured one of the same scene and size, both without condition.
+                fields=["study", "condition", "scene", "width", "height", "is_real"],
                 condition=Q(is_real=True) | Q(role="attention"),
                 nulls_distinct=False,
                 name="stimulus_unique_real_scene",
@@ -353,9 +370,22 @@ class Participant(models.Model):
 
 
 class Trial(models.Model):
+    """One judgement. In a paired study (``Study.protocol`` paired) ``stimulus`` is the
+    fake of the pair (a colourisation; in a vigilance pair the random-coloured photograph),
+    ``partner`` the real photograph of the same scene, ``fake_side`` where the fake is
+    shown and ``chosen_side`` the side the participant called the real photograph. The
+    pair's ``answer`` is then what the choice says of the fake: "real" when the
+    participant chose the fake (fooled), "ai" when they chose the photograph, so that every
+    count, table and model of the single-image protocol reads a pair as a judgement of
+    its fake image (survey.protocols)."""
+
     class Answer(models.TextChoices):
         REAL = "real", "Real"
         AI = "ai", "AI"
+
+    class Side(models.TextChoices):
+        LEFT = "left", "left"
+        RIGHT = "right", "right"
 
     #: The stimulus's role, copied so that analysis filters without a join.
     kind = models.CharField(
@@ -366,6 +396,18 @@ class Trial(models.Model):
     #: 1-based order of presentation.
     position = models.PositiveIntegerField()
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="trials")
+    #: A paired trial's real photograph (NULL in the single-image protocol).
+    partner = models.ForeignKey(
+        Stimulus, null=True, blank=True, on_delete=models.PROTECT, related_name="partner_trials"
+    )
+    #: A paired trial's side of the fake (``stimulus``), drawn balanced per participant.
+    fake_side = models.CharField(  # noqa: DJ001
+        max_length=5, choices=Side.choices, null=True, blank=True
+    )
+    #: A paired trial's answer: the side chosen as the real photograph (NULL until answered).
+    chosen_side = models.CharField(  # noqa: DJ001
+        max_length=5, choices=Side.choices, null=True, blank=True
+    )
     shown_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     #: NULL until answered.
@@ -392,6 +434,11 @@ class Trial(models.Model):
                 | (~Q(kind="instructed") & Q(instructed_answer__isnull=True)),
                 name="trial_instruction_of_instructed_checks",
             ),
+            models.CheckConstraint(
+                condition=Q(partner__isnull=True, fake_side__isnull=True, chosen_side__isnull=True)
+                | Q(partner__isnull=False, fake_side__isnull=False),
+                name="trial_pair_has_partner_and_side",
+            ),
         ]
         indexes = [
             # The exclusion rule's "failed an attention check" (survey.analysis), found
@@ -405,6 +452,13 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant} #{self.position}"
+
+    @property
+    def fooled(self) -> bool | None:
+        """A paired trial's answer: whether the fake was chosen as the real photograph."""
+        if self.chosen_side is None:
+            return None
+        return self.chosen_side == self.fake_side
 
 
 class TrialDisplay(models.Model):

@@ -78,9 +78,12 @@ class TrialView:
     image_url: str
     #: An instructed-response check's instruction (:func:`instruction_text`); "" otherwise.
     instruction: str = ""
+    #: A paired trial's two images, by the side they are shown on (the URLs name the side,
+    #: never which image is real: the fake's side is drawn at random); else None.
+    pair_urls: dict[str, str] | None = None
 
     def as_dict(self) -> dict:
-        return {
+        record = {
             "position": self.position,
             "total": self.total,
             "answered": self.answered,
@@ -88,10 +91,34 @@ class TrialView:
             "image_url": self.image_url,
             "instruction": self.instruction,
         }
+        if self.pair_urls is not None:
+            record["pair_urls"] = self.pair_urls
+        return record
 
 
 def image_url(participant: Participant, position: int) -> str:
     return reverse("participant_image", args=[participant.public_id, position])
+
+
+def pair_urls(participant: Participant, position: int) -> dict[str, str]:
+    """A paired trial's images by side."""
+    return {
+        side: reverse("participant_pair_image", args=[participant.public_id, position, side])
+        for side in Trial.Side.values
+    }
+
+
+def _trial_view(participant: Participant, *, position, total, answered, kind, instructed):
+    paired = participant.study.paired
+    return TrialView(
+        position=position,
+        total=total,
+        answered=answered,
+        practice=kind == Stimulus.Role.PRACTICE,
+        image_url="" if paired else image_url(participant, position),
+        instruction=instruction_text(instructed, participant.study),
+        pair_urls=pair_urls(participant, position) if paired else None,
+    )
 
 
 def current_trial(participant: Participant) -> TrialView | None:
@@ -112,13 +139,13 @@ def current_trial(participant: Participant) -> TrialView | None:
         return None
     if row["shown_at"] is None:
         trial_mark_shown(participant=participant, position=row["position"])
-    return TrialView(
+    return _trial_view(
+        participant,
         position=row["position"],
         total=row["total"],
         answered=row["answered"],
-        practice=row["kind"] == Stimulus.Role.PRACTICE,
-        image_url=image_url(participant, row["position"]),
-        instruction=instruction_text(row["instructed_answer"], participant.study),
+        kind=row["kind"],
+        instructed=row["instructed_answer"],
     )
 
 
@@ -131,20 +158,23 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
     if not result.stored:
         return current_trial(participant)
     nxt = result.next_trial
-    return TrialView(
+    return _trial_view(
+        participant,
         position=nxt.position,
         total=participant.study.trials_per_participant,
         answered=nxt.position - 1,  # answers are given in order
-        practice=nxt.kind == Stimulus.Role.PRACTICE,
-        image_url=image_url(participant, nxt.position),
-        instruction=instruction_text(nxt.instructed_answer, participant.study),
+        kind=nxt.kind,
+        instructed=nxt.instructed_answer,
     )
 
 
-def next_image_url(participant: Participant, trial: TrialView | None) -> str | None:
-    """The image after ``trial``, for the browser to preload."""
+def next_image_url(participant: Participant, trial: TrialView | None) -> str | list | None:
+    """The image after ``trial``, for the browser to preload (a paired study's two images,
+    left then right)."""
     if trial is None or trial.position >= trial.total:
         return None
+    if participant.study.paired:
+        return list(pair_urls(participant, trial.position + 1).values())
     return image_url(participant, trial.position + 1)
 
 
@@ -163,12 +193,42 @@ def feedback_sentences() -> dict[str, dict[str, str]]:
     }
 
 
+def pair_feedback_sentences() -> dict[str, dict[str, str]]:
+    """A paired study's practice feedback, by right/wrong and by the real photograph's
+    side ("left", "right")."""
+    return {
+        "right": {
+            "left": gettext("Right: the real photograph was on the left."),
+            "right": gettext("Right: the real photograph was on the right."),
+        },
+        "wrong": {
+            "left": gettext("Not quite: the real photograph was on the left."),
+            "right": gettext("Not quite: the real photograph was on the right."),
+        },
+    }
+
+
+def real_side(trial: Trial) -> str:
+    """The side of a paired trial's real photograph."""
+    left, right = Trial.Side.LEFT, Trial.Side.RIGHT
+    return str(right if trial.fake_side == left else left)
+
+
 def practice_feedback(trial: Trial) -> dict | None:
     """What a practice trial's answer earns: whether it was right, what the image was
-    ("real" or "ai") and the sentence that says so in the active language. None for any
-    other trial (no feedback may reveal a measured trial's truth)."""
+    ("real" or "ai"; in a paired study the real photograph's side) and the sentence that
+    says so in the active language. None for any other trial (no feedback may reveal a
+    measured trial's truth)."""
     if trial.kind != Stimulus.Role.PRACTICE or trial.answer is None:
         return None
+    if trial.fake_side is not None:
+        truth = real_side(trial)
+        correct = trial.chosen_side == truth
+        return {
+            "correct": correct,
+            "truth": truth,
+            "text": pair_feedback_sentences()["right" if correct else "wrong"][truth],
+        }
     truth = Trial.Answer.REAL if trial.stimulus.is_real else Trial.Answer.AI
     correct = trial.answer == truth
     return {

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from survey.analysis.exclusion import failed_checks
 from survey.models import Condition, Participant, Stimulus, Study, Trial
-from survey.services.assignment import trial_plan
+from survey.services.assignment import pair_plan, trial_plan
 
 
 def study_get_by_slug(*, slug: str) -> Study | None:
@@ -117,15 +117,17 @@ def study_monitor(*, study: Study) -> list[dict]:
     return [row(c.label, c.pk, condition_id=c.pk) for c in study.conditions.all()]
 
 
-def study_preview_plan(*, study: Study, rng, condition: Condition | None = None) -> list[Stimulus]:
-    """What a preview shows: the stimuli, in order, that a participant of ``condition``
-    starting now would get (between subjects: a condition at random if None; within
-    subjects every participant sees every condition); nothing is assigned or recorded.
-    Empty when the stimuli are not prepared yet."""
+def study_preview_plan(*, study: Study, rng, condition: Condition | None = None) -> list:
+    r"""What a preview shows: the stimuli (a paired study's :class:`Pair`\ s), in order,
+    that a participant of ``condition`` starting now would get (between subjects: a
+    condition at random if None; within subjects every participant sees every condition);
+    nothing is assigned or recorded. Empty when the stimuli are not prepared yet."""
     if not Stimulus.objects.filter(study=study).exists():
         return []
     if study.design != Study.Design.BETWEEN:
         condition = None
     elif condition is None:
         condition = rng.choice(list(study.conditions.all()))
+    if study.paired:
+        return pair_plan(study=study, condition=condition, rng=rng)
     return trial_plan(study=study, condition=condition, rng=rng)

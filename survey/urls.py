@@ -26,6 +26,11 @@ urlpatterns = [
         colour_screen.participant_screen_plate,
         name="participant_screen_plate",
     ),
+    path(
+        "p/<str:public_id>/image/<int:position>/<str:side>",
+        participant.participant_image,
+        name="participant_pair_image",
+    ),
     path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
     path("p/<str:public_id>/stop", participant.participant_stop, name="participant_stop"),
     # Researchers

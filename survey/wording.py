@@ -81,6 +81,30 @@ def study_wording(study: Study) -> Wording:
     )
 
 
+@dataclass(frozen=True)
+class PairWording:
+    """What a paired study's trial page asks (survey.protocols) and its two answers. The
+    keys are places on the keyboard, not letters of a word: F and J (the home row's
+    index-finger keys, the same place on QWERTY, QWERTZ and AZERTY) and the arrows."""
+
+    question: str
+    left_label: str
+    right_label: str
+    left_key: str = "F"
+    right_key: str = "J"
+
+
+def pair_wording(study: Study) -> PairWording:
+    """The researcher's question where given, else the language's; in the active
+    language (the participant views make the study's active)."""
+    with translation.override(study.language):
+        return PairWording(
+            question=study.question_text.strip() or gettext("Which one is the real photograph?"),
+            left_label=pgettext("side of the screen", "Left"),
+            right_label=pgettext("side of the screen", "Right"),
+        )
+
+
 def speak(request, study: Study) -> None:
     """Make the study's language the active one for the rest of this request (the view
     must be wrapped by :func:`in_study_language`, which restores the previous one). The

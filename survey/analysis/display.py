@@ -119,13 +119,23 @@ def _condition_values(
         "participants": ("Participants counted", str(_participants(c)), ""),
         "n": ("Judgements", str(t["n"]) if t else "0", ""),
     }
+    if t is None and c.pairs is not None:  # a paired study: P(chose the fake)
+        values["n"] = ("Judgements (pairs)", str(c.pairs["n"]), "")
     for rate, label in RATE_LABELS.items():
-        values[rate] = (label, pct(t[rate]) if t else DASH, "")
-        values[f"{rate}_ci"] = (
-            f"{level} Wilson interval",
-            with_caveat(pct_interval(t["intervals"][rate]["wilson"]), few) if t else DASH,
-            "",
-        )
+        if t is None and c.pairs is not None and rate == "fooling_rate":
+            values[rate] = ("Fooling rate: P(chose the fake)", pct(c.pairs["rate"]), "")
+            values[f"{rate}_ci"] = (
+                f"{level} Wilson interval",
+                with_caveat(pct_interval(c.pairs["wilson"]), few),
+                "",
+            )
+        else:
+            values[rate] = (label, pct(t[rate]) if t else DASH, "")
+            values[f"{rate}_ci"] = (
+                f"{level} Wilson interval",
+                with_caveat(pct_interval(t["intervals"][rate]["wilson"]), few) if t else DASH,
+                "",
+            )
         if rate == "fooling_rate":
             values["fooling_rate_boot"] = (
                 f"{level} bootstrap over participants",

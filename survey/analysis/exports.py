@@ -95,6 +95,12 @@ JUDGEMENT_COLUMNS = (
     "excluded",
     "counted",
     "language",
+    # The protocol (survey.protocols); for a paired trial the fake's side and the side
+    # chosen as the real photograph (its stimulus is the fake, its truth "ai", its answer
+    # "real" when the fake was chosen), empty for a single image.
+    "protocol",
+    "fake_side",
+    "side",
 )
 
 
@@ -162,6 +168,12 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
     if c.cells is not None:
         row.update(c.cells)
     t = c.table
+    if t is None and c.pairs is not None:  # a paired study: P(chose the fake)
+        row["n"] = c.pairs["n"]
+        for rate in ("fooling_rate", "ai_judged_real_rate"):
+            row[rate] = _number(c.pairs["rate"])
+            row[f"{rate}_wilson_low"] = _number(c.pairs["wilson"][0])
+            row[f"{rate}_wilson_high"] = _number(c.pairs["wilson"][1])
     if t is not None:
         row["n"] = t["n"]
         for rate in RATES:
@@ -194,6 +206,8 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
             "id": analysis.study_id,
             "name": analysis.study_name,
             "design": analysis.design,
+            "protocol": analysis.protocol,
+            "statistic": analysis.statistic,
             "language": analysis.language,
             "wording": analysis.wording,
         },
@@ -454,9 +468,12 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "position",
             "kind",
             "display__flagged",
+            "fake_side",
+            "chosen_side",
         )
     )
     drops = study.drop_flagged_displays
+    protocol = study.protocol
     for (
         participant,
         condition,
@@ -470,6 +487,8 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         position,
         kind,
         flagged,
+        fake_side,
+        chosen_side,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -492,6 +511,9 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             reason,
             int(kind == MAIN and not reason and not (drops and flagged)),
             language,
+            protocol,
+            fake_side or "",
+            chosen_side or "",
         ]
 
 

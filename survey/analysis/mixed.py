@@ -107,7 +107,9 @@ def study_mixed_models(
         return found
     started = time.perf_counter()
     try:
-        result = analyse_rows(rows, margin=margin, alpha=alpha, confidence=confidence)
+        result = analyse_rows(
+            rows, paired=study.paired, margin=margin, alpha=alpha, confidence=confidence
+        )
         models = MixedModels(True, "", result, margin, alpha)
     except (InferenceError, ValueError) as exc:
         models = absent(f"not computed: {exc}")

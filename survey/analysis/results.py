@@ -29,6 +29,7 @@ from survey.analysis.exclusion import (
     participant_counts,
 )
 from survey.models import Stimulus, Study
+from survey.protocols import protocol_info
 from survey.statistics import (
     CELLS,
     DEFAULT_CONFIDENCE,
@@ -40,6 +41,7 @@ from survey.statistics import (
     bootstrap_two_way,
     compare_conditions,
     sdt_summary_from_counts,
+    wilson_interval,
     wilson_intervals,
 )
 from survey.wording import study_wording
@@ -95,6 +97,10 @@ class ConditionResult:
     beats_no_colour: bool | None = None
     #: "40 / 50 test images" when the run was tested on part of its test split, else "".
     partial_coverage: str = ""
+    #: A paired study's statistic (survey.protocols): pairs ``n``, pairs in which the fake
+    #: was chosen ``fooled``, their ``rate`` P(chose the fake) and its Wilson interval;
+    #: None in the single-image protocol and while no pair is counted.
+    pairs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -118,6 +124,13 @@ class StudyAnalysis:
     seed: int = 0
     #: The two-way bootstrap was left out: more than TWO_WAY_MAX_JUDGEMENTS judgements.
     two_way_skipped: bool = False
+    #: The study's protocol (survey.protocols) and its statistic in words. In a paired
+    #: study every judgement is a pair, counted as the judgement of its fake: the tables'
+    #: AI row holds them (ai_real: the fake chosen), the real row stays empty, and the
+    #: fooling rate is P(chose the fake).
+    protocol: str = "single"
+    protocol_title: str = ""
+    statistic: str = ""
 
     @property
     def judgements(self) -> int:
@@ -187,8 +200,27 @@ def _two_way(pairs, condition_id: int, *, within: bool, confidence, n_boot, seed
     )
 
 
+def _pair_rate(cells, confidence: float) -> dict[str, Any] | None:
+    """The fooling rate of a paired condition from its cells (every pair is in the AI row:
+    ai_real, the fake chosen; ai_ai, the photograph chosen)."""
+    if cells is None or cells[2] + cells[3] == 0:
+        return None
+    n, fooled = cells[2] + cells[3], cells[2]
+    interval = wilson_interval(fooled, n, confidence)
+    return {"n": n, "fooled": fooled, "rate": fooled / n, "wilson": [interval.low, interval.high]}
+
+
 def _condition_result(
-    condition, counts: StudyCounts, people, pairs, *, within: bool, confidence, n_boot, seed
+    condition,
+    counts: StudyCounts,
+    people,
+    pairs,
+    *,
+    within: bool,
+    confidence,
+    n_boot,
+    seed,
+    paired: bool = False,
 ) -> ConditionResult:
     cells = counts.tables.get(condition.pk)
     if within:
@@ -230,6 +262,7 @@ def _condition_result(
         },
         references=_reference_metrics(results),
         beats_no_colour=results.beats_no_colour,
+        pairs=_pair_rate(cells, confidence) if paired else None,
     )
 
 
@@ -267,6 +300,7 @@ def study_analysis(
             confidence=confidence,
             n_boot=n_boot,
             seed=seed,
+            paired=study.paired,
         )
         for c in conditions
     ]
@@ -293,6 +327,9 @@ def study_analysis(
         n_boot=n_boot,
         seed=seed,
         two_way_skipped=two_way_skipped,
+        protocol=study.protocol,
+        protocol_title=protocol_info(study).title,
+        statistic=protocol_info(study).statistic,
     )
 
 

@@ -18,7 +18,9 @@ half, as practice) and asks for an answer drawn at random, whatever the image
 ``is_pilot``: they hold pilot places only and leave the stimuli's exposures alone (the
 real study's balance starts from zero). A start with a
 PROLIFIC_PID already seen returns that participant (resume), never a second one (a
-database constraint backs this up).
+database constraint backs this up). A paired study's trials are pairs
+(:func:`pair_plan`): the fake is the trial's stimulus, the real photograph its partner,
+the fake's side balanced per participant.
 """
 
 from __future__ import annotations
@@ -201,6 +203,99 @@ def trial_plan(*, study: Study, condition: Condition | None, rng: random.Random)
     return _trial_order(practice, main, checks, rng)
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A paired trial (survey.protocols): the fake, the real photograph of the same scene
+    and size, and the side the fake is shown on."""
+
+    fake: Stimulus
+    real: Stimulus
+    fake_side: str
+
+    @property
+    def role(self) -> str:
+        return self.fake.role
+
+
+def _sides(n: int, rng: random.Random) -> list[str]:
+    """``n`` sides for the fake, half left and half right (an odd one out at random), in
+    a random order."""
+    left, right = Trial.Side.LEFT, Trial.Side.RIGHT
+    sides = [left] * (n // 2) + [right] * (n // 2) + ([rng.choice((left, right))] if n % 2 else [])
+    rng.shuffle(sides)
+    return sides
+
+
+def _partners(stimuli: list[Stimulus]) -> dict[tuple, Stimulus]:
+    """(condition id, scene id, width, height) -> the real photograph of that scene."""
+    return {(s.condition_id, s.scene_id, s.width, s.height): s for s in stimuli if s.is_real}
+
+
+def _partner(reals: dict[tuple, Stimulus], fake: Stimulus, shared: bool) -> Stimulus:
+    key = (None if shared else fake.condition_id, fake.scene_id, fake.width, fake.height)
+    real = reals.get(key) or reals.get((None, *key[1:]))
+    if real is None:
+        raise NotEnoughScenes(f"no real photograph prepared beside the fake image {fake.pk}")
+    return real
+
+
+def pair_plan(*, study: Study, condition: Condition | None, rng: random.Random) -> list[Pair]:
+    """The pairs, in order, of a participant of a paired study: ``images_per_participant``
+    colourisations (the least exposed, as :func:`trial_plan` chooses them; within subjects
+    spread over the conditions), each beside the real photograph of its scene; the practice
+    pairs first (every practice scene once); the vigilance pairs (the attention scenes:
+    the photograph beside its random colours) at random places among the test pairs, never
+    first. In each group the fake is on the left in half the pairs and on the right in the
+    other half (an odd one out at random), in a random order. It only reads."""
+    n = study.images_per_participant
+    main = Stimulus.objects.filter(study=study, role=Stimulus.Role.MAIN)
+    shared = condition is None
+    if condition is not None:
+        stimuli = list(main.filter(condition=condition))
+        reals = _partners(stimuli)
+        fakes = {s.scene_id: s for s in stimuli if not s.is_real}
+        fakes = {k: s for k, s in fakes.items() if (condition.pk, k, s.width, s.height) in reals}
+        picked = _assign([_Slots(n, fakes)], _scene_uses(stimuli), rng)
+    else:
+        stimuli = list(main)
+        reals = _partners(stimuli)
+        conditions = list(study.conditions.all())
+        ai: dict[int, dict[int, Stimulus]] = {c.pk: {} for c in conditions}
+        for s in stimuli:
+            if not s.is_real:
+                ai[s.condition_id][s.scene_id] = s
+        quotas = {c.pk: n // len(conditions) for c in conditions}
+        for c in rng.sample(conditions, n % len(conditions)):
+            quotas[c.pk] += 1
+        groups = [_Slots(quotas[c.pk], ai[c.pk]) for c in conditions]
+        picked = _assign(groups, _scene_uses(stimuli), rng)
+    pairs = [
+        Pair(fake, _partner(reals, fake, shared), side)
+        for fake, side in zip(picked, _sides(len(picked), rng), strict=True)
+    ]
+    practice_stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.PRACTICE))
+    practice_reals = _partners(practice_stimuli)
+    practice_fakes: dict[int, list[Stimulus]] = {}
+    for s in practice_stimuli:
+        if not s.is_real and (condition is None or s.condition_id == condition.pk):
+            practice_fakes.setdefault(s.scene_id, []).append(s)
+    practice_picked = [rng.choice(practice_fakes[scene]) for scene in sorted(practice_fakes)]
+    practice = [
+        Pair(fake, _partner(practice_reals, fake, shared), side)
+        for fake, side in zip(practice_picked, _sides(len(practice_picked), rng), strict=True)
+    ]
+    vigilance_stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+    vigilance_reals = _partners(vigilance_stimuli)
+    vigilance_fakes = sorted(
+        (s for s in vigilance_stimuli if not s.is_real), key=lambda s: s.scene_id
+    )
+    vigilance = [
+        Pair(fake, _partner(vigilance_reals, fake, True), side)
+        for fake, side in zip(vigilance_fakes, _sides(len(vigilance_fakes), rng), strict=True)
+    ]
+    return _trial_order(practice, pairs, vigilance, rng)
+
+
 def instructions(order: list[Stimulus], rng: random.Random) -> list[str | None]:
     """Per trial of ``order``: the answer an instructed check asks for (Real or AI, drawn at
     random and never from the image, so that it tells nothing of any image's truth), None
@@ -249,7 +344,12 @@ def participant_start(
             if taken.get(None, 0) >= target:
                 raise StudyFull("this study has all the participants it needs")
             condition = None
-        order = trial_plan(study=study, condition=condition, rng=rng)
+        if study.paired:
+            pairs = pair_plan(study=study, condition=condition, rng=rng)
+            order = [p.fake for p in pairs]
+        else:
+            pairs = None
+            order = trial_plan(study=study, condition=condition, rng=rng)
         asked = instructions(order, rng)
         participant = Participant.objects.create(
             is_pilot=pilot,
@@ -261,7 +361,7 @@ def participant_start(
             user_agent=(user_agent or "")[:500],
         )
         if not pilot:
-            shown = [s.pk for s in order]
+            shown = [s.pk for s in order] + [p.real.pk for p in pairs or []]
             Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") + 1)
         Trial.objects.bulk_create(
             Trial(
@@ -270,6 +370,8 @@ def participant_start(
                 stimulus=s,
                 kind=s.role,
                 instructed_answer=instruction,
+                partner=pairs[i - 1].real if pairs else None,
+                fake_side=pairs[i - 1].fake_side if pairs else None,
             )
             for i, (s, instruction) in enumerate(zip(order, asked), start=1)
         )

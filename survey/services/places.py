@@ -63,11 +63,18 @@ def places_taken(
     return {row["condition_id"]: row["n"] for row in rows}
 
 
+def shown_stimuli(participant: Participant) -> list[int]:
+    """The stimuli ``participant``'s trials show, each once: a paired trial's real
+    photograph (its partner) too."""
+    rows = participant.trials.values_list("stimulus_id", "partner_id")
+    return sorted({pk for row in rows for pk in row if pk is not None})
+
+
 def _give_back_exposures(participants) -> None:
     for participant in participants:
         if participant.is_pilot:  # never counted
             continue
-        shown = list(participant.trials.values_list("stimulus_id", flat=True))
+        shown = shown_stimuli(participant)
         Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
 
 
@@ -131,9 +138,9 @@ def participant_rehold(*, participant: Participant) -> bool:
         ):
             return False
         if not pilot:
-            Stimulus.objects.filter(
-                pk__in=list(participant.trials.values_list("stimulus_id", flat=True))
-            ).update(exposures=F("exposures") + 1)
+            Stimulus.objects.filter(pk__in=shown_stimuli(participant)).update(
+                exposures=F("exposures") + 1
+            )
         Participant.objects.filter(pk=participant.pk).update(
             released_at=None, last_active_at=timezone.now()
         )

@@ -18,7 +18,11 @@ the conditions (``condition`` None).
 that every condition colourised are drawn at random and reserved: they are never main
 trials. Each practice and each instructed-check scene gets a real and an AI version (as
 above: an instructed check shows an ordinary image); each attention scene one
-colour-inverted photograph (``is_real`` False). Stimulus files are stored as encoded; the
+colour-inverted photograph (``is_real`` False); in a paired study (survey.protocols) an
+attention scene is a vigilance pair instead: the photograph (``is_real`` True) and the
+photograph with random colours (:func:`vigilance_image`), both without condition. A
+paired study's pairs are the real and AI versions of one scene, prepared as above (the
+same size, the same encoding). Stimulus files are stored as encoded; the
 largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
 (zero bytes after the JPEG's end marker), so that response sizes tell nothing.
 """
@@ -190,6 +194,16 @@ def attention_image(photo: Image.Image) -> Image.Image:
     return ImageOps.invert(photo.convert("RGB"))
 
 
+def vigilance_image(photo: Image.Image, rng: random.Random) -> Image.Image:
+    """A paired study's obvious fake: the photograph with random colours, its hue turned
+    by an angle drawn uniformly between 90° and 270° (HSV; saturation and brightness kept,
+    so the picture is the same and only its colours are wrong)."""
+    shift = round(rng.uniform(90, 270) / 360 * 256) % 256
+    h, s, v = photo.convert("RGB").convert("HSV").split()
+    h = h.point(lambda x: (x + shift) % 256)
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
 def study_prepare_stimuli(
     *, study: Study, rng: random.Random | None = None, attempt: RowClaim | None = None
 ) -> int:
@@ -208,6 +222,8 @@ def study_prepare_stimuli(
         raise StudyError("the study has no conditions")
     if study.participants.exists():
         raise StudyError("the study already has participants; its stimuli are fixed")
+    if study.paired and study.instructed_checks:
+        raise StudyError("a paired study has vigilance pairs, not instructed-response checks")
     needed = study.images_per_participant
     for condition in conditions:
         if condition.run.status != ModelRun.Status.DONE:
@@ -286,8 +302,17 @@ def study_prepare_stimuli(
         for scene in attention:
             output = outputs[conditions[0].pk][scene]
             size = _open_rgb(output.file).size
+            photo = fit_to(_open_rgb(output.source.file), size)
+            if study.paired:  # a vigilance pair: the photograph beside its random colours
+                create(
+                    image=photo,
+                    condition=None,
+                    scene=output.source,
+                    is_real=True,
+                    role=Stimulus.Role.ATTENTION,
+                )
             create(
-                image=attention_image(fit_to(_open_rgb(output.source.file), size)),
+                image=vigilance_image(photo, rng) if study.paired else attention_image(photo),
                 condition=None,
                 scene=output.source,
                 is_real=False,

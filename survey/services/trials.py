@@ -73,9 +73,15 @@ def trial_answer(
 
     ``display``: what the browser measured of the trial's display (a JSON object as text;
     None: nothing, a plain form), stored with a newly stored answer whatever it holds
-    (:mod:`survey.services.display_timing`: bad values are dropped, never the answer)."""
-    if answer not in Trial.Answer.values:
-        raise TrialError(f"the answer must be one of {', '.join(Trial.Answer.values)}")
+    (:mod:`survey.services.display_timing`: bad values are dropped, never the answer).
+
+    In a paired study (survey.protocols) ``answer`` is the side chosen as the real
+    photograph ("left" or "right"): stored as ``chosen_side``, and as ``answer`` "real" when
+    it is the fake's side (the fake was called real: fooled), else "ai"."""
+    paired = participant.study.paired
+    allowed = Trial.Side.values if paired else Trial.Answer.values
+    if answer not in allowed:
+        raise TrialError(f"the answer must be one of {', '.join(allowed)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
         raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
     with transaction.atomic():
@@ -101,10 +107,15 @@ def trial_answer(
         if first_open.position < position:
             raise TrialError(f"trial {position} answered before an earlier trial")
         now = timezone.now()
+        changed = ["answer", "rt_ms", "answered_at"]
+        if paired:
+            trial.chosen_side = answer
+            changed.append("chosen_side")
+            answer = Trial.Answer.REAL if answer == trial.fake_side else Trial.Answer.AI
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
-        trial.save(update_fields=["answer", "rt_ms", "answered_at"])
+        trial.save(update_fields=changed)
         trial_display_store(trial=trial, raw=display, target_ms=participant.study.exposure_ms)
         following = next((t for t in rows if t.answer is None and t.position != position), None)
         fields = {"last_active_at": now}

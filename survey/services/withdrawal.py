@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from survey.models import Participant, Stimulus, Study, Trial, Withdrawal
 from survey.services.errors import ParticipationError
+from survey.services.places import shown_stimuli
 
 
 def _lookup(public_id: str | None, prolific_pid: str | None) -> dict:
@@ -59,7 +60,7 @@ def participant_withdraw(
             raise ParticipationError("this participant was already withdrawn")
         # A released place gave them back already; a pilot participation never counted.
         if participant.released_at is None and not participant.is_pilot:
-            shown = list(participant.trials.values_list("stimulus_id", flat=True))  # each once
+            shown = shown_stimuli(participant)  # each once
             Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") - 1)
         _, deleted = participant.trials.all().delete()
         removed = deleted.get(Trial._meta.label, 0)  # not their displays, deleted with them

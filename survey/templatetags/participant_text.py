@@ -11,11 +11,11 @@ register = template.Library()
 
 
 @register.simple_tag
-def trial_progress(trial) -> str:
-    """'Image 4 of 27' in the active language, numbers formatted for it, each number in
-    the element the participant's script updates."""
+def trial_progress(trial, paired: bool = False) -> str:
+    """'Image 4 of 27' ('Pair 4 of 54' in a paired study) in the active language, numbers
+    formatted for it, each number in the element the participant's script updates."""
     return format_html(
-        gettext("Image {number} of {total}"),
+        gettext("Pair {number} of {total}") if paired else gettext("Image {number} of {total}"),
         number=format_html('<span data-f="number">{}</span>', number_format(trial.position)),
         total=format_html('<span data-f="total">{}</span>', number_format(trial.total)),
     )

@@ -46,7 +46,7 @@ from survey.services.errors import (
 from survey.services.places import participant_rehold, participant_return
 from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
-from survey.wording import in_study_language, speak, study_wording
+from survey.wording import in_study_language, pair_wording, speak, study_wording
 from worker.imaging import image_response
 
 COOKIE_AGE = 60 * 60 * 24 * 30
@@ -306,6 +306,7 @@ def participant_page(request, public_id: str):
             "study": study,
             "participant": participant,
             "wording": study_wording(study),
+            "pair": pair_wording(study) if study.paired else None,
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,
@@ -386,7 +387,9 @@ def participant_answer(request, public_id: str):
     upcoming = following_trial(participant, result)
     return JsonResponse(
         {
-            "stored": {"position": trial.position, "answer": trial.answer},
+            # A pair's answer as given (its side): the stored "real"/"ai" would tell
+            # whether the choice was the fake.
+            "stored": {"position": trial.position, "answer": trial.chosen_side or trial.answer},
             "feedback": practice_feedback(trial),
             "next": upcoming.as_dict() if upcoming else None,
             "preload": next_image_url(participant, upcoming),
@@ -396,22 +399,26 @@ def participant_answer(request, public_id: str):
 
 
 @require_GET
-def participant_image(request, public_id: str, position: int):
-    """The image of one of the participant's trials, padded to the study's common size."""
-    trial = (  # one query: the trial with its stimulus, participant and study
+def participant_image(request, public_id: str, position: int, side: str | None = None):
+    """The image of one of the participant's trials, padded to the study's common size; in
+    a paired study the image on ``side`` ("left" or "right") of the pair."""
+    trial = (  # one query: the trial with its stimuli, participant and study
         Trial.objects.filter(participant__public_id=public_id, position=position)
-        .select_related("stimulus", "participant__study")
+        .select_related("stimulus", "partner", "participant__study")
         .first()
     )
-    if trial is None:
+    if trial is None or (side is None) != (trial.fake_side is None):
+        raise Http404("no such image")
+    if side is not None and side not in Trial.Side.values:
         raise Http404("no such image")
     participant = trial.participant
     _check_owner(request, participant)
     gone = participant.withdrawn_at or participant.released_at
     if gone is not None or not _on_screen_now(trial):
         raise Http404("no such image")
+    shown = trial.stimulus if side is None or side == trial.fake_side else trial.partner
     try:
-        data = stimulus_bytes(participant.study, trial.stimulus)
+        data = stimulus_bytes(participant.study, shown)
     except FileNotFoundError:
         raise Http404("no such image") from None
     response = image_response(data, "image/jpeg")

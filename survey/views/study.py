@@ -32,7 +32,10 @@ from survey.participation import (
     completion_redirect,
     feedback_sentences,
     instruction_text,
+    pair_feedback_sentences,
+    real_side,
 )
+from survey.protocols import PROTOCOLS
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.assignment import instructions
 from survey.services.errors import ParticipationError, StudyError
@@ -46,7 +49,7 @@ from survey.services.studies import (
 )
 from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
 from survey.stimuli_archive import stimuli_archive
-from survey.wording import in_study_language, speak, study_wording
+from survey.wording import in_study_language, pair_wording, speak, study_wording
 from worker.imaging import image_response
 
 
@@ -85,7 +88,13 @@ def _form_fields(form: StudyForm) -> dict:
 @researcher_required
 @require_http_methods(["GET", "POST"])
 def study_new(request):
-    form = StudyForm(request.POST or None, runs=current(runs_visible_to(request.user)))
+    """A new study; ``?protocol=paired`` (or another protocol's name) fills the form with
+    that protocol's preset (survey.protocols), which the researcher may change."""
+    preset = PROTOCOLS.get(request.GET.get("protocol", ""))
+    initial = {"protocol": preset.name, **preset.preset} if preset else None
+    form = StudyForm(
+        request.POST or None, initial=initial, runs=current(runs_visible_to(request.user))
+    )
     if request.method == "POST" and form.is_valid():
         fields = _form_fields(form)
         try:
@@ -100,7 +109,11 @@ def study_new(request):
         else:
             messages.success(request, "Study created as a draft. Preview it, then open it.")
             return redirect("study_detail", pk=study.pk)
-    return render(request, "survey/study_form.html", {"form": form, "study": None})
+    return render(
+        request,
+        "survey/study_form.html",
+        {"form": form, "study": None, "protocols": PROTOCOLS.values()},
+    )
 
 
 @researcher_required
@@ -369,17 +382,20 @@ def study_preview(request, pk: int):
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
     rng = random.Random()
     plan = study_preview_plan(study=study, rng=rng, condition=chosen)
-    asked = instructions(plan, rng)
-    trials = [
-        {  # with the truth: the researcher sees what each image is
-            "image_url": reverse("study_stimulus_image", args=[s.pk]),
-            "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
-            "kind": s.role,
-            "practice": s.role == Stimulus.Role.PRACTICE,
-            "instruction": instruction_text(answer, study),
-        }
-        for s, answer in zip(plan, asked)
-    ]
+    if study.paired:
+        trials = [_preview_pair(pair) for pair in plan]
+    else:
+        asked = instructions(plan, rng)
+        trials = [
+            {  # with the truth: the researcher sees what each image is
+                "image_url": reverse("study_stimulus_image", args=[s.pk]),
+                "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
+                "kind": s.role,
+                "practice": s.role == Stimulus.Role.PRACTICE,
+                "instruction": instruction_text(answer, study),
+            }
+            for s, answer in zip(plan, asked)
+        ]
     if not trials:
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)
@@ -397,18 +413,41 @@ def study_preview(request, pk: int):
                 practice=first["practice"],
                 image_url=first["image_url"],
                 instruction=first["instruction"],
+                pair_urls=first.get("pair_urls"),
             ),
             "preview_trials": trials,
             "preview_conditions": conditions if study.design == Study.Design.BETWEEN else [],
             "preview_condition": chosen,
             "preview_redirect": completion_redirect(study),
-            "feedback_sentences": feedback_sentences(),
+            "feedback_sentences": (
+                pair_feedback_sentences() if study.paired else feedback_sentences()
+            ),
+            "pair": pair_wording(study) if study.paired else None,
             "wording": study_wording(study),
             "answer_url": "",
             "preview": True,
             "begin": False,
         },
     )
+
+
+def _preview_pair(pair) -> dict:
+    """A pair as the preview's script plays it: the images by side, and the truth (the
+    real photograph's side) that its feedback and score compare with."""
+    url = {
+        pair.fake_side: reverse("study_stimulus_image", args=[pair.fake.pk]),
+        real_side(Trial(fake_side=pair.fake_side)): reverse(
+            "study_stimulus_image", args=[pair.real.pk]
+        ),
+    }
+    return {
+        "image_url": "",
+        "pair_urls": {side: url[side] for side in Trial.Side.values},
+        "truth": real_side(Trial(fake_side=pair.fake_side)),
+        "kind": pair.role,
+        "practice": pair.role == Stimulus.Role.PRACTICE,
+        "instruction": "",
+    }
 
 
 def _preview_condition(study: Study, conditions: list, raw: str):

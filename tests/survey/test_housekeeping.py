@@ -188,6 +188,7 @@ def test_every_field_is_copied_or_left_on_purpose():
     """A field added to Study must be placed: copied to a duplicate, or in NOT_COPIED."""
     assert set(copied_fields()) == {
         "design",
+        "protocol",
         "images_per_participant",
         "target_participants_per_condition",
         "practice_trials",

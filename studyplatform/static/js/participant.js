@@ -1,6 +1,8 @@
 // The participant's trials: one image at a time, Real / AI by button or by the study's two
-// keys (data-real-key, data-ai-key: R and A in English), the response time from the moment
-// the image is displayed, the next image preloaded. Each answer is posted once (buttons are
+// keys (each answer button's data-keys: R and A in English), the response time from the
+// moment the image is displayed, the next image preloaded. A paired study (two images side
+// by side, "which one is the real photograph?") answers Left / Right (F or ←, J or →): its
+// trials carry pair_urls, shown in the images marked data-stimulus="left" and "right". Each answer is posted once (buttons are
 // disabled while it travels); if the post fails the same answer can be sent again (the
 // server stores it once). Without this script the page still works as plain forms. Every
 // word shown comes from the page or the server, in the study's language.
@@ -11,12 +13,10 @@
   const preview = root.dataset.preview === "1";
   const exposureMs = parseInt(root.dataset.exposureMs || "0", 10);
   const keys = {};
-  keys[(root.dataset.realKey || "r").toLowerCase()] = "real";
-  keys[(root.dataset.aiKey || "a").toLowerCase()] = "ai";
   const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, { useGrouping: false });
   const answerUrl = root.dataset.answerUrl;
   const form = document.getElementById("answer-form");
-  const img = document.getElementById("stimulus");
+  const imgs = Array.from(root.querySelectorAll("img[data-stimulus]"));
   const mask = document.getElementById("mask");
   const trialBox = document.getElementById("trial");
   const instructions = document.getElementById("instructions");
@@ -24,6 +24,9 @@
   const errorBox = document.getElementById("error");
   const progress = document.getElementById("progress");
   const buttons = Array.from(form.querySelectorAll("button[name=answer]"));
+  buttons.forEach(function (b) {
+    (b.dataset.keys || "").split(" ").forEach(function (k) { if (k) keys[k.toLowerCase()] = b.value; });
+  });
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const previewTrials = preview ? JSON.parse(document.getElementById("preview-trials").textContent) : null;
   const previewSentences = preview ? JSON.parse(document.getElementById("feedback-sentences").textContent) : null;
@@ -44,6 +47,20 @@
     preloaded.set(url, image);
   }
   function enable(on) { buttons.forEach(function (b) { b.disabled = !on; }); }
+  // The trial's image URLs in the order of imgs: one image, or a pair's left and right.
+  function stimulusUrls(trial) {
+    if (!trial.pair_urls) return [trial.image_url];
+    return imgs.map(function (im) { return trial.pair_urls[im.dataset.stimulus]; });
+  }
+  function showImages(on) { imgs.forEach(function (im) { im.style.visibility = on ? "visible" : "hidden"; }); }
+  function load(im, url) {
+    return new Promise(function (resolve, reject) {
+      if (im.getAttribute("src") === url && im.complete && im.naturalWidth) return resolve();
+      im.onload = function () { resolve(); };
+      im.onerror = function () { reject(new Error("image")); };
+      im.src = url;
+    }).then(function () { return im.decode ? im.decode().catch(function () {}) : null; });
+  }
 
   function show(trial) {
     current = trial;
@@ -61,22 +78,16 @@
     progress.value = trial.answered;
     form.querySelector("input[name=position]").value = trial.position;
     mask.hidden = true;
-    img.style.visibility = "hidden";
-    const loaded = new Promise(function (resolve, reject) {
-      if (img.getAttribute("src") === trial.image_url && img.complete && img.naturalWidth) return resolve();
-      img.onload = function () { resolve(); };
-      img.onerror = function () { reject(new Error("image")); };
-      img.src = trial.image_url;
-    });
-    loaded
-      .then(function () { return img.decode ? img.decode().catch(function () {}) : null; })
+    showImages(false);
+    const urls = stimulusUrls(trial);
+    Promise.all(imgs.map(function (im, i) { return load(im, urls[i]); }))
       .then(function () {
         // Shown and hidden on screen refreshes, measured (display_timing.js); the response
-        // time starts at the first frame drawn with the image.
+        // time starts at the first frame drawn with the image (both images of a pair).
         display = window.DisplayTiming.trial(exposureMs);
-        display.present(img, {
-          show: function () { img.style.visibility = "visible"; },
-          hide: function () { img.style.visibility = "hidden"; mask.hidden = false; },
+        display.present(imgs[0], {
+          show: function () { showImages(true); },
+          hide: function () { showImages(false); mask.hidden = false; },
           shown: function (t) { shownAt = t; enable(true); },
         });
       })
@@ -125,7 +136,7 @@
   }
 
   function handle(d) {
-    if (d.preload) preload(d.preload);
+    [].concat(d.preload || []).forEach(preload);
     const proceed = function () {
       busy = false;
       if (d.done_url) {
@@ -154,7 +165,7 @@
     const t = previewTrials[i];
     return {
       position: i + 1, total: previewTrials.length, answered: i, practice: t.practice,
-      image_url: t.image_url, instruction: t.instruction || "",
+      image_url: t.image_url, instruction: t.instruction || "", pair_urls: t.pair_urls,
     };
   }
   function previewNext(p) {
@@ -165,7 +176,7 @@
     return {
       feedback: t.practice ? { correct: correct, truth: t.truth, text: previewSentences[correct ? "right" : "wrong"][t.truth] } : null,
       next: next,
-      preload: p.position + 1 < previewTrials.length ? previewTrials[p.position + 1].image_url : null,
+      preload: p.position + 1 < previewTrials.length ? stimulusUrls(previewTrials[p.position + 1]) : null,
     };
   }
   function finishPreview() {
@@ -209,9 +220,9 @@
 
   if (preview) {
     current = previewTrial(0);
-    if (previewTrials.length > 1) preload(previewTrials[1].image_url);
+    if (previewTrials.length > 1) stimulusUrls(previewTrials[1]).forEach(preload);
   } else {
-    preload(root.dataset.preload);
+    (root.dataset.preload || "").split(" ").forEach(preload);
   }
   if (!trialBox.hidden) show(current);
 })();

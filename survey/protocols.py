@@ -1,0 +1,81 @@
+"""The study protocols: what a trial shows and asks, where the design comes from, the
+preset that reproduces it, and the statistic its analysis reports.
+
+**Single image, real or AI** (``single``, the platform's first): one image at a time,
+"Real photograph, or colourised by AI?"; HYPE∞-like when exposure is unlimited. Statistic:
+the fooling rate (wrong answers / all answers) with the 2×2 table, d′ and the mixed models.
+
+**Paired real vs fake, 2AFC** (``paired``), as Zhang, Isola & Efros (2016, "Colorful Image
+Colorization", §3.1 "colorization Turing test") and Isola et al. (2017, pix2pix, §4.2 "AMT
+perceptual studies") ran it: the real photograph and a colourisation of the *same*
+photograph side by side, left and right at random (balanced per participant: half of a
+participant's pairs have the fake on the left), "Which one is the real photograph?". The
+preset: each pair shown 1 s then hidden (unlimited time to answer), 10 practice pairs with
+feedback, 40 test pairs, one model per participant (between subjects), and vigilance pairs
+(10 % of the test pairs: 4) in which the fake is the photograph with random colours: its
+hue turned by a random angle between 90° and 270° (HSV, saturation and value kept:
+:func:`survey.services.stimuli.vigilance_image`), so that skies go orange or purple and
+skin green; choosing it as the real photograph fails the vigilance pair, and the study's
+exclusion rule excludes the participant as for a failed attention check. (pix2pix asked
+"which is fake"; the brief's and Zhang's wording asks for the real one: the same choice.)
+
+*Statistic*: the fooling rate, P(chose the fake as the real photograph), per condition;
+0.5 means the participants could not tell. A pair is stored as the judgement of its fake
+(``Trial.stimulus``) with ``answer`` "real" when the fake was chosen (fooled), "ai" when
+the photograph was, and ``chosen_side``; every count, bootstrap (over participants; over
+participants and images) and the mixed model ``fooled ~ 1 + (1|participant) + (1|image)``
+then apply unchanged to rows of truth "ai" (:func:`survey.inference.analyse_rows` with
+``paired=True``, which fits no signal-detection model: a yes/no d′ needs real photographs
+judged on their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from survey.models import Study
+
+SINGLE, PAIRED = Study.Protocol.SINGLE, Study.Protocol.PAIRED
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    name: str
+    title: str
+    source: str
+    statistic: str
+    #: The study form's values that reproduce the published design.
+    preset: dict = field(default_factory=dict)
+
+
+PROTOCOLS = {
+    SINGLE: ProtocolInfo(
+        name=SINGLE,
+        title="Single image, real or AI",
+        source="one image at a time, as the paper's study (HYPE∞-like without an exposure "
+        "limit: Zhou et al., NeurIPS 2019)",
+        statistic="fooling rate: wrong answers / all answers (0.5: chance), with the 2×2 "
+        "table, d′ and the mixed models",
+    ),
+    PAIRED: ProtocolInfo(
+        name=PAIRED,
+        title="Paired real vs fake, 2AFC",
+        source="Zhang, Isola & Efros 2016 (colorization Turing test) and Isola et al. 2017 "
+        "(pix2pix AMT perceptual study): the photograph and its colourisation side by side",
+        statistic="fooling rate: P(chose the fake as the real photograph) (0.5: the fake "
+        "cannot be told from the photograph), with bootstrap and mixed-model intervals",
+        preset={
+            "design": Study.Design.BETWEEN,
+            "images_per_participant": 40,
+            "practice_trials": 10,
+            "attention_checks": 4,
+            "instructed_checks": 0,
+            "exposure_ms": 1000,
+        },
+    ),
+}
+
+
+def protocol_info(study_or_name) -> ProtocolInfo:
+    name = getattr(study_or_name, "protocol", study_or_name)
+    return PROTOCOLS[name]

@@ -1,0 +1,148 @@
+"""A participant takes a paired real-vs-fake study (survey.protocols) in a real browser:
+by keyboard alone on a 390 px phone screen (F / J and the arrows), and by mouse on a desktop
+screen; both images and both answers fit the screen, the pair is hidden after its exposure,
+practice pairs get their feedback, every page passes axe-core's WCAG 2.0/2.1 A and AA rules,
+and every side chosen is stored once, in order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from survey.models import Participant, Study, Trial
+from tests.e2e.conftest import DESKTOP, PHONE
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
+KEYS = {"left": ["f", "ArrowLeft"], "right": ["j", "ArrowRight"]}
+#: The sides chosen, pair by pair (2 practice + 4 test + 2 vigilance pairs).
+CHOICES = ["left", "right", "right", "left", "left", "right", "right", "left"]
+
+
+@pytest.fixture
+def study(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=64)  # 12 test scenes
+    run = uploaded_run(dataset, tmp_path, name="warm")
+    return open_study(
+        [run],
+        protocol=Study.Protocol.PAIRED,
+        images_per_participant=4,
+        practice_trials=2,
+        attention_checks=2,
+        exposure_ms=1000,
+        target_participants_per_condition=10,
+    )
+
+
+def axe_clean(page, name: str) -> None:
+    page.evaluate(Path(AXE).read_text())  # the CSP refuses an injected <script>
+    result = page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+    assert not violations, (name, violations)
+
+
+def in_view(page, locator, what: str) -> None:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    assert box is not None, what
+    assert box["x"] >= 0 and box["y"] >= 0, (what, box)
+    assert box["x"] + box["width"] <= size["width"] + 0.5, (what, box, size)
+    assert box["y"] + box["height"] <= size["height"] + 0.5, (what, box, size)
+
+
+def take(page, study, how: str, shoot, prefix: str) -> str:
+    page.set_default_navigation_timeout(60_000)  # a loaded test machine: no timing asserted
+    page.goto(f"/s/{study.slug}/")
+    checkbox = page.get_by_label("I have read the above and agree to take part.")
+    start = page.get_by_role("button", name="Start the study")
+    if how == "keyboard":
+        page.keyboard.press("Tab")
+        expect(checkbox).to_be_focused()
+        page.keyboard.press("Space")
+        page.keyboard.press("Tab")
+        expect(start).to_be_focused()
+        page.keyboard.press("Enter")
+    else:
+        checkbox.click()
+        start.click()
+    page.wait_for_url("**/p/*/")
+    public_id = page.url.rstrip("/").split("/")[-1]
+    expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
+    expect(page.locator("#instructions")).to_contain_text("pairs of images side by side")
+    axe_clean(page, f"{prefix}instructions")
+    begin = page.get_by_role("button", name="Begin")
+    if how == "keyboard":
+        page.keyboard.press("Tab")
+        expect(begin).to_be_focused()
+        page.keyboard.press("Enter")
+    else:
+        begin.click()
+    expect(page.locator("#trial")).to_be_visible()
+    trials = {t.position: t for t in Trial.objects.filter(participant__public_id=public_id)}
+    for position, side in enumerate(CHOICES, start=1):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        for image in ("#stimulus-left", "#stimulus-right"):
+            in_view(page, page.locator(image), image)
+        for name in ("Left", "Right"):
+            in_view(page, page.get_by_role("button", name=name), f"the {name} button")
+        if position == 3:
+            # The pair is hidden after its exposure; the answer is still possible.
+            expect(page.locator("#mask")).to_be_visible(timeout=5000)
+            expect(page.locator("#stimulus-left")).to_have_css("visibility", "hidden")
+            shoot(page, f"{prefix}trial-hidden")
+        if position == 4:
+            shoot(page, f"{prefix}trial")
+            axe_clean(page, f"{prefix}trial")
+        page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0
+        with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
+            if how == "keyboard":
+                page.keyboard.press(KEYS[side][position % 2])
+            else:
+                page.get_by_role("button", name=side.capitalize()).click()
+        assert sent.value.status == 200
+        if position <= 2:  # practice: feedback on the real photograph's side
+            real = "right" if trials[position].fake_side == "left" else "left"
+            feedback = page.locator("#feedback")
+            verdict = "Right" if side == real else "Not quite"
+            expect(feedback).to_contain_text(f"{verdict}: the real photograph was on the {real}.")
+            go_on = page.get_by_role("button", name="Continue")
+            if how == "keyboard":
+                expect(go_on).to_be_focused()
+                page.keyboard.press("Enter")
+            else:
+                go_on.click()
+    page.wait_for_url(f"**/p/{public_id}/done/")
+    expect(page.get_by_test_id("completion-code")).to_have_text(study.completion_code)
+    return public_id
+
+
+def assert_stored(public_id: str) -> None:
+    participant = Participant.objects.get(public_id=public_id)
+    rows = list(
+        Trial.objects.filter(participant=participant)
+        .order_by("position")
+        .values_list("chosen_side", "fake_side", "answer", "rt_ms")
+    )
+    assert [r[0] for r in rows] == CHOICES
+    for chosen, fake, answer, rt in rows:
+        assert answer == ("real" if chosen == fake else "ai") and 0 < rt < 60_000
+    assert participant.completed_at is not None
+
+
+def test_a_paired_study_by_keyboard_on_a_phone(open_page, study, shoot):
+    page = open_page(**PHONE)
+    assert_stored(take(page, study, "keyboard", shoot, "paired-390-"))
+
+
+def test_a_paired_study_by_mouse_on_a_desktop(open_page, study, shoot):
+    page = open_page(**DESKTOP)
+    assert_stored(take(page, study, "mouse", shoot, "paired-1280-"))
