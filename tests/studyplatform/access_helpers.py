@@ -48,6 +48,9 @@ PUBLIC = {
     "participant_image",
     "participant_done",
     "participant_stop",
+    "participant_pair_image",
+    "participant_screen",
+    "participant_screen_plate",
     "healthz",
     "favicon",
     "login",
@@ -57,7 +60,8 @@ PUBLIC = {
 #: changing one's own password shows nothing of anyone's work.
 ACCOUNT = {"password_change", "password_change_done"}
 
-#: Which of the world's objects fills a route's ``<int:pk>``, by the route's start.
+#: Which of the world's objects fills a route's ``<int:pk>``, by the route's start (None:
+#: the route's parameters name no object).
 OBJECT_BY_PREFIX = [
     ("datasets/images/", "image"),
     ("datasets/imports/", "job"),
@@ -67,6 +71,7 @@ OBJECT_BY_PREFIX = [
     ("runs/<int:pk>/figures/", "active"),
     ("runs/", "run"),
     ("studies/stimuli/", "stimulus"),
+    ("studies/plan/", None),  # the sample-size planner: of no study, open to every researcher
     ("studies/", "study"),
 ]
 
@@ -217,7 +222,8 @@ def researcher_routes() -> list[tuple[str, str]]:
 
 
 def object_of(route: str) -> str | None:
-    """The world's attribute that fills ``route``'s parameter (None: it has none)."""
+    """The world's attribute that fills ``route``'s parameter (None: it has none, or its
+    parameters name no object)."""
     if "<" not in route:
         return None
     for prefix, attribute in OBJECT_BY_PREFIX:
@@ -243,6 +249,11 @@ def path_of(world: World, name: str, route: str) -> str:
         path += "?per_correct=0.05"
     if name == "runs_status":
         path += f"?ids={world.run.pk},{world.active.pk}"
+    if name == "study_plan_figure":  # a small plan: the figure of a filled-in planner
+        path += (
+            "?goal=equivalence&rate=0.5&margin=0.1&alpha=0.05&power=0.8&participant_sd=0"
+            "&image_sd=0&images_per_participant=8&pool=20&simulations=5&seed=1"
+        )
     return path
 
 
