@@ -168,65 +168,71 @@ def _rows(conditions: list[ConditionInference], level: str) -> list[tuple[str, s
             ],
         ),
     ]
-    detection = [
-        ModelRow(
-            f"d′ [{level}]",
-            [
-                with_caveat(_signed_interval(s.d_prime, s.d_prime_ci), f)
-                for s, f in zip(sdt, few, strict=True)
-            ],
-            "0: cannot tell real from AI",
-        ),
-        ModelRow(
-            f"c [{level}]",
-            [
-                with_caveat(_signed_interval(s.criterion, s.criterion_ci), f)
-                for s, f in zip(sdt, few, strict=True)
-            ],
-            "c > 0: a bias towards answering Real",
-        ),
-        ModelRow(
-            "AI images judged Real (fake error rate)",
-            [
-                _rates(
-                    s.ai_judged_real_rate,
-                    s.ai_judged_real_rate_ci,
-                    c.ai_judged_real_rate,
-                    c.ai_judged_real_rate_wilson,
-                    f,
-                )
-                for s, c, f in zip(sdt, conditions, few, strict=True)
-            ],
-            f"model [{level}]; pooled share",
-        ),
-        ModelRow(
-            "Real photographs judged AI (real error rate)",
-            [
-                _rates(
-                    s.real_judged_ai_rate,
-                    s.real_judged_ai_rate_ci,
-                    c.real_judged_ai_rate,
-                    c.real_judged_ai_rate_wilson,
-                    f,
-                )
-                for s, c, f in zip(sdt, conditions, few, strict=True)
-            ],
-            f"model [{level}]; pooled share",
-        ),
-        ModelRow(
-            "Model",
-            [],
-            statuses=[
-                model_status(
-                    fitted=s.d_prime is not None,
-                    converged=s.converged,
-                    singular=s.singular,
-                    warnings=s.warnings,
-                )
-                for s in sdt
-            ],
-        ),
-    ]
+    # A paired study has no signal-detection model (a yes/no d′ needs real photographs
+    # judged alone: survey.inference).
+    detection = (
+        []
+        if any(s is None for s in sdt)
+        else [
+            ModelRow(
+                f"d′ [{level}]",
+                [
+                    with_caveat(_signed_interval(s.d_prime, s.d_prime_ci), f)
+                    for s, f in zip(sdt, few, strict=True)
+                ],
+                "0: cannot tell real from AI",
+            ),
+            ModelRow(
+                f"c [{level}]",
+                [
+                    with_caveat(_signed_interval(s.criterion, s.criterion_ci), f)
+                    for s, f in zip(sdt, few, strict=True)
+                ],
+                "c > 0: a bias towards answering Real",
+            ),
+            ModelRow(
+                "AI images judged Real (fake error rate)",
+                [
+                    _rates(
+                        s.ai_judged_real_rate,
+                        s.ai_judged_real_rate_ci,
+                        c.ai_judged_real_rate,
+                        c.ai_judged_real_rate_wilson,
+                        f,
+                    )
+                    for s, c, f in zip(sdt, conditions, few, strict=True)
+                ],
+                f"model [{level}]; pooled share",
+            ),
+            ModelRow(
+                "Real photographs judged AI (real error rate)",
+                [
+                    _rates(
+                        s.real_judged_ai_rate,
+                        s.real_judged_ai_rate_ci,
+                        c.real_judged_ai_rate,
+                        c.real_judged_ai_rate_wilson,
+                        f,
+                    )
+                    for s, c, f in zip(sdt, conditions, few, strict=True)
+                ],
+                f"model [{level}]; pooled share",
+            ),
+            ModelRow(
+                "Model",
+                [],
+                statuses=[
+                    model_status(
+                        fitted=s.d_prime is not None,
+                        converged=s.converged,
+                        singular=s.singular,
+                        warnings=s.warnings,
+                    )
+                    for s in sdt
+                ],
+            ),
+        ]
+    )
     counts = [
         ModelRow("Judgements", [str(c.n_judgements) for c in conditions]),
         ModelRow(
@@ -238,16 +244,17 @@ def _rows(conditions: list[ConditionInference], level: str) -> list[tuple[str, s
         ),
         ModelRow("Images", [str(c.n_images) for c in conditions], "an image is (scene, truth)"),
     ]
-    return [
-        ("fooling", f"Fooling: {FOOLING}", fooling),
-        (
-            "sdt",
-            "Signal detection (DeCarlo 1998): said_real ~ truth + (1 + truth | participant) "
-            "+ (1 | image), probit",
-            detection,
-        ),
-        ("counts", "Counted", counts),
-    ]
+    sections = [("fooling", f"Fooling: {FOOLING}", fooling)]
+    if detection:
+        sections.append(
+            (
+                "sdt",
+                "Signal detection (DeCarlo 1998): said_real ~ truth + (1 + truth | participant) "
+                "+ (1 | image), probit",
+                detection,
+            )
+        )
+    return [*sections, ("counts", "Counted", counts)]
 
 
 def _contrast(k: Contrast) -> list[str]:
