@@ -31,7 +31,11 @@ def study_slug() -> str:
 
 
 def participant_public_id() -> str:
-    return secrets.token_urlsafe(16)
+    """22 URL-safe characters, never starting with "-": a spreadsheet would read such an id
+    as a formula, so the CSV exports would write it with a leading apostrophe and it would
+    no longer match the same id elsewhere."""
+    token = secrets.token_urlsafe(16)
+    return "p" + token[1:] if token.startswith("-") else token
 
 
 def completion_code() -> str:

@@ -315,3 +315,14 @@ def test_another_browser_cannot_read_or_answer_for_a_participant(client, study):
     assert refused.status_code == 404
     assert Trial.objects.get(participant=participant, position=2).answer is None
     assert client.get(reverse("participant_image", args=[public_id, 2])).status_code == 200
+
+
+def test_participant_ids_never_start_like_a_spreadsheet_formula(monkeypatch):
+    """An id starting with "-" would be written to the CSV exports as "'-…" and no longer
+    match itself elsewhere: such a draw is changed."""
+    from survey import models
+
+    monkeypatch.setattr(models.secrets, "token_urlsafe", lambda n: "-abc" + "x" * 18)
+    assert models.participant_public_id() == "pabc" + "x" * 18
+    monkeypatch.setattr(models.secrets, "token_urlsafe", lambda n: "abc" + "x" * 19)
+    assert models.participant_public_id() == "abc" + "x" * 19
