@@ -354,16 +354,30 @@ def _note_start(args: argparse.Namespace, prepared: _Prepared, device: Any, ddp:
 
 
 class _ProgressBars:
-    """The trainer's progress as a tqdm bar per phase and a line per epoch, on stderr."""
+    """The trainer's progress as a tqdm bar per phase and a line per epoch, on stderr;
+    ``name`` (if any) starts each bar's description."""
 
-    def __init__(self, *, quiet: bool) -> None:
+    #: Whether a bar shows the batch's losses after it.
+    show_losses = True
+
+    def __init__(self, *, quiet: bool, name: str = "") -> None:
         self.quiet = quiet
+        self.prefix = f"{name} " if name else ""
         self.bar: Any = None
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def epoch_line(self, event: Any) -> str:
+        losses = event.losses
+        return (
+            f"epoch {event.epoch}/{event.steps}: "
+            f"train total {losses.get('train_total', float('nan')):.4f}, "
+            f"val total {losses.get('val_total', float('nan')):.4f}, "
+            f"val gan {losses.get('val_gan', float('nan')):.4f}"
+        )
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -372,28 +386,19 @@ class _ProgressBars:
 
         if event.phase == "epoch":
             self.close()
-            losses = event.losses
-            line = (
-                f"epoch {event.epoch}/{event.steps}: "
-                f"train total {losses.get('train_total', float('nan')):.4f}, "
-                f"val total {losses.get('val_total', float('nan')):.4f}, "
-                f"val gan {losses.get('val_gan', float('nan')):.4f}"
-            )
+            line = self.epoch_line(event)
             if event.stop:
                 line += " - early stopping"
             tqdm.write(line, file=sys.stderr)
             return
-        if self.bar is None or self.bar.desc != f"epoch {event.epoch} {event.phase}":
+        desc = f"{self.prefix}epoch {event.epoch} {event.phase}"
+        if self.bar is None or self.bar.desc != desc:
             self.close()
             self.bar = tqdm(
-                total=event.steps,
-                desc=f"epoch {event.epoch} {event.phase}",
-                unit="batch",
-                leave=False,
-                file=sys.stderr,
+                total=event.steps, desc=desc, unit="batch", leave=False, file=sys.stderr
             )
         self.bar.update(event.step - self.bar.n)
-        if event.losses:
+        if self.show_losses and event.losses:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in event.losses.items()}, refresh=False)
 
 

@@ -45,7 +45,6 @@ import argparse
 import csv
 import io
 import json
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,7 @@ from .cli import (
     _Parser,
     _positive_int,
     _print_json,
+    _ProgressBars,
     _rel,
     _resolve_device,
     _shared_cli_error,
@@ -247,43 +247,23 @@ def _loader_workers(args: argparse.Namespace, device: Any, ddp: Any) -> int:
     return int(loader_kwargs(device, cpus=cpus)["num_workers"])
 
 
-class _MemberProgress:
-    """A network's progress on stderr: a tqdm bar per phase, a line per epoch."""
+class _MemberProgress(_ProgressBars):
+    """A network's progress on stderr: a tqdm bar per phase, a line per epoch with every
+    loss, each named after the network."""
+
+    show_losses = False
 
     def __init__(self, name: str, *, quiet: bool) -> None:
+        super().__init__(quiet=quiet, name=name)
         self.name = name
-        self.quiet = quiet
-        self.bar: Any = None
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __call__(self, event: Any) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if event.phase == "epoch":
-            self.close()
-            shown = [
-                f"{k} {v:.4f}"
-                for k, v in event.losses.items()
-                if k not in ("epoch", "seconds") and isinstance(v, float)
-            ]
-            line = f"{self.name} epoch {event.epoch}/{event.steps}: " + ", ".join(shown)
-            if event.stop:
-                line += " - early stopping"
-            tqdm.write(line, file=sys.stderr)
-            return
-        desc = f"{self.name} epoch {event.epoch} {event.phase}"
-        if self.bar is None or self.bar.desc != desc:
-            self.close()
-            self.bar = tqdm(
-                total=event.steps, desc=desc, unit="batch", leave=False, file=sys.stderr
-            )
-        self.bar.update(event.step - self.bar.n)
+    def epoch_line(self, event: Any) -> str:
+        shown = [
+            f"{k} {v:.4f}"
+            for k, v in event.losses.items()
+            if k not in ("epoch", "seconds") and isinstance(v, float)
+        ]
+        return f"{self.name} epoch {event.epoch}/{event.steps}: " + ", ".join(shown)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from survey import glmm
 from survey.analysis import exports
 from survey.analysis.display import figure_slots, image_figure_slots
 from survey.analysis.results import image_rows, study_analysis
+from survey.inference import IMAGE_COLUMNS as REALISM_COLUMNS
 from survey.models import PreRegistration, Study
 from survey.statistics import dumps_json
 
@@ -178,7 +179,7 @@ def image_table(study: Study, images_by_condition: dict) -> list[list[Any]]:
     """The per-image page's numbers: every main stimulus with its pooled fooling rate and
     Wilson interval, response time, and an AI image's L1 and SSIM."""
     labels = dict(study.conditions.values_list("pk", "label"))
-    rows: list[list[Any]] = [list(IMAGE_COLUMNS)]
+    rows: list[list[Any]] = [list(REALISM_COLUMNS)]
     for condition, images in images_by_condition.items():
         for r in images:
             low, high = r.interval if r.interval else (None, None)
@@ -207,21 +208,7 @@ def realism_table(mixed: dict[str, Any]) -> list[list[Any]] | None:
     None when the mixed models were not computed."""
     if not mixed.get("computed"):
         return None
-    columns = [
-        "condition",
-        "image",
-        "truth",
-        "n",
-        "fooled",
-        "effect",
-        "effect_low",
-        "effect_high",
-        "fooling_rate",
-        "fooling_rate_low",
-        "fooling_rate_high",
-        "soft_label",
-    ]
-    rows: list[list[Any]] = [columns]
+    rows: list[list[Any]] = [list(REALISM_COLUMNS)]
     for c in mixed["conditions"]:
         for i in c["images"]:
             rows.append(

@@ -4,7 +4,7 @@ Django)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -43,3 +43,22 @@ def column_positions(header: Sequence[str] | None, required: Sequence[str]) -> d
 def optional_position(header: Sequence[str], name: str) -> int | None:
     names = [cell.strip().lower().lstrip("\ufeff") for cell in header]
     return names.index(name) if name in names else None
+
+
+def row_cells(record: Sequence[str], where: Mapping[str, int], line: int) -> dict[str, str] | None:
+    """Row ``line``'s cells by column (``where``: column -> position), stripped; None for a
+    row with nothing in it. Raises CsvInputError naming the line for a row too short to hold
+    a column, or a column left empty (every column in ``where`` is required)."""
+    if not any(cell.strip() for cell in record):
+        return None
+    short = [c for c in where if where[c] >= len(record)]
+    if short:
+        raise CsvInputError(
+            f"line {line}: no {short[0]} cell (the row has {len(record)} cells; the "
+            f"header puts {short[0]} in cell {where[short[0]] + 1})"
+        )
+    cells = {c: record[i].strip() for c, i in where.items()}
+    for column in where:
+        if not cells[column]:
+            raise CsvInputError(f"line {line}: the {column} is empty")
+    return cells

@@ -38,7 +38,7 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 
-from survey.csv_input import CsvInputError, column_positions
+from survey.csv_input import CsvInputError, column_positions, row_cells
 
 REQUIRED_COLUMNS = ("participant", "item_a", "item_b", "winner")
 DEFAULT_CONFIDENCE = 0.95
@@ -83,18 +83,12 @@ def read_comparisons(lines: Iterable[str]) -> list[Comparison]:
     comparisons: list[Comparison] = []
     for record in reader:
         line = reader.line_num
-        if not any(cell.strip() for cell in record):
+        try:
+            cell = row_cells(record, where, line)
+        except CsvInputError as exc:
+            raise PreferenceError(str(exc)) from None
+        if cell is None:
             continue
-        short = [c for c in REQUIRED_COLUMNS if where[c] >= len(record)]
-        if short:
-            raise PreferenceError(
-                f"line {line}: no {short[0]} cell (the row has {len(record)} cells; the "
-                f"header puts {short[0]} in cell {where[short[0]] + 1})"
-            )
-        cell = {c: record[i].strip() for c, i in where.items()}
-        for column in REQUIRED_COLUMNS:
-            if not cell[column]:
-                raise PreferenceError(f"line {line}: the {column} is empty")
         if cell["item_a"] == cell["item_b"]:
             raise PreferenceError(f"line {line}: item {cell['item_a']!r} is compared with itself")
         if cell["winner"] not in (cell["item_a"], cell["item_b"]):

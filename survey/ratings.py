@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-from survey.csv_input import CsvInputError, column_positions, optional_position
+from survey.csv_input import CsvInputError, column_positions, optional_position, row_cells
 
 REQUIRED_COLUMNS = ("participant", "item", "score")
 ACR_SCALE = {5: "excellent", 4: "good", 3: "fair", 2: "poor", 1: "bad"}
@@ -93,18 +93,12 @@ def read_ratings(lines: Iterable[str]) -> list[Rating]:
     seen: dict[tuple[str, str, str], int] = {}
     for record in reader:
         line = reader.line_num
-        if not any(cell.strip() for cell in record):
+        try:
+            cell = row_cells(record, where, line)
+        except CsvInputError as exc:
+            raise RatingsError(str(exc)) from None
+        if cell is None:
             continue
-        short = [c for c in where if where[c] >= len(record)]
-        if short:
-            raise RatingsError(
-                f"line {line}: no {short[0]} cell (the row has {len(record)} cells; the "
-                f"header puts {short[0]} in cell {where[short[0]] + 1})"
-            )
-        cell = {c: record[i].strip() for c, i in where.items()}
-        for column in where:
-            if not cell[column]:
-                raise RatingsError(f"line {line}: the {column} is empty")
         rating = Rating(
             cell["participant"], cell["item"], cell.get("image", ""), _score(cell["score"], line)
         )

@@ -2,9 +2,9 @@
 
 import io
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from survey.csv_input import CsvInputError, read_text
+from survey.management.file_input import analyse_file
 from survey.preference import PreferenceError, bradley_terry, format_text, read_comparisons
 from survey.statistics import dumps_json
 
@@ -28,15 +28,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, output_format, **options):
-        try:
-            text = read_text(file)
-            result = bradley_terry(read_comparisons(io.StringIO(text, newline="")))
-        except FileNotFoundError:
-            raise CommandError(f"{file}: no such file", returncode=2) from None
-        except OSError as exc:
-            raise CommandError(f"{file}: cannot be read ({exc.strerror})", returncode=2) from None
-        except (CsvInputError, PreferenceError) as exc:
-            raise CommandError(f"{file}: {exc}", returncode=2) from None
+        result = analyse_file(
+            file,
+            lambda text: bradley_terry(read_comparisons(io.StringIO(text, newline=""))),
+            (PreferenceError,),
+        )
         if output_format == "json":
             self.stdout.write(dumps_json(result, indent=2))
         else:

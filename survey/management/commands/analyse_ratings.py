@@ -3,9 +3,9 @@
 
 import io
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from survey.csv_input import CsvInputError, read_text
+from survey.management.file_input import analyse_file
 from survey.ratings import RatingsError, analyse_ratings, format_text, read_ratings
 from survey.statistics import dumps_json
 
@@ -33,17 +33,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, output_format, screening, **options):
-        try:
-            text = read_text(file)
-            result = analyse_ratings(
+        result = analyse_file(
+            file,
+            lambda text: analyse_ratings(
                 read_ratings(io.StringIO(text, newline="")), screening=screening
-            )
-        except FileNotFoundError:
-            raise CommandError(f"{file}: no such file", returncode=2) from None
-        except OSError as exc:
-            raise CommandError(f"{file}: cannot be read ({exc.strerror})", returncode=2) from None
-        except (CsvInputError, RatingsError) as exc:
-            raise CommandError(f"{file}: {exc}", returncode=2) from None
+            ),
+            (RatingsError,),
+        )
         if output_format == "json":
             self.stdout.write(dumps_json(result, indent=2))
         else:
