@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -105,6 +106,12 @@ def open_page(browser, live_server):
 
     yield make
     for context, page in contexts:
+        # Requests still in flight (a lazy thumbnail, a poll) would be served while the test
+        # database is flushed, and the two can deadlock: let them end first.
+        try:
+            page.wait_for_load_state("networkidle", timeout=10_000)
+        except PlaywrightError:
+            pass  # a page that never goes quiet (or is closed) is closed anyway
         problems = list(page.problems.items)
         context.close()
         assert not problems, problems
