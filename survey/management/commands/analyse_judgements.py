@@ -1,6 +1,8 @@
 """Re-analyse a long-format file of judgements with mixed-effects models and equivalence
 tests (survey.inference)."""
 
+import io
+
 from django.core.management.base import BaseCommand, CommandError
 
 from studyplatform.safe_text import SafeCsvWriter
@@ -13,6 +15,7 @@ from survey.inference import (
     image_records,
     read_rows,
 )
+from survey.paired_file import analyse_paired_lines, file_protocol, paired_record, paired_text
 from survey.statistics import dumps_json
 
 
@@ -38,7 +41,10 @@ class Command(BaseCommand):
         "the exact binomial and mixed-model equivalence tests against 0.5 ± margin; across "
         "conditions the joint model's pairwise contrasts with Holm-adjusted p-values. "
         "--format images writes one CSV row per image: its model effect with an interval "
-        "and its soft label, P(judged Real)."
+        "and its soft label, P(judged Real). --paired (or a protocol column saying paired, "
+        "as in a paired study's judgements.csv): one row per pair, as the judgement of its "
+        "fake (truth ai; answer real when the fake was chosen); reports the fooling rate "
+        "P(chose the fake) with bootstrap and mixed-model intervals, no d′."
     )
     requires_system_checks = []  # reads a file: no database, no models
 
@@ -46,6 +52,12 @@ class Command(BaseCommand):
         parser.add_argument("file", metavar="FILE.csv", help="long-format judgements")
         parser.add_argument(
             "--format", dest="output_format", choices=["text", "json", "images"], default="text"
+        )
+        parser.add_argument(
+            "--paired",
+            action="store_true",
+            help="paired real-vs-fake judgements (found without it when a protocol column "
+            "says paired)",
         )
         parser.add_argument(
             "--margin",
@@ -56,12 +68,15 @@ class Command(BaseCommand):
             "--alpha", default=str(DEFAULT_ALPHA), help=f"α of the tests (default {DEFAULT_ALPHA})"
         )
 
-    def handle(self, *args, file, output_format, margin, alpha, **options):
+    def handle(self, *args, file, output_format, margin, alpha, paired=False, **options):
         margin = _number("--margin", str(margin), 0.0, 0.5)
         alpha = _number("--alpha", str(alpha), 0.0, 0.5)
         try:
             with open(file, encoding="utf-8-sig", newline="") as stream:
-                rows = read_rows(stream)
+                lines = list(io.StringIO(stream.read(), newline=""))
+            if file_protocol(lines, paired=paired):
+                return self._paired(file, lines, output_format, margin, alpha)
+            rows = read_rows(lines)
         except FileNotFoundError:
             raise CommandError(f"{file}: no such file", returncode=2) from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -82,3 +97,18 @@ class Command(BaseCommand):
                 writer.writerow([record[column] for column in IMAGE_COLUMNS])
         else:
             self.stdout.write(format_text(result), ending="")
+
+    def _paired(self, file, lines, output_format, margin, alpha) -> None:
+        try:
+            _, result = analyse_paired_lines(lines, margin=margin, alpha=alpha)
+        except InferenceError as exc:
+            raise CommandError(f"{file}: {exc}", returncode=2) from None
+        if output_format == "json":
+            self.stdout.write(dumps_json(paired_record(result), indent=2))
+        elif output_format == "images":
+            writer = SafeCsvWriter(self.stdout, lineterminator="\n")
+            writer.writerow(IMAGE_COLUMNS)
+            for record in image_records(result.inference):
+                writer.writerow([record[column] for column in IMAGE_COLUMNS])
+        else:
+            self.stdout.write(paired_text(result), ending="")
