@@ -292,6 +292,13 @@ def _header(analysis: StudyAnalysis) -> list[str]:
         "% Fooling rate: (real judged AI + AI judged real) / all judgements.",
         "% Exclusions:",
     ]
+    if analysis.protocol == Study.Protocol.PAIRED:
+        lines[3:5] = [
+            f"% Intervals: {100 * analysis.confidence:g} %: Wilson, percentile bootstrap "
+            f"({analysis.n_boot} replicates, seed {analysis.seed}), mixed model (Wald).",
+            "% Fooling rate: pairs in which the fake was chosen as the real photograph / "
+            "all pairs.",
+        ]
     lines += [f"%   {rule}" for rule in analysis.exclusion_rule]
     return lines
 
@@ -319,6 +326,8 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
     one table with every condition."""
     prefix = label_prefix or f"tab:study{analysis.study_id}"
     parts = ["\n".join(_header(analysis)) + "\n"]
+    if analysis.protocol == Study.Protocol.PAIRED:
+        return "\n".join(parts + _paired_tables(analysis, prefix))
     results = {}
     for i, c in enumerate(analysis.conditions, start=1):
         if c.table is None:
@@ -346,6 +355,36 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
             )
         )
     return "\n".join(parts)
+
+
+def _paired_tables(analysis: StudyAnalysis, prefix: str) -> list[str]:
+    """A paired study's tables (survey.analysis.paired_latex), with the mixed models of
+    tables.json (or the reason they are absent, as a comment)."""
+    from survey.analysis import paired_latex
+
+    mixed = mixed_models_record(analysis)
+    models = {m["condition"]: m for m in mixed.get("conditions", [])} if mixed["computed"] else {}
+    parts = [
+        f"% Protocol: {analysis.protocol_title}. Statistic: {one_line(analysis.statistic)}.",
+        "% Each pair is counted as the judgement of its fake; there is no 2x2 table and no d'.",
+    ]
+    if not mixed["computed"]:
+        parts.append(f"% Mixed models: {one_line(mixed['reason'])}")
+    found = False
+    for i, c in enumerate(analysis.conditions, start=1):
+        if c.pairs is None:
+            parts.append(f"% {one_line(c.label)}: no pairs counted yet\n")
+            continue
+        found = True
+        people = c.bootstrap.n_participants if c.bootstrap is not None else 0
+        parts.append(
+            paired_latex.paired_condition_table(
+                c, analysis.confidence, models.get(c.label), f"{prefix}-{i}", people
+            )
+        )
+    if found:
+        parts.append(paired_latex.paired_conditions_table(analysis, models, f"{prefix}-all"))
+    return parts
 
 
 def _metric_text(value: float | None, digits: int) -> str:
