@@ -298,6 +298,16 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
         "(the study's plan; both scripts take --margin and --alpha to try others).",
         "",
     ]
+    if study.paired:
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is paired real vs fake (2AFC): each row of",
+            "judgements.csv is a pair, written as the judgement of its fake (answer real:",
+            "the fake was chosen as the real photograph). Both scripts then report per",
+            'condition "pairs": the fooling rate P(chose the fake) with its Wilson and',
+            "exact intervals, and fit fooled ~ 1 + (1|participant) + (1|image); there is",
+            "no 2x2 table and no d' (a yes/no d' needs real photographs judged alone).",
+        ]
     if preregistration is not None:
         lines += [
             f"Pre-registration frozen {preregistration.created_at.isoformat(timespec='seconds')};",

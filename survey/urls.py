@@ -59,6 +59,16 @@ urlpatterns = [
     path("studies/<int:pk>/stimuli.zip", study.study_stimuli_zip, name="study_stimuli_zip"),
     path("studies/<int:pk>/preview/", study.study_preview, name="study_preview"),
     path(
+        "studies/<int:pk>/preview/screen/",
+        colour_screen.study_preview_screen,
+        name="study_preview_screen",
+    ),
+    path(
+        "studies/<int:pk>/preview/screen/<int:seed>/<int:position>.png",
+        colour_screen.study_preview_screen_plate,
+        name="study_preview_screen_plate",
+    ),
+    path(
         "studies/<int:pk>/participants/",
         participants.participants_page,
         name="study_participants",

@@ -9,6 +9,11 @@
 # binomial TOST and the mixed-model TOST against 0.5 +- delta, the joint model's contrasts
 # with Holm-adjusted p ("mixed_models"). Only judgements with counted = 1 are used; one
 # without a condition is a real photograph shared by every condition (within subjects).
+# A paired real-vs-fake study (protocol column "paired") has one row per pair, written as
+# the judgement of its fake (truth ai; answer real when the fake was chosen): per condition
+# "pairs", the fooling rate P(chose the fake) with Wilson and exact intervals and the
+# binomial test, and fooled ~ 1 + (1|participant) + (1|image) with the TOSTs and
+# contrasts; no 2x2 table and no signal-detection model (sdt null).
 # Needs lme4 and jsonlite.
 suppressMessages({
   library(lme4)
@@ -52,6 +57,20 @@ d$answer <- tolower(trimws(d$answer))
 d$condition <- trimws(d$condition)
 if (!all(d$truth %in% c("real", "ai") & d$answer %in% c("real", "ai"))) {
   stop("truth and answer must be real or ai")
+}
+protocols <- if ("protocol" %in% names(d)) unique(tolower(trimws(d$protocol))) else "single"
+if (length(protocols) > 1) stop(sprintf("%s: more than one protocol (%s)", path,
+                                        paste(sort(protocols), collapse = ", ")))
+PROTOCOL <- if (length(protocols) == 1 && protocols == "paired") "paired" else "single"
+PAIRED <- PROTOCOL == "paired"
+if (PAIRED && any(d$truth != "ai")) {
+  stop(sprintf("%s: a paired file holds one row per pair, of truth ai (its fake)", path))
+}
+STATISTIC <- if (PAIRED) {
+  paste("fooling rate: P(chose the fake as the real photograph) (0.5: the fake cannot be",
+        "told from the photograph), with bootstrap and mixed-model intervals")
+} else {
+  "fooling rate: wrong answers / all answers (0.5: chance), with the 2x2 table, d' and the mixed models"
 }
 d$fooled <- as.integer(d$truth != d$answer)
 d$said_real <- as.integer(d$answer == "real")
@@ -213,9 +232,35 @@ model_tost <- function(g) {
        verdict = verdict_of(equivalent, p_two < ALPHA))
 }
 
+pairs_table <- function(x) {
+  n <- nrow(x); k <- sum(x$answer == "real")
+  list(n = n, fooled = k, rate = k / n, wilson = wilson(k, n), exact = exact(k, n),
+       binomial_test_p = binom.test(k, n, 0.5)$p.value)
+}
+
 result_conditions <- list(); mixed <- list()
 for (cond in conditions) {
   x <- own_rows(cond)
+  if (PAIRED) {
+    pairs <- pairs_table(x)
+    result_conditions[[length(result_conditions) + 1]] <- list(
+      label = cond, cells = list(real_real = 0, real_ai = 0, ai_real = pairs$fooled,
+                                 ai_ai = pairs$n - pairs$fooled),
+      pairs = pairs, sdt = NULL)
+    fooled <- sum(x$fooled)
+    g <- fooling_model(x)
+    tost <- binomial_tost(fooled, nrow(x))
+    mt <- model_tost(g)
+    mixed[[length(mixed) + 1]] <- list(
+      condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
+      n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
+      fooling_rate_wilson = wilson(fooled, nrow(x)),
+      ai_judged_real_rate = fooled / nrow(x), ai_judged_real_rate_wilson = wilson(fooled, nrow(x)),
+      real_judged_ai_rate = NULL, real_judged_ai_rate_wilson = NULL,
+      glmm = g, sdt = NULL, tost = tost, mixed_tost = mt,
+      verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+    next
+  }
   if (!any(x$truth == "ai") || !any(x$truth == "real")) {
     stop(sprintf("condition '%s' has no judgements of %s", cond,
                  if (!any(x$truth == "ai")) "AI images" else "real photographs"))
@@ -266,7 +311,12 @@ if (length(conditions) > 1 && inherits(m, "error")) {
 }
 
 result <- list(
-  source = "judgements.csv (counted judgements only)", confidence = CONFIDENCE,
+  source = "judgements.csv (counted judgements only)", protocol = PROTOCOL,
+  statistic = STATISTIC,
+  not_fitted = I(if (PAIRED) paste("signal-detection model (d', c): a yes/no d' needs real",
+                                   "photographs judged on their own; a pair is one 2AFC choice")
+                 else character(0)),
+  confidence = CONFIDENCE,
   conditions = result_conditions,
   mixed_models = list(computed = TRUE, margin = MARGIN, alpha = ALPHA, confidence = CONFIDENCE,
                       engine = sprintf("lme4 %s glmer, Laplace (nAGQ = 1)", packageVersion("lme4")),

@@ -18,6 +18,14 @@ subjects) and belongs to each condition's analysis.
   0.5 ± δ with the verdict; across conditions ``fooled ~ condition + (1|participant) +
   (1|image)`` with every pairwise contrast and Holm-adjusted p.
 
+A paired real-vs-fake study (its ``protocol`` column says ``paired``) has one row per pair,
+written as the judgement of its fake (truth ai; answer real when the fake was chosen as
+the real photograph): per condition ``pairs``, the fooling rate P(chose the fake) with its
+Wilson and exact intervals and the binomial test against 0.5, and the mixed model
+``fooled ~ 1 + (1|participant) + (1|image)`` with the TOSTs and contrasts as above; no
+2×2 table and no signal-detection model (``sdt`` null: a yes/no d′ needs real photographs
+judged on their own).
+
 The mixed models are fitted by the Laplace approximation as lme4's glmer computes it: the
 engine below is a copy of the platform's (survey/glmm.py), so these numbers are
 the platform's. Needs NumPy and SciPy only.
@@ -51,9 +59,18 @@ from survey.glmm import RandomTerm, fit_glmm  # noqa: E402  (the bundle holds a 
 # --------------------------------------------------------------------------------------------
 
 
+PAIRED = "paired"
+STATISTIC = {
+    "single": "fooling rate: wrong answers / all answers (0.5: chance), with the 2x2 table, "
+    "d' and the mixed models",
+    PAIRED: "fooling rate: P(chose the fake as the real photograph) (0.5: the fake cannot be "
+    "told from the photograph), with bootstrap and mixed-model intervals",
+}
+
+
 def read(path: Path) -> list[dict]:
     """The counted judgements: participant, image, condition ("" = shared real), truth,
-    answer."""
+    answer, protocol ("single" where the file has no protocol column)."""
     if not path.is_file():
         sys.exit(f"{path}: no such file (give the path of judgements.csv)")
     with path.open(newline="", encoding="utf-8-sig") as stream:
@@ -77,11 +94,32 @@ def read(path: Path) -> list[dict]:
                     "condition": r["condition"].strip(),
                     "truth": truth,
                     "answer": answer,
+                    "protocol": (r.get("protocol") or "single").strip().lower(),
                 }
             )
     if not rows:
         sys.exit(f"{path}: no counted judgements")
+    protocols = {r["protocol"] for r in rows}
+    if len(protocols) > 1:
+        sys.exit(f"{path}: more than one protocol ({', '.join(sorted(protocols))})")
+    if protocols == {PAIRED} and any(r["truth"] != "ai" for r in rows):
+        sys.exit(f"{path}: a paired file holds one row per pair, of truth ai (its fake)")
     return rows
+
+
+def pairs_table(rows: list[dict]) -> dict:
+    """A paired condition's pooled statistic: pairs, pairs in which the fake was chosen,
+    their rate P(chose the fake) with Wilson and exact intervals, the binomial test."""
+    n = len(rows)
+    fooled = sum(r["answer"] == "real" for r in rows)
+    return {
+        "n": n,
+        "fooled": fooled,
+        "rate": fooled / n,
+        "wilson": wilson(fooled, n),
+        "exact": exact(fooled, n),
+        "binomial_test_p": float(stats.binomtest(fooled, n, 0.5).pvalue),
+    }
 
 
 def by_condition(rows: list[dict]) -> dict[str, list[dict]]:
@@ -438,11 +476,13 @@ def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[d
     return joint, contrasts
 
 
-def mixed_condition(name: str, rows: list[dict], margin: float, alpha: float) -> dict:
+def mixed_condition(
+    name: str, rows: list[dict], margin: float, alpha: float, paired: bool = False
+) -> dict:
     fooled = sum(r["truth"] != r["answer"] for r in rows)
     ai = [r for r in rows if r["truth"] == "ai"]
     real = [r for r in rows if r["truth"] == "real"]
-    if not ai or not real:
+    if not paired and (not ai or not real):
         missing = "AI images" if not ai else "real photographs"
         sys.exit(f"condition {name!r} has no judgements of {missing}")
     glmm = fooling_model(rows)
@@ -461,10 +501,10 @@ def mixed_condition(name: str, rows: list[dict], margin: float, alpha: float) ->
         "fooling_rate_wilson": wilson(fooled, len(rows)),
         "ai_judged_real_rate": ai_fooled / len(ai),
         "ai_judged_real_rate_wilson": wilson(ai_fooled, len(ai)),
-        "real_judged_ai_rate": real_fooled / len(real),
-        "real_judged_ai_rate_wilson": wilson(real_fooled, len(real)),
+        "real_judged_ai_rate": real_fooled / len(real) if real else None,
+        "real_judged_ai_rate_wilson": wilson(real_fooled, len(real)) if real else None,
         "glmm": glmm,
-        "sdt": sdt_model(rows),
+        "sdt": None if paired else sdt_model(rows),
         "tost": tost,
         "mixed_tost": mixed,
         "verdict": mixed["verdict"] if usable else tost["verdict"],
@@ -473,8 +513,16 @@ def mixed_condition(name: str, rows: list[dict], margin: float, alpha: float) ->
 
 def analyse(rows: list[dict], margin: float, alpha: float) -> dict:
     groups = by_condition(rows)
+    protocol = rows[0]["protocol"] if rows[0]["protocol"] in STATISTIC else "single"
+    paired = protocol == PAIRED
     conditions = []
     for name, own in groups.items():
+        if paired:
+            pairs = pairs_table(own)
+            cells = {"real_real": 0, "real_ai": 0, "ai_real": pairs["fooled"]}
+            cells["ai_ai"] = pairs["n"] - pairs["fooled"]
+            conditions.append({"label": name, "cells": cells, "pairs": pairs, "sdt": None})
+            continue
         table = pooled_table(own)
         conditions.append(
             {
@@ -484,7 +532,7 @@ def analyse(rows: list[dict], margin: float, alpha: float) -> dict:
                 "sdt": participants_sdt(own, name),
             }
         )
-    mixed = [mixed_condition(name, own, margin, alpha) for name, own in groups.items()]
+    mixed = [mixed_condition(name, own, margin, alpha, paired) for name, own in groups.items()]
     joint, contrasts = None, []
     if len(groups) > 1:
         sds = [
@@ -494,8 +542,17 @@ def analyse(rows: list[dict], margin: float, alpha: float) -> dict:
         ]
         start = [float(np.mean(column)) for column in zip(*sds)] if sds else None
         joint, contrasts = joint_model(rows, list(groups), start)
+    not_fitted = []
+    if paired:
+        not_fitted.append(
+            "signal-detection model (d', c): a yes/no d' needs real photographs judged on "
+            "their own; a pair is one 2AFC choice"
+        )
     return {
         "source": "judgements.csv (counted judgements only)",
+        "protocol": protocol,
+        "not_fitted": not_fitted,
+        "statistic": STATISTIC[protocol],
         "confidence": CONFIDENCE,
         "conditions": conditions,
         "mixed_models": {

@@ -376,7 +376,9 @@ def study_preview(request, pk: int):
     """The participant flow on a sample of the prepared stimuli, as a participant of the
     chosen condition (``?condition=<id>``; between subjects, else one at random) would see
     it: the consent text (the default one when the study has none), the instructions, the
-    trials, the completion page with the code; nothing is recorded."""
+    trials, the completion page with the code; nothing is recorded. A study with the
+    colour-vision screen shows it after the consent (survey.views.colour_screen's
+    preview), then comes back here with ``?screened=1``, at the instructions."""
     study = study_for_user(request.user, pk)
     conditions = list(study.conditions.all())
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
@@ -426,6 +428,8 @@ def study_preview(request, pk: int):
             "wording": study_wording(study),
             "answer_url": "",
             "preview": True,
+            # Back from the preview of the colour-vision screen: on to the instructions.
+            "preview_screened": study.colour_screen and request.GET.get("screened") == "1",
             "begin": False,
         },
     )
