@@ -7,10 +7,13 @@ ensemble held back by its routing says so."""
 from __future__ import annotations
 
 import html
+import io
+import json
 
 import pytest
 import torch
 from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from colourmodels.colour import rgb_to_luma_chroma
@@ -296,3 +299,69 @@ def test_a_grey_run_is_flagged_everywhere_and_a_good_run_nowhere(ada, client):
     assert rows["L1 distance of no colour (grayscale input)"]["a"] == "7.000"
     beats = rows["beats predicting no colour (test L1 lower)"]
     assert (beats["a"], beats["b"]) == ("no", "yes")
+
+
+# --- Runs evaluated before the references: scored afterwards -----------------------------------
+
+
+def _forget_references(run: ModelRun) -> dict:
+    stored = run.metrics.pop("references")
+    run.save(update_fields=["metrics"])
+    assert run_results(run).no_colour is None
+    return stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_references_scores_a_trained_run_evaluated_before_them(celery_worker):
+    dataset = tiny_dataset()
+    run = model_run_launch(
+        name="base", kind="baseline", colour_space="yuv", dataset=dataset, config=TINY
+    )
+    run = wait_for_run(run.pk)
+    assert run.status == "done", run.failure_reason
+    evaluated = _forget_references(run)
+    test = run.metrics["test"]
+
+    out = io.StringIO()
+    call_command("run_references", "--missing", stdout=out)
+    run.refresh_from_db()
+    assert f"run {run.pk} 'base': test L1 {test['l1']:.3f}, no colour" in out.getvalue()
+    assert run.metrics["test"] == test  # nothing but the references changes
+    _check_references(run, size=TINY["image_size"])  # computed here independently
+    # The same as its evaluation stored (the same code on the same images: code vs itself).
+    assert json.dumps(run.metrics["references"], sort_keys=True) == json.dumps(
+        evaluated, sort_keys=True
+    )
+
+    out = io.StringIO()
+    call_command("run_references", "--missing", stdout=out)
+    assert "no finished run is without its references" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_run_references_scores_an_uploaded_run_and_refuses_what_is_not_done(tmp_path):
+    dataset = tiny_dataset(per_category=10, size=32)
+    files, rows = _base(dataset, colourise=_gray)
+    gray = uploaded_run_create(
+        name="gray",
+        dataset=dataset,
+        archive=_zip(tmp_path / "gray.zip", files, _csv(rows)),
+        colour_space="lab",
+    )
+    _forget_references(gray)
+    out = io.StringIO()
+    call_command("run_references", "gray", stdout=out)
+    gray.refresh_from_db()
+    _check_references(gray, size=None)
+    assert f"{FLAG} (test L1 " in out.getvalue()  # the grey run is flagged as it is scored
+
+    out = io.StringIO()
+    call_command("run_references", str(gray.pk), stdout=out)
+    assert "has its references (--replace)" in out.getvalue()
+
+    gray.status = "evaluating"
+    gray.save(update_fields=["status"])
+    with pytest.raises(CommandError, match="is evaluating, not done and evaluated"):
+        call_command("run_references", "gray", "--replace")
+    with pytest.raises(CommandError, match="name the runs, or give --missing"):
+        call_command("run_references")
