@@ -77,6 +77,29 @@ class CategoryChromaMeans:
         self._sums.index_add_(0, index[known], per_image[known])
         self._counts += torch.bincount(index[known], minlength=len(self.categories))
 
+    def state(self) -> dict:
+        """Everything it has accumulated, JSON-ready (float64 sums as Python floats, which
+        JSON keeps exactly): :meth:`from_state` gives back an equal accumulator."""
+        return {
+            "categories": list(self.categories),
+            "sums": self._sums.tolist(),
+            "counts": self._counts.tolist(),
+            "all_sum": self._all_sum.tolist(),
+            "all_count": self._all_count,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> CategoryChromaMeans:
+        """The accumulator whose :meth:`state` was ``state``."""
+        means = cls(state["categories"])
+        size = len(means.categories)
+        sums = torch.tensor(state["sums"], dtype=torch.float64).reshape(size, 2)
+        counts = torch.tensor(state["counts"], dtype=torch.int64).reshape(size)
+        all_sum = torch.tensor(state["all_sum"], dtype=torch.float64).reshape(2)
+        means._sums, means._counts, means._all_sum = sums, counts, all_sum
+        means._all_count = int(state["all_count"])
+        return means
+
     @property
     def images(self) -> int:
         """How many training images were added."""

@@ -114,3 +114,15 @@ def test_far_less_colourful_is_unknown_without_a_colourful_truth():
     assert far_less_colourful(None, 29.0) is None
     assert far_less_colourful(5.0, None) is None
     assert far_less_colourful(0.0, 0.0) is None  # a gray truth: nothing to fall short of
+
+
+def test_category_means_come_back_equal_from_their_state():
+    import json
+
+    means = CategoryChromaMeans(["a", "b"])
+    means.add(torch.rand(5, 2, 4, 4, generator=torch.Generator().manual_seed(1)), [0, 1, 1, -1, 0])
+    again = CategoryChromaMeans.from_state(json.loads(json.dumps(means.state())))
+    assert torch.equal(again.means(), means.means())  # exactly: JSON keeps float64
+    assert again.counts() == means.counts() and again.images == means.images
+    like = torch.zeros(3, 2, 2, 2)
+    assert torch.equal(again.predict([1, -1, 0], like), means.predict([1, -1, 0], like))

@@ -365,3 +365,31 @@ def test_run_references_scores_an_uploaded_run_and_refuses_what_is_not_done(tmp_
         call_command("run_references", "gray", "--replace")
     with pytest.raises(CommandError, match="name the runs, or give --missing"):
         call_command("run_references")
+
+
+@pytest.mark.django_db
+def test_the_category_means_are_computed_once_per_data_set_space_and_size(monkeypatch):
+    import colourmodels.data.images
+    from worker.models import ChromaMeans
+    from worker.services.references import train_chroma_means
+
+    dataset = tiny_dataset(per_category=6, size=32)
+    first = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+    assert ChromaMeans.objects.filter(dataset=dataset).count() == 1
+
+    def unreadable(*args, **kwargs):
+        raise AssertionError("a training image was read again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(colourmodels.data.images, "load_rgb", unreadable)
+        again = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+        assert torch.equal(again.means(), first.means())
+        with pytest.raises(AssertionError, match="read again"):  # another size: computed
+            train_chroma_means(dataset=dataset, space="lab", image_size=32)
+
+    moved = dataset.images.filter(split="test").order_by("id").first()
+    moved.split = "train"
+    moved.save(update_fields=["split"])  # another training split: computed again
+    changed = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+    assert changed.images == first.images + 1
+    assert ChromaMeans.objects.filter(dataset=dataset).count() == 1  # replaced, not added
