@@ -1,8 +1,9 @@
 """The model-run pages in a real browser at desktop and phone sizes: the list (its header
 and a partial run's coverage), a partial uploaded run, two runs tested on different
-images compared, a gray run flagged for not beating no colour, the launch form with its estimate, and the upload page; no script error
-(the pages' CSP included), nothing wider than the screen. With ``E2E_AXE`` naming
-axe-core's ``axe.min.js``, each page is also checked for WCAG 2.0/2.1 A and AA."""
+images compared, a gray run flagged for not beating no colour, the launch form with its
+estimate, and the upload page; no script error (the pages' CSP included), nothing wider
+than the screen. With ``E2E_AXE`` naming axe-core's ``axe.min.js``, each page is also
+checked for WCAG 2.0/2.1 A and AA."""
 
 from __future__ import annotations
 

@@ -5,25 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('worker', '0008_dataset_run_archived_at'),
+        ("worker", "0008_dataset_run_archived_at"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChromaMeans',
+            name="ChromaMeans",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('colour_space', models.CharField(max_length=3)),
-                ('image_size', models.PositiveIntegerField(help_text='0: each image at its stored size')),
-                ('train_split', models.CharField(max_length=64)),
-                ('state', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chroma_means', to='worker.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("colour_space", models.CharField(max_length=3)),
+                (
+                    "image_size",
+                    models.PositiveIntegerField(help_text="0: each image at its stored size"),
+                ),
+                ("train_split", models.CharField(max_length=64)),
+                ("state", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chroma_means",
+                        to="worker.dataset",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('dataset', 'colour_space', 'image_size'), name='chroma_means_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dataset", "colour_space", "image_size"), name="chroma_means_unique"
+                    )
+                ],
             },
         ),
     ]
