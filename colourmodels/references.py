@@ -12,6 +12,10 @@
 
 Both work on normalised chroma (method.md §2), whose normalisation is linear, so a mean of
 normalised chroma is the normalised mean.
+
+:func:`far_less_colourful` says when a colouriser's images are far less colourful than the
+ground truth (mean colourfulness below :data:`COLOURFULNESS_FLOOR` of the truth's), the
+other face of having learned little beyond grey.
 """
 
 from __future__ import annotations
@@ -22,13 +26,25 @@ import torch
 
 from colourmodels.colour import check_image_batch
 
-__all__ = ["CategoryChromaMeans", "no_colour_chroma"]
+__all__ = ["COLOURFULNESS_FLOOR", "CategoryChromaMeans", "far_less_colourful", "no_colour_chroma"]
+
+#: Below this fraction of the ground truth's mean colourfulness, a run's images are said to
+#: be far less colourful than the truth (e.g. 4–6 against 29).
+COLOURFULNESS_FLOOR = 0.5
 
 
 def no_colour_chroma(chroma: torch.Tensor) -> torch.Tensor:
     """Zero chroma shaped like ``chroma`` (N, 2, H, W): "predicting no colour at all"."""
     chroma = check_image_batch(chroma, 2, "chroma")
     return torch.zeros_like(chroma)
+
+
+def far_less_colourful(own: float | None, truth: float | None) -> bool | None:
+    """Whether a mean colourfulness ``own`` is below :data:`COLOURFULNESS_FLOOR` of the
+    ground truth's ``truth``; None when either is unknown or the truth has no colour."""
+    if own is None or truth is None or not truth > 0:
+        return None
+    return own < COLOURFULNESS_FLOOR * truth
 
 
 class CategoryChromaMeans:
@@ -60,6 +76,29 @@ class CategoryChromaMeans:
         known = index >= 0
         self._sums.index_add_(0, index[known], per_image[known])
         self._counts += torch.bincount(index[known], minlength=len(self.categories))
+
+    def state(self) -> dict:
+        """Everything it has accumulated, JSON-ready (float64 sums as Python floats, which
+        JSON keeps exactly): :meth:`from_state` gives back an equal accumulator."""
+        return {
+            "categories": list(self.categories),
+            "sums": self._sums.tolist(),
+            "counts": self._counts.tolist(),
+            "all_sum": self._all_sum.tolist(),
+            "all_count": self._all_count,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> CategoryChromaMeans:
+        """The accumulator whose :meth:`state` was ``state``."""
+        means = cls(state["categories"])
+        size = len(means.categories)
+        sums = torch.tensor(state["sums"], dtype=torch.float64).reshape(size, 2)
+        counts = torch.tensor(state["counts"], dtype=torch.int64).reshape(size)
+        all_sum = torch.tensor(state["all_sum"], dtype=torch.float64).reshape(2)
+        means._sums, means._counts, means._all_sum = sums, counts, all_sum
+        means._all_count = int(state["all_count"])
+        return means
 
     @property
     def images(self) -> int:

@@ -77,6 +77,32 @@ class DatasetImage(models.Model):
         return f"{self.dataset.name}: {self.original_name}"
 
 
+class ChromaMeans(models.Model):
+    """The per-category mean chroma of a data set's training images in one colour space,
+    each image brought to one size (0: as stored), that the mean-chroma reference paints
+    (``worker.services.references``): computed once, reused by every run evaluated on that
+    data set at that size. ``train_split`` ("count:last id" of the training rows) says
+    which split it was computed over; for any other it is computed again."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="chroma_means")
+    colour_space = models.CharField(max_length=3)
+    image_size = models.PositiveIntegerField(help_text="0: each image at its stored size")
+    train_split = models.CharField(max_length=64)
+    #: colourmodels.references.CategoryChromaMeans.state()
+    state = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "colour_space", "image_size"], name="chroma_means_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}: {self.colour_space} {self.image_size or 'as stored'}"
+
+
 class ImportJob(models.Model):
     """An upload being checked by a worker: a zip of photos turned into a data set
     (``kind="dataset"``), or a run made elsewhere turned into an uploaded ``ModelRun``

@@ -143,9 +143,22 @@ def no_colour_flag(results: RunResults) -> str:
     if results.beats_no_colour is not False:
         return ""
     return (
-        "This run does not beat predicting no colour at all (L1 "
-        f"{format_number(results.test.l1, 3)} vs {format_number(results.no_colour_l1, 3)}): "
-        "it has not learned to colourise."
+        "This run does not beat predicting no colour at all (test L1 "
+        f"{format_number(results.test.l1, 3)} against {format_number(results.no_colour_l1, 3)}"
+        "): it has learned little beyond grey."
+    )
+
+
+def colourfulness_flag(results: RunResults) -> str:
+    """The sentence for a run whose images are far less colourful than the ground truth
+    ("" otherwise)."""
+    if not results.far_less_colourful:
+        return ""
+    test = results.test
+    return (
+        "Its images are far less colourful than the ground truth (colourfulness "
+        f"{format_number(test.colourfulness, 1)} against the truth's "
+        f"{format_number(test.colourfulness_truth, 1)})."
     )
 
 
@@ -342,6 +355,7 @@ def _references_table(results: RunResults, space: str) -> dict:
         "rows": rows,
         "computed": results.no_colour is not None,
         "flag": no_colour_flag(results),
+        "colourfulness_flag": colourfulness_flag(results),
     }
 
 

@@ -18,6 +18,7 @@ from colourmodels.evaluation import (  # noqa: F401 - the pages' names for them
     beats_no_colour,
     routing_holds_back,
 )
+from colourmodels.references import COLOURFULNESS_FLOOR, far_less_colourful  # noqa: F401
 
 #: The losses of one epoch kept in a generator's training table.
 EPOCH_LOSS_KEYS = ("train_l1", "val_l1", "train_gan", "val_gan")
@@ -127,6 +128,16 @@ class RunResults:
         when either is unknown (not yet evaluated, or evaluated before the references were
         computed). The other metrics are shown beside it but do not decide."""
         return beats_no_colour(self.test.l1 if self.test else None, self.no_colour_l1)
+
+    @property
+    def far_less_colourful(self) -> bool | None:
+        """Whether the run's test images are, on average, far less colourful than their
+        ground truth (below :data:`COLOURFULNESS_FLOOR` of its colourfulness); None when
+        unknown."""
+        test = self.test
+        if test is None:
+            return None
+        return far_less_colourful(test.colourfulness, test.colourfulness_truth)
 
     @property
     def routing_holds_back(self) -> bool | None:

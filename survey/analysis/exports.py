@@ -39,6 +39,13 @@ from survey.statistics import (
 CHI2_VARIANT = "Pearson chi-square test of independence, df = 1, no continuity correction"
 RATES = ("fooling_rate", "ai_judged_real_rate", "real_judged_ai_rate", "accuracy")
 
+#: The reference predictors' test metrics in tables.csv: "no_colour_l1", … (empty for a run
+#: evaluated before they were computed).
+REFERENCE_COLUMNS = tuple(
+    f"{reference}_{key}"
+    for reference in ("no_colour", "category_mean_chroma")
+    for key in RUN_METRICS
+)
 TABLE_COLUMNS = (
     "condition",
     "condition_id",
@@ -72,6 +79,8 @@ TABLE_COLUMNS = (
     "criterion_low",
     "criterion_high",
     *RUN_METRICS,
+    *REFERENCE_COLUMNS,
+    "beats_no_colour",
     "confidence",
     "language",
 )
@@ -146,6 +155,12 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
         colour_space=c.colour_space.upper(),
         confidence=confidence,
         **{key: _number(c.metrics.get(key)) for key in RUN_METRICS},
+        **{
+            f"{reference}_{key}": _number(values.get(key))
+            for reference, values in c.references.items()
+            for key in RUN_METRICS
+        },
+        beats_no_colour={True: "yes", False: "no"}.get(c.beats_no_colour, ""),
     )
     if c.sdt is not None:
         row["participants"] = c.sdt.n_participants + c.sdt_skipped
@@ -451,6 +466,11 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
     if references:
         body += ["\\midrule", *references]
     body += ["\\bottomrule", "\\end{tabular}"]
+    if any(c.beats_no_colour is False for c in analysis.conditions):
+        body.append(
+            "\\par\\footnotesize \\textsuperscript{\\dag} Does not beat predicting no colour "
+            "(its test L1 distance is not lower): it has learned little beyond grey."
+        )
     if partial:
         covered = "; ".join(f"{latex_escape(c.label)}: {c.partial_coverage}" for c in partial)
         body.append(

@@ -1,8 +1,9 @@
 """The model-run pages in a real browser at desktop and phone sizes: the list (its header
 and a partial run's coverage), a partial uploaded run, two runs tested on different
-images compared, the launch form with its estimate, and the upload page; no script error
-(the pages' CSP included), nothing wider than the screen. With ``E2E_AXE`` naming
-axe-core's ``axe.min.js``, each page is also checked for WCAG 2.0/2.1 A and AA."""
+images compared, a gray run flagged for not beating no colour, the launch form with its
+estimate, and the upload page; no script error (the pages' CSP included), nothing wider
+than the screen. With ``E2E_AXE`` naming axe-core's ``axe.min.js``, each page is also
+checked for WCAG 2.0/2.1 A and AA."""
 
 from __future__ import annotations
 
@@ -71,6 +72,16 @@ def test_the_run_pages_lay_out_at_both_sizes(open_page, tmp_path, size):
         assert launch["x"] > heading["x"] + heading["width"] and upload["x"] > launch["x"]
     expect(page.locator(".coverage.partial")).to_have_text("4 / 6 test images")
     _look(page, "run-list", size)
+    # The gray upload does not beat no colour: said in its row, the no-colour L1 beside each.
+    expect(page.locator('.runs-table [data-flag="no-colour"]')).to_have_count(1)
+    expect(page.locator('[data-f="no-colour-l1"]')).to_have_count(3)
+
+    page.goto(f"/runs/{full.pk}/")
+    expect(page.locator('#references [data-flag="no-colour"]')).to_contain_text(
+        "it has learned little beyond grey"
+    )
+    expect(page.locator("#references tbody tr")).to_have_count(3)
+    _look(page, "run-detail-grey", size)
 
     page.goto(f"/runs/{part.pk}/")
     expect(page.locator(".coverage.partial")).to_have_text("tested on 4 / 6 test images")

@@ -183,10 +183,30 @@ def test_runs_latex_shows_no_colour_beside_the_models_and_marks_who_does_not_bea
     tex = exports.runs_latex(analysis)
     assert "warm\\textsuperscript{\\dag} & LAB" in tex and "co\\_1 & LAB" in tex
     assert "% \\dag: the model's test L1 distance is not lower" in tex
+    footnote = "\\par\\footnotesize \\textsuperscript{\\dag} Does not beat predicting no colour"
+    assert tex.count(footnote) == 1 and "learned little beyond grey" in tex
+    assert tex.index(footnote) > tex.index("\\end{tabular}")  # printed under the table
     for c in analysis.conditions:  # runs evaluated before the references: no rows
         c.references, c.beats_no_colour = {}, None
     tex = exports.runs_latex(analysis)
     assert "No colour" not in tex and "\\dag" not in tex
+
+
+def test_tables_csv_gives_the_references_beside_each_run(answered):
+    study, *_ = answered
+    analysis = study_analysis(study=study)
+    rows = _csv(exports.tables_csv(analysis))
+    for row, c in zip(rows, analysis.conditions, strict=True):
+        results = run_results(ModelRun.objects.get(pk=c.run_id))
+        assert float(row["no_colour_l1"]) == pytest.approx(results.no_colour.test.l1)
+        assert float(row["no_colour_ssim"]) == pytest.approx(results.no_colour.test.ssim)
+        mean_chroma = results.category_mean_chroma.test
+        assert float(row["category_mean_chroma_l1"]) == pytest.approx(mean_chroma.l1)
+        assert row["beats_no_colour"] == {True: "yes", False: "no"}[results.beats_no_colour]
+    for c in analysis.conditions:  # runs evaluated before the references: empty cells
+        c.references, c.beats_no_colour = {}, None
+    rows = _csv(exports.tables_csv(analysis))
+    assert {row["no_colour_l1"] for row in rows} == {""} == {r["beats_no_colour"] for r in rows}
 
 
 def test_runs_latex_marks_a_run_tested_on_part_of_the_test_split(answered):

@@ -7,10 +7,13 @@ ensemble held back by its routing says so."""
 from __future__ import annotations
 
 import html
+import io
+import json
 
 import pytest
 import torch
 from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from colourmodels.colour import rgb_to_luma_chroma
@@ -26,6 +29,8 @@ from worker.services.runs import model_run_launch
 from worker.services.uploads import uploaded_run_create
 
 FLAG = "This run does not beat predicting no colour at all"
+GREY = "it has learned little beyond grey"
+WASHED_OUT = "Its images are far less colourful than the ground truth"
 ROUTING = "Routing, not colourisation, holds this ensemble back"
 
 
@@ -117,7 +122,7 @@ def test_gray_outputs_are_flagged_and_the_truth_is_not(ada, client, tmp_path):
     assert run_results(truth).beats_no_colour is True
 
     page = client.get(reverse("run_detail", args=[gray.pk])).content.decode()
-    assert FLAG in page and "it has not learned to colourise" in page
+    assert FLAG in page and GREY in page
     assert "no colour (grayscale input)" in page
     assert "category mean chroma" in page
     page = client.get(reverse("run_detail", args=[truth.pk])).content.decode()
@@ -126,7 +131,7 @@ def test_gray_outputs_are_flagged_and_the_truth_is_not(ada, client, tmp_path):
     listing = client.get(reverse("runs")).content.decode()
     assert listing.count('data-flag="no-colour"') == 1
     flagged = listing[listing.index(">gray<") :]
-    assert "not better than no colour" in flagged[: flagged.index("</tbody>")]
+    assert f"does not beat predicting no colour: {GREY}" in flagged[: flagged.index("</tbody>")]
 
     compare = client.get(reverse("runs_compare"), {"a": gray.pk, "b": truth.pk})
     rows = {r["label"]: r for r in compare.context["comparison"]["metrics"]}
@@ -157,24 +162,31 @@ def test_an_upload_on_a_data_set_without_training_images_omits_the_category_mean
 # --- Shown, and runs evaluated before ----------------------------------------------------------
 
 
-def _summary(l1: float) -> dict:
+def _summary(l1: float, colourfulness: float = 5.0) -> dict:
     image = {
         "l1": l1,
         "chroma_mae": l1 / 10,
         "ssim": 0.9,
         "psnr": 30.0,
-        "colourfulness": 5.0,
+        "colourfulness": colourfulness,
         "colourfulness_truth": 29.0,
-        "colourfulness_difference": -24.0,
+        "colourfulness_difference": colourfulness - 29.0,
     }
     return metrics_summary([("", image)])
 
 
-def _stored_run(dataset, owner, name, *, l1, references=True, kind="baseline", **extra):
-    metrics = {**_summary(l1), "training": {"generators": {}}, "routing": None, **extra}
+def _stored_run(
+    dataset, owner, name, *, l1, references=True, kind="baseline", colourfulness=5.0, **extra
+):
+    metrics = {
+        **_summary(l1, colourfulness),
+        "training": {"generators": {}},
+        "routing": None,
+        **extra,
+    }
     if references:
         metrics["references"] = {
-            "no_colour": _summary(7.0),
+            "no_colour": _summary(7.0, colourfulness=0.0),
             "category_mean_chroma": {"omitted": "the data set has no training images"},
         }
     return ModelRun.objects.create(
@@ -201,7 +213,7 @@ def test_runs_evaluated_before_the_references_still_render(ada, client):
     text = page.content.decode()
     assert "not computed for this run" in text and FLAG not in text
     page = client.get(reverse("run_detail", args=[new.pk])).content.decode()
-    assert f"{FLAG} (L1 7.190 vs 7.000): it has not learned to colourise." in page
+    assert f"{FLAG} (test L1 7.190 against 7.000): {GREY}." in page
     assert "not computed: the data set has no training images" in page
     assert client.get(reverse("runs")).status_code == 200
     compare = client.get(reverse("runs_compare"), {"a": old.pk, "b": new.pk})
@@ -248,3 +260,136 @@ def test_routing_that_holds_an_ensemble_back_is_said(ada, client):
         "category's generator (the classifier is right on 50 % of the test images)."
     ) in page
     assert ROUTING not in client.get(reverse("run_detail", args=[fine.pk])).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_grey_run_is_flagged_everywhere_and_a_good_run_nowhere(ada, client):
+    """The 450 CIFAR photographs' case: L1 7.19 against no colour's 7.00, colourfulness 5
+    against the truth's 29; beside it a run that beats no colour, as colourful as the truth."""
+    dataset = tiny_dataset(per_category=4, size=32, owner=ada)
+    grey = _stored_run(dataset, ada, "grey", l1=7.19)
+    good = _stored_run(dataset, ada, "good", l1=5.2, colourfulness=27.0)
+    assert run_results(grey).far_less_colourful is True
+    assert run_results(good).far_less_colourful is False
+
+    page = html.unescape(client.get(reverse("run_detail", args=[grey.pk])).content.decode())
+    assert f"{FLAG} (test L1 7.190 against 7.000): {GREY}." in page
+    assert f"{WASHED_OUT} (colourfulness 5.0 against the truth's 29.0)." in page
+    page = html.unescape(client.get(reverse("run_detail", args=[good.pk])).content.decode())
+    assert "no colour (grayscale input)" in page and "7.000" in page  # shown beside it
+    assert FLAG not in page and WASHED_OUT not in page and "data-flag" not in page
+
+    listing = html.unescape(client.get(reverse("runs")).content.decode())
+    assert "no-colour L1" in listing
+    rows = {
+        name: listing[listing.index(f">{name}<") :][
+            : listing[listing.index(f">{name}<") :].index("</tbody>")
+        ]
+        for name in ("grey", "good")
+    }
+    assert 'data-f="no-colour-l1">7.000<' in rows["grey"]
+    assert 'data-f="no-colour-l1">7.000<' in rows["good"]
+    assert f"does not beat predicting no colour: {GREY}" in rows["grey"]
+    assert "data-flag" not in rows["good"]
+
+    compare = client.get(reverse("runs_compare"), {"a": grey.pk, "b": good.pk})
+    text = html.unescape(compare.content.decode())
+    assert text.count(FLAG) == 1 and text.count(WASHED_OUT) == 1  # A's tables, not B's
+    rows = {r["label"]: r for r in compare.context["comparison"]["metrics"]}
+    assert rows["L1 distance of no colour (grayscale input)"]["a"] == "7.000"
+    beats = rows["beats predicting no colour (test L1 lower)"]
+    assert (beats["a"], beats["b"]) == ("no", "yes")
+
+
+# --- Runs evaluated before the references: scored afterwards -----------------------------------
+
+
+def _forget_references(run: ModelRun) -> dict:
+    stored = run.metrics.pop("references")
+    run.save(update_fields=["metrics"])
+    assert run_results(run).no_colour is None
+    return stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_references_scores_a_trained_run_evaluated_before_them(celery_worker):
+    dataset = tiny_dataset()
+    run = model_run_launch(
+        name="base", kind="baseline", colour_space="yuv", dataset=dataset, config=TINY
+    )
+    run = wait_for_run(run.pk)
+    assert run.status == "done", run.failure_reason
+    evaluated = _forget_references(run)
+    test = run.metrics["test"]
+
+    out = io.StringIO()
+    call_command("run_references", "--missing", stdout=out)
+    run.refresh_from_db()
+    assert f"run {run.pk} 'base': test L1 {test['l1']:.3f}, no colour" in out.getvalue()
+    assert run.metrics["test"] == test  # nothing but the references changes
+    _check_references(run, size=TINY["image_size"])  # computed here independently
+    # The same as its evaluation stored (the same code on the same images: code vs itself).
+    assert json.dumps(run.metrics["references"], sort_keys=True) == json.dumps(
+        evaluated, sort_keys=True
+    )
+
+    out = io.StringIO()
+    call_command("run_references", "--missing", stdout=out)
+    assert "no finished run is without its references" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_run_references_scores_an_uploaded_run_and_refuses_what_is_not_done(tmp_path):
+    dataset = tiny_dataset(per_category=10, size=32)
+    files, rows = _base(dataset, colourise=_gray)
+    gray = uploaded_run_create(
+        name="gray",
+        dataset=dataset,
+        archive=_zip(tmp_path / "gray.zip", files, _csv(rows)),
+        colour_space="lab",
+    )
+    _forget_references(gray)
+    out = io.StringIO()
+    call_command("run_references", "gray", stdout=out)
+    gray.refresh_from_db()
+    _check_references(gray, size=None)
+    assert f"{FLAG} (test L1 " in out.getvalue()  # the grey run is flagged as it is scored
+
+    out = io.StringIO()
+    call_command("run_references", str(gray.pk), stdout=out)
+    assert "has its references (--replace)" in out.getvalue()
+
+    gray.status = "evaluating"
+    gray.save(update_fields=["status"])
+    with pytest.raises(CommandError, match="is evaluating, not done and evaluated"):
+        call_command("run_references", "gray", "--replace")
+    with pytest.raises(CommandError, match="name the runs, or give --missing"):
+        call_command("run_references")
+
+
+@pytest.mark.django_db
+def test_the_category_means_are_computed_once_per_data_set_space_and_size(monkeypatch):
+    import colourmodels.data.images
+    from worker.models import ChromaMeans
+    from worker.services.references import train_chroma_means
+
+    dataset = tiny_dataset(per_category=6, size=32)
+    first = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+    assert ChromaMeans.objects.filter(dataset=dataset).count() == 1
+
+    def unreadable(*args, **kwargs):
+        raise AssertionError("a training image was read again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(colourmodels.data.images, "load_rgb", unreadable)
+        again = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+        assert torch.equal(again.means(), first.means())
+        with pytest.raises(AssertionError, match="read again"):  # another size: computed
+            train_chroma_means(dataset=dataset, space="lab", image_size=32)
+
+    moved = dataset.images.filter(split="test").order_by("id").first()
+    moved.split = "train"
+    moved.save(update_fields=["split"])  # another training split: computed again
+    changed = train_chroma_means(dataset=dataset, space="lab", image_size=16)
+    assert changed.images == first.images + 1
+    assert ChromaMeans.objects.filter(dataset=dataset).count() == 1  # replaced, not added
