@@ -78,7 +78,7 @@ def trial_answer(
     In a paired study (survey.protocols) ``answer`` is the side chosen as the real
     photograph ("left" or "right"): stored as ``chosen_side``, and as ``answer`` "real" when
     it is the fake's side (the fake was called real: fooled), else "ai"."""
-    paired = participant.study.paired
+    paired = participant.study.side_by_side
     allowed = Trial.Side.values if paired else Trial.Answer.values
     if answer not in allowed:
         raise TrialError(f"the answer must be one of {', '.join(allowed)}")
