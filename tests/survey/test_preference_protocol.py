@@ -109,7 +109,7 @@ def test_preparation_keeps_only_the_runs_outputs_each_photograph_at_one_size(stu
         by_scene.setdefault(s.scene_id, []).append(s)
     assert len(by_scene) == 12
     lengths = []
-    for scene, images in by_scene.items():
+    for images in by_scene.values():
         assert len(images) == 3
         assert {(s.width, s.height) for s in images} == {(24, 24)}  # the smallest, never enlarged
         for s in images:
