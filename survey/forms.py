@@ -86,6 +86,7 @@ class StudyForm(forms.ModelForm):
             "colour_screen",
             "colour_screen_excludes",
             "exposure_ms",
+            "preference_adaptive",
             "drop_flagged_displays",
             "estimated_minutes",
             "time_limit_minutes",
@@ -118,6 +119,8 @@ class StudyForm(forms.ModelForm):
             "exposure_ms": "Exposure time (ms)",
             "drop_flagged_displays": "Leave out of the analysis the trials whose display was "
             "flagged",
+            "preference_adaptive": "Preference study: choose pairs adaptively where the ranking "
+            "is least certain",
             "estimated_minutes": "Estimated time to take part (minutes)",
             "time_limit_minutes": "Time limit (minutes)",
             "instructed_checks": "Instructed-response checks",
@@ -137,6 +140,9 @@ class StudyForm(forms.ModelForm):
             "subjects, no practice or checks; images per participant counts pairs). "
             "Choose a preset above to fill in the published design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
+            "preference_adaptive": "Only for a model-vs-model preference study. Off: every "
+            "pair of runs equally often. On: from each participant's third pair, the pair of "
+            "runs whose score difference is least certain given every answer so far.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
             "who calls one real is excluded from the analysis.",
@@ -386,6 +392,13 @@ class StudyForm(forms.ModelForm):
             runs = [run for run in self._runs_listed if run.pk in chosen]
             cleaned["runs"] = runs
             cleaned["label_list"] = self._clean_labels(runs)
+            if cleaned.get("preference_adaptive") and (
+                cleaned.get("protocol") != Study.Protocol.PREFERENCE
+            ):
+                self.add_error(
+                    "preference_adaptive",
+                    "Adaptive pairs are for a model-vs-model preference study only: untick it.",
+                )
             if cleaned.get("protocol") == Study.Protocol.PREFERENCE:
                 self._check_preference(cleaned)
             else:

@@ -149,6 +149,9 @@ class Study(models.Model):
     )
     #: The hypotheses as the researcher states them before opening (the pre-registration).
     hypotheses = models.TextField(blank=True)
+    #: A preference study (survey.preference_protocol) chooses each pair from the third
+    #: on where the Bradley–Terry ranking is least certain, instead of the balanced plan.
+    preference_adaptive = models.BooleanField(default=False)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     #: Leave out of the analysis the main trials whose display was flagged (the measured

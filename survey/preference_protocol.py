@@ -23,8 +23,18 @@ model of Bradley & Terry (1952). Within subjects: every participant compares pai
   (an odd one out at random); the pairs come in a random order.
 * **Answer**: the side chosen, stored as the trial's ``chosen_side``; the winner is the
   condition of the image on that side (:func:`trial_winner`).
-* **Adaptive choice** of the next pair where the ranking is least certain: not done; the
-  design is the balanced one above.
+* **Adaptive choice** (``Study.preference_adaptive``; :func:`preference_adapt`): the
+  participant starts with the balanced plan above, and each answer to pair ``k`` re-chooses
+  pair ``k + 2`` (pair ``k + 1`` may already be in the browser, preloaded) where the
+  ranking is least certain: the pair of runs whose score *difference* has the largest
+  standard error given every answer of the study so far (:func:`run_pair_uncertainty`: from
+  the Bradley–Terry Fisher information at the current ML scores where they exist, else at
+  equal scores, every p = ½; infinite for two runs not yet linked by any chain of
+  comparisons). Ties go to the run pair this participant has compared least, then at
+  random; the photograph is the least shown of those the participant has not seen, the
+  first run's side the one it has had less often in that run pair. Computed on the server
+  inside the answer's transaction; the browser learns nothing new (the same URLs, sizes and
+  page).
 
 **Statistic**: Bradley–Terry scores per run (survey.preference: maximum-likelihood
 log-strengths from choix polished to the optimum, centred to mean 0, with Wald intervals):
@@ -43,12 +53,19 @@ import random
 from collections import Counter
 
 import numpy as np
+from django.db.models import F
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components
 
 from studyplatform.words import counted
 from survey.analysis.exclusion import measured_trials
-from survey.models import Condition, Stimulus, Study, Trial
-from survey.preference import Comparison, PreferenceError, bradley_terry
+from survey.models import Condition, Participant, Stimulus, Study, Trial
+from survey.preference import (
+    Comparison,
+    PreferenceError,
+    bradley_terry,
+    check_estimable,
+)
 from survey.services.assignment import Pair, _sides
 from survey.services.errors import NotEnoughScenes, StudyError
 
@@ -190,6 +207,134 @@ def preference_plan(*, study: Study, rng: random.Random) -> list[Pair]:
         pairs.append(Pair(fake=by[a], real=by[b], fake_side=sides[(a, b)].pop()))
     rng.shuffle(pairs)
     return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive choice
+# --------------------------------------------------------------------------------------------
+
+
+def run_pair_uncertainty(
+    conditions: list[int], wins: dict[tuple[int, int], int]
+) -> dict[tuple[int, int], float]:
+    """Per unordered pair of ``conditions`` (lower id first): the standard error of the
+    two runs' Bradley–Terry score difference given ``wins`` ((winner, loser) -> count).
+    ``Var(s_i − s_j) = (e_i − e_j)ᵀ I⁺ (e_i − e_j)`` with ``I`` the Fisher information
+    (survey.preference) at the ML scores where they exist, else at equal scores; infinite
+    when no chain of comparisons links the two runs."""
+    ids = sorted(conditions)
+    index = {c: i for i, c in enumerate(ids)}
+    w = np.zeros((len(ids), len(ids)))
+    for (winner, loser), count in wins.items():
+        w[index[winner], index[loser]] += count
+    scores = np.zeros(len(ids))
+    try:
+        check_estimable([str(c) for c in ids], w)
+    except PreferenceError:
+        pass  # no finite ML scores yet: the information at equal scores
+    else:
+        comparisons = [
+            Comparison("", str(winner), str(loser), str(winner))
+            for (winner, loser), count in wins.items()
+            for _ in range(count)
+        ]
+        fitted = {r["item"]: r["score"] for r in bradley_terry(comparisons)["items"]}
+        scores = np.array([fitted[str(c)] for c in ids])
+    n = w + w.T
+    p = 1.0 / (1.0 + np.exp(-(scores[:, None] - scores[None, :])))
+    weight = n * p * (1.0 - p)
+    information = np.diag(weight.sum(axis=1)) - weight
+    covariance = np.linalg.pinv(information, hermitian=True)
+    _, component = connected_components(n > 0, directed=False)
+    result = {}
+    for a, b in itertools.combinations(ids, 2):
+        i, j = index[a], index[b]
+        if component[i] != component[j]:
+            result[(a, b)] = float("inf")
+        else:
+            variance = covariance[i, i] + covariance[j, j] - 2 * covariance[i, j]
+            result[(a, b)] = float(np.sqrt(max(variance, 0.0)))
+    return result
+
+
+def study_wins(study: Study, *, pilot: bool) -> dict[tuple[int, int], int]:
+    """(winning condition, losing condition) -> count over the study's answered main pairs
+    (participants not withdrawn, pilots or not as ``pilot``)."""
+    rows = Trial.objects.filter(
+        participant__study=study,
+        participant__is_pilot=pilot,
+        participant__withdrawn_at__isnull=True,
+        kind=Stimulus.Role.MAIN,
+        partner__isnull=False,
+        answer__isnull=False,
+    ).values_list("stimulus__condition_id", "partner__condition_id", "answer")
+    wins: Counter = Counter()
+    for a, b, answer in rows:
+        winner = trial_winner(stimulus_condition=a, partner_condition=b, answer=answer)
+        wins[(winner, b if winner == a else a)] += 1
+    return dict(wins)
+
+
+def preference_adapt(
+    *, participant: Participant, position: int, rng: random.Random | None = None
+) -> Trial | None:
+    """Re-choose the unanswered pair at ``position`` of an adaptive preference study's
+    ``participant`` (see the module docstring); returns it, or None when there is no such
+    pair or it is answered. Call it inside the answer's transaction (the participant's row
+    locked). The exposures move from the old images to the new (pilots leave them alone)."""
+    rng = rng or random.SystemRandom()
+    study = participant.study
+    trial = (
+        Trial.objects.filter(participant=participant, position=position, answer__isnull=True)
+        .select_related("stimulus", "partner")
+        .first()
+    )
+    if trial is None or trial.partner is None:
+        return None
+    conditions = sorted(study.conditions.values_list("pk", flat=True))
+    uncertainty = run_pair_uncertainty(conditions, study_wins(study, pilot=participant.is_pilot))
+    others = list(
+        Trial.objects.filter(participant=participant)
+        .exclude(pk=trial.pk)
+        .values_list(
+            "stimulus__scene_id", "stimulus__condition_id", "partner__condition_id", "fake_side"
+        )
+    )
+    mine = Counter((a, b) for _scene, a, b, _side in others)
+    largest = max(uncertainty.values())
+    candidates = [
+        pair
+        for pair, se in uncertainty.items()
+        if se == largest or (np.isfinite(largest) and abs(se - largest) <= 1e-9)
+    ]
+    fewest = min(mine.get(pair, 0) for pair in candidates)
+    a, b = rng.choice([pair for pair in candidates if mine.get(pair, 0) == fewest])
+    seen = {scene for scene, *_ in others}
+    images: dict[int, dict[int, Stimulus]] = {}
+    for s in Stimulus.objects.filter(
+        study=study, role=Stimulus.Role.MAIN, condition_id__in=(a, b)
+    ).exclude(scene_id__in=seen):
+        images.setdefault(s.scene_id, {})[s.condition_id] = s
+    options = [by for by in images.values() if len(by) == 2]
+    if not options:
+        return trial  # no photograph left for this pair: the planned pair stays
+    least = min(by[a].exposures + by[b].exposures for by in options)
+    chosen = rng.choice([by for by in options if by[a].exposures + by[b].exposures == least])
+    lefts = sum(1 for _s, x, y, side in others if (x, y) == (a, b) and side == Trial.Side.LEFT)
+    rights = mine.get((a, b), 0) - lefts
+    if lefts == rights:
+        side = rng.choice(Trial.Side.values)
+    else:
+        side = Trial.Side.LEFT if lefts < rights else Trial.Side.RIGHT
+    old = [trial.stimulus_id, trial.partner_id]
+    trial.stimulus, trial.partner, trial.fake_side = chosen[a], chosen[b], side
+    trial.save(update_fields=["stimulus", "partner", "fake_side"])
+    if not participant.is_pilot:
+        Stimulus.objects.filter(pk__in=old).update(exposures=F("exposures") - 1)
+        Stimulus.objects.filter(pk__in=[chosen[a].pk, chosen[b].pk]).update(
+            exposures=F("exposures") + 1
+        )
+    return trial
 
 
 # --------------------------------------------------------------------------------------------

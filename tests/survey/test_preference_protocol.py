@@ -23,7 +23,12 @@ from PIL import Image
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.preference import Comparison, bradley_terry
-from survey.preference_protocol import preference_analysis, run_pair_quotas
+from survey.preference_protocol import (
+    preference_analysis,
+    run_pair_quotas,
+    run_pair_uncertainty,
+    study_wins,
+)
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
@@ -157,6 +162,10 @@ def test_the_form_refuses_one_run_between_subjects_and_checks_with_the_reason(
     assert "A preference study has no practice pairs" in checks
     many = researcher_client.post(url, _form(runs, images_per_participant=14)).content.decode()
     assert "These runs colourised 12 test images in common; 14 pairs per participant" in many
+    adaptive = researcher_client.post(
+        url, _form(runs, protocol="single", design="between", preference_adaptive="on")
+    ).content.decode()
+    assert "Adaptive pairs are for a model-vs-model preference study only" in adaptive
     assert not Study.objects.exists()
     made = researcher_client.post(url, _form(runs[:2]))
     assert made.status_code == 302
@@ -324,9 +333,17 @@ def test_page_json_and_images_tell_nothing_of_the_runs_when_they_swap_sides(clie
 # --------------------------------------------------------------------------------------------
 
 #: The hand-made preferences: a participant prefers the run ranked higher here, except in
-#: the pairs listed in UPSETS (participant, position), where they prefer the other.
+#: their first pair of the runs listed in UPSETS (participant, the two runs), where they
+#: prefer the other. Of the 8 comparisons per pair of runs, Warm beats Cool 6 times, Cool
+#: beats Small 7 times and Warm beats Small 7 times, whatever order the pairs came in.
 RANK = {"LabelWarmRun": 0, "LabelCoolRun": 1, "LabelSmallRun": 2}
-UPSETS = {(0, 1), (0, 4), (1, 2), (2, 5), (2, 6), (3, 3)}
+WARM_COOL = frozenset({"LabelWarmRun", "LabelCoolRun"})
+UPSETS = {
+    (0, WARM_COOL),
+    (3, WARM_COOL),
+    (1, frozenset({"LabelCoolRun", "LabelSmallRun"})),
+    (2, frozenset({"LabelWarmRun", "LabelSmallRun"})),
+}
 
 
 def _answer_by_hand(study) -> list[Comparison]:
@@ -335,10 +352,13 @@ def _answer_by_hand(study) -> list[Comparison]:
     expected = []
     for k in range(4):
         participant = participant_start(study=study)
+        upsets = {pair for who, pair in UPSETS if who == k}
         for t in trials_of(participant):
             a, b = t.stimulus.condition.label, t.partner.condition.label
             better, worse = sorted((a, b), key=RANK.__getitem__)
-            winner = worse if (k, t.position) in UPSETS else better
+            upset = frozenset({a, b}) in upsets
+            upsets.discard(frozenset({a, b}))
+            winner = worse if upset else better
             side = t.fake_side if winner == a else (RIGHT if t.fake_side == LEFT else LEFT)
             trial_answer(participant=participant, position=t.position, answer=side, rt_ms=600)
             expected.append(Comparison(participant.public_id, a, b, winner))
@@ -360,6 +380,7 @@ def test_the_analysis_gives_the_bradley_terry_fit_of_the_hand_made_preferences(s
     assert sum(i["comparisons"] for i in fit["items"]) == 48  # each judgement counts twice
     wins = Counter(c.winner for c in expected)
     assert {i["item"]: i["wins"] for i in fit["items"]} == dict(wins)
+    assert dict(wins) == {"LabelWarmRun": 13, "LabelCoolRun": 9, "LabelSmallRun": 2}
     for cell in result["run_pairs"]:
         assert cell["comparisons"] == 8  # balanced: 2 per participant per run pair
         pair = {cell["item_a"], cell["item_b"]}
@@ -428,6 +449,17 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d
         assert reverse(name, args=[study.pk]) in html
     preview = client.get(reverse("study_preview", args=[study.pk])).content.decode()
     assert "Which looks more natural?" in preview
+    for name in (
+        "study_detail",
+        "study_monitor",
+        "study_participants",
+        "study_stimuli",
+        "study_display_report",
+        "study_analysis_json",
+    ):
+        assert client.get(reverse(name, args=[study.pk])).status_code == 200, name
+    detail = client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "each pair of runs equally often" in detail
 
 
 def test_unestimable_preferences_are_named_not_scored(study):
@@ -460,3 +492,65 @@ def test_the_first_run_is_compared_with_each_other_run(runs):
     pairs = {run_pair(t) for t in trials_of(participant)}
     ids = sorted(study.conditions.values_list("pk", flat=True))
     assert pairs == set(itertools.combinations(ids, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive pairs
+# --------------------------------------------------------------------------------------------
+
+
+def test_run_pair_uncertainty_is_the_se_of_the_score_difference_of_survey_preference():
+    wins = {(1, 2): 7, (2, 1): 3, (2, 3): 2, (3, 2): 1, (1, 3): 1, (3, 1): 1}
+    got = run_pair_uncertainty([1, 2, 3], wins)
+    comparisons = [
+        Comparison("", str(w), str(lo), str(w)) for (w, lo), n in wins.items() for _ in range(n)
+    ]
+    fit = bradley_terry(comparisons)
+    items = fit["covariance"]["items"]
+    cov = fit["covariance"]["matrix"]
+    for (a, b), se in got.items():
+        i, j = items.index(str(a)), items.index(str(b))
+        assert se == pytest.approx((cov[i][i] + cov[j][j] - 2 * cov[i][j]) ** 0.5, rel=1e-9)
+    assert max(got, key=got.get) == (1, 3)  # compared least: 2 times
+    # Not linked by any chain of comparisons: infinitely uncertain; before any finite
+    # estimate exists, the information at equal scores (p = 1/2): Var(d) = 4 / n for a pair.
+    apart = run_pair_uncertainty([1, 2, 3, 4], {(1, 2): 4, (3, 4): 1})
+    assert apart[(1, 3)] == float("inf") and apart[(2, 4)] == float("inf")
+    assert apart[(1, 2)] == pytest.approx(1.0) and apart[(3, 4)] == pytest.approx(2.0)
+
+
+def test_an_adaptive_study_rechooses_the_pair_two_on_where_the_ranking_is_least_certain(
+    client, runs
+):
+    study = preference_study(runs, preference_adaptive=True)
+    first = participant_start(study=study)
+    for t in trials_of(first):
+        # The first run's image is chosen, but in every third pair the other one.
+        side = t.fake_side if t.position % 3 else (RIGHT if t.fake_side == LEFT else LEFT)
+        trial_answer(participant=first, position=t.position, answer=side, rt_ms=500)
+    participant = start(client, study)
+    planned = trials_of(participant)
+    for position in range(1, 5):
+        post(client, participant, position, LEFT, **JSON)
+        trials = trials_of(participant)
+        assert [run_pair(t) for t in trials[: position + 1]] == [
+            run_pair(t) for t in planned[: position + 1]
+        ]  # the pair shown or preloaded never changes
+        if position + 2 <= len(trials):
+            wins = study_wins(study, pilot=False)
+            se = run_pair_uncertainty(sorted(c.pk for c in study.conditions.all()), wins)
+            chosen = run_pair(trials[position + 1])
+            assert se[chosen] == pytest.approx(max(se.values())), (chosen, se)
+            image = client.get(
+                reverse(
+                    "participant_pair_image",
+                    args=[participant.public_id, position + 2, trials[position + 1].fake_side],
+                )
+            )
+            with default_storage.open(trials[position + 1].stimulus.file, "rb") as f:
+                assert image.content.rstrip(b"\0") == f.read().rstrip(b"\0")
+        planned = trials
+        scenes = [t.stimulus.scene_id for t in trials]
+        assert len(set(scenes)) == len(scenes)  # each photograph still once
+    total = sum(Stimulus.objects.filter(study=study).values_list("exposures", flat=True))
+    assert total == 2 * 6 * 2  # two participants, six pairs, two images each
