@@ -86,7 +86,7 @@ PROTOCOLS = {
         "comparison; Mantiuk et al. 2012), scored by Bradley & Terry 1952: two runs' "
         "colourisations of one photograph side by side, “Which looks more natural?”",
         statistic="Bradley–Terry score per run: maximum-likelihood log-strength centred to "
-        "mean 0 (a difference d: the first run preferred with probability 1/(1+e^−d)), "
+        "mean 0 (a difference d: the first run preferred with probability 1/(1+exp(−d))), "
         "with Wald intervals; wins / comparisons per pair of runs",
         preset={
             "design": Study.Design.WITHIN,

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import re
+import zipfile
 from collections import Counter
 
 import pytest
@@ -460,6 +461,13 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d
         assert client.get(reverse(name, args=[study.pk])).status_code == 200, name
     detail = client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "each pair of runs equally often" in detail
+    bundle = client.get(reverse("study_bundle", args=[study.pk]))
+    assert bundle.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content))) as zf:
+        names = zf.namelist()
+        scores = json.loads(zf.read(f"study-{study.pk}/tables/bradley-terry.json"))
+    assert f"study-{study.pk}/data/preferences.csv" in names
+    assert [i["item"] for i in scores["bradley_terry"]["items"]] == list(RANK)
 
 
 def test_unestimable_preferences_are_named_not_scored(study):
