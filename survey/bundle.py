@@ -35,6 +35,12 @@ from survey.analysis.display import figure_slots, image_figure_slots
 from survey.analysis.results import image_rows, study_analysis
 from survey.inference import IMAGE_COLUMNS as REALISM_COLUMNS
 from survey.models import PreRegistration, Study
+from survey.preference_protocol import (
+    judgements_csv,
+    preference_analysis,
+    preference_judgements,
+    scores_csv,
+)
 from survey.statistics import dumps_json
 
 SCRIPTS = Path(__file__).parent / "bundle_scripts"
@@ -383,6 +389,19 @@ def _write(archive, study: Study) -> None:
         )
         add("tables/tables.tex", exports.tables_latex(analysis), "the tables, LaTeX (booktabs)")
         add("tables/runs.tex", exports.runs_latex(analysis), "the runs' L1 and SSIM, LaTeX")
+        if study.preference:  # its own statistic (survey.preference_protocol)
+            preferences = preference_analysis(study=study)
+            add(
+                "data/preferences.csv",
+                judgements_csv(preference_judgements(study=study)),
+                "the pairwise judgements: participant,item_a,item_b,winner, then sides",
+            )
+            add(
+                "tables/bradley-terry.json",
+                dumps_json(preferences, indent=2) + "\n",
+                "Bradley–Terry scores per run with intervals, wins per pair of runs",
+            )
+            add("tables/bradley-terry.csv", scores_csv(preferences), "Bradley–Terry scores")
         with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
             SafeCsvWriter(people, lineterminator="\n").writerows(
                 participant_table(exports.judgement_rows(study=study))

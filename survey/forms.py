@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Condition, Study
+from survey.preference_protocol import preference_scene_shortfall, preference_settings_problems
 from survey.services.stimuli import scene_shortfall
 from survey.wording import default_wording, key_display, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
@@ -85,6 +86,7 @@ class StudyForm(forms.ModelForm):
             "colour_screen",
             "colour_screen_excludes",
             "exposure_ms",
+            "preference_adaptive",
             "drop_flagged_displays",
             "estimated_minutes",
             "time_limit_minutes",
@@ -117,6 +119,8 @@ class StudyForm(forms.ModelForm):
             "exposure_ms": "Exposure time (ms)",
             "drop_flagged_displays": "Leave out of the analysis the trials whose display was "
             "flagged",
+            "preference_adaptive": "Preference study: choose pairs adaptively where the ranking "
+            "is least certain",
             "estimated_minutes": "Estimated time to take part (minutes)",
             "time_limit_minutes": "Time limit (minutes)",
             "instructed_checks": "Instructed-response checks",
@@ -131,8 +135,14 @@ class StudyForm(forms.ModelForm):
             "(Zhang et al. 2016, pix2pix): the photograph and a colourisation of it side by "
             "side, “Which one is the real photograph?”; images per participant then counts "
             "pairs, attention checks are vigilance pairs (the photograph beside itself in "
-            "random colours). Choose a preset above to fill in the published design.",
+            "random colours). Model vs model preference: two runs' colourisations of one "
+            "photograph side by side, “Which looks more natural?” (at least 2 runs, within "
+            "subjects, no practice or checks; images per participant counts pairs). "
+            "Choose a preset above to fill in the published design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
+            "preference_adaptive": "Only for a model-vs-model preference study. Off: every "
+            "pair of runs equally often. On: from each participant's third pair, the pair of "
+            "runs whose score difference is least certain given every answer so far.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
             "who calls one real is excluded from the analysis.",
@@ -382,8 +392,46 @@ class StudyForm(forms.ModelForm):
             runs = [run for run in self._runs_listed if run.pk in chosen]
             cleaned["runs"] = runs
             cleaned["label_list"] = self._clean_labels(runs)
-            self._check_scenes(cleaned)
+            if cleaned.get("preference_adaptive") and (
+                cleaned.get("protocol") != Study.Protocol.PREFERENCE
+            ):
+                self.add_error(
+                    "preference_adaptive",
+                    "Adaptive pairs are for a model-vs-model preference study only: untick it.",
+                )
+            if cleaned.get("protocol") == Study.Protocol.PREFERENCE:
+                self._check_preference(cleaned)
+            else:
+                self._check_scenes(cleaned)
         return cleaned
+
+    def _check_preference(self, cleaned) -> None:
+        """A preference study's rules (survey.preference_protocol): at least 2 runs,
+        within subjects, no practice or checks, enough photographs every run colourised."""
+        problems = preference_settings_problems(
+            runs=len(cleaned["runs"]),
+            design=cleaned.get("design"),
+            practice_trials=cleaned.get("practice_trials") or 0,
+            attention_checks=cleaned.get("attention_checks") or 0,
+            instructed_checks=cleaned.get("instructed_checks") or 0,
+        )
+        for name, text in problems.items():
+            self.add_error(name if name in self.fields else None, text)
+        if problems or cleaned.get("images_per_participant") is None:
+            return
+        names_by_id = {run.pk: f"{run.name} (#{run.pk})" for run in cleaned["runs"]}
+        scenes_by_run: dict[str, set[int]] = {name: set() for name in names_by_id.values()}
+        outputs = ColourisedImage.objects.filter(
+            run__in=cleaned["runs"], source__split=DatasetImage.Split.TEST
+        ).values_list("run_id", "source_id")
+        for run_id, scene in outputs:
+            scenes_by_run[names_by_id[run_id]].add(scene)
+        shortfall = preference_scene_shortfall(
+            scenes_by_run=scenes_by_run,
+            images_per_participant=cleaned["images_per_participant"],
+        )
+        if shortfall:
+            self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")
 
     def _clean_labels(self, runs: list[ModelRun]) -> list[str]:
         """The chosen runs' labels in their order (a run's name where its label is left

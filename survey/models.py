@@ -84,6 +84,7 @@ class Study(models.Model):
 
         SINGLE = "single", "single image, real or AI"
         PAIRED = "paired", "paired real vs fake, two-alternative forced choice"
+        PREFERENCE = "preference", "model vs model preference, two-alternative forced choice"
 
     name = models.CharField(max_length=200)
     #: The unguessable public id, used in the participants' link.
@@ -148,6 +149,9 @@ class Study(models.Model):
     )
     #: The hypotheses as the researcher states them before opening (the pre-registration).
     hypotheses = models.TextField(blank=True)
+    #: A preference study (survey.preference_protocol) chooses each pair from the third
+    #: on where the Bradley–Terry ranking is least certain, instead of the balanced plan.
+    preference_adaptive = models.BooleanField(default=False)
     #: Show each image this long, then hide it (None: until answered).
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     #: Leave out of the analysis the main trials whose display was flagged (the measured
@@ -227,6 +231,19 @@ class Study(models.Model):
         """Whether each trial shows a real photograph and a colourisation of it side by
         side (:attr:`Protocol.PAIRED`); ``images_per_participant`` then counts pairs."""
         return self.protocol == self.Protocol.PAIRED
+
+    @property
+    def preference(self) -> bool:
+        """Whether each trial shows two runs' colourisations of one photograph side by
+        side, "Which looks more natural?" (:attr:`Protocol.PREFERENCE`,
+        survey.preference_protocol); ``images_per_participant`` then counts pairs."""
+        return self.protocol == self.Protocol.PREFERENCE
+
+    @property
+    def side_by_side(self) -> bool:
+        """Whether a trial shows two images side by side and is answered with a side
+        (the paired and the preference protocols)."""
+        return self.protocol in (self.Protocol.PAIRED, self.Protocol.PREFERENCE)
 
     @property
     def per_kind(self) -> int:
@@ -381,7 +398,14 @@ class Trial(models.Model):
     pair's ``answer`` is then what the choice says of the fake: "real" when the
     participant chose the fake (fooled), "ai" when they chose the photograph, so that every
     count, table and model of the single-image protocol reads a pair as a judgement of
-    its fake image (survey.protocols)."""
+    its fake image (survey.protocols).
+
+    In a preference study (``Study.protocol`` preference) ``stimulus`` and ``partner`` are
+    two runs' colourisations of one photograph (``stimulus`` from the condition created
+    first), ``fake_side`` is the side of ``stimulus`` (the name is the paired protocol's)
+    and ``chosen_side`` the side chosen as more natural; ``answer`` is then "real" when
+    ``stimulus`` was chosen and "ai" when ``partner`` was, by the same rule as a pair's
+    (survey.preference_protocol.trial_winner names the winning condition)."""
 
     class Answer(models.TextChoices):
         REAL = "real", "Real"

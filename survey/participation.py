@@ -109,7 +109,7 @@ def pair_urls(participant: Participant, position: int) -> dict[str, str]:
 
 
 def _trial_view(participant: Participant, *, position, total, answered, kind, instructed):
-    paired = participant.study.paired
+    paired = participant.study.side_by_side
     return TrialView(
         position=position,
         total=total,
@@ -173,7 +173,7 @@ def next_image_url(participant: Participant, trial: TrialView | None) -> str | l
     left then right)."""
     if trial is None or trial.position >= trial.total:
         return None
-    if participant.study.paired:
+    if participant.study.side_by_side:
         return list(pair_urls(participant, trial.position + 1).values())
     return image_url(participant, trial.position + 1)
 

@@ -27,6 +27,11 @@ participants and images) and the mixed model ``fooled ~ 1 + (1|participant) + (1
 then apply unchanged to rows of truth "ai" (:func:`survey.inference.analyse_rows` with
 ``paired=True``, which fits no signal-detection model: a yes/no d′ needs real photographs
 judged on their own).
+
+**Model vs model preference, 2AFC** (``preference``): two runs' colourisations of the
+same photograph side by side, "Which looks more natural?"; pairs balanced across the
+pairs of runs; Bradley–Terry scores per run. Its rules, pairs and analysis:
+:mod:`survey.preference_protocol`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field
 from survey.models import Study
 
 SINGLE, PAIRED = Study.Protocol.SINGLE, Study.Protocol.PAIRED
+PREFERENCE = Study.Protocol.PREFERENCE
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,24 @@ PROTOCOLS = {
             "attention_checks": 4,
             "instructed_checks": 0,
             "exposure_ms": 1000,
+        },
+    ),
+    PREFERENCE: ProtocolInfo(
+        name=PREFERENCE,
+        title="Model vs model preference, 2AFC",
+        source="pairwise comparison as in image-quality studies (ITU-T P.910 pair "
+        "comparison; Mantiuk et al. 2012), scored by Bradley & Terry 1952: two runs' "
+        "colourisations of one photograph side by side, “Which looks more natural?”",
+        statistic="Bradley–Terry score per run: maximum-likelihood log-strength centred to "
+        "mean 0 (a difference d: the first run preferred with probability 1/(1+exp(−d))), "
+        "with Wald intervals; wins / comparisons per pair of runs",
+        preset={
+            "design": Study.Design.WITHIN,
+            "images_per_participant": 30,
+            "practice_trials": 0,
+            "attention_checks": 0,
+            "instructed_checks": 0,
+            "exposure_ms": None,
         },
     ),
 }

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from survey.analysis.exclusion import failed_checks
 from survey.models import Condition, Participant, Stimulus, Study, Trial
+from survey.preference_protocol import preference_plan
 from survey.services.assignment import pair_plan, trial_plan
 
 
@@ -128,6 +129,8 @@ def study_preview_plan(*, study: Study, rng, condition: Condition | None = None)
         condition = None
     elif condition is None:
         condition = rng.choice(list(study.conditions.all()))
+    if study.preference:
+        return preference_plan(study=study, rng=rng)
     if study.paired:
         return pair_plan(study=study, condition=condition, rng=rng)
     return trial_plan(study=study, condition=condition, rng=rng)

@@ -4,7 +4,7 @@ thumbnails and downloads."""
 from django.urls import path
 
 from survey.views import analysis as views
-from survey.views import display_report
+from survey.views import display_report, preference
 
 urlpatterns = [
     path("studies/<int:pk>/analysis/", views.analysis_page, name="study_analysis"),
@@ -44,6 +44,21 @@ urlpatterns = [
         name="study_figure",
     ),
     path("studies/<int:pk>/export/runs.tex", views.export_runs_tex, name="export_runs_tex"),
+    path(
+        "studies/<int:pk>/export/preferences.csv",
+        preference.export_preference_judgements_csv,
+        name="export_preference_judgements_csv",
+    ),
+    path(
+        "studies/<int:pk>/export/bradley-terry.json",
+        preference.export_preference_scores_json,
+        name="export_preference_scores_json",
+    ),
+    path(
+        "studies/<int:pk>/export/bradley-terry.csv",
+        preference.export_preference_scores_csv,
+        name="export_preference_scores_csv",
+    ),
     path(
         "studies/stimuli/<int:pk>/analysis-thumb.jpg",
         views.stimulus_thumbnail,

@@ -95,11 +95,17 @@ class PairWording:
 
 
 def pair_wording(study: Study) -> PairWording:
-    """The researcher's question where given, else the language's; in the active
-    language (the participant views make the study's active)."""
+    """The researcher's question where given, else the language's (a preference study's:
+    "Which looks more natural?"); in the active language (the participant views make the
+    study's active)."""
     with translation.override(study.language):
+        default = (
+            gettext("Which looks more natural?")
+            if study.preference
+            else gettext("Which one is the real photograph?")
+        )
         return PairWording(
-            question=study.question_text.strip() or gettext("Which one is the real photograph?"),
+            question=study.question_text.strip() or default,
             left_label=pgettext("side of the screen", "Left"),
             right_label=pgettext("side of the screen", "Right"),
         )

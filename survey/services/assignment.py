@@ -20,7 +20,8 @@ real study's balance starts from zero). A start with a
 PROLIFIC_PID already seen returns that participant (resume), never a second one (a
 database constraint backs this up). A paired study's trials are pairs
 (:func:`pair_plan`): the fake is the trial's stimulus, the real photograph its partner,
-the fake's side balanced per participant.
+the fake's side balanced per participant; a preference study's are two runs'
+colourisations of one photograph (survey.preference_protocol.preference_plan).
 """
 
 from __future__ import annotations
@@ -344,7 +345,12 @@ def participant_start(
             if taken.get(None, 0) >= target:
                 raise StudyFull("this study has all the participants it needs")
             condition = None
-        if study.paired:
+        if study.preference:
+            from survey.preference_protocol import preference_plan  # imports this module
+
+            pairs = preference_plan(study=study, rng=rng)
+            order = [p.fake for p in pairs]
+        elif study.paired:
             pairs = pair_plan(study=study, condition=condition, rng=rng)
             order = [p.fake for p in pairs]
         else:

@@ -22,7 +22,10 @@ colour-inverted photograph (``is_real`` False); in a paired study (survey.protoc
 attention scene is a vigilance pair instead: the photograph (``is_real`` True) and the
 photograph with random colours (:func:`vigilance_image`), both without condition. A
 paired study's pairs are the real and AI versions of one scene, prepared as above (the
-same size, the same encoding). Stimulus files are stored as encoded; the
+same size, the same encoding). A preference study (survey.preference_protocol) has no
+real versions: only the runs' outputs of the photographs every run colourised, each
+photograph's brought to one size (:func:`~survey.preference_protocol.preference_sizes`,
+the smallest of them, by :func:`fit_to`). Stimulus files are stored as encoded; the
 largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
 (zero bytes after the JPEG's end marker), so that response sizes tell nothing.
 """
@@ -44,6 +47,7 @@ from PIL import Image, ImageOps
 from colourmodels.data.images import load_rgb, resize_square
 from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
+from survey.preference_protocol import preference_settings_problems, preference_sizes
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.preregistration import preregistration_freeze
 from survey.services.studies import study_open
@@ -224,12 +228,31 @@ def study_prepare_stimuli(
         raise StudyError("the study already has participants; its stimuli are fixed")
     if study.paired and study.instructed_checks:
         raise StudyError("a paired study has vigilance pairs, not instructed-response checks")
+    preference = study.preference
+    if preference:
+        problems = preference_settings_problems(
+            runs=len(conditions),
+            design=study.design,
+            practice_trials=study.practice_trials,
+            attention_checks=study.attention_checks,
+            instructed_checks=study.instructed_checks,
+        )
+        if problems:
+            raise StudyError(" ".join(problems.values()))
     needed = study.images_per_participant
     for condition in conditions:
         if condition.run.status != ModelRun.Status.DONE:
             raise StudyError(f"run {condition.run} is not finished ({condition.run.status})")
     outputs = {c.pk: {o.source_id: o for o in _condition_outputs(c)} for c in conditions}
     practice, attention, instructed = _reserve_scenes(study, outputs, rng)
+    if preference:  # the photographs every run colourised, each at one size
+        common = set.intersection(*(set(by_scene) for by_scene in outputs.values()))
+        sizes = preference_sizes(
+            {
+                scene: [_open_rgb(outputs[c.pk][scene].file).size for c in conditions]
+                for scene in common
+            }
+        )
     reserved = {*practice, *attention, *instructed}
     roles = {scene: Stimulus.Role.PRACTICE for scene in practice}
     roles.update({scene: Stimulus.Role.INSTRUCTED for scene in instructed})
@@ -263,7 +286,11 @@ def study_prepare_stimuli(
         main_scenes: set[int] = set()
         for condition in conditions:
             by_scene = outputs[condition.pk]
-            main = [scene for scene in by_scene if scene not in reserved]
+            main = [
+                scene
+                for scene in by_scene
+                if scene not in reserved and (not preference or scene in common)
+            ]
             if not shared and len(main) < needed:
                 raise NotEnoughScenes(
                     f"condition {condition.label}: its run colourised {len(by_scene)} "
@@ -272,12 +299,14 @@ def study_prepare_stimuli(
                 )
             main_scenes.update(main)
             for scene, output in sorted(by_scene.items()):
-                if scene in attention:
+                if scene in attention or (preference and scene not in common):
                     continue
                 role = roles.get(scene, Stimulus.Role.MAIN)
                 ai_image = _open_rgb(output.file)
+                if preference:
+                    ai_image = fit_to(ai_image, sizes[scene])
                 key = (None if shared else condition.pk, scene, *ai_image.size)
-                if key not in real_done:
+                if not preference and key not in real_done:
                     real_done.add(key)
                     create(
                         image=fit_to(_open_rgb(output.source.file), ai_image.size),

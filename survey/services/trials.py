@@ -77,8 +77,10 @@ def trial_answer(
 
     In a paired study (survey.protocols) ``answer`` is the side chosen as the real
     photograph ("left" or "right"): stored as ``chosen_side``, and as ``answer`` "real" when
-    it is the fake's side (the fake was called real: fooled), else "ai"."""
-    paired = participant.study.paired
+    it is the fake's side (the fake was called real: fooled), else "ai". An adaptive
+    preference study then re-chooses the pair two places on
+    (:func:`survey.preference_protocol.preference_adapt`)."""
+    paired = participant.study.side_by_side
     allowed = Trial.Side.values if paired else Trial.Answer.values
     if answer not in allowed:
         raise TrialError(f"the answer must be one of {', '.join(allowed)}")
@@ -124,6 +126,10 @@ def trial_answer(
         else:  # the next trial is on its way to the browser: its display time starts now
             Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
         Participant.objects.filter(pk=locked.pk).update(**fields)
+        if participant.study.preference and participant.study.preference_adaptive:
+            from survey.preference_protocol import preference_adapt  # imports services
+
+            preference_adapt(participant=locked, position=position + 2)
         if following is None:  # a finished participation never changes: tallied once
             tallies_store(participant_ids=[locked.pk])
     return AnswerResult(trial, True, following, following is None)

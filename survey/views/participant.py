@@ -306,7 +306,7 @@ def participant_page(request, public_id: str):
             "study": study,
             "participant": participant,
             "wording": study_wording(study),
-            "pair": pair_wording(study) if study.paired else None,
+            "pair": pair_wording(study) if study.side_by_side else None,
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,

@@ -384,7 +384,7 @@ def study_preview(request, pk: int):
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
     rng = random.Random()
     plan = study_preview_plan(study=study, rng=rng, condition=chosen)
-    if study.paired:
+    if study.side_by_side:
         trials = [_preview_pair(pair) for pair in plan]
     else:
         asked = instructions(plan, rng)
@@ -424,7 +424,7 @@ def study_preview(request, pk: int):
             "feedback_sentences": (
                 pair_feedback_sentences() if study.paired else feedback_sentences()
             ),
-            "pair": pair_wording(study) if study.paired else None,
+            "pair": pair_wording(study) if study.side_by_side else None,
             "wording": study_wording(study),
             "answer_url": "",
             "preview": True,

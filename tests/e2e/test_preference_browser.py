@@ -1,0 +1,100 @@
+"""A participant takes a model-vs-model preference study (survey.preference_protocol) in a
+real browser, by keyboard alone on a 390 px phone screen (F / J and the arrows): both
+images and both answers fit the screen, "Which looks more natural?" is asked, no feedback
+is given, every page passes axe-core's WCAG 2.0/2.1 A and AA rules, and every side chosen
+is stored once, in order, with the run it names as the winner. The researcher's analysis
+page passes axe-core too."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from studyplatform.researchers import researcher_create
+from survey.models import Participant, Study, Trial
+from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.test_paired_browser import KEYS, axe_clean, in_view
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHOICES = ["left", "right", "right", "left"]
+
+
+@pytest.fixture
+def study(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=64)  # 12 test scenes
+    runs = [
+        uploaded_run(dataset, tmp_path, name="warm"),
+        uploaded_run(dataset, tmp_path, name="cool", style="cool"),
+    ]
+    return open_study(
+        runs,
+        labels=["Warm", "Cool"],
+        protocol=Study.Protocol.PREFERENCE,
+        design=Study.Design.WITHIN,
+        images_per_participant=len(CHOICES),
+        target_participants_per_condition=10,
+    )
+
+
+def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
+    page = open_page(**PHONE)
+    page.set_default_navigation_timeout(60_000)  # a loaded test machine: no timing asserted
+    page.goto(f"/s/{study.slug}/")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/p/*/")
+    public_id = page.url.rstrip("/").split("/")[-1]
+    expect(page.locator("#instructions")).to_contain_text("There is no right or wrong answer.")
+    shoot(page, "preference-390-instructions")
+    axe_clean(page, "preference instructions")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Begin")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#trial")).to_be_visible()
+    expect(page.locator("#trial-question")).to_contain_text("Which looks more natural?")
+    for position, side in enumerate(CHOICES, start=1):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        for image in ("#stimulus-left", "#stimulus-right"):
+            in_view(page, page.locator(image), image)
+        for name in ("Left", "Right"):
+            in_view(page, page.get_by_role("button", name=name), f"the {name} button")
+        if position == 2:
+            shoot(page, "preference-390-trial")
+            axe_clean(page, "preference trial")
+        page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0
+        with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
+            page.keyboard.press(KEYS[side][position % 2])
+        assert sent.value.status == 200
+        expect(page.locator("#feedback")).to_be_hidden()
+    page.wait_for_url(f"**/p/{public_id}/done/")
+    expect(page.get_by_test_id("completion-code")).to_have_text(study.completion_code)
+    participant = Participant.objects.get(public_id=public_id)
+    assert participant.completed_at is not None
+    rows = list(
+        Trial.objects.filter(participant=participant)
+        .order_by("position")
+        .select_related("stimulus__condition", "partner__condition")
+    )
+    assert [t.chosen_side for t in rows] == CHOICES
+    for t in rows:
+        chose_stimulus = t.chosen_side == t.fake_side
+        assert t.answer == ("real" if chose_stimulus else "ai") and 0 < t.rt_ms < 60_000
+    # The researcher's analysis page, at a desktop's width.
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    desk = open_page(**DESKTOP)
+    desk.goto(reverse("login"))
+    desk.fill("input[name=username]", "ada")
+    desk.fill("input[name=password]", "a-long-Passphrase-1")
+    desk.click("button[type=submit]")
+    desk.wait_for_url(lambda url: "/login" not in url)
+    desk.goto(reverse("study_analysis", args=[study.pk]))
+    expect(desk.get_by_role("heading", name="Bradley–Terry scores per run")).to_be_visible()
+    shoot(desk, "preference-1280-analysis")
+    axe_clean(desk, "preference analysis")
