@@ -131,7 +131,9 @@ class StudyForm(forms.ModelForm):
             "(Zhang et al. 2016, pix2pix): the photograph and a colourisation of it side by "
             "side, “Which one is the real photograph?”; images per participant then counts "
             "pairs, attention checks are vigilance pairs (the photograph beside itself in "
-            "random colours). Choose a preset above to fill in the published design.",
+            "random colours). Rating (ITU-T P.910 ACR): one image at a time rated from 1 (bad) "
+            "to 5 (excellent), the real photographs among them as a hidden reference; no "
+            "attention checks. Choose a preset above to fill in the published design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
@@ -377,6 +379,14 @@ class StudyForm(forms.ModelForm):
                 "A paired study has no instructed-response checks: its attention checks are "
                 "vigilance pairs. Set this to 0.",
             )
+        if cleaned.get("protocol") == Study.Protocol.RATING:
+            for name in ("attention_checks", "instructed_checks"):
+                if cleaned.get(name):
+                    self.add_error(
+                        name,
+                        "A rating study has no attention or instructed-response checks: "
+                        "ITU-R BT.500's screening of observers takes their place. Set this to 0.",
+                    )
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]

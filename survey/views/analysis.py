@@ -30,6 +30,8 @@ from survey.analysis.mixed import analysis_mixed_models, study_mixed_models
 from survey.analysis.model_display import model_board
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
+from survey.rating_protocol import is_rating
+from survey.views.rating import rating_analysis_page
 from worker.imaging import image_response, stored_thumbnail
 
 THUMBNAIL_SIDE = 160
@@ -60,6 +62,9 @@ def _suffix(request) -> str:
 @never_cache
 @require_GET
 def analysis_page(request, pk: int):
+    study = study_for_user(request.user, pk)
+    if is_rating(study):  # MOS, not fooling rates (survey.rating_protocol)
+        return rating_analysis_page(request, study)
     study, analysis = _analysis(request, pk)
     return render(
         request,
