@@ -83,7 +83,7 @@ def trial_answer(
     paired = participant.study.paired
     # A rating study's answer is the score, "1" … "5" (survey.rating_protocol).
     score = acr_score(answer) if is_rating(participant.study) else None
-    allowed = Trial.Side.values if paired else Trial.Answer.values[:2]
+    allowed = Trial.Side.values if paired else [Trial.Answer.REAL, Trial.Answer.AI]
     if score is None and answer not in allowed:
         raise TrialError(f"the answer must be one of {', '.join(allowed)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:

@@ -294,3 +294,26 @@ def test_the_analysis_page_names_the_protocol_screening_and_exports(client, with
     ratings = client.get(reverse("export_ratings_csv", args=[within.pk]))
     assert ratings.status_code == 200
     assert ratings.content.decode().startswith("participant,condition,item,image,is_real,score")
+
+
+def test_a_single_image_study_refuses_a_rating_and_the_acr_marker(client, tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    single = open_study([run], images_per_participant=4)
+    participant = start(client, single)
+    for bad in ("3", "acr"):
+        response = post(client, participant, 1, bad, **JSON)
+        assert response.status_code == 409 and "must be one of real, ai" in response.json()["error"]
+    assert trials_of(participant)[0].answer is None
+    assert post(client, participant, 1, "real", **JSON).json()["stored"]["answer"] == "real"
+
+
+def test_the_study_and_participants_pages_of_a_rating_study_open(client, within):
+    _hand_made(within)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=within.pk).update(owner=ada)
+    client.force_login(ada)
+    detail = client.get(reverse("study_detail", args=[within.pk]))
+    assert detail.status_code == 200
+    assert "rating, absolute category rating (ACR, ITU-T P.910)" in detail.content.decode()
+    assert client.get(reverse("study_participants", args=[within.pk])).status_code == 200
