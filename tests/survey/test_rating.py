@@ -317,3 +317,34 @@ def test_the_study_and_participants_pages_of_a_rating_study_open(client, within)
     assert detail.status_code == 200
     assert "rating, absolute category rating (ACR, ITU-T P.910)" in detail.content.decode()
     assert client.get(reverse("study_participants", args=[within.pk])).status_code == 200
+
+
+def test_stimuli_are_not_prepared_for_a_rating_study_with_checks(tmp_path):
+    from survey.services.errors import StudyError
+
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    with pytest.raises(StudyError, match="a rating study has no attention"):
+        open_study(
+            [run], protocol=Study.Protocol.RATING, images_per_participant=4, attention_checks=1
+        )
+
+
+def test_between_subjects_each_condition_has_its_photographs_row(client, study):
+    """Two participants rate every photograph 5 and every colourisation 2 (practice 1, not
+    counted); a third stops half-way and does not count."""
+    for finish in (True, True, False):
+        client.cookies.clear()
+        participant = start(client, study)
+        trials = list(Trial.objects.filter(participant=participant).select_related("stimulus"))
+        for t in sorted(trials, key=lambda t: t.position)[: None if finish else 2]:
+            score = "1" if t.kind == "practice" else "5" if t.stimulus.is_real else "2"
+            post(client, participant, t.position, score, **JSON)
+    analysis = rating_analysis(study=study)
+    rows = {r["item"]: r for r in analysis["result"]["items"]}
+    assert (rows[REAL_ITEM]["mos"], rows[REAL_ITEM]["n"]) == (5.0, 4)
+    assert (rows["LabelWarmCondition"]["mos"], rows["LabelWarmCondition"]["n"]) == (2.0, 4)
+    assert rows[REAL_ITEM]["ci"] == [5.0, 5.0]  # every rating the same: a zero-width interval
+    (own,) = analysis["by_condition_real"]
+    assert (own["item"], own["mos"], own["n"]) == ("LabelWarmCondition", 5.0, 4)
+    assert analysis["rejected"] == []
