@@ -138,7 +138,9 @@ class StudyForm(forms.ModelForm):
             "random colours). Model vs model preference: two runs' colourisations of one "
             "photograph side by side, “Which looks more natural?” (at least 2 runs, within "
             "subjects, no practice or checks; images per participant counts pairs). "
-            "Choose a preset above to fill in the published design.",
+            "Rating (ITU-T P.910 ACR): one image at a time rated from 1 (bad) "
+            "to 5 (excellent), the real photographs among them as a hidden reference; no "
+            "attention checks. Choose a preset above to fill in the published design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "preference_adaptive": "Only for a model-vs-model preference study. Off: every "
             "pair of runs equally often. On: from each participant's third pair, the pair of "
@@ -387,6 +389,14 @@ class StudyForm(forms.ModelForm):
                 "A paired study has no instructed-response checks: its attention checks are "
                 "vigilance pairs. Set this to 0.",
             )
+        if cleaned.get("protocol") == Study.Protocol.RATING:
+            for name in ("attention_checks", "instructed_checks"):
+                if cleaned.get(name):
+                    self.add_error(
+                        name,
+                        "A rating study has no attention or instructed-response checks: "
+                        "ITU-R BT.500's screening of observers takes their place. Set this to 0.",
+                    )
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]

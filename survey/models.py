@@ -85,6 +85,7 @@ class Study(models.Model):
         SINGLE = "single", "single image, real or AI"
         PAIRED = "paired", "paired real vs fake, two-alternative forced choice"
         PREFERENCE = "preference", "model vs model preference, two-alternative forced choice"
+        RATING = "rating", "rating, absolute category rating (ACR, ITU-T P.910)"
 
     name = models.CharField(max_length=200)
     #: The unguessable public id, used in the participants' link.
@@ -410,6 +411,8 @@ class Trial(models.Model):
     class Answer(models.TextChoices):
         REAL = "real", "Real"
         AI = "ai", "AI"
+        #: A rating study's answer (survey.rating_protocol): the score is in ``rating``.
+        RATED = "acr", "rated (ACR)"
 
     class Side(models.TextChoices):
         LEFT = "left", "left"
@@ -443,6 +446,9 @@ class Trial(models.Model):
         max_length=4, choices=Answer.choices, null=True, blank=True
     )
     rt_ms = models.PositiveIntegerField(null=True, blank=True)
+    #: A rating study's score on ITU-T P.910's five-point ACR scale (5 excellent … 1 bad),
+    #: stored with ``answer`` "acr" (survey.rating_protocol); NULL in every other protocol.
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
     #: An instructed-response check's instruction: the answer the participant was asked to
     #: give (drawn at random, whatever the image); passed when ``answer`` equals it. NULL
     #: for every other kind of trial.
@@ -466,6 +472,11 @@ class Trial(models.Model):
                 condition=Q(partner__isnull=True, fake_side__isnull=True, chosen_side__isnull=True)
                 | Q(partner__isnull=False, fake_side__isnull=False),
                 name="trial_pair_has_partner_and_side",
+            ),
+            models.CheckConstraint(
+                condition=Q(answer="acr", rating__isnull=False, rating__gte=1, rating__lte=5)
+                | (Q(rating__isnull=True) & ~Q(answer="acr")),
+                name="trial_rating_on_the_acr_scale",
             ),
         ]
         indexes = [

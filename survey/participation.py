@@ -218,8 +218,8 @@ def practice_feedback(trial: Trial) -> dict | None:
     """What a practice trial's answer earns: whether it was right, what the image was
     ("real" or "ai"; in a paired study the real photograph's side) and the sentence that
     says so in the active language. None for any other trial (no feedback may reveal a
-    measured trial's truth)."""
-    if trial.kind != Stimulus.Role.PRACTICE or trial.answer is None:
+    measured trial's truth; nor has a rating: it cannot be right or wrong)."""
+    if trial.kind != Stimulus.Role.PRACTICE or trial.answer in (None, Trial.Answer.RATED):
         return None
     if trial.fake_side is not None:
         truth = real_side(trial)

@@ -32,6 +32,14 @@ judged on their own).
 same photograph side by side, "Which looks more natural?"; pairs balanced across the
 pairs of runs; Bradley–Terry scores per run. Its rules, pairs and analysis:
 :mod:`survey.preference_protocol`.
+**Rating, ACR** (``rating``), ITU-T P.910's absolute category rating: one image at a time,
+rated on the five-point scale (5 excellent, 4 good, 3 fair, 2 poor, 1 bad), keys 1–5. The
+images are the single protocol's: half the runs' colourisations and half the real
+photographs, which serve as the hidden reference (P.910's ACR-HR: the reference is rated
+like any other image, unannounced), so the photographs' MOS is the ceiling a colourisation
+can reach. *Statistic*: the mean opinion score per run and of the photographs, with t
+intervals, after the screening of observers that ITU-R BT.500 describes
+(:mod:`survey.ratings`, :mod:`survey.rating_protocol`).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from survey.models import Study
 
 SINGLE, PAIRED = Study.Protocol.SINGLE, Study.Protocol.PAIRED
 PREFERENCE = Study.Protocol.PREFERENCE
+RATING = Study.Protocol.RATING
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,22 @@ PROTOCOLS = {
             "design": Study.Design.WITHIN,
             "images_per_participant": 30,
             "practice_trials": 0,
+            "attention_checks": 0,
+            "instructed_checks": 0,
+            "exposure_ms": None,
+        },
+    ),
+    RATING: ProtocolInfo(
+        name=RATING,
+        title="Rating, ACR",
+        source="ITU-T P.910 absolute category rating with a hidden reference (the real "
+        "photographs rated among the colourisations); observer screening of ITU-R BT.500",
+        statistic="mean opinion score (MOS, 1 bad … 5 excellent) per run and of the real "
+        "photographs, with t intervals, after BT.500 observer screening",
+        preset={
+            "design": Study.Design.WITHIN,
+            "images_per_participant": 24,
+            "practice_trials": 4,
             "attention_checks": 0,
             "instructed_checks": 0,
             "exposure_ms": None,

@@ -4,7 +4,7 @@ thumbnails and downloads."""
 from django.urls import path
 
 from survey.views import analysis as views
-from survey.views import display_report, preference
+from survey.views import display_report, preference, rating
 
 urlpatterns = [
     path("studies/<int:pk>/analysis/", views.analysis_page, name="study_analysis"),
@@ -24,6 +24,18 @@ urlpatterns = [
         "studies/<int:pk>/export/display.json",
         display_report.export_display_json,
         name="export_display_json",
+    ),
+    path(
+        "studies/<int:pk>/export/ratings.csv", rating.export_ratings_csv, name="export_ratings_csv"
+    ),
+    path(
+        "studies/<int:pk>/export/mos.csv", rating.export_mos, {"fmt": "csv"}, name="export_mos_csv"
+    ),
+    path(
+        "studies/<int:pk>/export/mos.json",
+        rating.export_mos,
+        {"fmt": "json"},
+        name="export_mos_json",
     ),
     path("studies/<int:pk>/export/tables.csv", views.export_tables_csv, name="export_tables_csv"),
     path(

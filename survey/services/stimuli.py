@@ -239,6 +239,10 @@ def study_prepare_stimuli(
         )
         if problems:
             raise StudyError(" ".join(problems.values()))
+    if study.protocol == Study.Protocol.RATING and (
+        study.attention_checks or study.instructed_checks
+    ):  # survey.rating_protocol: BT.500's screening takes their place
+        raise StudyError("a rating study has no attention or instructed-response checks")
     needed = study.images_per_participant
     for condition in conditions:
         if condition.run.status != ModelRun.Status.DONE:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from survey.analysis.counts import tallies_store
 from survey.models import Participant, Trial
+from survey.rating_protocol import acr_score, is_rating
 from survey.services.display_timing import trial_display_store
 from survey.services.errors import ParticipationError, TrialError
 
@@ -79,10 +80,13 @@ def trial_answer(
     photograph ("left" or "right"): stored as ``chosen_side``, and as ``answer`` "real" when
     it is the fake's side (the fake was called real: fooled), else "ai". An adaptive
     preference study then re-chooses the pair two places on
-    (:func:`survey.preference_protocol.preference_adapt`)."""
+    (:func:`survey.preference_protocol.preference_adapt`). In a rating study ``answer`` is
+    the ACR score, "1" to "5": stored as ``rating`` with ``answer`` "acr"."""
     paired = participant.study.side_by_side
-    allowed = Trial.Side.values if paired else Trial.Answer.values
-    if answer not in allowed:
+    # A rating study's answer is the score, "1" … "5" (survey.rating_protocol).
+    score = acr_score(answer) if is_rating(participant.study) else None
+    allowed = Trial.Side.values if paired else [Trial.Answer.REAL, Trial.Answer.AI]
+    if score is None and answer not in allowed:
         raise TrialError(f"the answer must be one of {', '.join(allowed)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
         raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
@@ -114,6 +118,10 @@ def trial_answer(
             trial.chosen_side = answer
             changed.append("chosen_side")
             answer = Trial.Answer.REAL if answer == trial.fake_side else Trial.Answer.AI
+        if score is not None:
+            trial.rating = score
+            changed.append("rating")
+            answer = Trial.Answer.RATED
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now

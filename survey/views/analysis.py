@@ -30,7 +30,9 @@ from survey.analysis.mixed import analysis_mixed_models, study_mixed_models
 from survey.analysis.model_display import model_board
 from survey.analysis.results import image_rows, study_analysis
 from survey.models import Stimulus
+from survey.rating_protocol import is_rating
 from survey.views.preference import preference_analysis_page
+from survey.views.rating import rating_analysis_page
 from worker.imaging import image_response, stored_thumbnail
 
 THUMBNAIL_SIDE = 160
@@ -64,6 +66,8 @@ def analysis_page(request, pk: int):
     study = study_for_user(request.user, pk)
     if study.preference:  # its own statistic: Bradley–Terry scores per run
         return preference_analysis_page(request, study)
+    if is_rating(study):  # MOS, not fooling rates (survey.rating_protocol)
+        return rating_analysis_page(request, study)
     study, analysis = _analysis(request, pk)
     return render(
         request,

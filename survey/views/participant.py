@@ -32,6 +32,7 @@ from survey.participation import (
     stimulus_bytes,
 )
 from survey.ratelimit import start_allowed
+from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_get_by_slug
 from survey.services.assignment import participant_start
 from survey.services.colour_screen import screen_pending
@@ -307,6 +308,7 @@ def participant_page(request, public_id: str):
             "participant": participant,
             "wording": study_wording(study),
             "pair": pair_wording(study) if study.side_by_side else None,
+            "rating": rating_wording(study) if is_rating(study) else None,
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,
@@ -389,7 +391,11 @@ def participant_answer(request, public_id: str):
         {
             # A pair's answer as given (its side): the stored "real"/"ai" would tell
             # whether the choice was the fake.
-            "stored": {"position": trial.position, "answer": trial.chosen_side or trial.answer},
+            # A rating as given (its score).
+            "stored": {
+                "position": trial.position,
+                "answer": trial.chosen_side or (trial.rating and str(trial.rating)) or trial.answer,
+            },
             "feedback": practice_feedback(trial),
             "next": upcoming.as_dict() if upcoming else None,
             "preload": next_image_url(participant, upcoming),

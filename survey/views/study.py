@@ -36,6 +36,7 @@ from survey.participation import (
     real_side,
 )
 from survey.protocols import PROTOCOLS
+from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.assignment import instructions
 from survey.services.errors import ParticipationError, StudyError
@@ -398,6 +399,8 @@ def study_preview(request, pk: int):
             }
             for s, answer in zip(plan, asked)
         ]
+    if is_rating(study):  # a rating has no right answer: no feedback, no score
+        trials = [{**t, "truth": ""} for t in trials]
     if not trials:
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)
@@ -425,6 +428,7 @@ def study_preview(request, pk: int):
                 pair_feedback_sentences() if study.paired else feedback_sentences()
             ),
             "pair": pair_wording(study) if study.side_by_side else None,
+            "rating": rating_wording(study) if is_rating(study) else None,
             "wording": study_wording(study),
             "answer_url": "",
             "preview": True,

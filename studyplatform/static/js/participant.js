@@ -2,7 +2,9 @@
 // keys (each answer button's data-keys: R and A in English), the response time from the
 // moment the image is displayed, the next image preloaded. A paired study (two images side
 // by side, "which one is the real photograph?") answers Left / Right (F or ←, J or →): its
-// trials carry pair_urls, shown in the images marked data-stimulus="left" and "right". Each answer is posted once (buttons are
+// trials carry pair_urls, shown in the images marked data-stimulus="left" and "right". A
+// rating study (ACR) answers 1 to 5 by button or digit key, the same way (its preview
+// trials have no truth: no feedback). Each answer is posted once (buttons are
 // disabled while it travels); if the post fails the same answer can be sent again (the
 // server stores it once). Without this script the page still works as plain forms. Every
 // word shown comes from the page or the server, in the study's language.
@@ -174,7 +176,7 @@
     const next = p.position < previewTrials.length ? previewTrial(p.position) : null;
     const correct = p.answer === t.truth;
     return {
-      feedback: t.practice ? { correct: correct, truth: t.truth, text: previewSentences[correct ? "right" : "wrong"][t.truth] } : null,
+      feedback: t.practice && t.truth ? { correct: correct, truth: t.truth, text: previewSentences[correct ? "right" : "wrong"][t.truth] } : null,
       next: next,
       preload: p.position + 1 < previewTrials.length ? stimulusUrls(previewTrials[p.position + 1]) : null,
     };
@@ -183,8 +185,12 @@
     trialBox.hidden = true;
     const measured = previewAnswers.filter(function (a) { return a.kind === "main"; });
     const right = measured.filter(function (a) { return a.answer === a.truth; }).length;
-    field("preview-score").textContent = "You were right on " + right + " of " + measured.length +
-      " measured images (practice and attention checks left out).";
+    // A rating study's trials have no truth (empty): its score is the mean rating.
+    const rated = measured.length && !measured[0].truth;
+    const mean = measured.reduce(function (sum, a) { return sum + Number(a.answer); }, 0) / (measured.length || 1);
+    field("preview-score").textContent = rated
+      ? "You rated " + measured.length + " measured images (practice left out): mean rating " + mean.toFixed(2) + "."
+      : "You were right on " + right + " of " + measured.length + " measured images (practice and attention checks left out).";
     document.getElementById("preview-done").hidden = false;
   }
 
