@@ -140,14 +140,19 @@ def duration_words(seconds: int) -> str:
     return " ".join(parts)
 
 
-def _status(p, *, since: datetime) -> tuple[str, str]:
+#: What a failed attention check is called: a paired study's are its vigilance pairs.
+ATTENTION_CHECK = "the colour-inverted check"
+VIGILANCE_PAIR = "a vigilance pair"
+
+
+def _status(p, *, since: datetime, attention: str = ATTENTION_CHECK) -> tuple[str, str]:
     if p.withdrawn_at:
         return WITHDRAWN, "data deleted on request"
     if p.completed_at:
         if p.is_pilot:
             return COMPLETED, "pilot: no part of the analysis"
         if p.reason == FAILED_ATTENTION:
-            return EXCLUDED, "failed the colour-inverted check (excluded from the analysis)"
+            return EXCLUDED, f"failed {attention} (excluded from the analysis)"
         if p.reason == FAILED_INSTRUCTED:
             return EXCLUDED, "failed an instructed-response check (excluded from the analysis)"
         if p.reason == FAILED_COLOUR_SCREEN:
@@ -184,7 +189,8 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
     since = timezone.now() - study.time_limit
     result = []
     for p in rows:
-        status, detail = _status(p, since=since)
+        attention = VIGILANCE_PAIR if study.paired else ATTENTION_CHECK
+        status, detail = _status(p, since=since, attention=attention)
         result.append(
             ParticipantRow(
                 public_id=p.public_id,
@@ -267,8 +273,9 @@ def approval(row: ParticipantRow) -> tuple[str, str] | None:
             "which is no ground for rejection"
         )
     if row.status == EXCLUDED:
+        check = VIGILANCE_PAIR if VIGILANCE_PAIR in row.detail else ATTENTION_CHECK
         return APPROVE, (
-            "completed; excluded from the analysis for failing the colour-inverted check, "
+            f"completed; excluded from the analysis for failing {check}, "
             "a performance check, which is no ground for rejection"
         )
     return APPROVE, "completed"

@@ -68,6 +68,12 @@ EXCLUSION_RULE = (
     "Withdrawn participants have no data left: their trials were deleted on request.",
     "Pilot participations (taken while the study was open as a pilot) are no part of the analysis.",
 )
+#: A paired study's attention checks are its vigilance pairs (survey.protocols).
+VIGILANCE_RULE = (
+    "Vigilance pairs (the photograph beside a copy of it with random colours, whose right "
+    "answer is the photograph) are never counted in the tables; a participant who chose "
+    "the random-colour copy in any of them is excluded altogether."
+)
 UNFINISHED_INCLUDED = (
     "Unfinished participants are included on request: their answered main trials count."
 )
@@ -110,6 +116,8 @@ def exclusion_rule_text(
     rule = list(EXCLUSION_RULE)
     if include_unfinished:
         rule[2] = UNFINISHED_INCLUDED
+    if study is not None and study.paired:
+        rule[1] = VIGILANCE_RULE
     if study is not None and study.instructed_checks:
         excluding = study.instructed_checks_exclude
         rule.append(INSTRUCTED_EXCLUDING if excluding else INSTRUCTED_NOT_EXCLUDING)

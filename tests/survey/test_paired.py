@@ -6,6 +6,7 @@ its analysis."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import random
@@ -19,11 +20,12 @@ from django.urls import reverse
 from PIL import Image
 
 from studyplatform.researchers import researcher_create
-from survey.analysis.exclusion import FAILED_ATTENTION, participant_exclusions
+from survey.analysis.exclusion import FAILED_ATTENTION, exclusion_rule_text, participant_exclusions
 from survey.analysis.exports import judgements_csv_chunks, tables_csv, tables_json
 from survey.analysis.results import study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Participant, Stimulus, Study, Trial
+from survey.participant_list import approval, participant_rows
 from survey.services.assignment import participant_start
 from survey.services.stimuli import vigilance_image
 from survey.services.trials import trial_answer
@@ -217,6 +219,13 @@ def test_choosing_a_vigilance_fake_excludes_the_participant(study):
                 rt_ms=900,
             )
     assert participant_exclusions(study=study) == {bad.pk: FAILED_ATTENTION}
+    # The researcher reads what a paired study's checks are: vigilance pairs.
+    rows = {row.public_id: row for row in participant_rows(study=study)}
+    assert rows[bad.public_id].detail == "failed a vigilance pair (excluded from the analysis)"
+    from_prolific = dataclasses.replace(rows[bad.public_id], prolific_pid="5f0c" * 6)
+    assert "failing a vigilance pair" in approval(from_prolific)[1]
+    rule = " ".join(exclusion_rule_text(study=study))
+    assert "Vigilance pairs" in rule and "colour-inverted" not in rule
 
 
 def _flip_sides(participant) -> None:
