@@ -131,7 +131,10 @@ class StudyForm(forms.ModelForm):
             "(Zhang et al. 2016, pix2pix): the photograph and a colourisation of it side by "
             "side, “Which one is the real photograph?”; images per participant then counts "
             "pairs, attention checks are vigilance pairs (the photograph beside itself in "
-            "random colours). Choose a preset above to fill in the published design.",
+            "random colours). HYPE_time (Zhou et al. 2019): one image at a time, its exposure set "
+            "by a 3-up/1-down staircase between 100 and 1000 ms, then backward masks; between "
+            "subjects, exposure left empty. Choose a preset above to fill in the published "
+            "design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "practice_trials": "Shown first, with feedback; excluded from the analysis.",
             "attention_checks": "Colour-inverted photographs among the trials; a participant "
@@ -377,6 +380,8 @@ class StudyForm(forms.ModelForm):
                 "A paired study has no instructed-response checks: its attention checks are "
                 "vigilance pairs. Set this to 0.",
             )
+        if cleaned.get("protocol") == Study.Protocol.HYPE_TIME:
+            self._check_hype_time(cleaned)
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]
@@ -384,6 +389,21 @@ class StudyForm(forms.ModelForm):
             cleaned["label_list"] = self._clean_labels(runs)
             self._check_scenes(cleaned)
         return cleaned
+
+    def _check_hype_time(self, cleaned) -> None:
+        """HYPE_time (survey.hype): one model per participant, the exposure the staircase's."""
+        if cleaned.get("design") == Study.Design.WITHIN:
+            self.add_error(
+                "design",
+                "A HYPE_time study is between subjects: one staircase per participant measures "
+                "one model. Choose between subjects.",
+            )
+        if cleaned.get("exposure_ms"):
+            self.add_error(
+                "exposure_ms",
+                "A HYPE_time study's exposure is set for each image by its staircase (100 to "
+                "1000 ms). Leave the exposure time empty.",
+            )
 
     def _clean_labels(self, runs: list[ModelRun]) -> list[str]:
         """The chosen runs' labels in their order (a run's name where its label is left

@@ -27,6 +27,13 @@ participants and images) and the mixed model ``fooled ~ 1 + (1|participant) + (1
 then apply unchanged to rows of truth "ai" (:func:`survey.inference.analyse_rows` with
 ``paired=True``, which fits no signal-detection model: a yes/no d′ needs real photographs
 judged on their own).
+
+**HYPE_time** (``hype_time``), as Zhou et al. (NeurIPS 2019, §3.1) describe it: one image
+at a time, "Real or AI?", its exposure set by a 3-up/1-down staircase on the ladder 100,
+200, …, 1000 ms, each image followed by four backward noise masks. *Statistic*: the
+exposure threshold per participant (mean exposure at the last six reversals) and per
+condition (mean over participants, bootstrap over participants). survey.hype describes
+the staircase and the details HYPE leaves open.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from dataclasses import dataclass, field
 from survey.models import Study
 
 SINGLE, PAIRED = Study.Protocol.SINGLE, Study.Protocol.PAIRED
+HYPE_TIME = Study.Protocol.HYPE_TIME
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,25 @@ PROTOCOLS = {
             "attention_checks": 4,
             "instructed_checks": 0,
             "exposure_ms": 1000,
+        },
+    ),
+    HYPE_TIME: ProtocolInfo(
+        name=HYPE_TIME,
+        title="HYPE_time, exposure staircase",
+        source="Zhou et al. 2019 (HYPE, NeurIPS, HYPE_time): one image at a time, its "
+        "exposure set by a 3-up/1-down staircase between 100 and 1000 ms, then backward "
+        "masks",
+        statistic="exposure threshold (ms): per participant the mean exposure at the last "
+        "6 reversals of the staircase; per condition the mean over participants with a "
+        "bootstrap interval over participants (longer: the model's images are harder to "
+        "tell from photographs)",
+        preset={
+            "design": Study.Design.BETWEEN,
+            "images_per_participant": 100,
+            "practice_trials": 4,
+            "attention_checks": 2,
+            "instructed_checks": 0,
+            "exposure_ms": None,
         },
     ),
 }
