@@ -100,6 +100,18 @@ def take(page, study, how: str, shoot, prefix: str) -> tuple[str, list[str]]:
         in_view(page, page.get_by_role("button", name="Real"), "the Real button")
         if t.position == 3:
             shoot(page, f"{prefix}trial-hidden")
+            if os.environ.get("E2E_SCREENSHOTS"):  # what a mask looks like (for the eye only)
+                page.evaluate(
+                    "() => { const m = document.getElementById('backmask');"
+                    " document.getElementById('mask').hidden = true;"
+                    " m.src = location.pathname + 'mask/3/1'; m.hidden = false; }"
+                )
+                page.wait_for_function("() => document.getElementById('backmask').naturalWidth")
+                shoot(page, f"{prefix}trial-mask")
+                page.evaluate(
+                    "() => { document.getElementById('backmask').hidden = true;"
+                    " document.getElementById('mask').hidden = false; }"
+                )
             axe_clean(page, f"{prefix}trial")
         value = "ai" if t.kind == "attention" or not t.stimulus.is_real else "real"
         with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
