@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
+from studyplatform.researchers import researcher_create
 from survey.hype import staircase
 from survey.models import Participant, Study, Trial, TrialDisplay
 from tests.e2e.conftest import DESKTOP, PHONE
@@ -20,6 +22,7 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+PASSWORD = "a-long-Passphrase-1"
 AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
 
 
@@ -152,6 +155,26 @@ def test_a_hype_time_study_by_keyboard_on_a_phone(open_page, study, shoot):
     assert_stored(*take(page, study, "keyboard", shoot, "hype-390-"))
 
 
-def test_a_hype_time_study_by_mouse_on_a_desktop(open_page, study, shoot):
+def test_a_hype_time_study_by_mouse_on_a_desktop_and_its_analysis(open_page, study, shoot):
     page = open_page(**DESKTOP)
     assert_stored(*take(page, study, "mouse", shoot, "hype-1280-"))
+    # The researcher's analysis page: the protocol, its statistic, what is left out.
+    ada = researcher_create(username="ada", password=PASSWORD)
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    for size, options in (("1280", DESKTOP), ("390", PHONE)):
+        page = open_page(**options)
+        page.goto(reverse("login"))
+        page.fill("input[name=username]", "ada")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/login" not in url)
+        page.goto(reverse("study_analysis", args=[study.pk]), timeout=120_000)
+        section = page.locator("#hype")
+        expect(section).to_contain_text("Exposure threshold (HYPE_time)")
+        expect(section).to_contain_text("300 ms")  # six right: 500 ×3, 400 ×3, ends on 300
+        expect(section).to_contain_text("Left out for this protocol")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], (size, width)
+        section.locator("summary").click()
+        shoot(page, f"hype-{size}-analysis")
+        axe_clean(page, f"hype-{size}-analysis")
