@@ -17,7 +17,8 @@ stores each trial's exposure (``Trial.exposure_ms``) from it; survey.analysis re
   answered right 79.4 % of the time).
 - *Backward masks*: each image is followed at once by :data:`MASKS` noise masks of
   :data:`MASK_MS` ms each (on screen refreshes: 2 frames at 60 Hz), then the image area
-  stays empty until the answer.
+  stays empty until the answer. (Four masks of about 30 ms is our reading of HYPE; the
+  paper's text was not at hand when this was written: check it, both are constants.)
 - *Real and fake*: real photographs and the model's images, half and half in random
   order, answered alike ("correct" is the true answer whichever the image is).
 
