@@ -140,7 +140,10 @@ class StudyForm(forms.ModelForm):
             "subjects, no practice or checks; images per participant counts pairs). "
             "Rating (ITU-T P.910 ACR): one image at a time rated from 1 (bad) "
             "to 5 (excellent), the real photographs among them as a hidden reference; no "
-            "attention checks. Choose a preset above to fill in the published design.",
+            "attention checks. HYPE_time (Zhou et al. 2019): one image at a time, its exposure set "
+            "by a 3-up/1-down staircase between 100 and 1000 ms, then backward masks; between "
+            "subjects, exposure left empty. Choose a preset above to fill in the published "
+            "design.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "preference_adaptive": "Only for a model-vs-model preference study. Off: every "
             "pair of runs equally often. On: from each participant's third pair, the pair of "
@@ -397,6 +400,8 @@ class StudyForm(forms.ModelForm):
                         "A rating study has no attention or instructed-response checks: "
                         "ITU-R BT.500's screening of observers takes their place. Set this to 0.",
                     )
+        if cleaned.get("protocol") == Study.Protocol.HYPE_TIME:
+            self._check_hype_time(cleaned)
         if "runs" in self.fields and cleaned.get("runs") is not None:
             chosen = {run.pk for run in cleaned["runs"]}
             runs = [run for run in self._runs_listed if run.pk in chosen]
@@ -442,6 +447,21 @@ class StudyForm(forms.ModelForm):
         )
         if shortfall:
             self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")
+
+    def _check_hype_time(self, cleaned) -> None:
+        """HYPE_time (survey.hype): one model per participant, the exposure the staircase's."""
+        if cleaned.get("design") == Study.Design.WITHIN:
+            self.add_error(
+                "design",
+                "A HYPE_time study is between subjects: one staircase per participant measures "
+                "one model. Choose between subjects.",
+            )
+        if cleaned.get("exposure_ms"):
+            self.add_error(
+                "exposure_ms",
+                "A HYPE_time study's exposure is set for each image by its staircase (100 to "
+                "1000 ms). Leave the exposure time empty.",
+            )
 
     def _clean_labels(self, runs: list[ModelRun]) -> list[str]:
         """The chosen runs' labels in their order (a run's name where its label is left

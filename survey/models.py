@@ -86,6 +86,7 @@ class Study(models.Model):
         PAIRED = "paired", "paired real vs fake, two-alternative forced choice"
         PREFERENCE = "preference", "model vs model preference, two-alternative forced choice"
         RATING = "rating", "rating, absolute category rating (ACR, ITU-T P.910)"
+        HYPE_TIME = "hype_time", "HYPE_time: exposure staircase (Zhou et al. 2019)"
 
     name = models.CharField(max_length=200)
     #: The unguessable public id, used in the participants' link.
@@ -245,6 +246,12 @@ class Study(models.Model):
         """Whether a trial shows two images side by side and is answered with a side
         (the paired and the preference protocols)."""
         return self.protocol in (self.Protocol.PAIRED, self.Protocol.PREFERENCE)
+
+    @property
+    def hype_time(self) -> bool:
+        """Whether each trial's exposure is set by a 3-up/1-down staircase and followed
+        by backward masks (:attr:`Protocol.HYPE_TIME`, survey.hype)."""
+        return self.protocol == self.Protocol.HYPE_TIME
 
     @property
     def per_kind(self) -> int:
@@ -439,6 +446,10 @@ class Trial(models.Model):
     chosen_side = models.CharField(  # noqa: DJ001
         max_length=5, choices=Side.choices, null=True, blank=True
     )
+    #: A HYPE_time trial's exposure in ms, set by the staircase (survey.hype) from the
+    #: answers before it when the trial becomes the one at hand; NULL in other protocols
+    #: (their exposure is the study's).
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     shown_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     #: NULL until answered.

@@ -17,7 +17,9 @@ from django.db.models import Count, F, Window
 from django.urls import reverse
 from django.utils.translation import gettext
 
+from survey.hype import MASKS, next_exposure
 from survey.models import Participant, Stimulus, Study, Trial
+from survey.services.hype_exposure import measured_correct
 from survey.services.trials import AnswerResult, trial_mark_shown
 from survey.wording import study_wording
 
@@ -81,6 +83,10 @@ class TrialView:
     #: A paired trial's two images, by the side they are shown on (the URLs name the side,
     #: never which image is real: the fake's side is drawn at random); else None.
     pair_urls: dict[str, str] | None = None
+    #: A HYPE_time trial's exposure (ms, set by its staircase before it is shown) and its
+    #: backward masks' URLs (they name the position and the mask's number only); else None.
+    exposure_ms: int | None = None
+    mask_urls: list[str] | None = None
 
     def as_dict(self) -> dict:
         record = {
@@ -93,6 +99,9 @@ class TrialView:
         }
         if self.pair_urls is not None:
             record["pair_urls"] = self.pair_urls
+        if self.mask_urls is not None:
+            record["exposure_ms"] = self.exposure_ms
+            record["mask_urls"] = self.mask_urls
         return record
 
 
@@ -108,8 +117,21 @@ def pair_urls(participant: Participant, position: int) -> dict[str, str]:
     }
 
 
-def _trial_view(participant: Participant, *, position, total, answered, kind, instructed):
+def mask_urls(participant: Participant, position: int) -> list[str]:
+    """A HYPE_time trial's backward masks, in the order they are shown."""
+    return [
+        reverse("participant_mask", args=[participant.public_id, position, k])
+        for k in range(1, MASKS + 1)
+    ]
+
+
+def _trial_view(
+    participant: Participant, *, position, total, answered, kind, instructed, exposure=None
+):
     paired = participant.study.side_by_side
+    hype = participant.study.hype_time
+    if hype and exposure is None:  # stored when the trial became the one at hand
+        exposure = next_exposure(measured_correct(participant))
     return TrialView(
         position=position,
         total=total,
@@ -118,6 +140,8 @@ def _trial_view(participant: Participant, *, position, total, answered, kind, in
         image_url="" if paired else image_url(participant, position),
         instruction=instruction_text(instructed, participant.study),
         pair_urls=pair_urls(participant, position) if paired else None,
+        exposure_ms=exposure if hype else None,
+        mask_urls=mask_urls(participant, position) if hype else None,
     )
 
 
@@ -132,7 +156,16 @@ def current_trial(participant: Participant) -> TrialView | None:
         Trial.objects.filter(participant=participant)
         .annotate(total=Window(Count("pk")), answered=Window(Count("answer")))
         .order_by(F("answer").asc(nulls_first=True), "position")
-        .values("position", "kind", "shown_at", "answer", "instructed_answer", "total", "answered")
+        .values(
+            "position",
+            "kind",
+            "shown_at",
+            "answer",
+            "instructed_answer",
+            "exposure_ms",
+            "total",
+            "answered",
+        )
         .first()
     )
     if row is None or row["answer"] is not None:
@@ -146,6 +179,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         answered=row["answered"],
         kind=row["kind"],
         instructed=row["instructed_answer"],
+        exposure=row["exposure_ms"],
     )
 
 
@@ -165,6 +199,7 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
         answered=nxt.position - 1,  # answers are given in order
         kind=nxt.kind,
         instructed=nxt.instructed_answer,
+        exposure=nxt.exposure_ms,
     )
 
 
@@ -175,6 +210,11 @@ def next_image_url(participant: Participant, trial: TrialView | None) -> str | l
         return None
     if participant.study.side_by_side:
         return list(pair_urls(participant, trial.position + 1).values())
+    if participant.study.hype_time:  # its masks too: shown on the frame after the image
+        return [
+            image_url(participant, trial.position + 1),
+            *mask_urls(participant, trial.position + 1),
+        ]
     return image_url(participant, trial.position + 1)
 
 

@@ -40,6 +40,12 @@ like any other image, unannounced), so the photographs' MOS is the ceiling a col
 can reach. *Statistic*: the mean opinion score per run and of the photographs, with t
 intervals, after the screening of observers that ITU-R BT.500 describes
 (:mod:`survey.ratings`, :mod:`survey.rating_protocol`).
+**HYPE_time** (``hype_time``), as Zhou et al. (NeurIPS 2019, §3.1) describe it: one image
+at a time, "Real or AI?", its exposure set by a 3-up/1-down staircase on the ladder 100,
+200, …, 1000 ms, each image followed by four backward noise masks. *Statistic*: the
+exposure threshold per participant (mean exposure at the last six reversals) and per
+condition (mean over participants, bootstrap over participants). survey.hype describes
+the staircase and the details HYPE leaves open.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from survey.models import Study
 SINGLE, PAIRED = Study.Protocol.SINGLE, Study.Protocol.PAIRED
 PREFERENCE = Study.Protocol.PREFERENCE
 RATING = Study.Protocol.RATING
+HYPE_TIME = Study.Protocol.HYPE_TIME
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,25 @@ PROTOCOLS = {
             "images_per_participant": 24,
             "practice_trials": 4,
             "attention_checks": 0,
+            "instructed_checks": 0,
+            "exposure_ms": None,
+        },
+    ),
+    HYPE_TIME: ProtocolInfo(
+        name=HYPE_TIME,
+        title="HYPE_time, exposure staircase",
+        source="Zhou et al. 2019 (HYPE, NeurIPS, HYPE_time): one image at a time, its "
+        "exposure set by a 3-up/1-down staircase between 100 and 1000 ms, then backward "
+        "masks",
+        statistic="exposure threshold (ms): per participant the mean exposure at the last "
+        "6 reversals of the staircase; per condition the mean over participants with a "
+        "bootstrap interval over participants (longer: the model's images are harder to "
+        "tell from photographs)",
+        preset={
+            "design": Study.Design.BETWEEN,
+            "images_per_participant": 100,
+            "practice_trials": 4,
+            "attention_checks": 2,
             "instructed_checks": 0,
             "exposure_ms": None,
         },

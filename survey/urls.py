@@ -31,6 +31,11 @@ urlpatterns = [
         participant.participant_image,
         name="participant_pair_image",
     ),
+    path(
+        "p/<str:public_id>/mask/<int:position>/<int:number>",
+        participant.participant_mask,
+        name="participant_mask",
+    ),
     path("p/<str:public_id>/done/", participant.participant_done, name="participant_done"),
     path("p/<str:public_id>/stop", participant.participant_stop, name="participant_stop"),
     # Researchers

@@ -196,6 +196,10 @@ def summary_rows(analysis: StudyAnalysis) -> list[Row]:
     columns = [_condition_values(c, level, analysis.two_way_skipped) for c in analysis.conditions]
     if not columns:
         return []
+    if analysis.protocol == "hype_time":  # no d′ for a staircase's judgements (survey.hype)
+        for values in columns:
+            for name in ("d_prime", "criterion"):
+                values[name] = (values[name][0], "left out (HYPE_time)", values[name][2])
     rows = []
     for name, (label, _, hint) in columns[0].items():
         cells = [

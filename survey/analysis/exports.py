@@ -82,6 +82,14 @@ TABLE_COLUMNS = (
     *REFERENCE_COLUMNS,
     "beats_no_colour",
     "confidence",
+    # The protocol (survey.protocols); a HYPE_time study's statistic (survey.hype): the
+    # mean exposure threshold over the condition's participants with its bootstrap
+    # interval over participants, empty in the other protocols.
+    "protocol",
+    "exposure_threshold_ms",
+    "exposure_threshold_low_ms",
+    "exposure_threshold_high_ms",
+    "threshold_participants",
     "language",
 )
 
@@ -110,6 +118,8 @@ JUDGEMENT_COLUMNS = (
     "protocol",
     "fake_side",
     "side",
+    # A HYPE_time trial's exposure in ms, set by its staircase (empty in other protocols).
+    "exposure_ms",
 )
 
 
@@ -180,6 +190,11 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
             row[f"{rate}_bootstrap_two_way_low"] = _number(interval.low)
             row[f"{rate}_bootstrap_two_way_high"] = _number(interval.high)
     row["interval_note"] = interval_note(c)
+    if c.hype is not None:
+        row["exposure_threshold_ms"] = _number(c.hype["mean_ms"])
+        row["exposure_threshold_low_ms"] = _number(c.hype["low_ms"])
+        row["exposure_threshold_high_ms"] = _number(c.hype["high_ms"])
+        row["threshold_participants"] = c.hype["participants"]
     if c.cells is not None:
         row.update(c.cells)
     t = c.table
@@ -209,7 +224,10 @@ def tables_csv(analysis: StudyAnalysis) -> str:
     continuity correction, and Yates), Fisher's p, d′ and c, and the run's L1 and SSIM."""
     rows = [TABLE_COLUMNS]
     for c in analysis.conditions:
-        record = table_row(c, analysis.confidence) | {"language": analysis.language}
+        record = table_row(c, analysis.confidence) | {
+            "language": analysis.language,
+            "protocol": analysis.protocol,
+        }
         rows.append([record[column] for column in TABLE_COLUMNS])
     return _csv_text(rows)
 
@@ -247,6 +265,8 @@ def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
             {**to_jsonable(c), "interval_note": interval_note(c)} for c in analysis.conditions
         ],
         "comparisons": to_jsonable(analysis.comparisons),
+        # HYPE_time (survey.hype): each counted participant's exposure threshold.
+        "exposure_thresholds": to_jsonable(analysis.hype_participants),
         "accuracy": to_jsonable(analysis.accuracy),
         "response_times": to_jsonable(analysis.response_times),
     }
@@ -529,6 +549,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "display__flagged",
             "fake_side",
             "chosen_side",
+            "exposure_ms",
         )
     )
     drops = study.drop_flagged_displays
@@ -548,6 +569,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         flagged,
         fake_side,
         chosen_side,
+        exposure_ms,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -573,6 +595,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             protocol,
             fake_side or "",
             chosen_side or "",
+            "" if exposure_ms is None else exposure_ms,
         ]
 
 

@@ -70,6 +70,15 @@ def _cache_set(key: str, value) -> None:
         logger.warning("the cache could not be written", exc_info=True)
 
 
+#: Why a HYPE_time study has no mixed models (nor d′): its judgements are made at the
+#: exposures its staircase chose from the answers (survey.hype).
+HYPE_TIME_REASON = (
+    "not fitted for a HYPE_time study: its judgements are made at exposures the staircase "
+    "chose from the answers before them, so a fooling rate or d′ pooled over them is no "
+    "rate at any one exposure; its statistic is the exposure threshold (above)"
+)
+
+
 def too_many_reason() -> str:
     return (
         f"not computed here: more than {exports.MIXED_MODEL_LIMIT:,} judgements; run "
@@ -94,6 +103,8 @@ def study_mixed_models(
     def absent(reason: str) -> MixedModels:
         return MixedModels(False, reason, None, margin, alpha)
 
+    if study.hype_time:
+        return absent(HYPE_TIME_REASON)
     rows = None
     if counted is None or counted <= exports.MIXED_MODEL_LIMIT:
         rows = exports.inference_rows(study=study, include_unfinished=include_unfinished)

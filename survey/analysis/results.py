@@ -28,6 +28,7 @@ from survey.analysis.exclusion import (
     exclusion_rule_text,
     participant_counts,
 )
+from survey.analysis.hype_thresholds import study_thresholds
 from survey.models import Stimulus, Study
 from survey.protocols import protocol_info
 from survey.statistics import (
@@ -101,6 +102,10 @@ class ConditionResult:
     #: was chosen ``fooled``, their ``rate`` P(chose the fake) and its Wilson interval;
     #: None in the single-image protocol and while no pair is counted.
     pairs: dict[str, Any] | None = None
+    #: A HYPE_time study's statistic (survey.hype): the condition's exposure threshold,
+    #: ``mean_ms`` with its bootstrap ``low_ms``/``high_ms`` over ``participants``
+    #: (``not_converged``: how many staircases turned fewer than twice); else None.
+    hype: dict[str, Any] | None = None
 
 
 @dataclass
@@ -131,6 +136,9 @@ class StudyAnalysis:
     protocol: str = "single"
     protocol_title: str = ""
     statistic: str = ""
+    #: A HYPE_time study's thresholds of the counted participants (participant,
+    #: condition_id, threshold_ms, reversals, trials, converged); None in other protocols.
+    hype_participants: list[dict[str, Any]] | None = None
 
     @property
     def judgements(self) -> int:
@@ -304,6 +312,18 @@ def study_analysis(
         )
         for c in conditions
     ]
+    hype_participants = None
+    if study.hype_time:
+        found = study_thresholds(
+            study=study,
+            include_unfinished=include_unfinished,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        for result in results:
+            result.hype = found.record(result.condition_id)
+        hype_participants = [asdict(p) for p in found.participants]
     rt = counts.response_times
     shared_real = counts.tables.get(None) if within else None
     return StudyAnalysis(
@@ -330,6 +350,7 @@ def study_analysis(
         protocol=study.protocol,
         protocol_title=protocol_info(study).title,
         statistic=protocol_info(study).statistic,
+        hype_participants=hype_participants,
     )
 
 

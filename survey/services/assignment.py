@@ -43,6 +43,7 @@ from survey.services.errors import (
     StudyFull,
     StudyNotOpen,
 )
+from survey.services.hype_exposure import exposure_set_first
 from survey.services.places import places_release, places_taken
 
 
@@ -381,4 +382,6 @@ def participant_start(
             )
             for i, (s, instruction) in enumerate(zip(order, asked), start=1)
         )
+        if study.hype_time:
+            exposure_set_first(participant)
     return participant

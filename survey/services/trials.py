@@ -17,6 +17,7 @@ from survey.models import Participant, Trial
 from survey.rating_protocol import acr_score, is_rating
 from survey.services.display_timing import trial_display_store
 from survey.services.errors import ParticipationError, TrialError
+from survey.services.hype_exposure import exposure_set_next
 
 #: Response times above this are refused as implausible (a tab left open: one hour).
 MAX_RT_MS = 3_600_000
@@ -126,8 +127,12 @@ def trial_answer(
         trial.rt_ms = rt_ms
         trial.answered_at = now
         trial.save(update_fields=changed)
-        trial_display_store(trial=trial, raw=display, target_ms=participant.study.exposure_ms)
+        study = participant.study
+        target = trial.exposure_ms if study.hype_time else study.exposure_ms
+        trial_display_store(trial=trial, raw=display, target_ms=target)
         following = next((t for t in rows if t.answer is None and t.position != position), None)
+        if following is not None and study.hype_time:  # the staircase's next exposure
+            exposure_set_next(locked, following)
         fields = {"last_active_at": now}
         if following is None:
             fields["completed_at"] = now

@@ -20,6 +20,7 @@ from survey.analysis.display import (
     live,
     study_figure_downloads,
 )
+from survey.analysis.hype_thresholds import hype_board
 from survey.analysis.image_realism import (
     image_csv,
     most_realistic_first,
@@ -75,6 +76,7 @@ def analysis_page(request, pk: int):
         {
             "study": study,
             "board": dashboard(analysis),
+            "hype": hype_board(analysis),
             "models": model_board(analysis_mixed_models(study=study, analysis=analysis), analysis),
             "include_unfinished": analysis.include_unfinished,
             "query": "?unfinished=1" if analysis.include_unfinished else "",

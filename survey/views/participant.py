@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from survey.hype import MASKS, mask_jpeg
 from survey.models import Participant, RefusedStart, Study, Trial
 from survey.participation import (
     ProlificIds,
@@ -309,6 +310,7 @@ def participant_page(request, public_id: str):
             "wording": study_wording(study),
             "pair": pair_wording(study) if study.side_by_side else None,
             "rating": rating_wording(study) if is_rating(study) else None,
+            "hype": study.hype_time,
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,
@@ -357,6 +359,10 @@ def participant_answer(request, public_id: str):
             },
             status=409,
         )
+    if not wants_json and participant.study.hype_time:
+        # HYPE_time needs the script that times the exposure and the masks: a plain form
+        # could judge an image seen for as long as one likes. The page says so.
+        return redirect("participant_page", public_id=public_id)
     if screen_pending(participant):
         if not wants_json:
             return redirect("participant_screen", public_id=public_id)
@@ -429,6 +435,28 @@ def participant_image(request, public_id: str, position: int, side: str | None =
         raise Http404("no such image") from None
     response = image_response(data, "image/jpeg")
     # Kept by no cache: once answered, an image cannot be looked at again.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def participant_mask(request, public_id: str, position: int, number: int):
+    """A HYPE_time trial's backward mask number ``number`` (survey.hype.mask_jpeg): noise
+    drawn from the participant, the position and the number only; served, as the images,
+    to the participant's browser and while the trial is at hand or next only."""
+    trial = (
+        Trial.objects.filter(participant__public_id=public_id, position=position)
+        .select_related("participant__study")
+        .first()
+    )
+    if trial is None or not trial.participant.study.hype_time or not 1 <= number <= MASKS:
+        raise Http404("no such mask")
+    participant = trial.participant
+    _check_owner(request, participant)
+    gone = participant.withdrawn_at or participant.released_at
+    if gone is not None or not _on_screen_now(trial):
+        raise Http404("no such mask")
+    response = image_response(mask_jpeg(f"{public_id}:{position}:{number}"), "image/jpeg")
     response["Cache-Control"] = "private, no-store"
     return response
 

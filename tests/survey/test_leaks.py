@@ -21,11 +21,13 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 VOLATILE_HEADERS = {"Date", "Set-Cookie"}
 
 
-@pytest.fixture(params=["en", "de"])
+@pytest.fixture(params=[("en", "single"), ("de", "single"), ("en", "hype_time")])
 def taken(client, tmp_path, request):
     """A participant who took a whole study (two conditions, practice, an attention
     check), with every response their browser received; in English and in German (the
-    translated pages must not depend on the truth either)."""
+    translated pages must not depend on the truth either), and in the HYPE_time protocol
+    (survey.hype: one image at a time too, its exposure from a staircase, masks after it)."""
+    language, protocol = request.param
     dataset = tiny_dataset("syn", per_category=20, size=32)
     warm = uploaded_run(dataset, tmp_path, name="secret-run-warm")
     cool = uploaded_run(dataset, tmp_path, name="secret-run-cool", style="cool")
@@ -35,7 +37,8 @@ def taken(client, tmp_path, request):
         images_per_participant=6,
         practice_trials=2,
         attention_checks=1,
-        language=request.param,
+        language=language,
+        protocol=protocol,
     )
     responses = [client.get(reverse("study_landing", args=[study.slug]))]
     started = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
@@ -86,6 +89,8 @@ def test_image_urls_name_only_the_participants_trial_position(taken):
         url = page.context["trial"].image_url
         assert re.fullmatch(r"/p/[A-Za-z0-9_-]+/image/\d+", url)
         assert url.endswith(f"/image/{position}")
+        for k, mask in enumerate(page.context["trial"].mask_urls or [], start=1):
+            assert mask.endswith(f"/mask/{position}/{k}")
 
 
 def test_every_image_has_the_same_byte_length_and_headers(taken):
@@ -122,6 +127,7 @@ def test_answers_to_measured_and_attention_trials_look_the_same(taken):
         assert data["feedback"] is None
         nxt = data["next"]
         if nxt is not None:
+            extra = {"exposure_ms", "mask_urls"} if study.hype_time else set()
             assert set(nxt) == {
                 "position",
                 "total",
@@ -129,6 +135,7 @@ def test_answers_to_measured_and_attention_trials_look_the_same(taken):
                 "practice",
                 "image_url",
                 "instruction",
+                *extra,
             }
             assert nxt["practice"] is False and nxt["instruction"] == ""
     # The page of the attention check and of a measured trial differ only in numbers.

@@ -115,5 +115,9 @@
     return { present: present, finish: finish };
   }
 
-  window.DisplayTiming = { trial: trial };
+  // The refresh interval measured so far (ms; null before any frame): what a script that
+  // shows something for a number of frames (HYPE_time's masks) counts with.
+  function frameMs() { return median(intervals); }
+
+  window.DisplayTiming = { trial: trial, frameMs: frameMs };
 })();

@@ -4,7 +4,10 @@
 // by side, "which one is the real photograph?") answers Left / Right (F or ←, J or →): its
 // trials carry pair_urls, shown in the images marked data-stimulus="left" and "right". A
 // rating study (ACR) answers 1 to 5 by button or digit key, the same way (its preview
-// trials have no truth: no feedback). Each answer is posted once (buttons are
+// trials have no truth: no feedback).
+// HYPE_time trial (survey/hype.py) carries its own exposure_ms, set by the server's
+// staircase, and mask_urls: the backward masks shown one after the other, MASK_MS each
+// (rounded to whole frames), on the frame the image is hidden. Each answer is posted once (buttons are
 // disabled while it travels); if the post fails the same answer can be sent again (the
 // server stores it once). Without this script the page still works as plain forms. Every
 // word shown comes from the page or the server, in the study's language.
@@ -40,6 +43,8 @@
   let continueWith = null;
   const previewAnswers = [];
   const preloaded = new Map();
+  const MASK_MS = 30;
+  const backmask = document.getElementById("backmask");
 
   function field(name) { return root.querySelector('[data-f="' + name + '"]'); }
   function preload(url) {
@@ -64,6 +69,39 @@
     }).then(function () { return im.decode ? im.decode().catch(function () {}) : null; });
   }
 
+  // Backward masks: each shown for MASK_MS rounded to whole frames, from the frame the
+  // image disappears; then the image box is left empty ("Image hidden").
+  function loadMasks(trial) {
+    if (!trial.mask_urls) return Promise.resolve([]);
+    return Promise.all(trial.mask_urls.map(function (url) {
+      return new Promise(function (resolve, reject) {
+        const image = preloaded.get(url) || new Image();
+        preloaded.set(url, image);
+        if (image.complete && image.naturalWidth) return resolve(url);
+        image.onload = function () { resolve(url); };
+        image.onerror = function () { reject(new Error("mask")); };
+        if (!image.getAttribute("src")) image.src = url;
+      });
+    }));
+  }
+  function runMasks(trial, urls, end) {
+    if (!urls.length || !backmask) { end(); return; }
+    const frame = window.DisplayTiming.frameMs() || 1000 / 60;
+    const perMask = Math.max(1, Math.round(MASK_MS / frame));
+    let frames = 0;
+    backmask.src = urls[0];
+    backmask.hidden = false;
+    function tick() {
+      if (current !== trial) return; // answered during the masks: the next trial is on
+      frames += 1;
+      const k = Math.floor(frames / perMask);
+      if (k >= urls.length) { backmask.hidden = true; end(); return; }
+      if (frames % perMask === 0) backmask.src = urls[k];
+      requestAnimationFrame(tick);
+    }
+    requestAnimationFrame(tick);
+  }
+
   function show(trial) {
     current = trial;
     shownAt = null;
@@ -80,16 +118,24 @@
     progress.value = trial.answered;
     form.querySelector("input[name=position]").value = trial.position;
     mask.hidden = true;
+    if (backmask) backmask.hidden = true;
     showImages(false);
     const urls = stimulusUrls(trial);
+    const ms = trial.exposure_ms != null ? trial.exposure_ms : exposureMs;
+    let masks = [];
     Promise.all(imgs.map(function (im, i) { return load(im, urls[i]); }))
-      .then(function () {
+      .then(function () { return loadMasks(trial); })
+      .then(function (loaded) {
+        masks = loaded;
         // Shown and hidden on screen refreshes, measured (display_timing.js); the response
         // time starts at the first frame drawn with the image (both images of a pair).
-        display = window.DisplayTiming.trial(exposureMs);
+        display = window.DisplayTiming.trial(ms);
         display.present(imgs[0], {
           show: function () { showImages(true); },
-          hide: function () { showImages(false); mask.hidden = false; },
+          hide: function () {
+            showImages(false);
+            runMasks(trial, masks, function () { mask.hidden = false; });
+          },
           shown: function (t) { shownAt = t; enable(true); },
         });
       })
