@@ -1,9 +1,11 @@
 """Load on the participants' side: N simulated participants at once take a study through
-HTTP against the served site (gunicorn + PostgreSQL), and every answer is checked in the
-database afterwards.
+HTTP against the served site (gunicorn + PostgreSQL, or with ``--embedded`` the run
+command's own configuration: an SQLite file), and every answer is checked in the database
+afterwards.
 
-Target on the 2 cores of a development machine: 200 concurrent participants, p95 of an
-answer under 50 ms, no answer lost or doubled.
+Target on the 2 cores of a development machine (issue 18, a Prolific launch burst): 400
+concurrent participants at ``--think 2``, p95 of an answer and of an image under 50 ms
+(client side), every participant complete, no answer lost, changed or doubled.
 
 Set-up (all of it removed at the end, also on Ctrl-C, unless ``--keep``): a database of its
 own (``bench_study_load`` on the PostgreSQL of ``--postgres``, dropped and created afresh,
@@ -28,16 +30,28 @@ sends the same answer again once the first response is in (a retried request), a
 double click that changed its mind): both responses must name the same stored answer.
 Starts are spread over ``--ramp`` seconds.
 
+``--embedded`` measures what ``bash scripts/run.sh`` (``manage.py runplatform``) serves:
+an SQLite file in the temporary directory (WAL, writers waiting for the write lock:
+studyplatform/env.py), gunicorn with the run command's workers and threads
+(studyplatform/launcher.py) and DEBUG on as scripts/run.sh sets it (``--no-debug``: off).
+
 Reported: requests/s; latency p50/p95/p99/max per endpoint (landing, start, page, image,
-answer, answer repeat, done) with errors; the CPU time of the server, the client and
-PostgreSQL; then, from the database, the participants who completed, the answers stored
-against the answers sent (each trial once; a repeat must not change or add anything), and
-exposures against trials.
+answer, answer repeat, done) with errors; with ``--server-times`` gunicorn's own request
+times; the CPU time of each request inside Django by endpoint (always: a middleware of the
+bench's settings module takes the thread's CPU time around the whole stack); the CPU time
+of the server, the client and PostgreSQL, and per request; then, from the database, the
+participants who completed, the answers stored against the answers sent (each trial once;
+a repeat must not change or add anything), and exposures against trials. ``--json``
+prints all of it as one JSON object on the standard output (the text goes to the
+standard error), for comparing runs. The exit status is 0 when nothing was lost, changed
+or doubled and everyone completed (whatever the latency).
 
     python bench/bench_study_load.py          # 200 participants: ~1 min of set-up, then
                                               # ~45 s of load if the server keeps up
     python bench/bench_study_load.py --participants 50 --think 2
     python bench/bench_study_load.py --workers 4 --threads 1 --conn-max-age 60
+    python bench/bench_study_load.py --participants 400 --think 2 --server-times --json
+    python bench/bench_study_load.py --embedded --participants 100 --think 2
 """
 
 from __future__ import annotations
@@ -359,15 +373,54 @@ def environment(args, tmp: Path) -> dict[str, str]:
         "CELERY_KEY_PREFIX": f"bench-study-load-{os.getpid()}:",
         "LOG_LEVEL": "WARNING",
     }
-    if args.conn_max_age is not None:  # a settings module of the bench's own on top
-        (tmp / "bench_settings.py").write_text(
-            "from studyplatform.settings import *  # noqa\n"
-            f"DATABASES['default']['CONN_MAX_AGE'] = {args.conn_max_age}\n"
-            "DATABASES['default']['CONN_HEALTH_CHECKS'] = True\n"
-        )
-        env["DJANGO_SETTINGS_MODULE"] = "bench_settings"
-        env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(ROOT)])
+    if getattr(args, "embedded", False):  # the run command's default: an SQLite file
+        env["DATABASE_URL"] = f"sqlite:///{tmp / 'db.sqlite3'}"
+    if getattr(args, "debug", False):  # scripts/run.sh runs the platform with DEBUG on
+        env["DEBUG"] = "1"
+    # A settings module of the bench's own on top: the CPU of each request, by endpoint
+    # (the thread's CPU time around the whole Django stack, written by each process to a
+    # file of its own; nothing added to the responses).
+    (tmp / "cpu").mkdir(exist_ok=True)
+    (tmp / "bench_cpu.py").write_text(CPU_MIDDLEWARE)
+    settings = [
+        "from studyplatform.settings import *  # noqa",
+        "MIDDLEWARE = ['bench_cpu.RequestCPU', *MIDDLEWARE]  # noqa",
+        f"BENCH_CPU_DIR = {str(tmp / 'cpu')!r}",
+    ]
+    if args.conn_max_age is not None:
+        settings.append(f"DATABASES['default']['CONN_MAX_AGE'] = {args.conn_max_age}  # noqa")
+        settings.append("DATABASES['default']['CONN_HEALTH_CHECKS'] = True  # noqa")
+    (tmp / "bench_settings.py").write_text("\n".join(settings) + "\n")
+    env["DJANGO_SETTINGS_MODULE"] = "bench_settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(ROOT)])
     return env
+
+
+#: The bench's middleware (bench_cpu.py in the temporary directory): per request, the
+#: method, the path and the thread's CPU time in µs, appended to a file per process.
+CPU_MIDDLEWARE = """import os, threading, time
+from django.conf import settings
+
+_lock = threading.Lock()
+_files = {}
+
+
+class RequestCPU:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = time.thread_time_ns()
+        response = self.get_response(request)
+        used = (time.thread_time_ns() - start) // 1000
+        with _lock:
+            pid = os.getpid()
+            if pid not in _files:
+                path = os.path.join(settings.BENCH_CPU_DIR, f"{pid}.log")
+                _files[pid] = open(path, "a", buffering=1)
+            _files[pid].write(f"{request.method} {request.path} {used}\\n")
+        return response
+"""
 
 
 def study_build(args, tmp: Path) -> tuple[str, str, int]:
@@ -423,7 +476,7 @@ def free_port() -> int:
 
 def gunicorn_start(args, env: dict[str, str], tmp: Path) -> subprocess.Popen:
     command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        sys.executable, "-m", "gunicorn",
         "studyplatform.wsgi",
         "--bind", f"127.0.0.1:{args.port}",
         "--workers", str(args.workers),
@@ -554,6 +607,19 @@ def database_check(results: Results) -> dict:
     }
 
 
+def endpoint_of(method: str, path: str) -> str:
+    return (
+        "landing" if path.startswith("/s/") and method == "GET"
+        else "start" if path.startswith("/s/")
+        else "image" if "/image/" in path
+        else "answer" if path.endswith("/answer")
+        else "done" if path.endswith("/done/")
+        else "page" if path.startswith("/p/")
+        else "healthz (start)" if path == "/healthz"
+        else "other"
+    )  # fmt: skip
+
+
 def server_times(tmp: Path) -> dict[str, list[float]]:
     """Server-side durations (gunicorn's access log, µs → ms) per endpoint."""
     times: dict[str, list[float]] = defaultdict(list)
@@ -565,87 +631,198 @@ def server_times(tmp: Path) -> dict[str, list[float]]:
         if len(parts) != 4:
             continue
         method, path, _, micros = parts
-        endpoint = (
-            "landing" if path.startswith("/s/") and method == "GET"
-            else "start" if path.startswith("/s/")
-            else "image" if "/image/" in path
-            else "answer" if path.endswith("/answer")
-            else "done" if path.endswith("/done/")
-            else "page" if path.startswith("/p/")
-            else "healthz (start)" if path == "/healthz"
-            else "other"
-        )  # fmt: skip
-        times[endpoint].append(int(micros) / 1000)
+        times[endpoint_of(method, path)].append(int(micros) / 1000)
     return times
 
 
-def report(args, results: Results, seconds: float, cpu: dict, check: dict, tmp: Path) -> bool:
-    print()
-    print(
-        f"{args.participants} participants, {args.images}+{args.practice}+{args.attention} "
-        f"trials each, think {args.think:g} s ± {args.jitter:.0%}, ramp {args.ramp:g} s; "
-        f"gunicorn {args.workers} workers × {args.threads} threads"
-        + (f", CONN_MAX_AGE {args.conn_max_age}" if args.conn_max_age is not None else "")
-    )
-    print(
-        f"{results.requests} requests in {seconds:.1f} s: {results.requests / seconds:.0f} "
-        f"requests/s ({len(results.latencies['answer']) / seconds:.0f} answers/s)"
-    )
-    print()
-    print(f"{'endpoint':<14}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  "
-          "statuses")  # fmt: skip
+def server_cpu(tmp: Path) -> dict[str, list[float]]:
+    """The CPU of each request in Django (the bench's middleware, µs → ms) per endpoint."""
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for log in sorted((tmp / "cpu").glob("*.log")):
+        for line in log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                cpu[endpoint_of(parts[0], parts[1])].append(int(parts[2]) / 1000)
+    return cpu
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "requests": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+    }
+
+
+def figures(args, results: Results, seconds: float, cpu: dict, check: dict, tmp: Path) -> dict:
+    """Everything the run measured, as one JSON-able object (``--json`` prints it)."""
+    client = {}
     for endpoint in ENDPOINTS:
         values = results.latencies.get(endpoint, [])
-        if not values:
-            continue
-        statuses = ", ".join(f"{s}×{n}" for s, n in sorted(results.statuses[endpoint].items()))
-        print(
-            f"{endpoint:<14}{len(values):>9}{percentile(values, 50):>9.1f}"
-            f"{percentile(values, 95):>9.1f}{percentile(values, 99):>9.1f}"
-            f"{max(values):>9.1f}  {statuses}"
-        )
-    if args.server_times:
-        print("\nserver side (gunicorn's request time, no queueing):")
-        for endpoint, values in sorted(server_times(tmp).items()):
-            print(
-                f"  {endpoint:<12}{len(values):>9}{percentile(values, 50):>9.1f}"
-                f"{percentile(values, 95):>9.1f}{percentile(values, 99):>9.1f}{max(values):>9.1f}"
-            )
-    for kind, n in sorted(results.repeats.items()):
-        print(f"repeated answers: {n} × {kind}")
-    print(
-        f"\nCPU over the run: server {cpu['server']:.1f} s, client {cpu['client']:.1f} s, "
-        f"PostgreSQL {cpu['postgres']:.1f} s (all its databases, other users' too) of "
-        f"{seconds * (os.cpu_count() or 1):.0f} s on {os.cpu_count()} cores; load average "
-        f"{cpu['load_before']:.1f} before, {cpu['load_after']:.1f} after"
-    )
-    print(f"errors: {len(results.errors)} (participants stopped by an error, or unfinished)")
-    for line in results.errors[:10]:
-        print(f"  {line}")
-    print(
-        f"\ndatabase: {check['participants']} participants, {check['completed']} completed "
-        f"({results.completed} saw the completion page, {results.codes_ok} with the code)"
-    )
-    print(
-        f"answers: {check['sent']} sent (distinct trials acknowledged), {check['stored']} "
-        f"stored; {check['matching']} as sent, {check['lost']} lost, {check['changed']} "
-        f"changed, {check['unexpected']} stored but never acknowledged, {check['doubled']} "
-        f"doubled"
-    )
-    print(f"exposures {check['exposures']} for {check['trials']} trials")
+        if values:
+            client[endpoint] = {
+                **summary(values),
+                "statuses": {str(k): n for k, n in sorted(results.statuses[endpoint].items())},
+            }
+    server = {e: summary(v) for e, v in sorted(server_times(tmp).items())}
+    per_request = {}
+    for endpoint, values in sorted(server_cpu(tmp).items()):
+        per_request[endpoint] = {
+            "requests": len(values),
+            "mean_ms": sum(values) / len(values),
+            "p50_ms": percentile(values, 50),
+            "p95_ms": percentile(values, 95),
+            "total_s": sum(values) / 1000,
+        }
     answer_p95 = percentile(results.latencies.get("answer", []), 95)
+    image_p95 = percentile(results.latencies.get("image", []), 95)
     ok = (
         not results.errors
         and check["lost"] == check["changed"] == check["unexpected"] == check["doubled"] == 0
         and check["completed"] == args.participants
         and check["exposures"] == check["trials"]
     )
-    verdict = "met" if ok and answer_p95 < 50 else "NOT met"
-    print(
-        f"\ntarget (all complete, nothing lost or doubled, answer p95 < 50 ms): {verdict} "
-        f"(answer p95 {answer_p95:.1f} ms)"
+    return {
+        "config": {
+            "database": "sqlite" if args.embedded else "postgresql",
+            "debug": bool(args.debug),
+            "participants": args.participants,
+            "trials": {
+                "images": args.images,
+                "practice": args.practice,
+                "attention": args.attention,
+            },
+            "think_s": args.think,
+            "jitter": args.jitter,
+            "ramp_s": args.ramp,
+            "workers": args.workers,
+            "threads": args.threads,
+            "conn_max_age": args.conn_max_age,
+            "cores": os.cpu_count(),
+        },  # fmt: skip
+        "requests": results.requests,
+        "seconds": seconds,
+        "requests_per_s": results.requests / seconds if seconds else 0.0,
+        "answers_per_s": len(results.latencies["answer"]) / seconds if seconds else 0.0,
+        "client_ms": client,
+        "server_ms": server,
+        "repeats": dict(results.repeats),
+        "cpu_s": {
+            "server": cpu["server"],
+            "client": cpu["client"],
+            "database_server": cpu["postgres"],
+            "available": seconds * (os.cpu_count() or 1),
+            "load_before": cpu["load_before"],
+            "load_after": cpu["load_after"],
+        },
+        "server_cpu_per_request_ms": (
+            cpu["server"] * 1000 / results.requests if results.requests else None
+        ),
+        "database_cpu_per_request_ms": (
+            cpu["postgres"] * 1000 / results.requests
+            if results.requests and not args.embedded
+            else None
+        ),
+        "django_cpu_ms": per_request,
+        "errors": results.errors,
+        "database": check,
+        "completed_seen": results.completed,
+        "codes_ok": results.codes_ok,
+        "target": {
+            "answer_p95_ms": answer_p95,
+            "image_p95_ms": image_p95,
+            "limit_ms": 50,
+            "intact": ok,
+            "met": ok and answer_p95 < 50 and image_p95 < 50,
+        },
+    }
+
+
+def report(data: dict, out) -> None:
+    """The figures in words, on ``out``."""
+    c = data["config"]
+
+    def say(*parts):
+        print(*parts, file=out)
+
+    say()
+    say(
+        f"{c['participants']} participants, {c['trials']['images']}+{c['trials']['practice']}+"
+        f"{c['trials']['attention']} trials each, think {c['think_s']:g} s ± {c['jitter']:.0%}, "
+        f"ramp {c['ramp_s']:g} s; {c['database']}"
+        + (", DEBUG on" if c["debug"] else "")
+        + f"; gunicorn {c['workers']} workers × {c['threads']} threads"
+        + (f", CONN_MAX_AGE {c['conn_max_age']}" if c["conn_max_age"] is not None else "")
     )
-    return ok
+    say(
+        f"{data['requests']} requests in {data['seconds']:.1f} s: "
+        f"{data['requests_per_s']:.0f} requests/s ({data['answers_per_s']:.0f} answers/s)"
+    )
+    say()
+    say(f"{'endpoint':<14}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  "
+        "statuses")  # fmt: skip
+    for endpoint, row in data["client_ms"].items():
+        statuses = ", ".join(f"{s}×{n}" for s, n in row["statuses"].items())
+        say(
+            f"{endpoint:<14}{row['requests']:>9}{row['p50']:>9.1f}{row['p95']:>9.1f}"
+            f"{row['p99']:>9.1f}{row['max']:>9.1f}  {statuses}"
+        )
+    if data["server_ms"]:
+        say("\nserver side (gunicorn's request time, no queueing):")
+        for endpoint, row in data["server_ms"].items():
+            say(
+                f"  {endpoint:<12}{row['requests']:>9}{row['p50']:>9.1f}{row['p95']:>9.1f}"
+                f"{row['p99']:>9.1f}{row['max']:>9.1f}"
+            )
+    if data["django_cpu_ms"]:
+        say("\nCPU per request in Django (thread CPU time around the middleware and view):")
+        say(f"  {'endpoint':<14}{'requests':>9}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"
+            f"{'total s':>9}")  # fmt: skip
+        for endpoint, row in data["django_cpu_ms"].items():
+            say(
+                f"  {endpoint:<14}{row['requests']:>9}{row['mean_ms']:>9.2f}{row['p50_ms']:>9.2f}"
+                f"{row['p95_ms']:>9.2f}{row['total_s']:>9.1f}"
+            )
+    for kind, n in sorted(data["repeats"].items()):
+        say(f"repeated answers: {n} × {kind}")
+    cpu = data["cpu_s"]
+    database = (
+        "SQLite (inside the server's processes)"
+        if c["database"] == "sqlite"
+        else f"PostgreSQL {cpu['database_server']:.1f} s (all its databases, other users' too)"
+    )
+    say(
+        f"\nCPU over the run: server {cpu['server']:.1f} s, client {cpu['client']:.1f} s, "
+        f"{database} of {cpu['available']:.0f} s on {c['cores']} cores; load average "
+        f"{cpu['load_before']:.1f} before, {cpu['load_after']:.1f} after"
+    )
+    per_request = f"server {data['server_cpu_per_request_ms']:.2f} ms"
+    if data["database_cpu_per_request_ms"] is not None:
+        per_request += f", PostgreSQL {data['database_cpu_per_request_ms']:.2f} ms"
+    say(f"CPU per request (all endpoints): {per_request}")
+    say(f"errors: {len(data['errors'])} (participants stopped by an error, or unfinished)")
+    for line in data["errors"][:10]:
+        say(f"  {line}")
+    check = data["database"]
+    say(
+        f"\ndatabase: {check['participants']} participants, {check['completed']} completed "
+        f"({data['completed_seen']} saw the completion page, {data['codes_ok']} with the code)"
+    )
+    say(
+        f"answers: {check['sent']} sent (distinct trials acknowledged), {check['stored']} "
+        f"stored; {check['matching']} as sent, {check['lost']} lost, {check['changed']} "
+        f"changed, {check['unexpected']} stored but never acknowledged, {check['doubled']} "
+        f"doubled"
+    )
+    say(f"exposures {check['exposures']} for {check['trials']} trials")
+    target = data["target"]
+    say(
+        "\ntarget (all complete, nothing lost or doubled, answer and image p95 < 50 ms): "
+        f"{'met' if target['met'] else 'NOT met'} (answer p95 {target['answer_p95_ms']:.1f} ms, "
+        f"image p95 {target['image_p95_ms']:.1f} ms)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -665,8 +842,36 @@ def parse_args(argv=None):
     add("--practice", type=int, default=2, help="practice trials (2)")
     add("--attention", type=int, default=1, help="attention checks (1)")
     add("--image-size", type=int, default=256, help="stimulus side in px (256)")
-    add("--workers", type=int, default=4, help="gunicorn worker processes (4)")
-    add("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
+    add(
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn worker processes (4; --embedded: the run command's, 2)",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per worker (1: sync workers; --embedded: the run command's, 4)",
+    )
+    add(
+        "--embedded",
+        action="store_true",
+        help="the run command's configuration: an SQLite file (in the temporary directory), "
+        "gunicorn as `manage.py runplatform` starts it, DEBUG on as scripts/run.sh sets it",
+    )
+    add(
+        "--debug",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="DEBUG on or off (default: on with --embedded, else off)",
+    )
+    add(
+        "--json",
+        action="store_true",
+        help="all the figures as one JSON object on the standard output (the text goes to "
+        "the standard error)",
+    )
     add("--conn-max-age", type=int, default=None,
         help="persistent database connections of this age, s (default: the settings')")  # fmt: skip
     add("--server-times", action="store_true", help="log and report gunicorn's request times")
@@ -677,7 +882,27 @@ def parse_args(argv=None):
     add("--timeout", type=float, default=900, help="give up after this many seconds")
     add("--seed", type=int, default=1)
     add("--keep", action="store_true", help="keep the database and files (printed)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from studyplatform.launcher import WEB_THREADS, WEB_WORKERS
+
+    if args.workers is None:
+        args.workers = WEB_WORKERS if args.embedded else 4
+    if args.threads is None:
+        args.threads = WEB_THREADS if args.embedded else 1
+    if args.debug is None:
+        args.debug = args.embedded
+    return args
+
+
+def json_safe(value):
+    """NaN (a percentile of nothing) as null: strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _interrupt(signum, frame):
@@ -694,16 +919,25 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(tmp))
     server = None
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up as on Ctrl-C
+    text = sys.stderr if args.json else sys.stdout
     try:
-        print(f"==> database {args.database}, files under {tmp}")
+        where = "an SQLite file" if args.embedded else f"database {args.database}"
+        print(f"==> {where}, files under {tmp}", file=text)
         t = time.perf_counter()
-        database_recreate(args)
+        if not args.embedded:
+            database_recreate(args)
         slug, code, size = study_build(args, tmp)
-        print(f"==> study /s/{slug}/ ready in {time.perf_counter() - t:.0f} s ({size} B images)")
+        print(
+            f"==> study /s/{slug}/ ready in {time.perf_counter() - t:.0f} s ({size} B images)",
+            file=text,
+        )
         server = gunicorn_start(args, env, tmp)
-        print(f"==> gunicorn on 127.0.0.1:{args.port}; {args.participants} participants go")
+        print(
+            f"==> gunicorn on 127.0.0.1:{args.port}; {args.participants} participants go",
+            file=text,
+        )
         results = Results()
-        postgres = postmaster()
+        postgres = None if args.embedded else postmaster()
         own = resource.getrusage(resource.RUSAGE_SELF)
         before = (tree_cpu(server.pid), tree_cpu(postgres), own)
         load_before = os.getloadavg()[0]
@@ -718,8 +952,11 @@ def main(argv=None) -> int:
         }
         gunicorn_stop(server)
         check = database_check(results)
-        ok = report(args, results, seconds, cpu, check, tmp)
-        return 0 if ok else 1
+        data = figures(args, results, seconds, cpu, check, tmp)
+        report(data, text)
+        if args.json:
+            print(json.dumps(json_safe(data), indent=2))
+        return 0 if data["target"]["intact"] else 1
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up", file=sys.stderr)
         return 130
@@ -731,10 +968,11 @@ def main(argv=None) -> int:
             connections.close_all()
         cache_clean(args, env)
         if args.keep:
-            print(f"kept: database {args.database}, files under {tmp}")
+            print(f"kept: database {args.database}, files under {tmp}", file=text)
         else:
-            with contextlib.suppress(Exception):
-                database_drop(args)
+            if not args.embedded:
+                with contextlib.suppress(Exception):
+                    database_drop(args)
             shutil.rmtree(tmp, ignore_errors=True)
 
 

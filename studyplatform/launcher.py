@@ -140,13 +140,19 @@ def worker_environment(environ, *, concurrency: int) -> dict[str, str]:
     return env
 
 
+#: The web server's processes and threads per process (bench/bench_study_load.py --embedded
+#: measures this configuration).
+WEB_WORKERS = 2
+WEB_THREADS = 4
+
+
 def start_web(group: ProcessGroup, *, host: str, port: int, log_path: Path) -> None:
     """Gunicorn; its logs and Django's (which go to the standard error) to ``log_path``."""
     argv = [
         sys.executable, "-m", "gunicorn", "studyplatform.wsgi",
         "--bind", f"{host}:{port}",
-        "--workers", "2",
-        "--threads", "4",
+        "--workers", str(WEB_WORKERS),
+        "--threads", str(WEB_THREADS),
         "--access-logfile", str(log_path),
         "--error-logfile", str(log_path),
     ]  # fmt: skip

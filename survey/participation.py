@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db.models import Count, F, Window
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value, Window
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.translation import gettext
 
@@ -290,13 +291,93 @@ def last_practice_feedback(participant: Participant) -> dict | None:
     return practice_feedback(last) if last is not None else None
 
 
-def stimulus_bytes(study: Study, stimulus: Stimulus) -> bytes:
-    """The stimulus file padded with zero bytes after its end-of-image marker up to the
-    study's common length (decoders ignore bytes after EOI), so that every image of a
-    study is served with the same Content-Length."""
-    with default_storage.open(stimulus.file, "rb") as f:
+@dataclass(frozen=True)
+class ImageRequest:
+    """What the image view needs of one trial (:func:`image_request`)."""
+
+    study_id: int
+    public_id: str
+    #: Withdrawn or released (silent past the time limit, or stopped).
+    gone: bool
+    answered: bool
+    #: Unanswered trials before this one (more than one: not on screen yet).
+    open_before: int
+    fake_side: str | None
+    stimulus_file: str
+    partner_file: str | None
+    stimulus_bytes: int
+
+    def file_for(self, side: str | None) -> str | None:
+        """The file shown (on ``side`` of a pair): the fake on its side, else the partner."""
+        return self.stimulus_file if side is None or side == self.fake_side else self.partner_file
+
+
+def image_request(public_id: str, position: int) -> ImageRequest | None:
+    """The trial ``position`` of the participation ``public_id`` as the image view needs
+    it, or None. One lean query (images are half of all the participants' requests: a
+    select_related of whole rows cost more CPU to build than the rest of the request,
+    bench/profile_participant_paths.py): the few columns needed, and the count of the
+    unanswered trials before it as a subquery."""
+    open_before = (
+        Trial.objects.filter(
+            participant_id=OuterRef("participant_id"),
+            answer__isnull=True,
+            position__lt=OuterRef("position"),
+        )
+        .order_by()
+        .values("participant_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    row = next(
+        iter(
+            Trial.objects.filter(participant__public_id=public_id, position=position)
+            .order_by()
+            .annotate(
+                open_before=Coalesce(Subquery(open_before, output_field=IntegerField()), Value(0))
+            )
+            .values_list(
+                "participant__study_id",
+                "participant__withdrawn_at",
+                "participant__released_at",
+                "answer",
+                "open_before",
+                "fake_side",
+                "stimulus__file",
+                "partner__file",
+                "participant__study__stimulus_bytes",
+            )[:1]
+        ),
+        None,
+    )
+    if row is None:
+        return None
+    study_id, withdrawn, released, answer, before, fake_side, file, partner, length = row
+    return ImageRequest(
+        study_id=study_id,
+        public_id=public_id,
+        gone=withdrawn is not None or released is not None,
+        answered=answer is not None,
+        open_before=before,
+        fake_side=fake_side,
+        stimulus_file=file,
+        partner_file=partner,
+        stimulus_bytes=length,
+    )
+
+
+def padded_file(name: str, length: int) -> bytes:
+    """The stored file ``name`` padded with zero bytes after its end-of-image marker up to
+    ``length`` (decoders ignore bytes after EOI), so that every image of a study is served
+    with the same Content-Length."""
+    with default_storage.open(name, "rb") as f:
         data = f.read()
-    return data + b"\0" * max(0, study.stimulus_bytes - len(data))
+    return data + b"\0" * max(0, length - len(data))
+
+
+def stimulus_bytes(study: Study, stimulus: Stimulus) -> bytes:
+    """The stimulus file padded up to the study's common length (:func:`padded_file`)."""
+    return padded_file(stimulus.file, study.stimulus_bytes)
 
 
 def completion_redirect(study: Study) -> str:

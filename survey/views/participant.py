@@ -22,15 +22,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from survey.hype import MASKS, mask_jpeg
 from survey.models import Participant, RefusedStart, Study, Trial
 from survey.participation import (
+    ImageRequest,
     ProlificIds,
     completion_redirect,
     current_trial,
     following_trial,
+    image_request,
     last_practice_feedback,
     next_image_url,
+    padded_file,
     practice_feedback,
     prolific_ids,
-    stimulus_bytes,
 )
 from survey.ratelimit import start_allowed
 from survey.rating_protocol import is_rating, rating_wording
@@ -225,10 +227,12 @@ def _remember(request, participant: Participant, response):
 def _check_owner(request, participant: Participant) -> None:
     """404 unless this browser started (or resumed) the participation: another browser,
     even one that knows the id, is told there is no such page."""
-    owner = request.get_signed_cookie(
-        _cookie(participant.study_id), default=None, salt="participation"
-    )
-    if owner != participant.public_id:
+    _check_owner_of(request, study_id=participant.study_id, public_id=participant.public_id)
+
+
+def _check_owner_of(request, *, study_id: int, public_id: str) -> None:
+    owner = request.get_signed_cookie(_cookie(study_id), default=None, salt="participation")
+    if owner != public_id:
         raise Http404("no such participation in this browser")
 
 
@@ -413,24 +417,19 @@ def participant_answer(request, public_id: str):
 @require_GET
 def participant_image(request, public_id: str, position: int, side: str | None = None):
     """The image of one of the participant's trials, padded to the study's common size; in
-    a paired study the image on ``side`` ("left" or "right") of the pair."""
-    trial = (  # one query: the trial with its stimuli, participant and study
-        Trial.objects.filter(participant__public_id=public_id, position=position)
-        .select_related("stimulus", "partner", "participant__study")
-        .first()
-    )
-    if trial is None or (side is None) != (trial.fake_side is None):
+    a paired study the image on ``side`` ("left" or "right") of the pair. Only for the
+    browser that owns the participation, and only while the trial is on screen
+    (:func:`_on_screen_now`)."""
+    found = image_request(public_id, position)  # one query
+    if found is None or (side is None) != (found.fake_side is None):
         raise Http404("no such image")
     if side is not None and side not in Trial.Side.values:
         raise Http404("no such image")
-    participant = trial.participant
-    _check_owner(request, participant)
-    gone = participant.withdrawn_at or participant.released_at
-    if gone is not None or not _on_screen_now(trial):
+    _check_owner_of(request, study_id=found.study_id, public_id=found.public_id)
+    if found.gone or not _on_screen_now(found):
         raise Http404("no such image")
-    shown = trial.stimulus if side is None or side == trial.fake_side else trial.partner
     try:
-        data = stimulus_bytes(participant.study, shown)
+        data = padded_file(found.file_for(side), found.stimulus_bytes)
     except FileNotFoundError:
         raise Http404("no such image") from None
     response = image_response(data, "image/jpeg")
@@ -444,34 +443,25 @@ def participant_mask(request, public_id: str, position: int, number: int):
     """A HYPE_time trial's backward mask number ``number`` (survey.hype.mask_jpeg): noise
     drawn from the participant, the position and the number only; served, as the images,
     to the participant's browser and while the trial is at hand or next only."""
-    trial = (
-        Trial.objects.filter(participant__public_id=public_id, position=position)
-        .select_related("participant__study")
-        .first()
-    )
-    if trial is None or not trial.participant.study.hype_time or not 1 <= number <= MASKS:
+    found = image_request(public_id, position)
+    if found is None or not 1 <= number <= MASKS:
         raise Http404("no such mask")
-    participant = trial.participant
-    _check_owner(request, participant)
-    gone = participant.withdrawn_at or participant.released_at
-    if gone is not None or not _on_screen_now(trial):
+    if not Study.objects.filter(pk=found.study_id, protocol=Study.Protocol.HYPE_TIME).exists():
+        raise Http404("no such mask")
+    _check_owner_of(request, study_id=found.study_id, public_id=found.public_id)
+    if found.gone or not _on_screen_now(found):
         raise Http404("no such mask")
     response = image_response(mask_jpeg(f"{public_id}:{position}:{number}"), "image/jpeg")
     response["Cache-Control"] = "private, no-store"
     return response
 
 
-def _on_screen_now(trial: Trial) -> bool:
+def _on_screen_now(found: ImageRequest) -> bool:
     """Whether the browser may have this trial's image now: it is the trial at hand, or
     the next one (preloaded while the participant looks at the current one), and it is
     not answered yet. So an image cannot be looked at before its turn (beyond the one
     preloaded) or after its answer, and the exposure time is kept by the server too."""
-    if trial.answer is not None:
-        return False
-    unanswered_before = Trial.objects.filter(
-        participant_id=trial.participant_id, answer__isnull=True, position__lt=trial.position
-    ).count()
-    return unanswered_before <= 1
+    return not found.answered and found.open_before <= 1
 
 
 @never_cache
