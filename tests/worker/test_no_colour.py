@@ -245,6 +245,19 @@ def test_routing_that_holds_an_ensemble_back_is_said(ada, client):
     page = html.unescape(client.get(reverse("run_detail", args=[held.pk])).content.decode())
     assert (
         f"{ROUTING}: its test L1 is 14.800 as routed, 6.100 with every image sent to its true "
-        "category's generator (the classifier is right on 50 % of the test images)."
+        "category's generator (the classifier is right on 50 % of the test images, macro-F1 "
+        "0.50)."
     ) in page
     assert ROUTING not in client.get(reverse("run_detail", args=[fine.pk])).content.decode()
+
+
+def test_routing_holds_back_beyond_ten_percent_of_the_oracle():
+    from colourmodels.evaluation import routing_holds_back
+
+    assert routing_holds_back(6.6, 6.0, "predicted") is False  # exactly 10 % worse: not yet
+    assert routing_holds_back(6.61, 6.0, "predicted") is True
+    assert routing_holds_back(9.0, 6.0, "soft") is True
+    assert routing_holds_back(5.0, 6.0, "predicted") is False  # better than the oracle
+    assert routing_holds_back(9.0, 6.0, "oracle") is None
+    assert routing_holds_back(None, 6.0, "predicted") is None
+    assert routing_holds_back(9.0, None, "predicted") is None
