@@ -12,7 +12,8 @@ configuration into the trainers' configurations here (:func:`pix2pix_config`,
 **The configuration** is the site's run configuration (``ModelRun.config``), a plain dict:
 ``image_size``, ``width``, ``epochs``, ``batch_size``, ``lambda_l1``, ``early_stopping``
 (``{"baseline": {k, mu, monitor}, category: {...}, ...}``, or None for none), ``routing``,
-``classifier`` (``epochs``, ``batch_size``, ``lr``, ``patience``), ``seed``, ``fast``.
+``classifier`` (``epochs``, ``batch_size``, ``lr``, ``patience``, ``shift``: see
+:class:`~colourmodels.training.ClassifierConfig`), ``seed``, ``fast``.
 :func:`default_config` gives the paper's settings.
 
 **Routing** (:func:`route`): "predicted" sends each image to the generator of the
@@ -141,6 +142,7 @@ def classifier_config(
         lr=settings.get("lr", 7.5e-4),
         seed=config.get("seed", 0),
         patience=settings.get("patience"),
+        shift=float(settings.get("shift") or 0.0),
         device=device,
         num_workers=num_workers,
     )

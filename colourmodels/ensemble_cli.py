@@ -117,6 +117,7 @@ def _config(args: argparse.Namespace, categories: list[str]) -> dict[str, Any]:
         epochs=args.classifier_epochs,
         batch_size=args.classifier_batch,
         patience=args.classifier_patience,
+        shift=args.classifier_shift,
     )
     if args.no_early_stopping:
         config["early_stopping"] = None
@@ -700,6 +701,16 @@ def _print_tables(report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _fraction_of_side(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to under 0.5, got {text}")
+    return value
+
+
 def add_parser(commands: Any) -> None:
     """The ``ensemble`` command and its subcommands, under ``commands``."""
     from .ensemble import ROUTINGS
@@ -735,6 +746,13 @@ def add_parser(commands: Any) -> None:
         default=None,
         help="stop the classifier once its validation accuracy has not improved for N "
         "epochs (default: train all its epochs, as the paper)",
+    )
+    train.add_argument(
+        "--classifier-shift",
+        type=_fraction_of_side,
+        default=0.0,
+        help="translate each training image of the classifier by up to this fraction of its "
+        "side at random (default 0: none, as the paper; the demo uses 0.125)",
     )
     stopping = train.add_mutually_exclusive_group()
     stopping.add_argument(

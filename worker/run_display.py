@@ -167,12 +167,17 @@ def routing_flag(results: RunResults) -> str:
     if not results.routing_holds_back:
         return ""
     classifier = results.classifier
-    accuracy = (
-        f" (the classifier is right on {format_number(100 * classifier.accuracy, 0)} % of the "
-        "test images)"
-        if classifier and classifier.accuracy is not None
-        else ""
-    )
+    accuracy = ""
+    if classifier and classifier.accuracy is not None:
+        f1 = (
+            f", macro-F1 {format_number(classifier.macro_f1, 2)}"
+            if classifier.macro_f1 is not None
+            else ""
+        )
+        accuracy = (
+            f" (the classifier is right on {format_number(100 * classifier.accuracy, 0)} % of "
+            f"the test images{f1})"
+        )
     return (
         "Routing, not colourisation, holds this ensemble back: its test L1 is "
         f"{format_number(results.test.l1, 3)} as routed, {format_number(results.test_oracle_l1, 3)}"

@@ -203,3 +203,32 @@ def test_patience_is_checked_and_off_by_default():
     assert ClassifierConfig.from_dict(EARLY.to_dict()) == EARLY
     with pytest.raises(ValueError, match="patience"):
         ClassifierConfig(patience=0)
+
+
+def test_random_shift_translates_each_image_within_the_reflected_border():
+    from colourmodels.training.classifier import random_shift
+
+    x = torch.arange(3 * 2 * 8 * 8, dtype=torch.float32).reshape(3, 2, 8, 8)
+    torch.manual_seed(7)
+    out = random_shift(x, 0.25)  # up to 2 pixels each way
+    torch.manual_seed(7)
+    dy = (torch.randint(0, 5, (3,)) - 2).tolist()
+    dx = (torch.randint(0, 5, (3,)) - 2).tolist()
+    assert out.shape == x.shape and (dy, dx) != ([0] * 3, [0] * 3)
+    for k in range(3):
+        for i in range(8):
+            for j in range(8):
+                si, sj = i + dy[k], j + dx[k]
+                if 0 <= si < 8 and 0 <= sj < 8:  # inside the image: the pixel moved there
+                    assert torch.equal(out[k, :, i, j], x[k, :, si, sj])
+    assert random_shift(x, 0.1) is x  # under one pixel: unchanged, no draw
+
+
+def test_shift_is_checked_off_by_default_and_round_trips():
+    assert ClassifierConfig().shift == 0.0
+    assert "shift" not in ClassifierConfig().to_dict()  # old checkpoints still resume
+    shifted = dataclasses.replace(CONFIG, shift=0.125)
+    assert ClassifierConfig.from_dict(shifted.to_dict()) == shifted
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValueError, match="shift"):
+            ClassifierConfig(shift=bad)

@@ -116,3 +116,25 @@ def test_a_failed_run_is_reported_then_launched_again_on_the_next_start(celery_w
     for run in restarted.runs:
         model_run_cancel(run=run)
         wait_for_run(run.pk, timeout=30)  # the worker is idle when the test ends
+
+
+def test_the_full_demos_router_trains_until_it_stalls_on_shifted_scenes():
+    """The settings that let the demo's predicted routing come near the oracle's (README):
+    early stopping on validation accuracy and random shifts, which the paper's preset has
+    not."""
+    from colourmodels.data.categories import CATEGORIES
+    from colourmodels.ensemble import classifier_config
+    from worker.services.runs import default_config
+
+    config = demo.FULL.run_config()
+    merged = default_config(kind="ensemble", categories=list(CATEGORIES))
+    merged["classifier"].update(config["classifier"])
+    router = classifier_config(merged, list(CATEGORIES), device="cpu")
+    assert router.patience == demo.FULL.classifier_patience >= 5
+    assert router.epochs == demo.FULL.classifier_epochs > router.patience
+    assert router.shift == demo.FULL.classifier_shift > 0
+    assert router.lr == demo.FULL.classifier_lr
+    paper = classifier_config(
+        default_config(kind="ensemble", categories=list(CATEGORIES)), list(CATEGORIES)
+    )
+    assert (paper.patience, paper.shift, paper.epochs, paper.lr) == (None, 0.0, 100, 7.5e-4)

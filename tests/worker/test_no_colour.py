@@ -257,7 +257,8 @@ def test_routing_that_holds_an_ensemble_back_is_said(ada, client):
     page = html.unescape(client.get(reverse("run_detail", args=[held.pk])).content.decode())
     assert (
         f"{ROUTING}: its test L1 is 14.800 as routed, 6.100 with every image sent to its true "
-        "category's generator (the classifier is right on 50 % of the test images)."
+        "category's generator (the classifier is right on 50 % of the test images, macro-F1 "
+        "0.50)."
     ) in page
     assert ROUTING not in client.get(reverse("run_detail", args=[fine.pk])).content.decode()
 
@@ -393,3 +394,15 @@ def test_the_category_means_are_computed_once_per_data_set_space_and_size(monkey
     changed = train_chroma_means(dataset=dataset, space="lab", image_size=16)
     assert changed.images == first.images + 1
     assert ChromaMeans.objects.filter(dataset=dataset).count() == 1  # replaced, not added
+
+
+def test_routing_holds_back_beyond_ten_percent_of_the_oracle():
+    from colourmodels.evaluation import routing_holds_back
+
+    assert routing_holds_back(6.6, 6.0, "predicted") is False  # exactly 10 % worse: not yet
+    assert routing_holds_back(6.61, 6.0, "predicted") is True
+    assert routing_holds_back(9.0, 6.0, "soft") is True
+    assert routing_holds_back(5.0, 6.0, "predicted") is False  # better than the oracle
+    assert routing_holds_back(9.0, 6.0, "oracle") is None
+    assert routing_holds_back(None, 6.0, "predicted") is None
+    assert routing_holds_back(9.0, None, "predicted") is None

@@ -64,12 +64,13 @@ def test_launch_errors_are_clear():
 def test_launch_takes_the_classifiers_patience():
     tiny_dataset(name="cli")
     args = ("--dataset", "cli", "--kind", "ensemble", "--classifier-epochs", "30")
-    call_command("run_launch", *args, "--classifier-patience", "5")
+    call_command("run_launch", *args, "--classifier-patience", "5", "--classifier-shift", "0.125")
     assert ModelRun.objects.get().config["classifier"] == {
         "epochs": 30,
         "batch_size": 16,
         "lr": 7.5e-4,
         "patience": 5,
+        "shift": 0.125,
     }
 
 

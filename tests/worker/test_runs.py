@@ -128,6 +128,15 @@ def test_launch_refuses_what_cannot_run():
                 dataset=dataset,
                 config={"classifier": {"patience": patience}},
             )
+    for shift in (-0.1, 0.5, "0.1", True):
+        with pytest.raises(RunError, match="classifier's shift must be a fraction"):
+            model_run_launch(
+                name="x",
+                kind="ensemble",
+                colour_space="lab",
+                dataset=dataset,
+                config={"classifier": {"shift": shift}},
+            )
     dataset.categories = []
     dataset.save()
     with pytest.raises(RunError, match="ensemble needs a data set with categories"):

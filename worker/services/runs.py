@@ -67,6 +67,12 @@ def _validate_config(config: dict, kind: str) -> None:
                 f"the classifier's patience must be a positive number of epochs or empty, "
                 f"got {patience!r}"
             )
+        shift = classifier.get("shift", 0.0)
+        if not isinstance(shift, int | float) or isinstance(shift, bool) or not 0 <= shift < 0.5:
+            raise RunError(
+                f"the classifier's shift must be a fraction of the image side from 0 to under "
+                f"0.5, got {shift!r}"
+            )
 
 
 def model_run_launch(

@@ -33,6 +33,12 @@ class Command(BaseCommand):
             help="stop the classifier once its validation accuracy stalls this many epochs "
             "(default: off, all its epochs as in the paper)",
         )
+        parser.add_argument(
+            "--classifier-shift",
+            type=float,
+            help="translate the classifier's training images at random by up to this "
+            "fraction of their side (default 0: none, as in the paper; the demo uses 0.125)",
+        )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--reference", action="store_true", help="no GPU speed-ups")
         parser.add_argument("--wait", action="store_true", help="print progress until it ends")
@@ -55,7 +61,7 @@ class Command(BaseCommand):
         }
         if o["no_early_stopping"]:
             config["early_stopping"] = None
-        for key in ("epochs", "patience"):
+        for key in ("epochs", "patience", "shift"):
             if o[f"classifier_{key}"] is not None:
                 config.setdefault("classifier", {})[key] = o[f"classifier_{key}"]
         if o["reference"]:
