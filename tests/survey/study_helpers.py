@@ -1,5 +1,6 @@
 """Shared pieces of the study tests: a tiny data set, uploaded runs made from it (the
-fastest way to a ModelRun with ColourisedImages) and an open study over them."""
+fastest way to a ModelRun with ColourisedImages), an open study over them, and a
+participant's consent and answers over HTTP (Django's test client)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ import zipfile
 from pathlib import Path
 
 from django.core.files.storage import default_storage
+from django.urls import reverse
 from PIL import Image, ImageOps
 
 from colourmodels.data.dataset import resize_square
 from colourmodels.data.images import load_rgb
-from survey.models import Study
+from survey.models import Participant, Study
 from survey.services.studies import study_create, study_open
 from tests.worker.runs_helpers import tiny_dataset
 from worker.models import Dataset, ModelRun
 from worker.services.uploads import uploaded_run_create
 
-__all__ = ["tiny_dataset", "uploaded_run", "open_study"]
+__all__ = ["tiny_dataset", "uploaded_run", "open_study", "consent_start", "answer_post"]
 
 
 def _warm(image: Image.Image) -> Image.Image:
@@ -79,3 +81,20 @@ def uploaded_run(
 def open_study(runs: list[ModelRun], owner=None, **fields) -> Study:
     study = study_create(name="study", runs=runs, user=owner, **fields)
     return study_open(study=study)
+
+
+def consent_start(client, study, **query) -> Participant:
+    """Consent on the study's link as a browser does (``query``: e.g. PROLIFIC_PID); the
+    participation it started."""
+    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes", **query})
+    assert response.status_code == 302, response.content
+    return Participant.objects.get(public_id=response["Location"].split("/")[2])
+
+
+def answer_post(client, participant, position, answer, *, rt_ms=800, **extra):
+    """Post one answer (a word, a side or a rating) as the participant's page does."""
+    return client.post(
+        reverse("participant_answer", args=[participant.public_id]),
+        {"position": position, "answer": answer, "rt_ms": rt_ms},
+        **extra,
+    )

@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from survey.hype import staircase
-from survey.models import Participant, Study, Trial, TrialDisplay
+from survey.models import Study, Trial, TrialDisplay
+from tests.survey.study_helpers import consent_start as start
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -32,12 +33,6 @@ def study(tmp_path):
         practice_trials=1,
         attention_checks=1,
     )
-
-
-def start(client, study) -> Participant:
-    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
-    assert response.status_code == 302, response.content
-    return Participant.objects.get(public_id=response["Location"].split("/")[2])
 
 
 def trials_of(participant) -> list[Trial]:

@@ -24,18 +24,23 @@ from survey.analysis.exclusion import FAILED_ATTENTION, exclusion_rule_text, par
 from survey.analysis.exports import judgements_csv_chunks, tables_csv, tables_json
 from survey.analysis.results import study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
-from survey.models import Participant, Stimulus, Study, Trial
+from survey.models import Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
 from survey.services.assignment import participant_start
 from survey.services.stimuli import vigilance_image
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
-from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import answer_post, open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import consent_start as start
 
 pytestmark = pytest.mark.django_db
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 LEFT, RIGHT = Trial.Side.LEFT, Trial.Side.RIGHT
+
+
+def post(client, participant, position, answer, **extra):
+    return answer_post(client, participant, position, answer, rt_ms=700, **extra)
 
 
 @pytest.fixture
@@ -50,20 +55,6 @@ def study(tmp_path):
         practice_trials=2,
         attention_checks=2,
         exposure_ms=1000,
-    )
-
-
-def start(client, study) -> Participant:
-    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
-    assert response.status_code == 302, response.content
-    return Participant.objects.get(public_id=response["Location"].split("/")[2])
-
-
-def post(client, participant, position, side, **extra):
-    return client.post(
-        reverse("participant_answer", args=[participant.public_id]),
-        {"position": position, "answer": side, "rt_ms": 700},
-        **extra,
     )
 
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from PIL import Image
 
 from studyplatform.researchers import researcher_create
-from survey.models import Participant, Stimulus, Study, Trial
+from survey.models import Stimulus, Study, Trial
 from survey.preference import Comparison, bradley_terry
 from survey.preference_protocol import (
     preference_analysis,
@@ -33,7 +33,14 @@ from survey.preference_protocol import (
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
-from tests.survey.study_helpers import COLOURISERS, open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import (
+    COLOURISERS,
+    answer_post,
+    open_study,
+    tiny_dataset,
+    uploaded_run,
+)
+from tests.survey.study_helpers import consent_start as start
 from worker.models import Dataset, ModelRun
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +48,10 @@ pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
 LEFT, RIGHT = Trial.Side.LEFT, Trial.Side.RIGHT
 LABELS = ["LabelWarmRun", "LabelCoolRun", "LabelSmallRun"]
+
+
+def post(client, participant, position, answer, **extra):
+    return answer_post(client, participant, position, answer, rt_ms=700, **extra)
 
 
 def _green(image: Image.Image) -> Image.Image:
@@ -73,20 +84,6 @@ def preference_study(runs, **fields) -> Study:
 @pytest.fixture
 def study(runs):
     return preference_study(runs)
-
-
-def start(client, study) -> Participant:
-    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
-    assert response.status_code == 302, response.content
-    return Participant.objects.get(public_id=response["Location"].split("/")[2])
-
-
-def post(client, participant, position, side, **extra):
-    return client.post(
-        reverse("participant_answer", args=[participant.public_id]),
-        {"position": position, "answer": side, "rt_ms": 700},
-        **extra,
-    )
 
 
 def trials_of(participant) -> list[Trial]:

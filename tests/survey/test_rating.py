@@ -17,11 +17,16 @@ from studyplatform.researchers import researcher_create
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.rating_protocol import REAL_ITEM, rating_analysis, ratings_csv
 from survey.ratings import analyse_ratings, read_ratings
-from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import answer_post, open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import consent_start as start
 
 pytestmark = pytest.mark.django_db
 
 JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def post(client, participant, position, answer, **extra):
+    return answer_post(client, participant, position, answer, rt_ms=900, **extra)
 
 
 @pytest.fixture
@@ -34,20 +39,6 @@ def study(tmp_path):
         protocol=Study.Protocol.RATING,
         images_per_participant=4,
         practice_trials=1,
-    )
-
-
-def start(client, study) -> Participant:
-    response = client.post(reverse("study_landing", args=[study.slug]), {"consent": "yes"})
-    assert response.status_code == 302, response.content
-    return Participant.objects.get(public_id=response["Location"].split("/")[2])
-
-
-def post(client, participant, position, answer, **extra):
-    return client.post(
-        reverse("participant_answer", args=[participant.public_id]),
-        {"position": position, "answer": answer, "rt_ms": 900},
-        **extra,
     )
 
 
