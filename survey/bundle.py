@@ -41,6 +41,7 @@ from survey.preference_protocol import (
     preference_judgements,
     scores_csv,
 )
+from survey.rating_protocol import is_rating, mos_csv, mos_json, rating_analysis, ratings_csv
 from survey.statistics import dumps_json
 
 SCRIPTS = Path(__file__).parent / "bundle_scripts"
@@ -314,6 +315,24 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "exact intervals, and fit fooled ~ 1 + (1|participant) + (1|image); there is",
             "no 2x2 table and no d' (a yes/no d' needs real photographs judged alone).",
         ]
+    if is_rating(study):
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is rating (absolute category rating, ITU-T P.910): each",
+            "image was scored 1 (bad) to 5 (excellent), in data/judgements.csv's rating",
+            "column (answer acr). Its statistic is the mean opinion score (MOS) per run and",
+            "of the real photographs: tables/mos.json and tables/mos.csv, from",
+            "data/ratings.csv. There are no fooling rates; both scripts say so and point",
+            "to tables/mos.json.",
+        ]
+    elif study.preference:
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is preference (which looks more natural): its statistic",
+            "is the Bradley-Terry score per run, tables/bradley-terry.json, from",
+            "data/preferences.csv. There are no fooling rates; both scripts say so and",
+            "point to tables/bradley-terry.json.",
+        ]
     if preregistration is not None:
         lines += [
             f"Pre-registration frozen {preregistration.created_at.isoformat(timespec='seconds')};",
@@ -402,6 +421,20 @@ def _write(archive, study: Study) -> None:
                 "Bradley–Terry scores per run with intervals, wins per pair of runs",
             )
             add("tables/bradley-terry.csv", scores_csv(preferences), "Bradley–Terry scores")
+        if is_rating(study):  # its own statistic (survey.rating_protocol)
+            mos = rating_analysis(study=study)
+            add(
+                "data/ratings.csv",
+                ratings_csv(study=study),
+                "every counted ACR rating (1 bad … 5 excellent), before screening",
+            )
+            add(
+                "tables/mos.json",
+                mos_json(mos) + "\n",
+                "the mean opinion score per run and of the real photographs, with intervals "
+                "and the BT.500 screening",
+            )
+            add("tables/mos.csv", mos_csv(mos), "the mean opinion scores, one row per item")
         with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
             SafeCsvWriter(people, lineterminator="\n").writerows(
                 participant_table(exports.judgement_rows(study=study))

@@ -1,0 +1,99 @@
+"""Every protocol through the same outputs (issue 15): a rating study's judgements.csv
+rating column and its reproduction bundle (ratings, MOS, README, scripts that point to
+the MOS instead of crashing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from studyplatform.researchers import researcher_create
+from survey.analysis.exports import JUDGEMENT_COLUMNS, judgements_csv_chunks
+from survey.bundle import study_bundle
+from survey.models import Study
+from tests.survey.test_rating import _hand_made, within  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def _judgements(study) -> list[dict]:
+    return list(csv.DictReader(io.StringIO("".join(judgements_csv_chunks(study=study)))))
+
+
+def test_a_rating_studys_judgements_carry_the_score_in_the_rating_column(within):  # noqa: F811
+    people = _hand_made(within)
+    rows = _judgements(within)
+    assert JUDGEMENT_COLUMNS[-1] == "rating"
+    assert {r["answer"] for r in rows} == {"acr"}
+    assert {r["protocol"] for r in rows} == {"rating"}
+    # The first observer rated position 1 (a photograph) GOOD[0] = 3, position 4 (the
+    # first colourisation) BAD rotated by 3: BAD[3] = 1.
+    first = {int(r["position"]): r["rating"] for r in rows if r["participant"] == str(people[0].pk)}
+    assert first[1] == "3" and first[4] == "1"
+    assert all(r["rating"] in {"1", "2", "3", "4", "5"} for r in rows)
+
+
+def test_a_rating_studys_bundle_has_its_ratings_and_mos_and_scripts_point_to_them(
+    within,  # noqa: F811
+    tmp_path,
+):
+    _hand_made(within)
+    with study_bundle(study=within) as archive, zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path)
+    root = tmp_path / f"study-{within.pk}"
+    mos = json.loads((root / "tables" / "mos.json").read_text())
+    assert mos["protocol"] == "rating"
+    items = {r["item"]: r for r in mos["result"]["items"]}
+    assert items["Warm"]["mos"] == pytest.approx(1.5)
+    table = {r["item"]: r for r in csv.DictReader((root / "tables" / "mos.csv").open())}
+    assert float(table["Warm"]["mos"]) == pytest.approx(1.5)
+    ratings = list(csv.DictReader((root / "data" / "ratings.csv").open()))
+    assert len(ratings) == 9 * 6
+    tables = json.loads((root / "tables" / "tables.json").read_text())
+    assert "conditions" not in tables and "fooling_rate" not in tables
+    assert tables["study"]["protocol"] == "rating" and "mos.json" in tables["note"]
+    assert tables["mixed_models"]["computed"] is False
+    header = (root / "tables" / "tables.csv").read_text().splitlines()[0]
+    assert header == "condition,protocol,statistic,note" and "fooling" not in header
+    assert "No fooling-rate table: rating study" in (root / "tables" / "tables.tex").read_text()
+    readme = (root / "README.txt").read_text()
+    assert "tables/mos.json" in readme and "data/ratings.csv" in readme
+    assert "mean opinion score" in readme.lower()
+    done = subprocess.run(
+        [sys.executable, str(root / "analysis.py")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["protocol"] == "rating" and "tables/mos.json" in out["note"]
+    if shutil.which("Rscript"):
+        done = subprocess.run(
+            ["Rscript", str(root / "analysis.R")], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert out["protocol"] == "rating" and "tables/mos.json" in out["note"]
+
+
+def test_a_rating_studys_live_analysis_json_and_tables_name_the_mos_over_http(
+    client,
+    within,  # noqa: F811
+):
+    _hand_made(within)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=within.pk).update(owner=ada)
+    client.force_login(ada)
+    live = client.get(reverse("study_analysis_json", args=[within.pk])).json()
+    assert live["protocol"] == "rating" and "mos.json" in live["note"]
+    assert "conditions" not in live
+    tables = client.get(reverse("export_tables_json", args=[within.pk]))
+    assert "mean opinion score" in json.loads(tables.content)["note"]
+    csv_text = client.get(reverse("export_tables_csv", args=[within.pk])).content.decode()
+    assert csv_text.splitlines()[1].startswith("Warm,rating,")
