@@ -18,7 +18,9 @@ from django.urls import reverse
 from studyplatform.researchers import researcher_create
 from survey.analysis.exports import JUDGEMENT_COLUMNS, judgements_csv_chunks
 from survey.bundle import study_bundle
-from survey.models import Study
+from survey.models import PreRegistration, Study
+from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+from tests.survey.test_preference_protocol import preference_study, runs  # noqa: F401 (fixture)
 from tests.survey.test_rating import _hand_made, within  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +99,47 @@ def test_a_rating_studys_live_analysis_json_and_tables_name_the_mos_over_http(
     assert "mean opinion score" in json.loads(tables.content)["note"]
     csv_text = client.get(reverse("export_tables_csv", args=[within.pk])).content.decode()
     assert csv_text.splitlines()[1].startswith("Warm,rating,")
+
+
+def test_the_preregistration_records_a_preference_studys_protocol_and_adaptive_setting(
+    runs,  # noqa: F811
+):
+    study = preference_study(runs, preference_adaptive=True)
+    prereg = PreRegistration.objects.get(study=study)
+    design = json.loads(prereg.document)["design"]
+    assert design["protocol"] == "preference"
+    assert design["preference_adaptive"] is True
+    assert "Bradley–Terry" in design["statistic"] and "staircase" not in design
+    assert "- Pairs: adaptive" in prereg.markdown
+    assert "- Protocol: model vs model preference, two-alternative" in prereg.markdown
+
+
+def test_the_preregistration_records_a_hype_studys_staircase(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="run-warm")
+    study = open_study(
+        [run], labels=["Warm"], protocol=Study.Protocol.HYPE_TIME, images_per_participant=10
+    )
+    prereg = PreRegistration.objects.get(study=study)
+    design = json.loads(prereg.document)["design"]
+    stair = design["staircase"]
+    assert design["protocol"] == "hype_time" and "preference_adaptive" not in design
+    assert stair["ladder_ms"] == [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+    assert (stair["start_ms"], stair["down_after"], stair["masks"], stair["mask_ms"]) == (
+        500,
+        3,
+        4,
+        30,
+    )
+    assert stair["rule"].startswith("3-up/1-down")
+    assert "- Staircase: exposures 100, 200" in prereg.markdown
+    assert "start 500 ms" in prereg.markdown and "4 backward masks of 30 ms" in prereg.markdown
+
+
+def test_a_single_image_studys_preregistration_names_its_protocol(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="run-warm")
+    study = open_study([run], labels=["Warm"], images_per_participant=4)
+    design = json.loads(PreRegistration.objects.get(study=study).document)["design"]
+    assert design["protocol"] == "single" and design["statistic"].startswith("fooling rate")
+    assert "staircase" not in design and "preference_adaptive" not in design
