@@ -325,6 +325,16 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "data/ratings.csv. There are no fooling rates; both scripts say so and point",
             "to tables/mos.json.",
         ]
+    elif study.hype_time:
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is HYPE_time: each image was shown for an exposure set",
+            "by a 3-up/1-down staircase (data/judgements.csv's exposure_ms), then masked.",
+            "Its statistic is the exposure threshold: per participant in tables/tables.json",
+            '("exposure_thresholds"), per condition in tables/tables.csv and tables.json',
+            "(exposure_threshold_ms with its bootstrap interval). The scripts recompute the",
+            "fooling rates only, not the thresholds.",
+        ]
     elif study.preference:
         lines[-1:-1] = [
             "",

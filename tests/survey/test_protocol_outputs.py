@@ -19,7 +19,9 @@ from studyplatform.researchers import researcher_create
 from survey.analysis.exports import JUDGEMENT_COLUMNS, judgements_csv_chunks
 from survey.bundle import study_bundle
 from survey.models import PreRegistration, Study
+from survey.services.assignment import participant_start
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+from tests.survey.test_hype_analysis import ALWAYS_RIGHT, ALWAYS_WRONG, TURNING, take_part
 from tests.survey.test_preference_protocol import preference_study, runs  # noqa: F401 (fixture)
 from tests.survey.test_rating import _hand_made, within  # noqa: F401 (fixture)
 
@@ -143,3 +145,45 @@ def test_a_single_image_studys_preregistration_names_its_protocol(tmp_path):
     design = json.loads(PreRegistration.objects.get(study=study).document)["design"]
     assert design["protocol"] == "single" and design["statistic"].startswith("fooling rate")
     assert "staircase" not in design and "preference_adaptive" not in design
+
+
+@pytest.fixture
+def hype_taken(tmp_path):
+    """As test_hype_analysis's ``taken``: thresholds 200 and 1300/3 ms (Warm), 1000 ms
+    (Cool), one Cool participant excluded."""
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    warm_run = uploaded_run(dataset, tmp_path, name="run-warm")
+    cool_run = uploaded_run(dataset, tmp_path, name="run-cool", style="cool")
+    study = open_study(
+        [warm_run, cool_run],
+        labels=["Warm", "Cool"],
+        protocol=Study.Protocol.HYPE_TIME,
+        images_per_participant=10,
+        attention_checks=1,
+    )
+    by_label: dict[str, list] = {}
+    for p in (participant_start(study=study) for _ in range(4)):
+        by_label.setdefault(p.condition.label, []).append(p)
+    warm, cool = by_label["Warm"], by_label["Cool"]
+    take_part(warm[0], ALWAYS_RIGHT)
+    take_part(warm[1], TURNING)
+    take_part(cool[0], ALWAYS_WRONG)
+    take_part(cool[1], TURNING, fail_attention=True)
+    return study, warm, cool
+
+
+def test_a_hype_studys_bundle_carries_the_threshold_table(hype_taken, tmp_path):
+    study, warm, cool = hype_taken
+    with study_bundle(study=study) as archive, zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path)
+    root = tmp_path / f"study-{study.pk}"
+    tables = json.loads((root / "tables" / "tables.json").read_text())
+    mine = {p["participant"]: p for p in tables["exposure_thresholds"]}
+    assert set(mine) == {warm[0].pk, warm[1].pk, cool[0].pk}
+    assert mine[warm[1].pk]["threshold_ms"] == pytest.approx(1300 / 3)
+    rows = {r["condition"]: r for r in csv.DictReader((root / "tables" / "tables.csv").open())}
+    assert float(rows["Cool"]["exposure_threshold_ms"]) == 1000
+    readme = (root / "README.txt").read_text()
+    assert "HYPE_time" in readme and "exposure_thresholds" in readme
+    design = json.loads((root / "preregistration.json").read_text())["design"]
+    assert design["staircase"]["start_ms"] == 500
