@@ -22,7 +22,11 @@ from survey.models import PreRegistration, Study
 from survey.services.assignment import participant_start
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 from tests.survey.test_hype_analysis import ALWAYS_RIGHT, ALWAYS_WRONG, TURNING, take_part
-from tests.survey.test_preference_protocol import preference_study, runs  # noqa: F401 (fixture)
+from tests.survey.test_preference_protocol import (  # noqa: F401 (fixture)
+    _answer_by_hand,
+    preference_study,
+    runs,
+)
 from tests.survey.test_rating import _hand_made, within  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +191,30 @@ def test_a_hype_studys_bundle_carries_the_threshold_table(hype_taken, tmp_path):
     assert "HYPE_time" in readme and "exposure_thresholds" in readme
     design = json.loads((root / "preregistration.json").read_text())["design"]
     assert design["staircase"]["start_ms"] == 500
+
+
+def test_a_preference_studys_tables_live_json_and_bundle_point_to_bradley_terry(
+    client,
+    runs,  # noqa: F811
+    tmp_path,
+):
+    study = preference_study(runs)
+    _answer_by_hand(study)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    client.force_login(ada)
+    live = client.get(reverse("study_analysis_json", args=[study.pk])).json()
+    assert live["protocol"] == "preference" and "bradley-terry.json" in live["note"]
+    assert "conditions" not in live
+    record = json.loads(client.get(reverse("export_tables_json", args=[study.pk])).content)
+    assert "conditions" not in record and "bootstrap" not in record
+    assert record["study"]["protocol"] == "preference" and "Bradley-Terry" in record["note"]
+    with study_bundle(study=study) as archive, zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path)
+    root = tmp_path / f"study-{study.pk}"
+    assert "tables/bradley-terry.json" in (root / "README.txt").read_text()
+    done = subprocess.run(
+        [sys.executable, str(root / "analysis.py")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["protocol"] == "preference"
