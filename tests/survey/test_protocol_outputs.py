@@ -16,6 +16,7 @@ import pytest
 from django.urls import reverse
 
 from studyplatform.researchers import researcher_create
+from survey.analysis.exclusion import exclusion_rule_text
 from survey.analysis.exports import JUDGEMENT_COLUMNS, judgements_csv_chunks
 from survey.bundle import study_bundle
 from survey.models import PreRegistration, Study
@@ -218,3 +219,18 @@ def test_a_preference_studys_tables_live_json_and_bundle_point_to_bradley_terry(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["protocol"] == "preference"
+
+
+def test_who_counts_in_a_preference_study_names_no_practice_and_no_checks(runs):  # noqa: F811
+    rule = exclusion_rule_text(study=preference_study(runs))
+    assert not any("colour-inverted" in line for line in rule)
+    assert any("no attention checks" in line for line in rule)
+    assert rule[0] == "There are no practice pairs."
+
+
+def test_who_counts_in_a_rating_study_names_no_colour_inverted_checks(within):  # noqa: F811
+    rule = exclusion_rule_text(study=within)
+    assert not any("colour-inverted" in line for line in rule)
+    assert any("no attention checks" in line for line in rule)
+    assert "(they came with feedback)" not in rule[0]
+    assert any("Unfinished participants" in line for line in rule)
