@@ -322,8 +322,9 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "image was scored 1 (bad) to 5 (excellent), in data/judgements.csv's rating",
             "column (answer acr). Its statistic is the mean opinion score (MOS) per run and",
             "of the real photographs: tables/mos.json and tables/mos.csv, from",
-            "data/ratings.csv. There are no fooling rates; both scripts say so and point",
-            "to tables/mos.json.",
+            "data/ratings.csv. There are no fooling rates: no participants.csv, images.csv",
+            "or figures; tables/tables.* say where the MOS is, and both scripts point to",
+            "tables/mos.json.",
         ]
     elif study.hype_time:
         lines[-1:-1] = [
@@ -340,8 +341,9 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "",
             "This study's protocol is preference (which looks more natural): its statistic",
             "is the Bradley-Terry score per run, tables/bradley-terry.json, from",
-            "data/preferences.csv. There are no fooling rates; both scripts say so and",
-            "point to tables/bradley-terry.json.",
+            "data/preferences.csv. There are no fooling rates: no participants.csv,",
+            "images.csv or figures; tables/tables.* say where the scores are, and both",
+            "scripts point to tables/bradley-terry.json.",
         ]
     if preregistration is not None:
         lines += [
@@ -445,29 +447,36 @@ def _write(archive, study: Study) -> None:
                 "and the BT.500 screening",
             )
             add("tables/mos.csv", mos_csv(mos), "the mean opinion scores, one row per item")
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
-            SafeCsvWriter(people, lineterminator="\n").writerows(
-                participant_table(exports.judgement_rows(study=study))
-            )
-            people.seek(0)
-            with zf.open(f"{root}/tables/participants.csv", "w") as target:
-                for line in people:
-                    target.write(line.encode("utf-8"))
-        members.append(("tables/participants.csv", "one row per participant: cells, d', c"))
-        rows = image_rows(study=study)
-        add("tables/images.csv", _csv(image_table(study, rows)), "one row per image, pooled rates")
-        realism = realism_table(record["mixed_models"])
-        if realism is not None:
+        # A rating or preference study has no fooling rates: its per-participant and
+        # per-image fooling-rate tables and the dashboard's figures would be empty.
+        if exports.elsewhere(study.protocol) is None:
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
+                SafeCsvWriter(people, lineterminator="\n").writerows(
+                    participant_table(exports.judgement_rows(study=study))
+                )
+                people.seek(0)
+                with zf.open(f"{root}/tables/participants.csv", "w") as target:
+                    for line in people:
+                        target.write(line.encode("utf-8"))
+            members.append(("tables/participants.csv", "one row per participant: cells, d', c"))
+            rows = image_rows(study=study)
             add(
-                "tables/image-realism.csv",
-                _csv(realism),
-                "the model's per-image effects and soft labels",
+                "tables/images.csv",
+                _csv(image_table(study, rows)),
+                "one row per image, pooled rates",
             )
-        slots = {**figure_slots(analysis), **image_figure_slots(study, rows)}
-        for name, slot in slots.items():
-            spec = slot.spec or EmptyFigure(slot.title, slot.empty or "Nothing to draw yet.")
-            for fmt in ("svg", "pdf"):
-                add(f"figures/{name}.{fmt}", render(spec, fmt), f"figure: {slot.title}")
+            realism = realism_table(record["mixed_models"])
+            if realism is not None:
+                add(
+                    "tables/image-realism.csv",
+                    _csv(realism),
+                    "the model's per-image effects and soft labels",
+                )
+            slots = {**figure_slots(analysis), **image_figure_slots(study, rows)}
+            for name, slot in slots.items():
+                spec = slot.spec or EmptyFigure(slot.title, slot.empty or "Nothing to draw yet.")
+                for fmt in ("svg", "pdf"):
+                    add(f"figures/{name}.{fmt}", render(spec, fmt), f"figure: {slot.title}")
         add("analysis.R", r_script(study), "recomputes the numbers with lme4 (R)")
         add("analysis.py", python_script(study), "recomputes the numbers (Python)")
         members.append(("README.txt", "this file"))

@@ -73,6 +73,8 @@ def test_a_rating_studys_bundle_has_its_ratings_and_mos_and_scripts_point_to_the
     header = (root / "tables" / "tables.csv").read_text().splitlines()[0]
     assert header == "condition,protocol,statistic,note" and "fooling" not in header
     assert "No fooling-rate table: rating study" in (root / "tables" / "tables.tex").read_text()
+    assert not (root / "tables" / "participants.csv").exists()
+    assert not (root / "tables" / "images.csv").exists() and not (root / "figures").exists()
     readme = (root / "README.txt").read_text()
     assert "tables/mos.json" in readme and "data/ratings.csv" in readme
     assert "mean opinion score" in readme.lower()
@@ -190,6 +192,7 @@ def test_a_hype_studys_bundle_carries_the_threshold_table(hype_taken, tmp_path):
     assert float(rows["Cool"]["exposure_threshold_ms"]) == 1000
     readme = (root / "README.txt").read_text()
     assert "HYPE_time" in readme and "exposure_thresholds" in readme
+    assert (root / "tables" / "participants.csv").exists() and (root / "figures").is_dir()
     design = json.loads((root / "preregistration.json").read_text())["design"]
     assert design["staircase"]["start_ms"] == 500
 
@@ -214,6 +217,7 @@ def test_a_preference_studys_tables_live_json_and_bundle_point_to_bradley_terry(
         zf.extractall(tmp_path)
     root = tmp_path / f"study-{study.pk}"
     assert "tables/bradley-terry.json" in (root / "README.txt").read_text()
+    assert not (root / "tables" / "images.csv").exists() and not (root / "figures").exists()
     done = subprocess.run(
         [sys.executable, str(root / "analysis.py")], capture_output=True, text=True, check=False
     )
