@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from survey import hype
 from survey.analysis.exclusion import exclusion_rule_text
-from survey.analysis.exports import CHI2_VARIANT, MIXED_MODEL_LIMIT
+from survey.analysis.exports import CHI2_VARIANT, MIXED_MODEL_LIMIT, elsewhere
 from survey.equivalence import CHANCE
 from survey.inference import ENGINE
 from survey.models import Stimulus, Study
@@ -204,7 +204,12 @@ def _run(run: ModelRun) -> dict[str, Any]:
 
 def _analysis_plan(study: Study) -> dict[str, Any]:
     level = 100 * DEFAULT_CONFIDENCE
+    note = elsewhere(study.protocol)
     return {
+        # A rating or preference study: its statistic is not the fooling-rate plan below.
+        **(
+            {"protocol_note": f"{note}; the fooling-rate plan below does not apply"} if note else {}
+        ),
         "outcome": "fooled = 1 when the answer differs from the truth (a real photograph "
         "judged AI, or an AI image judged Real)",
         "pooled": {
@@ -384,6 +389,11 @@ def render_markdown(document: dict[str, Any], sha256: str) -> str:
         "",
         "## Analysis plan",
         "",
+        *(
+            [f"- Protocol's statistic: {_md(plan['protocol_note'])}"]
+            if "protocol_note" in plan
+            else []
+        ),
         f"- Outcome: {_md(plan['outcome'])}",
         f"- Pooled: {_md(pooled['fooling_rate'])}; intervals {_md(pooled['intervals'])}; "
         f"χ²: {_md(pooled['chi2'])}",

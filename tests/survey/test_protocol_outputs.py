@@ -119,6 +119,11 @@ def test_the_preregistration_records_a_preference_studys_protocol_and_adaptive_s
     assert design["protocol"] == "preference"
     assert design["preference_adaptive"] is True
     assert "Bradley–Terry" in design["statistic"] and "staircase" not in design
+    plan = json.loads(prereg.document)["analysis_plan"]
+    assert (
+        "bradley-terry.json" in plan["protocol_note"] and "does not apply" in plan["protocol_note"]
+    )
+    assert "- Protocol's statistic: preference study" in prereg.markdown
     assert "- Pairs: adaptive" in prereg.markdown
     assert "- Protocol: model vs model preference, two-alternative" in prereg.markdown
 
@@ -149,9 +154,11 @@ def test_a_single_image_studys_preregistration_names_its_protocol(tmp_path):
     dataset = tiny_dataset("syn", per_category=20, size=32)
     run = uploaded_run(dataset, tmp_path, name="run-warm")
     study = open_study([run], labels=["Warm"], images_per_participant=4)
-    design = json.loads(PreRegistration.objects.get(study=study).document)["design"]
+    prereg = PreRegistration.objects.get(study=study)
+    design = json.loads(prereg.document)["design"]
     assert design["protocol"] == "single" and design["statistic"].startswith("fooling rate")
     assert "staircase" not in design and "preference_adaptive" not in design
+    assert "protocol_note" not in json.loads(prereg.document)["analysis_plan"]
 
 
 @pytest.fixture
