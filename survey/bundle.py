@@ -41,6 +41,7 @@ from survey.preference_protocol import (
     preference_judgements,
     scores_csv,
 )
+from survey.rating_protocol import is_rating, mos_csv, mos_json, rating_analysis, ratings_csv
 from survey.statistics import dumps_json
 
 SCRIPTS = Path(__file__).parent / "bundle_scripts"
@@ -314,6 +315,36 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "exact intervals, and fit fooled ~ 1 + (1|participant) + (1|image); there is",
             "no 2x2 table and no d' (a yes/no d' needs real photographs judged alone).",
         ]
+    if is_rating(study):
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is rating (absolute category rating, ITU-T P.910): each",
+            "image was scored 1 (bad) to 5 (excellent), in data/judgements.csv's rating",
+            "column (answer acr). Its statistic is the mean opinion score (MOS) per run and",
+            "of the real photographs: tables/mos.json and tables/mos.csv, from",
+            "data/ratings.csv. There are no fooling rates: no participants.csv, images.csv",
+            "or figures; tables/tables.* say where the MOS is, and both scripts point to",
+            "tables/mos.json.",
+        ]
+    elif study.hype_time:
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is HYPE_time: each image was shown for an exposure set",
+            "by a 3-up/1-down staircase (data/judgements.csv's exposure_ms), then masked.",
+            "Its statistic is the exposure threshold: per participant in tables/tables.json",
+            '("exposure_thresholds"), per condition in tables/tables.csv and tables.json',
+            "(exposure_threshold_ms with its bootstrap interval). The scripts recompute the",
+            "fooling rates only, not the thresholds.",
+        ]
+    elif study.preference:
+        lines[-1:-1] = [
+            "",
+            "This study's protocol is preference (which looks more natural): its statistic",
+            "is the Bradley-Terry score per run, tables/bradley-terry.json, from",
+            "data/preferences.csv. There are no fooling rates: no participants.csv,",
+            "images.csv or figures; tables/tables.* say where the scores are, and both",
+            "scripts point to tables/bradley-terry.json.",
+        ]
     if preregistration is not None:
         lines += [
             f"Pre-registration frozen {preregistration.created_at.isoformat(timespec='seconds')};",
@@ -402,29 +433,50 @@ def _write(archive, study: Study) -> None:
                 "Bradley–Terry scores per run with intervals, wins per pair of runs",
             )
             add("tables/bradley-terry.csv", scores_csv(preferences), "Bradley–Terry scores")
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
-            SafeCsvWriter(people, lineterminator="\n").writerows(
-                participant_table(exports.judgement_rows(study=study))
-            )
-            people.seek(0)
-            with zf.open(f"{root}/tables/participants.csv", "w") as target:
-                for line in people:
-                    target.write(line.encode("utf-8"))
-        members.append(("tables/participants.csv", "one row per participant: cells, d', c"))
-        rows = image_rows(study=study)
-        add("tables/images.csv", _csv(image_table(study, rows)), "one row per image, pooled rates")
-        realism = realism_table(record["mixed_models"])
-        if realism is not None:
+        if is_rating(study):  # its own statistic (survey.rating_protocol)
+            mos = rating_analysis(study=study)
             add(
-                "tables/image-realism.csv",
-                _csv(realism),
-                "the model's per-image effects and soft labels",
+                "data/ratings.csv",
+                ratings_csv(study=study),
+                "every counted ACR rating (1 bad … 5 excellent), before screening",
             )
-        slots = {**figure_slots(analysis), **image_figure_slots(study, rows)}
-        for name, slot in slots.items():
-            spec = slot.spec or EmptyFigure(slot.title, slot.empty or "Nothing to draw yet.")
-            for fmt in ("svg", "pdf"):
-                add(f"figures/{name}.{fmt}", render(spec, fmt), f"figure: {slot.title}")
+            add(
+                "tables/mos.json",
+                mos_json(mos) + "\n",
+                "the mean opinion score per run and of the real photographs, with intervals "
+                "and the BT.500 screening",
+            )
+            add("tables/mos.csv", mos_csv(mos), "the mean opinion scores, one row per item")
+        # A rating or preference study has no fooling rates: its per-participant and
+        # per-image fooling-rate tables and the dashboard's figures would be empty.
+        if exports.elsewhere(study.protocol) is None:
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as people:
+                SafeCsvWriter(people, lineterminator="\n").writerows(
+                    participant_table(exports.judgement_rows(study=study))
+                )
+                people.seek(0)
+                with zf.open(f"{root}/tables/participants.csv", "w") as target:
+                    for line in people:
+                        target.write(line.encode("utf-8"))
+            members.append(("tables/participants.csv", "one row per participant: cells, d', c"))
+            rows = image_rows(study=study)
+            add(
+                "tables/images.csv",
+                _csv(image_table(study, rows)),
+                "one row per image, pooled rates",
+            )
+            realism = realism_table(record["mixed_models"])
+            if realism is not None:
+                add(
+                    "tables/image-realism.csv",
+                    _csv(realism),
+                    "the model's per-image effects and soft labels",
+                )
+            slots = {**figure_slots(analysis), **image_figure_slots(study, rows)}
+            for name, slot in slots.items():
+                spec = slot.spec or EmptyFigure(slot.title, slot.empty or "Nothing to draw yet.")
+                for fmt in ("svg", "pdf"):
+                    add(f"figures/{name}.{fmt}", render(spec, fmt), f"figure: {slot.title}")
         add("analysis.R", r_script(study), "recomputes the numbers with lme4 (R)")
         add("analysis.py", python_script(study), "recomputes the numbers (Python)")
         members.append(("README.txt", "this file"))

@@ -25,11 +25,13 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from survey import hype
 from survey.analysis.exclusion import exclusion_rule_text
-from survey.analysis.exports import CHI2_VARIANT, MIXED_MODEL_LIMIT
+from survey.analysis.exports import CHI2_VARIANT, MIXED_MODEL_LIMIT, elsewhere
 from survey.equivalence import CHANCE
 from survey.inference import ENGINE
 from survey.models import Stimulus, Study
+from survey.protocols import protocol_info
 from survey.statistics import DEFAULT_CONFIDENCE
 from survey.wording import study_wording
 from worker.models import ColourisedImage, ModelRun
@@ -85,9 +87,38 @@ def document_sha256(document: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _protocol(study: Study) -> dict[str, Any]:
+    """The protocol, its statistic, and its settings: a preference study's adaptive
+    choice of pairs, a HYPE_time study's staircase constants (survey.hype)."""
+    record: dict[str, Any] = {
+        "protocol": study.protocol,
+        "protocol_text": study.get_protocol_display(),
+        "statistic": protocol_info(study).statistic,
+    }
+    if study.preference:
+        record["preference_adaptive"] = study.preference_adaptive
+    if study.hype_time:
+        record["staircase"] = {
+            "ladder_ms": list(hype.LADDER_MS),
+            "start_ms": hype.START_MS,
+            "rule": f"{hype.DOWN_AFTER}-up/1-down: {hype.DOWN_AFTER} correct answers in a "
+            "row make the exposure one rung shorter, one wrong answer one rung longer",
+            "down_after": hype.DOWN_AFTER,
+            "masks": hype.MASKS,
+            "mask_ms": hype.MASK_MS,
+            "threshold": f"mean exposure at the last {hype.LAST_REVERSALS} reversals (all "
+            f"if fewer; fewer than {hype.MIN_REVERSALS}: the exposure it ended on, not "
+            "converged)",
+            "last_reversals": hype.LAST_REVERSALS,
+            "min_reversals": hype.MIN_REVERSALS,
+        }
+    return record
+
+
 def _design(study: Study) -> dict[str, Any]:
     wording = study_wording(study)
     return {
+        **_protocol(study),
         "design": study.design,
         "design_text": study.get_design_display(),
         "images_per_participant": study.images_per_participant,
@@ -173,7 +204,12 @@ def _run(run: ModelRun) -> dict[str, Any]:
 
 def _analysis_plan(study: Study) -> dict[str, Any]:
     level = 100 * DEFAULT_CONFIDENCE
+    note = elsewhere(study.protocol)
     return {
+        # A rating or preference study: its statistic is not the fooling-rate plan below.
+        **(
+            {"protocol_note": f"{note}; the fooling-rate plan below does not apply"} if note else {}
+        ),
         "outcome": "fooled = 1 when the answer differs from the truth (a real photograph "
         "judged AI, or an AI image judged Real)",
         "pooled": {
@@ -280,6 +316,29 @@ def _files_table(records: list[dict[str, Any]], columns: list[str]) -> list[str]
     return lines
 
 
+def _protocol_lines(design: dict[str, Any]) -> list[str]:
+    """A preference study's adaptive setting and a HYPE_time study's staircase, as Markdown
+    list items (none for a pre-registration frozen before they were recorded)."""
+    lines = []
+    if "preference_adaptive" in design:
+        lines.append(
+            "- Pairs: "
+            + (
+                "adaptive (from the third on, where the Bradley–Terry ranking is least certain)"
+                if design["preference_adaptive"]
+                else "balanced plan (each pair of runs equally often)"
+            )
+        )
+    stair = design.get("staircase")
+    if stair:
+        lines.append(
+            f"- Staircase: exposures {', '.join(str(ms) for ms in stair['ladder_ms'])} ms, "
+            f"start {stair['start_ms']} ms; {_md(stair['rule'])}; {stair['masks']} backward "
+            f"masks of {stair['mask_ms']} ms; threshold: {_md(stair['threshold'])}"
+        )
+    return lines
+
+
 def render_markdown(document: dict[str, Any], sha256: str) -> str:
     d = document
     design, plan = d["design"], d["analysis_plan"]
@@ -302,6 +361,9 @@ def render_markdown(document: dict[str, Any], sha256: str) -> str:
         "",
         "## Design",
         "",
+        f"- Protocol: {_md(design.get('protocol_text', 'single image, Real or AI'))}; "
+        f"statistic: {_md(design.get('statistic', 'fooling rate'))}",
+        *_protocol_lines(design),
         f"- Design: {_md(design['design_text'])}",
         "- Conditions: "
         + "; ".join(f"{_md(c['label'])} (run {_md(c['run_name'])})" for c in d["conditions"]),
@@ -327,6 +389,11 @@ def render_markdown(document: dict[str, Any], sha256: str) -> str:
         "",
         "## Analysis plan",
         "",
+        *(
+            [f"- Protocol's statistic: {_md(plan['protocol_note'])}"]
+            if "protocol_note" in plan
+            else []
+        ),
         f"- Outcome: {_md(plan['outcome'])}",
         f"- Pooled: {_md(pooled['fooling_rate'])}; intervals {_md(pooled['intervals'])}; "
         f"χ²: {_md(pooled['chi2'])}",

@@ -74,6 +74,11 @@ VIGILANCE_RULE = (
     "answer is the photograph) are never counted in the tables; a participant who chose "
     "the random-colour copy in any of them is excluded altogether."
 )
+#: A preference or rating study has no attention checks (no right answer to check).
+NO_CHECKS_RULE = (
+    "There are no attention checks: a {what} has no right answer to check, so no "
+    "participant is excluded for their answers."
+)
 UNFINISHED_INCLUDED = (
     "Unfinished participants are included on request: their answered main trials count."
 )
@@ -118,6 +123,12 @@ def exclusion_rule_text(
         rule[2] = UNFINISHED_INCLUDED
     if study is not None and study.paired:
         rule[1] = VIGILANCE_RULE
+    if study is not None and study.preference:
+        rule[0] = "There are no practice pairs."
+        rule[1] = NO_CHECKS_RULE.format(what="preference between two colourisations")
+    if study is not None and study.protocol == Study.Protocol.RATING:
+        rule[0] = "Practice trials are never counted."
+        rule[1] = NO_CHECKS_RULE.format(what="rating")
     if study is not None and study.instructed_checks:
         excluding = study.instructed_checks_exclude
         rule.append(INSTRUCTED_EXCLUDING if excluding else INSTRUCTED_NOT_EXCLUDING)

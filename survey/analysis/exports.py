@@ -120,7 +120,27 @@ JUDGEMENT_COLUMNS = (
     "side",
     # A HYPE_time trial's exposure in ms, set by its staircase (empty in other protocols).
     "exposure_ms",
+    # A rating study's ACR score, 1–5 (its answer is "acr"; empty in other protocols).
+    "rating",
 )
+
+
+#: Protocols whose statistic is not a fooling rate: where it is instead. Their tables.*
+#: say so rather than carry empty fooling-rate numbers.
+ELSEWHERE = {
+    "rating": "rating study: its statistic is the mean opinion score (MOS) per run and of "
+    "the real photographs, on the analysis page and in mos.json / mos.csv (the bundle's "
+    "tables/mos.json); no fooling rate, 2x2 table or d' applies",
+    "preference": "preference study: its statistic is the Bradley-Terry score per run, on "
+    "the analysis page and in bradley-terry.json (the bundle's tables/bradley-terry.json); "
+    "no fooling rate, 2x2 table or d' applies",
+}
+
+
+def elsewhere(protocol: str) -> str | None:
+    """Where a rating or preference study's statistic is, in words; None for a protocol
+    whose statistic these tables hold (single, paired, HYPE_time)."""
+    return ELSEWHERE.get(protocol)
 
 
 def _csv_text(rows) -> str:
@@ -221,7 +241,14 @@ def table_row(c: ConditionResult, confidence: float) -> dict[str, Any]:
 
 def tables_csv(analysis: StudyAnalysis) -> str:
     """One row per condition: the 2×2 cells, rates with Wilson intervals, χ² (Pearson, no
-    continuity correction, and Yates), Fisher's p, d′ and c, and the run's L1 and SSIM."""
+    continuity correction, and Yates), Fisher's p, d′ and c, and the run's L1 and SSIM. A
+    rating or preference study: one row per condition naming where its statistic is."""
+    note = elsewhere(analysis.protocol)
+    if note:
+        return _csv_text(
+            [["condition", "protocol", "statistic", "note"]]
+            + [[c.label, analysis.protocol, analysis.statistic, note] for c in analysis.conditions]
+        )
     rows = [TABLE_COLUMNS]
     for c in analysis.conditions:
         record = table_row(c, analysis.confidence) | {
@@ -233,17 +260,28 @@ def tables_csv(analysis: StudyAnalysis) -> str:
 
 
 def analysis_record(analysis: StudyAnalysis) -> dict[str, Any]:
-    """The analysis as plain JSON values."""
+    """The analysis as plain JSON values (a rating or preference study: the study, who
+    counts and a note naming where its statistic is, no fooling-rate content)."""
+    study = {
+        "id": analysis.study_id,
+        "name": analysis.study_name,
+        "design": analysis.design,
+        "protocol": analysis.protocol,
+        "statistic": analysis.statistic,
+        "language": analysis.language,
+        "wording": analysis.wording,
+    }
+    note = elsewhere(analysis.protocol)
+    if note:
+        return {
+            "study": study,
+            "note": note,
+            "exclusion_rule": analysis.exclusion_rule,
+            "include_unfinished": analysis.include_unfinished,
+            "participants": to_jsonable(analysis.participants),
+        }
     return {
-        "study": {
-            "id": analysis.study_id,
-            "name": analysis.study_name,
-            "design": analysis.design,
-            "protocol": analysis.protocol,
-            "statistic": analysis.statistic,
-            "language": analysis.language,
-            "wording": analysis.wording,
-        },
+        "study": study,
         "exclusion_rule": analysis.exclusion_rule,
         "include_unfinished": analysis.include_unfinished,
         "confidence": analysis.confidence,
@@ -305,6 +343,9 @@ def mixed_models_record(analysis: StudyAnalysis) -> dict[str, Any]:
     ``tost`` and ``mixed_tost`` of each condition, the contrasts), or why they are absent."""
     from survey.analysis.mixed import analysis_mixed_models  # it reads the judgements from here
 
+    note = elsewhere(analysis.protocol)
+    if note:
+        return {"computed": False, "reason": note}
     study = Study.objects.get(pk=analysis.study_id)
     models = analysis_mixed_models(study=study, analysis=analysis)
     if not models.computed:
@@ -360,6 +401,12 @@ def tables_latex(analysis: StudyAnalysis, *, label_prefix: str | None = None) ->
     """One booktabs table per condition, laid out like the paper's Tables 5 and 7–9, then
     one table with every condition."""
     prefix = label_prefix or f"tab:study{analysis.study_id}"
+    note = elsewhere(analysis.protocol)
+    if note:
+        return (
+            f"% Study {analysis.study_id}: {one_line(analysis.study_name)}\n"
+            f"% No fooling-rate table: {note}.\n"
+        )
     parts = ["\n".join(_header(analysis)) + "\n"]
     if analysis.protocol == Study.Protocol.PAIRED:
         return "\n".join(parts + _paired_tables(analysis, prefix))
@@ -550,6 +597,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "fake_side",
             "chosen_side",
             "exposure_ms",
+            "rating",
         )
     )
     drops = study.drop_flagged_displays
@@ -570,6 +618,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         fake_side,
         chosen_side,
         exposure_ms,
+        rating,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -596,6 +645,7 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             fake_side or "",
             chosen_side or "",
             "" if exposure_ms is None else exposure_ms,
+            "" if rating is None else rating,
         ]
 
 

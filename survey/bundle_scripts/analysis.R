@@ -51,6 +51,19 @@ d <- read.csv(path, colClasses = "character", na.strings = character(0),
 for (column in c("participant", "image", "condition", "truth", "answer")) {
   if (!(column %in% names(d))) stop(sprintf("%s: no column %s", path, column))
 }
+ELSEWHERE <- c(
+  rating = paste("rating study: see tables/mos.json (the mean opinion scores, ITU-T P.910",
+                 "ACR) and data/ratings.csv"),
+  preference = paste("preference study: see tables/bradley-terry.json (Bradley-Terry scores)",
+                     "and data/preferences.csv"))
+if ("protocol" %in% names(d) && nrow(d) > 0) {
+  first <- tolower(trimws(d$protocol[1]))
+  if (first %in% names(ELSEWHERE)) {
+    cat(jsonlite::toJSON(list(protocol = first, note = unname(ELSEWHERE[first])),
+                         auto_unbox = TRUE, pretty = TRUE), "\n")
+    quit(save = "no", status = 0)
+  }
+}
 if ("counted" %in% names(d)) d <- d[trimws(d$counted) %in% c("1", "1.0", "true", "True"), ]
 d$truth <- tolower(trimws(d$truth))
 d$answer <- tolower(trimws(d$answer))

@@ -68,6 +68,29 @@ STATISTIC = {
 }
 
 
+#: Protocols whose statistic is not a fooling rate: the file they are in instead.
+ELSEWHERE = {
+    "rating": "rating study: see tables/mos.json (the mean opinion scores, ITU-T P.910 ACR) "
+    "and data/ratings.csv",
+    "preference": "preference study: see tables/bradley-terry.json (Bradley-Terry scores) and "
+    "data/preferences.csv",
+}
+
+
+def protocol_elsewhere(path: Path) -> dict | None:
+    """For a rating or preference study's file, a note naming where its statistic is
+    (there is no fooling rate to recompute); None for any other file."""
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        for r in csv.DictReader(stream):
+            protocol = (r.get("protocol") or "").strip().lower()
+            if protocol in ELSEWHERE:
+                return {"protocol": protocol, "note": ELSEWHERE[protocol]}
+            return None
+    return None
+
+
 def read(path: Path) -> list[dict]:
     """The counted judgements: participant, image, condition ("" = shared real), truth,
     answer, protocol ("single" where the file has no protocol column)."""
@@ -594,6 +617,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--margin", type=float, default=MARGIN)
     parser.add_argument("--alpha", type=float, default=ALPHA)
     args = parser.parse_args(argv)
+    elsewhere = protocol_elsewhere(Path(args.judgements))
+    if elsewhere is not None:
+        json.dump(elsewhere, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
     result = analyse(read(Path(args.judgements)), args.margin, args.alpha)
     json.dump(plain(result), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write("\n")

@@ -89,6 +89,16 @@ def analysis_page(request, pk: int):
 @require_GET
 def analysis_json(request, pk: int):
     study, analysis = _analysis(request, pk)
+    note = exports.elsewhere(analysis.protocol)
+    if note:  # a rating or preference study: no fooling-rate dashboard to update
+        return JsonResponse(
+            {
+                "status": study.status,
+                "protocol": analysis.protocol,
+                "statistic": analysis.statistic,
+                "note": note,
+            }
+        )
     return JsonResponse({"status": study.status, **live(analysis)})
 
 
