@@ -365,3 +365,16 @@ class TestEvaluation:
             }
             metrics["test_oracle_l1"] = mean(self.oracle_l1)
         return metrics
+
+
+#: Below this fraction of the ground truth's mean colourfulness, a run's images are said to
+#: be far less colourful than the truth (e.g. 4–6 against 29).
+COLOURFULNESS_FLOOR = 0.5
+
+
+def far_less_colourful(own: float | None, truth: float | None) -> bool | None:
+    """Whether a mean colourfulness ``own`` is below :data:`COLOURFULNESS_FLOOR` of the
+    ground truth's ``truth``; None when either is unknown or the truth has no colour."""
+    if own is None or truth is None or not truth > 0:
+        return None
+    return own < COLOURFULNESS_FLOOR * truth

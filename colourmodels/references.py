@@ -26,25 +26,16 @@ import torch
 
 from colourmodels.colour import check_image_batch
 
-__all__ = ["COLOURFULNESS_FLOOR", "CategoryChromaMeans", "far_less_colourful", "no_colour_chroma"]
+# Torch-free (the site's web process and the worker's parent read them): in evaluation.
+from colourmodels.evaluation import COLOURFULNESS_FLOOR, far_less_colourful
 
-#: Below this fraction of the ground truth's mean colourfulness, a run's images are said to
-#: be far less colourful than the truth (e.g. 4–6 against 29).
-COLOURFULNESS_FLOOR = 0.5
+__all__ = ["COLOURFULNESS_FLOOR", "CategoryChromaMeans", "far_less_colourful", "no_colour_chroma"]
 
 
 def no_colour_chroma(chroma: torch.Tensor) -> torch.Tensor:
     """Zero chroma shaped like ``chroma`` (N, 2, H, W): "predicting no colour at all"."""
     chroma = check_image_batch(chroma, 2, "chroma")
     return torch.zeros_like(chroma)
-
-
-def far_less_colourful(own: float | None, truth: float | None) -> bool | None:
-    """Whether a mean colourfulness ``own`` is below :data:`COLOURFULNESS_FLOOR` of the
-    ground truth's ``truth``; None when either is unknown or the truth has no colour."""
-    if own is None or truth is None or not truth > 0:
-        return None
-    return own < COLOURFULNESS_FLOOR * truth
 
 
 class CategoryChromaMeans:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from colourmodels.evaluation import (  # noqa: F401 - the pages' names for them
+    COLOURFULNESS_FLOOR,
     L1_DIGITS,
     ROUTING_TOLERANCE,
     beats_no_colour,
+    far_less_colourful,
     routing_holds_back,
 )
-from colourmodels.references import COLOURFULNESS_FLOOR, far_less_colourful  # noqa: F401
 
 #: The losses of one epoch kept in a generator's training table.
 EPOCH_LOSS_KEYS = ("train_l1", "val_l1", "train_gan", "val_gan")

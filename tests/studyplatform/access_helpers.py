@@ -51,6 +51,7 @@ PUBLIC = {
     "participant_pair_image",
     "participant_screen",
     "participant_screen_plate",
+    "participant_mask",
     "healthz",
     "favicon",
     "login",
@@ -124,6 +125,10 @@ class World:
     stimulus: Stimulus
     participant: Participant
     job: ImportJob
+    #: Studies of the protocols whose exports are theirs alone (a single-image study's
+    #: ratings.csv or bradley-terry.json are not found).
+    rating_study: Study
+    preference_study: Study
 
 
 def build_world(tmp_path: Path) -> World:
@@ -136,9 +141,28 @@ def build_world(tmp_path: Path) -> World:
     dataset = tiny_dataset(f"{MARK}data", per_category=10, size=32, owner=alice)
     run = uploaded_run(dataset, tmp_path, name=f"{MARK}run", owner=alice)
     active = queued_run(dataset, name=f"{MARK}active", owner=alice)
-    study = open_study([run], owner=alice, images_per_participant=2)
+    # With the colour-vision screen: its preview's plates are pages of the study too.
+    study = open_study([run], owner=alice, images_per_participant=2, colour_screen=True)
     study.name = f"{MARK}study"
     study.save(update_fields=["name"])
+    rating_study = open_study(
+        [run],
+        owner=alice,
+        protocol=Study.Protocol.RATING,
+        images_per_participant=2,
+        practice_trials=0,
+        attention_checks=0,
+    )
+    cool = uploaded_run(dataset, tmp_path, name=f"{MARK}run2", style="cool", owner=alice)
+    preference_study = open_study(
+        [run, cool],
+        owner=alice,
+        protocol=Study.Protocol.PREFERENCE,
+        design=Study.Design.WITHIN,
+        images_per_participant=2,
+        practice_trials=0,
+        attention_checks=0,
+    )
     job = ImportJob.objects.create(
         name=f"{MARK}import",
         upload="uploads/x.zip",
@@ -162,6 +186,8 @@ def build_world(tmp_path: Path) -> World:
         stimulus=study.stimuli.order_by("pk").first(),
         participant=participant_start(study=study, prolific_pid="p1"),
         job=job,
+        rating_study=rating_study,
+        preference_study=preference_study,
     )
 
 
@@ -170,7 +196,8 @@ def share_all(world: World, user, level: str) -> None:
     DatasetShare.objects.create(dataset=world.dataset, user=user, level=level)
     for run in (world.run, world.active):
         RunShare.objects.create(run=run, user=user, level=level)
-    StudyShare.objects.create(study=world.study, user=user, level=level)
+    for study in (world.study, world.rating_study, world.preference_study):
+        StudyShare.objects.create(study=study, user=user, level=level)
 
 
 def snapshot(world: World) -> dict:
@@ -221,6 +248,17 @@ def researcher_routes() -> list[tuple[str, str]]:
     ]
 
 
+#: Routes of one protocol's study only: filled with the world's study of that protocol.
+OBJECT_BY_NAME = {
+    "export_ratings_csv": "rating_study",
+    "export_mos_csv": "rating_study",
+    "export_mos_json": "rating_study",
+    "export_preference_judgements_csv": "preference_study",
+    "export_preference_scores_json": "preference_study",
+    "export_preference_scores_csv": "preference_study",
+}
+
+
 def object_of(route: str) -> str | None:
     """The world's attribute that fills ``route``'s parameter (None: it has none, or its
     parameters name no object)."""
@@ -240,6 +278,8 @@ def path_of(world: World, name: str, route: str) -> str:
         generator = world.active.submodels.filter(role="generator").order_by("pk").first()
         path = path.replace("<int:submodel>", str(generator.pk))
     path = path.replace("<slug:name>", FIGURE_NAMES.get(name, "")).replace("<slug:fmt>", "svg")
+    path = path.replace("<int:position>.png", "1.png")  # a preview's first screen plate
+    attribute = OBJECT_BY_NAME.get(name, attribute)
     if attribute is not None:
         path = re.sub(r"<int:\w+>", str(getattr(world, attribute).pk), path)
     assert "<" not in path, path

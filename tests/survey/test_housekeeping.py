@@ -213,6 +213,7 @@ def test_every_field_is_copied_or_left_on_purpose():
         "equivalence_margin",
         "alpha",
         "hypotheses",
+        "preference_adaptive",
     }
     assert set(copied_fields()) | NOT_COPIED == {f.name for f in Study._meta.concrete_fields}
 
