@@ -296,6 +296,8 @@ class ImageRequest:
     """What the image view needs of one trial (:func:`image_request`)."""
 
     study_id: int
+    #: The study's protocol (a HYPE_time trial's masks are served by the same rules).
+    protocol: str
     public_id: str
     #: Withdrawn or released (silent past the time limit, or stopped).
     gone: bool
@@ -338,6 +340,7 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
             )
             .values_list(
                 "participant__study_id",
+                "participant__study__protocol",
                 "participant__withdrawn_at",
                 "participant__released_at",
                 "answer",
@@ -352,9 +355,10 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
     )
     if row is None:
         return None
-    study_id, withdrawn, released, answer, before, fake_side, file, partner, length = row
+    study_id, protocol, withdrawn, released, answer, before, fake_side, file, partner, length = row
     return ImageRequest(
         study_id=study_id,
+        protocol=protocol,
         public_id=public_id,
         gone=withdrawn is not None or released is not None,
         answered=answer is not None,
@@ -373,11 +377,6 @@ def padded_file(name: str, length: int) -> bytes:
     with default_storage.open(name, "rb") as f:
         data = f.read()
     return data + b"\0" * max(0, length - len(data))
-
-
-def stimulus_bytes(study: Study, stimulus: Stimulus) -> bytes:
-    """The stimulus file padded up to the study's common length (:func:`padded_file`)."""
-    return padded_file(stimulus.file, study.stimulus_bytes)
 
 
 def completion_redirect(study: Study) -> str:

@@ -145,7 +145,7 @@ def trial_answer(
         else:  # the next trial is on its way to the browser: its display time starts now
             Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
         Participant.objects.filter(pk=locked.pk).update(**fields)
-        if participant.study.preference and participant.study.preference_adaptive:
+        if study.preference and study.preference_adaptive:
             from survey.preference_protocol import preference_adapt  # imports services
 
             preference_adapt(participant=locked, position=position + 2)

@@ -443,10 +443,8 @@ def participant_mask(request, public_id: str, position: int, number: int):
     """A HYPE_time trial's backward mask number ``number`` (survey.hype.mask_jpeg): noise
     drawn from the participant, the position and the number only; served, as the images,
     to the participant's browser and while the trial is at hand or next only."""
-    found = image_request(public_id, position)
-    if found is None or not 1 <= number <= MASKS:
-        raise Http404("no such mask")
-    if not Study.objects.filter(pk=found.study_id, protocol=Study.Protocol.HYPE_TIME).exists():
+    found = image_request(public_id, position)  # one query, as for the images
+    if found is None or found.protocol != Study.Protocol.HYPE_TIME or not 1 <= number <= MASKS:
         raise Http404("no such mask")
     _check_owner_of(request, study_id=found.study_id, public_id=found.public_id)
     if found.gone or not _on_screen_now(found):
