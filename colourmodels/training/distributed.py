@@ -168,9 +168,15 @@ class Distributed:
         np.random.seed(s % 2**32)
         torch.manual_seed(s)
 
-    def close(self) -> None:
-        """End the process group if :func:`setup` started it."""
+    def close(self, *, together: bool = False) -> None:
+        """End the process group if :func:`setup` started it. ``together``: first wait until
+        every rank is here (a normal end). Rank 0 writes the results while the others are
+        done: a rank that tore its connections down meanwhile could abort rank 0's Gloo at
+        its own teardown (seen once in CI: "terminate called without an active exception").
+        After an error the ranks may not all come here, so there is no waiting then."""
         if self.owns_group and dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
             self.owns_group = False
 
@@ -191,9 +197,9 @@ class Session:
     def __enter__(self) -> Distributed | None:
         return self.ddp
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
         if self.ddp is not None:
-            self.ddp.close()
+            self.ddp.close(together=exc_type is None)
 
 
 def setup(device: str | torch.device = "auto") -> Distributed | None:
