@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Condition, Study
 from survey.preference_protocol import preference_scene_shortfall, preference_settings_problems
+from survey.protocols import images_per_participant_problem
 from survey.services.stimuli import scene_shortfall
 from survey.wording import default_wording, key_display, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
@@ -114,7 +115,7 @@ class StudyForm(forms.ModelForm):
             "ai_label": "Label of the answer “AI” (optional)",
             "real_key": "Key for “real” (optional)",
             "ai_key": "Key for “AI” (optional)",
-            "images_per_participant": "Images per participant (half real, half AI)",
+            "images_per_participant": "Images (or pairs) per participant",
             "target_participants_per_condition": "Target participants per condition",
             "exposure_ms": "Exposure time (ms)",
             "drop_flagged_displays": "Leave out of the analysis the trials whose display was "
@@ -144,6 +145,8 @@ class StudyForm(forms.ModelForm):
             "by a 3-up/1-down staircase between 100 and 1000 ms, then backward masks; between "
             "subjects, exposure left empty. Choose a preset above to fill in the published "
             "design.",
+            "images_per_participant": "Single image, rating and HYPE_time: images, half real "
+            "photographs and half AI images (an even number). Paired and preference: pairs.",
             "design": "Between subjects (the paper): each participant sees one condition.",
             "preference_adaptive": "Only for a model-vs-model preference study. Off: every "
             "pair of runs equally often. On: from each participant's third pair, the pair of "
@@ -296,8 +299,8 @@ class StudyForm(forms.ModelForm):
 
     def clean_images_per_participant(self):
         n = self.cleaned_data["images_per_participant"]
-        if n < 2 or n % 2:
-            raise forms.ValidationError("Must be an even number (half real, half AI), at least 2.")
+        if n < 2:
+            raise forms.ValidationError("Must be at least 2.")
         return n
 
     def _describe_defaults(self) -> None:
@@ -386,6 +389,12 @@ class StudyForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         self._check_answers(cleaned)
+        n = cleaned.get("images_per_participant")
+        if n is not None:
+            protocol = cleaned.get("protocol") or self.instance.protocol
+            problem = images_per_participant_problem(protocol, n)
+            if problem:
+                self.add_error("images_per_participant", problem)
         if cleaned.get("protocol") == Study.Protocol.PAIRED and cleaned.get("instructed_checks"):
             self.add_error(
                 "instructed_checks",

@@ -182,12 +182,15 @@ class Study(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "studies"
         constraints = [
+            # Half real and half AI needs an even number; a paired or preference study
+            # counts pairs (survey.protocols.images_per_participant_problem).
             models.CheckConstraint(
-                condition=Q(
-                    Exact(Mod(F("images_per_participant"), 2), 0),
-                    images_per_participant__gte=2,
+                condition=Q(images_per_participant__gte=2)
+                & (
+                    Q(protocol__in=["paired", "preference"])
+                    | Q(Exact(Mod(F("images_per_participant"), 2), 0))
                 ),
-                name="study_images_even",
+                name="study_images_count",
             ),
         ]
 
@@ -200,10 +203,11 @@ class Study(models.Model):
         return self.status in (self.Status.OPEN, self.Status.PILOT)
 
     def clean(self) -> None:
-        if self.images_per_participant % 2 or self.images_per_participant < 2:
-            raise ValidationError(
-                {"images_per_participant": "must be an even number (half real, half AI), ≥ 2"}
-            )
+        from survey.protocols import images_per_participant_problem  # it imports this module
+
+        problem = images_per_participant_problem(self.protocol, self.images_per_participant)
+        if problem:
+            raise ValidationError({"images_per_participant": problem})
 
     @property
     def reserved_scenes(self) -> int:

@@ -60,6 +60,21 @@ RATING = Study.Protocol.RATING
 HYPE_TIME = Study.Protocol.HYPE_TIME
 
 
+#: The protocols whose images are half real photographs and half AI images.
+HALF_REAL = frozenset({SINGLE, RATING, HYPE_TIME})
+
+
+def images_per_participant_problem(protocol: str, n: int) -> str | None:
+    """Why ``n`` images per participant cannot be used with ``protocol``, or None. Half
+    real and half AI needs an even number; a paired or preference study counts pairs (a
+    paired study's odd one out takes its side at random), so any number from 2 will do."""
+    if n < 2:
+        return "Must be at least 2."
+    if protocol in HALF_REAL and n % 2:
+        return "Must be an even number (half real, half AI) for this protocol."
+    return None
+
+
 @dataclass(frozen=True)
 class ProtocolInfo:
     name: str

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from survey.models import TEXT_FIELDS, Condition, Participant, Study, Trial
+from survey.protocols import images_per_participant_problem
 from survey.services.errors import StudyError
 from survey.services.preregistration import preregistration_freeze
 from worker.models import ModelRun
@@ -42,8 +43,10 @@ def study_create(
         raise StudyError("a study needs at least one run")
     if labels is not None and len(labels) != len(runs):
         raise StudyError("one label per run")
-    if images_per_participant < 2 or images_per_participant % 2:
-        raise StudyError("images per participant must be even (half real, half AI) and ≥ 2")
+    protocol = fields.get("protocol", Study.Protocol.SINGLE)
+    problem = images_per_participant_problem(protocol, images_per_participant)
+    if problem:
+        raise StudyError(f"images per participant: {problem}")
     _refuse_archived(runs)
     with transaction.atomic():
         study = Study.objects.create(

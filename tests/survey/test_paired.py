@@ -128,6 +128,20 @@ def test_each_participant_gets_sides_balanced_and_vigilance_among_the_test_pairs
     assert sum(main.values_list("exposures", flat=True)) == 2 * 3 * 6
 
 
+def test_an_odd_number_of_pairs_puts_the_odd_one_on_either_side(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="warm")
+    study = open_study([run], protocol=Study.Protocol.PAIRED, images_per_participant=5)
+    sides = []
+    for _ in range(20):  # both sides seen: fails by chance with probability 2 × 2⁻²⁰
+        trials = trials_of(participant_start(study=study))
+        assert [t.kind for t in trials] == ["main"] * 5
+        left = [t.fake_side for t in trials].count(LEFT)
+        assert left in (2, 3)
+        sides.append(left)
+    assert set(sides) == {2, 3}  # at random, not always the same side
+
+
 def test_the_flow_by_script_stores_the_side_and_whether_the_fake_was_chosen(client, study):
     participant = start(client, study)
     page = client.get(reverse("participant_page", args=[participant.public_id]))

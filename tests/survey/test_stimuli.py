@@ -111,12 +111,26 @@ def test_not_enough_scenes_is_refused_before_opening(dataset, tmp_path):
     assert not default_storage.exists("stimuli") or default_storage.listdir("stimuli")[1] == []
 
 
-def test_images_per_participant_must_be_even(dataset, tmp_path):
+def test_images_per_participant_must_be_even_where_half_are_real(dataset, tmp_path):
     run = uploaded_run(dataset, tmp_path, name="warm")
-    with pytest.raises(StudyError, match="even"):
-        study_create(name="odd", runs=[run], images_per_participant=5)
-    with pytest.raises(IntegrityError), transaction.atomic():  # the database says so too
-        Study.objects.create(name="odd", images_per_participant=5)
+    for protocol in ("single", "rating", "hype_time"):
+        with pytest.raises(StudyError, match="even"):
+            study_create(name="odd", runs=[run], images_per_participant=5, protocol=protocol)
+        with pytest.raises(IntegrityError), transaction.atomic():  # the database says so too
+            Study.objects.create(name="odd", images_per_participant=5, protocol=protocol)
+
+
+def test_an_odd_number_of_pairs_is_allowed(dataset, tmp_path):
+    """A paired or preference study counts pairs: half real and half AI is not its rule."""
+    run = uploaded_run(dataset, tmp_path, name="warm")
+    for protocol in ("paired", "preference"):
+        study = study_create(name="odd", runs=[run], images_per_participant=5, protocol=protocol)
+        assert study.images_per_participant == 5
+    for protocol in ("paired", "single"):
+        with pytest.raises(StudyError, match="at least 2"):
+            study_create(name="one", runs=[run], images_per_participant=1, protocol=protocol)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Study.objects.create(name="one", images_per_participant=1, protocol=protocol)
 
 
 def test_preparing_again_replaces_the_stimuli_of_a_draft(

@@ -102,7 +102,7 @@ def test_create_a_study_from_runs_and_edit_the_draft(researcher_client, runs):
 @pytest.mark.django_db
 def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
     odd = researcher_client.post(reverse("study_new"), _form(runs, images_per_participant=5))
-    assert "even number" in odd.content.decode()
+    assert "even number (half real, half AI) for this protocol" in odd.content.decode()
     same = researcher_client.post(reverse("study_new"), _form(runs, labels=("Same", "Same")))
     assert "both have the label “Same”" in same.content.decode()
     none = researcher_client.post(reverse("study_new"), _form([]))
