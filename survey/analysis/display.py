@@ -165,7 +165,11 @@ def _condition_values(
         fisher=("Fisher's exact test p", p_text(t["fisher_p"]) if t else DASH, ""),
         binomial=(
             "Binomial test of the fooling rate against 50 %: p",
-            p_text(t["binomial_tests"]["fooling_rate"]["p_value"]) if t else DASH,
+            p_text(t["binomial_tests"]["fooling_rate"]["p_value"])
+            if t
+            else p_text(c.pairs["binomial_p"])
+            if c.pairs is not None
+            else DASH,
             "",
         ),
         d_prime=(
@@ -190,6 +194,25 @@ def _mean_interval(mean: float, interval) -> str:
     return f"{mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
+#: Summary rows a paired study has no numbers for: every pair is a fake beside its
+#: photograph, so there is no row of real photographs judged alone (no 2×2 table, no χ²,
+#: no d′), and P(judged Real | AI) would repeat the fooling rate.
+NOT_FOR_PAIRS = (
+    "ai_judged_real_rate",
+    "ai_judged_real_rate_ci",
+    "real_judged_ai_rate",
+    "real_judged_ai_rate_ci",
+    "accuracy",
+    "accuracy_ci",
+    "chi2",
+    "p",
+    "yates",
+    "fisher",
+    "d_prime",
+    "criterion",
+)
+
+
 def summary_rows(analysis: StudyAnalysis) -> list[Row]:
     """Rows = statistics, columns = conditions."""
     level = f"{100 * analysis.confidence:g} %"
@@ -200,6 +223,10 @@ def summary_rows(analysis: StudyAnalysis) -> list[Row]:
         for values in columns:
             for name in ("d_prime", "criterion"):
                 values[name] = (values[name][0], "left out (HYPE_time)", values[name][2])
+    if analysis.protocol == "paired":
+        for values in columns:
+            for name in NOT_FOR_PAIRS:
+                del values[name]
     rows = []
     for name, (label, _, hint) in columns[0].items():
         cells = [
@@ -349,6 +376,8 @@ def image_cards(rows: list[ImageRow], realism: dict | None = None) -> list[dict[
 
 def _estimate(c: ConditionResult, rate: str) -> tuple[float, float, float] | None:
     if c.table is None:
+        if c.pairs is not None and rate == "fooling_rate":  # a paired study
+            return (c.pairs["rate"], *c.pairs["wilson"])
         return None
     low, high = c.table["intervals"][rate]["wilson"]
     return (c.table[rate], low, high)
@@ -402,7 +431,7 @@ def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
         points = tuple(
             (c.label, c.metrics[key], _estimate(c, "fooling_rate"))
             for c in analysis.conditions
-            if c.metrics.get(key) is not None and c.table is not None
+            if c.metrics.get(key) is not None and _estimate(c, "fooling_rate") is not None
         )
         slots[key] = FigureSlot(
             key,

@@ -38,6 +38,7 @@ from survey.statistics import (
     ContingencyTable,
     SDTSummary,
     analyse_table,
+    binomial_test,
     bootstrap_counts,
     bootstrap_two_way,
     compare_conditions,
@@ -215,7 +216,13 @@ def _pair_rate(cells, confidence: float) -> dict[str, Any] | None:
         return None
     n, fooled = cells[2] + cells[3], cells[2]
     interval = wilson_interval(fooled, n, confidence)
-    return {"n": n, "fooled": fooled, "rate": fooled / n, "wilson": [interval.low, interval.high]}
+    return {
+        "n": n,
+        "fooled": fooled,
+        "rate": fooled / n,
+        "wilson": [interval.low, interval.high],
+        "binomial_p": binomial_test(fooled, n).p_value,
+    }
 
 
 def _condition_result(

@@ -342,6 +342,14 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
     html = page.content.decode()
     assert "Paired real vs fake, 2AFC" in html and "P(chose the fake" in html
     assert "50.00 %" in html  # 6 of 12 test pairs
+    # Only the rows a pair has numbers for: no 2×2 table, χ² or d′ (no real photograph is
+    # judged alone), the binomial test on the pairs, the rates drawn.
+    rows = ("χ² Pearson, no continuity correction (df = 1)", "Sensitivity d′", "Accuracy<")
+    for absent in ("The 2×2 tables", "P(judged AI | Real)", *rows):
+        assert absent not in html, absent
+    binomial = re.search(r"Binomial test of the fooling rate against 50 %: p</th>(.*?)</tr>", html)
+    assert re.sub(r"<[^>]+>", "", binomial.group(1)).strip() == "1.0000"  # 6 of 12: p = 1
+    assert "No judgements yet." not in html and "Needs judgements" not in html
     form = client.get(reverse("study_new"), {"protocol": "paired"}).content.decode()
     assert 'value="paired" selected' in form
     assert 'name="images_per_participant" value="40"' in form
