@@ -202,14 +202,28 @@ def _run(run: ModelRun) -> dict[str, Any]:
     return record
 
 
+def _hype_note(level: float) -> str:
+    """A HYPE_time study's primary statistic, and what the fooling-rate plan still is."""
+    return (
+        f"the exposure threshold: per participant the mean exposure at the last "
+        f"{hype.LAST_REVERSALS} reversals of the staircase, per condition the mean over "
+        f"participants with a {level:g} % percentile bootstrap over participants "
+        f"({BOOTSTRAP_REPLICATES} replicates, seed {BOOTSTRAP_SEED}). The pooled rates below "
+        "only describe the judgements; the mixed models, d′ and the equivalence test are "
+        "left out: each judgement was made at an exposure the staircase chose from the "
+        "answers before it"
+    )
+
+
 def _analysis_plan(study: Study) -> dict[str, Any]:
     level = 100 * DEFAULT_CONFIDENCE
     note = elsewhere(study.protocol)
+    if study.hype_time:
+        note = _hype_note(level)
+    elif note:  # A rating or preference study: the fooling-rate plan below is not its own.
+        note = f"{note}; the fooling-rate plan below does not apply"
     return {
-        # A rating or preference study: its statistic is not the fooling-rate plan below.
-        **(
-            {"protocol_note": f"{note}; the fooling-rate plan below does not apply"} if note else {}
-        ),
+        **({"protocol_note": note} if note else {}),
         "outcome": "fooled = 1 when the answer differs from the truth (a real photograph "
         "judged AI, or an AI image judged Real)",
         "pooled": {

@@ -148,6 +148,10 @@ def test_the_preregistration_records_a_hype_studys_staircase(tmp_path):
     assert stair["rule"].startswith("3-up/1-down")
     assert "- Staircase: exposures 100, 200" in prereg.markdown
     assert "start 500 ms" in prereg.markdown and "4 backward masks of 30 ms" in prereg.markdown
+    note = json.loads(prereg.document)["analysis_plan"]["protocol_note"]
+    assert note.startswith("the exposure threshold: per participant the mean exposure at the")
+    assert "mixed models, d′ and the equivalence test are left out" in note
+    assert "- Protocol's statistic: the exposure threshold" in prereg.markdown
 
 
 def test_a_single_image_studys_preregistration_names_its_protocol(tmp_path):
