@@ -383,8 +383,8 @@ def _image_request_sql(vendor: str) -> str:
     )
 
 
-#: The padded stimuli kept in memory per process, in bytes (a study's images, a few
-#: hundred of tens to hundreds of kB each, mostly fit).
+#: The padded stimuli kept in memory per process, in bytes: a study's few hundred
+#: images of some tens of kB fit; bounded so that many or large studies cannot grow it.
 PADDED_CACHE_BYTES = 32 * 1024 * 1024
 _padded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 _padded_bytes = 0
@@ -399,8 +399,8 @@ def padded_file(name: str, length: int) -> bytes:
     # file is written once under a fresh random name (survey.services.stimuli._store;
     # storage.save never overwrites) and never rewritten, and a study's files are only
     # deleted with their Stimulus rows (no trial then names them), so a name stands for
-    # the same bytes for good; the length is in the key as a study's re-prepared stimuli
-    # change it. Only names read from a trial reach here, after the owner and on-screen
+    # the same bytes for good (the study's length, read with it, is in the key all the
+    # same). Only names read from a trial reach here, after the owner and on-screen
     # checks, so the cache serves nothing those checks would refuse.
     global _padded_bytes
     key = (name, length)

@@ -4,12 +4,15 @@ form, practice feedback, resume, one answer per trial, completion and redirect."
 from __future__ import annotations
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
+from survey import participation
 from survey.models import Participant, RefusedStart, Stimulus, Study, Trial
-from survey.participation import ImageRequest, image_request
+from survey.participation import ImageRequest, image_request, padded_file
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -267,6 +270,18 @@ def test_an_image_served_twice_is_the_same_bytes_at_the_studys_length(client, st
     assert first.content == again.content != other.content
     assert len(first.content) == len(other.content) == study.stimulus_bytes
     assert first["Content-Length"] == again["Content-Length"] == str(study.stimulus_bytes)
+
+
+def test_padded_files_kept_in_memory_stay_within_their_byte_budget(monkeypatch):
+    monkeypatch.setattr(participation, "PADDED_CACHE_BYTES", 150)
+    a = default_storage.save("stimuli/budget-a.jpg", ContentFile(b"a" * 60))
+    b = default_storage.save("stimuli/budget-b.jpg", ContentFile(b"b" * 70))
+    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40
+    assert padded_file(b, 100) == b"b" * 70 + b"\0" * 30
+    assert list(participation._padded)[-1:] == [(b, 100)]
+    assert (a, 100) not in participation._padded  # the least recently used went
+    assert participation._padded_bytes <= 150
+    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40  # read again
 
 
 def test_a_double_click_or_a_retried_request_stores_one_answer(client, study):
