@@ -9,12 +9,15 @@ which was drawn at random and says nothing of any image)."""
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value, Window
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, F, Window
 from django.urls import reverse
 from django.utils.translation import gettext
 
@@ -316,52 +319,22 @@ class ImageRequest:
 
 def image_request(public_id: str, position: int) -> ImageRequest | None:
     """The trial ``position`` of the participation ``public_id`` as the image view needs
-    it, or None. One lean query (images are half of all the participants' requests: a
-    select_related of whole rows cost more CPU to build than the rest of the request,
-    bench/profile_participant_paths.py): the few columns needed, and the count of the
-    unanswered trials before it as a subquery."""
-    open_before = (
-        Trial.objects.filter(
-            participant_id=OuterRef("participant_id"),
-            answer__isnull=True,
-            position__lt=OuterRef("position"),
-        )
-        .order_by()
-        .values("participant_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    row = next(
-        iter(
-            Trial.objects.filter(participant__public_id=public_id, position=position)
-            .order_by()
-            .annotate(
-                open_before=Coalesce(Subquery(open_before, output_field=IntegerField()), Value(0))
-            )
-            .values_list(
-                "participant__study_id",
-                "participant__study__protocol",
-                "participant__withdrawn_at",
-                "participant__released_at",
-                "answer",
-                "open_before",
-                "fake_side",
-                "stimulus__file",
-                "partner__file",
-                "participant__study__stimulus_bytes",
-            )[:1]
-        ),
-        None,
-    )
+    it, or None. One plain SQL statement (images are half of all the participants'
+    requests, and building the equivalent ORM query, with the count of the unanswered
+    trials before it as a subquery, cost three quarters of the image view's CPU:
+    bench/profile_participant_paths.py); its table and column names come from the models."""
+    with connection.cursor() as cursor:
+        cursor.execute(_image_request_sql(connection.vendor), [public_id, position])
+        row = cursor.fetchone()
     if row is None:
         return None
-    study_id, protocol, withdrawn, released, answer, before, fake_side, file, partner, length = row
+    study_id, protocol, gone, answered, before, fake_side, file, partner, length = row
     return ImageRequest(
         study_id=study_id,
         protocol=protocol,
         public_id=public_id,
-        gone=withdrawn is not None or released is not None,
-        answered=answer is not None,
+        gone=bool(gone),
+        answered=bool(answered),
         open_before=before,
         fake_side=fake_side,
         stimulus_file=file,
@@ -370,13 +343,84 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
     )
 
 
+@functools.cache
+def _image_request_sql(vendor: str) -> str:
+    """:func:`image_request`'s statement, built once per database vendor from the models'
+    ``_meta`` (so that it follows a renamed table or column); its two parameters are the
+    public id and the position."""
+    q = connection.ops.quote_name
+
+    def table(model) -> str:
+        return q(model._meta.db_table)
+
+    def col(alias: str, model, field: str) -> str:
+        return f"{alias}.{q(model._meta.get_field(field).column)}"
+
+    def pk(alias: str, model) -> str:
+        return f"{alias}.{q(model._meta.pk.column)}"
+
+    return (
+        "SELECT "
+        f"{col('p', Participant, 'study')}, {col('s', Study, 'protocol')}, "
+        f"CASE WHEN {col('p', Participant, 'withdrawn_at')} IS NULL"
+        f" AND {col('p', Participant, 'released_at')} IS NULL THEN 0 ELSE 1 END, "
+        f"CASE WHEN {col('t', Trial, 'answer')} IS NULL THEN 0 ELSE 1 END, "
+        f"(SELECT COUNT(*) FROM {table(Trial)} b"
+        f" WHERE {col('b', Trial, 'participant')} = {col('t', Trial, 'participant')}"
+        f" AND {col('b', Trial, 'answer')} IS NULL"
+        f" AND {col('b', Trial, 'position')} < {col('t', Trial, 'position')}), "
+        f"{col('t', Trial, 'fake_side')}, {col('f', Stimulus, 'file')}, "
+        f"{col('r', Stimulus, 'file')}, {col('s', Study, 'stimulus_bytes')} "
+        f"FROM {table(Trial)} t "
+        f"INNER JOIN {table(Participant)} p"
+        f" ON {pk('p', Participant)} = {col('t', Trial, 'participant')} "
+        f"INNER JOIN {table(Study)} s ON {pk('s', Study)} = {col('p', Participant, 'study')} "
+        f"INNER JOIN {table(Stimulus)} f ON {pk('f', Stimulus)} = {col('t', Trial, 'stimulus')} "
+        f"LEFT OUTER JOIN {table(Stimulus)} r"
+        f" ON {pk('r', Stimulus)} = {col('t', Trial, 'partner')} "
+        f"WHERE {col('p', Participant, 'public_id')} = %s"
+        f" AND {col('t', Trial, 'position')} = %s"
+    )
+
+
+#: The padded stimuli kept in memory per process, in bytes: a study's few hundred
+#: images of some tens of kB fit; bounded so that many or large studies cannot grow it.
+PADDED_CACHE_BYTES = 32 * 1024 * 1024
+_padded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+_padded_bytes = 0
+_padded_lock = threading.Lock()
+
+
 def padded_file(name: str, length: int) -> bytes:
     """The stored file ``name`` padded with zero bytes after its end-of-image marker up to
     ``length`` (decoders ignore bytes after EOI), so that every image of a study is served
     with the same Content-Length."""
+    # Kept in memory, least recently used dropped beyond PADDED_CACHE_BYTES: a stimulus
+    # file is written once under a fresh random name (survey.services.stimuli._store;
+    # storage.save never overwrites) and never rewritten, and a study's files are only
+    # deleted with their Stimulus rows (no trial then names them), so a name stands for
+    # the same bytes for good (the study's length, read with it, is in the key all the
+    # same). Only names read from a trial reach here, after the owner and on-screen
+    # checks, so the cache serves nothing those checks would refuse.
+    global _padded_bytes
+    key = (name, length)
+    with _padded_lock:
+        data = _padded.get(key)
+        if data is not None:
+            _padded.move_to_end(key)
+            return data
     with default_storage.open(name, "rb") as f:
         data = f.read()
-    return data + b"\0" * max(0, length - len(data))
+    data += b"\0" * max(0, length - len(data))
+    if len(data) <= PADDED_CACHE_BYTES:
+        with _padded_lock:
+            if key not in _padded:
+                _padded[key] = data
+                _padded_bytes += len(data)
+            while _padded_bytes > PADDED_CACHE_BYTES:
+                _, dropped = _padded.popitem(last=False)
+                _padded_bytes -= len(dropped)
+    return data
 
 
 def completion_redirect(study: Study) -> str:

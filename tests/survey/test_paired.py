@@ -26,6 +26,7 @@ from survey.analysis.results import study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
+from survey.participation import image_request
 from survey.services.assignment import participant_start
 from survey.services.stimuli import vigilance_image
 from survey.services.trials import trial_answer
@@ -184,6 +185,17 @@ def test_the_flow_by_script_stores_the_side_and_whether_the_fake_was_chosen(clie
     assert trial_answer_refused(other)
     single = reverse("participant_image", args=[participant.public_id, 1])
     assert client.get(single).status_code == 404
+
+
+def test_image_request_gives_the_fake_its_side_and_the_photograph_the_other(client, study):
+    participant = start(client, study)
+    trial = trials_of(participant)[0]
+    found = image_request(participant.public_id, trial.position)
+    assert found.protocol == Study.Protocol.PAIRED and found.fake_side == trial.fake_side
+    assert (found.stimulus_file, found.partner_file) == (trial.stimulus.file, trial.partner.file)
+    other = RIGHT if trial.fake_side == LEFT else LEFT
+    assert found.file_for(trial.fake_side) == trial.stimulus.file
+    assert found.file_for(other) == trial.partner.file
 
 
 def trial_answer_refused(participant) -> bool:

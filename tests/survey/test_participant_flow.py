@@ -4,10 +4,15 @@ form, practice feedback, resume, one answer per trial, completion and redirect."
 from __future__ import annotations
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
+from survey import participation
 from survey.models import Participant, RefusedStart, Stimulus, Study, Trial
+from survey.participation import ImageRequest, image_request, padded_file
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -220,6 +225,63 @@ def test_only_the_current_and_the_preloaded_image_are_served(client, study):
     answer(client, participant, 1, "real", **JSON)
     assert image(1).status_code == 404  # not after its answer
     assert [image(n).status_code for n in (2, 3, 4)] == [200, 200, 404]
+
+
+def test_image_request_answers_from_the_trial_and_its_own_participation(client, study):
+    participant = start(client, study)
+    start(client.__class__(), study)  # another participation's trials count for nothing
+    answer(client, participant, 1, "real", **JSON)
+    public_id = participant.public_id
+    files = dict(
+        Trial.objects.filter(participant=participant).values_list("position", "stimulus__file")
+    )
+    assert image_request(public_id, 2) == ImageRequest(
+        study_id=study.pk,
+        protocol=Study.Protocol.SINGLE,
+        public_id=public_id,
+        gone=False,
+        answered=False,
+        open_before=0,
+        fake_side=None,
+        stimulus_file=files[2],
+        partner_file=None,
+        stimulus_bytes=study.stimulus_bytes,
+    )
+    answered = image_request(public_id, 1)
+    assert answered.answered and answered.open_before == 0
+    assert [image_request(public_id, n).open_before for n in (3, 4, 5)] == [1, 2, 3]
+    # The unanswered trials before it are counted, not the positions.
+    Trial.objects.filter(participant=participant, position=3).update(answer="ai")
+    assert [image_request(public_id, n).open_before for n in (3, 4, 5)] == [1, 1, 2]
+    assert image_request(public_id, 99) is None
+    assert image_request("nope", 2) is None
+    Participant.objects.filter(pk=participant.pk).update(released_at=timezone.now())
+    assert image_request(public_id, 2).gone
+    Participant.objects.filter(pk=participant.pk).update(
+        released_at=None, withdrawn_at=timezone.now()
+    )
+    assert image_request(public_id, 2).gone
+
+
+def test_an_image_served_twice_is_the_same_bytes_at_the_studys_length(client, study):
+    participant = start(client, study)
+    image = lambda n: client.get(reverse("participant_image", args=[participant.public_id, n]))  # noqa: E731
+    first, again, other = image(1), image(1), image(2)
+    assert first.content == again.content != other.content
+    assert len(first.content) == len(other.content) == study.stimulus_bytes
+    assert first["Content-Length"] == again["Content-Length"] == str(study.stimulus_bytes)
+
+
+def test_padded_files_kept_in_memory_stay_within_their_byte_budget(monkeypatch):
+    monkeypatch.setattr(participation, "PADDED_CACHE_BYTES", 150)
+    a = default_storage.save("stimuli/budget-a.jpg", ContentFile(b"a" * 60))
+    b = default_storage.save("stimuli/budget-b.jpg", ContentFile(b"b" * 70))
+    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40
+    assert padded_file(b, 100) == b"b" * 70 + b"\0" * 30
+    assert list(participation._padded)[-1:] == [(b, 100)]
+    assert (a, 100) not in participation._padded  # the least recently used went
+    assert participation._padded_bytes <= 150
+    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40  # read again
 
 
 def test_a_double_click_or_a_retried_request_stores_one_answer(client, study):
