@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from survey.models import Trial, TrialDisplay
+from survey.services import answer_sql
 
 #: The form field the browser's script sends its measurement in (a JSON object).
 FIELD = "display"
@@ -131,7 +132,8 @@ def display_record(raw: str | None, *, target_ms: int | None) -> dict:
     }
 
 
-def trial_display_store(*, trial: Trial, raw: str | None, target_ms: int | None) -> TrialDisplay:
+def trial_display_store(*, trial: Trial, raw: str | None, target_ms: int | None) -> None:
     """Store the display of a trial just answered (in the answer's transaction, which
     stores each answer once: so is its display). ``target_ms``: the study's exposure."""
-    return TrialDisplay.objects.create(trial=trial, **display_record(raw, target_ms=target_ms))
+    record = display_record(raw, target_ms=target_ms)
+    answer_sql.insert(TrialDisplay, {"trial": trial.pk, **record})

@@ -9,31 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from survey.analysis.counts import tallies_store
 from survey.models import Participant, Trial
 from survey.rating_protocol import acr_score, is_rating
+from survey.services import answer_sql
 from survey.services.display_timing import trial_display_store
 from survey.services.errors import ParticipationError, TrialError
 from survey.services.hype_exposure import exposure_set_next
 
 #: Response times above this are refused as implausible (a tab left open: one hour).
 MAX_RT_MS = 3_600_000
-
-
-def _locked_participant(participant: Participant) -> Participant:
-    """The participant's row, locked; only what the answer needs of it (every answer comes
-    here: a whole row cost CPU to build and read for nothing)."""
-    locked = (
-        Participant.objects.select_for_update()
-        .only("id", "withdrawn_at", "completed_at")
-        .get(pk=participant.pk)
-    )
-    if locked.withdrawn_at is not None:
-        raise ParticipationError("this participation was withdrawn")
-    return locked
 
 
 def trial_mark_shown(*, participant: Participant, position: int) -> Trial:
@@ -89,24 +76,25 @@ def trial_answer(
     preference study then re-chooses the pair two places on
     (:func:`survey.preference_protocol.preference_adapt`). In a rating study ``answer`` is
     the ACR score, "1" to "5": stored as ``rating`` with ``answer`` "acr"."""
-    paired = participant.study.side_by_side
+    study = participant.study
+    paired = study.side_by_side
     # A rating study's answer is the score, "1" … "5" (survey.rating_protocol).
-    score = acr_score(answer) if is_rating(participant.study) else None
+    score = acr_score(answer) if is_rating(study) else None
     allowed = Trial.Side.values if paired else [Trial.Answer.REAL, Trial.Answer.AI]
     if score is None and answer not in allowed:
         raise TrialError(f"the answer must be one of {', '.join(allowed)}")
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
         raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
     with transaction.atomic():
-        locked = _locked_participant(participant)
+        state = answer_sql.participant_locked(participant.pk)
+        if state is None:
+            raise Participant.DoesNotExist("no such participant")
+        completed, withdrawn = state
+        if withdrawn:
+            raise ParticipationError("this participation was withdrawn")
         # One read: the trial at ``position`` and the first unanswered ones (which decide
         # whether this answer is in order and whether it completes the participation).
-        rows = list(
-            Trial.objects.filter(participant=locked)
-            .filter(Q(answer__isnull=True) | Q(position=position))
-            .select_related("stimulus")
-            .order_by("position")[:2]
-        )
+        rows = answer_sql.trials_open_or_at(participant.pk, position)
         trial = next((t for t in rows if t.position == position), None)
         first_open = next((t for t in rows if t.answer is None), None)
         if trial is None:
@@ -114,41 +102,48 @@ def trial_answer(
                 raise TrialError(f"trial {position} answered before an earlier trial")
             raise TrialError(f"there is no trial {position}")
         if trial.answer is not None:
-            return AnswerResult(trial, False, None, locked.completed_at is not None)
-        if locked.completed_at is not None:
+            return AnswerResult(trial, False, None, completed)
+        if completed:
             raise TrialError("this participation is already complete")
         if first_open.position < position:
             raise TrialError(f"trial {position} answered before an earlier trial")
         now = timezone.now()
-        changed = ["answer", "rt_ms", "answered_at"]
         if paired:
             trial.chosen_side = answer
-            changed.append("chosen_side")
             answer = Trial.Answer.REAL if answer == trial.fake_side else Trial.Answer.AI
         if score is not None:
             trial.rating = score
-            changed.append("rating")
             answer = Trial.Answer.RATED
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
-        trial.save(update_fields=changed)
-        study = participant.study
+        answer_sql.update(
+            Trial,
+            trial.pk,
+            {
+                "answer": answer,
+                "rt_ms": rt_ms,
+                "answered_at": now,
+                "chosen_side": trial.chosen_side,
+                "rating": trial.rating,
+            },
+        )
         target = trial.exposure_ms if study.hype_time else study.exposure_ms
         trial_display_store(trial=trial, raw=display, target_ms=target)
         following = next((t for t in rows if t.answer is None and t.position != position), None)
         if following is not None and study.hype_time:  # the staircase's next exposure
-            exposure_set_next(locked, following)
+            exposure_set_next(participant, following)
         fields = {"last_active_at": now}
         if following is None:
             fields["completed_at"] = now
         else:  # the next trial is on its way to the browser: its display time starts now
-            Trial.objects.filter(pk=following.pk, shown_at__isnull=True).update(shown_at=now)
-        Participant.objects.filter(pk=locked.pk).update(**fields)
+            answer_sql.update(Trial, following.pk, {"shown_at": now}, where_null="shown_at")
+            following.shown_at = following.shown_at or now
+        answer_sql.update(Participant, participant.pk, fields)
         if study.preference and study.preference_adaptive:
             from survey.preference_protocol import preference_adapt  # imports services
 
-            preference_adapt(participant=locked, position=position + 2)
+            preference_adapt(participant=participant, position=position + 2)
         if following is None:  # a finished participation never changes: tallied once
-            tallies_store(participant_ids=[locked.pk])
+            tallies_store(participant_ids=[participant.pk])
     return AnswerResult(trial, True, following, following is None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,6 +37,7 @@ from survey.participation import (
 from survey.ratelimit import start_allowed
 from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_get_by_slug
+from survey.services import answer_sql
 from survey.services.assignment import participant_start
 from survey.services.colour_screen import screen_pending
 from survey.services.display_timing import FIELD as DISPLAY_FIELD
@@ -273,9 +274,9 @@ def participant_stop(request, public_id: str):
 
 def _participant(request, public_id: str) -> Participant:
     """The participation, for the browser that started (or resumed) it only."""
-    participant = get_object_or_404(
-        Participant.objects.select_related("study"), public_id=public_id
-    )
+    participant = answer_sql.participant_with_study(public_id)  # every answer reads it
+    if participant is None:
+        raise Http404("no such participation")
     _check_owner(request, participant)
     speak(request, participant.study)
     return participant

@@ -1,0 +1,190 @@
+"""The answer's statements in plain SQL: the answer view's participant, and
+:func:`survey.services.trials.trial_answer`'s reads and writes.
+
+Why plain SQL: every answer of every participant runs these statements, and built by the
+ORM they cost several times more CPU to compile (``as_sql``, ``get_select``, ``add_q``) than
+the database takes to run them (bench/profile_participant_paths.py). Here each is written
+from the models' ``_meta`` (tables, columns, the backend's quoting), its parameters bound
+and prepared by the fields as the ORM prepares them, and rows come back through the
+backend's and the fields' converters into whole instances, as the ORM would build them (no
+deferred field: whatever code is handed one may read any field without a query). The same
+statements run on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from weakref import WeakKeyDictionary
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+from survey.models import Participant, Stimulus, Study, Trial
+
+#: Per connection (each thread has its own), per model: (index, converters, column) of the
+#: columns whose values the backend or the field converts (SQLite's datetimes and booleans).
+_CONVERTERS: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _connection():
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _names() -> Callable:
+    """Names quoted by the backend: ``q(model)`` its table, ``q(model, field)`` a column
+    (the statements are built once per backend, ``vendor`` the key of their cache)."""
+    quote = _connection().ops.quote_name
+
+    def q(model: type[Model], field: str | None = None) -> str:
+        meta = model._meta
+        if field is None:
+            return quote(meta.db_table)
+        return quote((meta.pk if field == "pk" else meta.get_field(field)).column)
+
+    return q
+
+
+def _columns(q: Callable, model: type[Model], alias: str) -> str:
+    """The model's concrete columns under ``alias``, in field order (``from_db``'s)."""
+    return ", ".join(f"{alias}.{q(model, f.name)}" for f in model._meta.concrete_fields)
+
+
+def _converters(connection, model: type[Model]) -> list[tuple[int, list[Callable], object]]:
+    by_model = _CONVERTERS.setdefault(connection, {})
+    if model not in by_model:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(
+                connection
+            )
+            if converters:
+                found.append((index, converters, column))
+        by_model[model] = found
+    return by_model[model]
+
+
+def _instance(connection, model: type[Model], values: Sequence) -> Model:
+    """A whole instance from its concrete columns' values as the database returned them."""
+    values = list(values)
+    for index, converters, column in _converters(connection, model):
+        for convert in converters:
+            values[index] = convert(values[index], column, connection)
+    return model.from_db(connection.alias, None, values)
+
+
+def _run(connection, sql: str, params: Sequence, *, fetch: bool = False):
+    """The rows (``fetch``), else the number of rows changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else cursor.rowcount
+
+
+@cache
+def _participant_sql(vendor: str) -> str:
+    q = _names()
+    return (
+        f"SELECT {_columns(q, Participant, 'p')}, {_columns(q, Study, 's')} "
+        f"FROM {q(Participant)} p INNER JOIN {q(Study)} s ON s.{q(Study, 'pk')} = "
+        f"p.{q(Participant, 'study')} WHERE p.{q(Participant, 'public_id')} = %s"
+    )
+
+
+def participant_with_study(public_id: str) -> Participant | None:
+    """The participant ``public_id`` with its study (as ``select_related("study")``)."""
+    connection = _connection()
+    rows = _run(connection, _participant_sql(connection.vendor), [public_id], fetch=True)
+    if not rows:
+        return None
+    split = len(Participant._meta.concrete_fields)
+    participant = _instance(connection, Participant, rows[0][:split])
+    study = _instance(connection, Study, rows[0][split:])
+    Participant._meta.get_field("study").set_cached_value(participant, study)
+    return participant
+
+
+@cache
+def _locked_sql(vendor: str, lock: bool) -> str:
+    q = _names()
+    return (
+        f"SELECT {q(Participant, 'completed_at')}, {q(Participant, 'withdrawn_at')} "
+        f"FROM {q(Participant)} WHERE {q(Participant, 'pk')} = %s" + (" FOR UPDATE" if lock else "")
+    )
+
+
+def participant_locked(participant_id: int) -> tuple[bool, bool] | None:
+    """(completed, withdrawn) of the participant, its row locked for the transaction (on
+    SQLite the transaction itself holds the write lock: it begins IMMEDIATE)."""
+    connection = _connection()
+    sql = _locked_sql(connection.vendor, connection.features.has_select_for_update)
+    rows = _run(connection, sql, [participant_id], fetch=True)
+    if not rows:
+        return None
+    completed, withdrawn = rows[0]
+    return completed is not None, withdrawn is not None
+
+
+@cache
+def _trials_sql(vendor: str) -> str:
+    q = _names()
+    answer, position = f"t.{q(Trial, 'answer')}", f"t.{q(Trial, 'position')}"
+    return (
+        f"SELECT {_columns(q, Trial, 't')}, {_columns(q, Stimulus, 'st')} "
+        f"FROM {q(Trial)} t INNER JOIN {q(Stimulus)} st "
+        f"ON st.{q(Stimulus, 'pk')} = t.{q(Trial, 'stimulus')} "
+        f"WHERE t.{q(Trial, 'participant')} = %s AND ({answer} IS NULL OR {position} = %s) "
+        f"ORDER BY {position} LIMIT 2"
+    )
+
+
+def trials_open_or_at(participant_id: int, position: int) -> list[Trial]:
+    """The participant's trial at ``position`` and its first unanswered trials, in order of
+    position, two at most, each with its stimulus (as ``select_related("stimulus")``)."""
+    connection = _connection()
+    rows = _run(connection, _trials_sql(connection.vendor), [participant_id, position], fetch=True)
+    split = len(Trial._meta.concrete_fields)
+    stimulus = Trial._meta.get_field("stimulus")
+    trials = []
+    for row in rows:
+        trial = _instance(connection, Trial, row[:split])
+        stimulus.set_cached_value(trial, _instance(connection, Stimulus, row[split:]))
+        trials.append(trial)
+    return trials
+
+
+@cache
+def _update_sql(vendor: str, model: type[Model], names: tuple, where_null: str | None) -> str:
+    q = _names()
+    sets = ", ".join(f"{q(model, name)} = %s" for name in names)
+    sql = f"UPDATE {q(model)} SET {sets} WHERE {q(model, 'pk')} = %s"
+    return sql + (f" AND {q(model, where_null)} IS NULL" if where_null else "")
+
+
+def _prepared(connection, model: type[Model], values: dict) -> list:
+    """``values`` (by field name) prepared by their fields, as the ORM saves them."""
+    get_field = model._meta.get_field
+    return [get_field(name).get_db_prep_save(v, connection) for name, v in values.items()]
+
+
+def update(model: type[Model], pk: int, values: dict, *, where_null: str | None = None) -> int:
+    """``UPDATE`` the row ``pk`` with ``values`` (by field name), only while the field
+    ``where_null`` is NULL where given; the rows changed."""
+    connection = _connection()
+    sql = _update_sql(connection.vendor, model, tuple(values), where_null)
+    return _run(connection, sql, [*_prepared(connection, model, values), pk])
+
+
+@cache
+def _insert_sql(vendor: str, model: type[Model], names: tuple) -> str:
+    q = _names()
+    columns = ", ".join(q(model, name) for name in names)
+    return f"INSERT INTO {q(model)} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
+
+
+def insert(model: type[Model], values: dict) -> None:
+    """``INSERT`` one row: ``values`` by field name, every other field its default."""
+    fields = model._meta.concrete_fields
+    values = {**{f.name: f.get_default() for f in fields if not f.primary_key}, **values}
+    connection = _connection()
+    sql = _insert_sql(connection.vendor, model, tuple(values))
+    _run(connection, sql, _prepared(connection, model, values))

@@ -1,0 +1,109 @@
+"""The answer's statements in plain SQL (survey.services.answer_sql) give what the ORM
+gives: whole instances, field by field and type by type, their related rows attached; and
+an answer keeps to its seven statements. (SQLite's converters are exercised by
+tests/survey/test_sqlite_contention.py, whose participants answer on an SQLite file.)"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from survey.models import Participant, Trial, TrialDisplay
+from survey.services import answer_sql
+from tests.survey.study_helpers import (
+    answer_post,
+    consent_start,
+    open_study,
+    tiny_dataset,
+    uploaded_run,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def taking(client, tmp_path):
+    """A participant of a study (in ``client``'s browser) who has begun."""
+    dataset = tiny_dataset("syn", per_category=10, size=32)
+    runs = [uploaded_run(dataset, tmp_path, name="warm")]
+    participant = consent_start(client, open_study(runs, images_per_participant=4, exposure_ms=200))
+    client.get(reverse("participant_page", args=[participant.public_id]), {"begin": "1"})
+    participant.refresh_from_db()
+    return participant
+
+
+def same_fields(orm, raw) -> None:
+    for field in orm._meta.concrete_fields:
+        expected, got = getattr(orm, field.attname), getattr(raw, field.attname)
+        assert got == expected and type(got) is type(expected), field.name
+
+
+def test_the_participant_with_its_study_as_the_orm_reads_it(taking):
+    Participant.objects.filter(pk=taking.pk).update(last_active_at=timezone.now())
+    orm = Participant.objects.select_related("study").get(pk=taking.pk)
+    with CaptureQueriesContext(connection) as queries:
+        raw = answer_sql.participant_with_study(taking.public_id)
+        same_fields(orm, raw)
+        same_fields(orm.study, raw.study)  # attached: no query, no deferred field
+    assert len(queries) == 1
+    assert raw._state.db == "default" and not raw._state.adding
+    assert answer_sql.participant_with_study("no-such-participation") is None
+
+
+def test_the_trial_rows_as_the_orm_reads_them(taking):
+    Trial.objects.filter(participant=taking, position=1).update(answer="real", rt_ms=5)
+    orm = list(
+        Trial.objects.filter(participant=taking, position__in=(1, 2))
+        .select_related("stimulus")
+        .order_by("position")
+    )
+    with CaptureQueriesContext(connection) as queries:
+        raw = answer_sql.trials_open_or_at(taking.pk, 1)  # the answered one, the first open
+        for orm_trial, raw_trial in zip(orm, raw, strict=True):
+            same_fields(orm_trial, raw_trial)
+            same_fields(orm_trial.stimulus, raw_trial.stimulus)
+    assert len(queries) == 1
+    assert [t.position for t in answer_sql.trials_open_or_at(taking.pk, 4)] == [2, 3]
+
+
+def test_an_update_only_while_null_keeps_the_first_value(taking):
+    trial = Trial.objects.get(participant=taking, position=2)
+    first, later = timezone.now(), timezone.now() + timezone.timedelta(seconds=5)
+    assert answer_sql.update(Trial, trial.pk, {"shown_at": first}, where_null="shown_at") == 1
+    assert answer_sql.update(Trial, trial.pk, {"shown_at": later}, where_null="shown_at") == 0
+    trial.refresh_from_db()
+    assert trial.shown_at == first
+
+
+def test_an_insert_gives_the_other_fields_their_defaults(taking):
+    trial = Trial.objects.get(participant=taking, position=1)
+    answer_sql.insert(TrialDisplay, {"trial": trial.pk, "status": "not_measured"})
+    stored = TrialDisplay.objects.get(pk=trial.pk)
+    assert (stored.flagged, stored.missed_target, stored.problems) == (False, False, "")
+    assert stored.exposure_ms is None and stored.hidden is None
+
+
+def test_an_answer_takes_seven_statements(client, taking):
+    """The participant, its lock, the trial rows, the answer, its display, the next trial
+    shown, the participant's sign of life (bench/profile_participant_paths.py)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = answer_post(client, taking, 1, "real", rt_ms=600, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200, response.content
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE"))]) == 7
+    assert response.json()["next"]["position"] == 2
+    trial = Trial.objects.select_related("display").get(participant=taking, position=1)
+    assert (trial.answer, trial.rt_ms, trial.display.status) == ("real", 600, "not_measured")
+    assert trial.display.target_ms == 200
+    assert Trial.objects.get(participant=taking, position=2).shown_at is not None
+    taking.refresh_from_db()
+    assert taking.last_active_at >= trial.answered_at
+
+
+def test_an_unknown_participation_is_not_found(client):
+    url = reverse("participant_answer", args=["no-such-participation"])
+    response = client.post(url, {"position": 1, "answer": "real", "rt_ms": 600})
+    assert response.status_code == 404
