@@ -9,20 +9,19 @@ which was drawn at random and says nothing of any image)."""
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.db.models import Count, F, Window
 from django.urls import reverse
 from django.utils.translation import gettext
 
 from survey.hype import MASKS, next_exposure
 from survey.models import Participant, Stimulus, Study, Trial
+from survey.services import participant_sql
 from survey.services.hype_exposure import measured_correct
 from survey.services.trials import AnswerResult, trial_mark_shown
 from survey.wording import study_wording
@@ -323,9 +322,7 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
     requests, and building the equivalent ORM query, with the count of the unanswered
     trials before it as a subquery, cost three quarters of the image view's CPU:
     bench/profile_participant_paths.py); its table and column names come from the models."""
-    with connection.cursor() as cursor:
-        cursor.execute(_image_request_sql(connection.vendor), [public_id, position])
-        row = cursor.fetchone()
+    row = participant_sql.image_row(public_id, position)
     if row is None:
         return None
     study_id, protocol, gone, answered, before, fake_side, file, partner, length = row
@@ -340,46 +337,6 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
         stimulus_file=file,
         partner_file=partner,
         stimulus_bytes=length,
-    )
-
-
-@functools.cache
-def _image_request_sql(vendor: str) -> str:
-    """:func:`image_request`'s statement, built once per database vendor from the models'
-    ``_meta`` (so that it follows a renamed table or column); its two parameters are the
-    public id and the position."""
-    q = connection.ops.quote_name
-
-    def table(model) -> str:
-        return q(model._meta.db_table)
-
-    def col(alias: str, model, field: str) -> str:
-        return f"{alias}.{q(model._meta.get_field(field).column)}"
-
-    def pk(alias: str, model) -> str:
-        return f"{alias}.{q(model._meta.pk.column)}"
-
-    return (
-        "SELECT "
-        f"{col('p', Participant, 'study')}, {col('s', Study, 'protocol')}, "
-        f"CASE WHEN {col('p', Participant, 'withdrawn_at')} IS NULL"
-        f" AND {col('p', Participant, 'released_at')} IS NULL THEN 0 ELSE 1 END, "
-        f"CASE WHEN {col('t', Trial, 'answer')} IS NULL THEN 0 ELSE 1 END, "
-        f"(SELECT COUNT(*) FROM {table(Trial)} b"
-        f" WHERE {col('b', Trial, 'participant')} = {col('t', Trial, 'participant')}"
-        f" AND {col('b', Trial, 'answer')} IS NULL"
-        f" AND {col('b', Trial, 'position')} < {col('t', Trial, 'position')}), "
-        f"{col('t', Trial, 'fake_side')}, {col('f', Stimulus, 'file')}, "
-        f"{col('r', Stimulus, 'file')}, {col('s', Study, 'stimulus_bytes')} "
-        f"FROM {table(Trial)} t "
-        f"INNER JOIN {table(Participant)} p"
-        f" ON {pk('p', Participant)} = {col('t', Trial, 'participant')} "
-        f"INNER JOIN {table(Study)} s ON {pk('s', Study)} = {col('p', Participant, 'study')} "
-        f"INNER JOIN {table(Stimulus)} f ON {pk('f', Stimulus)} = {col('t', Trial, 'stimulus')} "
-        f"LEFT OUTER JOIN {table(Stimulus)} r"
-        f" ON {pk('r', Stimulus)} = {col('t', Trial, 'partner')} "
-        f"WHERE {col('p', Participant, 'public_id')} = %s"
-        f" AND {col('t', Trial, 'position')} = %s"
     )
 
 

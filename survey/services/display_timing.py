@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from survey.models import Trial, TrialDisplay
-from survey.services import answer_sql
+from survey.services import participant_sql
 
 #: The form field the browser's script sends its measurement in (a JSON object).
 FIELD = "display"
@@ -136,4 +136,4 @@ def trial_display_store(*, trial: Trial, raw: str | None, target_ms: int | None)
     """Store the display of a trial just answered (in the answer's transaction, which
     stores each answer once: so is its display). ``target_ms``: the study's exposure."""
     record = display_record(raw, target_ms=target_ms)
-    answer_sql.insert(TrialDisplay, {"trial": trial.pk, **record})
+    participant_sql.insert(TrialDisplay, {"trial": trial.pk, **record})

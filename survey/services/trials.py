@@ -14,7 +14,7 @@ from django.utils import timezone
 from survey.analysis.counts import tallies_store
 from survey.models import Participant, Trial
 from survey.rating_protocol import acr_score, is_rating
-from survey.services import answer_sql
+from survey.services import participant_sql
 from survey.services.display_timing import trial_display_store
 from survey.services.errors import ParticipationError, TrialError
 from survey.services.hype_exposure import exposure_set_next
@@ -86,7 +86,7 @@ def trial_answer(
     if isinstance(rt_ms, bool) or not isinstance(rt_ms, int) or not 0 <= rt_ms <= MAX_RT_MS:
         raise TrialError(f"the response time must be a whole number of ms in [0, {MAX_RT_MS}]")
     with transaction.atomic():
-        state = answer_sql.participant_locked(participant.pk)
+        state = participant_sql.participant_locked(participant.pk)
         if state is None:
             raise Participant.DoesNotExist("no such participant")
         completed, withdrawn = state
@@ -94,7 +94,7 @@ def trial_answer(
             raise ParticipationError("this participation was withdrawn")
         # One read: the trial at ``position`` and the first unanswered ones (which decide
         # whether this answer is in order and whether it completes the participation).
-        rows = answer_sql.trials_open_or_at(participant.pk, position)
+        rows = participant_sql.trials_open_or_at(participant.pk, position)
         trial = next((t for t in rows if t.position == position), None)
         first_open = next((t for t in rows if t.answer is None), None)
         if trial is None:
@@ -117,7 +117,7 @@ def trial_answer(
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
-        answer_sql.update(
+        participant_sql.update(
             Trial,
             trial.pk,
             {
@@ -137,9 +137,9 @@ def trial_answer(
         if following is None:
             fields["completed_at"] = now
         else:  # the next trial is on its way to the browser: its display time starts now
-            answer_sql.update(Trial, following.pk, {"shown_at": now}, where_null="shown_at")
+            participant_sql.update(Trial, following.pk, {"shown_at": now}, where_null="shown_at")
             following.shown_at = following.shown_at or now
-        answer_sql.update(Participant, participant.pk, fields)
+        participant_sql.update(Participant, participant.pk, fields)
         if study.preference and study.preference_adaptive:
             from survey.preference_protocol import preference_adapt  # imports services
 

@@ -37,7 +37,7 @@ from survey.participation import (
 from survey.ratelimit import start_allowed
 from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_get_by_slug
-from survey.services import answer_sql
+from survey.services import participant_sql
 from survey.services.assignment import participant_start
 from survey.services.colour_screen import screen_pending
 from survey.services.display_timing import FIELD as DISPLAY_FIELD
@@ -274,7 +274,7 @@ def participant_stop(request, public_id: str):
 
 def _participant(request, public_id: str) -> Participant:
     """The participation, for the browser that started (or resumed) it only."""
-    participant = answer_sql.participant_with_study(public_id)  # every answer reads it
+    participant = participant_sql.participant_with_study(public_id)  # every answer reads it
     if participant is None:
         raise Http404("no such participation")
     _check_owner(request, participant)

@@ -1,4 +1,4 @@
-"""The answer's statements in plain SQL (survey.services.answer_sql) give what the ORM
+"""The answer's statements in plain SQL (survey.services.participant_sql) give what the ORM
 gives: whole instances, field by field and type by type, their related rows attached; and
 an answer keeps to its seven statements. (SQLite's converters are exercised by
 tests/survey/test_sqlite_contention.py, whose participants answer on an SQLite file.)"""
@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from survey.models import Participant, Trial, TrialDisplay
-from survey.services import answer_sql
+from survey.services import participant_sql
 from tests.survey.study_helpers import (
     answer_post,
     consent_start,
@@ -45,12 +45,12 @@ def test_the_participant_with_its_study_as_the_orm_reads_it(taking):
     Participant.objects.filter(pk=taking.pk).update(last_active_at=timezone.now())
     orm = Participant.objects.select_related("study").get(pk=taking.pk)
     with CaptureQueriesContext(connection) as queries:
-        raw = answer_sql.participant_with_study(taking.public_id)
+        raw = participant_sql.participant_with_study(taking.public_id)
         same_fields(orm, raw)
         same_fields(orm.study, raw.study)  # attached: no query, no deferred field
     assert len(queries) == 1
     assert raw._state.db == "default" and not raw._state.adding
-    assert answer_sql.participant_with_study("no-such-participation") is None
+    assert participant_sql.participant_with_study("no-such-participation") is None
 
 
 def test_the_trial_rows_as_the_orm_reads_them(taking):
@@ -61,26 +61,26 @@ def test_the_trial_rows_as_the_orm_reads_them(taking):
         .order_by("position")
     )
     with CaptureQueriesContext(connection) as queries:
-        raw = answer_sql.trials_open_or_at(taking.pk, 1)  # the answered one, the first open
+        raw = participant_sql.trials_open_or_at(taking.pk, 1)  # the answered one, the first open
         for orm_trial, raw_trial in zip(orm, raw, strict=True):
             same_fields(orm_trial, raw_trial)
             same_fields(orm_trial.stimulus, raw_trial.stimulus)
     assert len(queries) == 1
-    assert [t.position for t in answer_sql.trials_open_or_at(taking.pk, 4)] == [2, 3]
+    assert [t.position for t in participant_sql.trials_open_or_at(taking.pk, 4)] == [2, 3]
 
 
 def test_an_update_only_while_null_keeps_the_first_value(taking):
     trial = Trial.objects.get(participant=taking, position=2)
     first, later = timezone.now(), timezone.now() + timezone.timedelta(seconds=5)
-    assert answer_sql.update(Trial, trial.pk, {"shown_at": first}, where_null="shown_at") == 1
-    assert answer_sql.update(Trial, trial.pk, {"shown_at": later}, where_null="shown_at") == 0
+    assert participant_sql.update(Trial, trial.pk, {"shown_at": first}, where_null="shown_at") == 1
+    assert participant_sql.update(Trial, trial.pk, {"shown_at": later}, where_null="shown_at") == 0
     trial.refresh_from_db()
     assert trial.shown_at == first
 
 
 def test_an_insert_gives_the_other_fields_their_defaults(taking):
     trial = Trial.objects.get(participant=taking, position=1)
-    answer_sql.insert(TrialDisplay, {"trial": trial.pk, "status": "not_measured"})
+    participant_sql.insert(TrialDisplay, {"trial": trial.pk, "status": "not_measured"})
     stored = TrialDisplay.objects.get(pk=trial.pk)
     assert (stored.flagged, stored.missed_target, stored.problems) == (False, False, "")
     assert stored.exposure_ms is None and stored.hidden is None

@@ -1,14 +1,15 @@
-"""The answer's statements in plain SQL: the answer view's participant, and
-:func:`survey.services.trials.trial_answer`'s reads and writes.
+"""The participants' hot paths in plain SQL: the participant of every participant view,
+:func:`survey.services.trials.trial_answer`'s reads and writes, and the image view's row
+(:func:`survey.participation.image_request`).
 
-Why plain SQL: every answer of every participant runs these statements, and built by the
-ORM they cost several times more CPU to compile (``as_sql``, ``get_select``, ``add_q``) than
-the database takes to run them (bench/profile_participant_paths.py). Here each is written
-from the models' ``_meta`` (tables, columns, the backend's quoting), its parameters bound
-and prepared by the fields as the ORM prepares them, and rows come back through the
-backend's and the fields' converters into whole instances, as the ORM would build them (no
-deferred field: whatever code is handed one may read any field without a query). The same
-statements run on PostgreSQL and SQLite."""
+Why plain SQL: every answer and image of every participant runs these statements, and
+built by the ORM they cost several times more CPU to compile (``as_sql``, ``get_select``,
+``add_q``) than the database takes to run them (bench/profile_participant_paths.py). Here
+each is written from the models' ``_meta`` (tables, columns, the backend's quoting), its
+parameters bound and prepared by the fields as the ORM prepares them, and rows come back
+through the backend's and the fields' converters into whole instances, as the ORM would
+build them (no deferred field: whatever code is handed one may read any field without a
+query). The same statements run on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -188,3 +189,35 @@ def insert(model: type[Model], values: dict) -> None:
     connection = _connection()
     sql = _insert_sql(connection.vendor, model, tuple(values))
     _run(connection, sql, _prepared(connection, model, values))
+
+
+@cache
+def _image_sql(vendor: str) -> str:
+    q = _names()
+    return (
+        f"SELECT p.{q(Participant, 'study')}, s.{q(Study, 'protocol')}, "
+        f"CASE WHEN p.{q(Participant, 'withdrawn_at')} IS NULL"
+        f" AND p.{q(Participant, 'released_at')} IS NULL THEN 0 ELSE 1 END, "
+        f"CASE WHEN t.{q(Trial, 'answer')} IS NULL THEN 0 ELSE 1 END, "
+        f"(SELECT COUNT(*) FROM {q(Trial)} b"
+        f" WHERE b.{q(Trial, 'participant')} = t.{q(Trial, 'participant')}"
+        f" AND b.{q(Trial, 'answer')} IS NULL"
+        f" AND b.{q(Trial, 'position')} < t.{q(Trial, 'position')}), "
+        f"t.{q(Trial, 'fake_side')}, f.{q(Stimulus, 'file')}, r.{q(Stimulus, 'file')}, "
+        f"s.{q(Study, 'stimulus_bytes')} "
+        f"FROM {q(Trial)} t "
+        f"INNER JOIN {q(Participant)} p ON p.{q(Participant, 'pk')} = t.{q(Trial, 'participant')} "
+        f"INNER JOIN {q(Study)} s ON s.{q(Study, 'pk')} = p.{q(Participant, 'study')} "
+        f"INNER JOIN {q(Stimulus)} f ON f.{q(Stimulus, 'pk')} = t.{q(Trial, 'stimulus')} "
+        f"LEFT OUTER JOIN {q(Stimulus)} r ON r.{q(Stimulus, 'pk')} = t.{q(Trial, 'partner')} "
+        f"WHERE p.{q(Participant, 'public_id')} = %s AND t.{q(Trial, 'position')} = %s"
+    )
+
+
+def image_row(public_id: str, position: int) -> tuple | None:
+    """The image view's row of the trial ``position`` of the participation ``public_id``:
+    (study id, protocol, gone 0/1, answered 0/1, unanswered trials before it, fake side,
+    stimulus file, partner file, the study's stimulus length), or None."""
+    connection = _connection()
+    rows = _run(connection, _image_sql(connection.vendor), [public_id, position], fetch=True)
+    return rows[0] if rows else None
