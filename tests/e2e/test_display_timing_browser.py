@@ -25,13 +25,13 @@ from studyplatform.researchers import researcher_create
 from survey.models import TrialDisplay
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXPOSURE_MS = 300
-AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
 PASSWORD = "a-long-Passphrase-1"
 
 
@@ -174,12 +174,7 @@ def check(page, name: str, shoot) -> None:
     shoot(page, name)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], (name, width)
-    page.evaluate(Path(AXE).read_text())  # the CSP refuses an injected <script>
-    result = page.evaluate(
-        "() => axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+    violations = axe_violations(page)
     assert not violations, (name, violations)
 
 

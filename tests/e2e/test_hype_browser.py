@@ -8,7 +8,6 @@ No timing is asserted (headless browsers have no real vertical sync)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -17,13 +16,13 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from survey.hype import staircase
 from survey.models import Participant, Study, Trial, TrialDisplay
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "a-long-Passphrase-1"
-AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
 
 
 @pytest.fixture
@@ -41,12 +40,7 @@ def study(tmp_path):
 
 
 def axe_clean(page, name: str) -> None:
-    page.evaluate(Path(AXE).read_text())  # the CSP refuses an injected <script>
-    result = page.evaluate(
-        "() => axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+    violations = axe_violations(page)
     assert not violations, (name, violations)
 
 

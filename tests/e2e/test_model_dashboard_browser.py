@@ -1,7 +1,7 @@
 """The dashboard's mixed models and the per-image page in a real browser at 1280 px and
 390 px: the verdicts come first and read at both sizes, the model table scrolls in its own
-region, nothing is wider than the screen, no script error. With ``E2E_AXE`` naming
-axe-core's ``axe.min.js`` each page is checked for WCAG 2.0/2.1 A and AA; with
+region, nothing is wider than the screen, no script error. Each page is checked
+with axe-core for WCAG 2.0/2.1 A and AA (tests/e2e/axe.py); with
 ``E2E_SCREENSHOTS`` the pages are saved."""
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from studyplatform.researchers import researcher_create
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
 from tests.survey.analysis_helpers import half_fooled, make_study, take_part
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "a-long-Passphrase-1"
-AXE = os.environ.get("E2E_AXE", "")
-AXE_RUN = """axe.run(document, {runOnly: {type: "tag",
-    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-  .then(r => r.violations.map(v => v.id + ": " + v.nodes.map(n => n.target).join(" | ")))"""
 
 
 @pytest.fixture
@@ -42,9 +39,7 @@ def _look(page, name: str, size: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}-{size}.png"), full_page=True)
-    if AXE:
-        page.evaluate(Path(AXE).read_text())
-        assert page.evaluate(AXE_RUN) == [], name
+    assert axe_violations(page) == [], name
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])

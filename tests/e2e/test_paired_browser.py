@@ -6,19 +6,16 @@ and every side chosen is stored once, in order."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from survey.models import Participant, Study, Trial
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
 KEYS = {"left": ["f", "ArrowLeft"], "right": ["j", "ArrowRight"]}
 #: The sides chosen, pair by pair (2 practice + 4 test + 2 vigilance pairs).
 CHOICES = ["left", "right", "right", "left", "left", "right", "right", "left"]
@@ -40,12 +37,7 @@ def study(tmp_path):
 
 
 def axe_clean(page, name: str) -> None:
-    page.evaluate(Path(AXE).read_text())  # the CSP refuses an injected <script>
-    result = page.evaluate(
-        "() => axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+    violations = axe_violations(page)
     assert not violations, (name, violations)
 
 

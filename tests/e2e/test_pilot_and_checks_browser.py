@@ -20,13 +20,13 @@ from studyplatform.researchers import researcher_create
 from survey.models import Participant, Trial
 from survey.services.stimuli import study_prepare_stimuli
 from survey.services.studies import study_create, study_open, study_open_pilot
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.survey.analysis_helpers import take_part
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AXE = os.environ.get("E2E_AXE", "/tmp/axe/node_modules/axe-core/axe.min.js")
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 ASKED = {"real": "For this image, please answer Real.", "ai": "For this image, please answer AI."}
 
@@ -34,12 +34,7 @@ ASKED = {"real": "For this image, please answer Real.", "ai": "For this image, p
 def check(page, name: str, shoot) -> None:
     """Screenshot (full page) and axe-core: no violation of WCAG 2.0/2.1 A or AA."""
     shoot(page, name)
-    page.evaluate(Path(AXE).read_text())  # the CSP refuses an injected <script>
-    result = page.evaluate(
-        "() => axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+    violations = axe_violations(page)
     assert not violations, (name, violations)
 
 

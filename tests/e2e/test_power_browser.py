@@ -1,7 +1,7 @@
 """The sample-size planner in a real browser, at desktop and phone sizes: reached from the
 study form's link, the form sent by GET, the answer with the power curve drawn inline;
-nothing wider than the screen, no script error. With ``E2E_AXE`` naming axe-core's
-``axe.min.js``, the page is also checked for WCAG 2.0/2.1 A and AA; with
+nothing wider than the screen, no script error. The page is also checked
+with axe-core for WCAG 2.0/2.1 A and AA (tests/e2e/axe.py); with
 ``E2E_SCREENSHOTS`` a folder, its screenshots are kept there."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 and a partial run's coverage), a partial uploaded run, two runs tested on different
 images compared, a gray run flagged for not beating no colour, the launch form with its
 estimate, and the upload page; no script error (the pages' CSP included), nothing wider
-than the screen. With ``E2E_AXE`` naming axe-core's ``axe.min.js``, each page is also
-checked for WCAG 2.0/2.1 A and AA."""
+than the screen. Each page is also checked
+with axe-core for WCAG 2.0/2.1 A and AA (tests/e2e/axe.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from studyplatform.researchers import researcher_create
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
 from tests.worker.runs_helpers import queued_run, tiny_dataset
 from tests.worker.test_uploaded_runs import _base, _csv, _gray, _zip
@@ -21,11 +22,6 @@ from worker.run_estimate import run_estimate
 from worker.services.uploads import uploaded_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-AXE = os.environ.get("E2E_AXE", "")
-AXE_RUN = """axe.run(document, {runOnly: {type: "tag",
-    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-  .then(r => r.violations.map(v => v.id + ": " + v.nodes.map(n => n.target).join(" | ")))"""
 
 
 def _uploaded(dataset, tmp_path, name, keep=None, colourise=lambda image: image):
@@ -43,9 +39,7 @@ def _look(page, name: str, size: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}-{size}.png"), full_page=True)
-    if AXE:
-        page.evaluate(Path(AXE).read_text())
-        assert page.evaluate(AXE_RUN) == [], name
+    assert axe_violations(page) == [], name
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
