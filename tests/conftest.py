@@ -73,3 +73,42 @@ def celery_worker():
         app, pool="threads", concurrency=2, queues=list(QUEUES), perform_ping_check=True
     ) as worker:
         yield worker
+
+
+#: How long a test's end waits for the real worker to finish what it still has.
+WORKER_IDLE_TIMEOUT = 60.0
+
+
+def _worker_busy(app, queues) -> bool:
+    from amqp.exceptions import ChannelError
+    from celery.worker import state
+
+    if state.active_requests or state.reserved_requests:
+        return True
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        for queue in queues:
+            try:
+                if channel.queue_declare(queue=queue, passive=True).message_count:
+                    return True
+            except ChannelError:  # Redis keeps no empty queue: NOT_FOUND is empty
+                continue
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_at_the_end(request):
+    """A test with the real worker ends when the worker is idle (nothing running, reserved
+    or queued): a task still running, such as a cancelled run's queued task picked up after
+    the run was reported cancelled, met the database flush at the test's end and deadlocked
+    with it (CI, test_demo)."""
+    yield
+    if "celery_worker" not in request.fixturenames:
+        return
+    import time
+
+    from studyplatform.celery import QUEUES, app
+
+    deadline = time.monotonic() + WORKER_IDLE_TIMEOUT
+    while _worker_busy(app, QUEUES) and time.monotonic() < deadline:
+        time.sleep(0.1)
