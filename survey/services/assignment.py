@@ -114,7 +114,7 @@ def _scene_uses(stimuli: list[Stimulus]) -> dict[int, int]:
 
 def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random):
     """``k`` of the condition's AI stimuli and ``k`` of its real ones."""
-    stimuli = list(Stimulus.objects.filter(condition=condition, role=Stimulus.Role.MAIN))
+    stimuli = participant_sql.stimuli(condition=condition.pk, role=Stimulus.Role.MAIN)
     ai = {s.scene_id: s for s in stimuli if not s.is_real}
     real = {s.scene_id: s for s in stimuli if s.is_real}
     scenes = ai.keys() & real.keys()
@@ -202,7 +202,7 @@ def other_stimuli(study: Study) -> list[Stimulus]:
     """The study's practice, attention and instructed stimuli: what :func:`trial_plan`
     reads besides the main stimuli. Their exposures decide nothing, so a start reads them
     before it takes the study's lock."""
-    return list(Stimulus.objects.filter(study=study).exclude(role=Stimulus.Role.MAIN))
+    return participant_sql.stimuli(study=study.pk, role=Stimulus.Role.MAIN, other=True)
 
 
 def trial_plan(
@@ -396,7 +396,7 @@ def participant_start(
 
 def _start_locked(*, study, now, releasable, conditions, others, rng, fields) -> Participant:
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        study = participant_sql.study_locked(study.pk)
         if not study.accepting:
             raise StudyNotOpen("this study is not open")
         pilot = study.status == Study.Status.PILOT

@@ -1,6 +1,10 @@
 """The participants' hot paths in plain SQL: the participant of every participant view,
-:func:`survey.services.trials.trial_answer`'s reads and writes, and the image view's row
-(:func:`survey.participation.image_request`).
+:func:`survey.services.trials.trial_answer`'s reads and writes, the image view's row
+(:func:`survey.participation.image_request`), the trial at hand of the participant's page
+(:func:`survey.participation.current_trial`), and a start's statements
+(:func:`survey.services.assignment.participant_start`: the study's link and its locked row,
+the stimuli, the exposures, the trials in one ``INSERT``), which a launch's burst of starts
+runs while every start waits on the study's lock.
 
 Why plain SQL: every answer and image of every participant runs these statements, and
 built by the ORM they cost several times more CPU to compile (``as_sql``, ``get_select``,
@@ -352,3 +356,52 @@ def trial_at_hand(participant_id: int) -> dict | None:
         "total": total,
         "answered": answered,
     }
+
+
+@cache
+def _study_sql(vendor: str, by: str, lock: bool) -> str:
+    q = _names()
+    sql = f"SELECT {_columns(q, Study, 's')} FROM {q(Study)} s WHERE s.{q(Study, by)} = %s"
+    return sql + (" FOR UPDATE" if lock else "")
+
+
+def _study(by: str, value, lock: bool = False) -> Study | None:
+    connection = _connection()
+    lock = lock and connection.features.has_select_for_update
+    rows = _run(connection, _study_sql(connection.vendor, by, lock), [value], fetch=True)
+    return _instance(connection, Study, rows[0]) if rows else None
+
+
+def study_by_slug(slug: str) -> Study | None:
+    """The study of the link ``slug`` (every landing and start reads it)."""
+    return _study("slug", slug)
+
+
+def study_locked(pk: int) -> Study:
+    """The study, its row locked for the transaction (``select_for_update``): the lock that
+    serialises the starts (on SQLite the transaction's own write lock does)."""
+    study = _study("pk", pk, lock=True)
+    if study is None:
+        raise Study.DoesNotExist(f"no study {pk}")
+    return study
+
+
+@cache
+def _stimuli_sql(vendor: str, by: str, role_is: bool) -> str:
+    q = _names()
+    role = f"st.{q(Stimulus, 'role')} {'=' if role_is else '<>'} %s"
+    return (
+        f"SELECT {_columns(q, Stimulus, 'st')} FROM {q(Stimulus)} st "
+        f"WHERE st.{q(Stimulus, by)} = %s AND {role} ORDER BY st.{q(Stimulus, 'pk')}"
+    )
+
+
+def stimuli(*, role: str, study: int | None = None, condition: int | None = None, other=False):
+    """The stimuli of the study (or of the condition) of ``role`` (with ``other``: of any
+    role but ``role``), as whole instances: a start reads them, the main ones under the
+    study's lock."""
+    by, value = ("condition", condition) if condition is not None else ("study", study)
+    connection = _connection()
+    sql = _stimuli_sql(connection.vendor, by, not other)
+    rows = _run(connection, sql, [value, role], fetch=True)
+    return [_instance(connection, Stimulus, row) for row in rows]
