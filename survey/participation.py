@@ -15,15 +15,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db.models import Count, F, Window
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from survey.hype import MASKS, next_exposure
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.services import participant_sql
 from survey.services.hype_exposure import measured_correct
-from survey.services.trials import AnswerResult, trial_mark_shown
+from survey.services.trials import AnswerResult
 from survey.wording import study_wording
 
 #: Prolific issues its ids (participant, study, session) as 24 lower-case hex digits.
@@ -155,26 +155,13 @@ def current_trial(participant: Participant) -> TrialView | None:
     One query (it runs after every answer): the participant's trials, unanswered first in
     order of position, the first one with the counts of all and of answered trials (window
     counts, taken before the LIMIT); then the write marking it shown, only if it was not."""
-    row = (
-        Trial.objects.filter(participant=participant)
-        .annotate(total=Window(Count("pk")), answered=Window(Count("answer")))
-        .order_by(F("answer").asc(nulls_first=True), "position")
-        .values(
-            "position",
-            "kind",
-            "shown_at",
-            "answer",
-            "instructed_answer",
-            "exposure_ms",
-            "total",
-            "answered",
-        )
-        .first()
-    )
+    row = participant_sql.trial_at_hand(participant.pk)
     if row is None or row["answer"] is not None:
         return None
-    if row["shown_at"] is None:
-        trial_mark_shown(participant=participant, position=row["position"])
+    if not row["shown"]:  # as trial_mark_shown does, the trial at hand already read
+        participant_sql.update(
+            Trial, row["pk"], {"shown_at": timezone.now()}, where_null="shown_at"
+        )
     return _trial_view(
         participant,
         position=row["position"],

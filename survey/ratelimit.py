@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from studyplatform.client_address import client_address
 from survey.models import Study
@@ -20,9 +21,23 @@ def start_allowed(request, study: Study) -> bool:
     """Count this start; False once the address has used up its starts in the window."""
     key = f"study-start:{study.pk}:{client_address(request)}"
     try:
-        cache.add(key, 0, timeout=settings.STUDY_START_WINDOW_SECONDS)
-        count = cache.incr(key)
+        count = _count(key, settings.STUDY_START_WINDOW_SECONDS)
     except Exception:
         logger.warning("start rate limit skipped: the cache is unreachable", exc_info=True)
         return True
     return count <= settings.STUDY_START_LIMIT
+
+
+def _count(key: str, window: int) -> int:
+    """Start the key's window unless started, count one: on Redis one round trip on one
+    client (``cache.add`` then ``cache.incr`` make a client and a round trip each), the
+    same key and value as theirs."""
+    backend = caches["default"]  # ``cache`` is a proxy: it is no RedisCache
+    if not isinstance(backend, RedisCache):
+        cache.add(key, 0, timeout=window)
+        return cache.incr(key)
+    key = backend.make_and_validate_key(key)
+    pipe = backend._cache.get_client(key, write=True).pipeline()
+    pipe.set(key, 0, ex=window, nx=True)
+    pipe.incr(key)
+    return pipe.execute()[1]

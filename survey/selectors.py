@@ -8,11 +8,12 @@ from django.utils import timezone
 from survey.analysis.exclusion import failed_checks
 from survey.models import Condition, Participant, Stimulus, Study, Trial
 from survey.preference_protocol import preference_plan
+from survey.services import participant_sql
 from survey.services.assignment import pair_plan, trial_plan
 
 
 def study_get_by_slug(*, slug: str) -> Study | None:
-    return Study.objects.filter(slug=slug).first()
+    return participant_sql.study_by_slug(slug)  # every landing and start: plain SQL
 
 
 def participant_get(*, study: Study, public_id: str) -> Participant | None:

@@ -30,12 +30,13 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from scipy.optimize import linear_sum_assignment
 
 from studyplatform.words import counted
 from survey.models import Condition, Participant, Stimulus, Study, Trial
+from survey.services import participant_sql
 from survey.services.errors import (
     NotEnoughScenes,
     ParticipationError,
@@ -113,7 +114,7 @@ def _scene_uses(stimuli: list[Stimulus]) -> dict[int, int]:
 
 def _pick_between(study: Study, condition: Condition, k: int, rng: random.Random):
     """``k`` of the condition's AI stimuli and ``k`` of its real ones."""
-    stimuli = list(Stimulus.objects.filter(condition=condition, role=Stimulus.Role.MAIN))
+    stimuli = participant_sql.stimuli(condition=condition.pk, role=Stimulus.Role.MAIN)
     ai = {s.scene_id: s for s in stimuli if not s.is_real}
     real = {s.scene_id: s for s in stimuli if s.is_real}
     scenes = ai.keys() & real.keys()
@@ -149,15 +150,23 @@ def _pick_within(study: Study, k: int, rng: random.Random) -> list[Stimulus]:
 
 
 def _pick_practice(
-    study: Study, condition: Condition | None, rng: random.Random, role=Stimulus.Role.PRACTICE
+    study: Study,
+    condition: Condition | None,
+    rng: random.Random,
+    role=Stimulus.Role.PRACTICE,
+    others: list[Stimulus] | None = None,
 ):
     """The practice stimuli (or those of ``role``: the instructed checks): every scene of
     the role once, half real and half AI (an odd one out at random), the AI versions from
-    the participant's condition (within subjects, a condition at random per scene)."""
+    the participant's condition (within subjects, a condition at random per scene).
+    ``others``: the study's stimuli that are not main ones, if already read."""
     n = study.instructed_checks if role == Stimulus.Role.INSTRUCTED else study.practice_trials
     if not n:
         return []
-    stimuli = list(Stimulus.objects.filter(study=study, role=role))
+    if others is None:
+        stimuli = list(Stimulus.objects.filter(study=study, role=role))
+    else:
+        stimuli = [s for s in others if s.role == role]
     scenes = sorted({s.scene_id for s in stimuli})
     reals = [True] * (n // 2) + [False] * (n // 2) + ([rng.random() < 0.5] if n % 2 else [])
     rng.shuffle(reals)
@@ -189,19 +198,35 @@ def _trial_order(
     return practice + order
 
 
-def trial_plan(*, study: Study, condition: Condition | None, rng: random.Random) -> list[Stimulus]:
+def other_stimuli(study: Study) -> list[Stimulus]:
+    """The study's practice, attention and instructed stimuli: what :func:`trial_plan`
+    reads besides the main stimuli. Their exposures decide nothing, so a start reads them
+    before it takes the study's lock."""
+    return participant_sql.stimuli(study=study.pk, role=Stimulus.Role.MAIN, other=True)
+
+
+def trial_plan(
+    *,
+    study: Study,
+    condition: Condition | None,
+    rng: random.Random,
+    others: list[Stimulus] | None = None,
+) -> list[Stimulus]:
     """The stimuli, in order, of a participant of ``condition`` (None within subjects)
     starting now: the least exposed main stimuli, the practice first, the attention checks
-    among the main trials. It only reads: :func:`participant_start` records it, a preview
-    shows it."""
+    among the main trials. ``others``: :func:`other_stimuli`, if already read. It only
+    reads: :func:`participant_start` records it, a preview shows it."""
     k = study.per_kind
     if condition is not None:
         main = _pick_between(study, condition, k, rng)
     else:
         main = _pick_within(study, k, rng)
-    practice = _pick_practice(study, condition, rng)
-    checks = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
-    checks += _pick_practice(study, condition, rng, role=Stimulus.Role.INSTRUCTED)
+    practice = _pick_practice(study, condition, rng, others=others)
+    if others is None:
+        checks = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
+    else:
+        checks = [s for s in others if s.role == Stimulus.Role.ATTENTION]
+    checks += _pick_practice(study, condition, rng, role=Stimulus.Role.INSTRUCTED, others=others)
     return _trial_order(practice, main, checks, rng)
 
 
@@ -306,6 +331,15 @@ def instructions(order: list[Stimulus], rng: random.Random) -> list[str | None]:
     return [rng.choice(answers) if s.role == Stimulus.Role.INSTRUCTED else None for s in order]
 
 
+def _resumed(study: Study, prolific_pid: str) -> Participant | None:
+    """The participant this PROLIFIC_PID already is (resume), or None; a withdrawn one is
+    refused."""
+    existing = participant_sql.participant_by_pid(study.pk, prolific_pid)
+    if existing is not None and existing.withdrawn_at is not None:
+        raise ParticipationError("this participation was withdrawn")
+    return existing
+
+
 def participant_start(
     *,
     study: Study,
@@ -317,25 +351,60 @@ def participant_start(
 ) -> Participant:
     """Start (or, for a PROLIFIC_PID already seen, resume) a participation: see the module
     docstring. Raises :class:`StudyNotOpen`, :class:`StudyFull`, :class:`NotEnoughScenes`
-    or :class:`ParticipationError` (a withdrawn PROLIFIC_PID)."""
+    or :class:`ParticipationError` (a withdrawn PROLIFIC_PID).
+
+    The study's lock serialises the starts, so only what decides the assignment runs under
+    it: the study's row as locked (status, design, target), the places held, the main
+    stimuli's exposures, and the writes. Read before it: a resume (which takes no lock),
+    the conditions and the stimuli that are not main ones (fixed once a study opens), and
+    whether any place can be released at ``now``: none can later at the same ``now`` (a
+    participant's last activity only moves forward), so the locked release is skipped when
+    the answer is no, and the places are counted at that ``now``. A start racing another of
+    the same PROLIFIC_PID meets the database's constraint: its transaction rolls back and
+    it returns the other's participant."""
     rng = rng or random.SystemRandom()
     prolific_pid = (prolific_pid or "").strip() or None
+    if prolific_pid is not None:
+        existing = _resumed(study, prolific_pid)
+        if existing is not None:
+            return existing
+    now = timezone.now()
+    releasable = participant_sql.any_silent(study.pk, now - study.time_limit)
+    conditions = list(study.conditions.all())
+    others = None if study.paired or study.preference else other_stimuli(study)
+    try:
+        return _start_locked(
+            study=study,
+            now=now,
+            releasable=releasable,
+            conditions=conditions,
+            others=others,
+            rng=rng,
+            fields={
+                "prolific_pid": prolific_pid,
+                "prolific_study_id": (prolific_study_id or "").strip()[:64] or None,
+                "prolific_session_id": (prolific_session_id or "").strip()[:64] or None,
+                "user_agent": (user_agent or "")[:500],
+            },
+        )
+    except IntegrityError:
+        existing = _resumed(study, prolific_pid) if prolific_pid is not None else None
+        if existing is None:
+            raise
+        return existing
+
+
+def _start_locked(*, study, now, releasable, conditions, others, rng, fields) -> Participant:
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
-        if prolific_pid is not None:
-            existing = Participant.objects.filter(study=study, prolific_pid=prolific_pid).first()
-            if existing is not None:
-                if existing.withdrawn_at is not None:
-                    raise ParticipationError("this participation was withdrawn")
-                return existing
+        study = participant_sql.study_locked(study.pk)
         if not study.accepting:
             raise StudyNotOpen("this study is not open")
         pilot = study.status == Study.Status.PILOT
         target = study.target_participants_per_condition
-        places_release(study=study)
-        taken = places_taken(study, pilot=pilot)
+        if releasable:
+            places_release(study=study, now=now)
+        taken = places_taken(study, now, pilot=pilot)
         if study.design == Study.Design.BETWEEN:
-            conditions = list(study.conditions.all())
             if not conditions:
                 raise StudyError("the study has no conditions")
             fewest = min(taken.get(c.pk, 0) for c in conditions)
@@ -356,31 +425,28 @@ def participant_start(
             order = [p.fake for p in pairs]
         else:
             pairs = None
-            order = trial_plan(study=study, condition=condition, rng=rng)
+            order = trial_plan(study=study, condition=condition, rng=rng, others=others)
         asked = instructions(order, rng)
         participant = Participant.objects.create(
-            is_pilot=pilot,
-            study=study,
-            condition=condition,
-            prolific_pid=prolific_pid,
-            prolific_study_id=(prolific_study_id or "").strip()[:64] or None,
-            prolific_session_id=(prolific_session_id or "").strip()[:64] or None,
-            user_agent=(user_agent or "")[:500],
+            is_pilot=pilot, study=study, condition=condition, **fields
         )
         if not pilot:
             shown = [s.pk for s in order] + [p.real.pk for p in pairs or []]
-            Stimulus.objects.filter(pk__in=shown).update(exposures=F("exposures") + 1)
-        Trial.objects.bulk_create(
-            Trial(
-                participant=participant,
-                position=i,
-                stimulus=s,
-                kind=s.role,
-                instructed_answer=instruction,
-                partner=pairs[i - 1].real if pairs else None,
-                fake_side=pairs[i - 1].fake_side if pairs else None,
-            )
-            for i, (s, instruction) in enumerate(zip(order, asked), start=1)
+            participant_sql.add(Stimulus, "exposures", shown, 1)
+        participant_sql.insert_many(
+            Trial,
+            [
+                {
+                    "participant": participant.pk,
+                    "position": i,
+                    "stimulus": s.pk,
+                    "kind": s.role,
+                    "instructed_answer": instruction,
+                    "partner": pairs[i - 1].real.pk if pairs else None,
+                    "fake_side": pairs[i - 1].fake_side if pairs else None,
+                }
+                for i, (s, instruction) in enumerate(zip(order, asked), start=1)
+            ],
         )
         if study.hype_time:
             exposure_set_first(participant)

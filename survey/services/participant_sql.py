@@ -1,6 +1,10 @@
 """The participants' hot paths in plain SQL: the participant of every participant view,
-:func:`survey.services.trials.trial_answer`'s reads and writes, and the image view's row
-(:func:`survey.participation.image_request`).
+:func:`survey.services.trials.trial_answer`'s reads and writes, the image view's row
+(:func:`survey.participation.image_request`), the trial at hand of the participant's page
+(:func:`survey.participation.current_trial`), and a start's statements
+(:func:`survey.services.assignment.participant_start`: the study's link and its locked row,
+the stimuli, the exposures, the trials in one ``INSERT``), which a launch's burst of starts
+runs while every start waits on the study's lock.
 
 Why plain SQL: every answer and image of every participant runs these statements, and
 built by the ORM they cost several times more CPU to compile (``as_sql``, ``get_select``,
@@ -21,6 +25,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
 from survey.models import Participant, Stimulus, Study, Trial
+
+#: Parameters in one statement of :func:`insert_many`: under SQLite's oldest limit (999).
+MAX_PARAMETERS = 900
 
 #: Per connection (each thread has its own), per model: (index, converters, column) of the
 #: columns whose values the backend or the field converts (SQLite's datetimes and booleans).
@@ -221,3 +228,180 @@ def image_row(public_id: str, position: int) -> tuple | None:
     connection = _connection()
     rows = _run(connection, _image_sql(connection.vendor), [public_id, position], fetch=True)
     return rows[0] if rows else None
+
+
+def insert_many(model: type[Model], rows: Sequence[dict]) -> None:
+    """``INSERT`` the rows (each ``values`` by field name, the same names in every row;
+    every other field its default) in as few statements as the backend's parameter limit
+    allows: a start's trials, one statement instead of the ORM's ``bulk_create``. A field
+    left out whose default is None (and has no database default) is left out of the
+    statement too: its column, nullable, is NULL all the same."""
+    if not rows:
+        return
+    connection = _connection()
+    given = tuple(rows[0])
+    constant = {
+        f.name: f.get_default()
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.name not in given
+    }
+    constant = {
+        name: value
+        for name, value in constant.items()
+        if value is not None or model._meta.get_field(name).has_db_default()
+    }
+    fixed = _prepared(connection, model, constant)
+    names = given + tuple(constant)
+    one = f"({', '.join(['%s'] * len(names))})"
+    batch = max(1, MAX_PARAMETERS // len(names))
+    head = _insert_sql(connection.vendor, model, names).rsplit(" VALUES ", 1)[0]
+    get_field = model._meta.get_field
+    preps = [get_field(name).get_db_prep_save for name in given]
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        params = []
+        for row in chunk:
+            params += [prep(row[name], connection) for prep, name in zip(preps, given)]
+            params += fixed
+        _run(connection, f"{head} VALUES {', '.join([one] * len(chunk))}", params)
+
+
+@cache
+def _add_sql(vendor: str, model: type[Model], field: str, n: int) -> str:
+    q = _names()
+    column = q(model, field)
+    return (
+        f"UPDATE {q(model)} SET {column} = {column} + %s "
+        f"WHERE {q(model, 'pk')} IN ({', '.join(['%s'] * n)})"
+    )
+
+
+def add(model: type[Model], field: str, pks: Sequence[int], amount: int) -> int:
+    """``field = field + amount`` on the rows ``pks`` (each changed once, whatever its
+    repeats); the rows changed."""
+    pks = sorted(set(pks))
+    if not pks:
+        return 0
+    connection = _connection()
+    return _run(connection, _add_sql(connection.vendor, model, field, len(pks)), [amount, *pks])
+
+
+@cache
+def _silent_sql(vendor: str) -> str:
+    q = _names()
+    return (
+        f"SELECT 1 FROM {q(Participant)} WHERE {q(Participant, 'study')} = %s"
+        f" AND {q(Participant, 'withdrawn_at')} IS NULL AND {q(Participant, 'returned_at')} IS NULL"
+        f" AND {q(Participant, 'released_at')} IS NULL AND {q(Participant, 'completed_at')} IS NULL"
+        f" AND {q(Participant, 'last_active_at')} < %s LIMIT 1"
+    )
+
+
+def any_silent(study_id: int, before) -> bool:
+    """Whether the study has a participant :func:`survey.services.places.places_release`
+    would release: present, unfinished, last heard from before ``before``."""
+    connection = _connection()
+    field = Participant._meta.get_field("last_active_at")
+    params = [study_id, field.get_db_prep_value(before, connection)]
+    return bool(_run(connection, _silent_sql(connection.vendor), params, fetch=True))
+
+
+@cache
+def _pid_sql(vendor: str) -> str:
+    q = _names()
+    return (
+        f"SELECT {_columns(q, Participant, 'p')} FROM {q(Participant)} p "
+        f"WHERE p.{q(Participant, 'study')} = %s AND p.{q(Participant, 'prolific_pid')} = %s"
+    )
+
+
+def participant_by_pid(study_id: int, prolific_pid: str) -> Participant | None:
+    """The study's participant with this PROLIFIC_PID (one at most: a constraint)."""
+    connection = _connection()
+    rows = _run(connection, _pid_sql(connection.vendor), [study_id, prolific_pid], fetch=True)
+    return _instance(connection, Participant, rows[0]) if rows else None
+
+
+@cache
+def _current_sql(vendor: str) -> str:
+    q = _names()
+    answer = q(Trial, "answer")
+    names = ("pk", "position", "kind", "shown_at", "answer", "instructed_answer", "exposure_ms")
+    return (
+        f"SELECT {', '.join(q(Trial, name) for name in names)}, "
+        f"COUNT(*) OVER (), COUNT({answer}) OVER () FROM {q(Trial)} "
+        f"WHERE {q(Trial, 'participant')} = %s "
+        f"ORDER BY CASE WHEN {answer} IS NULL THEN 0 ELSE 1 END, {q(Trial, 'position')} LIMIT 1"
+    )
+
+
+def trial_at_hand(participant_id: int) -> dict | None:
+    """The participant's first unanswered trial (or, every trial answered, one answered
+    trial) with the counts of all and of answered trials (window counts, taken before the
+    LIMIT): pk, position, kind, shown (bool), answer, instructed_answer, exposure_ms,
+    total, answered; None without trials."""
+    connection = _connection()
+    rows = _run(connection, _current_sql(connection.vendor), [participant_id], fetch=True)
+    if not rows:
+        return None
+    pk, position, kind, shown_at, answer, instructed, exposure, total, answered = rows[0]
+    return {
+        "pk": pk,
+        "position": position,
+        "kind": kind,
+        "shown": shown_at is not None,
+        "answer": answer,
+        "instructed_answer": instructed,
+        "exposure_ms": exposure,
+        "total": total,
+        "answered": answered,
+    }
+
+
+@cache
+def _study_sql(vendor: str, by: str, lock: bool) -> str:
+    q = _names()
+    sql = f"SELECT {_columns(q, Study, 's')} FROM {q(Study)} s WHERE s.{q(Study, by)} = %s"
+    return sql + (" FOR UPDATE" if lock else "")
+
+
+def _study(by: str, value, lock: bool = False) -> Study | None:
+    connection = _connection()
+    lock = lock and connection.features.has_select_for_update
+    rows = _run(connection, _study_sql(connection.vendor, by, lock), [value], fetch=True)
+    return _instance(connection, Study, rows[0]) if rows else None
+
+
+def study_by_slug(slug: str) -> Study | None:
+    """The study of the link ``slug`` (every landing and start reads it)."""
+    return _study("slug", slug)
+
+
+def study_locked(pk: int) -> Study:
+    """The study, its row locked for the transaction (``select_for_update``): the lock that
+    serialises the starts (on SQLite the transaction's own write lock does)."""
+    study = _study("pk", pk, lock=True)
+    if study is None:
+        raise Study.DoesNotExist(f"no study {pk}")
+    return study
+
+
+@cache
+def _stimuli_sql(vendor: str, by: str, role_is: bool) -> str:
+    q = _names()
+    role = f"st.{q(Stimulus, 'role')} {'=' if role_is else '<>'} %s"
+    return (
+        f"SELECT {_columns(q, Stimulus, 'st')} FROM {q(Stimulus)} st "
+        f"WHERE st.{q(Stimulus, by)} = %s AND {role} ORDER BY st.{q(Stimulus, 'pk')}"
+    )
+
+
+def stimuli(*, role: str, study: int | None = None, condition: int | None = None, other=False):
+    """The stimuli of the study (or of the condition) of ``role`` (with ``other``: of any
+    role but ``role``), as whole instances: a start reads them, the main ones under the
+    study's lock."""
+    by, value = ("condition", condition) if condition is not None else ("study", study)
+    connection = _connection()
+    sql = _stimuli_sql(connection.vendor, by, not other)
+    rows = _run(connection, sql, [value, role], fetch=True)
+    return [_instance(connection, Stimulus, row) for row in rows]

@@ -304,7 +304,7 @@ def participant_page(request, public_id: str):
     trial = current_trial(participant)
     if trial is None:  # every trial answered, completion not yet recorded: cannot happen
         return redirect("participant_done", public_id=public_id)
-    Participant.objects.filter(pk=participant.pk).update(last_active_at=timezone.now())
+    participant_sql.update(Participant, participant.pk, {"last_active_at": timezone.now()})
     begin = trial.answered > 0 or request.GET.get("begin") == "1"
     return render(
         request,
