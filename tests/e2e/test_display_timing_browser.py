@@ -163,7 +163,8 @@ def test_focus_lost_hidden_page_and_held_up_frames_are_recorded_and_flagged(
     # A focus loss: recorded, not flagged.
     assert first.blurred and not first.hidden and not first.flagged, first.exposure_ms
     assert second.hidden and second.flagged and not second.missed_target
-    assert third.exposure_ms >= 2 * EXPOSURE_MS and third.missed_target and third.flagged
+    # Held up for two exposures: measured from frame timestamps, to within a millisecond.
+    assert third.exposure_ms >= 2 * EXPOSURE_MS - 1 and third.missed_target and third.flagged
     assert not third.hidden
     assert fourth.answered_early and fourth.exposure_ms is None and not fourth.flagged
 
