@@ -191,11 +191,7 @@ def _insert_sql(vendor: str, model: type[Model], names: tuple) -> str:
 
 def insert(model: type[Model], values: dict) -> None:
     """``INSERT`` one row: ``values`` by field name, every other field its default."""
-    fields = model._meta.concrete_fields
-    values = {**{f.name: f.get_default() for f in fields if not f.primary_key}, **values}
-    connection = _connection()
-    sql = _insert_sql(connection.vendor, model, tuple(values))
-    _run(connection, sql, _prepared(connection, model, values))
+    insert_many(model, [values])
 
 
 @cache
