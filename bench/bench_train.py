@@ -118,6 +118,81 @@ def bench_steps(args, device, flops) -> list[Measurement]:
     return results
 
 
+KERNEL_KINDS = (  # (kind, substrings of the kernel's name), first match wins
+    ("convolution / matmul", ("conv", "gemm", "cutlass", "xmma", "sm90", "wgrad", "dgrad", "nhwc")),
+    ("normalisation", ("norm", "bn_")),
+    ("optimiser", ("adam", "multi_tensor", "foreach")),
+    ("elementwise / reduction", ("elementwise", "vectorized", "reduce", "unrolled", "pointwise")),
+)
+
+
+def _kind(name: str) -> str:
+    low = name.lower()
+    for kind, keys in KERNEL_KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def what_limits(args, device, by: dict) -> dict:
+    """Where a step's time goes: the kernels of the fast step run eagerly (no graph, no
+    compile, so each kernel is seen) under torch.profiler, set against the measured step.
+    GPU-busy time well below the step time means launch / host overhead; otherwise the kinds
+    of kernel that fill it say whether convolutions (arithmetic) or memory-bound layers
+    (normalisation, elementwise, the optimiser) are the limit."""
+    from torch.profiler import ProfilerActivity, profile
+
+    perf = replace(PerformanceOptions.fast(), compile=False, cuda_graph=False)
+    activity = ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU
+    report = {}
+    for batch in args.batches:
+        torch.backends.cudnn.benchmark = False
+        step = Pix2PixStep(*build_networks(args.size, args.width, 0), perf=perf, device=device)
+        luma = torch.rand(batch, 1, args.size, args.size, device=device) * 2 - 1
+        chroma = torch.rand(batch, 2, args.size, args.size, device=device) * 2 - 1
+        for _ in range(5):
+            step.step_tensor(luma, chroma)
+        synchronise(device)
+        steps = 5
+        with profile(activities=[activity]) as prof:
+            for _ in range(steps):
+                step.step_tensor(luma, chroma)
+            synchronise(device)
+        kinds: dict[str, float] = {}
+        for event in prof.key_averages():
+            if device.type == "cuda":
+                us = getattr(event, "self_device_time_total", None)
+                if us is None:
+                    us = getattr(event, "self_cuda_time_total", 0.0)
+            else:
+                us = event.self_cpu_time_total
+            if us:
+                kinds[_kind(event.key)] = kinds.get(_kind(event.key), 0.0) + us / 1e3 / steps
+        busy = sum(kinds.values())
+        measured = by.get(("fast", batch)) or by.get(("fast-no-compile", batch))
+        step_ms = measured.ms_per_step if measured else None
+        entry = {"busy_ms": busy, "step_ms": step_ms, "kinds_ms": kinds}
+        share = busy / step_ms if step_ms else None
+        top = max(kinds, key=kinds.get) if kinds else "?"
+        if share is not None and share < 0.8:
+            verdict = f"launch / host overhead (the GPU is busy {share:.0%} of the step)"
+        elif top == "convolution / matmul":
+            verdict = "the convolutions' arithmetic (GPU busy; convolutions fill most of it)"
+        else:
+            verdict = f"memory-bound layers ({top} fill most of the busy time)"
+        entry["limit"] = verdict
+        report[str(batch)] = entry
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(kinds.items(), key=lambda x: -x[1]))
+        print(
+            f"what limits batch {batch}: kernels {busy:.2f} ms per step ({parts})"
+            + (f" against {step_ms:.2f} ms measured (fast)" if step_ms else "")
+            + f": {verdict}",
+            flush=True,
+        )
+        del step
+    return report
+
+
 def bench_inference(args, device) -> dict[str, float]:
     out = {}
     torch.manual_seed(0)
@@ -264,6 +339,10 @@ def main() -> None:
         "gflop_per_image_step": flops / 1e9,
         "steps": [m.__dict__ for m in results],
     }
+    try:
+        report["limits"] = what_limits(args, device, by)
+    except Exception as exc:  # the profile must not cost the rest of the benchmark
+        print(f"what limits: profile FAILED {type(exc).__name__}: {exc}")
     if not args.no_inference:
         report["inference_images_per_s"] = bench_inference(args, device)
     if args.curves:
