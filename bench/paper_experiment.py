@@ -100,6 +100,8 @@ def train_in_rounds(args, photos: Path, out: Path) -> dict:
                     str(args.classifier_epochs),
                     "--classifier-patience",
                     str(args.classifier_patience),
+                    "--classifier-batch",
+                    str(args.classifier_batch),
                 ]
                 + common,
                 stdout=subprocess.PIPE,
@@ -263,6 +265,7 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=20, help="epochs per round")
     parser.add_argument("--classifier-epochs", type=int, default=30)
     parser.add_argument("--classifier-patience", type=int, default=5)
+    parser.add_argument("--classifier-batch", type=int, default=16)
     parser.add_argument(
         "--budget", type=float, default=600, help="no round that would end after this (s)"
     )
