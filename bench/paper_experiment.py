@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "horse", "ship")
+GRID_PER_CATEGORY = 3
 
 
 def cifar_folder(tar_path: Path, work: Path, classes, per_class: int | None) -> Path:
@@ -180,7 +181,9 @@ def evaluate(args, out: Path) -> dict:
     )
     data = ColourisationDataset(records, space, args.size, categories, train=False)
     loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=False)
-    grid_rows, offset = [], 0
+    from colourmodels.colour import luma_chroma_to_rgb
+
+    grid_rows, shown, offset = [], {}, 0  # up to GRID_PER_CATEGORY images of each category
     with torch.inference_mode():
         for luma, chroma, cat in loader:
             names = [records[offset + i].category for i in range(len(luma))]
@@ -188,12 +191,12 @@ def evaluate(args, out: Path) -> dict:
             luma, chroma = luma.to(device), chroma.to(device)
             e = ens.add(luma, chroma, cat, names)
             b = base.add(luma, chroma, cat, names)
-            if len(grid_rows) < 1:
-                from colourmodels.colour import luma_chroma_to_rgb
-
-                truth = luma_chroma_to_rgb(luma, chroma, space)
-                grey = luma_chroma_to_rgb(luma, torch.zeros_like(chroma), space)
-                grid_rows.append([grey, b[""].rgb, e["predicted"].rgb, truth])
+            truth = luma_chroma_to_rgb(luma, chroma, space)
+            grey = luma_chroma_to_rgb(luma, torch.zeros_like(chroma), space)
+            for i, name in enumerate(names):
+                if shown.get(name, 0) < GRID_PER_CATEGORY:
+                    shown[name] = shown.get(name, 0) + 1
+                    grid_rows.append([x[i] for x in (grey, b[""].rgb, e["predicted"].rgb, truth)])
     summary = {
         "images": len(records),
         "same_test_split": same_split,
@@ -201,7 +204,7 @@ def evaluate(args, out: Path) -> dict:
         "ensemble": {r: ens.tables(r) for r in ("predicted", "oracle", "soft")},
     }
     if grid_rows:
-        _grid(grid_rows[0], out / "grid.png", per_category=categories, names=names)
+        _grid(grid_rows, out / "grid.png")
     return summary
 
 
@@ -215,17 +218,16 @@ def _baseline_best(run: Path) -> Path:
     return found[0]
 
 
-def _grid(columns, path: Path, per_category, names, count: int = 16) -> None:
-    """Columns: grayscale input, baseline, ensemble (predicted routing), truth."""
+def _grid(rows, path: Path) -> None:
+    """One row per image: grayscale input, baseline, ensemble (predicted routing), truth."""
     import numpy as np
     from PIL import Image
 
-    picks = list(range(min(count, len(names))))
-    rows = []
-    for i in picks:
-        row = [c[i].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() for c in columns]
-        rows.append(np.concatenate(row, axis=1))
-    image = (np.concatenate(rows, axis=0) * 255).round().astype("uint8")
+    lines = [
+        np.concatenate([x.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() for x in row], axis=1)
+        for row in rows
+    ]
+    image = (np.concatenate(lines, axis=0) * 255).round().astype("uint8")
     big = (image.shape[1] * 3, image.shape[0] * 3)
     Image.fromarray(image).resize(big, Image.NEAREST).save(path)
 

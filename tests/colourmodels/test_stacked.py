@@ -253,10 +253,20 @@ def test_bad_stacks_are_refused_in_words(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("graphs", [False, True])
-def test_cuda_stack_matches_training_alone(tmp_path, graphs):
+def test_cuda_stack_matches_training_alone(tmp_path, graphs, monkeypatch):
     """On CUDA: streams (and one CUDA graph for all models with ``graphs``). 32 px: no
-    dropout, so the CUDA graph's shared generator draws nothing and the runs must agree."""
+    dropout, so the CUDA graph's shared generator draws nothing and the runs must agree.
+
+    In float32 without TF32 and with cuDNN's deterministic algorithms: on an H200
+    (2026-12-04) with PyTorch's defaults (TF32 convolutions, any algorithm) the stacked and
+    the lone runs differed by 5e-4 relative in the first epoch's loss (whether two lone runs
+    differ as much there was not measured); this test checks the stack, not cuDNN's spread.
+    Not yet run on a GPU in this form."""
     from colourmodels.training import PerformanceOptions
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
 
     perf = PerformanceOptions(cuda_graph=graphs)
     specs = [
