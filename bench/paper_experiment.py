@@ -65,16 +65,16 @@ def train_in_rounds(args, photos: Path, out: Path) -> dict:
     if args.workers is not None:
         common += ["--workers", str(args.workers)]
     start = time.monotonic()
-    epochs = 0
+    epochs = _trained_epochs(out)  # a run of an earlier call resumes
     rounds = []
     done = {"baseline": False, "ensemble": False}
+    per_epoch = 0.0  # of the last round
     while not all(done.values()) and epochs < args.epochs:
         elapsed = time.monotonic() - start
-        per_epoch = elapsed / epochs if epochs else 0.0
         if elapsed + per_epoch * args.round > args.budget:  # the next round would not fit
             break
-        step = args.round if epochs else max(1, args.round // 4)  # a short first round
-        epochs = min(args.epochs, epochs + step)
+        step = args.round if per_epoch else max(1, args.round // 4)  # a short first round
+        round_start, epochs = time.monotonic(), min(args.epochs, epochs + step)
         procs = {}
         if not done["baseline"]:
             procs["baseline"] = subprocess.Popen(
@@ -115,6 +115,7 @@ def train_in_rounds(args, photos: Path, out: Path) -> dict:
                 print(text[-3000:])
                 raise SystemExit(f"{name} training failed (exit {proc.returncode})")
             done[name] = _finished(name, out, epochs)
+        per_epoch = (time.monotonic() - round_start) / step
         rounds.append(
             {"epochs": epochs, "seconds": round(time.monotonic() - start, 1), "done": dict(done)}
         )
@@ -125,6 +126,17 @@ def train_in_rounds(args, photos: Path, out: Path) -> dict:
         "all_stopped_early": all(done.values()),
         "epoch_cap": epochs,
     }
+
+
+def _trained_epochs(out: Path) -> int:
+    """The epochs both runs have finished already (0 for new runs)."""
+    try:
+        base = json.loads((out / "baseline" / "summary.json").read_text())["last_epoch"]
+        state = json.loads((out / "ensemble" / "ensemble.json").read_text())
+        members = [m["last_epoch"] for m in state["members"].values() if m["kind"] == "generator"]
+        return min([base, *members]) if members else 0
+    except (OSError, KeyError, ValueError):
+        return 0
 
 
 def _finished(name: str, out: Path, epochs: int) -> bool:

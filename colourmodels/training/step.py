@@ -169,6 +169,8 @@ class Pix2PixStep:
         self._static_chroma: torch.Tensor | None = None
         self._static_out: torch.Tensor | None = None
         self._side_stream: torch.cuda.Stream | None = None
+        #: Why the CUDA graph could not be captured (None: it was, or graphs are off).
+        self.graph_failure: str | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -194,8 +196,13 @@ class Pix2PixStep:
             return self._train_step(self._prep(luma), self._prep(chroma))
         if self._warmup_left > 0:
             self._warmup_left -= 1
-            return self._warmup(luma, chroma)
-        return self._capture_and_replay(luma, chroma)
+            if self._warmup_left == 0:  # the last warm-up reads the buffers the graph will read
+                return self._warmup(*self._fill_static(luma, chroma))
+            return self._warmup(self._prep(luma), self._prep(chroma))
+        try:
+            return self._capture_and_replay(luma, chroma)
+        except RuntimeError as exc:  # torch.AcceleratorError, cuDNN's errors in the capture
+            return self._without_graphs(exc, luma, chroma)
 
     @torch.no_grad()
     def evaluate(self, luma: torch.Tensor, chroma: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -305,24 +312,55 @@ class Pix2PixStep:
             return torch.stack([d_loss, g_gan, g_l1, g_total])
 
     def _warmup(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """A training step of prepared batches on the side stream (as PyTorch's graph docs warm
+        up), so that cuDNN's algorithm search and the allocator's first requests happen here
+        and not inside the capture."""
         if self._side_stream is None:
             self._side_stream = torch.cuda.Stream(device=self.device)
         stream = self._side_stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            out = self._train_step(self._prep(luma), self._prep(chroma))
+            out = self._train_step(luma, chroma)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         return out
 
-    def _capture_and_replay(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
-        self._static_luma = torch.empty(
-            luma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
-        )
-        self._static_chroma = torch.empty(
-            chroma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
-        )
+    def _fill_static(self, luma: torch.Tensor, chroma: torch.Tensor):
+        """The graph's input buffers (made once for the graph's shape), holding this batch."""
+        if self._static_luma is None:
+            self._static_luma = torch.empty(
+                luma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
+            )
+            self._static_chroma = torch.empty(
+                chroma.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format
+            )
         self._static_luma.copy_(luma)
         self._static_chroma.copy_(chroma)
+        return self._static_luma, self._static_chroma
+
+    def _without_graphs(self, exc: Exception, luma: torch.Tensor, chroma: torch.Tensor):
+        """A capture that failed: this step and every later one run eagerly, said once.
+
+        Seen on an H200 (2026-12-04): a 32 px run with every speed-up failed in its first
+        capture with cuDNN's CUDNN_STATUS_EXECUTION_FAILED_CUDART, which ended the training.
+        Nothing of the failed capture ran (a capture records kernels without running them), so
+        the step is taken again eagerly on the same batch."""
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        self.graph_failure = f"{type(exc).__name__}: {reason}"
+        warnings.warn(
+            f"CUDA graph capture failed ({self.graph_failure}); this training goes on without "
+            "CUDA graphs (slower, the same steps)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.graphs = False
+        self._graph = None
+        self._static_luma = self._static_chroma = self._static_out = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self._train_step(self._prep(luma), self._prep(chroma))
+
+    def _capture_and_replay(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        self._fill_static(luma, chroma)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             # Capture records the kernels without running them; the replay below runs them.

@@ -180,3 +180,55 @@ def test_performance_options():
     assert PerformanceOptions.from_dict(fast.to_dict()) == fast
     with pytest.raises(ValueError):
         PerformanceOptions.from_dict({"turbo": True})
+
+
+def _graphed_on_the_cpu(monkeypatch, capture_error: Exception | None):
+    """A step that takes the CUDA-graph path on the CPU: the side stream's warm-up runs in
+    place and the capture raises ``capture_error`` (what a GPU's failed capture raises)."""
+    step = Pix2PixStep(*_nets(), perf=PerformanceOptions(), device="cpu", warmup_steps=2)
+    step.graphs = True  # as on CUDA with perf.cuda_graph
+    warmed = []
+
+    def warmup(luma, chroma):
+        warmed.append(luma)
+        return step._train_step(luma, chroma)
+
+    def capture(luma, chroma):
+        raise capture_error
+
+    monkeypatch.setattr(step, "_warmup", warmup)
+    monkeypatch.setattr(step, "_capture_and_replay", capture)
+    return step, warmed
+
+
+def test_a_failed_cuda_graph_capture_goes_on_eagerly_with_the_same_steps(monkeypatch):
+    """Seen on an H200: cuDNN failed inside the first capture and the training died. The step
+    must be taken eagerly instead, said once in words, and later steps must not capture."""
+    failure = torch.AcceleratorError(
+        "CUDA error: operation failed due to a previous error during capture\nSearch for ..."
+    )
+    step, warmed = _graphed_on_the_cpu(monkeypatch, failure)
+    eager = Pix2PixStep(*_nets(), perf=PerformanceOptions(), device="cpu")
+    batches = [_batch(seed=s) for s in range(5)]
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed .*AcceleratorError"):
+        for luma, chroma in batches:
+            torch.testing.assert_close(
+                step.step_tensor(luma, chroma), eager.step_tensor(luma, chroma)
+            )
+    assert step.graphs is False
+    assert step.graph_failure.startswith("AcceleratorError: CUDA error: operation failed")
+    assert "\n" not in step.graph_failure
+    assert len(warmed) == 2  # the two warm-ups, then one failed capture, then eager steps
+    for a, b in zip(step.generator.parameters(), eager.generator.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_last_warm_up_reads_the_buffers_the_graph_will_read(monkeypatch):
+    step, warmed = _graphed_on_the_cpu(monkeypatch, RuntimeError("cuDNN error"))
+    (l0, c0), (l1, c1) = _batch(seed=1), _batch(seed=2)
+    step.step_tensor(l0, c0)
+    assert step._static_luma is None  # the first warm-up: the batch itself
+    step.step_tensor(l1, c1)
+    assert warmed[1] is step._static_luma  # the last: the graph's own input buffer
+    torch.testing.assert_close(step._static_luma, l1)
+    torch.testing.assert_close(step._static_chroma, c1)
