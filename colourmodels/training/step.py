@@ -340,9 +340,11 @@ class Pix2PixStep:
     def _without_graphs(self, exc: Exception, luma: torch.Tensor, chroma: torch.Tensor):
         """A capture that failed: this step and every later one run eagerly, said once.
 
-        Seen on an H200 (2026-12-04): a 32 px run with every speed-up failed in its first
-        capture with cuDNN's CUDNN_STATUS_EXECUTION_FAILED_CUDART, which ended the training.
-        Nothing of the failed capture ran (a capture records kernels without running them), so
+        Seen on an H200 (2026-12-04): a 32 px run of the command line with every speed-up
+        failed in its first capture with cuDNN's CUDNN_STATUS_EXECUTION_FAILED_CUDART, which
+        ended the training (the capture was then in the "global" mode, in which the loader's
+        pin-memory thread can spoil it; the stack's capture was already "thread_local", as
+        this one is now). Nothing of the failed capture ran (a capture records kernels without running them), so
         the step is taken again eagerly on the same batch."""
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         self.graph_failure = f"{type(exc).__name__}: {reason}"
@@ -362,7 +364,9 @@ class Pix2PixStep:
     def _capture_and_replay(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         self._fill_static(luma, chroma)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: a loader's pin-memory thread may allocate pinned memory meanwhile,
+        # which the default ("global") mode counts as an error of this capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             # Capture records the kernels without running them; the replay below runs them.
             self._static_out = self._train_step(self._static_luma, self._static_chroma)
         self._graph = graph
