@@ -344,8 +344,8 @@ class Pix2PixStep:
         failed in its first capture with cuDNN's CUDNN_STATUS_EXECUTION_FAILED_CUDART, which
         ended the training (the capture was then in the "global" mode, in which the loader's
         pin-memory thread can spoil it; the stack's capture was already "thread_local", as
-        this one is now). Nothing of the failed capture ran (a capture records kernels without running them), so
-        the step is taken again eagerly on the same batch."""
+        this one is now). Nothing of the failed capture ran (a capture records kernels
+        without running them), so the step is taken again eagerly on the same batch."""
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         self.graph_failure = f"{type(exc).__name__}: {reason}"
         warnings.warn(
