@@ -398,12 +398,26 @@ def _rate(k: int, n: int, confidence: float) -> tuple[float, tuple[float, float]
     return k / n, (interval.low, interval.high)
 
 
+#: A random-effect SD above this (logit scale) says the participants or images are
+#: all-or-nothing (each always or never fooled: a quasi-complete separation). A typical
+#: one's rate, expit(intercept), is then undetermined: lme4 fits the same degenerate optimum
+#: (e.g. intercept −10.9, image SD 46 for 12 judgements with a pooled rate of 50 %).
+SEPARATION_SD = 5.0
+
+
 def _model_problem(model: FoolingModel) -> str | None:
     """Why the mixed model's numbers cannot carry the verdict, in words (None: they can)."""
     if model.intercept is None:
         return "the mixed model could not be fitted"
     if not model.converged:
         return "the mixed model did not converge"
+    for name, sd in (("participant", model.participant_sd), ("image", model.image_sd)):
+        if sd is not None and sd > SEPARATION_SD:
+            return (
+                f"the mixed model's {name} SD is {sd:.3g} on the logit scale (each {name} "
+                f"always or never fooled: separation), so its typical {name}'s rate says "
+                "nothing"
+            )
     return None
 
 

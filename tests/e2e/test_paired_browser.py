@@ -138,3 +138,45 @@ def test_a_paired_study_by_keyboard_on_a_phone(open_page, study, shoot):
 def test_a_paired_study_by_mouse_on_a_desktop(open_page, study, shoot):
     page = open_page(**DESKTOP)
     assert_stored(take(page, study, "mouse", shoot, "paired-1280-"))
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_paired_dashboard_in_a_browser(open_page, study, shoot, size):
+    """The researcher's analysis page of a paired study: the pairs' rows and figures, no row
+    a pair has no number for, nothing wider than the screen, axe-clean."""
+    from django.urls import reverse
+
+    from studyplatform.researchers import researcher_create
+    from survey.services.assignment import participant_start
+    from survey.services.trials import trial_answer
+
+    for wanted in (1, 2, 3):  # each participant chooses the fake in `wanted` test pairs
+        participant = participant_start(study=study)
+        fooled = 0
+        for t in participant.trials.order_by("position"):
+            real = Trial.Side.RIGHT if t.fake_side == Trial.Side.LEFT else Trial.Side.LEFT
+            choose_fake = t.kind == "main" and fooled < wanted
+            fooled += choose_fake
+            answer = t.fake_side if choose_fake else real
+            trial_answer(participant=participant, position=t.position, answer=answer, rt_ms=800)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    page = open_page(**(PHONE if size == "phone" else DESKTOP))
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", "a-long-Passphrase-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(reverse("study_analysis", args=[study.pk]))
+    expect(page.get_by_text("Paired real vs fake, 2AFC").first).to_be_visible()
+    expect(page.get_by_text("Binomial test of the fooling rate against 50 %").first).to_be_visible()
+    for absent in ("The 2×2 tables", "Sensitivity d′", "No judgements yet."):
+        assert page.get_by_text(absent).count() == 0, absent
+    drawn = page.evaluate(
+        "Array.from(document.querySelectorAll('figure.chart svg'))"
+        ".map(svg => svg.getBoundingClientRect().height)"
+    )
+    assert drawn and min(drawn) > 100, drawn
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    axe_clean(page, f"paired-dashboard-{size}")
+    shoot(page, f"paired-dashboard-{size}")
