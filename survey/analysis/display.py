@@ -327,10 +327,15 @@ def distribution_lines(analysis: StudyAnalysis) -> list[Row]:
     groups += [
         (c.label, f"c{c.condition_id}", c.accuracy, c.response_times) for c in analysis.conditions
     ]
+    paired = analysis.protocol == "paired"  # a pair's time is its fake's: no real column
     for label, prefix, accuracy, rt in groups:
         cells = [
             Cell(f"{prefix}-acc", _distribution_line(accuracy, pct) if accuracy else DASH),
-            Cell(f"{prefix}-rt-real", _distribution_line(rt["real"], seconds)),
+            *(
+                []
+                if paired
+                else [Cell(f"{prefix}-rt-real", _distribution_line(rt["real"], seconds))]
+            ),
             Cell(f"{prefix}-rt-ai", _distribution_line(rt["ai"], seconds)),
         ]
         rows.append(Row(label, cells))
@@ -462,6 +467,12 @@ def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
         regroup(d, **rt_scale(analysis.response_times.values()))
         for d in (analysis.response_times["real"], analysis.response_times["ai"])
     )
+    paired = analysis.protocol == "paired"
+    series = (
+        (("pairs", tuple(ai.counts)),)
+        if paired
+        else (("real photographs", tuple(real.counts)), ("AI images", tuple(ai.counts)))
+    )
     slots["rt"] = FigureSlot(
         "rt",
         FIGURES["rt"],
@@ -469,14 +480,19 @@ def figure_slots(analysis: StudyAnalysis) -> dict[str, FigureSlot]:
             FIGURES["rt"],
             "geometric mean response time (s)",
             tuple(real.edges),
-            (("real photographs", tuple(real.counts)), ("AI images", tuple(ai.counts))),
+            series,
             unit="seconds",
         )
         if sum(real.counts) + sum(ai.counts)
         else None,
         "No participants counted yet.",
-        "Per participant, the geometric mean of their response times to real "
-        "photographs and to AI images; the last bar holds all longer ones.",
+        (
+            "Per participant, the geometric mean of their response times to the pairs"
+            if paired
+            else "Per participant, the geometric mean of their response times to real "
+            "photographs and to AI images"
+        )
+        + "; the last bar holds all longer ones.",
     )
     return slots
 

@@ -362,6 +362,9 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
     binomial = re.search(r"Binomial test of the fooling rate against 50 %: p</th>(.*?)</tr>", html)
     assert re.sub(r"<[^>]+>", "", binomial.group(1)).strip() == "1.0000"  # 6 of 12: p = 1
     assert "No judgements yet." not in html and "Needs judgements" not in html
+    # A pair's response time is its fake's: one column and one series, "pairs".
+    assert "response time, pairs" in html and "response time, real photographs" not in html
+    assert "response times to the pairs" in html and "no participants counted yet" not in html
     form = client.get(reverse("study_new"), {"protocol": "paired"}).content.decode()
     assert 'value="paired" selected' in form
     assert 'name="images_per_participant" value="40"' in form
