@@ -129,3 +129,18 @@ def shoot():
             page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
     return take
+
+
+#: The password of the researchers the browser tests make.
+RESEARCHER_PASSWORD = "a-long-Passphrase-1"
+
+
+def log_in(page, username: str = "ada", password: str = RESEARCHER_PASSWORD) -> None:
+    """Log ``page`` in through the login form, as a researcher would."""
+    from django.urls import reverse
+
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)

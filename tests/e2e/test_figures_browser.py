@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from studyplatform.researchers import researcher_create
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PHONE, log_in
 from tests.survey.analysis_helpers import make_study, take_part
 from tests.worker.runs_helpers import queued_run
 from worker.models import EpochRecord, SubModel
@@ -46,18 +46,10 @@ def pages(tmp_path):
     }
 
 
-def _log_in(page) -> None:
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_every_figure_fits_its_box(open_page, pages, shoot, size):
     page = open_page(**(PHONE if size == "phone" else {}))
-    _log_in(page)
+    log_in(page, password=PASSWORD)
     for name, url in pages.items():
         page.goto(url)
         figures = page.evaluate(SIZES)

@@ -14,7 +14,7 @@ from studyplatform.researchers import researcher_create
 from survey.models import Study
 from survey.services.assignment import participant_start
 from survey.services.studies import study_close
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PHONE, log_in
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 from worker.models import Dataset, ImportJob, ModelRun
 
@@ -50,14 +50,6 @@ def things(tmp_path):
     return Things(dataset=dataset, run=run, study=study, job=job)
 
 
-def _log_in(page) -> None:
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
 def _fits(page, name: str) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, (name, overflow)
@@ -66,7 +58,7 @@ def _fits(page, name: str) -> None:
 def visit_all(page, things: Things, check) -> None:
     """Every page this feature changed or added, in the order a researcher meets them;
     ``check(page, name)`` looks at each."""
-    _log_in(page)
+    log_in(page, password=PASSWORD)
     page.goto(reverse("run_detail", args=[things.run.pk]))
     page.locator("#manage-title").scroll_into_view_if_needed()
     check(page, "run-detail-manage")

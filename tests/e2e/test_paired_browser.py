@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from survey.models import Participant, Study, Trial
 from tests.e2e.axe import axe_violations
-from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,14 +159,10 @@ def test_the_paired_dashboard_in_a_browser(open_page, study, shoot, size):
             fooled += choose_fake
             answer = t.fake_side if choose_fake else real
             trial_answer(participant=participant, position=t.position, answer=answer, rt_ms=800)
-    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    ada = researcher_create(username="ada", password=RESEARCHER_PASSWORD)
     Study.objects.filter(pk=study.pk).update(owner=ada)
     page = open_page(**(PHONE if size == "phone" else DESKTOP))
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", "a-long-Passphrase-1")
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in(page)
     page.goto(reverse("study_analysis", args=[study.pk]))
     expect(page.get_by_text("Paired real vs fake, 2AFC").first).to_be_visible()
     expect(page.get_by_text("Binomial test of the fooling rate against 50 %").first).to_be_visible()

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from studyplatform.researchers import researcher_create
 from survey.models import Participant
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PHONE, log_in
 from tests.survey.analysis_helpers import make_study, take_part
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,18 +28,10 @@ def study(tmp_path):
     return study
 
 
-def _log_in(page) -> None:
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_list_fits_the_screen_and_refuses_an_absurd_bonus(open_page, study, shoot, size):
     page = open_page(**(PHONE if size == "phone" else {}))
-    _log_in(page)
+    log_in(page, password=PASSWORD)
     page.goto(reverse("study_participants", args=[study.pk]))
     assert page.locator("tbody tr").count() == 3
     assert page.locator("tbody .status-excluded").count() == 1

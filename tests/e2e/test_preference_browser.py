@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
-from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
 from tests.e2e.test_paired_browser import KEYS, axe_clean, in_view
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
@@ -86,14 +86,10 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
         chose_stimulus = t.chosen_side == t.fake_side
         assert t.answer == ("real" if chose_stimulus else "ai") and 0 < t.rt_ms < 60_000
     # The researcher's analysis page, at a desktop's width.
-    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    ada = researcher_create(username="ada", password=RESEARCHER_PASSWORD)
     Study.objects.filter(pk=study.pk).update(owner=ada)
     desk = open_page(**DESKTOP)
-    desk.goto(reverse("login"))
-    desk.fill("input[name=username]", "ada")
-    desk.fill("input[name=password]", "a-long-Passphrase-1")
-    desk.click("button[type=submit]")
-    desk.wait_for_url(lambda url: "/login" not in url)
+    log_in(desk)
     desk.goto(reverse("study_analysis", args=[study.pk]))
     expect(desk.get_by_role("heading", name="Bradley–Terry scores per run")).to_be_visible()
     shoot(desk, "preference-1280-analysis")
