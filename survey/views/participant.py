@@ -319,6 +319,7 @@ def participant_page(request, public_id: str):
             "trial": trial,
             "begin": begin,
             "feedback": last_practice_feedback(participant) if trial.answered else None,
+            "not_stored": request.GET.get("not_stored") == "1",
             "next_image_url": next_image_url(participant, trial),
             "answer_url": reverse("participant_answer", args=[public_id]),
             "preview": False,
@@ -388,8 +389,8 @@ def participant_answer(request, public_id: str):
             display=request.POST.get(DISPLAY_FIELD),
         )
     except (ValueError, TrialError, ParticipationError, ObjectDoesNotExist) as exc:
-        if not wants_json:
-            return redirect("participant_page", public_id=public_id)
+        if not wants_json:  # the page says so (only a tampered form or a stale tab gets here)
+            return redirect(reverse("participant_page", args=[public_id]) + "?not_stored=1")
         return JsonResponse(
             {"error": str(exc), "resume_url": reverse("participant_page", args=[public_id])},
             status=409,

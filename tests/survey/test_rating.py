@@ -120,7 +120,16 @@ def test_an_absurd_rating_is_refused_in_words_and_loses_nothing(client, study, b
     assert "five-point scale" in response.json()["error"]
     assert "1 (bad) to 5 (excellent)" in response.json()["error"]
     plain = post(client, participant, 2, bad)
-    assert plain.status_code == 302  # back to the same trial
+    assert plain.status_code == 302  # back to the same trial, which says so
+    back = client.get(plain["Location"])
+    assert back.context["trial"].position == 2
+    assert "Your last answer could not be stored." in back.content.decode()
+    assert (
+        "could not be stored"
+        not in client.get(
+            reverse("participant_page", args=[participant.public_id])
+        ).content.decode()
+    )
     trials = trials_of(participant)
     assert [(t.answer, t.rating) for t in trials[:2]] == [("acr", 3), (None, None)]
     assert post(client, participant, 2, "2", **JSON).json()["stored"]["answer"] == "2"
