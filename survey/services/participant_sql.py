@@ -81,9 +81,58 @@ def _instance(connection, model: type[Model], values: Sequence) -> Model:
     return model.from_db(connection.alias, None, values)
 
 
+@cache
+def _postgresql() -> tuple[type, int, int]:
+    """(the cursor class that prepares, timestamptz's oid, the text format): imported
+    only where PostgreSQL is used."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from psycopg import adapters
+    from psycopg.pq import Format
+
+    class PreparedCursor(ServerBindingCursor):
+        """psycopg's server-side binding cursor that asks for every statement to be
+        prepared (psycopg keeps them per connection, least recently used dropped)."""
+
+        def execute(self, query, params=None, *, prepare=True, binary=None):
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+        def _send_query_prepared(self, name, pgq, **kwargs):
+            # What an unprepared execution records: Django's query log reads it.
+            self._query = pgq
+            return super()._send_query_prepared(name, pgq, **kwargs)
+
+    return PreparedCursor, adapters.types["timestamptz"].oid, Format.TEXT
+
+
+def _cursor(connection):
+    """Django's cursor (health check, connection, wrappers for errors and query logging);
+    on PostgreSQL around a cursor whose statements are prepared on the server.
+
+    Why: every statement here runs on every answer or image, and PostgreSQL spent more CPU
+    parsing and planning them (the image's five-table join: 0.26 ms) than running them
+    (0.04 ms); prepared, a connection plans each once (generic plans after five runs,
+    where they cost no more) and sends only the parameters. Django's own cursors bind
+    client-side and never prepare; psycopg prepares only on a connection with a
+    ``prepare_threshold`` (studyplatform.env.database_config sets one; None turns
+    preparing off, e.g. behind a pooler that cannot keep prepared statements)."""
+    wrapper = connection.cursor()
+    if connection.vendor != "postgresql":
+        return wrapper
+    cursor_class, timestamptz, text = _postgresql()
+    django_cursor = wrapper.cursor
+    prepared = cursor_class(django_cursor.connection)
+    # Django gives its cursor a time-zone loader where the connection's differs: the same.
+    loader = django_cursor.adapters.get_loader(timestamptz, text)
+    if loader is not django_cursor.connection.adapters.get_loader(timestamptz, text):
+        prepared.adapters.register_loader(timestamptz, loader)
+    django_cursor.close()
+    wrapper.cursor = prepared
+    return wrapper
+
+
 def _run(connection, sql: str, params: Sequence, *, fetch: bool = False):
     """The rows (``fetch``), else the number of rows changed."""
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else cursor.rowcount
 

@@ -107,3 +107,21 @@ def test_an_unknown_participation_is_not_found(client):
     url = reverse("participant_answer", args=["no-such-participation"])
     response = client.post(url, {"position": 1, "answer": "real", "rt_ms": 600})
     assert response.status_code == 404
+
+
+def test_the_statements_are_prepared_on_postgresql(client, taking):
+    """Parsed and planned once per connection: the image's row and an answer's statements
+    are among the connection's prepared statements, and give the same rows again."""
+    url = reverse("participant_image", args=[taking.public_id, 1])
+    assert client.get(url).status_code == 200
+    first = participant_sql.image_row(taking.public_id, 1)
+    assert answer_post(client, taking, 1, "real", HTTP_ACCEPT="application/json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("COUNT(*) FROM" in s and '"survey_stimulus" r' in s for s in prepared), prepared
+    assert any(s.endswith("FOR UPDATE") for s in prepared), prepared
+    assert any(s.startswith('UPDATE "survey_trial" SET "answer"') for s in prepared), prepared
+    again = participant_sql.image_row(taking.public_id, 1)
+    assert again[:3] == first[:3] and again[3] == 1 and first[3] == 0  # now answered
+    assert participant_sql.image_row(taking.public_id, 99) is None
