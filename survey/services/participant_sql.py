@@ -281,9 +281,15 @@ def insert_many(model: type[Model], rows: Sequence[dict]) -> None:
     allows: a start's trials, one statement instead of the ORM's ``bulk_create``. A field
     left out whose default is None (and has no database default) is left out of the
     statement too: its column, nullable, is NULL all the same."""
-    if not rows:
-        return
     connection = _connection()
+    for sql, params in _inserts(connection, model, rows):
+        _run(connection, sql, params)
+
+
+def _inserts(connection, model: type[Model], rows: Sequence[dict]) -> list[tuple[str, list]]:
+    """:func:`insert_many`'s statements and their parameters."""
+    if not rows:
+        return []
     given = tuple(rows[0])
     constant = {
         f.name: f.get_default()
@@ -302,13 +308,58 @@ def insert_many(model: type[Model], rows: Sequence[dict]) -> None:
     head = _insert_sql(connection.vendor, model, names).rsplit(" VALUES ", 1)[0]
     get_field = model._meta.get_field
     preps = [get_field(name).get_db_prep_save for name in given]
+    statements = []
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         params = []
         for row in chunk:
             params += [prep(row[name], connection) for prep, name in zip(preps, given)]
             params += fixed
-        _run(connection, f"{head} VALUES {', '.join([one] * len(chunk))}", params)
+        statements.append((f"{head} VALUES {', '.join([one] * len(chunk))}", params))
+    return statements
+
+
+def _writes_together(connection) -> bool:
+    """Whether the backend runs data-modifying ``WITH`` queries (SQLite does not)."""
+    return connection.vendor == "postgresql"
+
+
+class Writes:
+    """Writes sent together: on PostgreSQL as one statement (every write but the last a
+    data-modifying ``WITH`` query: one round trip, one prepared statement, instead of one
+    each), on SQLite one after the other. An answer's four writes (the answer, its
+    display, the next trial shown, the participant's progress) go this way.
+
+    They run as one: no write may depend on another's effect. PostgreSQL runs them all on
+    one snapshot (none sees another's rows) and cannot change one row twice in one
+    statement: rows of different keys only, or inserts beside them."""
+
+    def __init__(self):
+        self._statements: list[tuple[str, list]] = []
+
+    def update(
+        self, model: type[Model], pk: int, values: dict, *, where_null: str | None = None
+    ) -> None:
+        """As :func:`update`, when sent."""
+        connection = _connection()
+        sql = _update_sql(connection.vendor, model, tuple(values), where_null)
+        self._statements.append((sql, [*_prepared(connection, model, values), pk]))
+
+    def insert(self, model: type[Model], values: dict) -> None:
+        """As :func:`insert`, when sent."""
+        self._statements += _inserts(_connection(), model, [values])
+
+    def send(self) -> None:
+        """Run the writes gathered since the last send."""
+        statements, self._statements = self._statements, []
+        connection = _connection()
+        if not _writes_together(connection) or len(statements) < 2:
+            for sql, params in statements:
+                _run(connection, sql, params)
+            return
+        *first, (last, _) = statements
+        queries = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(first))
+        _run(connection, f"WITH {queries} {last}", [p for _, ps in statements for p in ps])
 
 
 @cache
