@@ -171,3 +171,17 @@ def test_writes_sent_together_change_what_each_would(taking, vendor_writes, monk
     assert TrialDisplay.objects.get(trial=first).status == "not_measured"
     assert second.shown_at == earlier  # only while it was NULL
     assert taking.last_active_at == now
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_gets_a_new_cursor():
+    """On PostgreSQL the statements' cursor is kept for the connection's next statement;
+    a connection closed (its time up, a failed health check) takes its cursor with it."""
+    assert participant_sql.participant_with_study("no-such-participation") is None
+    kept = connection._participant_sql_cursor
+    assert participant_sql.participant_with_study("no-such-participation") is None
+    assert connection._participant_sql_cursor is kept and not kept.closed
+    connection.close()
+    assert participant_sql.participant_with_study("no-such-participation") is None
+    assert connection._participant_sql_cursor is not kept
+    assert connection._participant_sql_cursor.connection is connection.connection
