@@ -4,8 +4,9 @@ Builds the same study as ``bench/bench_study_load.py`` (its own database, droppe
 end; or, with ``--embedded``, an SQLite file), then takes ``--participants`` participants
 through it one after the other with Django's test client (the whole middleware stack,
 CSRF enforced as for a browser) and reports, per endpoint, the process CPU per request
-(``time.process_time``: this process only, so PostgreSQL's share is not in it) and the
-queries per request. Latencies are not measured: on a shared machine they say nothing,
+(``time.process_time``: this process only), the PostgreSQL server process's CPU per
+request where the server runs on this machine (``/proc/<pid>/schedstat``) and the queries
+per request. Latencies are not measured: on a shared machine they say nothing,
 CPU per request does.
 
     python bench/profile_participant_paths.py                      # CPU ms and queries
@@ -30,6 +31,7 @@ import time
 from collections import Counter, defaultdict
 from http.cookies import SimpleCookie
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,6 +41,7 @@ import bench_study_load as load  # noqa: E402
 
 ENDPOINTS = ("landing", "start", "page", "image", "answer", "done")
 IMAGE_URL = re.compile(r"/image/")
+URLENCODED = "application/x-www-form-urlencoded"
 
 
 class Counted:
@@ -49,10 +52,30 @@ class Counted:
         self.queries: dict[str, list[int]] = defaultdict(list)
         self.sql: dict[str, Counter] = defaultdict(Counter)
         self.current: list[str] = []
+        #: The database server process's CPU (ms) per request, where it can be read.
+        self.backend: dict[str, list[float]] = defaultdict(list)
 
     def __call__(self, execute, sql, params, many, context):
         self.current.append(sql)
         return execute(sql, params, many, context)
+
+
+def backend_pid(connection) -> int | None:
+    """The PostgreSQL server process of this connection (None: SQLite, or not connected)."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    return connection.connection.info.backend_pid
+
+
+def backend_cpu_ns(pid: int | None) -> int | None:
+    """The CPU time (ns) the process ``pid`` has run, from the scheduler's statistics: the
+    database server's own share of a request (a server on this machine only)."""
+    if pid is None:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run(args) -> dict:
@@ -65,6 +88,8 @@ def run(args) -> dict:
     def timed(endpoint: str, call, *call_args, **kwargs):
         counted.current = []
         active = profiler is not None and endpoint == args.profile
+        backend = backend_pid(connection)
+        backend_before = backend_cpu_ns(backend)
         start = time.process_time()
         if active:
             profiler.enable()
@@ -73,6 +98,10 @@ def run(args) -> dict:
         if active:
             profiler.disable()
         counted.cpu[endpoint].append((time.process_time() - start) * 1000)
+        if backend_before is not None and backend_pid(connection) == backend:
+            backend_after = backend_cpu_ns(backend)
+            if backend_after is not None:
+                counted.backend[endpoint].append((backend_after - backend_before) / 1e6)
         counted.queries[endpoint].append(len(counted.current))
         for sql in counted.current:
             counted.sql[endpoint][sql.split(" WHERE ")[0][:110]] += 1
@@ -90,7 +119,7 @@ def run(args) -> dict:
         assert landing.status_code == 200, landing.status_code
         token = load.TOKEN.search(landing.content).group(1).decode()
         form = {"consent": "yes", "csrfmiddlewaretoken": token, **ids}
-        started = timed("start", client.post, link, form)
+        started = timed("start", client.post, link, urlencode(form), URLENCODED)
         assert started.status_code == 302, started.status_code
         page_url = started["Location"]
         page = timed("page", client.get, page_url, {"begin": "1"})
@@ -104,7 +133,11 @@ def run(args) -> dict:
             assert image.status_code == 200, image.status_code
             b"".join(image)  # the body, as the server writes it out
             form = {"position": trial["position"], "answer": "real", "rt_ms": 2000}
-            answered = timed("answer", client.post, answer_url, form, headers=headers)
+            # URL-encoded, as participant.js (URLSearchParams) and the load bench send it;
+            # the test client's default, multipart, costs the server more to parse.
+            answered = timed(
+                "answer", client.post, answer_url, urlencode(form), URLENCODED, headers=headers
+            )
             assert answered.status_code == 200, answered.content[:200]
             data = answered.json()
             if data["done_url"]:
@@ -124,6 +157,11 @@ def run(args) -> dict:
             "cpu_ms_mean": sum(cpu) / len(cpu),
             "cpu_ms_p50": ordered[len(ordered) // 2],
             "queries_mean": sum(counted.queries[endpoint]) / len(cpu),
+            "db_cpu_ms_mean": (
+                sum(counted.backend[endpoint]) / len(counted.backend[endpoint])
+                if counted.backend.get(endpoint)
+                else None
+            ),
             "queries": dict(counted.sql[endpoint].most_common()),
         }
     result = {"database": connection.vendor, "endpoints": figures}
@@ -138,12 +176,19 @@ def run(args) -> dict:
 def show(result: dict, args) -> None:
     print(f"\nCPU of this process per request ({result['database']}; the database server's")
     print("own CPU is not in it), and queries per request:\n")
-    print(f"{'endpoint':<10}{'requests':>9}{'CPU ms mean':>13}{'p50':>8}{'queries':>9}")
+    print(
+        f"{'endpoint':<10}{'requests':>9}{'CPU ms mean':>13}{'p50':>8}{'queries':>9}"
+        f"{'DB CPU ms':>11}"
+    )
     for endpoint, row in result["endpoints"].items():
+        db = row["db_cpu_ms_mean"]
         print(
             f"{endpoint:<10}{row['requests']:>9}{row['cpu_ms_mean']:>13.2f}"
             f"{row['cpu_ms_p50']:>8.2f}{row['queries_mean']:>9.1f}"
+            f"{'' if db is None else f'{db:.2f}':>11}"
         )
+    print("\nDB CPU: the PostgreSQL server process's CPU per request (its scheduler statistics;")
+    print("a request that opened a new connection is left out).")
     if args.queries:
         for endpoint, row in result["endpoints"].items():
             print(f"\n{endpoint}: queries (per {row['requests']} requests)")

@@ -10,6 +10,9 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+#: psycopg's own default: a statement run this many times on a connection is prepared, on
+#: a cursor that binds server-side (Django's do not: only participant_sql's ask).
+PREPARE_THRESHOLD = 5
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -64,6 +67,20 @@ def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict[str, An
         )
     if not config.get("NAME"):
         raise ImproperlyConfigured(f"{variable}: the URL {url!r} names no database")
+    if engine == "django.db.backends.postgresql":
+        # psycopg prepares statements only where a threshold is set (Django sets None).
+        # Django's cursors bind client-side and never prepare whatever it is; the
+        # participants' hot statements ask for it (survey.services.participant_sql).
+        # ?prepare_threshold= in the URL overrides it (none: turned off, e.g. for a pooler
+        # that cannot keep prepared statements).
+        options = config.setdefault("OPTIONS", {})
+        threshold = str(options.get("prepare_threshold", PREPARE_THRESHOLD)).strip().lower()
+        if threshold in ("none", "") or threshold.isdigit():
+            options["prepare_threshold"] = int(threshold) if threshold.isdigit() else None
+        else:
+            raise ImproperlyConfigured(
+                f"{variable}: prepare_threshold must be a whole number or none, got {threshold!r}"
+            )
     if engine == "django.db.backends.sqlite3":
         # The local default is shared by the web server and the worker's processes: WAL lets
         # readers and a writer work together, and writers wait their turn instead of failing.

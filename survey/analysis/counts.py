@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -120,19 +121,44 @@ def tallies_store(*, participant_ids: Iterable[int] | QuerySet) -> int:
     participant's last answer is stored (:func:`survey.services.trials.trial_answer`);
     tallies stored already are left as they are. Trials whose display was flagged are left
     out where the study drops them (a setting frozen at opening: a tally stays right)."""
+    if isinstance(participant_ids, list | tuple) and len(participant_ids) == 1:
+        # A participant's last answer: the statement compiled once per process.
+        sql, params, at = _one_tallies_insert(connection.vendor)
+        params = [*params[:at], participant_ids[0], *params[at + 1 :]]
+    else:
+        sql, params = _tallies_insert(participant_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+#: Stands for the participant's id while :func:`_one_tallies_insert` compiles.
+_SOME_ID = -7_654_321
+
+
+@cache
+def _one_tallies_insert(vendor: str) -> tuple[str, list, int]:
+    """:func:`tallies_store`'s statement for one participant: (sql, parameters, where the
+    participant's id goes in them). The ORM took longer to compile it than the database to
+    run it, on every participant's last answer (bench/profile_participant_paths.py)."""
+    sql, params = _tallies_insert([_SOME_ID])
+    if params.count(_SOME_ID) != 1:
+        raise AssertionError("the tallies' statement takes the participant's id once")
+    return sql, params, params.index(_SOME_ID)
+
+
+def _tallies_insert(participant_ids) -> tuple[str, list]:
     source = _tallied(kept_displays(Trial.objects.filter(participant_id__in=participant_ids)))
     sql, params = source.query.sql_with_params()
     columns = ", ".join(TALLY_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ParticipantTally._meta.db_table} "
-            f"(participant_id, condition_id, {columns}) "
-            # (SQLite parses ON CONFLICT after INSERT … SELECT only behind a WHERE.)
-            f"SELECT participant_id, condition, {columns} FROM ({sql}) t WHERE 1 = 1 "
-            "ON CONFLICT DO NOTHING",
-            params,
-        )
-        return cursor.rowcount
+    return (
+        f"INSERT INTO {ParticipantTally._meta.db_table} "
+        f"(participant_id, condition_id, {columns}) "
+        # (SQLite parses ON CONFLICT after INSERT … SELECT only behind a WHERE.)
+        f"SELECT participant_id, condition, {columns} FROM ({sql}) t WHERE 1 = 1 "
+        "ON CONFLICT DO NOTHING",
+        list(params),
+    )
 
 
 def _counts_sql(study: Study, include_unfinished: bool) -> tuple[str, list]:

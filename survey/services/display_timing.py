@@ -132,8 +132,19 @@ def display_record(raw: str | None, *, target_ms: int | None) -> dict:
     }
 
 
-def trial_display_store(*, trial: Trial, raw: str | None, target_ms: int | None) -> None:
+def trial_display_store(
+    *,
+    trial: Trial,
+    raw: str | None,
+    target_ms: int | None,
+    writes: participant_sql.Writes | None = None,
+) -> None:
     """Store the display of a trial just answered (in the answer's transaction, which
-    stores each answer once: so is its display). ``target_ms``: the study's exposure."""
+    stores each answer once: so is its display). ``target_ms``: the study's exposure.
+    With ``writes``, the row is stored when they are sent (with the answer's other
+    writes)."""
     record = display_record(raw, target_ms=target_ms)
-    participant_sql.insert(TrialDisplay, {"trial": trial.pk, **record})
+    if writes is None:
+        participant_sql.insert(TrialDisplay, {"trial": trial.pk, **record})
+    else:
+        writes.insert(TrialDisplay, {"trial": trial.pk, **record})

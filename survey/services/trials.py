@@ -117,7 +117,10 @@ def trial_answer(
         trial.answer = answer
         trial.rt_ms = rt_ms
         trial.answered_at = now
-        participant_sql.update(
+        # The answer's writes, sent together (one statement on PostgreSQL): rows of
+        # different keys, none reading another's effect (participant_sql.Writes).
+        writes = participant_sql.Writes()
+        writes.update(
             Trial,
             trial.pk,
             {
@@ -129,17 +132,19 @@ def trial_answer(
             },
         )
         target = trial.exposure_ms if study.hype_time else study.exposure_ms
-        trial_display_store(trial=trial, raw=display, target_ms=target)
+        trial_display_store(trial=trial, raw=display, target_ms=target, writes=writes)
         following = next((t for t in rows if t.answer is None and t.position != position), None)
         if following is not None and study.hype_time:  # the staircase's next exposure
+            writes.send()  # it reads the answers stored so far: this one with them
             exposure_set_next(participant, following)
         fields = {"last_active_at": now}
         if following is None:
             fields["completed_at"] = now
         else:  # the next trial is on its way to the browser: its display time starts now
-            participant_sql.update(Trial, following.pk, {"shown_at": now}, where_null="shown_at")
+            writes.update(Trial, following.pk, {"shown_at": now}, where_null="shown_at")
             following.shown_at = following.shown_at or now
-        participant_sql.update(Participant, participant.pk, fields)
+        writes.update(Participant, participant.pk, fields)
+        writes.send()
         if study.preference and study.preference_adaptive:
             from survey.preference_protocol import preference_adapt  # imports services
 

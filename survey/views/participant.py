@@ -122,9 +122,11 @@ def _refused(request, study: Study, ids: ProlificIds):
             % {"names": names},
             status=400,
         )
+    # Plain SQL, as the start's own look-up of the id (participant_start: a race between
+    # two browsers of one id meets it there): every start of a launch asks.
     if (
         ids.prolific_pid
-        and Participant.objects.filter(study=study, prolific_pid=ids.prolific_pid).exists()
+        and participant_sql.participant_by_pid(study.pk, ids.prolific_pid) is not None
     ):
         refused_start_record(study=study, reason=RefusedStart.Reason.OTHER_BROWSER)
         return _message(

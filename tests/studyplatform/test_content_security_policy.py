@@ -73,3 +73,74 @@ def test_the_error_page_holds_no_script():
     html = response.content.decode()
     assert _inline_code(html) == []
     assert "Try again" in html
+
+
+def _headers_through(middleware_class, response_setup, *, path="/p/x/image/1", nonce=False):
+    from django.http import HttpResponse
+
+    request = RequestFactory().get(path)
+    middleware = middleware_class(lambda r: None)
+    middleware.process_request(request)
+    if nonce:
+        str(request.csp_nonce)  # a template that asked for one
+    response = HttpResponse(b"x")
+    response_setup(response)
+    middleware.process_response(request, response)
+    return {
+        name: response.get(name)
+        for name in ("Content-Security-Policy", "Content-Security-Policy-Report-Only")
+    }, request
+
+
+RESPONSES = {
+    "plain": lambda r: None,
+    "update": lambda r: setattr(r, "_csp_update", {"img-src": ["https://example.org"]}),
+    "replace": lambda r: setattr(r, "_csp_replace", {"script-src": ["'none'"]}),
+    "config": lambda r: setattr(r, "_csp_config", {"default-src": ["'none'"]}),
+    "exempt": lambda r: setattr(r, "_csp_exempt", True),
+    "not found": lambda r: setattr(r, "status_code", 404),
+    "header set": lambda r: r.__setitem__("Content-Security-Policy", "default-src 'none'"),
+}
+
+
+@pytest.mark.parametrize("case", list(RESPONSES))
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_the_stored_policy_is_what_django_csp_builds(case, debug, settings):
+    """studyplatform.csp_policy builds the policy once: every response gets the header
+    django-csp itself would give it, under the same conditions."""
+    from csp.middleware import CSPMiddleware as Stock
+
+    from studyplatform.csp_policy import CSPMiddleware as Stored
+
+    settings.DEBUG = debug
+    for nonce in (False, True):
+        stock, _ = _headers_through(Stock, RESPONSES[case], nonce=nonce)
+        stored, request = _headers_through(Stored, RESPONSES[case], nonce=nonce)
+        assert stored == stock, (case, nonce)
+        if not nonce and stock["Content-Security-Policy"]:  # asked too late: refused
+            with pytest.raises(Exception, match="not available after"):
+                str(request.csp_nonce)
+
+
+def test_the_stored_policy_follows_the_settings(settings):
+    from csp.middleware import CSPMiddleware as Stock
+
+    from studyplatform.csp_policy import CSPMiddleware as Stored
+
+    assert "studyplatform.csp_policy.CSPMiddleware" in settings.MIDDLEWARE
+    before, _ = _headers_through(Stored, RESPONSES["plain"])
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+        "DIRECTIVES": {"default-src": ["'self'"]},
+        "EXCLUDE_URL_PREFIXES": ["/admin/"],
+    }
+    after, _ = _headers_through(Stored, RESPONSES["plain"])
+    assert after != before
+    assert after == _headers_through(Stock, RESPONSES["plain"])[0]
+    assert after["Content-Security-Policy-Report-Only"] == "default-src 'self'"
+    for middleware in (Stock, Stored):
+        admin, _ = _headers_through(middleware, RESPONSES["plain"], path="/admin/x")
+        assert admin == {
+            "Content-Security-Policy": "default-src 'none'",
+            "Content-Security-Policy-Report-Only": None,
+        }

@@ -20,6 +20,18 @@ def test_postgres_url_is_parsed():
     assert (config["USER"], config["PASSWORD"]) == ("alice", "pw")
 
 
+def test_postgres_statements_may_be_prepared_unless_turned_off():
+    # survey.services.participant_sql prepares its statements where psycopg has a threshold
+    assert database_config("postgres://a@h/db")["OPTIONS"]["prepare_threshold"] == 5
+    assert database_config("postgres://a@h/db?prepare_threshold=2")["OPTIONS"] == {
+        "prepare_threshold": 2
+    }
+    config = database_config("postgres://a@h/db?prepare_threshold=none&sslmode=require")
+    assert config["OPTIONS"] == {"prepare_threshold": None, "sslmode": "require"}
+    with pytest.raises(ImproperlyConfigured, match="^DATABASE_URL: prepare_threshold"):
+        database_config("postgres://a@h/db?prepare_threshold=often")
+
+
 def test_sqlite_url_is_parsed(tmp_path):
     config = database_config(f"sqlite:///{tmp_path}/db.sqlite3")
     assert config["ENGINE"] == "django.db.backends.sqlite3"

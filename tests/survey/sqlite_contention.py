@@ -83,9 +83,9 @@ def main(directory: str, processes: int, participants: int) -> dict:
     django.setup()
     from django.core.management import call_command
     from django.db import connection, connections
-    from django.db.models import Count
+    from django.db.models import Count, F, Max
 
-    from survey.models import Participant, Trial
+    from survey.models import Participant, Trial, TrialDisplay
     from tests.survey.study_helpers import open_study, uploaded_run
     from tests.worker.runs_helpers import tiny_dataset
 
@@ -129,6 +129,14 @@ def main(directory: str, processes: int, participants: int) -> dict:
         .filter(n__gt=1)
         .count(),
         "trials_per_participant": study.trials_per_participant,
+        # An answer's other writes (participant_sql.Writes, one by one on SQLite): every
+        # trial was shown before it was answered, every answer has its display row, and
+        # each participant's last sign of life is their last answer.
+        "shown_before_answered": answered.filter(shown_at__lte=F("answered_at")).count(),
+        "displays": TrialDisplay.objects.count(),
+        "active_at_last_answer": Participant.objects.annotate(last=Max("trials__answered_at"))
+        .filter(last_active_at=F("last"), completed_at=F("last"))
+        .count(),
     }
 
 

@@ -349,6 +349,22 @@ def test_tallies_are_stored_at_the_last_answer_and_dropped_on_withdrawal(study):
 
 
 @pytest.mark.django_db
+def test_one_participants_tallies_are_those_counted_for_many(study):
+    """A last answer stores its participant's tallies with a statement compiled once per
+    process (survey.analysis.counts._one_tallies_insert): the rows the ORM's gives."""
+    people = [take_part(study, i) for i in range(3)]
+    expected = _stored_tallies()
+    assert {row[0] for row in expected} == {p.pk for p in people}
+    ParticipantTally.objects.all().delete()
+    assert tallies_store(participant_ids=[people[0].pk]) == 1
+    assert tallies_store(participant_ids=(people[1].pk,)) == 1  # the same statement
+    ids = Participant.objects.filter(pk=people[2].pk).values("pk")
+    assert tallies_store(participant_ids=ids) == 1
+    assert tallies_store(participant_ids=[people[0].pk]) == 0  # stored once
+    assert _stored_tallies() == expected
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("design", [Study.Design.BETWEEN, Study.Design.WITHIN])
 def test_the_migration_stores_the_tallies_of_those_finished_before(tmp_path, design):
     """Participants who finished while the analysis still stored the tallies have none:

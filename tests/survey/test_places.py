@@ -161,3 +161,28 @@ def test_a_participant_back_after_their_place_was_taken_is_told_so(study):
     assert Stimulus.objects.filter(study=study).aggregate(n=Sum("exposures"))["n"] == sum(
         p.trials.count() for p in Participant.objects.filter(released_at__isnull=True)
     )
+
+
+@pytest.mark.parametrize("instructed", [False, True])
+@pytest.mark.parametrize("colour", [False, True])
+def test_the_places_counted_are_the_orms_count(study, instructed, colour):
+    """places_taken runs the ORM's statement compiled once per form (with the study's id
+    and time limit put in): the counts the ORM's query gives, at any moment and for pilots."""
+    from survey.services.places import _places_taken_query
+
+    Study.objects.filter(pk=study.pk).update(
+        instructed_checks_exclude=instructed,
+        colour_screen_excludes=colour,
+        target_participants_per_condition=5,
+    )
+    study.refresh_from_db()
+    people = [participant_start(study=study, prolific_pid=f"{i:024x}") for i in range(3)]
+    _finish(people[0])
+    _finish(people[1], attention="real")  # failed: holds no place
+    _silence(people[2], study)
+    Participant.objects.filter(pk=people[2].pk).update(colour_screen_passed=False)
+    for now in (timezone.now(), timezone.now() - study.time_limit, None):
+        for pilot in (False, True):
+            orm = {row["condition_id"]: row["n"] for row in _places_taken_query(study, now, pilot)}
+            assert places_taken(study, now, pilot=pilot) == orm, (now, pilot)
+    assert sum(places_taken(study).values()) == 1

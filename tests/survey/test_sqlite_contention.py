@@ -46,3 +46,5 @@ def test_concurrent_participants_on_sqlite_lose_nothing_and_see_no_error(tmp_pat
     assert result["participants"] == result["completed"] == everyone
     assert result["trials"] == result["answered"] == everyone * result["trials_per_participant"]
     assert result["doubled"] == 0
+    assert result["shown_before_answered"] == result["displays"] == result["answered"]
+    assert result["active_at_last_answer"] == everyone
