@@ -365,7 +365,8 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
     # A pair's response time is its fake's: one column and one series, "pairs".
     assert "response time, pairs" in html and "response time, real photographs" not in html
     assert "response times to the pairs" in html and "no participants counted yet" not in html
-    assert "Fisher, d′ and c stay empty" in html and "laid out like the paper's Tables 5" not in html
+    assert "Fisher, d′ and c stay empty" in html
+    assert "laid out like the paper's Tables 5" not in html
     form = client.get(reverse("study_new"), {"protocol": "paired"}).content.decode()
     assert 'value="paired" selected' in form
     assert 'name="images_per_participant" value="40"' in form
