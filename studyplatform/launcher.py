@@ -137,6 +137,9 @@ def worker_environment(environ, *, concurrency: int) -> dict[str, str]:
     if "OMP_NUM_THREADS" not in env:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         env["OMP_NUM_THREADS"] = str(max(1, (cores or os.cpu_count() or 1) // max(1, concurrency)))
+        # ... and shared again at each epoch's end among the trainings still running
+        # (worker.services.training.share_cores): the last one uses the cores others freed.
+        env["WORKER_SHARE_CORES"] = "1"
     return env
 
 

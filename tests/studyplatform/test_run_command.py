@@ -197,3 +197,6 @@ def test_the_worker_processes_share_the_cores_out_unless_told_otherwise(monkeypa
     assert worker_environment({}, concurrency=2)["OMP_NUM_THREADS"] == "2"
     assert worker_environment({}, concurrency=8)["OMP_NUM_THREADS"] == "1"
     assert worker_environment({"OMP_NUM_THREADS": "3"}, concurrency=2)["OMP_NUM_THREADS"] == "3"
+    # Shared again as trainings end only where the run command chose the threads.
+    assert worker_environment({}, concurrency=2)["WORKER_SHARE_CORES"] == "1"
+    assert "WORKER_SHARE_CORES" not in worker_environment({"OMP_NUM_THREADS": "3"}, concurrency=2)
