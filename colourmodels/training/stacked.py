@@ -52,8 +52,10 @@ the graph is re-captured for a new set. In graph mode the models' dropout draws 
 from the one CUDA generator of the process (not from per-model CUDA streams of random
 numbers): each model's dropout is still random, deterministic for a given stack, but
 not the draws it would make alone; without dropout (32 px) or without graphs the
-CUDA RNG is swapped per model like the others. None of the CUDA paths has run on a GPU
-yet (``bench/gpu_check.sh`` runs the CUDA tests and the benchmark).
+CUDA RNG is swapped per model like the others. A capture that fails (cuDNN's errors have
+been seen inside a single step's capture) is said once in a warning and the stack goes on
+without graphs. The CUDA paths ran on an H200 on 2026-12-04 (``bench/gpu_check.sh`` runs
+the CUDA tests and the benchmark).
 
 Not under ``torchrun``: the stack trains in one process on one device.
 """
@@ -75,7 +77,7 @@ from torch.utils.data import Dataset
 from colourmodels.training.common import ProgressCallback, resolve_device
 from colourmodels.training.distributed import env_world_size
 from colourmodels.training.pix2pix import Pix2PixConfig, Pix2PixResult, train_pix2pix
-from colourmodels.training.step import Pix2PixStep
+from colourmodels.training.step import Pix2PixStep, warn_capture_failed
 
 __all__ = ["StackJob", "StackExecutor", "StepRequest", "train_pix2pix_stack"]
 
@@ -172,6 +174,8 @@ class StackExecutor:
         self._first_shape: dict[int, tuple] = {}
         self._eager_steps: dict[int, int] = {}
         self._graph: _Graph | None = None
+        #: Why the tick's CUDA graph could not be captured (None: it was, or graphs are off).
+        self.graph_failure: str | None = None
 
     def uses_graphs(self, steps: Sequence[Pix2PixStep]) -> bool:
         return self.cuda and all(s.graphs for s in steps)
@@ -186,6 +190,9 @@ class StackExecutor:
                 with self._rng(r):
                     r.out = r.step.step_tensor(r.luma, r.chroma)
             return
+        if self.graph_failure is not None:
+            for r in requests:  # a model that was not in the failed tick
+                r.step.graphs = False
         if self.uses_graphs([r.step for r in requests]):
             self._run_graphed(requests)
         else:
@@ -243,8 +250,25 @@ class StackExecutor:
             self._run_streams(requests, graphs=True)
             return
         if action == "capture":
-            self._capture(self._key(requests), requests)
+            try:
+                self._capture(self._key(requests), requests)
+            except RuntimeError as exc:  # torch.AcceleratorError, cuDNN's errors in the capture
+                self._without_graphs(exc, requests)
+                return
         self._replay(requests)
+
+    def _without_graphs(self, exc: Exception, requests: Sequence[StepRequest]) -> None:
+        """A capture that failed (as the single step's can, see
+        ``Pix2PixStep._without_graphs``): said once; the tick is taken again eagerly, and so
+        is every later one. Nothing of the failed capture ran, and no lane's RNG was drawn."""
+        self.graph_failure = warn_capture_failed(exc, stacklevel=5)
+        self._graph = None
+        for r in requests:
+            r.step.graphs = False
+            r.step.graph_failure = self.graph_failure
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._run_streams(requests, graphs=False)
 
     def plan(self, requests: Sequence[StepRequest]) -> str:
         """With graphs: "replay" the captured graph if the tick has its models and shapes;

@@ -346,14 +346,7 @@ class Pix2PixStep:
         pin-memory thread can spoil it; the stack's capture was already "thread_local", as
         this one is now). Nothing of the failed capture ran (a capture records kernels
         without running them), so the step is taken again eagerly on the same batch."""
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        self.graph_failure = f"{type(exc).__name__}: {reason}"
-        warnings.warn(
-            f"CUDA graph capture failed ({self.graph_failure}); this training goes on without "
-            "CUDA graphs (slower, the same steps)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        self.graph_failure = warn_capture_failed(exc, stacklevel=4)
         self.graphs = False
         self._graph = None
         self._static_luma = self._static_chroma = self._static_out = None
@@ -372,6 +365,20 @@ class Pix2PixStep:
         self._graph = graph
         graph.replay()
         return self._static_out.clone()
+
+
+def warn_capture_failed(exc: Exception, *, stacklevel: int) -> str:
+    """Say once, as a ``RuntimeWarning``, that a CUDA-graph capture failed with ``exc`` and
+    the training goes on without graphs; returns the reason in one line."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    failure = f"{type(exc).__name__}: {reason}"
+    warnings.warn(
+        f"CUDA graph capture failed ({failure}); this training goes on without "
+        "CUDA graphs (slower, the same steps)",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+    return failure
 
 
 class _DiscriminatorPair(nn.Module):

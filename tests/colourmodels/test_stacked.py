@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 
 from colourmodels.checkpoints import read_file
 from colourmodels.early_stopping import EarlyStoppingConfig
-from colourmodels.networks import UNetGenerator
+from colourmodels.networks import PatchDiscriminator, UNetGenerator, init_weights
 from colourmodels.training import Pix2PixConfig, TrainingCancelled, train_pix2pix
+from colourmodels.training.performance import PerformanceOptions
 from colourmodels.training.stacked import (
     StackExecutor,
     StackJob,
@@ -31,6 +32,7 @@ from colourmodels.training.stacked import (
     _Graph,
     train_pix2pix_stack,
 )
+from colourmodels.training.step import Pix2PixStep
 
 SIZE = 64
 
@@ -262,7 +264,6 @@ def test_cuda_stack_matches_training_alone(tmp_path, graphs, monkeypatch):
     the lone runs differed by 5e-4 relative in the first epoch's loss (whether two lone runs
     differ as much there was not measured); this test checks the stack, not cuDNN's spread.
     Not yet run on a GPU in this form."""
-    from colourmodels.training import PerformanceOptions
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
@@ -376,3 +377,68 @@ def test_graph_path_warms_up_captures_replays_and_recaptures_when_a_model_leaves
         "eager",
     ]
     assert ex.ticks == [2] * 6 + [1] * 3
+
+
+class _FailingCaptureExecutor(StackExecutor):
+    """The CUDA-graph path on the CPU: warm-ups and eager ticks run the steps in place, and
+    the capture raises what a GPU's failed capture raises."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__("cpu")
+        self.cuda = True
+        self.failure = failure
+        self.captures_tried = 0
+
+    def _run_streams(self, requests, *, graphs):
+        for r in requests:
+            if graphs:
+                r.out = r.step._train_step(r.luma, r.chroma)
+                self._count_eager(r.step)
+            else:
+                r.out = r.step.step_tensor(r.luma, r.chroma)
+
+    def _capture(self, key, requests):
+        self.captures_tried += 1
+        raise self.failure
+
+
+def _small_step(seed: int, *, graphs: bool) -> Pix2PixStep:
+    torch.manual_seed(seed)
+    g, d = init_weights(UNetGenerator(1, 2, 32, 4)), init_weights(PatchDiscriminator(3, 4))
+    step = Pix2PixStep(g, d, perf=PerformanceOptions(), device="cpu", warmup_steps=2)
+    step.graphs = graphs  # as on CUDA with perf.cuda_graph
+    return step
+
+
+def test_a_failed_capture_of_the_stack_goes_on_eagerly_with_the_same_steps():
+    """A capture that fails (cuDNN's errors were seen inside the single step's on an H200)
+    must not end the ensemble's training: the tick is taken again eagerly, it is said once,
+    and no later tick tries to capture."""
+    failure = torch.AcceleratorError("CUDA error: CUDNN_STATUS_EXECUTION_FAILED_CUDART\nmore")
+    executor = _FailingCaptureExecutor(failure)
+    graphed = [_small_step(seed, graphs=True) for seed in (0, 1)]
+    eager = [_small_step(seed, graphs=False) for seed in (0, 1)]
+    gen = torch.Generator().manual_seed(5)
+    batches = [
+        (
+            torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1,
+            torch.rand(4, 2, 32, 32, generator=gen) - 0.5,
+        )
+        for _ in range(6)
+    ]
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed .*CUDNN_STATUS") as said:
+        for luma, chroma in batches:
+            requests = [StepRequest(step, luma, chroma) for step in graphed]
+            executor.run(requests)
+            for request, alone in zip(requests, eager, strict=True):
+                torch.testing.assert_close(request.out, alone.step_tensor(luma, chroma))
+    assert len(said) == 1
+    assert executor.captures_tried == 1  # after the two warm-ups; never again
+    assert (
+        executor.graph_failure
+        == "AcceleratorError: CUDA error: CUDNN_STATUS_EXECUTION_FAILED_CUDART"
+    )
+    assert all(s.graphs is False and s.graph_failure == executor.graph_failure for s in graphed)
+    for a, b in zip(graphed, eager, strict=True):
+        for p, q in zip(a.generator.parameters(), b.generator.parameters(), strict=True):
+            torch.testing.assert_close(p, q)
