@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .cpus import usable_cpus
 from .numbers import finite_or_none
 
 if TYPE_CHECKING:  # the commands import the library when they run (a fast --help)
@@ -309,7 +310,7 @@ def _pix2pix_config(args: argparse.Namespace, early: Any, device: Any, ddp: Any)
         if ddp is None:
             num_workers = int(loader_kwargs(device)["num_workers"])
         else:  # the machine's cores shared among its processes
-            cpus = max(1, _usable_cpus() // max(1, ddp.local_world_size))
+            cpus = max(1, usable_cpus() // max(1, ddp.local_world_size))
             if device.type == "cuda":
                 num_workers = min(8, max(1, cpus - 1))
             else:
@@ -432,13 +433,6 @@ def _write_results(out: Path, result: Any, config: Any, prepared: _Prepared) -> 
         if result.best_val is not None
         else f"no epoch completed; {stopped}"
     )
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _count(records: Sequence[Any]) -> dict[str | None, int]:

@@ -63,9 +63,9 @@ from .cli import (
     _resolve_device,
     _shared_cli_error,
     _split_folder,
-    _usable_cpus,
     _write_json,
 )
+from .cpus import usable_cpus
 
 __all__ = ["add_parser"]
 
@@ -242,7 +242,7 @@ def _loader_workers(args: argparse.Namespace, device: Any, ddp: Any) -> int:
         return int(args.workers)
     if ddp is None:
         return int(loader_kwargs(device)["num_workers"])
-    cpus = max(1, _usable_cpus() // max(1, ddp.local_world_size))
+    cpus = max(1, usable_cpus() // max(1, ddp.local_world_size))
     if device.type == "cuda":
         return min(8, max(1, cpus - 1))
     return int(loader_kwargs(device, cpus=cpus)["num_workers"])

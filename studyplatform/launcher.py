@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 
 import redis
 
+from colourmodels.cpus import usable_cpus
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -135,8 +137,7 @@ def worker_environment(environ, *, concurrency: int) -> dict[str, str]:
     trained 6 times slower than with one thread each (measured: 201 s against 33 s)."""
     env = dict(environ)
     if "OMP_NUM_THREADS" not in env:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        env["OMP_NUM_THREADS"] = str(max(1, (cores or os.cpu_count() or 1) // max(1, concurrency)))
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // max(1, concurrency)))
         # ... and shared again at each epoch's end among the trainings still running
         # (worker.services.training.share_cores): the last one uses the cores others freed.
         env["WORKER_SHARE_CORES"] = "1"

@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..colour import ColourSpace, rgb_to_luma_chroma
+from ..cpus import usable_cpus
 from .device import rgb8_to_unit
 from .folders import ImageRecord
 from .images import MAX_PIXELS, load_rgb, resize_square
@@ -178,13 +179,6 @@ class ColourisationDataset(Dataset):
         )
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
 def loader_kwargs(
     device: str | torch.device, *, num_workers: int | None = None, cpus: int | None = None
 ) -> dict[str, object]:
@@ -198,7 +192,7 @@ def loader_kwargs(
     ``persistent_workers`` and ``prefetch_factor=4`` whenever there are workers.
     """
     device = torch.device(device)
-    cpus = cpus if cpus is not None else _usable_cpus()
+    cpus = cpus if cpus is not None else usable_cpus()
     cuda = device.type == "cuda"
     if num_workers is None:
         num_workers = min(8, max(cpus - 2, 0)) if cuda else (0 if cpus <= 2 else min(4, cpus // 2))

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from colourmodels.cpus import usable_cpus
 from colourmodels.numbers import finite_or_none
 from worker.models import DatasetImage, EpochRecord, ModelRun, SubModel
 from worker.services.runs import (
@@ -148,11 +149,11 @@ def share_cores() -> int | None:
         return None
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cpus()
     running = SubModel.objects.filter(
         status=SubModel.Status.RUNNING, worker__startswith=f"{socket.gethostname()}:"
     ).count()
-    threads = max(1, (cores or 1) // max(1, running))
+    threads = max(1, cores // max(1, running))
     torch.set_num_threads(threads)
     return threads
 
