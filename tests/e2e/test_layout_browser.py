@@ -1,6 +1,7 @@
 """Long names without spaces wrap instead of widening the page, wide tables scroll in their
-own region, and the site has a favicon: every researcher page, at desktop and phone widths,
-with a data set, runs, a study, labels and user names of the longest allowed length."""
+own region, every page passes axe-core's WCAG 2.1 AA rules, and the site has a favicon:
+every researcher page, at desktop and phone widths, with a data set, runs, a study, labels
+and user names of the longest allowed length."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from studyplatform.sharing import share_set
 from survey.services.studies import study_create, study_open
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
 from tests.survey.analysis_helpers import take_part
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
@@ -82,7 +84,7 @@ def test_long_names_wrap_on_every_page(open_page, world, shoot, size):
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
-    too_wide = {}
+    too_wide, inaccessible = {}, {}
     for name, url in _pages(world).items():
         page.goto(url)
         assert world["study"].name[:40] in page.content() or name not in {"study", "studies"}
@@ -92,7 +94,10 @@ def test_long_names_wrap_on_every_page(open_page, world, shoot, size):
         if overflow > 0:
             too_wide[name] = overflow
         shoot(page, f"layout-{name}-{size}")
+        if violations := axe_violations(page):
+            inaccessible[name] = violations
     assert not too_wide, f"pages wider than the window (by px): {too_wide}"
+    assert not inaccessible, f"WCAG 2.1 AA violations (axe-core): {inaccessible}"
 
 
 def test_a_wide_table_scrolls_in_a_focusable_region(open_page, world):
