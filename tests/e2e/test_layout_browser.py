@@ -73,6 +73,14 @@ def _pages(world) -> dict[str, str]:
         "participants": reverse("study_participants", args=[study.pk]),
         "analysis": reverse("study_analysis", args=[study.pk]),
         "images": reverse("study_images", args=[study.pk]),
+        "display": reverse("study_display_report", args=[study.pk]),
+        "plan": reverse("study_plan"),
+        "password": reverse("password_change"),
+        "dataset-upload": reverse("dataset_upload"),
+        "run-upload": reverse("run_upload"),
+        "dataset-delete": reverse("dataset_delete", args=[dataset.pk]),
+        "run-delete": reverse("run_delete", args=[b.pk]),
+        "study-delete": reverse("study_delete", args=[study.pk]),
     }
 
 
