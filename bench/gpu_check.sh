@@ -8,7 +8,7 @@
 #   3. six generators stepped together vs one after another vs one (batch 16);
 #   4. torchrun with NCCL (one process per GPU): train, resume, match a single-process run;
 #   5. the site: the run command's worker (Celery, embedded Redis, SQLite) trains the demo's
-#      baseline and ensemble on CUDA;
+#      baseline and ensemble on CUDA, the ensemble's generators together;
 #   6. the paper's experiment on real photographs (CIFAR-10 classes): baseline and ensemble
 #      trained until early stopping ends them (or the budget), Table 4 beside "no colour";
 #   7. the data loader on this machine's cores against the fast step.
@@ -126,7 +126,8 @@ PY
 
 section "5. the site: the run command's Celery worker trains the demo's runs on $DEV (in the background, beside 6)"
 SITE="$WORK/site"; mkdir -p "$SITE"
-export VAR_DIR="$SITE/var" DEBUG=1 CELERY_BROKER_URL=redis://127.0.0.1:6391/0
+# One GPU: the ensemble's generators trained together by one worker process.
+export VAR_DIR="$SITE/var" DEBUG=1 CELERY_BROKER_URL=redis://127.0.0.1:6391/0 WORKER_GENERATORS_TOGETHER=1
 DEMO=$([ "$DRY" = 1 ] && echo tiny || echo full)
 setsid $PY manage.py runplatform --port 8791 --demo "$DEMO" > "$RES/runplatform.log" 2>&1 &
 PLATFORM=$!
@@ -172,7 +173,7 @@ PY
 done
 kill -INT -- -"$PLATFORM" 2>/dev/null; sleep 3; kill -KILL -- -"$PLATFORM" 2>/dev/null
 cp "$SITE/var/logs/worker.log" "$RES/worker.log" 2>/dev/null
-unset VAR_DIR DEBUG CELERY_BROKER_URL
+unset VAR_DIR DEBUG CELERY_BROKER_URL WORKER_GENERATORS_TOGETHER
 
 
 section "7. the data loader on $(nproc) cores against the fast step"

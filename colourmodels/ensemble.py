@@ -40,6 +40,7 @@ __all__ = [
     "GeneratorJob",
     "Routed",
     "classifier_config",
+    "data_problem",
     "default_config",
     "early_stopping_for",
     "paper_early_stopping",
@@ -148,6 +149,15 @@ def classifier_config(
     )
 
 
+def data_problem(category: str, train_set: Any, val_set: Any) -> str | None:
+    """Why the generator of ``category`` ("" for a baseline) cannot train on these sets, in
+    words; None when it can."""
+    if len(train_set) == 0 or len(val_set) == 0:
+        label = f"the {category} generator" if category else "the generator"
+        return f"no training or validation images for {label}"
+    return None
+
+
 def train_generator(
     config: Mapping[str, Any],
     *,
@@ -165,9 +175,8 @@ def train_generator(
     (:func:`~colourmodels.training.train_pix2pix`, exact resume); its result."""
     from colourmodels.training import train_pix2pix
 
-    if len(train_set) == 0 or len(val_set) == 0:
-        label = f"the {category} generator" if category else "the generator"
-        raise ValueError(f"no training or validation images for {label}")
+    if problem := data_problem(category, train_set, val_set):
+        raise ValueError(problem)
     p2p = pix2pix_config(
         config, space=space, category=category, device=device, num_workers=num_workers
     )
@@ -205,6 +214,12 @@ class GeneratorJob:
     val_set: Any
     out_dir: Path
     on_progress: Callable[[Any], None] | None = None
+    #: Called as this generator's training ends: ``(result, None)`` or ``(None, error)``
+    #: (then raised too). Together: in the generator's own thread, and ``(None, None)`` for
+    #: one that another generator's failure stopped (see
+    #: :class:`~colourmodels.training.stacked.StackJob`); one after another, the generators
+    #: after a failure are not started and get no call.
+    on_end: Callable[[Any, BaseException | None], None] | None = None
 
 
 def train_generators(
@@ -227,8 +242,8 @@ def train_generators(
     after each generator (together: after all of them, in the jobs' order). Returns
     category -> result."""
     for job in jobs:
-        if len(job.train_set) == 0 or len(job.val_set) == 0:
-            raise ValueError(f"no training or validation images for the {job.category} generator")
+        if problem := data_problem(job.category, job.train_set, job.val_set):
+            raise ValueError(problem)
     if together and len(jobs) > 1:
         from colourmodels.training.stacked import StackJob, train_pix2pix_stack
 
@@ -247,6 +262,7 @@ def train_generators(
                 out_dir=job.out_dir,
                 on_progress=job.on_progress,
                 name=job.category,
+                on_end=job.on_end,
             )
             for job in jobs
         ]
@@ -258,18 +274,25 @@ def train_generators(
         return results
     results = {}
     for job in jobs:
-        results[job.category] = train_generator(
-            config,
-            space=space,
-            category=job.category,
-            train_set=job.train_set,
-            val_set=job.val_set,
-            out_dir=job.out_dir,
-            on_progress=job.on_progress,
-            resume=resume,
-            device=device,
-            num_workers=num_workers,
-        )
+        try:
+            results[job.category] = train_generator(
+                config,
+                space=space,
+                category=job.category,
+                train_set=job.train_set,
+                val_set=job.val_set,
+                out_dir=job.out_dir,
+                on_progress=job.on_progress,
+                resume=resume,
+                device=device,
+                num_workers=num_workers,
+            )
+        except BaseException as exc:
+            if job.on_end is not None:
+                job.on_end(None, exc)
+            raise
+        if job.on_end is not None:
+            job.on_end(results[job.category], None)
         if on_done is not None:
             on_done(job, results[job.category])
     return results

@@ -245,3 +245,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-runs": {"task": "cpu.sweep_stale_runs", "schedule": 60.0},
 }
 WORKER_SCRATCH_DIR = Path(os.environ.get("WORKER_SCRATCH_DIR", VAR_DIR / "scratch"))
+# A generator's task also takes its run's other generators that no worker holds and trains
+# them together in its process (worker.services.training._train_together): for a machine
+# with one GPU, not for several GPU workers (which would otherwise train them in parallel).
+WORKER_GENERATORS_TOGETHER = env_bool("WORKER_GENERATORS_TOGETHER", False)

@@ -65,7 +65,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,13 @@ class StackJob:
     on_progress: ProgressCallback | None = None
     #: A label for error messages (e.g. the category); defaults to the job's position.
     name: str = ""
+    #: Called in the model's own thread as its training ends, before the next model's turn:
+    #: ``(result, None)`` when it finished, ``(None, error)`` when it failed (the error is
+    #: then raised by the stack too), ``(None, None)`` when it was stopped because another
+    #: model failed. What it raises is taken as the model's failure. For per-model
+    #: bookkeeping as each model ends (a worker marks its sub-model done at once) and for
+    #: what the thread holds (a database connection).
+    on_end: Callable[[Pix2PixResult | None, BaseException | None], None] | None = None
 
 
 class _Aborted(Exception):
@@ -378,6 +385,11 @@ class _Lane:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator, re-raised
             self.error = exc
+        try:
+            if self.job.on_end is not None:
+                self.job.on_end(self.result, self.error)
+        except BaseException as exc:  # noqa: BLE001 - as above
+            self.result, self.error = None, self.error or exc
         finally:
             self.done = True
             self.request = None

@@ -48,6 +48,14 @@ def test_the_last_training_running_here_gets_every_core(four_cores, threads):
     assert share_cores() == 4 and torch.get_num_threads() == 4
 
 
+def test_generators_trained_together_in_one_process_count_once(four_cores, threads):
+    run = queued_run(tiny_dataset(), kind="ensemble")
+    generators = run.submodels.filter(role=SubModel.Role.GENERATOR)
+    generators.update(status=SubModel.Status.RUNNING, worker=f"{socket.gethostname()}:1000")
+    assert generators.count() > 1
+    assert share_cores() == 4
+
+
 def test_trainings_on_other_machines_do_not_count(four_cores, threads):
     run = queued_run(tiny_dataset(), kind="ensemble")
     _running(run, 1)

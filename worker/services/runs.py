@@ -200,6 +200,24 @@ def submodel_finish(*, claim: Claim, status: str, reason: str = "", **fields) ->
         _after_submodel_change(claim.submodel.run_id)
 
 
+def submodel_give_back(*, claim: Claim) -> None:
+    """Put a claimed sub-model back in the queue and send its task again (its training was
+    stopped for a reason of another's: it resumes from its last checkpoint, here or on any
+    worker). Raises ClaimLost if the claim was replaced."""
+    from worker.services.recovery import work_kind, work_send
+
+    with transaction.atomic():
+        sm = (
+            SubModel.objects.select_for_update()
+            .filter(pk=claim.submodel.pk, claim_token=claim.token)
+            .first()
+        )
+        if sm is None:
+            raise ClaimLost(f"{claim.submodel} was claimed by another attempt")
+        work_kind(sm).release(sm)
+        work_send(sm)
+
+
 def _fail_run(run_id: int, reason: str) -> None:
     ModelRun.objects.filter(pk=run_id, status__in=ModelRun.ACTIVE).update(
         status=ModelRun.Status.FAILED, failure_reason=reason[:4000], finished_at=timezone.now()

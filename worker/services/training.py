@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import connections
 
 from colourmodels.cpus import usable_cpus
 from colourmodels.numbers import finite_or_none
@@ -24,6 +28,7 @@ from worker.services.runs import (
     run_cancel_requested,
     submodel_claim,
     submodel_finish,
+    submodel_give_back,
     submodel_report,
 )
 
@@ -150,9 +155,14 @@ def share_cores() -> int | None:
     import torch
 
     cores = usable_cpus()
-    running = SubModel.objects.filter(
-        status=SubModel.Status.RUNNING, worker__startswith=f"{socket.gethostname()}:"
-    ).count()
+    running = (  # processes: the generators a process trains together share its threads
+        SubModel.objects.filter(
+            status=SubModel.Status.RUNNING, worker__startswith=f"{socket.gethostname()}:"
+        )
+        .values("worker")
+        .distinct()
+        .count()
+    )
     threads = max(1, cores // max(1, running))
     torch.set_num_threads(threads)
     return threads
@@ -230,13 +240,22 @@ def _record_missing_epochs(sm: SubModel, history: list[dict]) -> None:
     )
 
 
-def submodel_train(*, submodel_id: int) -> None:
-    """Train (or resume) one sub-model; all outcomes end up on its row."""
-    from colourmodels.training import TrainingCancelled
+@dataclass
+class _Attempt:
+    """One claimed sub-model on this worker: where it trains and how it reports."""
 
-    claim = submodel_claim(submodel_id=submodel_id)
-    if claim is None:
-        return
+    claim: Claim
+    scratch: Path
+    storage_dir: str
+    reporter: _Reporter
+
+    @property
+    def submodel(self) -> SubModel:
+        return self.claim.submodel
+
+
+def _begin(claim: Claim) -> _Attempt:
+    """The sub-model's scratch folder with its last checkpoint, its epoch count reported."""
     sm = claim.submodel
     run = sm.run
     if not run.environment:
@@ -252,27 +271,19 @@ def submodel_train(*, submodel_id: int) -> None:
     )
     submodel_report(claim=claim, epochs=epochs)
     sm.epochs = epochs
-    reporter = _Reporter(claim, scratch, storage_dir)
-    trainer = _train_generator if sm.role == SubModel.Role.GENERATOR else _train_classifier
-    try:
-        result, best, last = trainer(run, sm, scratch, reporter)
-    except TrainingCancelled:
-        submodel_finish(claim=claim, status=SubModel.Status.CANCELLED)
-        return
-    except ClaimLost:
-        return
-    except Exception as exc:
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        submodel_finish(claim=claim, status=SubModel.Status.FAILED, reason=detail)
-        raise
-    _record_missing_epochs(sm, result.history)
+    return _Attempt(claim, scratch, storage_dir, _Reporter(claim, scratch, storage_dir))
+
+
+def _end_done(attempt: _Attempt, result, best: Path, last: Path) -> None:
+    """The trained sub-model's files to storage and its row done."""
+    _record_missing_epochs(attempt.submodel, result.history)
     artefacts = {
-        "best": upload(best, f"{storage_dir}/{best.name}"),
-        "last": upload(last, f"{storage_dir}/{last.name}"),
-        "checkpoint": f"{storage_dir}/checkpoint.pt",
+        "best": upload(best, f"{attempt.storage_dir}/{best.name}"),
+        "last": upload(last, f"{attempt.storage_dir}/{last.name}"),
+        "checkpoint": f"{attempt.storage_dir}/checkpoint.pt",
     }
     submodel_finish(
-        claim=claim,
+        claim=attempt.claim,
         status=SubModel.Status.DONE,
         best_epoch=result.best_epoch,
         stopped_epoch=getattr(result, "stopped_epoch", None),
@@ -280,4 +291,118 @@ def submodel_train(*, submodel_id: int) -> None:
         step=0,
         eta_seconds=0,
     )
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(attempt.scratch, ignore_errors=True)
+
+
+def _end_failed(attempt: _Attempt, exc: Exception) -> bool:
+    """A training that raised: cancelled, taken over by another attempt, or failed (then
+    the reason goes on the row and the run fails). Returns whether it failed."""
+    from colourmodels.training import TrainingCancelled
+
+    if isinstance(exc, TrainingCancelled):
+        submodel_finish(claim=attempt.claim, status=SubModel.Status.CANCELLED)
+        return False
+    if isinstance(exc, ClaimLost):
+        return False
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    submodel_finish(claim=attempt.claim, status=SubModel.Status.FAILED, reason=detail)
+    return True
+
+
+def submodel_train(*, submodel_id: int) -> None:
+    """Train (or resume) one sub-model; all outcomes end up on its row. With
+    ``WORKER_GENERATORS_TOGETHER``, a generator's task also takes the run's other
+    generators that no worker holds and trains them together (:func:`_train_together`)."""
+    claim = submodel_claim(submodel_id=submodel_id)
+    if claim is None:
+        return
+    if claim.submodel.role == SubModel.Role.GENERATOR and settings.WORKER_GENERATORS_TOGETHER:
+        claims = [claim, *_claim_other_generators(claim.submodel)]
+        if len(claims) > 1:
+            _train_together(claims)
+            return
+    attempt = _begin(claim)
+    sm = attempt.submodel
+    trainer = _train_generator if sm.role == SubModel.Role.GENERATOR else _train_classifier
+    try:
+        result, best, last = trainer(sm.run, sm, attempt.scratch, attempt.reporter)
+    except Exception as exc:
+        if _end_failed(attempt, exc):
+            raise
+        return
+    _end_done(attempt, result, best, last)
+
+
+def _claim_other_generators(sm: SubModel) -> list[Claim]:
+    """The claims this worker could take on the other generators of ``sm``'s run (those
+    queued, or held by an attempt that is gone)."""
+    others = (
+        SubModel.objects.filter(run_id=sm.run_id, role=SubModel.Role.GENERATOR)
+        .exclude(pk=sm.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return [c for pk in others if (c := submodel_claim(submodel_id=pk)) is not None]
+
+
+def _train_together(claims: list[Claim]) -> None:
+    """Train the claimed generators of one run stepped together in this process
+    (:func:`colourmodels.ensemble.train_generators`, ``together``: on a GPU their steps
+    overlap; each result is the one it would have alone). Each sub-model's row is settled as
+    its own training ends: done (its early stopping came first), cancelled, failed, or, when
+    another's failure or lost claim stopped it, back in the queue."""
+    from colourmodels.ensemble import GeneratorJob, data_problem, train_generators
+    from colourmodels.training import TrainingCancelled
+
+    attempts = [_begin(claim) for claim in claims]
+    run = attempts[0].submodel.run
+    jobs = []
+    for attempt in attempts:
+        category = attempt.submodel.category
+        train_set, _ = storage_dataset(run=run, split="train", category=category, train=True)
+        val_set, _ = storage_dataset(run=run, split="val", category=category, train=False)
+        if problem := data_problem(category, train_set, val_set):
+            _end_failed(attempt, ValueError(problem))  # the run fails: the others stop
+            for other in attempts:
+                if other is not attempt:
+                    _end_stopped(other)
+            raise ValueError(problem)
+        jobs.append(
+            GeneratorJob(
+                category,
+                train_set,
+                val_set,
+                attempt.scratch,
+                on_progress=attempt.reporter,
+                on_end=functools.partial(_lane_end, attempt),
+            )
+        )
+    try:
+        train_generators(run.config, jobs, space=run.colour_space, together=True)
+    except Exception as exc:  # each row is settled already (_lane_end)
+        if not isinstance(exc, TrainingCancelled | ClaimLost):
+            raise
+
+
+def _lane_end(attempt: _Attempt, result, error: BaseException | None) -> None:
+    """A generator of a stack has ended (in its own thread: see ``_train_together``)."""
+    try:
+        if result is not None:
+            _end_done(attempt, result, result.best_generator_path, result.last_generator_path)
+        elif isinstance(error, Exception):
+            _end_failed(attempt, error)
+        elif error is None:
+            _end_stopped(attempt)
+    except ClaimLost:
+        pass
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()  # this thread's own connection
+
+
+def _end_stopped(attempt: _Attempt) -> None:
+    """A generator stopped by another's end: cancelled with its run, else queued again."""
+    if run_cancel_requested(run_id=attempt.submodel.run_id):
+        submodel_finish(claim=attempt.claim, status=SubModel.Status.CANCELLED)
+    else:
+        submodel_give_back(claim=attempt.claim)
