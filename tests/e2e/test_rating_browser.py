@@ -57,10 +57,22 @@ def test_a_rating_study_by_keyboard_on_a_phone(open_page, study, shoot):
     page.keyboard.press("Enter")
     expect(page.locator("#trial")).to_be_visible()
     for position, score in enumerate(SCORES, start=1):
-        if position == 3:  # a reload resumes at the trial at hand
-            page.reload()
+        if position == 3:
+            # A reload resumes at the trial at hand; here the one a plain-form answer that
+            # could not be stored comes back to, with the message saying so.
+            page.goto(f"/p/{public_id}/?not_stored=1")
             expect(page.locator("#trial")).to_be_visible()
+            alert = page.get_by_role("alert")
+            expect(alert).to_have_text(
+                "Your last answer could not be stored. Please answer the image shown here."
+            )
+            in_view(page, alert, "the message")
+            assert page.url.endswith(f"/p/{public_id}/")  # a reload does not say it again
+            shoot(page, "rating-390-not-stored")
+            axe_clean(page, "rating trial after an answer not stored")
         expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        if position == 4:  # the answer after the message was stored: the message is gone
+            expect(page.get_by_role("alert")).to_have_count(0)
         page.wait_for_function("() => !document.querySelector('button.answer').disabled")
         in_view(page, page.locator("#stimulus"), "the image")
         for label in LABELS.values():

@@ -45,6 +45,16 @@
   const preloaded = new Map();
   const MASK_MS = 30;
   const backmask = document.getElementById("backmask");
+  // What the server wrote on this page about the last plain-form answer (not stored; a
+  // practice answer's feedback) concerns the trial it shows: gone once that one is
+  // answered, and not said again by a reload.
+  const serverNotices = Array.from(document.querySelectorAll(".server-notice"));
+  const query = new URLSearchParams(window.location.search);
+  if (query.has("not_stored")) {
+    query.delete("not_stored");
+    const rest = query.toString();
+    window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+  }
 
   function field(name) { return root.querySelector('[data-f="' + name + '"]'); }
   function preload(url) {
@@ -187,6 +197,7 @@
     [].concat(d.preload || []).forEach(preload);
     const proceed = function () {
       busy = false;
+      serverNotices.forEach(function (n) { n.remove(); });
       if (d.done_url) {
         progress.value = progress.max;
         window.location.assign(d.done_url);
