@@ -174,10 +174,11 @@ def what_limits(args, device, by: dict) -> dict:
         entry = {"busy_ms": busy, "step_ms": step_ms, "kinds_ms": kinds}
         share = busy / step_ms if step_ms else None
         top = max(kinds, key=kinds.get) if kinds else "?"
+        unit = "GPU" if device.type == "cuda" else "CPU"
         if share is not None and share < 0.8:
-            verdict = f"launch / host overhead (the GPU is busy {share:.0%} of the step)"
+            verdict = f"launch / host overhead (the {unit} is busy {share:.0%} of the step)"
         elif top == "convolution / matmul":
-            verdict = "the convolutions' arithmetic (GPU busy; convolutions fill most of it)"
+            verdict = f"the convolutions' arithmetic ({unit} busy; convolutions fill most of it)"
         else:
             verdict = f"memory-bound layers ({top} fill most of the busy time)"
         entry["limit"] = verdict
