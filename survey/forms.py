@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import Q
 
 from studyplatform.safe_text import has_control_characters, validate_single_line
 from survey.models import TEXT_FIELDS, Condition, Study
@@ -49,7 +50,14 @@ class RunChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         coverage = run_coverage(obj)
         partial = f", tested on {coverage.text}" if coverage and not coverage.complete else ""
-        return f"{obj.name} ({obj.get_kind_display()}, {obj.dataset.name}, #{obj.pk}{partial})"
+        status = ""  # a draft's own runs are listed whatever their state
+        if obj.status in ModelRun.ACTIVE:
+            status = ", still training: the study can open once it is done"
+        elif obj.status != ModelRun.Status.DONE:
+            status = f", {obj.get_status_display()}: untick it, or the study cannot open"
+        return (
+            f"{obj.name} ({obj.get_kind_display()}, {obj.dataset.name}, #{obj.pk}{partial}{status})"
+        )
 
 
 class StudyForm(forms.ModelForm):
@@ -206,12 +214,11 @@ class StudyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         study = self.instance
         choices = ModelRun.objects.all() if runs is None else runs
-        if study.pk:
-            choices = choices | ModelRun.objects.filter(conditions__study=study)
+        finished = Q(pk__in=choices.values("pk"), status=ModelRun.Status.DONE)
+        if study.pk:  # its own runs, finished or not (a draft may wait for one in training)
+            finished |= Q(conditions__study=study)
         self.fields["runs"].queryset = (
-            ModelRun.objects.filter(pk__in=choices.values("pk"), status=ModelRun.Status.DONE)
-            .select_related("dataset")
-            .order_by("-pk")
+            ModelRun.objects.filter(finished).distinct().select_related("dataset").order_by("-pk")
         )
         if "estimated_minutes" in self.fields:
             self.fields["estimated_minutes"].required = False

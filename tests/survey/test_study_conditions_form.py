@@ -11,6 +11,7 @@ from django.urls import reverse
 from studyplatform.researchers import researcher_create
 from survey.models import Study
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
+from worker.models import ModelRun
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +166,36 @@ def test_an_opened_study_offers_no_runs_or_labels(client, runs):
     Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
     html = client.get(reverse("study_edit", args=[study.pk])).content.decode()
     assert 'name="runs"' not in html and "label_" not in html
+
+
+def test_saving_a_draft_keeps_a_condition_whose_run_is_still_training(client, runs):
+    """Seen by a new user: a copy of the demo study, saved while the demo's ensemble was
+    still training, lost that condition without a word (only finished runs were offered)."""
+    client.post(reverse("study_new"), _form(runs[:2], {runs[1]: "Cool"}))
+    study = Study.objects.get(name="Pilot")
+    runs[1].status = ModelRun.Status.RUNNING
+    runs[1].save(update_fields=["status"])
+    page = client.get(reverse("study_edit", args=[study.pk])).content.decode()
+    assert (str(runs[1].pk), True, "Cool") in _rows(page)
+    assert "still training: the study can open once it is done" in page
+    response = client.post(
+        reverse("study_edit", args=[study.pk]), _form(runs[:2], {runs[1]: "Cool"}, name="Pilot")
+    )
+    assert response.status_code == 302
+    assert _labels(study) == {"warm run": "warm run", "cool run": "Cool"}
+
+
+def test_a_run_in_training_is_not_offered_to_a_new_study(client, runs):
+    runs[2].status = ModelRun.Status.RUNNING
+    runs[2].save(update_fields=["status"])
+    listed = [row[0] for row in _rows(client.get(reverse("study_new")).content.decode())]
+    assert listed == [str(runs[1].pk), str(runs[0].pk)]
+
+
+def test_a_drafts_failed_run_says_to_untick_it(client, runs):
+    client.post(reverse("study_new"), _form(runs[:2]))
+    study = Study.objects.get(name="Pilot")
+    runs[0].status = ModelRun.Status.FAILED
+    runs[0].save(update_fields=["status"])
+    page = client.get(reverse("study_edit", args=[study.pk])).content.decode()
+    assert "failed: untick it, or the study cannot open" in page
