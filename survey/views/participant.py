@@ -345,6 +345,13 @@ def _rt_from(request, participant: Participant, position: int) -> int:
     return max(0, int((timezone.now() - shown).total_seconds() * 1000))
 
 
+def _position(raw: str) -> int:
+    """The answered trial's position as posted (a ValueError in words if it is none)."""
+    if not raw.isdigit() or len(raw) > 6:
+        raise ValueError(f"the trial's position must be a whole number, not {raw[:20]!r}")
+    return int(raw)
+
+
 @never_cache
 @require_POST
 @in_study_language
@@ -382,7 +389,7 @@ def participant_answer(request, public_id: str):
             status=409,
         )
     try:
-        position = int(request.POST.get("position", ""))
+        position = _position(request.POST.get("position", ""))
         result = trial_answer(
             participant=participant,
             position=position,

@@ -301,6 +301,10 @@ def test_answers_cannot_skip_ahead_or_carry_bad_values(client, study):
     assert skipped.status_code == 409 and "resume_url" in skipped.json()
     bad = answer(client, participant, 1, "maybe", **JSON)
     assert bad.status_code == 409
+    for position in ("abc", "", "-1", "1e9", "9" * 40):  # a tampered position, in words
+        refused = answer(client, participant, position, **JSON)
+        assert refused.status_code == 409
+        assert refused.json()["error"].startswith("the trial's position must be a whole number")
     assert not Trial.objects.filter(participant=participant, answer__isnull=False).exists()
 
 
