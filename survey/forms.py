@@ -14,6 +14,9 @@ from worker.run_results import run_coverage
 
 #: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
 #: the database's own limit would answer with a 19-digit number.
+#: The longest exposure a study may set (beyond a minute, leave it empty: until answered).
+MAX_EXPOSURE_MS = 60_000
+
 COUNT_LIMITS = {
     "images_per_participant": (2, 1000),
     "target_participants_per_condition": (1, 100_000),
@@ -298,6 +301,15 @@ class StudyForm(forms.ModelForm):
         n = self.cleaned_data["instructed_checks"]
         return 0 if n is None else n
 
+    def clean_exposure_ms(self):
+        ms = self.cleaned_data["exposure_ms"]
+        if ms is not None and not 1 <= ms <= MAX_EXPOSURE_MS:
+            raise forms.ValidationError(
+                f"Give the exposure in milliseconds, from 1 to {MAX_EXPOSURE_MS:,} (one "
+                "minute), or leave it empty: each image then stays until answered."
+            )
+        return ms
+
     def clean_time_limit_minutes(self):
         minutes = self.cleaned_data["time_limit_minutes"]
         if minutes is not None and not 1 <= minutes <= 1440:
@@ -396,6 +408,14 @@ class StudyForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         self._check_answers(cleaned)
+        limit, estimate = cleaned.get("time_limit_minutes"), cleaned.get("estimated_minutes")
+        if limit and estimate and limit < estimate:
+            self.add_error(
+                "time_limit_minutes",
+                f"The time limit ({limit} min) is shorter than the study is estimated to take "
+                f"({estimate} min): most participants would lose their place before the end. "
+                "Give at least the estimate, or leave it empty for Prolific's maximum time.",
+            )
         n = cleaned.get("images_per_participant")
         if n is not None:
             protocol = cleaned.get("protocol") or self.instance.protocol

@@ -165,6 +165,31 @@ def test_absurd_counts_are_refused_with_a_sensible_limit(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields, field, error",
+    [
+        # PostgreSQL's integer stops at 2147483647: this was a server error there.
+        ({"exposure_ms": "99999999999"}, "exposure_ms", "from 1 to 60,000 (one minute)"),
+        ({"exposure_ms": "0"}, "exposure_ms", "from 1 to 60,000 (one minute)"),
+        (
+            {"time_limit_minutes": "1", "estimated_minutes": "30"},
+            "time_limit_minutes",
+            "The time limit (1 min) is shorter than the study is estimated to take (30 min)",
+        ),
+    ],
+)
+def test_an_absurd_exposure_or_a_time_limit_below_the_estimate_is_refused_in_words(
+    researcher_client, runs, fields, field, error
+):
+    response = researcher_client.post(reverse("study_new"), _form(runs, **fields))
+    assert response.status_code == 200
+    assert error in response.context["form"].errors[field][0]
+    assert not Study.objects.exists()
+    fine = {"exposure_ms": "60000", "time_limit_minutes": "30", "estimated_minutes": "30"}
+    assert researcher_client.post(reverse("study_new"), _form(runs, **fine)).status_code == 302
+
+
+@pytest.mark.django_db
 def test_an_open_study_only_changes_its_texts(researcher_client, runs):
     study = open_study(runs, owner=runs[0].owner, images_per_participant=4)
     page = researcher_client.get(reverse("study_edit", args=[study.pk]))
