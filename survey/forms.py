@@ -549,6 +549,7 @@ class StudyForm(forms.ModelForm):
             practice_trials=cleaned["practice_trials"],
             attention_checks=cleaned["attention_checks"],
             instructed_checks=instructed,
+            paired=cleaned.get("protocol") == Study.Protocol.PAIRED,
         )
         if shortfall:
             self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")

@@ -157,6 +157,7 @@ def scene_shortfall(
     practice_trials: int,
     attention_checks: int,
     instructed_checks: int = 0,
+    paired: bool = False,
 ) -> str | None:
     """Why :func:`study_prepare_stimuli` would refuse these settings for runs that colourised
     ``scenes_by_run`` (a run's name: its test scenes), in words with the numbers; None if it
@@ -176,10 +177,17 @@ def scene_shortfall(
         )
     half = images_per_participant // 2
     needed = images_per_participant + reserved
-    need = (
-        f"{images_per_participant} images per participant ({half} real + {half} AI of "
-        f"different scenes) plus {extras} need {needed}"
-    )
+    if paired:  # a pair shows one scene's real and AI versions
+        per_participant = (
+            f"{counted(images_per_participant, 'pair', 'pairs')} per participant (each the "
+            "real and the AI version of one scene)"
+        )
+    else:
+        per_participant = (
+            f"{images_per_participant} images per participant ({half} real + {half} AI of "
+            "different scenes)"
+        )
+    need = f"{per_participant} plus {extras} need {needed}"
     if design == Study.Design.WITHIN:
         union = set.union(*scenes_by_run.values())
         if len(union) < needed:

@@ -121,6 +121,12 @@ def test_too_few_colourised_scenes_are_refused_at_the_form_with_the_numbers(
         "(12 real + 12 AI of different scenes) plus 2 practice trials and 1 attention check "
         "need 27."
     ) in too_many.decode()
+    paired = researcher_client.post(url, _form(runs, protocol="paired", images_per_participant=24))
+    assert (
+        f"Run cool run (#{newest.pk}) colourised 12 test images; 24 pairs per participant "
+        "(each the real and the AI version of one scene) plus 2 practice trials and 1 "
+        "attention check need 27."
+    ) in paired.content.decode()
     # The limit is exact: 12 scenes hold 9 main + 2 practice + 1 attention, not 10.
     assert (
         "need 13"
