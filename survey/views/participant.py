@@ -239,6 +239,25 @@ def _check_owner_of(request, *, study_id: int, public_id: str) -> None:
         raise Http404("no such participation in this browser")
 
 
+def _participant_or_page(request, public_id: str) -> tuple[Participant | None, object]:
+    """The participation, or (None, a page in words) where this browser did not start it
+    or no such link exists: the same page for both, so that it tells nothing of which links
+    exist, in the site's language for the same reason (a study's would tell)."""
+    try:
+        return _participant(request, public_id), None
+    except Http404:
+        return None, _message(
+            request,
+            _("This link does not open here"),
+            _(
+                "This study page belongs to the browser in which the study was started. If "
+                "you started it in another browser or on another device, please continue "
+                "there. If you cannot, return the study on Prolific."
+            ),
+            status=404,
+        )
+
+
 def _place_gone(request, participant: Participant):
     """The page for a participant who stopped, or whose place went to someone else after
     the time limit passed in silence."""
@@ -291,7 +310,9 @@ def _participant(request, public_id: str) -> Participant:
 def participant_page(request, public_id: str):
     """Instructions before the first answer, then the trial at hand (where a reload
     resumes), then the completion page."""
-    participant = _participant(request, public_id)
+    participant, elsewhere = _participant_or_page(request, public_id)
+    if participant is None:
+        return elsewhere
     study = participant.study
     if participant.withdrawn_at is not None:
         return _message(
@@ -478,7 +499,9 @@ def _on_screen_now(found: ImageRequest) -> bool:
 @in_study_language
 def participant_done(request, public_id: str):
     """The completion code, and the redirect (Prolific) once the data are committed."""
-    participant = _participant(request, public_id)
+    participant, elsewhere = _participant_or_page(request, public_id)
+    if participant is None:
+        return elsewhere
     if participant.completed_at is None:
         return redirect("participant_page", public_id=public_id)
     study = participant.study

@@ -383,6 +383,30 @@ def test_another_browser_cannot_read_or_answer_for_a_participant(client, study):
     assert client.get(reverse("participant_image", args=[public_id, 2])).status_code == 200
 
 
+def test_a_participants_link_opened_elsewhere_says_where_to_continue_and_nothing_more(
+    client, study
+):
+    """A participant who copies the page's address to another device (or another browser)
+    gets words, not a bare "Not found"; a link that never existed gets the same page, in
+    the site's language, so that neither tells whether the link exists or its study's
+    language."""
+    study.language = "de"
+    study.save(update_fields=["language"])
+    participant = start(client, study)
+    elsewhere = client.__class__()
+    pages = [
+        elsewhere.get(reverse(name, args=[public_id]))
+        for name in ("participant_page", "participant_done")
+        for public_id in (participant.public_id, "no-such-link-" + "x" * 9)
+    ]
+    assert {p.status_code for p in pages} == {404}
+    texts = {p.content.decode() for p in pages}
+    assert len(texts) == 1
+    (text,) = texts
+    assert "This link does not open here" in text and "please continue there" in text
+    assert participant.public_id not in text and 'lang="de"' not in text
+
+
 def test_participant_ids_never_start_like_a_spreadsheet_formula(monkeypatch):
     """An id starting with "-" would be written to the CSV exports as "'-…" and no longer
     match itself elsewhere: such a draw is changed."""
