@@ -296,5 +296,11 @@ def model_board(models: MixedModels, analysis: StudyAnalysis) -> ModelBoard:
             warnings=j.warnings,
         )
     board.notes = list(result.notes)
+    modelled = set(board.conditions)
+    board.notes += [
+        f"{c.label}: no model, none of its images has a counted judgement yet."
+        for c in analysis.conditions
+        if c.label not in modelled
+    ]
     board.engine = result.engine
     return board

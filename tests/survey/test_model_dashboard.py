@@ -263,3 +263,15 @@ def test_within_subjects_the_shared_photographs_have_the_joint_models_realism(
     rows = _csv(researcher.get(reverse("export_images_csv", args=[study.pk])).content.decode())
     real = [r for r in rows if r["condition_id"] == "" and int(r["n"])]
     assert real and all(r["truth"] == "real" and r["model_p_real"] for r in real)
+
+
+def test_a_condition_without_counted_judgements_is_named_beside_the_models(tmp_path, ada):
+    """Seen by a new user: with one participant so far, the other condition was simply
+    missing from the mixed models, without a word."""
+    study = make_study(tmp_path, owner=ada)
+    take_part(study, 0)
+    analysis = study_analysis(study=study)
+    board = model_board(study_mixed_models(study=study), analysis)
+    assert board.computed, board.reason
+    (missing,) = [c.label for c in analysis.conditions if c.label not in board.conditions]
+    assert f"{missing}: no model, none of its images has a counted judgement yet." in board.notes
