@@ -1,6 +1,8 @@
 """A study's participations as a list to act on (reads only): one row per participation
 with its status in words, accuracy and checks; the approvals list and the bonus list in
-the shapes Prolific's bulk tools take.
+the shapes Prolific's bulk tools take. What the checks are, and whether an answer can be
+right at all (no accuracy or bonus per correct answer in a rating or preference study),
+depends on the protocol: :func:`protocol_words`.
 
 **Prolific's policy** decides what may be rejected: a failed *performance* check (the
 colour-inverted attention checks, whose right answer is AI) is grounds for excluding a

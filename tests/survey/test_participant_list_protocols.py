@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
+from survey.participant_list import protocol_words
 from survey.services.assignment import participant_start
 from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
@@ -156,3 +157,14 @@ def test_a_single_image_study_still_names_its_colour_inverted_checks(client, ada
     assert "Inverted-image checks passed / failed" in html
     assert "called a colour-inverted image Real" in html
     assert ">Accuracy<" in html and "Bonus per correct answer" in html
+
+
+@pytest.mark.parametrize("protocol", Study.Protocol.values)
+def test_every_protocol_has_its_words_and_hype_time_checks_are_colour_inverted(protocol):
+    words = protocol_words(Study(protocol=protocol))
+    if protocol in (Study.Protocol.RATING, Study.Protocol.PREFERENCE):
+        assert NO_RIGHT_ANSWER in words.no_right_answer and not words.checks
+    else:
+        assert words.graded and words.checks
+    if protocol in (Study.Protocol.SINGLE, Study.Protocol.HYPE_TIME):
+        assert words.checks == "Inverted-image checks"  # survey.services.stimuli: inverted
