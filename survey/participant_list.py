@@ -1,6 +1,8 @@
 """A study's participations as a list to act on (reads only): one row per participation
 with its status in words, accuracy and checks; the approvals list and the bonus list in
-the shapes Prolific's bulk tools take.
+the shapes Prolific's bulk tools take. What the checks are, and whether an answer can be
+right at all (no accuracy or bonus per correct answer in a rating or preference study),
+depends on the protocol: :func:`protocol_words`.
 
 **Prolific's policy** decides what may be rejected: a failed *performance* check (the
 colour-inverted attention checks, whose right answer is AI) is grounds for excluding a
@@ -106,6 +108,9 @@ class ParticipantRow:
     #: not finished).
     colour_screen_correct: int | None = None
     colour_screen_passed: bool | None = None
+    #: Whether a main answer can be right (False in a rating or preference study: no
+    #: accuracy, no main_correct).
+    graded: bool = True
 
     @property
     def duration(self) -> timedelta | None:
@@ -121,8 +126,11 @@ class ParticipantRow:
 
     @property
     def accuracy(self) -> float | None:
-        """Share of correct answers among the answered main trials."""
-        return self.main_correct / self.main_answered if self.main_answered else None
+        """Share of correct answers among the answered main trials (None without a right
+        answer)."""
+        if not (self.graded and self.main_answered):
+            return None
+        return self.main_correct / self.main_answered
 
     @property
     def completed(self) -> bool:
@@ -143,6 +151,66 @@ def duration_words(seconds: int) -> str:
 #: What a failed attention check is called: a paired study's are its vigilance pairs.
 ATTENTION_CHECK = "the colour-inverted check"
 VIGILANCE_PAIR = "a vigilance pair"
+
+
+@dataclass(frozen=True)
+class ProtocolWords:
+    """What a study's participant list says of its answers and checks, per protocol
+    (survey.protocols): single image and HYPE_time have colour-inverted photographs as
+    checks, a paired study vigilance pairs (survey.services.stimuli.vigilance_image), a
+    rating or preference study no checks and no right answer."""
+
+    #: Why a main answer is neither right nor wrong, in words ("" when it can be right):
+    #: then there is no accuracy and no bonus per correct answer.
+    no_right_answer: str = ""
+    #: What accuracy is (shown only when there is a right answer).
+    accuracy: str = "Accuracy is the share of correct answers on the main trials."
+    #: The attention checks' column title ("" when the protocol has none).
+    checks: str = "Inverted-image checks"
+    #: The performance checks, as the approvals section names them ("" when none).
+    performance_checks: str = "the colour-inverted images"
+    #: What an excluded participant did.
+    excluded: str = "called a colour-inverted image Real (excluded from the analysis)"
+
+    @property
+    def graded(self) -> bool:
+        return not self.no_right_answer
+
+
+_NOT_GRADED = (
+    "so there is no accuracy to show and no bonus per correct answer to give (a fixed "
+    "bonus can be paid in Prolific directly)"
+)
+WORDS = {
+    Study.Protocol.SINGLE: ProtocolWords(),
+    Study.Protocol.HYPE_TIME: ProtocolWords(),
+    Study.Protocol.PAIRED: ProtocolWords(
+        accuracy="Accuracy is the share of main pairs in which the real photograph was chosen.",
+        checks="Vigilance pairs",
+        performance_checks="the vigilance pairs",
+        excluded="chose the random-colour copy in a vigilance pair as the real photograph "
+        "(excluded from the analysis)",
+    ),
+    Study.Protocol.RATING: ProtocolWords(
+        no_right_answer="A rating study has no right answer: participants rate each image "
+        f"from 1 (bad) to 5 (excellent), ITU-T P.910 ACR; {_NOT_GRADED}.",
+        checks="",
+        performance_checks="",
+        excluded="excluded from the analysis (the reason is given beside it)",
+    ),
+    Study.Protocol.PREFERENCE: ProtocolWords(
+        no_right_answer="A preference study has no right answer: participants choose which "
+        f"of two models' colourisations looks more natural; {_NOT_GRADED}.",
+        checks="",
+        performance_checks="",
+        excluded="excluded from the analysis (the reason is given beside it)",
+    ),
+}
+
+
+def protocol_words(study: Study) -> ProtocolWords:
+    """What ``study``'s participant list says of its answers and checks."""
+    return WORDS[study.protocol]
 
 
 def _status(p, *, since: datetime, attention: str = ATTENTION_CHECK) -> tuple[str, str]:
@@ -188,6 +256,7 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
     )
     since = timezone.now() - study.time_limit
     result = []
+    graded = protocol_words(study).graded
     for p in rows:
         attention = VIGILANCE_PAIR if study.paired else ATTENTION_CHECK
         status, detail = _status(p, since=since, attention=attention)
@@ -211,6 +280,7 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
                 pilot=p.is_pilot,
                 colour_screen_correct=p.colour_screen_correct,
                 colour_screen_passed=p.colour_screen_passed,
+                graded=graded,
             )
         )
     return result
@@ -243,7 +313,7 @@ def participants_csv(rows: list[ParticipantRow]) -> str:
                 r.status,
                 r.detail,
                 r.main_answered,
-                r.main_correct,
+                r.main_correct if r.graded else "",
                 accuracy,
                 r.attention_passed,
                 r.attention_failed,
@@ -313,7 +383,10 @@ def parse_per_correct(text: str | None) -> Decimal:
 
 def bonuses(rows: list[ParticipantRow], per_correct: Decimal) -> list[tuple[str, Decimal]]:
     """(PROLIFIC_PID, amount rounded to cents) for the completed participants with a PID
-    and a bonus above zero."""
+    and a bonus above zero; ValueError for rows without a right answer (no bonus per
+    correct answer can be computed: the caller says why, :func:`protocol_words`)."""
+    if any(not r.graded for r in rows):
+        raise ValueError("These answers have no right answer: no bonus per correct answer.")
     result = []
     for r in rows:
         if not (r.prolific_pid and r.completed):

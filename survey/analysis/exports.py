@@ -162,9 +162,12 @@ def _number(value: Any) -> Any:
 
 def interval_note(c: ConditionResult) -> str:
     """Why the condition's intervals mean little, in words ("" when they can be read):
-    too few participants, or a bootstrap interval of zero width (named)."""
+    too few participants, or a bootstrap interval of zero width (named). The participants'
+    note is the analysis page's (survey.analysis.display), for a single-image table and for
+    a paired study's pairs alike; a condition with no judgements yet has no interval."""
     n = c.sdt.n_participants + c.sdt_skipped if c.sdt else 0
-    notes = [too_few_participants(n)] if c.table is not None else []
+    judged = c.table is not None or c.pairs is not None
+    notes = [too_few_participants(n)] if judged else []
     for name, boot in (("participants", c.bootstrap), ("two-way", c.bootstrap_two_way)):
         if boot is not None:
             interval = boot.fooling_rate.interval
@@ -461,7 +464,12 @@ def _paired_tables(analysis: StudyAnalysis, prefix: str) -> list[str]:
         people = c.bootstrap.n_participants if c.bootstrap is not None else 0
         parts.append(
             paired_latex.paired_condition_table(
-                c, analysis.confidence, models.get(c.label), f"{prefix}-{i}", people
+                c,
+                analysis.confidence,
+                models.get(c.label),
+                f"{prefix}-{i}",
+                people,
+                interval_note(c),
             )
         )
     if found:

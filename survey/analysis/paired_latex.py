@@ -61,7 +61,10 @@ def paired_condition_table(
     model: Mapping[str, Any] | None,
     label: str,
     participants: int,
+    interval_note: str = "",
 ) -> str:
+    """One condition's table; ``interval_note``: why its intervals mean little (the
+    analysis page's words, :func:`survey.analysis.exports.interval_note`), "" if they don't."""
     level = f"{100 * confidence:g}\\,\\%"
     pairs = c.pairs
     rate, interval, note = _model_cell(model)
@@ -84,6 +87,8 @@ def paired_condition_table(
         f"chosen in {pairs['fooled']}). Fooling rate: P(chose the fake); 50\\,\\% is chance. "
         f"Mixed model: {MIXED_FORMULA}, logit, expit of the intercept with its Wald interval."
     )
+    if interval_note:
+        caption += f" (Intervals: {latex_escape(interval_note)}.)"
     body = [
         "\\begin{table}[htbp]",
         "\\centering",

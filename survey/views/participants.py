@@ -27,6 +27,7 @@ def _page(request, study, rows, *, per_correct: str = "0.05", error: str = "", s
             "per_correct": per_correct,
             "bonus_error": error,
             "reject_after": plist.REJECT_AFTER_INSTRUCTED_FAILURES,
+            "words": plist.protocol_words(study),
         },
         status=status,
     )
@@ -67,9 +68,12 @@ approve_ids = _download_view(plist.approve_ids_text, "text/plain", "approve-ids.
 @require_GET
 def bonuses_csv(request, pk: int):
     """``?per_correct=0.05``: a bonus per correct main answer; an absurd value shows the
-    page again with the reason (400)."""
+    page again with the reason (400), as does a study without a right answer (rating,
+    preference)."""
     study, rows = _rows(request, pk)
     text = request.GET.get("per_correct", "")
+    if reason := plist.protocol_words(study).no_right_answer:
+        return _page(request, study, rows, per_correct=text, error=reason, status=400)
     try:
         per_correct = plist.parse_per_correct(text)
     except ValueError as exc:

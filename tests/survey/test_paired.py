@@ -20,8 +20,15 @@ from django.urls import reverse
 from PIL import Image
 
 from studyplatform.researchers import researcher_create
+from survey.analysis.caveats import too_few_participants
+from survey.analysis.display import dashboard
 from survey.analysis.exclusion import FAILED_ATTENTION, exclusion_rule_text, participant_exclusions
-from survey.analysis.exports import judgements_csv_chunks, tables_csv, tables_json
+from survey.analysis.exports import (
+    judgements_csv_chunks,
+    tables_csv,
+    tables_json,
+    tables_latex,
+)
 from survey.analysis.results import study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Stimulus, Study, Trial
@@ -400,3 +407,32 @@ def test_paired_rows_fit_the_fooling_model_of_their_fakes_compared_with_itself()
     assert any("Paired" in note for note in result.notes)
     with pytest.raises(ValueError, match="truth ai"):
         analyse_rows([*rows, Row("p0", "x", "A", "real", "real")], paired=True)
+
+
+def test_few_participants_in_a_paired_study_are_said_in_the_exports_as_on_the_page(study):
+    """Two participants: the page says "fewer than 5" beside the pairs' interval, and
+    tables.csv, tables.json and tables.tex say it in the same words (not only a
+    zero-width bootstrap's note)."""
+    for wanted in (2, 4):
+        participant = participant_start(study=study)
+        fooled = 0
+        for t in trials_of(participant):
+            real = RIGHT if t.fake_side == LEFT else LEFT
+            choose_fake = t.kind == "main" and fooled < wanted
+            fooled += choose_fake
+            trial_answer(
+                participant=participant,
+                position=t.position,
+                answer=t.fake_side if choose_fake else real,
+                rt_ms=800,
+            )
+    analysis = study_analysis(study=study, n_boot=300)
+    (c,) = analysis.conditions
+    few = too_few_participants(2)
+    assert few.startswith("only 2 participants, fewer than 5")
+    assert few in dashboard(analysis).fields[f"c{c.condition_id}-fooling_rate_ci"]
+    (table,) = csv.DictReader(io.StringIO(tables_csv(analysis)))
+    assert few in table["interval_note"]
+    (condition,) = json.loads(tables_json(analysis))["conditions"]
+    assert few in condition["interval_note"]
+    assert few in tables_latex(analysis)
