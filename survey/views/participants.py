@@ -15,6 +15,11 @@ from survey.views.analysis import _download
 
 def _page(request, study, rows, *, per_correct: str = "0.05", error: str = "", status=200):
     approvals = [(r, plist.approval(r)) for r in rows]
+    words = plist.protocol_words(study)
+    # PROLIFIC_PID, status, condition, started, finished, duration and the two Prolific ids,
+    # then the columns this study has.
+    optional = (words.graded, words.checks, study.instructed_checks, study.colour_screen)
+    columns = 8 + sum(1 for shown in optional if shown)
     return render(
         request,
         "survey/participants.html",
@@ -27,7 +32,8 @@ def _page(request, study, rows, *, per_correct: str = "0.05", error: str = "", s
             "per_correct": per_correct,
             "bonus_error": error,
             "reject_after": plist.REJECT_AFTER_INSTRUCTED_FAILURES,
-            "words": plist.protocol_words(study),
+            "words": words,
+            "columns": columns,
         },
         status=status,
     )
