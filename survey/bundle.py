@@ -359,9 +359,10 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "",
         ]
     lines += [
-        "Participants appear by a number only (the platform's database id), never by",
-        "their Prolific id. A text cell starting with = + - @ is written with a leading",
-        "apostrophe (spreadsheets would run it as a formula).",
+        "Participants appear by a number only (the platform's database id), the same in",
+        "every file, never by their Prolific id or the link they took part through. A",
+        "text cell starting with = + - @ is written with a leading apostrophe",
+        "(spreadsheets would run it as a formula).",
         "",
         "Contents:",
         "",

@@ -65,6 +65,7 @@ CSV_HEADER = (
     "STUDY_ID",
     "SESSION_ID",
     "participant",
+    "public_id",
     "condition",
     "started",
     "finished",
@@ -86,6 +87,11 @@ CSV_HEADER = (
 
 @dataclass(frozen=True)
 class ParticipantRow:
+    #: The participant's number, as every other download names them (judgements.csv, the
+    #: bundle): joins them to the PROLIFIC_PID.
+    number: int
+    #: The token of the participant's URL (/p/<public_id>/): it resumes their session, so it
+    #: is in this researcher-only list (the withdrawal form takes it) and in no shared file.
     public_id: str
     prolific_pid: str | None
     prolific_study_id: str | None
@@ -262,6 +268,7 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
         status, detail = _status(p, since=since, attention=attention)
         result.append(
             ParticipantRow(
+                number=p.pk,
                 public_id=p.public_id,
                 prolific_pid=p.prolific_pid,
                 prolific_study_id=p.prolific_study_id,
@@ -305,6 +312,7 @@ def participants_csv(rows: list[ParticipantRow]) -> str:
                 r.prolific_pid or "",
                 r.prolific_study_id or "",
                 r.prolific_session_id or "",
+                r.number,
                 r.public_id,
                 r.condition,
                 _when(r.started_at),

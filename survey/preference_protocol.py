@@ -350,7 +350,8 @@ def trial_winner(*, stimulus_condition: int, partner_condition: int, answer: str
 
 def preference_judgements(*, study: Study, include_unfinished: bool = False) -> list[dict]:
     """The counted judgements (main trials, answered, of included participants), one
-    record each: participant, the two runs' labels (the stimulus's first), the winner's,
+    record each: participant (its number, as in judgements.csv; never the public id,
+    which resumes the session), the two runs' labels (the stimulus's first), the winner's,
     the sides and the response time."""
     labels = dict(Condition.objects.filter(study=study).values_list("pk", "label"))
     rows = (
@@ -358,7 +359,7 @@ def preference_judgements(*, study: Study, include_unfinished: bool = False) -> 
         .filter(partner__isnull=False)
         .order_by("participant__started_at", "participant_id", "position")
         .values(
-            "participant__public_id",
+            "participant_id",
             "position",
             "stimulus__condition_id",
             "partner__condition_id",
@@ -376,7 +377,7 @@ def preference_judgements(*, study: Study, include_unfinished: bool = False) -> 
         left, right = (a, b) if row["fake_side"] == Trial.Side.LEFT else (b, a)
         records.append(
             {
-                "participant": row["participant__public_id"],
+                "participant": row["participant_id"],
                 "position": row["position"],
                 "item_a": labels[a],
                 "item_b": labels[b],
@@ -422,7 +423,7 @@ def preference_analysis(*, study: Study, include_unfinished: bool = False) -> di
     words) instead of scores when the fit does not exist yet."""
     records = preference_judgements(study=study, include_unfinished=include_unfinished)
     comparisons = [
-        Comparison(r["participant"], r["item_a"], r["item_b"], r["winner"]) for r in records
+        Comparison(str(r["participant"]), r["item_a"], r["item_b"], r["winner"]) for r in records
     ]
     labels = list(Condition.objects.filter(study=study).values_list("label", flat=True))
     pairs: dict[tuple[str, str], dict] = {}

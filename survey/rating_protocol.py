@@ -110,16 +110,17 @@ def rating_wording(study: Study) -> RatingWording:
 
 
 def study_ratings(*, study: Study, include_unfinished: bool = False) -> list[dict]:
-    """The counted ratings of ``study``, one dict per rated main trial: participant (public
-    id), condition (its label; "" for a real photograph within subjects), the item it
-    counts for (the condition's label, or :data:`REAL_ITEM`), image (the scene's id),
-    is_real and score. Ordered by participant and position."""
+    """The counted ratings of ``study``, one dict per rated main trial: participant (its
+    number, as in judgements.csv; never the public id, which resumes the session),
+    condition (its label; "" for a real photograph within subjects), the item it counts for
+    (the condition's label, or :data:`REAL_ITEM`), image (the scene's id), is_real (1 or 0,
+    as in judgements.csv) and score. Ordered by participant and position."""
     rows = (
         measured_trials(study=study, include_unfinished=include_unfinished)
         .filter(answer=RATED)
         .order_by("participant__started_at", "participant_id", "position")
         .values(
-            "participant__public_id",
+            "participant_id",
             "participant__condition__label",
             "stimulus__condition__label",
             "stimulus__is_real",
@@ -130,13 +131,13 @@ def study_ratings(*, study: Study, include_unfinished: bool = False) -> list[dic
     )
     return [
         {
-            "participant": r["participant__public_id"],
+            "participant": r["participant_id"],
             "condition": r["stimulus__condition__label"]
             or r["participant__condition__label"]
             or "",
             "item": REAL_ITEM if r["stimulus__is_real"] else r["stimulus__condition__label"],
             "image": str(r["stimulus__scene_id"]),
-            "is_real": r["stimulus__is_real"],
+            "is_real": int(r["stimulus__is_real"]),
             "score": r["rating"],
             "rt_ms": r["rt_ms"],
         }
@@ -172,7 +173,8 @@ def rating_analysis(
     }
     if not rows:
         return record
-    ratings = [Rating(r["participant"], r["item"], r["image"], r["score"]) for r in rows]
+    # The participant as text, as analyse_ratings reads it from ratings.csv (same order).
+    ratings = [Rating(str(r["participant"]), r["item"], r["image"], r["score"]) for r in rows]
     try:
         result = analyse_ratings(ratings, screening=screening, confidence=confidence)
     except RatingsError as exc:  # screening rejected everyone
@@ -186,9 +188,9 @@ def rating_analysis(
     if study.design == Study.Design.BETWEEN:
         dropped = set(record["rejected"]) if screening else set()
         reals = [
-            Rating(r["participant"], r["condition"], r["image"], r["score"])
+            Rating(str(r["participant"]), r["condition"], r["image"], r["score"])
             for r in rows
-            if r["is_real"] and r["participant"] not in dropped
+            if r["is_real"] and str(r["participant"]) not in dropped
         ]
         if reals:
             per_group = analyse_ratings(reals, screening=False, confidence=confidence)

@@ -210,7 +210,7 @@ def test_the_result_is_listed_and_excludes_only_when_ticked(tmp_path):
         row = rows[failed.public_id]
         assert (row.colour_screen_correct, row.colour_screen_passed) == (3, False)
         table = list(csv.DictReader(io.StringIO(plist.participants_csv(list(rows.values())))))
-        by_id = {r["participant"]: r for r in table}
+        by_id = {r["public_id"]: r for r in table}
         assert by_id[failed.public_id]["colour_screen_passed"] == "0"
         assert by_id[people[0].public_id]["colour_screen_correct"] == "6"
         if excludes:

@@ -152,14 +152,15 @@ def test_the_csv_has_one_row_per_participation_with_its_columns(researcher, worl
     assert tuple(rows[0]) == plist.CSV_HEADER
     assert len(rows) == len(people)
     by_id = {r["participant"]: r for r in rows}
-    done = by_id[people["completed"].public_id]
+    done = by_id[str(people["completed"].pk)]
+    assert done["public_id"] == people["completed"].public_id  # for the withdrawal form
     answered, correct = _correct(people["completed"])
     assert done["PROLIFIC_PID"] == "PID-COMPLETED" and done["STUDY_ID"] == "S1"
     assert done["status"] == "completed" and done["main_correct"] == str(correct)
     assert float(done["accuracy"]) == pytest.approx(correct / answered, abs=1e-4)
     assert done["started"].endswith("+00:00") and done["finished"]
     assert int(done["duration_s"]) >= 0
-    assert by_id[people["returned"].public_id]["finished"] == ""
+    assert by_id[str(people["returned"].pk)]["finished"] == ""
 
 
 def test_approvals_approve_completed_ones_including_the_excluded(researcher, world):
@@ -207,6 +208,7 @@ def test_bonuses_pay_per_correct_answer_rounded_to_cents(researcher, world):
 
 def test_bonus_rounding_half_up():
     row = plist.ParticipantRow(
+        number=1,
         public_id="x",
         prolific_pid="P",
         prolific_study_id=None,

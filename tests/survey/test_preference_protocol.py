@@ -359,7 +359,7 @@ def _answer_by_hand(study) -> list[Comparison]:
             winner = worse if upset else better
             side = t.fake_side if winner == a else (RIGHT if t.fake_side == LEFT else LEFT)
             trial_answer(participant=participant, position=t.position, answer=side, rt_ms=600)
-            expected.append(Comparison(participant.public_id, a, b, winner))
+            expected.append(Comparison(str(participant.pk), a, b, winner))
     return expected
 
 

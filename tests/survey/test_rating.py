@@ -233,7 +233,7 @@ def test_mos_and_intervals_match_the_hand_computed_values(within):
     people = _hand_made(within)
     analysis = rating_analysis(study=within)
     result = analysis["result"]
-    assert analysis["rejected"] == [people[8].public_id]
+    assert analysis["rejected"] == [str(people[8].pk)]
     rows = {r["item"]: r for r in result["items"]}
     assert [r["item"] for r in result["items"]] == ["Warm", REAL_ITEM]
     # By hand: 24 ratings each; photographs 3,4,4,5,5,5,5,5 thrice: mean 4.5, squared
@@ -276,7 +276,8 @@ def test_the_analysis_page_names_the_protocol_screening_and_exports(client, with
     assert "Rating, ACR" in html and "mean opinion score" in html
     assert "ITU-T P.910" in html and "ITU-R BT.500" in html
     assert "Real photographs" in html and "4.500" in html and "1.500" in html
-    assert people[8].public_id in html and "Rejected: 1" in html
+    assert f"Rejected: 1</strong> — {people[8].pk}" in html
+    assert people[8].public_id not in html  # by number, never the URL token
     assert "d′" in html and "do not apply" in html
     assert "Mixed-effects models" not in html
     unscreened = client.get(reverse("study_analysis", args=[within.pk]), {"screening": "off"})
@@ -287,7 +288,7 @@ def test_the_analysis_page_names_the_protocol_screening_and_exports(client, with
     assert float(table[REAL_ITEM]["mos"]) == pytest.approx(4.5)
     assert table["Warm"]["n"] == "24"
     record = json.loads(client.get(reverse("export_mos_json", args=[within.pk])).content)
-    assert record["result"]["screening"]["rejected"] == [people[8].public_id]
+    assert record["result"]["screening"]["rejected"] == [str(people[8].pk)]
     assert record["protocol"] == "rating"
     plain = client.get(reverse("export_mos_json", args=[within.pk]), {"screening": "off"})
     assert json.loads(plain.content)["screening_applied"] is False
