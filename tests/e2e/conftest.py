@@ -119,14 +119,14 @@ def open_page(browser, live_server):
 
 @pytest.fixture
 def shoot():
-    """``shoot(page, name)`` saves what the viewport shows under ``E2E_SCREENSHOTS`` (if
-    set)."""
+    """``shoot(page, name)`` saves what the viewport shows (the whole page with
+    ``full_page=True``) under ``E2E_SCREENSHOTS`` (if set)."""
     folder = os.environ.get("E2E_SCREENSHOTS")
 
-    def take(page, name: str) -> None:
+    def take(page, name: str, *, full_page: bool = False) -> None:
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(folder) / f"{name}.png"))
+            page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
     return take
 

@@ -18,6 +18,7 @@ from survey.hype import staircase
 from survey.models import Participant, Study, Trial, TrialDisplay
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -170,5 +171,7 @@ def test_a_hype_time_study_by_mouse_on_a_desktop_and_its_analysis(open_page, stu
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= page.viewport_size["width"], (size, width)
         section.locator("summary").click()
+        if size == "1280":
+            assert too_wide_tables(page) == {}
         shoot(page, f"hype-{size}-analysis")
         axe_clean(page, f"hype-{size}-analysis")

@@ -17,6 +17,7 @@ from studyplatform.sharing import share_set
 from survey.services.studies import study_create, study_open
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
+from tests.e2e.widths import too_wide_tables
 from tests.survey.analysis_helpers import take_part
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
 
@@ -152,3 +153,21 @@ def test_the_analysis_says_when_it_updated_with_the_time_zone(open_page, world):
     expect(page.locator("[data-live-state]")).to_contain_text(
         re.compile(r"updated .*(GMT\+9|JST)"), timeout=15_000
     )
+
+
+def test_analysis_tables_fit_their_card_on_a_desktop_with_few_participants(open_page, world, shoot):
+    # Three participants (one unfinished): every cell carries a 'fewer than 5' note, which
+    # must wrap rather than push the second condition's numbers off-screen.
+    page = open_page()
+    page.goto(reverse("login"))
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(reverse("study_analysis", args=[world["study"].pk]))
+    shoot(page, "analysis-tables-desktop", full_page=True)
+    phone = open_page(**PHONE)
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(reverse("study_analysis", args=[world["study"].pk]))
+    shoot(phone, "analysis-tables-phone", full_page=True)  # the tables scroll sideways there
+    assert too_wide_tables(page) == {}

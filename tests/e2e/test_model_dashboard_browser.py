@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import PHONE
+from tests.e2e.widths import too_wide_tables
 from tests.survey.analysis_helpers import half_fooled, make_study, take_part
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,6 +63,8 @@ def test_the_models_lead_the_dashboard_at_both_sizes(open_page, study, size):
     assert models["y"] < pooled["y"]
     expect(page.locator(".model-problem").first).to_contain_text("singular fit")
     _look(page, "analysis-models", size)
+    if size == "desktop":
+        assert too_wide_tables(page) == {}
 
     page.goto(reverse("study_images", args=[study.pk]), timeout=120_000)
     expect(page.locator(".realism").first).to_contain_text("judged Real")

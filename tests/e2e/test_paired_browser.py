@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from survey.models import Participant, Study, Trial
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
+from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,5 +175,7 @@ def test_the_paired_dashboard_in_a_browser(open_page, study, shoot, size):
     )
     assert drawn and min(drawn) > 100, drawn
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    if size == "desktop":
+        assert too_wide_tables(page) == {}
     axe_clean(page, f"paired-dashboard-{size}")
     shoot(page, f"paired-dashboard-{size}")

@@ -15,6 +15,7 @@ from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
 from tests.e2e.test_paired_browser import KEYS, axe_clean, in_view
+from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,5 +93,6 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
     log_in(desk)
     desk.goto(reverse("study_analysis", args=[study.pk]))
     expect(desk.get_by_role("heading", name="Bradley–Terry scores per run")).to_be_visible()
+    assert too_wide_tables(desk) == {}
     shoot(desk, "preference-1280-analysis")
     axe_clean(desk, "preference analysis")

@@ -14,6 +14,7 @@ from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.test_paired_browser import axe_clean, in_view
+from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,6 +126,7 @@ def test_the_analysis_page_of_a_rating_study_passes_axe(open_page, study, shoot)
         axe_clean(page, f"rating analysis {size}")
         if size == "390":
             continue
+        assert too_wide_tables(page) == {}
         # The preview at 1280 px: rated by mouse, no feedback after the practice image, a
         # mean at the end.
         page.goto(f"/studies/{study.pk}/preview/")
