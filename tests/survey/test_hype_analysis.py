@@ -135,6 +135,8 @@ def test_the_analysis_page_names_the_protocol_its_statistic_and_what_is_left_out
     assert "1000 ms" in html and "317 ms" in html  # Cool; Warm: (200 + 433.3) / 2
     assert "Left out for this protocol: d′ and the mixed models" in html
     assert "left out (HYPE_time)" in html
+    assert "report the mixed models above" not in html  # there are none
+    assert "for a HYPE_time study report the exposure thresholds above" in html
     form = client.get(reverse("study_new"), {"protocol": "hype_time"}).content.decode()
     assert 'value="hype_time" selected' in form
     assert 'name="images_per_participant" value="100"' in form
