@@ -133,7 +133,9 @@ def _rates(model_rate, model_ci, pooled, pooled_ci, few: str) -> str:
     return f"{model}; pooled {pct(pooled, 1)}"
 
 
-def _rows(conditions: list[ConditionInference], level: str) -> list[tuple[str, str, list]]:
+def _rows(
+    conditions: list[ConditionInference], level: str, *, paired: bool = False
+) -> list[tuple[str, str, list]]:
     few = [too_few_participants(c.n_participants) for c in conditions]
     glmm = [c.glmm for c in conditions]
     sdt = [c.sdt for c in conditions]
@@ -242,7 +244,13 @@ def _rows(conditions: list[ConditionInference], level: str) -> list[tuple[str, s
                 for c, f in zip(conditions, few, strict=True)
             ],
         ),
-        ModelRow("Images", [str(c.n_images) for c in conditions], "an image is (scene, truth)"),
+        ModelRow(
+            "Images",
+            [str(c.n_images) for c in conditions],
+            "an image is a pair, named by its colourised image"
+            if paired
+            else "an image is (scene, truth)",
+        ),
     ]
     sections = [("fooling", f"Fooling: {FOOLING}", fooling)]
     if detection:
@@ -284,7 +292,7 @@ def model_board(models: MixedModels, analysis: StudyAnalysis) -> ModelBoard:
     conditions = sorted(result.conditions, key=lambda c: order.get(c.condition, len(order)))
     board.conditions = [c.condition for c in conditions]
     board.verdicts = [_verdict(c) for c in conditions]
-    board.groups = _rows(conditions, level)
+    board.groups = _rows(conditions, level, paired=analysis.protocol == "paired")
     board.contrasts = [_contrast(k) for k in result.contrasts]
     if result.joint is not None:
         j = result.joint

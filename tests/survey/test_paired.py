@@ -373,6 +373,8 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
     assert "response time, pairs" in html and "response time, real photographs" not in html
     assert "response times to the pairs" in html and "no participants counted yet" not in html
     assert "Fisher, d′ and c stay empty" in html
+    assert "an image is a pair, named by its colourised image" in html  # the models' counts
+    assert "an image is (scene, truth)" not in html
     assert "laid out like the paper's Tables 5" not in html
     form = client.get(reverse("study_new"), {"protocol": "paired"}).content.decode()
     assert 'value="paired" selected' in form
