@@ -12,11 +12,11 @@ from survey.wording import default_wording, key_display, wording_for
 from worker.models import ColourisedImage, DatasetImage, ModelRun
 from worker.run_results import run_coverage
 
-#: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
-#: the database's own limit would answer with a 19-digit number.
 #: The longest exposure a study may set (beyond a minute, leave it empty: until answered).
 MAX_EXPOSURE_MS = 60_000
 
+#: (least, most) a study may ask for: beyond these no data set or sitting is realistic, and
+#: the database's own limit would answer with a 19-digit number.
 COUNT_LIMITS = {
     "images_per_participant": (2, 1000),
     "target_participants_per_condition": (1, 100_000),
