@@ -183,10 +183,17 @@ class ProtocolWords:
         return not self.no_right_answer
 
 
-_NOT_GRADED = (
-    "so there is no accuracy to show and no bonus per correct answer to give (a fixed "
-    "bonus can be paid in Prolific directly)"
-)
+def _ungraded(why: str) -> ProtocolWords:
+    """The words of a protocol without a right answer (and without checks)."""
+    return ProtocolWords(
+        no_right_answer=f"{why}; so there is no accuracy to show and no bonus per correct "
+        "answer to give (a fixed bonus can be paid in Prolific directly).",
+        checks="",
+        performance_checks="",
+        excluded="excluded from the analysis (the reason is given beside it)",
+    )
+
+
 WORDS = {
     Study.Protocol.SINGLE: ProtocolWords(),
     Study.Protocol.HYPE_TIME: ProtocolWords(),
@@ -197,19 +204,13 @@ WORDS = {
         excluded="chose the random-colour copy in a vigilance pair as the real photograph "
         "(excluded from the analysis)",
     ),
-    Study.Protocol.RATING: ProtocolWords(
-        no_right_answer="A rating study has no right answer: participants rate each image "
-        f"from 1 (bad) to 5 (excellent), ITU-T P.910 ACR; {_NOT_GRADED}.",
-        checks="",
-        performance_checks="",
-        excluded="excluded from the analysis (the reason is given beside it)",
+    Study.Protocol.RATING: _ungraded(
+        "A rating study has no right answer: participants rate each image from 1 (bad) to 5 "
+        "(excellent), ITU-T P.910 ACR"
     ),
-    Study.Protocol.PREFERENCE: ProtocolWords(
-        no_right_answer="A preference study has no right answer: participants choose which "
-        f"of two models' colourisations looks more natural; {_NOT_GRADED}.",
-        checks="",
-        performance_checks="",
-        excluded="excluded from the analysis (the reason is given beside it)",
+    Study.Protocol.PREFERENCE: _ungraded(
+        "A preference study has no right answer: participants choose which of two models' "
+        "colourisations looks more natural"
     ),
 }
 
