@@ -16,7 +16,7 @@ from studyplatform.researchers import researcher_create
 from studyplatform.sharing import share_set
 from survey.services.studies import study_create, study_open
 from tests.e2e.axe import axe_violations
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PHONE, log_in
 from tests.e2e.widths import too_wide_tables
 from tests.survey.analysis_helpers import take_part
 from tests.survey.study_helpers import tiny_dataset, uploaded_run
@@ -88,11 +88,7 @@ def _pages(world) -> dict[str, str]:
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_long_names_wrap_on_every_page(open_page, world, shoot, size):
     page = open_page(**(PHONE if size == "phone" else {}))
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", USERNAME)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in(page, USERNAME, PASSWORD)
     too_wide, inaccessible = {}, {}
     for name, url in _pages(world).items():
         page.goto(url)
@@ -111,11 +107,7 @@ def test_long_names_wrap_on_every_page(open_page, world, shoot, size):
 
 def test_a_wide_table_scrolls_in_a_focusable_region(open_page, world):
     page = open_page(**PHONE)
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", USERNAME)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in(page, USERNAME, PASSWORD)
     page.goto(reverse("study_analysis", args=[world["study"].pk]))
     # Every table that is wider than its place sits in a region one can scroll with keys.
     unreachable = page.evaluate(
@@ -143,11 +135,7 @@ def test_the_favicon_is_declared_and_favicon_ico_answers(open_page):
 
 def test_the_analysis_says_when_it_updated_with_the_time_zone(open_page, world):
     page = open_page(timezone_id="Asia/Tokyo")
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", USERNAME)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in(page, USERNAME, PASSWORD)
     page.goto(reverse("study_analysis", args=[world["study"].pk]))
     # The first poll comes after 5 s; the time is the reader's, so its zone is named.
     expect(page.locator("[data-live-state]")).to_contain_text(
@@ -159,11 +147,7 @@ def test_analysis_tables_fit_their_card_on_a_desktop_with_few_participants(open_
     # Three participants (one unfinished): every cell carries a 'fewer than 5' note, which
     # must wrap rather than push the second condition's numbers off-screen.
     page = open_page()
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", USERNAME)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in(page, USERNAME, PASSWORD)
     page.goto(reverse("study_analysis", args=[world["study"].pk]))
     shoot(page, "analysis-tables-desktop", full_page=True)
     phone = open_page(**PHONE)
