@@ -167,7 +167,8 @@ class StudyForm(forms.ModelForm):
             "who calls one real is excluded from the analysis.",
             "instructed_checks": "Ordinary images among the trials, each with an instruction "
             "in place of the question (“For this image, please answer Real”, or AI, at "
-            "random). Never counted in the tables. Prolific allows rejecting a submission "
+            "random; in a preference study a pair, “For this pair, please answer Left”, or "
+            "Right). Never counted in the tables. Prolific allows rejecting a submission "
             "that failed at least two of them (the participant list marks it may_reject); "
             "use two or more if you may reject.",
             "instructed_checks_exclude": "Off: failing them only counts toward Prolific's "
@@ -458,13 +459,13 @@ class StudyForm(forms.ModelForm):
 
     def _check_preference(self, cleaned) -> None:
         """A preference study's rules (survey.preference_protocol): at least 2 runs,
-        within subjects, no practice or checks, enough photographs every run colourised."""
+        within subjects, no practice or attention checks (instructed-response checks are
+        allowed), enough photographs every run colourised."""
         problems = preference_settings_problems(
             runs=len(cleaned["runs"]),
             design=cleaned.get("design"),
             practice_trials=cleaned.get("practice_trials") or 0,
             attention_checks=cleaned.get("attention_checks") or 0,
-            instructed_checks=cleaned.get("instructed_checks") or 0,
         )
         for name, text in problems.items():
             self.add_error(name if name in self.fields else None, text)
@@ -480,6 +481,7 @@ class StudyForm(forms.ModelForm):
         shortfall = preference_scene_shortfall(
             scenes_by_run=scenes_by_run,
             images_per_participant=cleaned["images_per_participant"],
+            instructed_checks=cleaned.get("instructed_checks") or 0,
         )
         if shortfall:
             self.add_error(None, shortfall[0].upper() + shortfall[1:] + ".")

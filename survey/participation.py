@@ -24,7 +24,7 @@ from survey.models import Participant, Stimulus, Study, Trial
 from survey.services import participant_sql
 from survey.services.hype_exposure import measured_correct
 from survey.services.trials import AnswerResult
-from survey.wording import study_wording
+from survey.wording import pair_wording, study_wording
 
 #: Prolific issues its ids (participant, study, session) as 24 lower-case hex digits.
 PROLIFIC_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -35,11 +35,18 @@ PROLIFIC_PARAMETERS = {
 }
 
 
-def instruction_text(answer: str | None, study) -> str:
+def instruction_text(answer: str | None, study, fake_side: str | None = None) -> str:
     """What an instructed-response check asks, in the participant's language ("" for
-    any other trial). The answer's name is the button's, as the study words it."""
+    any other trial). The answer's name is the button's, as the study words it; in a
+    pair (``fake_side`` given: a preference study's check) the side to choose, "real"
+    being the side of the trial's ``stimulus``, as its answer is stored."""
     if answer not in (Trial.Answer.REAL, Trial.Answer.AI):
         return ""
+    if fake_side is not None:
+        sides = pair_wording(study)
+        side = fake_side if answer == Trial.Answer.REAL else real_side(Trial(fake_side=fake_side))
+        label = sides.left_label if side == Trial.Side.LEFT else sides.right_label
+        return gettext("For this pair, please answer %(label)s.") % {"label": label}
     wording = study_wording(study)
     label = wording.real_label if answer == Trial.Answer.REAL else wording.ai_label
     return gettext("For this image, please answer %(label)s.") % {"label": label}
@@ -129,7 +136,15 @@ def mask_urls(participant: Participant, position: int) -> list[str]:
 
 
 def _trial_view(
-    participant: Participant, *, position, total, answered, kind, instructed, exposure=None
+    participant: Participant,
+    *,
+    position,
+    total,
+    answered,
+    kind,
+    instructed,
+    fake_side=None,
+    exposure=None,
 ):
     paired = participant.study.side_by_side
     hype = participant.study.hype_time
@@ -141,7 +156,7 @@ def _trial_view(
         answered=answered,
         practice=kind == Stimulus.Role.PRACTICE,
         image_url="" if paired else image_url(participant, position),
-        instruction=instruction_text(instructed, participant.study),
+        instruction=instruction_text(instructed, participant.study, fake_side),
         pair_urls=pair_urls(participant, position) if paired else None,
         exposure_ms=exposure if hype else None,
         mask_urls=mask_urls(participant, position) if hype else None,
@@ -169,6 +184,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         answered=row["answered"],
         kind=row["kind"],
         instructed=row["instructed_answer"],
+        fake_side=row["fake_side"],
         exposure=row["exposure_ms"],
     )
 
@@ -189,6 +205,7 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
         answered=nxt.position - 1,  # answers are given in order
         kind=nxt.kind,
         instructed=nxt.instructed_answer,
+        fake_side=nxt.fake_side,
         exposure=nxt.exposure_ms,
     )
 

@@ -10,8 +10,16 @@ model of Bradley & Terry (1952). Within subjects: every participant compares pai
 * **Stimuli** (survey.services.stimuli): the runs' outputs of the test photographs that
   *every* run colourised, each brought to one size per photograph (the smallest of the
   runs' outputs, so that no image is enlarged) and encoded the same way, served padded to
-  one length. No real photograph is shown, and there are no practice pairs and no checks
-  (a preference has no right answer to give feedback on or to check).
+  one length. No real photograph is shown, and there are no practice pairs and no
+  attention checks (a preference has no right answer to give feedback on or to check).
+* **Instructed-response checks** (``Study.instructed_checks``), for Prolific's rejection
+  policy: photographs every run colourised are reserved for them (never main pairs); each
+  participant gets each once (:func:`instructed_pairs`), two runs' images at random, with
+  "For this pair, please answer Left" (or Right, drawn at random, whatever the images) in
+  place of the question, at random places among the pairs, never first. Stored as
+  ``Trial.instructed_answer`` in the answer's own terms ("real": the side of
+  ``stimulus``), so a check is passed when ``answer`` equals it, as in every protocol;
+  never counted in the scores, the pair counts or the adaptive choice.
 * **Pairs per participant** (:func:`preference_plan`): ``images_per_participant`` pairs.
   Every unordered pair of runs gets the same number of them (``n // P`` of the ``P`` run
   pairs); the remainder goes to the run pairs compared least often so far in the study
@@ -66,7 +74,7 @@ from survey.preference import (
     bradley_terry,
     check_estimable,
 )
-from survey.services.assignment import Pair, _sides
+from survey.services.assignment import Pair, _sides, _trial_order
 from survey.services.errors import NotEnoughScenes, StudyError
 
 QUESTION = "Which looks more natural?"
@@ -83,7 +91,6 @@ def preference_settings_problems(
     design: str | None,
     practice_trials: int = 0,
     attention_checks: int = 0,
-    instructed_checks: int = 0,
 ) -> dict[str | None, str]:
     """What a preference study's settings cannot be, by form field (None: the whole
     form), in words; empty when they are fine."""
@@ -101,30 +108,40 @@ def preference_settings_problems(
     for name, value, what in (
         ("practice_trials", practice_trials, "practice pairs"),
         ("attention_checks", attention_checks, "attention checks"),
-        ("instructed_checks", instructed_checks, "instructed-response checks"),
     ):
         if value:
             problems[name] = (
                 f"A preference study has no {what} (a preference has no right answer to "
-                "check or give feedback on). Set this to 0."
+                "check or give feedback on; instructed-response checks, which say which "
+                "image to choose, can be had). Set this to 0."
             )
     return problems
 
 
 def preference_scene_shortfall(
-    *, scenes_by_run: dict[str, set[int]], images_per_participant: int
+    *,
+    scenes_by_run: dict[str, set[int]],
+    images_per_participant: int,
+    instructed_checks: int = 0,
 ) -> str | None:
     """Why a preference study over runs that colourised ``scenes_by_run`` could not give
-    each participant ``images_per_participant`` pairs of different photographs (each
-    pair needs a photograph that every run colourised); None if it could."""
+    each participant ``images_per_participant`` pairs of different photographs and
+    ``instructed_checks`` check pairs of photographs reserved for them (each pair needs a
+    photograph that every run colourised); None if it could."""
     if len(scenes_by_run) < 2:
         return None
     common = set.intersection(*scenes_by_run.values())
-    if len(common) < images_per_participant:
+    needed = images_per_participant + instructed_checks
+    if len(common) < needed:
+        checks = (
+            f" plus {counted(instructed_checks, 'instructed check', 'instructed checks')}"
+            if instructed_checks
+            else ""
+        )
         return (
             f"these runs colourised {counted(len(common), 'test image', 'test images')} in "
             f"common; {images_per_participant} pairs per participant, each of a different "
-            f"photograph, need {images_per_participant}"
+            f"photograph,{checks} need {needed}"
         )
     return None
 
@@ -205,7 +222,23 @@ def preference_plan(*, study: Study, rng: random.Random) -> list[Pair]:
     for i, (a, b) in enumerate(slots):
         by = images[chosen[i]]
         pairs.append(Pair(fake=by[a], real=by[b], fake_side=sides[(a, b)].pop()))
-    rng.shuffle(pairs)
+    return _trial_order([], pairs, instructed_pairs(study, rng), rng)
+
+
+def instructed_pairs(study: Study, rng: random.Random) -> list[Pair]:
+    """A participant's instructed-response check pairs: each photograph reserved for them
+    once, shown by two runs drawn at random (the one created first as ``Pair.fake``), the
+    first run's image on the left in half of them (an odd one out at random). Which side
+    to choose is drawn when the participant starts (survey.services.assignment.
+    instructions), whatever the images."""
+    images: dict[int, dict[int, Stimulus]] = {}
+    for s in Stimulus.objects.filter(study=study, role=Stimulus.Role.INSTRUCTED):
+        images.setdefault(s.scene_id, {})[s.condition_id] = s
+    scenes = sorted(scene for scene, by in images.items() if len(by) >= 2)
+    pairs = []
+    for scene, side in zip(scenes, _sides(len(scenes), rng), strict=True):
+        a, b = sorted(rng.sample(sorted(images[scene]), 2))
+        pairs.append(Pair(fake=images[scene][a], real=images[scene][b], fake_side=side))
     return pairs
 
 
@@ -285,7 +318,12 @@ def preference_adapt(
     rng = rng or random.SystemRandom()
     study = participant.study
     trial = (
-        Trial.objects.filter(participant=participant, position=position, answer__isnull=True)
+        Trial.objects.filter(
+            participant=participant,
+            position=position,
+            answer__isnull=True,
+            kind=Stimulus.Role.MAIN,  # an instructed check stays as planned
+        )
         .select_related("stimulus", "partner")
         .first()
     )
@@ -293,13 +331,19 @@ def preference_adapt(
         return None
     conditions = sorted(study.conditions.values_list("pk", flat=True))
     uncertainty = run_pair_uncertainty(conditions, study_wins(study, pilot=participant.is_pilot))
-    others = list(
+    rows = list(
         Trial.objects.filter(participant=participant)
         .exclude(pk=trial.pk)
         .values_list(
-            "stimulus__scene_id", "stimulus__condition_id", "partner__condition_id", "fake_side"
+            "stimulus__scene_id",
+            "stimulus__condition_id",
+            "partner__condition_id",
+            "fake_side",
+            "kind",
         )
     )
+    seen = {scene for scene, *_ in rows}  # checks' photographs too: none is shown twice
+    others = [row[:4] for row in rows if row[4] == Stimulus.Role.MAIN]
     mine = Counter((a, b) for _scene, a, b, _side in others)
     largest = max(uncertainty.values())
     candidates = [
@@ -309,7 +353,6 @@ def preference_adapt(
     ]
     fewest = min(mine.get(pair, 0) for pair in candidates)
     a, b = rng.choice([pair for pair in candidates if mine.get(pair, 0) == fewest])
-    seen = {scene for scene, *_ in others}
     images: dict[int, dict[int, Stimulus]] = {}
     for s in Stimulus.objects.filter(
         study=study, role=Stimulus.Role.MAIN, condition_id__in=(a, b)

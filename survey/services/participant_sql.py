@@ -434,7 +434,16 @@ def participant_by_pid(study_id: int, prolific_pid: str) -> Participant | None:
 def _current_sql(vendor: str) -> str:
     q = _names()
     answer = q(Trial, "answer")
-    names = ("pk", "position", "kind", "shown_at", "answer", "instructed_answer", "exposure_ms")
+    names = (
+        "pk",
+        "position",
+        "kind",
+        "shown_at",
+        "answer",
+        "instructed_answer",
+        "fake_side",
+        "exposure_ms",
+    )
     return (
         f"SELECT {', '.join(q(Trial, name) for name in names)}, "
         f"COUNT(*) OVER (), COUNT({answer}) OVER () FROM {q(Trial)} "
@@ -446,13 +455,13 @@ def _current_sql(vendor: str) -> str:
 def trial_at_hand(participant_id: int) -> dict | None:
     """The participant's first unanswered trial (or, every trial answered, one answered
     trial) with the counts of all and of answered trials (window counts, taken before the
-    LIMIT): pk, position, kind, shown (bool), answer, instructed_answer, exposure_ms,
-    total, answered; None without trials."""
+    LIMIT): pk, position, kind, shown (bool), answer, instructed_answer, fake_side,
+    exposure_ms, total, answered; None without trials."""
     connection = _connection()
     rows = _run(connection, _current_sql(connection.vendor), [participant_id], fetch=True)
     if not rows:
         return None
-    pk, position, kind, shown_at, answer, instructed, exposure, total, answered = rows[0]
+    pk, position, kind, shown_at, answer, instructed, side, exposure, total, answered = rows[0]
     return {
         "pk": pk,
         "position": position,
@@ -460,6 +469,7 @@ def trial_at_hand(participant_id: int) -> dict | None:
         "shown": shown_at is not None,
         "answer": answer,
         "instructed_answer": instructed,
+        "fake_side": side,
         "exposure_ms": exposure,
         "total": total,
         "answered": answered,

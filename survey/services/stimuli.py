@@ -243,7 +243,6 @@ def study_prepare_stimuli(
             design=study.design,
             practice_trials=study.practice_trials,
             attention_checks=study.attention_checks,
-            instructed_checks=study.instructed_checks,
         )
         if problems:
             raise StudyError(" ".join(problems.values()))

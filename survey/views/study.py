@@ -385,10 +385,13 @@ def study_preview(request, pk: int):
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
     rng = random.Random()
     plan = study_preview_plan(study=study, rng=rng, condition=chosen)
+    asked = instructions(plan, rng)  # a Pair has its fake's role
     if study.side_by_side:
-        trials = [_preview_pair(pair) for pair in plan]
+        trials = [
+            _preview_pair(pair, instruction_text(answer, study, pair.fake_side))
+            for pair, answer in zip(plan, asked)
+        ]
     else:
-        asked = instructions(plan, rng)
         trials = [
             {  # with the truth: the researcher sees what each image is
                 "image_url": reverse("study_stimulus_image", args=[s.pk]),
@@ -439,9 +442,10 @@ def study_preview(request, pk: int):
     )
 
 
-def _preview_pair(pair) -> dict:
-    """A pair as the preview's script plays it: the images by side, and the truth (the
-    real photograph's side) that its feedback and score compare with."""
+def _preview_pair(pair, instruction: str) -> dict:
+    """A pair as the preview's script plays it: the images by side, the truth (the real
+    photograph's side) that its feedback and score compare with, and an instructed
+    check's instruction."""
     url = {
         pair.fake_side: reverse("study_stimulus_image", args=[pair.fake.pk]),
         real_side(Trial(fake_side=pair.fake_side)): reverse(
@@ -454,7 +458,7 @@ def _preview_pair(pair) -> dict:
         "truth": real_side(Trial(fake_side=pair.fake_side)),
         "kind": pair.role,
         "practice": pair.role == Stimulus.Role.PRACTICE,
-        "instruction": "",
+        "instruction": instruction,
     }
 
 

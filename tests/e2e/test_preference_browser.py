@@ -1,6 +1,7 @@
 """A participant takes a model-vs-model preference study (survey.preference_protocol) in a
 real browser, by keyboard alone on a 390 px phone screen (F / J and the arrows): both
-images and both answers fit the screen, "Which looks more natural?" is asked, no feedback
+images and both answers fit the screen, "Which looks more natural?" is asked (in the
+instructed-response check, "For this pair, please answer Left" or Right instead), no feedback
 is given, every page passes axe-core's WCAG 2.0/2.1 A and AA rules, and every side chosen
 is stored once, in order, with the run it names as the winner. The researcher's analysis
 page passes axe-core too."""
@@ -20,7 +21,7 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHOICES = ["left", "right", "right", "left"]
+CHOICES = ["left", "right", "right", "left", "right"]  # the check's: as it asks
 
 
 @pytest.fixture
@@ -35,7 +36,8 @@ def study(tmp_path):
         labels=["Warm", "Cool"],
         protocol=Study.Protocol.PREFERENCE,
         design=Study.Design.WITHIN,
-        images_per_participant=len(CHOICES),
+        images_per_participant=len(CHOICES) - 1,
+        instructed_checks=1,  # one pair says which side to choose
         target_participants_per_condition=10,
     )
 
@@ -58,8 +60,22 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
     page.keyboard.press("Enter")
     expect(page.locator("#trial")).to_be_visible()
     expect(page.locator("#trial-question")).to_contain_text("Which looks more natural?")
+    planned = {t.position: t for t in Trial.objects.filter(participant__public_id=public_id)}
+    chosen = []
     for position, side in enumerate(CHOICES, start=1):
         expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        check = planned[position]
+        if check.kind == "instructed":  # the instruction in place of the question
+            other = "right" if check.fake_side == "left" else "left"
+            side = check.fake_side if check.instructed_answer == "real" else other
+            words = f"For this pair, please answer {side.capitalize()}."
+            expect(page.locator('#trial-question [data-f="instruction"]')).to_have_text(words)
+            expect(page.locator('#trial-question [data-f="question"]')).to_be_hidden()
+            shoot(page, "preference-390-instructed-check")
+            axe_clean(page, "preference instructed check")
+        else:
+            expect(page.locator("#trial-question")).to_have_text("Which looks more natural?")
+        chosen.append(side)
         page.wait_for_function("() => !document.querySelector('button.answer').disabled")
         for image in ("#stimulus-left", "#stimulus-right"):
             in_view(page, page.locator(image), image)
@@ -82,7 +98,9 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
         .order_by("position")
         .select_related("stimulus__condition", "partner__condition")
     )
-    assert [t.chosen_side for t in rows] == CHOICES
+    assert [t.chosen_side for t in rows] == chosen
+    check = next(t for t in rows if t.kind == "instructed")
+    assert check.answer == check.instructed_answer  # passed
     for t in rows:
         chose_stimulus = t.chosen_side == t.fake_side
         assert t.answer == ("real" if chose_stimulus else "ai") and 0 < t.rt_ms < 60_000

@@ -10,6 +10,7 @@ import csv
 import io
 import itertools
 import json
+import random
 import re
 import zipfile
 from collections import Counter
@@ -23,9 +24,11 @@ from PIL import Image
 
 from studyplatform.researchers import researcher_create
 from survey.models import Stimulus, Study, Trial
+from survey.participant_list import approval, participant_rows
 from survey.preference import Comparison, bradley_terry
 from survey.preference_protocol import (
     preference_analysis,
+    run_pair_counts,
     run_pair_quotas,
     run_pair_uncertainty,
     study_wins,
@@ -559,3 +562,194 @@ def test_an_adaptive_study_rechooses_the_pair_two_on_where_the_ranking_is_least_
         assert len(set(scenes)) == len(scenes)  # each photograph still once
     total = sum(Stimulus.objects.filter(study=study).values_list("exposures", flat=True))
     assert total == 2 * 6 * 2  # two participants, six pairs, two images each
+
+
+# --------------------------------------------------------------------------------------------
+# Instructed-response checks ("For this pair, please answer Left"), for Prolific's policy
+# --------------------------------------------------------------------------------------------
+
+ASKED = {LEFT: "For this pair, please answer Left.", RIGHT: "For this pair, please answer Right."}
+
+
+def asked_side(t: Trial) -> str:
+    """The side an instructed pair asks for: its stimulus's side when the stored
+    instruction is "real" (the answer a choice of that side is stored as)."""
+    return t.fake_side if t.instructed_answer == Trial.Answer.REAL else other_side(t.fake_side)
+
+
+def other_side(side: str) -> str:
+    return RIGHT if side == LEFT else LEFT
+
+
+@pytest.fixture
+def checked(runs):
+    return preference_study(runs, images_per_participant=6, instructed_checks=2)
+
+
+def test_reserved_photographs_give_each_participant_two_check_pairs_never_first(checked):
+    reserved = Stimulus.objects.filter(study=checked, role=Stimulus.Role.INSTRUCTED)
+    by_scene = Counter(reserved.values_list("scene_id", flat=True))
+    assert len(by_scene) == 2 and set(by_scene.values()) == {3}  # every run's image of each
+    main_scenes = set(
+        Stimulus.objects.filter(study=checked, role="main").values_list("scene_id", flat=True)
+    )
+    assert not main_scenes & set(by_scene)
+    asked = Counter()
+    for seed in range(12):
+        participant = participant_start(study=checked, rng=random.Random(seed))
+        trials = trials_of(participant)
+        assert len(trials) == checked.trials_per_participant == 8
+        kinds = [t.kind for t in trials]
+        assert kinds[0] == "main" and kinds.count("instructed") == 2
+        checks = [t for t in trials if t.kind == "instructed"]
+        assert {t.stimulus.scene_id for t in checks} == set(by_scene)
+        for t in checks:
+            assert t.stimulus.scene_id == t.partner.scene_id
+            assert t.stimulus.condition_id < t.partner.condition_id  # two different runs
+            assert (t.stimulus.width, t.stimulus.height) == (t.partner.width, t.partner.height)
+            asked[t.fake_side, asked_side(t)] += 1
+        for t in trials:
+            assert (t.instructed_answer is not None) == (t.kind == "instructed")
+        main_pairs = Counter(run_pair(t) for t in trials if t.kind == "main")
+        assert sorted(main_pairs.values()) == [2, 2, 2]  # the main pairs keep their balance
+    # The side asked for does not follow the first run's side: every combination occurs.
+    assert set(asked) == {(LEFT, LEFT), (LEFT, RIGHT), (RIGHT, LEFT), (RIGHT, RIGHT)}
+    # The study's pair counts (which decide later participants' pairs) leave checks out.
+    assert sum(run_pair_counts(checked).values()) == 12 * 6
+
+
+def test_the_flow_asks_for_a_side_stores_it_and_keeps_the_checks_out_of_the_scores(client, checked):
+    participant = start(client, checked, PROLIFIC_PID=f"{0xFACE:024x}")
+    page_url = reverse("participant_page", args=[participant.public_id])
+    intro = client.get(page_url).content.decode()
+    assert "A few pairs come with an instruction that says which side to choose" in intro
+    assert "There are 8 pairs in all." in intro
+    trials = trials_of(participant)
+    first_check = True
+    for i, t in enumerate(trials):
+        page = client.get(page_url, {"begin": "1"})  # the no-script page of this pair
+        html = page.content.decode()
+        if t.kind == "instructed":
+            assert ASKED[asked_side(t)] in html
+            assert page.context["trial"].instruction == ASKED[asked_side(t)]
+            # The first check answered as asked, the second otherwise.
+            side = asked_side(t) if first_check else other_side(asked_side(t))
+            first_check = False
+        else:
+            assert "For this pair" not in html
+            side = t.fake_side  # the first run's image, always
+        reply = post(client, participant, t.position, side, **JSON).json()
+        assert reply["stored"] == {"position": t.position, "answer": side}
+        if i + 1 < len(trials):
+            nxt = trials[i + 1]
+            expected = ASKED[asked_side(nxt)] if nxt.kind == "instructed" else ""
+            assert reply["next"]["instruction"] == expected
+    row = next(r for r in participant_rows(study=checked) if r.prolific_pid)
+    assert (row.instructed_passed, row.instructed_failed) == (1, 1)
+    assert row.status == "completed" and approval(row) == ("approve", "completed")
+    assert preference_analysis(study=checked)["n_judgements"] == 6  # the checks never count
+
+
+def test_two_failed_pair_checks_may_be_rejected_and_exclude_only_when_chosen(runs):
+    for exclude in (False, True):
+        study = preference_study(runs, instructed_checks=2, instructed_checks_exclude=exclude)
+        people = []
+        for n, failures in enumerate((0, 1, 2)):
+            client = Client()
+            participant = start(client, study, PROLIFIC_PID=f"{n + 0xBEE0:024x}")
+            failed = 0
+            for t in trials_of(participant):
+                side = t.fake_side
+                if t.kind == "instructed":
+                    side = asked_side(t) if failed >= failures else other_side(asked_side(t))
+                    failed += side != asked_side(t)
+                post(client, participant, t.position, side, **JSON)
+            people.append(participant)
+        rows = {r.public_id: r for r in participant_rows(study=study)}
+        assert [rows[p.public_id].instructed_failed for p in people] == [0, 1, 2]
+        assert [approval(rows[p.public_id])[0] for p in people] == [
+            "approve",
+            "approve",
+            "may_reject",
+        ]
+        counted = preference_analysis(study=study)["n_judgements"]
+        assert counted == (6 if exclude else 18), exclude  # excluding: the one who passed both
+
+
+def test_an_adaptive_study_leaves_the_check_pairs_as_planned(client, runs):
+    study = preference_study(runs, preference_adaptive=True, instructed_checks=2)
+    first = participant_start(study=study)
+    for t in trials_of(first):
+        side = t.fake_side if t.position % 3 else other_side(t.fake_side)
+        trial_answer(participant=first, position=t.position, answer=side, rt_ms=500)
+
+    def checks(participant):
+        return {
+            t.position: (t.stimulus_id, t.partner_id, t.fake_side, t.instructed_answer)
+            for t in trials_of(participant)
+            if t.kind == "instructed"
+        }
+
+    participant = start(client, study)
+    planned = checks(participant)
+    assert len(planned) == 2
+    for t in trials_of(participant):
+        post(client, participant, t.position, LEFT, **JSON)
+    assert checks(participant) == planned
+    scenes = [t.stimulus.scene_id for t in trials_of(participant)]
+    assert len(set(scenes)) == len(scenes) == 8  # no photograph twice, the checks' included
+
+
+def test_german_participants_and_the_preview_are_told_the_side_to_choose(runs, researcher_client):
+    study = preference_study(runs[:2], language="de", instructed_checks=2)
+    client = Client()
+    participant = start(client, study)
+    page_url = reverse("participant_page", args=[participant.public_id])
+    assert "Bei einigen Paaren steht eine Anweisung" in client.get(page_url).content.decode()
+    for t in trials_of(participant):
+        if t.kind == "instructed":
+            html = client.get(page_url, {"begin": "1"}).content.decode()
+            label = "Links" if asked_side(t) == LEFT else "Rechts"
+            assert f"Bitte antworten Sie bei diesem Paar mit {label}." in html
+        post(client, participant, t.position, LEFT, **JSON)
+    english = preference_study(runs, instructed_checks=2)
+    Study.objects.filter(pk=english.pk).update(owner=researcher_client.session["_auth_user_id"])
+    preview = researcher_client.get(reverse("study_preview", args=[english.pk]))
+    script = preview.content.decode().split('id="preview-trials" type="application/json">')[1]
+    trials = json.loads(script.split("</script>")[0])
+    instructed = [t for t in trials if t["kind"] == "instructed"]
+    assert len(trials) == 8 and len(instructed) == 2
+    assert all(t["instruction"] in ASKED.values() for t in instructed)
+    assert all(t["instruction"] == "" for t in trials if t["kind"] != "instructed")
+
+
+def test_the_form_takes_pair_checks_and_counts_their_photographs(researcher_client, runs):
+    ada = researcher_client.session["_auth_user_id"]
+    ModelRun.objects.filter(pk__in=[r.pk for r in runs]).update(owner_id=ada)
+    Dataset.objects.update(owner_id=ada)
+    url = reverse("study_new")
+    many = researcher_client.post(url, _form(runs, images_per_participant=11, instructed_checks=2))
+    assert (
+        "These runs colourised 12 test images in common; 11 pairs per participant, each of a "
+        "different photograph, plus 2 instructed checks need 13"
+    ) in many.content.decode()
+    attention = researcher_client.post(url, _form(runs, attention_checks=1)).content.decode()
+    assert "A preference study has no attention checks" in attention
+    assert not Study.objects.exists()
+    made = researcher_client.post(url, _form(runs, instructed_checks=2))
+    assert made.status_code == 302
+    assert Study.objects.get().instructed_checks == 2
+
+
+def test_the_exported_preferences_hold_the_main_pairs_only(researcher_client, checked):
+    Study.objects.filter(pk=checked.pk).update(owner=researcher_client.session["_auth_user_id"])
+    client = Client()
+    participant = start(client, checked)
+    for t in trials_of(participant):
+        post(client, participant, t.position, asked_side(t) if t.kind != "main" else LEFT)
+    download = researcher_client.get(
+        reverse("export_preference_judgements_csv", args=[checked.pk]), {"unfinished": "1"}
+    )
+    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    main_positions = {t.position for t in trials_of(participant) if t.kind == "main"}
+    assert {int(r["position"]) for r in rows} == main_positions
