@@ -167,10 +167,11 @@ class StudyForm(forms.ModelForm):
             "who calls one real is excluded from the analysis.",
             "instructed_checks": "Ordinary images among the trials, each with an instruction "
             "in place of the question (“For this image, please answer Real”, or AI, at "
-            "random; in a preference study a pair, “For this pair, please answer Left”, or "
-            "Right). Never counted in the tables. Prolific allows rejecting a submission "
-            "that failed at least two of them (the participant list marks it may_reject); "
-            "use two or more if you may reject.",
+            "random; in a paired or preference study a pair, “For this pair, please answer "
+            "Left”, or Right; in a rating study a score, “… answer Poor (2)”). Never "
+            "counted in the tables. Prolific allows rejecting a submission that failed at "
+            "least two of them (the participant list marks it may_reject); use two or more "
+            "if you may reject.",
             "instructed_checks_exclude": "Off: failing them only counts toward Prolific's "
             "rejection policy. On: failing any one also excludes the participant from the "
             "analysis, as a failed colour-inverted check does.",
@@ -423,20 +424,13 @@ class StudyForm(forms.ModelForm):
             problem = images_per_participant_problem(protocol, n)
             if problem:
                 self.add_error("images_per_participant", problem)
-        if cleaned.get("protocol") == Study.Protocol.PAIRED and cleaned.get("instructed_checks"):
+        if cleaned.get("protocol") == Study.Protocol.RATING and cleaned.get("attention_checks"):
             self.add_error(
-                "instructed_checks",
-                "A paired study has no instructed-response checks: its attention checks are "
-                "vigilance pairs. Set this to 0.",
+                "attention_checks",
+                "A rating study has no colour-inverted attention checks (a rating has no right "
+                "answer; ITU-R BT.500's screening of observers does that work). Use "
+                "instructed-response checks instead, or set this to 0.",
             )
-        if cleaned.get("protocol") == Study.Protocol.RATING:
-            for name in ("attention_checks", "instructed_checks"):
-                if cleaned.get(name):
-                    self.add_error(
-                        name,
-                        "A rating study has no attention or instructed-response checks: "
-                        "ITU-R BT.500's screening of observers takes their place. Set this to 0.",
-                    )
         if cleaned.get("protocol") == Study.Protocol.HYPE_TIME:
             self._check_hype_time(cleaned)
         if "runs" in self.fields and cleaned.get("runs") is not None:

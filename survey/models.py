@@ -470,6 +470,10 @@ class Trial(models.Model):
     instructed_answer = models.CharField(  # noqa: DJ001
         max_length=4, choices=Answer.choices, null=True, blank=True
     )
+    #: A rating study's instructed-response check: the score asked for (1–5, drawn at
+    #: random), with ``instructed_answer`` "acr"; passed when ``rating`` equals it too.
+    #: NULL for every other trial.
+    instructed_rating = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["participant", "position"]
@@ -492,6 +496,16 @@ class Trial(models.Model):
                 condition=Q(answer="acr", rating__isnull=False, rating__gte=1, rating__lte=5)
                 | (Q(rating__isnull=True) & ~Q(answer="acr")),
                 name="trial_rating_on_the_acr_scale",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    instructed_answer="acr",
+                    instructed_rating__isnull=False,
+                    instructed_rating__gte=1,
+                    instructed_rating__lte=5,
+                )
+                | (Q(instructed_rating__isnull=True) & ~Q(instructed_answer="acr")),
+                name="trial_instructed_rating_on_the_acr_scale",
             ),
         ]
         indexes = [

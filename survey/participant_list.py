@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from studyplatform.safe_text import SafeCsvWriter
@@ -43,6 +43,7 @@ from survey.analysis.exclusion import (
     MAIN,
     REAL,
     exclusion_reason,
+    instruction_followed,
 )
 from survey.models import Study
 
@@ -164,7 +165,8 @@ class ProtocolWords:
     """What a study's participant list says of its answers and checks, per protocol
     (survey.protocols): single image and HYPE_time have colour-inverted photographs as
     checks, a paired study vigilance pairs (survey.services.stimuli.vigilance_image), a
-    rating or preference study no checks and no right answer."""
+    rating or preference study no attention checks (instructed-response checks at most, in
+    their own column) and no right answer."""
 
     #: Why a main answer is neither right nor wrong, in words ("" when it can be right):
     #: then there is no accuracy and no bonus per correct answer.
@@ -184,7 +186,7 @@ class ProtocolWords:
 
 
 def _ungraded(why: str) -> ProtocolWords:
-    """The words of a protocol without a right answer (and without checks)."""
+    """The words of a protocol without a right answer (and without attention checks)."""
     return ProtocolWords(
         no_right_answer=f"{why}; so there is no accuracy to show and no bonus per correct "
         "answer to give (a fixed bonus can be paid in Prolific directly).",
@@ -247,7 +249,7 @@ def participant_rows(*, study: Study) -> list[ParticipantRow]:
     )
     main = Q(trials__kind=MAIN, trials__answer__isnull=False)
     instructed = Q(trials__kind=INSTRUCTED, trials__answer__isnull=False)
-    asked = Q(trials__answer=F("trials__instructed_answer"))
+    asked = instruction_followed("trials__")
     rows = (
         study.participants.select_related("condition")
         .annotate(

@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 
 from survey.hype import MASKS, next_exposure
 from survey.models import Participant, Stimulus, Study, Trial
+from survey.rating_protocol import rating_wording
 from survey.services import participant_sql
 from survey.services.hype_exposure import measured_correct
 from survey.services.trials import AnswerResult
@@ -35,11 +36,18 @@ PROLIFIC_PARAMETERS = {
 }
 
 
-def instruction_text(answer: str | None, study, fake_side: str | None = None) -> str:
+def instruction_text(
+    answer: str | None, study, fake_side: str | None = None, rating: int | None = None
+) -> str:
     """What an instructed-response check asks, in the participant's language ("" for
     any other trial). The answer's name is the button's, as the study words it; in a
     pair (``fake_side`` given: a preference study's check) the side to choose, "real"
-    being the side of the trial's ``stimulus``, as its answer is stored."""
+    being the side of the trial's ``stimulus``, as its answer is stored; in a rating study
+    (``answer`` "acr") the score ``rating``, by its name and number ("Poor (2)")."""
+    if answer == Trial.Answer.RATED and rating is not None:
+        option = next(o for o in rating_wording(study).options if o.score == rating)
+        label = f"{option.label} ({rating})"
+        return gettext("For this image, please answer %(label)s.") % {"label": label}
     if answer not in (Trial.Answer.REAL, Trial.Answer.AI):
         return ""
     if fake_side is not None:
@@ -143,6 +151,7 @@ def _trial_view(
     answered,
     kind,
     instructed,
+    instructed_rating=None,
     fake_side=None,
     exposure=None,
 ):
@@ -156,7 +165,7 @@ def _trial_view(
         answered=answered,
         practice=kind == Stimulus.Role.PRACTICE,
         image_url="" if paired else image_url(participant, position),
-        instruction=instruction_text(instructed, participant.study, fake_side),
+        instruction=instruction_text(instructed, participant.study, fake_side, instructed_rating),
         pair_urls=pair_urls(participant, position) if paired else None,
         exposure_ms=exposure if hype else None,
         mask_urls=mask_urls(participant, position) if hype else None,
@@ -184,6 +193,7 @@ def current_trial(participant: Participant) -> TrialView | None:
         answered=row["answered"],
         kind=row["kind"],
         instructed=row["instructed_answer"],
+        instructed_rating=row["instructed_rating"],
         fake_side=row["fake_side"],
         exposure=row["exposure_ms"],
     )
@@ -205,6 +215,7 @@ def following_trial(participant: Participant, result: AnswerResult) -> TrialView
         answered=nxt.position - 1,  # answers are given in order
         kind=nxt.kind,
         instructed=nxt.instructed_answer,
+        instructed_rating=nxt.instructed_rating,
         fake_side=nxt.fake_side,
         exposure=nxt.exposure_ms,
     )

@@ -16,7 +16,10 @@ feedback, 40 test pairs, one model per participant (between subjects), and vigil
 hue turned by a random angle between 90° and 270° (HSV, saturation and value kept:
 :func:`survey.services.stimuli.vigilance_image`), so that skies go orange or purple and
 skin green; choosing it as the real photograph fails the vigilance pair, and the study's
-exclusion rule excludes the participant as for a failed attention check. (pix2pix asked
+exclusion rule excludes the participant as for a failed attention check. Instructed-response
+checks (``instructed_checks``, for Prolific's rejection policy) are pairs of reserved
+scenes with "For this pair, please answer Left" (or Right, at random) in place of the
+question. (pix2pix asked
 "which is fake"; the brief's and Zhang's wording asks for the real one: the same choice.)
 
 *Statistic*: the fooling rate, P(chose the fake as the real photograph), per condition;

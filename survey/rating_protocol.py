@@ -6,8 +6,13 @@ colourisations, half the real photographs of other scenes. The photographs are P
 hidden reference (ACR-HR): rated like every other image and never announced, so that
 their MOS, the "real photographs" row, is the ceiling a colourisation can reach, measured
 on the same panel with the same scale. Practice trials are rated too (never analysed, no
-feedback: a rating has no right answer). Attention and instructed-response checks are not
-used: BT.500's screening of observers takes their place.
+feedback: a rating has no right answer). No colour-inverted attention checks (BT.500's
+screening of observers finds inconsistent raters); instructed-response checks, for
+Prolific's rejection policy, are ordinary images of reserved scenes, as in the single
+protocol, with "For this image, please answer Poor (2)" in place of the question, the
+score drawn at random from 1 to 5 whatever the image (``Trial.instructed_answer`` "acr",
+``Trial.instructed_rating`` the score: passed when the rating equals it), never rated
+into the MOS.
 
 **Storage.** A rating is stored on its trial: ``Trial.rating`` (1–5) with ``Trial.answer``
 "acr" (:attr:`survey.models.Trial.Answer.RATED`), so that everything that asks whether a

@@ -77,7 +77,7 @@ VIGILANCE_RULE = (
 #: A preference or rating study has no attention checks (no right answer to check).
 NO_CHECKS_RULE = (
     "There are no attention checks: a {what} has no right answer to check, so no "
-    "participant is excluded for their answers."
+    "participant is excluded for their answers to the images."
 )
 UNFINISHED_INCLUDED = (
     "Unfinished participants are included on request: their answered main trials count."
@@ -173,13 +173,23 @@ def failed_attention() -> Exists:
     return Exists(Trial.objects.filter(participant_id=OuterRef("pk"), kind=ATTENTION, answer=REAL))
 
 
+def instruction_followed(prefix: str = "") -> Q:
+    """On trials (through ``prefix``, e.g. ``"trials__"``, on a related model): an
+    instructed-response check answered as it asked: the answer it named, and in a rating
+    study the score it named too."""
+    return Q(**{f"{prefix}answer": F(f"{prefix}instructed_answer")}) & (
+        Q(**{f"{prefix}instructed_rating__isnull": True})
+        | Q(**{f"{prefix}rating": F(f"{prefix}instructed_rating")})
+    )
+
+
 def failed_instructed() -> Exists:
     """On a participant queryset: answered an instructed-response check otherwise than
     asked."""
     return Exists(
         Trial.objects.filter(
             participant_id=OuterRef("pk"), kind=INSTRUCTED, answer__isnull=False
-        ).exclude(answer=F("instructed_answer"))
+        ).exclude(instruction_followed())
     )
 
 

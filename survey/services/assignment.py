@@ -271,9 +271,10 @@ def pair_plan(*, study: Study, condition: Condition | None, rng: random.Random) 
     colourisations (the least exposed, as :func:`trial_plan` chooses them; within subjects
     spread over the conditions), each beside the real photograph of its scene; the practice
     pairs first (every practice scene once); the vigilance pairs (the attention scenes:
-    the photograph beside its random colours) at random places among the test pairs, never
-    first. In each group the fake is on the left in half the pairs and on the right in the
-    other half (an odd one out at random), in a random order. It only reads."""
+    the photograph beside its random colours) and the instructed-response check pairs (a
+    reserved scene's pair, "please answer Left" or Right) at random places among the test
+    pairs, never first. In each group the fake is on the left in half the pairs and on the
+    right in the other half (an odd one out at random), in a random order. It only reads."""
     n = study.images_per_participant
     main = Stimulus.objects.filter(study=study, role=Stimulus.Role.MAIN)
     shared = condition is None
@@ -300,17 +301,7 @@ def pair_plan(*, study: Study, condition: Condition | None, rng: random.Random) 
         Pair(fake, _partner(reals, fake, shared), side)
         for fake, side in zip(picked, _sides(len(picked), rng), strict=True)
     ]
-    practice_stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.PRACTICE))
-    practice_reals = _partners(practice_stimuli)
-    practice_fakes: dict[int, list[Stimulus]] = {}
-    for s in practice_stimuli:
-        if not s.is_real and (condition is None or s.condition_id == condition.pk):
-            practice_fakes.setdefault(s.scene_id, []).append(s)
-    practice_picked = [rng.choice(practice_fakes[scene]) for scene in sorted(practice_fakes)]
-    practice = [
-        Pair(fake, _partner(practice_reals, fake, shared), side)
-        for fake, side in zip(practice_picked, _sides(len(practice_picked), rng), strict=True)
-    ]
+    practice = _reserved_pairs(study, condition, Stimulus.Role.PRACTICE, rng)
     vigilance_stimuli = list(Stimulus.objects.filter(study=study, role=Stimulus.Role.ATTENTION))
     vigilance_reals = _partners(vigilance_stimuli)
     vigilance_fakes = sorted(
@@ -320,15 +311,53 @@ def pair_plan(*, study: Study, condition: Condition | None, rng: random.Random) 
         Pair(fake, _partner(vigilance_reals, fake, True), side)
         for fake, side in zip(vigilance_fakes, _sides(len(vigilance_fakes), rng), strict=True)
     ]
-    return _trial_order(practice, pairs, vigilance, rng)
+    instructed = _reserved_pairs(study, condition, Stimulus.Role.INSTRUCTED, rng)
+    return _trial_order(practice, pairs, vigilance + instructed, rng)
 
 
-def instructions(order: list[Stimulus], rng: random.Random) -> list[str | None]:
-    """Per trial of ``order``: the answer an instructed check asks for (Real or AI, drawn at
-    random and never from the image, so that it tells nothing of any image's truth), None
-    for the other trials."""
-    answers = (Trial.Answer.REAL, Trial.Answer.AI)
-    return [rng.choice(answers) if s.role == Stimulus.Role.INSTRUCTED else None for s in order]
+def _reserved_pairs(
+    study: Study, condition: Condition | None, role: str, rng: random.Random
+) -> list[Pair]:
+    """A paired study's pairs of the scenes reserved for ``role`` (practice, or
+    instructed-response checks): each such scene once, its colourisation by the
+    participant's condition (within subjects by one at random) beside its real
+    photograph, the fake on the left in half of them (an odd one out at random)."""
+    stimuli = list(Stimulus.objects.filter(study=study, role=role))
+    reals = _partners(stimuli)
+    fakes: dict[int, list[Stimulus]] = {}
+    for s in stimuli:
+        if not s.is_real and (condition is None or s.condition_id == condition.pk):
+            fakes.setdefault(s.scene_id, []).append(s)
+    picked = [rng.choice(fakes[scene]) for scene in sorted(fakes)]
+    return [
+        Pair(fake, _partner(reals, fake, condition is None), side)
+        for fake, side in zip(picked, _sides(len(picked), rng), strict=True)
+    ]
+
+
+#: What a trial that is not an instructed check asks for: nothing.
+NOT_INSTRUCTED = {"instructed_answer": None, "instructed_rating": None}
+
+
+def instructions(order: list, rng: random.Random, *, rating: bool = False) -> list[dict]:
+    """Per trial of ``order`` (stimuli, or pairs: their fake's role counts), what an
+    instructed check asks for, as the trial's fields: ``instructed_answer`` Real or AI
+    (in a pair the side of that answer), drawn at random and never from the image, so that
+    it tells nothing of any image's truth; in a rating study (``rating``) "acr" with
+    ``instructed_rating`` a score from 1 to 5 drawn at random. :data:`NOT_INSTRUCTED` for
+    the other trials."""
+    asked = []
+    for s in order:
+        if s.role != Stimulus.Role.INSTRUCTED:
+            asked.append(NOT_INSTRUCTED)
+        elif rating:
+            asked.append(
+                {"instructed_answer": Trial.Answer.RATED, "instructed_rating": rng.randint(1, 5)}
+            )
+        else:
+            answer = rng.choice((Trial.Answer.REAL, Trial.Answer.AI))
+            asked.append({"instructed_answer": answer, "instructed_rating": None})
+    return asked
 
 
 def _resumed(study: Study, prolific_pid: str) -> Participant | None:
@@ -426,7 +455,7 @@ def _start_locked(*, study, now, releasable, conditions, others, rng, fields) ->
         else:
             pairs = None
             order = trial_plan(study=study, condition=condition, rng=rng, others=others)
-        asked = instructions(order, rng)
+        asked = instructions(order, rng, rating=study.protocol == Study.Protocol.RATING)
         participant = Participant.objects.create(
             is_pilot=pilot, study=study, condition=condition, **fields
         )
@@ -441,7 +470,7 @@ def _start_locked(*, study, now, releasable, conditions, others, rng, fields) ->
                     "position": i,
                     "stimulus": s.pk,
                     "kind": s.role,
-                    "instructed_answer": instruction,
+                    **instruction,
                     "partner": pairs[i - 1].real.pk if pairs else None,
                     "fake_side": pairs[i - 1].fake_side if pairs else None,
                 }

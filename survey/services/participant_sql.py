@@ -441,6 +441,7 @@ def _current_sql(vendor: str) -> str:
         "shown_at",
         "answer",
         "instructed_answer",
+        "instructed_rating",
         "fake_side",
         "exposure_ms",
     )
@@ -455,13 +456,15 @@ def _current_sql(vendor: str) -> str:
 def trial_at_hand(participant_id: int) -> dict | None:
     """The participant's first unanswered trial (or, every trial answered, one answered
     trial) with the counts of all and of answered trials (window counts, taken before the
-    LIMIT): pk, position, kind, shown (bool), answer, instructed_answer, fake_side,
-    exposure_ms, total, answered; None without trials."""
+    LIMIT): pk, position, kind, shown (bool), answer, instructed_answer,
+    instructed_rating, fake_side, exposure_ms, total, answered; None without trials."""
     connection = _connection()
     rows = _run(connection, _current_sql(connection.vendor), [participant_id], fetch=True)
     if not rows:
         return None
-    pk, position, kind, shown_at, answer, instructed, side, exposure, total, answered = rows[0]
+    pk, position, kind, shown_at, answer, instructed, score, side, exposure, total, answered = rows[
+        0
+    ]
     return {
         "pk": pk,
         "position": position,
@@ -469,6 +472,7 @@ def trial_at_hand(participant_id: int) -> dict | None:
         "shown": shown_at is not None,
         "answer": answer,
         "instructed_answer": instructed,
+        "instructed_rating": score,
         "fake_side": side,
         "exposure_ms": exposure,
         "total": total,

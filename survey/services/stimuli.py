@@ -234,8 +234,6 @@ def study_prepare_stimuli(
         raise StudyError("the study has no conditions")
     if study.participants.exists():
         raise StudyError("the study already has participants; its stimuli are fixed")
-    if study.paired and study.instructed_checks:
-        raise StudyError("a paired study has vigilance pairs, not instructed-response checks")
     preference = study.preference
     if preference:
         problems = preference_settings_problems(
@@ -246,10 +244,9 @@ def study_prepare_stimuli(
         )
         if problems:
             raise StudyError(" ".join(problems.values()))
-    if study.protocol == Study.Protocol.RATING and (
-        study.attention_checks or study.instructed_checks
-    ):  # survey.rating_protocol: BT.500's screening takes their place
-        raise StudyError("a rating study has no attention or instructed-response checks")
+    if study.protocol == Study.Protocol.RATING and study.attention_checks:
+        # survey.rating_protocol: a rating has no right answer; instructed checks only
+        raise StudyError("a rating study has no colour-inverted attention checks")
     needed = study.images_per_participant
     for condition in conditions:
         if condition.run.status != ModelRun.Status.DONE:

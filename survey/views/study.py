@@ -385,11 +385,11 @@ def study_preview(request, pk: int):
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
     rng = random.Random()
     plan = study_preview_plan(study=study, rng=rng, condition=chosen)
-    asked = instructions(plan, rng)  # a Pair has its fake's role
+    asked = instructions(plan, rng, rating=is_rating(study))  # a Pair has its fake's role
     if study.side_by_side:
         trials = [
-            _preview_pair(pair, instruction_text(answer, study, pair.fake_side))
-            for pair, answer in zip(plan, asked)
+            _preview_pair(pair, instruction_text(a["instructed_answer"], study, pair.fake_side))
+            for pair, a in zip(plan, asked)
         ]
     else:
         trials = [
@@ -398,9 +398,11 @@ def study_preview(request, pk: int):
                 "truth": Trial.Answer.REAL if s.is_real else Trial.Answer.AI,
                 "kind": s.role,
                 "practice": s.role == Stimulus.Role.PRACTICE,
-                "instruction": instruction_text(answer, study),
+                "instruction": instruction_text(
+                    a["instructed_answer"], study, rating=a["instructed_rating"]
+                ),
             }
-            for s, answer in zip(plan, asked)
+            for s, a in zip(plan, asked)
         ]
     if is_rating(study):  # a rating has no right answer: no feedback, no score
         trials = [{**t, "truth": ""} for t in trials]

@@ -1,6 +1,7 @@
 """A participant takes a rating study (ITU-T P.910 ACR, survey.rating_protocol) in a real
 browser, by keyboard alone on a 390 px phone screen: the five buttons and the image fit
-the screen, the digit keys 1–5 answer, a reload resumes at the trial at hand, every page
+the screen, the digit keys 1–5 answer, an instructed check names the score to give in
+place of the question, a reload resumes at the trial at hand, every page
 passes axe-core's WCAG 2.0/2.1 A and AA rules, and every rating is stored once, in order.
 The researcher's analysis page of the finished study passes axe-core at 1280 and 390 px."""
 
@@ -19,8 +20,9 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: The ratings given, trial by trial (1 practice + 4 measured images).
-SCORES = [3, 5, 1, 4, 2]
+#: The ratings given, trial by trial (1 practice + 4 measured images + 1 instructed check,
+#: whose score is the one it asks for).
+SCORES = [3, 5, 1, 4, 2, 4]
 LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 
 
@@ -35,6 +37,7 @@ def study(tmp_path):
         design=Study.Design.WITHIN,
         images_per_participant=4,
         practice_trials=1,
+        instructed_checks=1,
         target_participants_per_condition=10,
     )
 
@@ -57,7 +60,20 @@ def test_a_rating_study_by_keyboard_on_a_phone(open_page, study, shoot):
     expect(page.get_by_role("button", name="Begin")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#trial")).to_be_visible()
+    planned = {t.position: t for t in Trial.objects.filter(participant__public_id=public_id)}
+    given = []
     for position, score in enumerate(SCORES, start=1):
+        check = planned[position]
+        question = page.locator('#trial-question [data-f="question"]')
+        if check.kind == "instructed":  # the score to give, in place of the question
+            score = check.instructed_rating
+            words = f"For this image, please answer {LABELS[score]} ({score})."
+            expect(page.locator('#trial-question [data-f="instruction"]')).to_have_text(words)
+            expect(question).to_be_hidden()
+            shoot(page, "rating-390-instructed-check")
+        else:
+            expect(question).to_have_text("How would you rate the quality of this image?")
+        given.append(score)
         if position == 3:
             # A reload resumes at the trial at hand; here the one a plain-form answer that
             # could not be stored comes back to, with the message saying so.
@@ -93,7 +109,7 @@ def test_a_rating_study_by_keyboard_on_a_phone(open_page, study, shoot):
         .order_by("position")
         .values_list("answer", "rating", "rt_ms")
     )
-    assert [r[1] for r in rows] == SCORES
+    assert [r[1] for r in rows] == given
     assert all(answer == "acr" and 0 < rt < 60_000 for answer, _, rt in rows)
     assert participant.completed_at is not None
 

@@ -438,3 +438,88 @@ def test_few_participants_in_a_paired_study_are_said_in_the_exports_as_on_the_pa
     (condition,) = json.loads(tables_json(analysis))["conditions"]
     assert few in condition["interval_note"]
     assert few in tables_latex(analysis)
+
+
+# --------------------------------------------------------------------------------------------
+# Instructed-response checks ("For this pair, please answer Left"), for Prolific's policy
+# --------------------------------------------------------------------------------------------
+
+ASKED = {LEFT: "For this pair, please answer Left.", RIGHT: "For this pair, please answer Right."}
+
+
+def asked_side(t: Trial) -> str:
+    """The side a check asks for: the fake's when the instruction is "real" (the answer a
+    choice of the fake's side is stored as), else the photograph's."""
+    photograph = RIGHT if t.fake_side == LEFT else LEFT
+    return t.fake_side if t.instructed_answer == Trial.Answer.REAL else photograph
+
+
+@pytest.fixture
+def checked(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)  # 12 test scenes
+    run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    return open_study(
+        [run],
+        protocol=Study.Protocol.PAIRED,
+        images_per_participant=4,
+        practice_trials=1,
+        attention_checks=1,
+        instructed_checks=2,
+    )
+
+
+def test_check_pairs_are_a_reserved_scenes_photograph_and_fake_among_the_test_pairs(checked):
+    combinations = set()
+    for seed in range(12):
+        participant = participant_start(study=checked, rng=random.Random(seed))
+        trials = trials_of(participant)
+        kinds = [t.kind for t in trials]
+        assert kinds[:2] == ["practice", "main"]  # never first among the test pairs
+        assert kinds.count("instructed") == 2 and kinds.count("attention") == 1
+        main_scenes = {t.stimulus.scene_id for t in trials if t.kind == "main"}
+        for t in trials:
+            assert (t.instructed_answer is not None) == (t.kind == "instructed")
+            if t.kind == "instructed":
+                assert t.stimulus.role == t.partner.role == Stimulus.Role.INSTRUCTED
+                assert not t.stimulus.is_real and t.partner.is_real
+                assert t.stimulus.scene_id == t.partner.scene_id not in main_scenes
+                combinations.add((t.fake_side, asked_side(t)))
+    # The side asked for says nothing of where the photograph is: every combination occurs.
+    assert combinations == {(LEFT, LEFT), (LEFT, RIGHT), (RIGHT, LEFT), (RIGHT, RIGHT)}
+
+
+def test_the_flow_asks_for_a_side_and_the_checks_count_for_prolific_not_the_analysis(
+    client, checked
+):
+    participant = start(client, checked, PROLIFIC_PID=f"{0xCAFE:024x}")
+    page_url = reverse("participant_page", args=[participant.public_id])
+    intro = client.get(page_url).content.decode()
+    assert "A few pairs come with an instruction that says which side to choose" in intro
+    trials = trials_of(participant)
+    failed = 0
+    for i, t in enumerate(trials):
+        page = client.get(page_url, {"begin": "1"})
+        html = page.content.decode()
+        photograph = RIGHT if t.fake_side == LEFT else LEFT
+        if t.kind == "instructed":
+            assert ASKED[asked_side(t)] in html
+            assert "hidden>Which one is the real photograph?</span>" in html  # in its place
+            side = asked_side(t) if failed else (LEFT if asked_side(t) == RIGHT else RIGHT)
+            failed += 1  # the first check failed, the second passed
+        else:
+            assert "For this pair" not in html
+            side = photograph
+        reply = post(client, participant, t.position, side, **JSON).json()
+        assert reply["stored"] == {"position": t.position, "answer": side}
+        if i + 1 < len(trials):
+            nxt = trials[i + 1]
+            expected = ASKED[asked_side(nxt)] if nxt.kind == "instructed" else ""
+            assert reply["next"]["instruction"] == expected
+    (row,) = participant_rows(study=checked)
+    assert (row.instructed_passed, row.instructed_failed) == (1, 1)
+    assert (row.attention_passed, row.attention_failed) == (1, 0)
+    assert approval(row) == ("approve", "completed")
+    analysis = study_analysis(study=checked, n_boot=200)
+    (c,) = analysis.conditions
+    assert analysis.participants.included == 1
+    assert (c.pairs["n"], c.pairs["fooled"]) == (4, 0)  # the 4 test pairs only

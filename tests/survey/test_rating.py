@@ -8,15 +8,19 @@ import csv
 import io
 import json
 import math
+import random
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
+from survey.analysis.exclusion import FAILED_INSTRUCTED, participant_exclusions
 from survey.models import Participant, Stimulus, Study, Trial
+from survey.participant_list import approval, participant_rows
 from survey.rating_protocol import REAL_ITEM, rating_analysis, ratings_csv
 from survey.ratings import analyse_ratings, read_ratings
+from survey.services.assignment import participant_start
 from tests.survey.study_helpers import answer_post, open_study, tiny_dataset, uploaded_run
 from tests.survey.study_helpers import consent_start as start
 
@@ -147,7 +151,7 @@ def test_the_database_keeps_a_rating_on_the_scale(study):
             )
 
 
-def test_the_form_offers_the_preset_and_refuses_checks(client, study):
+def test_the_form_offers_the_preset_and_refuses_attention_checks_not_instructed_ones(client, study):
     ada = researcher_create(username="ada", password="a-long-Passphrase-1")
     client.force_login(ada)
     form = client.get(reverse("study_new"), {"protocol": "rating"}).content.decode()
@@ -168,11 +172,8 @@ def test_the_form_offers_the_preset_and_refuses_checks(client, study):
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert (
-        html.count("BT.500’s screening of observers takes their place")
-        + html.count("BT.500&#x27;s screening of observers takes their place")
-        == 2
-    )
+    assert "A rating study has no colour-inverted attention checks" in html
+    assert html.count("Use instructed-response checks instead") == 1  # not for instructed
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,7 +326,7 @@ def test_stimuli_are_not_prepared_for_a_rating_study_with_checks(tmp_path):
 
     dataset = tiny_dataset("syn", per_category=20, size=32)
     run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
-    with pytest.raises(StudyError, match="a rating study has no attention"):
+    with pytest.raises(StudyError, match="a rating study has no colour-inverted attention"):
         open_study(
             [run], protocol=Study.Protocol.RATING, images_per_participant=4, attention_checks=1
         )
@@ -349,3 +350,122 @@ def test_between_subjects_each_condition_has_its_photographs_row(client, study):
     (own,) = analysis["by_condition_real"]
     assert (own["item"], own["mos"], own["n"]) == ("LabelWarmCondition", 5.0, 4)
     assert analysis["rejected"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# Instructed-response checks ("For this image, please answer Poor (2)")
+# --------------------------------------------------------------------------------------------
+
+SCALE = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
+
+
+def asked(t: Trial) -> str:
+    return f"For this image, please answer {SCALE[t.instructed_rating]} ({t.instructed_rating})."
+
+
+@pytest.fixture
+def checked(tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    return open_study(
+        [run], protocol=Study.Protocol.RATING, images_per_participant=4, instructed_checks=2
+    )
+
+
+def test_instructed_checks_ask_for_a_score_drawn_whatever_the_image(checked):
+    seen = set()
+    for seed in range(20):
+        participant = participant_start(study=checked, rng=random.Random(seed))
+        trials = trials_of(participant)
+        assert [t.kind for t in trials].count("instructed") == 2 and trials[0].kind == "main"
+        for t in trials:
+            if t.kind == "instructed":
+                assert t.instructed_answer == "acr" and 1 <= t.instructed_rating <= 5
+                seen.add((Stimulus.objects.get(pk=t.stimulus_id).is_real, t.instructed_rating))
+            else:
+                assert t.instructed_answer is None and t.instructed_rating is None
+    assert {score for _, score in seen} == set(SCALE)  # every score is asked for
+    assert {real for real, _ in seen} == {True, False}  # of photographs and colourisations
+
+
+def test_the_flow_shows_the_score_to_give_and_counts_the_checks_for_prolific(client, checked):
+    participant = start(client, checked, PROLIFIC_PID=f"{0xACE:024x}")
+    page_url = reverse("participant_page", args=[participant.public_id])
+    intro = client.get(page_url).content.decode()
+    assert "A few images come with an instruction that says which answer to give" in intro
+    trials = trials_of(participant)
+    first_check = True
+    for i, t in enumerate(trials):
+        page = client.get(page_url, {"begin": "1"})
+        html = page.content.decode()
+        if t.kind == "instructed":
+            assert asked(t) in html and page.context["trial"].instruction == asked(t)
+            score = t.instructed_rating if first_check else 1 + t.instructed_rating % 5
+            first_check = False
+        else:
+            assert "For this image" not in html
+            score = 3
+        reply = post(client, participant, t.position, str(score), **JSON).json()
+        assert reply["stored"] == {"position": t.position, "answer": str(score)}
+        if i + 1 < len(trials):
+            nxt = trials[i + 1]
+            assert reply["next"]["instruction"] == (asked(nxt) if nxt.kind == "instructed" else "")
+    (row,) = participant_rows(study=checked)
+    assert (row.instructed_passed, row.instructed_failed) == (1, 1)
+    assert approval(row) == ("approve", "completed")
+    ratings = rating_analysis(study=checked)["result"]
+    assert sum(item["n"] for item in ratings["items"]) == 4  # the checks are never rated in
+
+
+def test_a_wrong_score_fails_a_check_and_excludes_when_the_researcher_chose_so(client, tmp_path):
+    dataset = tiny_dataset("syn", per_category=20, size=32)
+    run = uploaded_run(dataset, tmp_path, name="secret-run-warm")
+    study = open_study(
+        [run],
+        protocol=Study.Protocol.RATING,
+        images_per_participant=4,
+        instructed_checks=2,
+        instructed_checks_exclude=True,
+    )
+    people = []
+    for wrong in (False, True):
+        client.cookies.clear()
+        participant = start(client, study)
+        for t in trials_of(participant):
+            score = 3
+            if t.kind == "instructed":  # the right answer ("acr"), the wrong score
+                score = 1 + t.instructed_rating % 5 if wrong else t.instructed_rating
+            post(client, participant, t.position, str(score), **JSON)
+        people.append(participant)
+    assert participant_exclusions(study=study) == {people[1].pk: FAILED_INSTRUCTED}
+
+
+def test_the_database_keeps_an_instructed_score_on_the_scale_and_with_acr(checked):
+    from django.db import IntegrityError, transaction
+
+    participant = Participant.objects.create(study=checked)
+    stimulus = Stimulus.objects.filter(study=checked, role="instructed").first()
+    for answer, score in (("acr", 6), ("acr", 0), ("acr", None), ("real", 3)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Trial.objects.create(
+                participant=participant,
+                position=1,
+                stimulus=stimulus,
+                kind="instructed",
+                instructed_answer=answer,
+                instructed_rating=score,
+            )
+
+
+def test_the_preview_names_the_score_each_check_asks_for(client, checked):
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=checked.pk).update(owner=ada)
+    client.force_login(ada)
+    html = client.get(reverse("study_preview", args=[checked.pk])).content.decode()
+    script = html.split('id="preview-trials" type="application/json">')[1].split("</script>")[0]
+    trials = json.loads(script)
+    checks = [t["instruction"] for t in trials if t["kind"] == "instructed"]
+    assert len(checks) == 2
+    for text in checks:
+        assert any(text == f"For this image, please answer {w} ({n})." for n, w in SCALE.items())
+    assert all(t["instruction"] == "" for t in trials if t["kind"] != "instructed")
