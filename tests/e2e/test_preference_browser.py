@@ -17,7 +17,7 @@ from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
 from tests.e2e.test_paired_browser import KEYS, axe_clean, in_view
 from tests.e2e.widths import too_wide_tables
-from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import instructed_side, open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,8 +66,7 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
         expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
         check = planned[position]
         if check.kind == "instructed":  # the instruction in place of the question
-            other = "right" if check.fake_side == "left" else "left"
-            side = check.fake_side if check.instructed_answer == "real" else other
+            side = instructed_side(check)
             words = f"For this pair, please answer {side.capitalize()}."
             expect(page.locator('#trial-question [data-f="instruction"]')).to_have_text(words)
             expect(page.locator('#trial-question [data-f="question"]')).to_be_hidden()

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 from colourmodels.data.dataset import resize_square
 from colourmodels.data.images import load_rgb
-from survey.models import Participant, Study
+from survey.models import Participant, Study, Trial
 from survey.services.studies import study_create, study_open
 from tests.worker.runs_helpers import tiny_dataset
 from worker.models import Dataset, ModelRun
@@ -98,3 +98,22 @@ def answer_post(client, participant, position, answer, *, rt_ms=800, **extra):
         {"position": position, "answer": answer, "rt_ms": rt_ms},
         **extra,
     )
+
+
+#: What an instructed-response check pair (paired or preference study) asks, by side.
+PAIR_INSTRUCTION = {
+    Trial.Side.LEFT: "For this pair, please answer Left.",
+    Trial.Side.RIGHT: "For this pair, please answer Right.",
+}
+
+
+def other_side(side: str) -> str:
+    return Trial.Side.RIGHT if side == Trial.Side.LEFT else Trial.Side.LEFT
+
+
+def instructed_side(trial: Trial) -> str:
+    """The side an instructed check pair asks for: its stimulus's (``fake_side``) when the
+    stored instruction is "real" (the answer a choice of that side is stored as)."""
+    if trial.instructed_answer == Trial.Answer.REAL:
+        return trial.fake_side
+    return other_side(trial.fake_side)

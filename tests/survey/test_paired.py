@@ -38,7 +38,15 @@ from survey.services.assignment import participant_start
 from survey.services.stimuli import vigilance_image
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
-from tests.survey.study_helpers import answer_post, open_study, tiny_dataset, uploaded_run
+from tests.survey.study_helpers import (
+    PAIR_INSTRUCTION,
+    answer_post,
+    instructed_side,
+    open_study,
+    other_side,
+    tiny_dataset,
+    uploaded_run,
+)
 from tests.survey.study_helpers import consent_start as start
 
 pytestmark = pytest.mark.django_db
@@ -444,15 +452,6 @@ def test_few_participants_in_a_paired_study_are_said_in_the_exports_as_on_the_pa
 # Instructed-response checks ("For this pair, please answer Left"), for Prolific's policy
 # --------------------------------------------------------------------------------------------
 
-ASKED = {LEFT: "For this pair, please answer Left.", RIGHT: "For this pair, please answer Right."}
-
-
-def asked_side(t: Trial) -> str:
-    """The side a check asks for: the fake's when the instruction is "real" (the answer a
-    choice of the fake's side is stored as), else the photograph's."""
-    photograph = RIGHT if t.fake_side == LEFT else LEFT
-    return t.fake_side if t.instructed_answer == Trial.Answer.REAL else photograph
-
 
 @pytest.fixture
 def checked(tmp_path):
@@ -483,7 +482,7 @@ def test_check_pairs_are_a_reserved_scenes_photograph_and_fake_among_the_test_pa
                 assert t.stimulus.role == t.partner.role == Stimulus.Role.INSTRUCTED
                 assert not t.stimulus.is_real and t.partner.is_real
                 assert t.stimulus.scene_id == t.partner.scene_id not in main_scenes
-                combinations.add((t.fake_side, asked_side(t)))
+                combinations.add((t.fake_side, instructed_side(t)))
     # The side asked for says nothing of where the photograph is: every combination occurs.
     assert combinations == {(LEFT, LEFT), (LEFT, RIGHT), (RIGHT, LEFT), (RIGHT, RIGHT)}
 
@@ -502,9 +501,9 @@ def test_the_flow_asks_for_a_side_and_the_checks_count_for_prolific_not_the_anal
         html = page.content.decode()
         photograph = RIGHT if t.fake_side == LEFT else LEFT
         if t.kind == "instructed":
-            assert ASKED[asked_side(t)] in html
+            assert PAIR_INSTRUCTION[instructed_side(t)] in html
             assert "hidden>Which one is the real photograph?</span>" in html  # in its place
-            side = asked_side(t) if failed else (LEFT if asked_side(t) == RIGHT else RIGHT)
+            side = instructed_side(t) if failed else other_side(instructed_side(t))
             failed += 1  # the first check failed, the second passed
         else:
             assert "For this pair" not in html
@@ -513,7 +512,7 @@ def test_the_flow_asks_for_a_side_and_the_checks_count_for_prolific_not_the_anal
         assert reply["stored"] == {"position": t.position, "answer": side}
         if i + 1 < len(trials):
             nxt = trials[i + 1]
-            expected = ASKED[asked_side(nxt)] if nxt.kind == "instructed" else ""
+            expected = PAIR_INSTRUCTION[instructed_side(nxt)] if nxt.kind == "instructed" else ""
             assert reply["next"]["instruction"] == expected
     (row,) = participant_rows(study=checked)
     assert (row.instructed_passed, row.instructed_failed) == (1, 1)

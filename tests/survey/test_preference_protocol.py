@@ -38,8 +38,11 @@ from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import (
     COLOURISERS,
+    PAIR_INSTRUCTION,
     answer_post,
+    instructed_side,
     open_study,
+    other_side,
     tiny_dataset,
     uploaded_run,
 )
@@ -568,18 +571,6 @@ def test_an_adaptive_study_rechooses_the_pair_two_on_where_the_ranking_is_least_
 # Instructed-response checks ("For this pair, please answer Left"), for Prolific's policy
 # --------------------------------------------------------------------------------------------
 
-ASKED = {LEFT: "For this pair, please answer Left.", RIGHT: "For this pair, please answer Right."}
-
-
-def asked_side(t: Trial) -> str:
-    """The side an instructed pair asks for: its stimulus's side when the stored
-    instruction is "real" (the answer a choice of that side is stored as)."""
-    return t.fake_side if t.instructed_answer == Trial.Answer.REAL else other_side(t.fake_side)
-
-
-def other_side(side: str) -> str:
-    return RIGHT if side == LEFT else LEFT
-
 
 @pytest.fixture
 def checked(runs):
@@ -607,7 +598,7 @@ def test_reserved_photographs_give_each_participant_two_check_pairs_never_first(
             assert t.stimulus.scene_id == t.partner.scene_id
             assert t.stimulus.condition_id < t.partner.condition_id  # two different runs
             assert (t.stimulus.width, t.stimulus.height) == (t.partner.width, t.partner.height)
-            asked[t.fake_side, asked_side(t)] += 1
+            asked[t.fake_side, instructed_side(t)] += 1
         for t in trials:
             assert (t.instructed_answer is not None) == (t.kind == "instructed")
         main_pairs = Counter(run_pair(t) for t in trials if t.kind == "main")
@@ -630,10 +621,10 @@ def test_the_flow_asks_for_a_side_stores_it_and_keeps_the_checks_out_of_the_scor
         page = client.get(page_url, {"begin": "1"})  # the no-script page of this pair
         html = page.content.decode()
         if t.kind == "instructed":
-            assert ASKED[asked_side(t)] in html
-            assert page.context["trial"].instruction == ASKED[asked_side(t)]
+            assert PAIR_INSTRUCTION[instructed_side(t)] in html
+            assert page.context["trial"].instruction == PAIR_INSTRUCTION[instructed_side(t)]
             # The first check answered as asked, the second otherwise.
-            side = asked_side(t) if first_check else other_side(asked_side(t))
+            side = instructed_side(t) if first_check else other_side(instructed_side(t))
             first_check = False
         else:
             assert "For this pair" not in html
@@ -642,7 +633,7 @@ def test_the_flow_asks_for_a_side_stores_it_and_keeps_the_checks_out_of_the_scor
         assert reply["stored"] == {"position": t.position, "answer": side}
         if i + 1 < len(trials):
             nxt = trials[i + 1]
-            expected = ASKED[asked_side(nxt)] if nxt.kind == "instructed" else ""
+            expected = PAIR_INSTRUCTION[instructed_side(nxt)] if nxt.kind == "instructed" else ""
             assert reply["next"]["instruction"] == expected
     row = next(r for r in participant_rows(study=checked) if r.prolific_pid)
     assert (row.instructed_passed, row.instructed_failed) == (1, 1)
@@ -661,8 +652,9 @@ def test_two_failed_pair_checks_may_be_rejected_and_exclude_only_when_chosen(run
             for t in trials_of(participant):
                 side = t.fake_side
                 if t.kind == "instructed":
-                    side = asked_side(t) if failed >= failures else other_side(asked_side(t))
-                    failed += side != asked_side(t)
+                    asked = instructed_side(t)
+                    side = asked if failed >= failures else other_side(asked)
+                    failed += side != asked
                 post(client, participant, t.position, side, **JSON)
             people.append(participant)
         rows = {r.public_id: r for r in participant_rows(study=study)}
@@ -709,7 +701,7 @@ def test_german_participants_and_the_preview_are_told_the_side_to_choose(runs, r
     for t in trials_of(participant):
         if t.kind == "instructed":
             html = client.get(page_url, {"begin": "1"}).content.decode()
-            label = "Links" if asked_side(t) == LEFT else "Rechts"
+            label = "Links" if instructed_side(t) == LEFT else "Rechts"
             assert f"Bitte antworten Sie bei diesem Paar mit {label}." in html
         post(client, participant, t.position, LEFT, **JSON)
     english = preference_study(runs, instructed_checks=2)
@@ -719,7 +711,7 @@ def test_german_participants_and_the_preview_are_told_the_side_to_choose(runs, r
     trials = json.loads(script.split("</script>")[0])
     instructed = [t for t in trials if t["kind"] == "instructed"]
     assert len(trials) == 8 and len(instructed) == 2
-    assert all(t["instruction"] in ASKED.values() for t in instructed)
+    assert all(t["instruction"] in PAIR_INSTRUCTION.values() for t in instructed)
     assert all(t["instruction"] == "" for t in trials if t["kind"] != "instructed")
 
 
@@ -746,7 +738,7 @@ def test_the_exported_preferences_hold_the_main_pairs_only(researcher_client, ch
     client = Client()
     participant = start(client, checked)
     for t in trials_of(participant):
-        post(client, participant, t.position, asked_side(t) if t.kind != "main" else LEFT)
+        post(client, participant, t.position, instructed_side(t) if t.kind != "main" else LEFT)
     download = researcher_client.get(
         reverse("export_preference_judgements_csv", args=[checked.pk]), {"unfinished": "1"}
     )
