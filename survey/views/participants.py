@@ -16,10 +16,10 @@ from survey.views.analysis import _download
 def _page(request, study, rows, *, per_correct: str = "0.05", error: str = "", status=200):
     approvals = [(r, plist.approval(r)) for r in rows]
     words = plist.protocol_words(study)
-    # PROLIFIC_PID, status, condition, started, finished, duration and the two Prolific ids,
-    # then the columns this study has.
+    # The participant number, PROLIFIC_PID, status, condition, started, finished, duration
+    # and the two Prolific ids, then the columns this study has.
     optional = (words.graded, words.checks, study.instructed_checks, study.colour_screen)
-    columns = 8 + sum(1 for shown in optional if shown)
+    columns = 9 + sum(1 for shown in optional if shown)
     return render(
         request,
         "survey/participants.html",

@@ -48,7 +48,11 @@ from survey.services.studies import (
     study_open_pilot,
     study_update,
 )
-from survey.services.withdrawal import participant_to_withdraw, participant_withdraw
+from survey.services.withdrawal import (
+    participant_to_withdraw,
+    participant_withdraw,
+    withdrawal_lookup,
+)
 from survey.stimuli_archive import stimuli_archive
 from survey.wording import in_study_language, pair_wording, speak, study_wording
 from worker.imaging import image_response
@@ -287,26 +291,22 @@ def study_pilot_remove_view(request, pk: int):
 @researcher_required
 @require_POST
 def study_withdraw_view(request, pk: int):
-    """First post: a page that asks to confirm, naming the participant and what goes; the
-    confirming post (``confirm``) withdraws."""
+    """First post: a page that asks to confirm, naming the participant and what goes (it
+    writes nothing); the confirming post (``confirm``) withdraws that participant, named by
+    number. ``by`` says what ``who`` is (survey.services.withdrawal: any of them unless
+    said)."""
     study = study_for_user(request.user, pk, need=EDIT)
-    who = request.POST.get("who", "").strip()
-    by_pid = request.POST.get("by") == "prolific_pid"
-    ids = {"public_id": None if by_pid else who, "prolific_pid": who if by_pid else None}
     reason = request.POST.get("reason", "").strip()
     try:
+        ids = withdrawal_lookup(
+            study=study, by=request.POST.get("by", ""), who=request.POST.get("who", "")
+        )
         if request.POST.get("confirm") != "yes":
             participant = participant_to_withdraw(study=study, **ids)
             return render(
                 request,
                 "survey/study_withdraw_confirm.html",
-                {
-                    "study": study,
-                    "participant": participant,
-                    "by": "prolific_pid" if by_pid else "public_id",
-                    "who": who,
-                    "reason": reason,
-                },
+                {"study": study, "participant": participant, "reason": reason},
             )
         withdrawal = participant_withdraw(study=study, by=request.user, reason=reason, **ids)
     except ParticipationError as exc:

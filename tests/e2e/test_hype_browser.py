@@ -18,6 +18,7 @@ from survey.hype import staircase
 from survey.models import Participant, Study, Trial, TrialDisplay
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.keyboard_hints import assert_button_badges, assert_instruction_hints
 from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
@@ -74,6 +75,7 @@ def take(page, study, how: str, shoot, prefix: str) -> tuple[str, list[str]]:
     page.wait_for_url("**/p/*/")
     public_id = page.url.rstrip("/").split("/")[-1]
     expect(page.locator("#instructions")).to_contain_text("covered by a few flashes")
+    assert_instruction_hints(page, "Answer with the buttons under the image.")
     axe_clean(page, f"{prefix}instructions")
     shoot(page, f"{prefix}instructions")
     begin = page.get_by_role("button", name="Begin")
@@ -97,6 +99,7 @@ def take(page, study, how: str, shoot, prefix: str) -> tuple[str, list[str]]:
         expect(page.locator("#backmask")).to_be_hidden()
         in_view(page, page.get_by_role("button", name="Real"), "the Real button")
         if t.position == 3:
+            assert_button_badges(page)
             shoot(page, f"{prefix}trial-hidden")
             if os.environ.get("E2E_SCREENSHOTS"):  # what a mask looks like (for the eye only)
                 page.evaluate(

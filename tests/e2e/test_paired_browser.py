@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from survey.models import Participant, Study, Trial
 from tests.e2e.axe import axe_violations
 from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
+from tests.e2e.keyboard_hints import assert_button_badges, assert_instruction_hints
 from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
@@ -70,6 +71,7 @@ def take(page, study, how: str, shoot, prefix: str) -> str:
     public_id = page.url.rstrip("/").split("/")[-1]
     expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
     expect(page.locator("#instructions")).to_contain_text("pairs of images side by side")
+    assert_instruction_hints(page, "Answer with the buttons under the images.")
     axe_clean(page, f"{prefix}instructions")
     begin = page.get_by_role("button", name="Begin")
     if how == "keyboard":
@@ -93,6 +95,7 @@ def take(page, study, how: str, shoot, prefix: str) -> str:
             expect(page.locator("#stimulus-left")).to_have_css("visibility", "hidden")
             shoot(page, f"{prefix}trial-hidden")
         if position == 4:
+            assert_button_badges(page)
             shoot(page, f"{prefix}trial")
             axe_clean(page, f"{prefix}trial")
         page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0

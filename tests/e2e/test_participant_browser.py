@@ -1,7 +1,8 @@
 """A participant takes a whole study in a real browser (headless Chromium): by mouse, by
 keyboard alone, and on a phone by touch, where the image and the answer buttons must fit the
-screen; a reload in the middle resumes at the same trial. Every answer given is then found
-in the database, once, in order, with its response time."""
+screen and no key is named (the keys still answer); a reload in the middle resumes at the
+same trial. Every answer given is then found in the database, once, in order, with its
+response time."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from playwright.sync_api import expect
 
 from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.keyboard_hints import assert_button_badges, assert_instruction_hints, touch_only
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,6 +28,7 @@ WORDS = {
         "start": "Start the study",
         "instructions": "Instructions",
         "begin": "Begin",
+        "buttons": "Answer with the buttons under the image.",
         "real": "Real",
         "ai": "AI",
         "keys": {"real": "r", "ai": "a"},
@@ -43,6 +46,7 @@ WORDS = {
         "start": "Studie starten",
         "instructions": "Anleitung",
         "begin": "Beginnen",
+        "buttons": "Antworten Sie mit den Schaltflächen unter dem Bild.",
         "real": "Echt",
         "ai": "KI",
         "keys": {"real": "e", "ai": "k"},
@@ -120,6 +124,7 @@ class Taker:
     def begin(self) -> None:
         page = self.page
         expect(page.get_by_role("heading", name=self.words["instructions"])).to_be_visible()
+        assert_instruction_hints(page, self.words["buttons"])
         self.shoot("instructions")
         begin = page.get_by_role("button", name=self.words["begin"])
         if self.how == "keyboard":
@@ -144,6 +149,7 @@ class Taker:
         practice = page.locator('#progress-text [data-f="practice"]').is_visible()
         self.after_show(position, False)
         if position == 3:
+            assert_button_badges(page)
             self.shoot("trial")
         page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0
         with page.expect_response(lambda r: r.url.endswith("/answer")) as sent:
@@ -286,6 +292,31 @@ def test_a_whole_study_on_a_phone_by_touch(open_page, study, shoot):
     assert_stored(taker.public_id, ANSWERS)
 
 
+def test_keys_are_named_at_a_desktop_and_not_on_a_touch_phone_where_they_still_answer(
+    open_page, study, shoot
+):
+    desktop, phone = open_page(**DESKTOP), open_page(**PHONE)
+    assert not touch_only(desktop) and touch_only(phone)
+    for page, size in ((desktop, "desktop"), (phone, "phone")):
+        taker = Taker(page, "mouse" if page is desktop else "touch", shoot, f"keys-{size}-")
+        taker.consent(study)
+        hint = page.locator("#instructions .keyboard-hint")
+        expect(page.locator("#instructions")).to_contain_text(WORDS["en"]["buttons"])
+        expect(hint).to_be_visible() if page is desktop else expect(hint).to_be_hidden()
+        taker.begin()
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        badges = page.locator("#answer-form kbd")
+        expect(badges).to_have_count(2)
+        for i in range(2):
+            visible = badges.nth(i).is_visible()
+            assert visible == (page is desktop), (size, i)
+        shoot(page, f"keys-trial-{size}")
+    # A keyboard attached to the phone still answers.
+    with phone.expect_response(lambda r: r.url.endswith("/answer")) as sent:
+        phone.keyboard.press("a")
+    assert sent.value.status == 200 and parse_qs(sent.value.request.post_data)["answer"] == ["ai"]
+
+
 def test_a_reload_in_the_middle_resumes_at_the_same_trial(open_page, study):
     page = open_page()
     taker = Taker(page, "mouse")
@@ -333,7 +364,7 @@ def test_a_whole_study_in_german_by_keyboard_and_on_a_phone(open_page, study, sh
     expect(page.locator(".study-text")).to_contain_text("Die Daten sind pseudonym")
     taker.consent(study, PROLIFIC_PID=f"{0xDE:024x}")
     instructions = page.locator("#instructions")
-    expect(instructions).to_contain_text("drücken Sie E für „Echt“ und K für „KI“")
+    expect(instructions).to_contain_text("Sie können auch E für „Echt“ und K für „KI“ drücken.")
     expect(instructions).to_contain_text("Die ersten 2 Bilder sind Übungen")
     taker.begin()
     expect(page.locator('#progress-text [data-f="practice"]')).to_have_text("Übung · ")

@@ -1,6 +1,7 @@
 """The researcher's participant list in a real browser, at desktop and phone widths: the
-page fits the screen (the wide table scrolls inside its own focusable region), and an
-absurd bonus amount comes back with its message."""
+page fits the screen (the wide table scrolls inside its own focusable region), each row
+shows the participant number of the downloads first, in sight, and an absurd bonus amount
+comes back with its message."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ def test_the_list_fits_the_screen_and_refuses_an_absurd_bonus(open_page, study, 
     assert page.locator("tbody .status-excluded").count() == 1
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, overflow
+    numbers = page.locator("tbody td[data-f=number]")
+    people = study.participants.order_by("started_at", "pk")
+    assert numbers.all_inner_texts() == [str(p.pk) for p in people]
+    assert numbers.first.evaluate("td => getComputedStyle(td).textAlign") == "right"
+    # The table is wider than even 1280 px and scrolls in its region: the number, first,
+    # is in sight without scrolling.
+    in_sight = """td => td.getBoundingClientRect().right
+                        <= td.closest('.scroll-x').getBoundingClientRect().right"""
+    assert numbers.first.evaluate(in_sight)
     shoot(page, f"participants-{size}")
     page.fill("#per_correct", "-1")
     with page.expect_response(lambda r: "bonuses.csv" in r.url and r.status == 400):

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE, RESEARCHER_PASSWORD, log_in
+from tests.e2e.keyboard_hints import assert_button_badges, assert_instruction_hints
 from tests.e2e.test_paired_browser import KEYS, axe_clean, in_view
 from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import instructed_side, open_study, tiny_dataset, uploaded_run
@@ -53,6 +54,7 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
     page.wait_for_url("**/p/*/")
     public_id = page.url.rstrip("/").split("/")[-1]
     expect(page.locator("#instructions")).to_contain_text("There is no right or wrong answer.")
+    assert_instruction_hints(page, "Answer with the buttons under the images.")
     shoot(page, "preference-390-instructions")
     axe_clean(page, "preference instructions")
     page.keyboard.press("Tab")
@@ -81,6 +83,7 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
         for name in ("Left", "Right"):
             in_view(page, page.get_by_role("button", name=name), f"the {name} button")
         if position == 2:
+            assert_button_badges(page)
             shoot(page, "preference-390-trial")
             axe_clean(page, "preference trial")
         page.wait_for_timeout(25)  # a person takes a moment: the response time is > 0

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from studyplatform.researchers import researcher_create
 from survey.models import Participant, Study, Trial
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.keyboard_hints import assert_instruction_hints
 from tests.e2e.test_paired_browser import axe_clean, in_view
 from tests.e2e.widths import too_wide_tables
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
@@ -54,6 +55,7 @@ def test_a_rating_study_by_keyboard_on_a_phone(open_page, study, shoot):
     page.wait_for_url("**/p/*/")
     public_id = page.url.rstrip("/").split("/")[-1]
     expect(page.locator("#instructions")).to_contain_text("Rate the quality of each image")
+    assert_instruction_hints(page, "Answer with the buttons under the image.")
     shoot(page, "rating-390-instructions")
     axe_clean(page, "rating instructions")
     page.keyboard.press("Tab")

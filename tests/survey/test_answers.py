@@ -13,7 +13,11 @@ from survey.selectors import participant_next_trial, participant_progress, study
 from survey.services.assignment import participant_start
 from survey.services.errors import ParticipationError, TrialError
 from survey.services.trials import trial_answer, trial_mark_shown
-from survey.services.withdrawal import participant_withdraw
+from survey.services.withdrawal import (
+    participant_to_withdraw,
+    participant_withdraw,
+    withdrawal_lookup,
+)
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +118,76 @@ def test_withdrawal_by_public_id_and_unknown_ids(study):
     participant_withdraw(study=study, public_id=participant.public_id)
     assert Withdrawal.objects.get().prolific_pid == ""
     assert Participant.objects.get().withdrawn_at is not None
-    with pytest.raises(ParticipationError, match="no such participant"):
+    with pytest.raises(ParticipationError, match="has the participant id “nobody”"):
         participant_withdraw(study=study, public_id="nobody")
-    with pytest.raises(ParticipationError, match="either"):
+    with pytest.raises(ParticipationError, match="give one of"):
         participant_withdraw(study=study)
+
+
+def test_withdrawal_by_the_participant_number_of_the_downloads(study, participant):
+    other = participant_start(study=study, rng=random.Random(1))
+    found = participant_to_withdraw(study=study, number=str(participant.pk))
+    assert (found.pk, found.n_trials, found.n_answered) == (participant.pk, 4, 0)
+
+    log = participant_withdraw(study=study, number=participant.pk)
+
+    assert (log.participant_public_id, log.trials_removed) == (participant.public_id, 4)
+    assert not participant.trials.exists() and other.trials.count() == 4
+    with pytest.raises(ParticipationError, match="already withdrawn"):
+        participant_withdraw(study=study, number=participant.pk)
+
+
+@pytest.fixture
+def another_study(tmp_path):
+    dataset = tiny_dataset("syn2", per_category=10, size=32)
+    return open_study([uploaded_run(dataset, tmp_path, name="cool")], images_per_participant=4)
+
+
+def test_the_form_finds_a_participant_by_number_prolific_pid_or_participant_id(study, participant):
+    by_number = {"number": participant.pk}
+    for who in (str(participant.pk), f" {participant.pk} ", "pid-1", participant.public_id):
+        assert withdrawal_lookup(study=study, by="any", who=who) == by_number
+    assert withdrawal_lookup(study=study, by="number", who=f"{participant.pk}\n") == by_number
+    assert withdrawal_lookup(study=study, by="prolific_pid", who="pid-1") == {
+        "prolific_pid": "pid-1"
+    }
+    assert withdrawal_lookup(study=study, by="public_id", who="x") == {"public_id": "x"}
+
+
+def test_the_form_refuses_a_number_of_another_study_in_words(study, participant, another_study):
+    stranger = participant_start(study=another_study, prolific_pid="pid-2")
+    elsewhere = f"participant number {stranger.pk} took part in another study, not this one"
+    with pytest.raises(ParticipationError, match=elsewhere):
+        withdrawal_lookup(study=study, by="any", who=str(stranger.pk))
+    ids = withdrawal_lookup(study=study, by="number", who=str(stranger.pk))
+    with pytest.raises(ParticipationError, match=elsewhere):
+        participant_to_withdraw(study=study, **ids)
+    with pytest.raises(ParticipationError, match=elsewhere):
+        participant_withdraw(study=study, **ids)
+    assert stranger.trials.count() == 4 and not Withdrawal.objects.exists()
+
+
+def test_the_form_refuses_unknown_malformed_and_ambiguous_input_in_words(study, participant):
+    unknown = participant.pk + 1000
+    with pytest.raises(ParticipationError, match=f"no participant number {unknown} in this"):
+        withdrawal_lookup(study=study, by="any", who=str(unknown))
+    with pytest.raises(ParticipationError, match=f"no participant number {unknown} in this"):
+        participant_to_withdraw(study=study, number=unknown)
+    with pytest.raises(ParticipationError, match="PROLIFIC_PID or participant id “nobody”"):
+        withdrawal_lookup(study=study, by="any", who="nobody")
+    for text in ("12.0", "#12", "-3", "0", "twelve", "9" * 30):
+        with pytest.raises(ParticipationError, match="is not a participant number"):
+            withdrawal_lookup(study=study, by="number", who=text)
+    with pytest.raises(ParticipationError, match="give the participant number"):
+        withdrawal_lookup(study=study, by="any", who="  ")
+    # A PROLIFIC_PID that is another participant's number: the form must be told which.
+    twin = participant_start(study=study, prolific_pid=str(participant.pk))
+    ambiguous = (
+        f"“{participant.pk}” is ambiguous: it is participant number {participant.pk} and the "
+        f"PROLIFIC_PID of participant number {twin.pk}; choose"
+    )
+    with pytest.raises(ParticipationError, match=ambiguous):
+        withdrawal_lookup(study=study, by="any", who=str(participant.pk))
+    assert withdrawal_lookup(study=study, by="prolific_pid", who=str(participant.pk)) == {
+        "prolific_pid": str(participant.pk)
+    }

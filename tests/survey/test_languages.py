@@ -82,7 +82,10 @@ def test_a_german_study_speaks_german_from_consent_to_completion(client, run):
     assert "Bitte setzen Sie das Häkchen" in _html(seen["refused"])
     instructions = _html(seen["instructions"])
     assert "Anleitung" in instructions and "Beginnen" in instructions
-    assert "drücken Sie <kbd>E</kbd> für „Echt“ und <kbd>K</kbd> für „KI“" in instructions
+    assert "Antworten Sie mit den Schaltflächen unter dem Bild." in instructions
+    assert "Sie können auch <kbd>E</kbd> für „Echt“ und <kbd>K</kbd> für „KI“ drücken." in (
+        instructions
+    )
     assert "Die ersten 2 Bilder sind Übungen" in instructions
     assert "Jedes Bild wird 1500 ms lang gezeigt" in instructions
     assert "Es gibt insgesamt 6 Bilder." in instructions
@@ -168,7 +171,7 @@ def test_the_researchers_words_replace_the_question_labels_and_keys(client, run)
     )
     seen = _take_whole_study(client, study)
     instructions = _html(seen["instructions"])
-    assert "press <kbd>P</kbd> for Photo and <kbd>M</kbd> for Machine" in instructions
+    assert "also press <kbd>P</kbd> for Photo and <kbd>M</kbd> for Machine" in instructions
     assert "whether you think it is Photo or Machine" in instructions
     trial = _html(seen["trial"])
     assert ">Photo or machine?</span>" in trial

@@ -131,8 +131,11 @@ def test_durations_read_as_minutes_and_seconds():
 def test_the_page_shows_every_participation_and_links_the_downloads(researcher, world):
     study, people = world
     html = researcher.get(reverse("study_participants", args=[study.pk])).content.decode()
+    assert '<thead><tr><th class="num">Participant</th><th>PROLIFIC_PID</th>' in html
     for name, p in people.items():
         assert f'data-participant="{p.public_id}"' in html, name
+        # The number of the downloads' participant column, to find them there and withdraw.
+        assert f'<td class="num" data-f="number">{p.pk}</td>' in html, name
     for pid in ("PID-COMPLETED", "PID-EXCLUDED", "PID-RETURNED", "PID-WITHDRAWN"):
         assert pid in html
     for word in ("returned", "withdrawn", "excluded", "unfinished", "taking part"):

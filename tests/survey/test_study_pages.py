@@ -9,6 +9,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +22,8 @@ from survey.services.places import participant_return
 from survey.services.studies import study_create
 from survey.services.trials import trial_answer
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
 
 
 @pytest.fixture
@@ -415,6 +419,44 @@ def test_withdrawal_confirmation_counts_answers_in_words(researcher_client, runs
     ).content.decode()
     assert f"<code>{person.public_id}</code>'s 1 answer?" in page
     assert "Their 2 trials (1 answered)" in page
+
+
+@pytest.mark.django_db
+def test_withdrawal_by_the_participant_number_of_the_downloads(researcher_client, runs):
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
+    other_study = open_study(runs[:1], owner=runs[0].owner, images_per_participant=2)
+    person = participant_start(study=study, prolific_pid="p1")
+    stranger = participant_start(study=other_study, prolific_pid="p2")
+    detail = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert '<option value="number">participant number</option>' in detail
+    url = reverse("study_withdraw", args=[study.pk])
+    trials = Trial.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        confirm = researcher_client.post(url, {"who": str(person.pk)})  # by: any of them
+    page = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert f"Participant number {person.pk} in the downloads. PROLIFIC_PID <code>p1</code>" in page
+    assert 'name="by" value="number"' in page and f'name="who" value="{person.pk}"' in page
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(WRITES)]
+    assert Trial.objects.count() == trials and not Withdrawal.objects.exists()
+
+    refused = {
+        str(stranger.pk): f"participant number {stranger.pk} took part in another study",
+        "12.5": "“12.5” is not a participant number",
+    }
+    for who, words in refused.items():
+        response = researcher_client.post(url, {"by": "number", "who": who}, follow=True)
+        assert f"Nothing withdrawn: {words}" in response.content.decode()
+    twin = participant_start(study=study, prolific_pid=str(person.pk))
+    response = researcher_client.post(url, {"by": "any", "who": str(person.pk)}, follow=True)
+    assert f"“{person.pk}” is ambiguous: it is participant number {person.pk} and" in (
+        response.content.decode()
+    )
+    assert not Withdrawal.objects.exists() and stranger.trials.exists()
+
+    researcher_client.post(url, {"by": "number", "who": str(person.pk), "confirm": "yes"})
+    assert Withdrawal.objects.get().participant_public_id == person.public_id
+    assert not person.trials.exists() and twin.trials.exists() and stranger.trials.exists()
 
 
 @pytest.mark.django_db
