@@ -267,6 +267,11 @@ class StudyForm(forms.ModelForm):
                 widget=forms.TextInput(attrs={"maxlength": LABEL_MAX}),
             )
 
+    def typed(self) -> dict:
+        """Each field's value as the browser sent it (a bound form), fit to be a new form's
+        initial values: what the researcher typed, kept when they choose a preset."""
+        return {name: self[name].data for name in self.fields}
+
     @property
     def setup_fields(self) -> list:
         """The fields shown one after another (the labels go beside their runs)."""

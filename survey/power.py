@@ -140,90 +140,125 @@ class Plan:
 
     def checked(self) -> Plan:
         """The plan with every value checked (PlanError naming the first bad one)."""
-        rate = _number("rate", self.rate, 0.0, 1.0)
+        values, problems = self._check()
+        if problems:
+            raise problems[0]
+        return replace(self, **values)
+
+    def problems(self) -> list[PlanError]:
+        """Every input the planner cannot use, at most one per input, in the order
+        :meth:`checked` checks them. A check that needs another input (the pool needs the
+        images per participant, Δ the rate) is left out while that input is itself bad."""
+        return self._check()[1]
+
+    def _check(self) -> tuple[dict, list[PlanError]]:
+        values: dict = {}
+        problems: list[PlanError] = []
+
+        def check(name: str, how) -> None:
+            try:
+                values[name] = how()
+            except PlanError as exc:
+                problems.append(exc)
+
+        check("rate", lambda: _number("rate", self.rate, 0.0, 1.0))
         for name in ("participant_sd", "image_sd"):
-            value = _number(name, getattr(self, name), None, None)
-            if value < 0:
-                raise PlanError(name, f"a standard deviation cannot be negative, got {value:g}")
-            if value > 10:
-                raise PlanError(name, f"must be at most 10 on the logit scale, got {value:g}")
-        k = _integer("images_per_participant", self.images_per_participant, 2, 10_000)
-        if k % 2:
-            raise PlanError("images_per_participant", f"must be even (half real, half AI), got {k}")
-        pool = _integer("pool", self.pool, 1, 1_000_000)
-        if pool < k // 2:
-            raise PlanError(
-                "pool",
-                f"a participant sees {k // 2} images of each kind, never one twice: the pool "
-                f"needs at least {k // 2}, got {pool}",
-            )
-        try:
-            margin = check_margin(self.margin)
-        except (TypeError, ValueError):
-            raise PlanError(
-                "margin", f"must lie strictly between 0 and 0.5, got {self.margin!r}"
-            ) from None
-        try:
-            alpha = check_alpha(self.alpha)
-        except (TypeError, ValueError):
-            raise PlanError(
-                "alpha", f"must lie strictly between 0 and 0.5, got {self.alpha!r}"
-            ) from None
-        if self.goal not in GOALS:
-            raise PlanError("goal", f"must be one of {', '.join(GOALS)}, got {self.goal!r}")
-        if self.analysis not in ANALYSES:
-            raise PlanError(
-                "analysis", f"must be one of {', '.join(ANALYSES)}, got {self.analysis!r}"
-            )
-        delta, width = self.delta, self.width
+            check(name, lambda name=name: _sd(name, getattr(self, name)))
+        check("images_per_participant", lambda: _even_images(self.images_per_participant))
+        k = values.get("images_per_participant")
+        check("pool", lambda: _pool(self.pool, k))
+        check("margin", lambda: _fraction_below_half("margin", self.margin, check_margin))
+        check("alpha", lambda: _fraction_below_half("alpha", self.alpha, check_alpha))
+        check("goal", lambda: _one_of("goal", self.goal, GOALS))
+        check("analysis", lambda: _one_of("analysis", self.analysis, ANALYSES))
+        values["delta"], values["width"] = self.delta, self.width
         if self.goal == "difference":
-            if delta is None:
-                raise PlanError("delta", "the difference goal needs the difference Δ to detect")
-            delta = _number("delta", delta, -1.0, 1.0)
-            if delta == 0:
-                raise PlanError("delta", "a difference of 0 cannot be detected")
-            if not 0 < rate + delta < 1:
-                raise PlanError(
-                    "delta",
-                    f"the second condition's rate, rate + Δ = {rate + delta:g}, must lie "
-                    "strictly between 0 and 1",
-                )
+            check("delta", lambda: _delta(self.delta, values.get("rate")))
         if self.goal == "width":
-            if width is None:
-                raise PlanError("width", "the width goal needs the largest width w")
-            width = _number("width", width, 0.0, 1.0)
-        power = _number("power", self.power, 0.0, 1.0)
-        simulations = _integer("simulations", self.simulations, 1, MAX_SIMULATIONS)
-        seed = _integer("seed", self.seed, 0, 2**63 - 1)
-        participants = self.participants
-        if participants is not None:
-            participants = tuple(
-                sorted({_integer("participants", n, 2, MAX_PARTICIPANTS) for n in participants})
-            )
-            if not participants:
-                raise PlanError("participants", "give at least one number of participants")
-        return replace(
-            self,
-            rate=rate,
-            participant_sd=float(self.participant_sd),
-            image_sd=float(self.image_sd),
-            images_per_participant=k,
-            pool=pool,
-            margin=margin,
-            alpha=alpha,
-            delta=delta,
-            width=width,
-            power=power,
-            simulations=simulations,
-            seed=seed,
-            participants=participants,
-        )
+            check("width", lambda: _width(self.width))
+        check("power", lambda: _number("power", self.power, 0.0, 1.0))
+        check("simulations", lambda: _integer("simulations", self.simulations, 1, MAX_SIMULATIONS))
+        check("seed", lambda: _integer("seed", self.seed, 0, 2**63 - 1))
+        check("participants", lambda: _participants(self.participants))
+        return values, problems
 
     @property
     def rates(self) -> tuple[float, ...]:
         if self.goal == "difference":
             return (self.rate, self.rate + self.delta)
         return (self.rate,)
+
+
+def _sd(name: str, value) -> float:
+    sd = _number(name, value, None, None)
+    if sd < 0:
+        raise PlanError(name, f"a standard deviation cannot be negative, got {sd:g}")
+    if sd > 10:
+        raise PlanError(name, f"must be at most 10 on the logit scale, got {sd:g}")
+    return sd
+
+
+def _even_images(value) -> int:
+    k = _integer("images_per_participant", value, 2, 10_000)
+    if k % 2:
+        raise PlanError("images_per_participant", f"must be even (half real, half AI), got {k}")
+    return k
+
+
+def _pool(value, k: int | None) -> int:
+    """The pool's size; against the images per participant ``k`` when that is known."""
+    pool = _integer("pool", value, 1, 1_000_000)
+    if k is not None and pool < k // 2:
+        raise PlanError(
+            "pool",
+            f"a participant sees {k // 2} images of each kind, never one twice: the pool "
+            f"needs at least {k // 2}, got {pool}",
+        )
+    return pool
+
+
+def _fraction_below_half(name: str, value, check) -> float:
+    try:
+        return check(value)
+    except (TypeError, ValueError):
+        raise PlanError(name, f"must lie strictly between 0 and 0.5, got {value!r}") from None
+
+
+def _one_of(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise PlanError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _delta(value, rate: float | None) -> float:
+    """The difference Δ; the second rate, rate + Δ, checked when the rate is known."""
+    if value is None:
+        raise PlanError("delta", "the difference goal needs the difference Δ to detect")
+    delta = _number("delta", value, -1.0, 1.0)
+    if delta == 0:
+        raise PlanError("delta", "a difference of 0 cannot be detected")
+    if rate is not None and not 0 < rate + delta < 1:
+        raise PlanError(
+            "delta",
+            f"the second condition's rate, rate + Δ = {rate + delta:g}, must lie "
+            "strictly between 0 and 1",
+        )
+    return delta
+
+
+def _width(value) -> float:
+    if value is None:
+        raise PlanError("width", "the width goal needs the largest width w")
+    return _number("width", value, 0.0, 1.0)
+
+
+def _participants(values) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    participants = tuple(sorted({_integer("participants", n, 2, MAX_PARTICIPANTS) for n in values}))
+    if not participants:
+        raise PlanError("participants", "give at least one number of participants")
+    return participants
 
 
 def _number(option: str, value, low: float | None, high: float | None) -> float:

@@ -7,7 +7,7 @@ import shlex
 
 from django import forms
 
-from survey.power import GOALS, Plan, PlanError, PlanResult, plan
+from survey.power import GOALS, Plan, PlanResult, plan
 
 #: The page answers in a few seconds on two cores (bench/bench_power.py measures it);
 #: more simulations through ``manage.py plan_study``.
@@ -85,22 +85,34 @@ class PlanForm(forms.Form):
         value = self.cleaned_data["simulations"]
         if value is not None and value > PAGE_MAX_SIMULATIONS:
             raise forms.ValidationError(
-                f"at most {PAGE_MAX_SIMULATIONS} on this page (it must answer in seconds); "
-                "run manage.py plan_study for more"
+                f"At most {PAGE_MAX_SIMULATIONS} on this page (it must answer in seconds); "
+                "run manage.py plan_study for more."
             )
         return value
+
+    def clean(self):
+        """Every input the planner cannot use, each beside its field, all at once: an input
+        the form already refused (not a number, left empty) is not checked again."""
+        data = super().clean()
+        values = {name: data.get(name) for name in self.fields}
+        for problem in Plan(**values).problems():
+            if problem.option not in self.fields:
+                self.add_error(None, str(problem))
+            elif problem.option not in self.errors:
+                self.add_error(problem.option, sentence(problem.message))
+        return data
 
     def plan(self) -> Plan | None:
         """The checked plan, or None with the errors added to the fields."""
         if not self.is_valid():
             return None
-        data = dict(self.cleaned_data)
-        try:
-            return Plan(**data).checked()
-        except PlanError as exc:
-            field = exc.option if exc.option in self.fields else None
-            self.add_error(field, exc.message if field else str(exc))
-            return None
+        return Plan(**self.cleaned_data).checked()
+
+
+def sentence(message: str) -> str:
+    """A planner's message (“must be even…”, as the command prints it after the option)
+    as a sentence beside its field."""
+    return f"{message[:1].upper()}{message[1:]}."
 
 
 def initial(defaults, study=None) -> dict:

@@ -87,6 +87,11 @@ class ProtocolInfo:
     #: The study form's values that reproduce the published design.
     preset: dict = field(default_factory=dict)
 
+    @property
+    def form_values(self) -> dict:
+        """The study form's fields that choosing this protocol's preset sets."""
+        return {"protocol": self.name, **self.preset}
+
 
 PROTOCOLS = {
     SINGLE: ProtocolInfo(

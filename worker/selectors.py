@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 
+from studyplatform.words import counted
 from worker.models import (
     ColourisedImage,
     Dataset,
@@ -59,6 +62,43 @@ def import_jobs_recent(
     """The newest of ``jobs`` (default: all) of ``kind`` (data set imports, by default)."""
     jobs = (ImportJob.objects.all() if jobs is None else jobs).filter(kind=kind)
     return list(jobs.select_related("dataset").order_by("-created_at")[:limit])
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What a finished data set import did, in the numbers and words of the data set's own
+    page (its ``summary``): the images imported, the files skipped and, per kind of reason,
+    how many."""
+
+    imported: int
+    skipped: int
+    #: "reason: n" per kind of reason, the most frequent first.
+    reasons: list[str]
+    #: The data set's page, where each skipped file is listed with its reason.
+    skipped_url: str
+
+    @property
+    def text(self) -> str:
+        skipped = counted(self.skipped, "file") + " skipped" if self.skipped else "none skipped"
+        return f"{counted(self.imported, 'image')} imported, {skipped}"
+
+    def as_json(self) -> dict:
+        return {"text": self.text, "reasons": self.reasons, "skipped_url": self.skipped_url}
+
+
+def import_outcome(job: ImportJob) -> ImportOutcome | None:
+    """A done data set import's outcome; None for a run upload or an import not done."""
+    dataset = job.dataset if job.status == ImportJob.Status.DONE else None
+    if job.kind != ImportJob.Kind.DATASET or dataset is None:
+        return None
+    summary = dataset.summary
+    reasons = sorted(summary.get("skip_reasons", {}).items(), key=lambda r: (-r[1], r[0]))
+    return ImportOutcome(
+        imported=summary.get("imported", dataset.total),
+        skipped=summary.get("skipped", 0),
+        reasons=[f"{reason}: {n}" for reason, n in reasons],
+        skipped_url=reverse("dataset_detail", args=[dataset.pk]) + "#import",
+    )
 
 
 # --- Model runs ---------------------------------------------------------------------------

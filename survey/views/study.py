@@ -94,11 +94,18 @@ def _form_fields(form: StudyForm) -> dict:
 @require_http_methods(["GET", "POST"])
 def study_new(request):
     """A new study; ``?protocol=paired`` (or another protocol's name) fills the form with
-    that protocol's preset (survey.protocols), which the researcher may change."""
+    that protocol's preset (survey.protocols), which the researcher may change. The form's
+    preset buttons post what was typed with ``preset``: the form comes back with the
+    preset's fields set and every other field as typed, checked only when created."""
+    runs = current(runs_visible_to(request.user))
+    chosen = PROTOCOLS.get(request.POST.get("preset", ""))
+    if request.method == "POST" and chosen is not None:
+        typed = StudyForm(request.POST, runs=runs).typed()
+        form = StudyForm(initial={**typed, **chosen.form_values}, runs=runs)
+        return _study_new_page(request, form)
     preset = PROTOCOLS.get(request.GET.get("protocol", ""))
-    initial = {"protocol": preset.name, **preset.preset} if preset else None
     form = StudyForm(
-        request.POST or None, initial=initial, runs=current(runs_visible_to(request.user))
+        request.POST or None, initial=preset.form_values if preset else None, runs=runs
     )
     if request.method == "POST" and form.is_valid():
         fields = _form_fields(form)
@@ -114,6 +121,10 @@ def study_new(request):
         else:
             messages.success(request, "Study created as a draft. Preview it, then open it.")
             return redirect("study_detail", pk=study.pk)
+    return _study_new_page(request, form)
+
+
+def _study_new_page(request, form: StudyForm):
     return render(
         request,
         "survey/study_form.html",

@@ -41,6 +41,19 @@ def test_the_planner_answers_with_its_curve(open_page, size):
     _look(page, "planner-result", size)
 
     page.fill("#id_rate", "1.5")
+    page.fill("#id_images_per_participant", "25")
+    page.fill("#id_seed", "")
     page.get_by_role("button", name="Plan").click()
-    expect(page.locator(".has-error .error")).to_contain_text("strictly between 0 and 1")
+    # Every bad input at once, beside its field and in the summary above the form.
+    errors = page.locator(".has-error .error")
+    expect(errors).to_have_count(3)
+    expect(errors.nth(0)).to_contain_text("strictly between 0 and 1")
+    expect(errors.nth(1)).to_contain_text("Must be even")
+    expect(errors.nth(2)).to_have_text("This field is required.")
+    summary = page.locator(".error-summary")
+    expect(summary.get_by_role("link")).to_have_text(
+        ["Expected fooling rate", "Images per participant", "Seed"]
+    )
+    summary.get_by_role("link", name="Seed").click()
+    expect(page.locator("#id_seed")).to_be_focused()
     _look(page, "planner-error", size)

@@ -279,6 +279,16 @@ def test_absurd_inputs_are_refused_in_words(changes, option, words):
     assert words in str(caught.value)
 
 
+def test_every_bad_input_is_named_at_once_and_the_first_is_raised():
+    bad = Plan(rate=2, image_sd=-1, pool=3, alpha=0.9, goal="difference", delta=0.2)
+    # Δ is not checked against a bad rate: fixing the rate could make it fine.
+    assert [p.option for p in bad.problems()] == ["rate", "image_sd", "pool", "alpha"]
+    with pytest.raises(PlanError) as caught:
+        bad.checked()
+    assert caught.value.option == "rate"
+    assert Plan().problems() == []
+
+
 def test_the_planner_is_pure():
     """survey.power, with every analysis run, imports no Django and nothing of the site."""
     code = (

@@ -188,12 +188,12 @@ def test_a_get_writes_nothing(researcher):
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"rate": "1.5"}, "must lie strictly between 0 and 1, got 1.5"),
-        ({"participant_sd": "-1"}, "a standard deviation cannot be negative"),
-        ({"margin": "0.5"}, "must lie strictly between 0 and 0.5"),
-        ({"simulations": "0"}, "must be between 1 and 100,000"),
-        ({"simulations": "1000000000"}, "at most 400 on this page"),
-        ({"goal": "difference", "delta": ""}, "the difference goal needs the difference"),
+        ({"rate": "1.5"}, "Must lie strictly between 0 and 1, got 1.5."),
+        ({"participant_sd": "-1"}, "A standard deviation cannot be negative"),
+        ({"margin": "0.5"}, "Must lie strictly between 0 and 0.5"),
+        ({"simulations": "0"}, "Must be between 1 and 100,000"),
+        ({"simulations": "1000000000"}, "At most 400 on this page"),
+        ({"goal": "difference", "delta": ""}, "The difference goal needs the difference"),
         ({"rate": "lots"}, "Enter a number."),
     ],
 )
@@ -205,6 +205,56 @@ def test_page_refuses_absurd_inputs_in_words(researcher, change, words):
     assert "Correct the inputs marked in the form." in page and "<svg" not in page
     bad = reverse("study_plan_figure", args=["svg"])
     assert researcher.get(bad, {**QUERY, **change}).status_code == 404
+
+
+def _field_errors(page: str, field: str) -> list[str]:
+    """The errors shown beside ``field`` (the paragraphs after its input, in its box)."""
+    box = page[page.index(f'name="{field}"') :]
+    box = box[: box.index("</div>")]
+    return [html.unescape(p.split("</p>")[0]) for p in box.split('role="alert">')[1:]]
+
+
+def test_page_shows_every_bad_input_at_once_beside_its_field_and_in_a_summary(researcher):
+    bad = {
+        **QUERY,
+        "goal": "difference",
+        "rate": "1.5",
+        "delta": "",
+        "margin": "0.7",
+        "images_per_participant": "25",
+        "pool": "0",
+        "simulations": "many",
+        "seed": "",
+    }
+    response = researcher.get(reverse("study_plan"), bad)
+    page = response.content.decode()
+    expected = {
+        "rate": "Must lie strictly between 0 and 1, got 1.5.",
+        "delta": "The difference goal needs the difference Δ to detect.",
+        "margin": "Must lie strictly between 0 and 0.5, got 0.7.",
+        "images_per_participant": "Must be even (half real, half AI), got 25.",
+        "pool": "Must be between 1 and 1,000,000, got 0.",
+        "simulations": "Enter a number.",
+        "seed": "This field is required.",
+    }
+    assert {name: _field_errors(page, name) for name in expected} == {
+        name: [words] for name, words in expected.items()
+    }
+    assert set(response.context["form"].errors) == set(expected)
+    summary = page[page.index('id="plan-problems"') : page.index('<div class="grid')]
+    for name, words in expected.items():
+        assert f'<a href="#id_{name}">' in summary and html.escape(words) in summary
+    assert "<svg" not in page
+
+
+def test_a_check_that_needs_a_bad_input_waits_for_it(researcher):
+    """The pool is checked against the images per participant only once those are fine:
+    no second error that fixing the first would make wrong."""
+    page = researcher.get(
+        reverse("study_plan"), {**QUERY, "images_per_participant": "lots", "pool": "3"}
+    ).content.decode()
+    assert _field_errors(page, "images_per_participant") == ["Enter a number."]
+    assert _field_errors(page, "pool") == []
 
 
 def test_page_is_for_researchers_only(client, db):

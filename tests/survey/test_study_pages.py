@@ -104,6 +104,50 @@ def test_create_a_study_from_runs_and_edit_the_draft(researcher_client, runs):
 
 
 @pytest.mark.django_db
+def test_choosing_a_preset_keeps_what_was_typed_and_sets_only_the_presets_fields(
+    researcher_client, runs
+):
+    warm, cool = runs
+    typed = _form(
+        [warm],
+        labels=("Warm one",),
+        name="My pilot",
+        protocol="single",
+        images_per_participant=6,
+        practice_trials=2,
+        exposure_ms=250,
+        consent_text="I agree to take part.",
+        preset="paired",
+    )
+    del typed["target_participants_per_condition"]  # left empty: not an error yet
+    response = researcher_client.post(reverse("study_new"), typed)
+    assert response.status_code == 200 and not Study.objects.exists()
+    form = response.context["form"]
+    shown = {name: form[name].value() for name in form.fields}
+    assert shown["name"] == "My pilot"
+    assert shown["consent_text"] == "I agree to take part."
+    assert shown["redirect_url"] == typed["redirect_url"]
+    assert [str(pk) for pk in shown["runs"]] == [str(warm.pk)]
+    assert shown[f"label_{warm.pk}"] == "Warm one"
+    # The preset's own fields take the preset's values (Zhang et al.'s design).
+    assert shown["protocol"] == "paired"
+    assert (shown["images_per_participant"], shown["practice_trials"]) == (40, 10)
+    assert (shown["attention_checks"], shown["exposure_ms"]) == (4, 1000)
+    # A preset is not a submission: nothing is checked, no error is shown.
+    assert not form.is_bound
+    assert 'class="error"' not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_enter_in_a_field_creates_the_study_rather_than_choosing_a_preset(researcher_client, runs):
+    """The form's first submit button (what Enter presses) is the hidden Create one."""
+    page = researcher_client.get(reverse("study_new")).content.decode()
+    form = page[page.index('<form method="post" novalidate>') :]
+    first = form[form.index("<button") : form.index("</button>")]
+    assert "Create the study" in first and 'name="preset"' not in first
+
+
+@pytest.mark.django_db
 def test_bad_set_ups_are_refused_with_the_reason(researcher_client, runs):
     odd = researcher_client.post(reverse("study_new"), _form(runs, images_per_participant=5))
     assert "even number (half real, half AI) for this protocol" in odd.content.decode()

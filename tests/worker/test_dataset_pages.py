@@ -8,6 +8,8 @@ import time
 import zipfile
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
@@ -166,6 +168,59 @@ def test_uploaded_zip_is_imported_by_the_worker(researcher_client, celery_worker
     assert job.dataset.categories == ["city", "nature"] and job.dataset.total == 10
     status = researcher_client.get(reverse("import_job_status", args=[job.pk])).json()
     assert status["status"] == "done" and status["dataset_url"].endswith(f"/{job.dataset_id}/")
+
+
+def _gray_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (48, 48), 120).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _imported_job(ada, members) -> ImportJob:
+    """``members`` zipped and imported by the import's own service, as the worker runs it."""
+    from worker.services.imports import import_job_run
+
+    stored = default_storage.save("imports/photos.zip", ContentFile(_zip_bytes(members)))
+    job = ImportJob.objects.create(
+        name="photos", upload=stored, original_filename="photos.zip", created_by=ada
+    )
+    import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.django_db
+def test_the_import_page_says_how_many_were_imported_and_skipped_and_why(researcher_client, ada):
+    photos = [(f"city/{i}.jpg", _jpeg_bytes("city", i)) for i in range(24)]
+    gray = [("city/gray.jpg", _gray_jpeg())]
+    other = [("city/notes.txt", b"x"), ("city/readme.md", b"y"), ("city/table.csv", b"z")]
+    job = _imported_job(ada, photos + gray + other)
+    # The reader leaves out the three files that are not images; 25 images are checked.
+    assert (job.status, job.done, job.total) == ("done", 25, 25)
+    page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
+    assert "24 images imported, 4 files skipped" in page
+    assert "<li>not an image file: 3</li><li>grayscale: 1</li>" in page
+    skipped_files = reverse("dataset_detail", args=[job.dataset_id]) + "#import"
+    assert f'href="{skipped_files}"' in page
+    assert 'id="job-counts" hidden' in page  # not "25 / 25 images checked"
+    status = researcher_client.get(reverse("import_job_status", args=[job.pk])).json()
+    assert status["outcome"] == {
+        "text": "24 images imported, 4 files skipped",
+        "reasons": ["not an image file: 3", "grayscale: 1"],
+        "skipped_url": skipped_files,
+    }
+    # The same numbers as the data set's page, where the skipped files are named.
+    dataset_page = researcher_client.get(skipped_files).content.decode()
+    assert "<dt>imported</dt><dd>24</dd>" in dataset_page
+    assert "<dt>skipped</dt><dd>4 (" in dataset_page and 'id="import"' in dataset_page
+
+
+@pytest.mark.django_db
+def test_an_import_that_skipped_nothing_says_so(researcher_client, ada):
+    job = _imported_job(ada, [(f"city/{i}.jpg", _jpeg_bytes("city", i)) for i in range(3)])
+    page = researcher_client.get(reverse("import_job", args=[job.pk])).content.decode()
+    assert "3 images imported, none skipped" in page
+    assert 'id="job-skipped-link" hidden' in page
 
 
 @pytest.mark.django_db(transaction=True)

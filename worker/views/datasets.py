@@ -20,7 +20,13 @@ from studyplatform.safe_text import SafeCsvWriter
 from studyplatform.sharing import sharing_context, sharing_view
 from worker.downloads import test_split_zip
 from worker.forms import DatasetUploadForm
-from worker.selectors import dataset_counts_table, dataset_list, dataset_samples, import_jobs_recent
+from worker.selectors import (
+    dataset_counts_table,
+    dataset_list,
+    dataset_samples,
+    import_jobs_recent,
+    import_outcome,
+)
 from worker.services.datasets import SPLITS
 from worker.services.imports import import_job_create
 
@@ -104,13 +110,14 @@ def dataset_upload(request):
 @researcher_required
 def import_job(request, pk: int):
     job = get_object_or_404(import_jobs_visible_to(request.user), pk=pk)
-    return render(request, "worker/import_job.html", {"job": job})
+    return render(request, "worker/import_job.html", {"job": job, "outcome": import_outcome(job)})
 
 
 @researcher_required
 @require_GET
 def import_job_status(request, pk: int):
     job = get_object_or_404(import_jobs_visible_to(request.user), pk=pk)
+    outcome = import_outcome(job)
     return JsonResponse(
         {
             "status": job.status,
@@ -120,5 +127,6 @@ def import_job_status(request, pk: int):
             "problems": job.problems,
             "dataset_url": f"/datasets/{job.dataset_id}/" if job.dataset_id else None,
             "run_url": reverse("run_detail", args=[job.run_id]) if job.run_id else None,
+            "outcome": outcome.as_json() if outcome else None,
         }
     )
