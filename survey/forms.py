@@ -149,7 +149,7 @@ class StudyForm(forms.ModelForm):
             "pairs, attention checks are vigilance pairs (the photograph beside itself in "
             "random colours). Model vs model preference: two runs' colourisations of one "
             "photograph side by side, “Which looks more natural?” (at least 2 runs, within "
-            "subjects, no practice or checks; images per participant counts pairs). "
+            "subjects, no practice or attention checks; images per participant counts pairs). "
             "Rating (ITU-T P.910 ACR): one image at a time rated from 1 (bad) "
             "to 5 (excellent), the real photographs among them as a hidden reference; no "
             "attention checks. HYPE_time (Zhou et al. 2019): one image at a time, its exposure set "

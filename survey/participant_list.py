@@ -222,6 +222,10 @@ def protocol_words(study: Study) -> ProtocolWords:
     return WORDS[study.protocol]
 
 
+#: What the list says of a participant excluded for a failed instructed-response check.
+FAILED_INSTRUCTED_DETAIL = "failed an instructed-response check (excluded from the analysis)"
+
+
 def _status(p, *, since: datetime, attention: str = ATTENTION_CHECK) -> tuple[str, str]:
     if p.withdrawn_at:
         return WITHDRAWN, "data deleted on request"
@@ -231,7 +235,7 @@ def _status(p, *, since: datetime, attention: str = ATTENTION_CHECK) -> tuple[st
         if p.reason == FAILED_ATTENTION:
             return EXCLUDED, f"failed {attention} (excluded from the analysis)"
         if p.reason == FAILED_INSTRUCTED:
-            return EXCLUDED, "failed an instructed-response check (excluded from the analysis)"
+            return EXCLUDED, FAILED_INSTRUCTED_DETAIL
         if p.reason == FAILED_COLOUR_SCREEN:
             return EXCLUDED, "failed the colour-vision screen (excluded from the analysis)"
         return COMPLETED, "included in the analysis"
@@ -352,6 +356,12 @@ def approval(row: ParticipantRow) -> tuple[str, str] | None:
         return APPROVE, (
             "completed; excluded from the analysis for failing the colour-vision screen, "
             "which is no ground for rejection"
+        )
+    if row.status == EXCLUDED and row.detail == FAILED_INSTRUCTED_DETAIL:
+        return APPROVE, (
+            "completed; excluded from the analysis for failing 1 instructed-response check "
+            "(the researcher's choice); Prolific allows rejection only after "
+            f"{REJECT_AFTER_INSTRUCTED_FAILURES}"
         )
     if row.status == EXCLUDED:
         check = VIGILANCE_PAIR if VIGILANCE_PAIR in row.detail else ATTENTION_CHECK

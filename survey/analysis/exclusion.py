@@ -77,19 +77,19 @@ VIGILANCE_RULE = (
 #: A preference or rating study has no attention checks (no right answer to check).
 NO_CHECKS_RULE = (
     "There are no attention checks: a {what} has no right answer to check, so no "
-    "participant is excluded for their answers to the images."
+    "participant is excluded for how they judged the images."
 )
 UNFINISHED_INCLUDED = (
     "Unfinished participants are included on request: their answered main trials count."
 )
 #: Said after the rule when the study has instructed-response checks.
 INSTRUCTED_NOT_EXCLUDING = (
-    "Instructed-response checks (an ordinary image with the answer to give) are never "
+    "Instructed-response checks (an ordinary image, or pair, with the answer to give) are never "
     "counted in the tables; failing them does not exclude (the researcher's choice): they "
     "serve Prolific's rejection policy only."
 )
 INSTRUCTED_EXCLUDING = (
-    "Instructed-response checks (an ordinary image with the answer to give) are never "
+    "Instructed-response checks (an ordinary image, or pair, with the answer to give) are never "
     "counted in the tables; a participant who gave another answer than the one asked for "
     "in any of them is excluded altogether (the researcher's choice)."
 )

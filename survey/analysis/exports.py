@@ -122,6 +122,10 @@ JUDGEMENT_COLUMNS = (
     "exposure_ms",
     # A rating study's ACR score, 1–5 (its answer is "acr"; empty in other protocols).
     "rating",
+    # What an instructed-response check asked for, as the participant would give it: real
+    # or ai (compare with answer), left or right in a pair (with side), 1–5 in a rating
+    # study (with rating); empty for every other trial.
+    "instructed",
 )
 
 
@@ -606,6 +610,8 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             "chosen_side",
             "exposure_ms",
             "rating",
+            "instructed_answer",
+            "instructed_rating",
         )
     )
     drops = study.drop_flagged_displays
@@ -627,6 +633,8 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
         chosen_side,
         exposure_ms,
         rating,
+        instructed_answer,
+        instructed_rating,
     ) in trials.iterator(chunk_size=5000):
         truth = "real" if is_real else "ai"
         reason = excluded.get(participant, "")
@@ -654,7 +662,21 @@ def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterato
             chosen_side or "",
             "" if exposure_ms is None else exposure_ms,
             "" if rating is None else rating,
+            _asked(instructed_answer, instructed_rating, fake_side),
         ]
+
+
+def _asked(answer: str | None, score: int | None, fake_side: str | None) -> str | int:
+    """An instructed-response check's instruction as the participant would answer it (see
+    ``instructed`` in :data:`JUDGEMENT_COLUMNS`); "" for any other trial."""
+    if answer is None:
+        return ""
+    if score is not None:
+        return score
+    if fake_side is not None:  # "real": the side of the trial's stimulus
+        other = Trial.Side.RIGHT if fake_side == Trial.Side.LEFT else Trial.Side.LEFT
+        return fake_side if answer == Trial.Answer.REAL else str(other)
+    return answer
 
 
 def judgements_csv_chunks(

@@ -396,6 +396,7 @@ def study_preview(request, pk: int):
     chosen = _preview_condition(study, conditions, request.GET.get("condition", ""))
     rng = random.Random()
     plan = study_preview_plan(study=study, rng=rng, condition=chosen)
+    speak(request, study)  # the instructions below are in the participants' language
     asked = instructions(plan, rng, rating=is_rating(study))  # a Pair has its fake's role
     if study.side_by_side:
         trials = [
@@ -421,7 +422,6 @@ def study_preview(request, pk: int):
         messages.error(request, "Prepare the stimuli first: the preview shows them.")
         return redirect("study_detail", pk=pk)
     first = trials[0]
-    speak(request, study)
     return render(
         request,
         "survey/participant/trial.html",

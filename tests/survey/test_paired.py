@@ -522,3 +522,13 @@ def test_the_flow_asks_for_a_side_and_the_checks_count_for_prolific_not_the_anal
     (c,) = analysis.conditions
     assert analysis.participants.included == 1
     assert (c.pairs["n"], c.pairs["fooled"]) == (4, 0)  # the 4 test pairs only
+    # judgements.csv says what each check asked for, beside the side chosen.
+    rows = csv.DictReader(io.StringIO("".join(judgements_csv_chunks(study=checked))))
+    asked = {int(r["position"]): (r["instructed"], r["side"]) for r in rows}
+    for t in trials:
+        if t.kind == "instructed":
+            assert asked[t.position][0] == instructed_side(t)
+        else:
+            assert asked[t.position][0] == ""
+    passed = [side == wanted for wanted, side in asked.values() if wanted]
+    assert sorted(passed) == [False, True]

@@ -664,6 +664,12 @@ def test_two_failed_pair_checks_may_be_rejected_and_exclude_only_when_chosen(run
             "approve",
             "may_reject",
         ]
+        _, why = approval(rows[people[1].public_id])  # one failed check: approved, and why
+        if exclude:
+            assert "excluded from the analysis for failing 1 instructed-response check" in why
+            assert "colour-inverted" not in why and "performance check" not in why
+        else:
+            assert why == "completed"
         counted = preference_analysis(study=study)["n_judgements"]
         assert counted == (6 if exclude else 18), exclude  # excluding: the one who passed both
 
@@ -713,6 +719,15 @@ def test_german_participants_and_the_preview_are_told_the_side_to_choose(runs, r
     assert len(trials) == 8 and len(instructed) == 2
     assert all(t["instruction"] in PAIR_INSTRUCTION.values() for t in instructed)
     assert all(t["instruction"] == "" for t in trials if t["kind"] != "instructed")
+    # The German study's preview says it in German, as its participants read it.
+    Study.objects.filter(pk=study.pk).update(owner=researcher_client.session["_auth_user_id"])
+    german = researcher_client.get(reverse("study_preview", args=[study.pk])).content.decode()
+    script = german.split('id="preview-trials" type="application/json">')[1]
+    said = [t["instruction"] for t in json.loads(script.split("</script>")[0]) if t["instruction"]]
+    assert len(said) == 2
+    assert all(
+        re.fullmatch(r"Bitte antworten Sie bei diesem Paar mit (Links|Rechts)\.", t) for t in said
+    )
 
 
 def test_the_form_takes_pair_checks_and_counts_their_photographs(researcher_client, runs):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from studyplatform.researchers import researcher_create
 from survey.analysis.exclusion import FAILED_INSTRUCTED, participant_exclusions
+from survey.analysis.exports import judgements_csv_chunks
 from survey.models import Participant, Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
 from survey.rating_protocol import REAL_ITEM, rating_analysis, ratings_csv
@@ -415,6 +416,11 @@ def test_the_flow_shows_the_score_to_give_and_counts_the_checks_for_prolific(cli
     assert approval(row) == ("approve", "completed")
     ratings = rating_analysis(study=checked)["result"]
     assert sum(item["n"] for item in ratings["items"]) == 4  # the checks are never rated in
+    # judgements.csv says which score each check asked for, beside the score given.
+    rows = csv.DictReader(io.StringIO("".join(judgements_csv_chunks(study=checked))))
+    exported = {int(r["position"]): r["instructed"] for r in rows}
+    for t in trials:
+        assert exported[t.position] == (str(t.instructed_rating) if t.kind == "instructed" else "")
 
 
 def test_a_wrong_score_fails_a_check_and_excludes_when_the_researcher_chose_so(client, tmp_path):
