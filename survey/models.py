@@ -657,6 +657,9 @@ class Withdrawal(models.Model):
     """The log of withdrawals: whose data was removed, when and by whom."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="withdrawals")
+    #: The participant number of the downloads (the participant's id; the row stays,
+    #: marked withdrawn). NULL only for a log written before it was kept and not found.
+    participant_number = models.PositiveBigIntegerField(null=True, blank=True)
     participant_public_id = models.CharField(max_length=64)
     prolific_pid = models.CharField(max_length=64, blank=True)
     trials_removed = models.PositiveIntegerField(default=0)

@@ -193,6 +193,7 @@ def participant_withdraw(
         )
         return Withdrawal.objects.create(
             study=study,
+            participant_number=participant.pk,
             participant_public_id=participant.public_id,
             prolific_pid=participant.prolific_pid or "",
             trials_removed=removed,

@@ -325,7 +325,7 @@ def study_withdraw_view(request, pk: int):
     else:
         messages.success(
             request,
-            f"Withdrawn: participant {withdrawal.participant_public_id}, "
+            f"Withdrawn: participant number {withdrawal.participant_number}, "
             f"{counted(withdrawal.trials_removed, 'trial')} deleted.",
         )
     return redirect("study_detail", pk=pk)

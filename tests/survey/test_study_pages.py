@@ -4,11 +4,13 @@ monitor, the stimuli grid and withdrawal."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -498,9 +500,22 @@ def test_withdrawal_by_the_participant_number_of_the_downloads(researcher_client
     )
     assert not Withdrawal.objects.exists() and stranger.trials.exists()
 
-    researcher_client.post(url, {"by": "number", "who": str(person.pk), "confirm": "yes"})
-    assert Withdrawal.objects.get().participant_public_id == person.public_id
+    done = researcher_client.post(
+        url, {"by": "number", "who": str(person.pk), "confirm": "yes"}, follow=True
+    ).content.decode()
+    assert f"Withdrawn: participant number {person.pk}, " in done
+    assert f'<td class="num">{person.pk}</td><td><code>{person.public_id}</code></td>' in done
+    logged = Withdrawal.objects.get()
+    assert (logged.participant_number, logged.participant_public_id) == (
+        person.pk,
+        person.public_id,
+    )
     assert not person.trials.exists() and twin.trials.exists() and stranger.trials.exists()
+    # A log written before the number was kept gets it from the participant's row, which stays.
+    Withdrawal.objects.update(participant_number=None)
+    migration = importlib.import_module("survey.migrations.0023_withdrawal_participant_number")
+    migration.number_earlier_withdrawals(django_apps, None)
+    assert Withdrawal.objects.get().participant_number == person.pk
 
 
 @pytest.mark.django_db
