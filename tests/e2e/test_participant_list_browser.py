@@ -47,6 +47,9 @@ def test_the_list_fits_the_screen_and_refuses_an_absurd_bonus(open_page, study, 
     in_sight = """td => td.getBoundingClientRect().right
                         <= td.closest('.scroll-x').getBoundingClientRect().right"""
     assert numbers.first.evaluate(in_sight)
+    if size == "desktop":  # what an approval rests on is in sight at 1280 px too
+        for name in ("Status", "Accuracy", "Inverted-image checks passed / failed"):
+            assert page.get_by_role("columnheader", name=name).evaluate(in_sight), name
     shoot(page, f"participants-{size}")
     page.fill("#per_correct", "-1")
     with page.expect_response(lambda r: "bonuses.csv" in r.url and r.status == 400):
