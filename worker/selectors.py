@@ -86,17 +86,24 @@ class ImportOutcome:
         return {"text": self.text, "reasons": self.reasons, "skipped_url": self.skipped_url}
 
 
+def skip_reasons(dataset: Dataset) -> list[tuple[str, int]]:
+    """Why the import skipped files, (reason, how many), the most frequent first (ties by
+    name): the import page and the data set's page list them alike (the database keeps
+    the summary's keys in an order of its own)."""
+    reasons = (dataset.summary or {}).get("skip_reasons", {})
+    return sorted(reasons.items(), key=lambda r: (-r[1], r[0]))
+
+
 def import_outcome(job: ImportJob) -> ImportOutcome | None:
     """A done data set import's outcome; None for a run upload or an import not done."""
     dataset = job.dataset if job.status == ImportJob.Status.DONE else None
     if job.kind != ImportJob.Kind.DATASET or dataset is None:
         return None
     summary = dataset.summary
-    reasons = sorted(summary.get("skip_reasons", {}).items(), key=lambda r: (-r[1], r[0]))
     return ImportOutcome(
         imported=summary.get("imported", dataset.total),
         skipped=summary.get("skipped", 0),
-        reasons=[f"{reason}: {n}" for reason, n in reasons],
+        reasons=[f"{reason}: {n}" for reason, n in skip_reasons(dataset)],
         skipped_url=reverse("dataset_detail", args=[dataset.pk]) + "#import",
     )
 

@@ -26,6 +26,7 @@ from worker.selectors import (
     dataset_samples,
     import_jobs_recent,
     import_outcome,
+    skip_reasons,
 )
 from worker.services.datasets import SPLITS
 from worker.services.imports import import_job_create
@@ -56,6 +57,7 @@ def dataset_detail(request, pk: int):
             "table": dataset_counts_table(dataset=dataset),
             "splits": SPLITS,
             "samples": dataset_samples(dataset=dataset),
+            "skip_reasons": skip_reasons(dataset),
             "sharing": sharing_context(request.user, dataset, sharing_url),
         },
     )
