@@ -168,7 +168,8 @@ class StudyForm(forms.ModelForm):
             "instructed_checks": "Ordinary images among the trials, each with an instruction "
             "in place of the question (“For this image, please answer Real”, or AI, at "
             "random; in a paired or preference study a pair, “For this pair, please answer "
-            "Left”, or Right; in a rating study a score, “… answer Poor (2)”). Never "
+            "Left”, or Right; in a rating study a score, “… answer Poor (2)”). Each takes "
+            "a photograph of its own, reserved for it like a practice trial's. Never "
             "counted in the tables. Prolific allows rejecting a submission that failed at "
             "least two of them (the participant list marks it may_reject); use two or more "
             "if you may reject.",

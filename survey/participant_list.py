@@ -143,6 +143,12 @@ class ParticipantRow:
     def completed(self) -> bool:
         return self.status in (COMPLETED, EXCLUDED)
 
+    @property
+    def may_reject(self) -> bool:
+        """Failed enough instructed-response checks for Prolific to allow a rejection (a
+        finished participation: see :func:`approval`)."""
+        return self.completed and self.instructed_failed >= REJECT_AFTER_INSTRUCTED_FAILURES
+
 
 def duration_words(seconds: int) -> str:
     """``252`` -> ``"4 min 12 s"``."""
@@ -347,7 +353,7 @@ def approval(row: ParticipantRow) -> tuple[str, str] | None:
     others (nothing to approve: unfinished, returned, withdrawn, or not from Prolific)."""
     if not row.prolific_pid or not row.completed:
         return None
-    if row.instructed_failed >= REJECT_AFTER_INSTRUCTED_FAILURES:
+    if row.may_reject:
         return MAY_REJECT, (
             f"failed {row.instructed_failed} instructed-response attention checks "
             f"(Prolific allows rejection after {REJECT_AFTER_INSTRUCTED_FAILURES})"

@@ -114,7 +114,6 @@ PROTOCOLS = {
             "images_per_participant": 40,
             "practice_trials": 10,
             "attention_checks": 4,
-            "instructed_checks": 0,
             "exposure_ms": 1000,
         },
     ),
@@ -132,7 +131,6 @@ PROTOCOLS = {
             "images_per_participant": 30,
             "practice_trials": 0,
             "attention_checks": 0,
-            "instructed_checks": 0,
             "exposure_ms": None,
         },
     ),
@@ -148,7 +146,6 @@ PROTOCOLS = {
             "images_per_participant": 24,
             "practice_trials": 4,
             "attention_checks": 0,
-            "instructed_checks": 0,
             "exposure_ms": None,
         },
     ),
@@ -167,7 +164,6 @@ PROTOCOLS = {
             "images_per_participant": 100,
             "practice_trials": 4,
             "attention_checks": 2,
-            "instructed_checks": 0,
             "exposure_ms": None,
         },
     ),
@@ -177,3 +173,11 @@ PROTOCOLS = {
 def protocol_info(study_or_name) -> ProtocolInfo:
     name = getattr(study_or_name, "protocol", study_or_name)
     return PROTOCOLS[name]
+
+
+def analysis_plan(study: Study) -> str:
+    """The study page's analysis plan in a line: the equivalence test of the fooling rate
+    where the protocol has one (single image, paired), else the protocol's own statistic."""
+    if study.protocol in (SINGLE, PAIRED):
+        return f"equivalence to chance within 0.5 ± {study.equivalence_margin}, α = {study.alpha}"
+    return f"{PROTOCOLS[study.protocol].statistic}; intervals at 1 − α, α = {study.alpha}"

@@ -35,7 +35,7 @@ from survey.participation import (
     pair_feedback_sentences,
     real_side,
 )
-from survey.protocols import PROTOCOLS
+from survey.protocols import PROTOCOLS, analysis_plan
 from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.assignment import instructions
@@ -179,6 +179,9 @@ def study_detail(request, pk: int):
             "pilot_count": pilot_count,
             "has_pilot": pilot_count or study.status == Study.Status.PILOT,
             "wording": study_wording(study),
+            "pair": pair_wording(study) if study.side_by_side else None,
+            "rating": rating_wording(study) if is_rating(study) else None,
+            "analysis_plan": analysis_plan(study),
             "sharing": sharing_context(request.user, study, reverse("study_sharing", args=[pk])),
             "preregistration": PreRegistration.objects.filter(study=study)
             .only("sha256", "created_at")

@@ -217,6 +217,10 @@ def test_approvals_follow_prolifics_policy_for_0_1_2_failed_checks(
     )
     page = client.get(reverse("study_participants", args=[study.pk])).content.decode()
     assert re.search(rf"<td class=\"num\">{2 - failures} / {failures}</td>", page)
+    # The page marks a submission Prolific allows rejecting, as approvals.csv does.
+    assert ('<span class="status status-may-reject">may reject</span>' in page) == (
+        action == "may_reject"
+    )
 
 
 def test_the_form_bounds_the_number_of_instructed_checks(runs):

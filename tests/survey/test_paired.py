@@ -467,6 +467,12 @@ def checked(tmp_path):
     )
 
 
+def test_the_default_consent_says_a_pair_is_shown_and_the_photograph_chosen(client, study):
+    consent = client.get(reverse("study_landing", args=[study.slug])).content.decode()
+    assert "You will see a series of pairs of images and choose in each pair the real" in consent
+    assert "one at a time" not in consent
+
+
 def test_check_pairs_are_a_reserved_scenes_photograph_and_fake_among_the_test_pairs(checked):
     combinations = set()
     for seed in range(12):

@@ -488,6 +488,17 @@ def test_unestimable_preferences_are_named_not_scored(study):
     assert "'LabelWarmRun' never lost" in result["error"]
 
 
+def test_the_study_page_and_the_consent_say_what_a_preference_study_asks(researcher_client, study):
+    Study.objects.filter(pk=study.pk).update(owner=researcher_client.session["_auth_user_id"])
+    html = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "Which looks more natural?" in html and "Real photograph, or colourised" not in html
+    assert '<bdi lang="en">Left</bdi> (keys <kbd>F</kbd>, <kbd>←</kbd>)' in html
+    assert "Bradley–Terry score per run" in html and "equivalence to chance" not in html
+    consent = Client().get(reverse("study_landing", args=[study.slug])).content.decode()
+    assert "pairs of images, both colourised by AI, and choose in each pair" in consent
+    assert "whether it is a real photograph" not in consent
+
+
 def test_german_participants_are_asked_in_german(runs):
     study = preference_study(runs[:2], language="de")
     client = Client()

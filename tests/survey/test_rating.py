@@ -318,8 +318,19 @@ def test_the_study_and_participants_pages_of_a_rating_study_open(client, within)
     client.force_login(ada)
     detail = client.get(reverse("study_detail", args=[within.pk]))
     assert detail.status_code == 200
-    assert "rating, absolute category rating (ACR, ITU-T P.910)" in detail.content.decode()
+    html = detail.content.decode()
+    assert "rating, absolute category rating (ACR, ITU-T P.910)" in html
+    # What participants are asked and how it is analysed: the scale and the MOS, not
+    # "Real or AI?" and an equivalence test.
+    assert "How would you rate the quality of this image?" in html
+    assert '<bdi lang="en">Excellent</bdi> (key <kbd>5</kbd>)' in html
+    assert "mean opinion score (MOS" in html and "equivalence to chance" not in html
+    assert "Real photograph, or colourised by AI?" not in html
     assert client.get(reverse("study_participants", args=[within.pk])).status_code == 200
+    client.logout()
+    consent = client.get(reverse("study_landing", args=[within.slug])).content.decode()
+    assert "rate the quality of each from 1 (bad) to 5 (excellent)" in consent
+    assert "whether it is a real photograph" not in consent
 
 
 def test_stimuli_are_not_prepared_for_a_rating_study_with_checks(tmp_path):

@@ -118,6 +118,7 @@ def test_choosing_a_preset_keeps_what_was_typed_and_sets_only_the_presets_fields
         images_per_participant=6,
         practice_trials=2,
         exposure_ms=250,
+        instructed_checks=2,
         consent_text="I agree to take part.",
         preset="paired",
     )
@@ -131,6 +132,7 @@ def test_choosing_a_preset_keeps_what_was_typed_and_sets_only_the_presets_fields
     assert shown["redirect_url"] == typed["redirect_url"]
     assert [str(pk) for pk in shown["runs"]] == [str(warm.pk)]
     assert shown[f"label_{warm.pk}"] == "Warm one"
+    assert str(shown["instructed_checks"]) == "2"  # Prolific's checks are no part of a design
     # The preset's own fields take the preset's values (Zhang et al.'s design).
     assert shown["protocol"] == "paired"
     assert (shown["images_per_participant"], shown["practice_trials"]) == (40, 10)
@@ -416,7 +418,7 @@ def test_monitor_counts_places_included_excluded_freed_and_withdrawn(researcher_
     confirm = researcher_client.post(reverse("study_withdraw", args=[study.pk]), withdraw)
     page = confirm.content.decode()
     assert confirm.status_code == 200 and not Withdrawal.objects.exists()
-    assert f"Withdraw participant <code>{people[2].public_id}</code>'s 0 answers?" in page
+    assert f"Withdraw participant {people[2].pk}'s 0 answers?" in page
     assert "Their 3 trials (0 answered) will be deleted" in page
     assert "This cannot be undone." in page
     assert 'name="confirm" value="yes"' in page and 'value="asked by e-mail"' in page
@@ -463,7 +465,7 @@ def test_withdrawal_confirmation_counts_answers_in_words(researcher_client, runs
     page = researcher_client.post(
         reverse("study_withdraw", args=[study.pk]), {"by": "public_id", "who": person.public_id}
     ).content.decode()
-    assert f"<code>{person.public_id}</code>'s 1 answer?" in page
+    assert f"Withdraw participant {person.pk}'s 1 answer?" in page
     assert "Their 2 trials (1 answered)" in page
 
 
@@ -481,7 +483,10 @@ def test_withdrawal_by_the_participant_number_of_the_downloads(researcher_client
         confirm = researcher_client.post(url, {"who": str(person.pk)})  # by: any of them
     page = confirm.content.decode()
     assert confirm.status_code == 200
-    assert f"Participant number {person.pk} in the downloads. PROLIFIC_PID <code>p1</code>" in page
+    assert (
+        f"Participant number {person.pk} in the downloads (participant id "
+        f"<code>{person.public_id}</code>). PROLIFIC_PID <code>p1</code>"
+    ) in page
     assert 'name="by" value="number"' in page and f'name="who" value="{person.pk}"' in page
     assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(WRITES)]
     assert Trial.objects.count() == trials and not Withdrawal.objects.exists()
