@@ -41,8 +41,8 @@ def instruction_text(
 ) -> str:
     """What an instructed-response check asks, in the participant's language ("" for
     any other trial). The answer's name is the button's, as the study words it; in a
-    pair (``fake_side`` given: a preference study's check) the side to choose, "real"
-    being the side of the trial's ``stimulus``, as its answer is stored; in a rating study
+    pair (``fake_side`` given: a paired or preference study's check) the side to choose,
+    "real" being the side of the trial's ``stimulus``, as its answer is stored; in a rating study
     (``answer`` "acr") the score ``rating``, by its name and number ("Poor (2)")."""
     if answer == Trial.Answer.RATED and rating is not None:
         option = next(o for o in rating_wording(study).options if o.score == rating)
