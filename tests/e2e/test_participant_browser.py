@@ -317,6 +317,26 @@ def test_keys_are_named_at_a_desktop_and_not_on_a_touch_phone_where_they_still_a
     assert sent.value.status == 200 and parse_qs(sent.value.request.post_data)["answer"] == ["ai"]
 
 
+def test_without_scripts_no_key_is_named_and_the_buttons_answer(open_page, study, shoot):
+    page = open_page(**DESKTOP, java_script_enabled=False)
+    page.goto(f"/s/{study.slug}/")
+    page.get_by_label(WORDS["en"]["consent"]).check()
+    page.get_by_role("button", name=WORDS["en"]["start"]).click()
+    page.wait_for_url("**/p/*/")
+    expect(page.locator("#instructions")).to_contain_text(WORDS["en"]["buttons"])
+    expect(page.locator("#instructions .keyboard-hint")).to_be_hidden()  # keys need the script
+    page.get_by_role("button", name=WORDS["en"]["begin"]).click()
+    expect(page.locator("#trial")).to_be_visible()
+    badges = page.locator("#answer-form kbd")
+    expect(badges).to_have_count(2)
+    for i in range(2):
+        expect(badges.nth(i)).to_be_hidden()
+    shoot(page, "no-script-trial")
+    expect(page.locator('#progress-text [data-f="number"]')).to_have_text("1")
+    page.get_by_role("button", name="Real").click()  # a plain form's post
+    expect(page.locator('#progress-text [data-f="number"]')).to_have_text("2")
+
+
 def test_a_reload_in_the_middle_resumes_at_the_same_trial(open_page, study):
     page = open_page()
     taker = Taker(page, "mouse")

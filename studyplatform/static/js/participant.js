@@ -15,6 +15,7 @@
   "use strict";
   const root = document.getElementById("study");
   if (!root) return;
+  root.classList.add("keys-answer"); // the keys work from here on: the page may name them
   const preview = root.dataset.preview === "1";
   const exposureMs = parseInt(root.dataset.exposureMs || "0", 10);
   const keys = {};
