@@ -528,6 +528,16 @@ class Trial(models.Model):
             return None
         return self.chosen_side == self.fake_side
 
+    @staticmethod
+    def side_stored_as(answer: str, fake_side: str) -> str:
+        """In a pair, the side whose choice is stored as ``answer``: the side of
+        ``stimulus`` (``fake_side``) for "real", the other side for "ai" (so the real
+        photograph's side in a paired study, and the side an instructed check asks for)."""
+        if answer == Trial.Answer.REAL:
+            return str(fake_side)
+        left, right = Trial.Side.LEFT, Trial.Side.RIGHT
+        return str(right if fake_side == left else left)
+
 
 class TrialDisplay(models.Model):
     """How a trial's image was displayed, as the participant's browser measured it

@@ -52,7 +52,7 @@ def instruction_text(
         return ""
     if fake_side is not None:
         sides = pair_wording(study)
-        side = fake_side if answer == Trial.Answer.REAL else real_side(Trial(fake_side=fake_side))
+        side = Trial.side_stored_as(answer, fake_side)
         label = sides.left_label if side == Trial.Side.LEFT else sides.right_label
         return gettext("For this pair, please answer %(label)s.") % {"label": label}
     wording = study_wording(study)
@@ -268,8 +268,7 @@ def pair_feedback_sentences() -> dict[str, dict[str, str]]:
 
 def real_side(trial: Trial) -> str:
     """The side of a paired trial's real photograph."""
-    left, right = Trial.Side.LEFT, Trial.Side.RIGHT
-    return str(right if trial.fake_side == left else left)
+    return Trial.side_stored_as(Trial.Answer.AI, trial.fake_side)
 
 
 def practice_feedback(trial: Trial) -> dict | None:

@@ -673,9 +673,8 @@ def _asked(answer: str | None, score: int | None, fake_side: str | None) -> str 
         return ""
     if score is not None:
         return score
-    if fake_side is not None:  # "real": the side of the trial's stimulus
-        other = Trial.Side.RIGHT if fake_side == Trial.Side.LEFT else Trial.Side.LEFT
-        return fake_side if answer == Trial.Answer.REAL else str(other)
+    if fake_side is not None:
+        return Trial.side_stored_as(answer, fake_side)
     return answer
 
 
