@@ -330,7 +330,8 @@ def test_an_invalid_post_shows_the_errors_and_launches_nothing(researcher_client
     response = researcher_client.post(url, data)
     assert response.status_code == 200
     page = response.content.decode()
-    assert page.count('role="alert"') >= 3
+    assert page.count('role="alert"') == 1, "the summary is announced, each field described"
+    assert page.count('<p class="error">') >= 3
     assert "Ensure this value is greater than or equal to 1." in page
     assert "This field is required." in page and "Select a valid choice." in page
     assert not ModelRun.objects.exists()
