@@ -144,6 +144,20 @@ def worker_environment(environ, *, concurrency: int) -> dict[str, str]:
     return env
 
 
+def exposure_warning(host: str, *, debug: bool) -> str | None:
+    """What to tell a researcher who serves the platform beyond this machine with DEBUG on
+    (the run command's default): Django's debug pages show code and settings to anyone who
+    meets an error. None on a loopback address or with DEBUG off."""
+    if not debug or host.strip("[]").lower() in ("localhost", "::1") or host.startswith("127."):
+        return None
+    return (
+        f"Warning: DEBUG is on and the web server listens on {host}: whoever reaches it sees "
+        "Django's debug pages (code, settings) when something fails. For participants on "
+        "other machines run with DEBUG=0 behind HTTPS (README, Security), with the address "
+        "in ALLOWED_HOSTS."
+    )
+
+
 #: The web server's processes and threads per process (bench/bench_study_load.py --embedded
 #: measures this configuration).
 WEB_WORKERS = 2

@@ -119,3 +119,15 @@ def _queued_task_names() -> list[str]:
             while (message := conn.default_channel.basic_get(queue)) is not None:
                 names.append(message.headers["task"])
     return sorted(names)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "[::]", "study.example.org"])
+def test_serving_beyond_this_machine_with_debug_on_is_warned(host):
+    warning = launcher.exposure_warning(host, debug=True)
+    assert warning and host in warning and "DEBUG=0" in warning
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
+def test_this_machine_alone_or_debug_off_is_not_warned(host):
+    assert launcher.exposure_warning(host, debug=True) is None
+    assert launcher.exposure_warning("0.0.0.0", debug=False) is None

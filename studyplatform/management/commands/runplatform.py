@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from studyplatform.launcher import (
     ProcessGroup,
+    exposure_warning,
     requeue_lost_work,
     start_redis,
     start_web,
@@ -95,6 +96,9 @@ class Command(BaseCommand):
                 + f"  model runs and their training progress: {base_url}/runs/\n"
                 + f"  logs in {logs}; press Ctrl-C to stop\n"
             )
+            warning = exposure_warning(host, debug=settings.DEBUG)
+            if warning:
+                self.stdout.write(self.style.WARNING(warning))
             if demo != "off":
                 watcher = self._start_demo(demo, base_url)
             while not stopping:
