@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from studyplatform.access import runs_visible_to
 from studyplatform.deletion import (
     DeletionPlan,
     DeletionRefused,
@@ -21,7 +20,7 @@ from studyplatform.deletion import (
 from studyplatform.words import counted
 from survey.models import Participant, Study, Trial
 from survey.services.errors import StudyError
-from survey.services.studies import study_create
+from survey.services.studies import require_runs_visible, study_create
 
 #: What a duplicate does not take from its original: its identity and life (a new link,
 #: completion code, owner, status), its stimuli's preparation, and its dates. Every other
@@ -117,17 +116,8 @@ def study_duplicate(*, study: Study, user) -> Study:
     by ``user``; not its participants, stimuli, sharing, link or completion code. Refused
     when ``user`` cannot see one of its runs or one is archived (a new study may not
     choose it)."""
+    require_runs_visible(study=study, user=user)
     conditions = list(study.conditions.select_related("run").order_by("id"))
-    visible = set(
-        runs_visible_to(user)
-        .filter(pk__in=[c.run_id for c in conditions])
-        .values_list("pk", flat=True)
-    )
-    hidden = [c for c in conditions if c.run_id not in visible]
-    if hidden:
-        raise StudyError(
-            f"you cannot see {len(hidden)} of its runs; ask their owner to share them with you"
-        )
     archived = [f"“{c.run.name}”" for c in conditions if c.run.archived_at is not None]
     if archived:
         raise StudyError(

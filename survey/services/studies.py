@@ -19,6 +19,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from studyplatform.access import runs_visible_to
 from survey.models import TEXT_FIELDS, Condition, Participant, Study, Trial
 from survey.protocols import images_per_participant_problem
 from survey.services.errors import StudyError
@@ -135,6 +136,17 @@ def study_close(*, study: Study) -> Study:
     study.closed_at = timezone.now()
     study.save(update_fields=["status", "closed_at"])
     return study
+
+
+def require_runs_visible(*, study: Study, user) -> None:
+    """StudyError unless ``user`` can see every run of ``study``: what makes new stimuli
+    from a run (preparing, opening, a pilot) or a new study of it (duplicating) needs the
+    run, so a colleague whose share of a run was taken back cannot go on using it."""
+    hidden = study.conditions.exclude(run__in=runs_visible_to(user)).count()
+    if hidden:
+        raise StudyError(
+            f"you cannot see {hidden} of its runs; ask their owner to share them with you"
+        )
 
 
 def study_open_pilot(*, study: Study) -> Study:

@@ -43,6 +43,7 @@ from survey.services.errors import ParticipationError, StudyError
 from survey.services.stimuli import study_request_open
 from survey.services.studies import (
     pilot_remove,
+    require_runs_visible,
     study_close,
     study_create,
     study_open_pilot,
@@ -212,6 +213,7 @@ def study_monitor_json(request, pk: int):
 def study_open_view(request, pk: int):
     study = study_for_user(request.user, pk, need=EDIT)
     try:
+        require_runs_visible(study=study, user=request.user)
         study = study_request_open(study=study)
     except StudyError as exc:
         messages.error(request, str(exc))
@@ -228,6 +230,7 @@ def study_open_view(request, pk: int):
 def study_prepare_view(request, pk: int):
     study = study_for_user(request.user, pk, need=EDIT)
     try:
+        require_runs_visible(study=study, user=request.user)
         study_request_open(study=study, open_after=False)
     except StudyError as exc:
         messages.error(request, str(exc))
@@ -254,6 +257,7 @@ def study_pilot_view(request, pk: int):
     """Open a draft as a pilot: its participations are flagged and kept out of the tables."""
     study = study_for_user(request.user, pk, need=EDIT)
     try:
+        require_runs_visible(study=study, user=request.user)
         study_open_pilot(study=study)
     except StudyError as exc:
         messages.error(request, f"Not opened as a pilot: {exc}.")

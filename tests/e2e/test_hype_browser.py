@@ -178,3 +178,18 @@ def test_a_hype_time_study_by_mouse_on_a_desktop_and_its_analysis(open_page, stu
             assert too_wide_tables(page) == {}
         shoot(page, f"hype-{size}-analysis")
         axe_clean(page, f"hype-{size}-analysis")
+
+
+def test_without_scripts_there_is_no_begin_only_what_to_do(open_page, study, shoot):
+    """A HYPE_time exposure is timed by the script: without it the page says to turn
+    JavaScript on, and offers no Begin that would lead nowhere."""
+    page = open_page(**DESKTOP, java_script_enabled=False)
+    page.goto(f"/s/{study.slug}/")
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start the study").click()
+    page.wait_for_url("**/p/*/")
+    told = page.locator("#instructions noscript p")  # (Playwright's text search skips noscript)
+    expect(told).to_be_visible()
+    expect(told).to_contain_text("This study needs JavaScript")
+    expect(page.get_by_role("button", name="Begin")).to_be_hidden()
+    shoot(page, "hype-no-script")

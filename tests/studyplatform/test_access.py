@@ -261,3 +261,27 @@ def test_the_demo_belongs_to_the_demo_researcher():
     state = demo.demo_advance(config=demo.TINY)
     assert state.dataset.owner == researcher and state.study.owner == researcher
     assert {run.owner for run in state.runs} == {researcher}
+
+
+@pytest.mark.parametrize(
+    "action, words",
+    [
+        ("study_prepare", "you cannot see 1 of its runs"),
+        ("study_open", "you cannot see 1 of its runs"),
+        ("study_pilot", "Not opened as a pilot: you cannot see 1 of its runs"),
+    ],
+)
+def test_a_colleague_whose_share_of_a_run_is_taken_back_cannot_make_stimuli_of_it(
+    world, action, words
+):
+    """bob made a draft of alice's run while it was shared with him; once alice takes the
+    share back, bob's draft may not prepare (then download) stimuli of it, open or pilot."""
+    from survey.services.studies import study_create
+
+    RunShare.objects.create(run=world.run, user=world.bob, level="view")
+    draft = study_create(name="bob-draft", runs=[world.run], user=world.bob)
+    RunShare.objects.filter(run=world.run, user=world.bob).delete()
+    response = _as(world.bob).post(reverse(action, args=[draft.pk]), follow=True)
+    assert words in " ".join(str(m) for m in response.context["messages"])
+    draft.refresh_from_db()
+    assert draft.status == Study.Status.DRAFT and not draft.stimuli.exists()
