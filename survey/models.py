@@ -92,8 +92,9 @@ class Study(models.Model):
     #: The unguessable public id, used in the participants' link.
     slug = models.CharField(max_length=64, unique=True, default=study_slug, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    #: Every stimulus is served padded to this many bytes (the largest file), so that
-    #: response sizes cannot tell real from colourised images.
+    #: Every stimulus is served padded to this many bytes (the longest served image:
+    #: survey.participation.served_image), so that response sizes cannot tell real from
+    #: colourised images.
     stimulus_bytes = models.PositiveIntegerField(default=0)
     #: Why the last preparation of stimuli failed (shown to the researcher).
     preparation_error = models.TextField(blank=True)

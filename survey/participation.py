@@ -1,5 +1,6 @@
-"""What a participant's browser is given: the trial at hand as plain data, the stimulus bytes
-padded to the study's common length, practice feedback, the completion redirect.
+"""What a participant's browser is given: the trial at hand as plain data, the stimulus as
+pixels whose byte length tells nothing (:func:`served_image`), practice feedback, the
+completion redirect.
 
 Nothing here may reveal whether an image is real, its condition, its scene or whether a
 trial is an attention check: a trial is described by its position only (practice trials
@@ -9,6 +10,8 @@ which was drawn at random and says nothing of any image)."""
 
 from __future__ import annotations
 
+import functools
+import io
 import re
 import threading
 from collections import OrderedDict
@@ -18,6 +21,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
+from PIL import Image
 
 from survey.hype import MASKS, next_exposure
 from survey.models import Participant, Stimulus, Study, Trial
@@ -354,43 +358,65 @@ def image_request(public_id: str, position: int) -> ImageRequest | None:
     )
 
 
-#: The padded stimuli kept in memory per process, in bytes: a study's few hundred
-#: images of some tens of kB fit; bounded so that many or large studies cannot grow it.
-PADDED_CACHE_BYTES = 32 * 1024 * 1024
-_padded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-_padded_bytes = 0
-_padded_lock = threading.Lock()
+#: The served stimuli kept in memory per process, in bytes: a study's few hundred images
+#: fit at 64–128 px (an uncompressed 256 px image is 197 kB: about 500 of them); bounded so
+#: that many or large studies cannot grow it.
+SERVED_CACHE_BYTES = 96 * 1024 * 1024
+_served: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+_served_bytes = 0
+_served_lock = threading.Lock()
 
 
-def padded_file(name: str, length: int) -> bytes:
-    """The stored file ``name`` padded with zero bytes after its end-of-image marker up to
-    ``length`` (decoders ignore bytes after EOI), so that every image of a study is served
-    with the same Content-Length."""
-    # Kept in memory, least recently used dropped beyond PADDED_CACHE_BYTES: a stimulus
+def pixels_png(image: Image.Image) -> bytes:
+    """``image``'s RGB pixels as a PNG stored without compression (no metadata): its length
+    depends on its width and height alone. A compressed file's length follows its content,
+    and a real photograph's JPEG is larger than its colourisation's (the colourisations are
+    smoother: in every scene of the demo), so a participant comparing a pair's two lengths
+    in the browser's developer tools would know which is real, padding or not (the padded
+    JPEG's end marker shows where its data end)."""
+    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+    buffer = io.BytesIO()
+    clean.save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def served_length(width: int, height: int) -> int:
+    """The length of :func:`pixels_png` for any image of this size."""
+    return len(pixels_png(Image.new("RGB", (width, height))))
+
+
+def served_image(name: str, length: int) -> bytes:
+    """The stored stimulus ``name`` as the participant's browser receives it: its pixels
+    (:func:`pixels_png`) padded with zero bytes after the PNG's end up to ``length``, the
+    study's longest (``Study.stimulus_bytes``; decoders ignore what follows the end), so
+    that every image of a study has one Content-Length and a file's own length tells its
+    width and height only, which the page shows anyway."""
+    # Kept in memory, least recently used dropped beyond SERVED_CACHE_BYTES: a stimulus
     # file is written once under a fresh random name (survey.services.stimuli._store;
     # storage.save never overwrites) and never rewritten, and a study's files are only
     # deleted with their Stimulus rows (no trial then names them), so a name stands for
     # the same bytes for good (the study's length, read with it, is in the key all the
     # same). Only names read from a trial reach here, after the owner and on-screen
     # checks, so the cache serves nothing those checks would refuse.
-    global _padded_bytes
+    global _served_bytes
     key = (name, length)
-    with _padded_lock:
-        data = _padded.get(key)
+    with _served_lock:
+        data = _served.get(key)
         if data is not None:
-            _padded.move_to_end(key)
+            _served.move_to_end(key)
             return data
-    with default_storage.open(name, "rb") as f:
-        data = f.read()
+    with default_storage.open(name, "rb") as f, Image.open(f) as image:
+        data = pixels_png(image)
     data += b"\0" * max(0, length - len(data))
-    if len(data) <= PADDED_CACHE_BYTES:
-        with _padded_lock:
-            if key not in _padded:
-                _padded[key] = data
-                _padded_bytes += len(data)
-            while _padded_bytes > PADDED_CACHE_BYTES:
-                _, dropped = _padded.popitem(last=False)
-                _padded_bytes -= len(dropped)
+    if len(data) <= SERVED_CACHE_BYTES:
+        with _served_lock:
+            if key not in _served:
+                _served[key] = data
+                _served_bytes += len(data)
+            while _served_bytes > SERVED_CACHE_BYTES:
+                _, dropped = _served.popitem(last=False)
+                _served_bytes -= len(dropped)
     return data
 
 

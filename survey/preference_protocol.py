@@ -9,7 +9,7 @@ model of Bradley & Terry (1952). Within subjects: every participant compares pai
 
 * **Stimuli** (survey.services.stimuli): the runs' outputs of the test photographs that
   *every* run colourised, each brought to one size per photograph (the smallest of the
-  runs' outputs, so that no image is enlarged) and encoded the same way, served padded to
+  runs' outputs, so that no image is enlarged) and encoded the same way, served as pixels of
   one length. No real photograph is shown, and there are no practice pairs and no
   attention checks (a preference has no right answer to give feedback on or to check).
 * **Instructed-response checks** (``Study.instructed_checks``), for Prolific's rejection

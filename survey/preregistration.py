@@ -142,8 +142,8 @@ def _design(study: Study) -> dict[str, Any]:
         "instructions": study.instructions,
         "estimated_minutes": study.estimated_minutes,
         "time_limit_minutes": study.time_limit_in_minutes,
-        "stimulus_format": "baseline JPEG, quality 92, 4:4:4, no metadata, served padded "
-        f"to {study.stimulus_bytes} bytes",
+        "stimulus_format": "baseline JPEG, quality 92, 4:4:4, no metadata; served as its "
+        f"pixels in an uncompressed PNG padded to {study.stimulus_bytes} bytes",
     }
 
 

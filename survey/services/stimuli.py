@@ -25,9 +25,10 @@ paired study's pairs are the real and AI versions of one scene, prepared as abov
 same size, the same encoding). A preference study (survey.preference_protocol) has no
 real versions: only the runs' outputs of the photographs every run colourised, each
 photograph's brought to one size (:func:`~survey.preference_protocol.preference_sizes`,
-the smallest of them, by :func:`fit_to`). Stimulus files are stored as encoded; the
-largest length is kept as ``Study.stimulus_bytes`` and every image is *served* padded to it
-(zero bytes after the JPEG's end marker), so that response sizes tell nothing.
+the smallest of them, by :func:`fit_to`). Stimulus files are stored as encoded (JPEG);
+a participant is served their pixels uncompressed (survey.participation.served_image), padded
+to the study's longest, kept as ``Study.stimulus_bytes``, so that response sizes tell
+nothing (a compressed file's length would follow its content).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from PIL import Image, ImageOps
 from colourmodels.data.images import load_rgb, resize_square
 from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
+from survey.participation import served_length
 from survey.preference_protocol import preference_settings_problems, preference_sizes
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.preregistration import preregistration_freeze
@@ -222,7 +224,7 @@ def study_prepare_stimuli(
     """Encode and store the stimuli of every condition (see the module docstring); returns
     how many were created. Refused once the study has participants; earlier stimuli (a
     previous preparation of this draft) are replaced. Sets ``study.stimulus_bytes`` to the
-    largest file's length: every stimulus is served padded to it.
+    longest served image's length: every stimulus is served padded to it.
 
     The files are written first, then the rows in one transaction. A worker's ``attempt``
     (its claim on the study) names the files (so that what a killed attempt left can be
@@ -274,7 +276,7 @@ def study_prepare_stimuli(
         nonlocal largest, last_beat
         image = fields.pop("image")
         data = stimulus_encode(image)
-        largest = max(largest, len(data))
+        largest = max(largest, served_length(*image.size))
         rows.append(
             Stimulus(
                 study=study,

@@ -30,9 +30,9 @@ from survey.participation import (
     image_request,
     last_practice_feedback,
     next_image_url,
-    padded_file,
     practice_feedback,
     prolific_ids,
+    served_image,
 )
 from survey.ratelimit import start_allowed
 from survey.rating_protocol import is_rating, rating_wording
@@ -448,7 +448,8 @@ def participant_answer(request, public_id: str):
 
 @require_GET
 def participant_image(request, public_id: str, position: int, side: str | None = None):
-    """The image of one of the participant's trials, padded to the study's common size; in
+    """The image of one of the participant's trials, as pixels of the study's common length
+    (:func:`~survey.participation.served_image`); in
     a paired study the image on ``side`` ("left" or "right") of the pair. Only for the
     browser that owns the participation, and only while the trial is on screen
     (:func:`_on_screen_now`)."""
@@ -461,10 +462,10 @@ def participant_image(request, public_id: str, position: int, side: str | None =
     if found.gone or not _on_screen_now(found):
         raise Http404("no such image")
     try:
-        data = padded_file(found.file_for(side), found.stimulus_bytes)
+        data = served_image(found.file_for(side), found.stimulus_bytes)
     except FileNotFoundError:
         raise Http404("no such image") from None
-    response = image_response(data, "image/jpeg")
+    response = image_response(data, "image/png")
     # Kept by no cache: once answered, an image cannot be looked at again.
     response["Cache-Control"] = "private, no-store"
     return response

@@ -13,6 +13,7 @@ from django.urls import reverse
 from PIL import Image
 
 from survey.models import Condition, Stimulus, Trial
+from survey.participation import served_length
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -104,16 +105,36 @@ def test_every_image_has_the_same_byte_length_and_headers(taken):
         for r in images.values()
     }
     assert len(header_sets) == 1
-    assert dict(header_sets.pop())["Content-Type"] == "image/jpeg"
+    assert dict(header_sets.pop())["Content-Type"] == "image/png"
 
 
-def test_padding_changes_no_pixel(taken):
+def test_serving_changes_no_pixel(taken):
     study, trials, _, _, _, images = taken
     for trial in trials:
         with default_storage.open(trial.stimulus.file, "rb") as f:
             expected = Image.open(f).convert("RGB").tobytes()
         served = Image.open(io.BytesIO(images[trial.position].content))
-        assert served.format == "JPEG" and served.convert("RGB").tobytes() == expected
+        assert served.format == "PNG" and served.convert("RGB").tobytes() == expected
+
+
+def _own_length(png: bytes) -> int:
+    """Where a served image's own data end (its IEND chunk), the padding left out: what a
+    participant reading the bytes in the browser's developer tools would find."""
+    return png.index(b"IEND") + 8
+
+
+def test_even_the_bytes_before_the_padding_tell_nothing(taken):
+    """A stored file's length follows its content (a real photograph's JPEG is larger than
+    its colourisation's); zeros after a JPEG's end marker hid nothing. The served image's
+    own length depends on its size alone."""
+    study, trials, _, _, _, images = taken
+    stored = {t.position: default_storage.size(t.stimulus.file) for t in trials}
+    assert len(set(stored.values())) > 1
+    sizes = {t.position: (t.stimulus.width, t.stimulus.height) for t in trials}
+    assert {_own_length(images[p].content) for p in images} == {
+        served_length(*sizes[p]) for p in images
+    }
+    assert len({sizes[p] for p in images}) == 1
 
 
 def test_answers_to_measured_and_attention_trials_look_the_same(taken):

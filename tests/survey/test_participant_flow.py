@@ -3,16 +3,20 @@ form, practice feedback, resume, one answer per trial, completion and redirect."
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image
 
 from studyplatform.researchers import researcher_create
 from survey import participation
 from survey.models import Participant, RefusedStart, Stimulus, Study, Trial
-from survey.participation import ImageRequest, image_request, padded_file
+from survey.participation import ImageRequest, image_request, served_image, served_length
+from survey.services.stimuli import stimulus_encode
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db
@@ -272,16 +276,24 @@ def test_an_image_served_twice_is_the_same_bytes_at_the_studys_length(client, st
     assert first["Content-Length"] == again["Content-Length"] == str(study.stimulus_bytes)
 
 
-def test_padded_files_kept_in_memory_stay_within_their_byte_budget(monkeypatch):
-    monkeypatch.setattr(participation, "PADDED_CACHE_BYTES", 150)
-    a = default_storage.save("stimuli/budget-a.jpg", ContentFile(b"a" * 60))
-    b = default_storage.save("stimuli/budget-b.jpg", ContentFile(b"b" * 70))
-    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40
-    assert padded_file(b, 100) == b"b" * 70 + b"\0" * 30
-    assert list(participation._padded)[-1:] == [(b, 100)]
-    assert (a, 100) not in participation._padded  # the least recently used went
-    assert participation._padded_bytes <= 150
-    assert padded_file(a, 100) == b"a" * 60 + b"\0" * 40  # read again
+def test_served_images_kept_in_memory_stay_within_their_byte_budget(monkeypatch):
+    one = served_length(4, 4)
+    monkeypatch.setattr(participation, "SERVED_CACHE_BYTES", one + 150)
+    a = default_storage.save("stimuli/budget-a.jpg", ContentFile(stimulus_encode(_plain("red"))))
+    b = default_storage.save("stimuli/budget-b.jpg", ContentFile(stimulus_encode(_plain("blue"))))
+    length = one + 100
+    first = served_image(a, length)
+    assert len(first) == length and first[one:] == b"\0" * 100
+    assert Image.open(io.BytesIO(first)).getpixel((0, 0))[0] > 200  # red
+    assert len(served_image(b, length)) == length
+    assert list(participation._served)[-1:] == [(b, length)]
+    assert (a, length) not in participation._served  # the least recently used went
+    assert participation._served_bytes <= one + 150
+    assert served_image(a, length) == first  # read again
+
+
+def _plain(colour: str) -> Image.Image:
+    return Image.new("RGB", (4, 4), colour)
 
 
 def test_a_double_click_or_a_retried_request_stores_one_answer(client, study):

@@ -16,10 +16,11 @@ from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 # The same tests, collected here with this module's ``taken`` (a rating study).
 from tests.survey.test_leaks import (  # noqa: F401
+    test_even_the_bytes_before_the_padding_tell_nothing,
     test_every_image_has_the_same_byte_length_and_headers,
     test_image_urls_name_only_the_participants_trial_position,
-    test_padding_changes_no_pixel,
     test_pages_and_json_name_no_condition_scene_file_or_truth,
+    test_serving_changes_no_pixel,
     test_stimulus_files_are_not_served_from_media_or_to_other_participants,
 )
 
