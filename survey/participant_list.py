@@ -349,8 +349,16 @@ def participants_csv(rows: list[ParticipantRow]) -> str:
 
 
 def approval(row: ParticipantRow) -> tuple[str, str] | None:
-    """(action, reason) for a completed participation with a PROLIFIC_PID; None for the
-    others (nothing to approve: unfinished, returned, withdrawn, or not from Prolific)."""
+    """(action, reason) for a completed participation with a PROLIFIC_PID, withdrawn since
+    or not; None for the others (nothing to approve: unfinished, returned, or not from
+    Prolific)."""
+    if row.prolific_pid and row.status == WITHDRAWN and row.completed_at:
+        # Their submission on Prolific stays: withdrawing one's data is no ground for
+        # rejection, and it is no reason to go unpaid.
+        return APPROVE, (
+            "completed, then withdrew: their answers are deleted on request; a withdrawal is "
+            "no ground for rejection"
+        )
     if not row.prolific_pid or not row.completed:
         return None
     if row.may_reject:

@@ -166,18 +166,27 @@ def test_the_csv_has_one_row_per_participation_with_its_columns(researcher, worl
     assert by_id[str(people["returned"].pk)]["finished"] == ""
 
 
-def test_approvals_approve_completed_ones_including_the_excluded(researcher, world):
-    study, _ = world
+def test_approvals_approve_completed_ones_including_the_excluded_and_withdrawn(
+    researcher, world
+):
+    """A participant who completed and then withdrew their data still has a submission on
+    Prolific to approve (and pay); one who stopped part-way has none."""
+    study, people = world
     response = researcher.get(reverse("study_approvals", args=[study.pk]))
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert {r["participant_id"]: r["action"] for r in rows} == {
         "PID-COMPLETED": "approve",
         "PID-EXCLUDED": "approve",
+        "PID-WITHDRAWN": "approve",
     }
     excluded = next(r for r in rows if r["participant_id"] == "PID-EXCLUDED")
     assert "colour-inverted" in excluded["reason"]
+    withdrawn = next(r for r in rows if r["participant_id"] == "PID-WITHDRAWN")
+    assert "completed, then withdrew" in withdrawn["reason"]
     ids = researcher.get(reverse("study_approve_ids", args=[study.pk])).content.decode()
-    assert ids.splitlines() == ["PID-COMPLETED", "PID-EXCLUDED"]
+    assert ids.splitlines() == ["PID-COMPLETED", "PID-EXCLUDED", "PID-WITHDRAWN"]
+    done = next(r for r in plist.participant_rows(study=study) if r.status == "withdrawn")
+    assert plist.approval(replace(done, completed_at=None)) is None  # withdrew part-way
 
 
 def test_two_failed_instructed_checks_may_be_rejected_one_may_not(world):
