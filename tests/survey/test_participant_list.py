@@ -166,9 +166,7 @@ def test_the_csv_has_one_row_per_participation_with_its_columns(researcher, worl
     assert by_id[str(people["returned"].pk)]["finished"] == ""
 
 
-def test_approvals_approve_completed_ones_including_the_excluded_and_withdrawn(
-    researcher, world
-):
+def test_approvals_approve_completed_ones_including_the_excluded_and_withdrawn(researcher, world):
     """A participant who completed and then withdrew their data still has a submission on
     Prolific to approve (and pay); one who stopped part-way has none."""
     study, people = world
