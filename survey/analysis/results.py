@@ -402,12 +402,15 @@ def image_rows(
 ) -> dict[int | None, list[ImageRow]]:
     """stimulus condition id (None: within subjects' shared real photographs) -> its main
     stimuli with their fooling rates, highest first (stimuli nobody judged yet last); AI
-    images carry their own L1 and SSIM. Four queries."""
+    images carry their own L1 and SSIM. A paired study's photographs are no rows: each is
+    shown beside its fake, whose row counts the pair. Four queries."""
     conditions = list(study.conditions.all())
     counts = stimulus_counts(study=study, include_unfinished=include_unfinished)
+    main = Stimulus.objects.filter(study=study, role=MAIN)
+    if study.protocol == Study.Protocol.PAIRED:
+        main = main.filter(is_real=False)
     stimuli = list(
-        Stimulus.objects.filter(study=study, role=MAIN)
-        .order_by("pk")
+        main.order_by("pk")
         .values("pk", "condition_id", "scene_id", "scene__original_name", "is_real")
     )
     run_of = {c.pk: c.run_id for c in conditions}

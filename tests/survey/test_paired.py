@@ -29,7 +29,7 @@ from survey.analysis.exports import (
     tables_json,
     tables_latex,
 )
-from survey.analysis.results import study_analysis
+from survey.analysis.results import image_rows, study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
@@ -346,6 +346,11 @@ def test_analysis_counts_the_fooling_rate_of_pairs(study):
     assert {r["truth"] for r in counted} == {"ai"}
     for r in counted:
         assert (r["answer"] == "real") == (r["side"] == r["fake_side"])
+    # Per image: the fakes, each with its pairs; a photograph is never judged alone, so it
+    # is no row that would say "not judged yet" for ever.
+    rows = [r for group in image_rows(study=study).values() for r in group]
+    assert rows and not any(r.is_real for r in rows)
+    assert sum(r.n for r in rows) == 18 and sum(r.fooled for r in rows) == 9
 
 
 def test_the_analysis_page_names_the_protocol_and_its_statistic(client, study):
