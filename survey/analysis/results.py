@@ -410,8 +410,9 @@ def image_rows(
     if study.protocol == Study.Protocol.PAIRED:
         main = main.filter(is_real=False)
     stimuli = list(
-        main.order_by("pk")
-        .values("pk", "condition_id", "scene_id", "scene__original_name", "is_real")
+        main.order_by("pk").values(
+            "pk", "condition_id", "scene_id", "scene__original_name", "is_real"
+        )
     )
     run_of = {c.pk: c.run_id for c in conditions}
     metrics = _image_metrics(conditions, stimuli)
