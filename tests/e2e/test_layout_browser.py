@@ -155,3 +155,27 @@ def test_analysis_tables_fit_their_card_on_a_desktop_with_few_participants(open_
     phone.goto(reverse("study_analysis", args=[world["study"].pk]))
     shoot(phone, "analysis-tables-phone", full_page=True)  # the tables scroll sideways there
     assert too_wide_tables(page) == {}
+
+
+def test_a_runs_samples_show_each_caption_under_its_images(open_page, world, shoot):
+    """The participant page's side-by-side pair once styled the run page's samples too: a
+    caption beside its images, and figures with a longer one ("routed to …") shifted."""
+    from worker.models import ColourisedImage
+
+    run = world["runs"][0]
+    routed = ColourisedImage.objects.filter(run=run).first()
+    others = [c for c in world["dataset"].categories if c != routed.source.category]
+    ColourisedImage.objects.filter(pk=routed.pk).update(routed_category=others[0])
+    page = open_page()
+    log_in(page, USERNAME, PASSWORD)
+    page.goto(reverse("run_detail", args=[run.pk]))
+    expect(page.get_by_text(f"routed to {others[0]}")).to_be_visible()
+    figures = page.locator("figure.sample")
+    assert figures.count() > 1
+    for i in range(figures.count()):
+        images = figures.nth(i).locator(".pair-images").bounding_box()
+        caption = figures.nth(i).locator("figcaption").bounding_box()
+        assert caption["y"] >= images["y"] + images["height"] - 0.5, (i, images, caption)
+        assert abs(caption["x"] - images["x"]) < 0.5, (i, images, caption)
+    figures.first.scroll_into_view_if_needed()
+    shoot(page, "run-samples")
