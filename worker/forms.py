@@ -270,6 +270,7 @@ class RunUploadForm(forms.Form):
     )
     dataset = forms.ModelChoiceField(
         queryset=Dataset.objects.order_by("name"),
+        label="Data set",
         help_text="The data set whose test images were colourised.",
     )
     colour_space = forms.ChoiceField(

@@ -4,6 +4,7 @@ and a screen reader reads nothing where the page has no element of that id."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -60,3 +61,10 @@ def test_every_hint_and_error_an_input_names_is_on_the_page(researcher, method, 
         "the bad input shows an error the input names"
     )
     assert dangling == {}
+
+
+@pytest.mark.parametrize("url", ["run_upload", "run_launch", "dataset_upload", "study_new"])
+def test_forms_say_data_set_as_every_page_does(researcher, url):
+    page = researcher.get(reverse(url)).content.decode()
+    labels = re.findall(r"<label[^>]*>(.*?)</label>", page, flags=re.S)
+    assert not [label for label in labels if "Dataset" in label]
