@@ -35,6 +35,7 @@ from survey.analysis.display import figure_slots, image_figure_slots
 from survey.analysis.results import image_rows, study_analysis
 from survey.inference import IMAGE_COLUMNS as REALISM_COLUMNS
 from survey.models import PreRegistration, Study
+from survey.analysis.preference_latex import preference_latex
 from survey.preference_protocol import (
     judgements_csv,
     preference_analysis,
@@ -434,6 +435,13 @@ def _write(archive, study: Study) -> None:
                 "Bradley–Terry scores per run with intervals, wins per pair of runs",
             )
             add("tables/bradley-terry.csv", scores_csv(preferences), "Bradley–Terry scores")
+            add(
+                "tables/bradley-terry.tex",
+                preference_latex(
+                    preferences, study_id=study.pk, study_name=study.name, alpha=study.alpha
+                ),
+                "the Bradley–Terry scores and the wins per pair of runs, LaTeX (booktabs)",
+            )
         if is_rating(study):  # its own statistic (survey.rating_protocol)
             mos = rating_analysis(study=study)
             add(

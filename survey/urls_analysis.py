@@ -67,6 +67,11 @@ urlpatterns = [
         name="export_preference_scores_json",
     ),
     path(
+        "studies/<int:pk>/export/bradley-terry.tex",
+        preference.export_preference_scores_tex,
+        name="export_preference_scores_tex",
+    ),
+    path(
         "studies/<int:pk>/export/bradley-terry.csv",
         preference.export_preference_scores_csv,
         name="export_preference_scores_csv",

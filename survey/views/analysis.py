@@ -182,6 +182,9 @@ def _image_realism(request, pk: int):
     """The study, whether unfinished participants count, the per-image rows, the mixed
     models, their realism per stimulus and the conditions' labels (id -> label)."""
     study = study_for_user(request.user, pk)
+    note = exports.elsewhere(study.protocol)
+    if note:  # no image is judged real or AI: its "fooling rates" would be nonsense
+        raise Http404(f"No per-image fooling rates in a {note}")
     include_unfinished = _unfinished(request)
     rows = image_rows(study=study, include_unfinished=include_unfinished)
     models = study_mixed_models(study=study, include_unfinished=include_unfinished)

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from studyplatform.access import researcher_required, study_for_user
 from survey.analysis.exclusion import exclusion_rule_text
+from survey.analysis.preference_latex import preference_latex
 from survey.preference_protocol import (
     judgements_csv,
     preference_analysis,
@@ -76,6 +77,15 @@ def export_preference_scores_json(request, pk: int):
     result = preference_analysis(study=study, include_unfinished=_unfinished(request))
     text = json.dumps(result, indent=2, ensure_ascii=False)
     return _download(text, "application/json", f"study-{pk}-bradley-terry.json")
+
+
+@researcher_required
+@require_GET
+def export_preference_scores_tex(request, pk: int):
+    study = _preference_study(request, pk)
+    result = preference_analysis(study=study, include_unfinished=_unfinished(request))
+    text = preference_latex(result, study_id=study.pk, study_name=study.name, alpha=study.alpha)
+    return _download(text, "application/x-tex", f"study-{pk}-bradley-terry.tex")
 
 
 @researcher_required

@@ -433,6 +433,13 @@ def test_the_exported_judgements_reread_by_analyse_preferences_give_the_same_sco
     )
     assert [r["item"] for r in table] == list(RANK)
     assert float(table[0]["score"]) == pytest.approx(scores["items"][0]["score"], abs=1e-6)
+    tex = client.get(reverse("export_preference_scores_tex", args=[study.pk])).content.decode()
+    body = [line for line in tex.splitlines() if line.endswith("\\\\") and line[0].isdigit()]
+    assert [line.split(" & ")[1] for line in body] == list(RANK)  # highest score first
+    first = scores["items"][0]
+    assert body[0].split(" & ")[2] == f"{first['score']:.3f}".replace("-", "$-$")
+    assert f"& {first['wins']} & {first['comparisons']} \\\\" in body[0]
+    assert "\\begin{tabular}{rlrrcrr}" in tex and "95\\,\\% Wald interval" in tex
 
 
 def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d_prime(
@@ -450,8 +457,17 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d
     assert "95 % interval" in html and "LabelWarmRun" in html
     assert "d′" in html and "are left out" in html  # named as left out, with the reason
     assert "mixed-effects models: the numbers" not in html.lower()
-    for name in ("export_preference_judgements_csv", "export_preference_scores_json"):
+    for name in (
+        "export_preference_judgements_csv",
+        "export_preference_scores_json",
+        "export_preference_scores_tex",
+        "export_judgements_csv",
+        "study_bundle",
+    ):
         assert reverse(name, args=[study.pk]) in html
+    for name in ("study_images", "export_images_csv"):  # no fooling rates to show
+        refused = client.get(reverse(name, args=[study.pk]))
+        assert refused.status_code == 404
     preview = client.get(reverse("study_preview", args=[study.pk])).content.decode()
     assert "Which looks more natural?" in preview
     for name in (
@@ -471,6 +487,7 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d
         names = zf.namelist()
         scores = json.loads(zf.read(f"study-{study.pk}/tables/bradley-terry.json"))
     assert f"study-{study.pk}/data/preferences.csv" in names
+    assert f"study-{study.pk}/tables/bradley-terry.tex" in names
     assert [i["item"] for i in scores["bradley_terry"]["items"]] == list(RANK)
 
 
