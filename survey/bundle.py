@@ -32,10 +32,10 @@ from studyplatform.safe_text import SafeCsvWriter
 from survey import glmm
 from survey.analysis import exports
 from survey.analysis.display import figure_slots, image_figure_slots
+from survey.analysis.preference_latex import preference_latex
 from survey.analysis.results import image_rows, study_analysis
 from survey.inference import IMAGE_COLUMNS as REALISM_COLUMNS
 from survey.models import PreRegistration, Study
-from survey.analysis.preference_latex import preference_latex
 from survey.preference_protocol import (
     judgements_csv,
     preference_analysis,
