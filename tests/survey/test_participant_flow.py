@@ -377,6 +377,26 @@ def test_starts_from_one_address_are_rate_limited_but_resumes_are_not(client, st
     assert resumed.status_code == 302 and first.public_id in resumed["Location"]
 
 
+def test_one_ipv6_network_counts_as_one_address_for_the_start_limit(client, study, settings):
+    """A home or a machine gets a whole IPv6 /64: counting single addresses would let one
+    client start from as many addresses as it likes."""
+    settings.STUDY_START_LIMIT = 2
+    study.target_participants_per_condition = 50
+    study.save()
+
+    def start_from(address: str, n: int):
+        return client.__class__(REMOTE_ADDR=address).post(
+            reverse("study_landing", args=[study.slug]), {"consent": "yes", "PROLIFIC_PID": pid(n)}
+        )
+
+    assert start_from("2001:db8:1:2::1", 1).status_code == 302
+    assert start_from("2001:db8:1:2:ffff::9", 2).status_code == 302
+    assert start_from("2001:db8:1:2:abcd::7", 3).status_code == 429  # the same /64
+    assert start_from("2001:db8:1:3::1", 4).status_code == 302  # another network
+    assert start_from("192.0.2.1", 5).status_code == 302
+    assert Participant.objects.count() == 4
+
+
 def test_another_browser_cannot_read_or_answer_for_a_participant(client, study):
     participant = start(client, study)
     answer(client, participant, 1, "ai", **JSON)
