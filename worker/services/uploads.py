@@ -25,15 +25,17 @@ line number (the header is line 1) and the file.
 **Refused**, with every problem found listed (so that one round of fixes is enough), and
 nothing left behind (no run row, no stored file): a hostile or broken zip
 (:func:`colourmodels.data.archives.read_zip`'s :class:`ArchiveError`), no manifest, a
-missing column, an empty manifest, an unknown image id or name, an image of another data
-set, a ground truth that is **not in the test split** (refused, not warned: the paper's
-metrics and the studies are over the test split, and a model's output for a training image
-would flatter it), a ground truth or a file listed twice, a file missing from the zip or not
-an image, an unreadable, corrupt or oversized image (:func:`load_rgb`), an image smaller
-than the SSIM window (7 x 7), an image whose size is neither its ground truth's nor square,
-two different model names, an unknown category. Files in the zip that the manifest does not
-list are **ignored**, with a note in ``run.config["manifest"]["notes"]``. The upload need
-not cover the whole test split; ``config["manifest"]`` records how much it covers.
+missing column, an empty manifest, an image id or name that is not in the chosen data set
+(an id of another data set's image reads the same as one that does not exist: nothing
+names another data set), a ground truth that is **not in the test split** (refused, not
+warned: the paper's metrics and the studies are over the test split, and a model's output
+for a training image would flatter it), a ground truth or a file listed twice, a file
+missing from the zip or not an image, an unreadable, corrupt or oversized image
+(:func:`load_rgb`), an image smaller than the SSIM window (7 x 7), an image whose size is
+neither its ground truth's nor square, two different model names, an unknown category.
+Files in the zip that the manifest does not list are **ignored**, with a note in
+``run.config["manifest"]["notes"]``. The upload need not cover the whole test split;
+``config["manifest"]`` records how much it covers.
 
 **Sizes.** Each colourised image is compared with its ground truth at the colourised
 image's size: the ground truth as it is when the sizes match, else brought to the
@@ -320,7 +322,9 @@ def _resolve_sources(
             ids.add(int(raw))
         if values.get("original_name"):
             names.add(values["original_name"])
-    by_id = {i.pk: i for i in DatasetImage.objects.filter(pk__in=ids).select_related("dataset")}
+    # Only this data set's images: an id of another data set must read as one that does
+    # not exist (the uploader may not see other data sets, not even their names).
+    by_id = {i.pk: i for i in DatasetImage.objects.filter(dataset=dataset, pk__in=ids)}
     by_name = {
         i.original_name: i
         for i in DatasetImage.objects.filter(dataset=dataset, original_name__in=names)
@@ -336,13 +340,7 @@ def _resolve_sources(
                 continue
             image = by_id.get(int(raw_id))
             if image is None:
-                problems.append(f"{where}: there is no image with id {raw_id}")
-                continue
-            if image.dataset_id != dataset.pk:
-                problems.append(
-                    f"{where}: image {raw_id} belongs to data set {image.dataset.name!r}, "
-                    f"not {dataset.name!r}"
-                )
+                problems.append(f"{where}: image {raw_id} is not in data set {dataset.name!r}")
                 continue
             if name and name != image.original_name:
                 problems.append(
