@@ -20,7 +20,10 @@ from the header). Column names are matched case-insensitively:
                     :mod:`worker.downloads`, lists it)
 
 Other columns are ignored (noted). Blank lines are skipped. Errors name the manifest's
-line number (the header is line 1) and the file.
+line number (the header is line 1) and the file. A cell that starts with an apostrophe
+before ``=``, ``+``, ``-`` or ``@`` (how a spreadsheet-safe CSV writes text that starts
+like a formula: the test split's manifest, :func:`manifest_text`, does) is read without
+that apostrophe; to give text that itself starts so, double the apostrophe.
 
 **Refused**, with every problem found listed (so that one round of fixes is enough), and
 nothing left behind (no run row, no stored file): a hostile or broken zip
@@ -84,6 +87,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from colourmodels.csv_cells import cell_text, text_cell
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
 from worker.models import ColourisedImage, Dataset, DatasetImage, ModelRun
@@ -136,11 +140,13 @@ WRITTEN_COLUMNS = ("file", "image_id", "true_category")
 
 def manifest_text(rows) -> str:
     """A manifest this module accepts: the header ``WRITTEN_COLUMNS`` and one row per
-    ``(file, image_id, true category)``."""
+    ``(file, image_id, true category)``. Spreadsheet-safe: text that starts like a formula
+    (a category named ``=2+3``) is written with a leading apostrophe
+    (:func:`colourmodels.csv_cells.text_cell`), which the reader takes off again."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(WRITTEN_COLUMNS)
-    writer.writerows(rows)
+    writer.writerows([text_cell(value) for value in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -287,7 +293,10 @@ def _parse_manifest(label: str, folder: str, text: str) -> _Manifest:
                     f"{label} line {line}: {len(cells)} fields, but the header has {len(columns)}"
                 )
                 continue
-            values = {c: cells[i].strip() if i < len(cells) else "" for i, c in enumerate(columns)}
+            # A cell written spreadsheet-safe ('=2+3) holds the text after the apostrophe.
+            values = {
+                c: cell_text(cells[i]) if i < len(cells) else "" for i, c in enumerate(columns)
+            }
             rows.append((line, values))
     except csv.Error as exc:
         raise UploadError(f"{label} line {reader.line_num}: not valid CSV ({exc})") from None
