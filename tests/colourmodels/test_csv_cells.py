@@ -28,3 +28,14 @@ def test_what_the_other_downloads_write_reads_back_too():
         assert cell_text(spreadsheet_cell(text)) == text
     assert cell_text("  '=2+3 ") == "=2+3"
     assert cell_text("'\t=x") == "=x"  # tabs and spaces around a cell are not its text
+
+
+def test_the_ensemble_commands_manifest_writes_file_names_and_categories_as_text():
+    from colourmodels.ensemble_cli import MANIFEST_COLUMNS, manifest_text
+
+    row = ("=cmd|' /C calc'!A0.png", "=cmd|' /C calc'!A0.jpg", "=2+3", "@x", "m")
+    text = manifest_text([row])
+    header, written = csv.reader(io.StringIO(text))
+    assert tuple(header) == MANIFEST_COLUMNS
+    assert [c[:1] for c in written] == ["'", "'", "'", "'", "m"]
+    assert tuple(cell_text(c) for c in written) == row

@@ -373,6 +373,34 @@ def test_another_data_sets_image_reads_as_one_that_does_not_exist(dataset, tmp_p
     _assert_nothing_left(settings)
 
 
+def test_names_and_categories_that_start_like_a_formula_read_back(dataset, tmp_path, settings):
+    """A manifest written spreadsheet-safe (by ``python -m colourmodels ensemble
+    colourise``: '=... cells) uploads: the checker reads each cell without the apostrophe
+    (file names, original names and categories alike)."""
+    from colourmodels.ensemble_cli import manifest_text
+
+    renamed = dataset.categories[0]
+    DatasetImage.objects.filter(dataset=dataset, category=renamed).update(category="=2+3")
+    dataset.categories = ["=2+3" if c == renamed else c for c in dataset.categories]
+    dataset.save(update_fields=["categories"])
+    files, rows = {}, []
+    for i, image in enumerate(_tests(dataset)):
+        image.original_name = f"=HYPERLINK(x){i}.jpg"
+        image.save(update_fields=["original_name"])
+        name = f"@{i:02d}.png"
+        files[name] = _png(_truth(image))
+        rows.append((name, image.original_name, image.category, image.category, "-m"))
+    manifest = manifest_text(rows)
+    assert "\n'@00.png,'=HYPERLINK(x)0.jpg," in manifest
+    archive = _zip(tmp_path / "run.zip", files, manifest)
+    run = uploaded_run_create(name="safe", dataset=dataset, archive=archive, colour_space="lab")
+    assert run.status == "done" and run.config["model"] == "-m"
+    assert run.config["manifest"]["rows"] == len(rows) and run.config["manifest"]["notes"] == []
+    routed = dict(run.outputs.values_list("source__original_name", "routed_category"))
+    assert routed == {name: category for _, name, category, _, _ in rows}
+    assert "=2+3" in routed.values()
+
+
 def test_every_problem_is_listed_at_once(dataset, tmp_path, settings):
     files, rows = _base(dataset)
     rows[0]["image_id"] = "999999"
