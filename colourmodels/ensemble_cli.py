@@ -27,9 +27,10 @@ data-parallel on all the processes in turn (as ``train`` does: ``--batch`` and
 category subfolders for oracle routing), or by default RUN's test split, at each image's own
 resolution, routed ``--routing predicted|oracle|soft``; writes the PNGs, ``manifest.csv``
 (``file``, ``original_name``, ``category`` routed to, ``true_category``, ``model``: the
-site's upload format, :mod:`worker.services.uploads`) and ``colourise.json``; ``--zip`` also
-writes the zip to upload as a run (**Model runs → Upload a run** or ``manage.py upload_run``)
-to the data set imported from the same folder.
+site's upload format, :mod:`worker.services.uploads`; text that starts like a spreadsheet
+formula is written with a leading apostrophe, which the site takes off) and
+``colourise.json``; ``--zip`` also writes the zip to upload as a run (**Model runs →
+Upload a run** or ``manage.py upload_run``) to the data set imported from the same folder.
 
 ``ensemble evaluate RUN``: the site's evaluation of a trained run (``gpu.evaluate_run``) on
 RUN's test split, for each routing asked (all three by default): the paper's Table 4 metrics
@@ -66,6 +67,7 @@ from .cli import (
     _write_json,
 )
 from .cpus import usable_cpus
+from .csv_cells import text_cell
 
 __all__ = ["add_parser"]
 
@@ -457,6 +459,19 @@ def _split_records(run: Path) -> tuple[Path, dict[str, list[tuple[Path, str | No
 MANIFEST_COLUMNS = ("file", "original_name", "category", "true_category", "model")
 
 
+def manifest_text(rows) -> str:
+    """The colourised images' manifest.csv (the site's run-upload format): the header
+    ``MANIFEST_COLUMNS`` and one row each. File names and categories are whatever the
+    input folders hold: text that starts like a spreadsheet formula gets a leading
+    apostrophe (:func:`colourmodels.csv_cells.text_cell`), which the site's upload checker
+    takes off again."""
+    manifest = io.StringIO(newline="")
+    writer = csv.writer(manifest, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerows([text_cell(value) for value in row] for row in rows)
+    return manifest.getvalue()
+
+
 def _cmd_colourise(args: argparse.Namespace) -> int:
     import torch
     from PIL import PngImagePlugin
@@ -550,16 +565,13 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
             )
         if not args.quiet:
             _note(f"colourised {min(start + args.batch, len(items))}/{len(items)}")
-    manifest = io.StringIO(newline="")
-    writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows(rows)
-    (out / "manifest.csv").write_text(manifest.getvalue(), encoding="utf-8")
+    manifest = manifest_text(rows)
+    (out / "manifest.csv").write_text(manifest, encoding="utf-8")
     _write_json(out / "colourise.json", {**settings_base, "images": entries})
     if args.zip:
         target = Path(args.zip)
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.csv", manifest.getvalue())
+            zf.writestr("manifest.csv", manifest)
             for file, *_ in rows:
                 zf.write(out / file, file)
         print(f"zip to upload as a run: {target}")

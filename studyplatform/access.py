@@ -11,8 +11,9 @@ of the worker and survey apps goes through here.
   Unowned objects (owner NULL) give the owner's level to staff researchers and superusers
   only. Sharing one object never shares another: a study's analysis needs view access to the
   study only, though it names its runs.
-- An object the user may not see answers 404 (never a 403 that confirms it exists); one
-  they may see but not change at the level asked for answers 403.
+- An object the user may not see answers 404 (never a 403 that confirms it exists), in
+  the very words of one that does not exist (:func:`not_found`: Django's debug page shows
+  them); one they may see but not change at the level asked for answers 403.
 """
 
 from __future__ import annotations
@@ -93,12 +94,20 @@ def may(user, obj, need: str = VIEW) -> bool:
     return level is not None and _RANK[level] >= _RANK[need]
 
 
-def require(user, obj, need: str = VIEW, why: str | None = None):
+def not_found(model) -> Http404:
+    """The 404 of ``get_object_or_404`` for ``model`` (a model class or instance), word for
+    word: an object the user may not see must read as one that does not exist."""
+    return Http404(f"No {model._meta.object_name} matches the given query.")
+
+
+def require(user, obj, need: str = VIEW, why: str | None = None, *, found=None):
     """``obj`` if ``user`` has at least ``need`` on it; 404 if they cannot see it, 403 if
-    they can see it but not at that level (``why`` says so, in words, on the 403 page)."""
+    they can see it but not at that level (``why`` says so, in words, on the 403 page).
+    ``found``: the object the URL named, when ``obj`` is what it belongs to (a stimulus's
+    study): the 404 is then the one for an absent ``found`` (by default ``obj``)."""
     level = level_of(user, obj)
     if level is None:
-        raise Http404("no such object")
+        raise not_found(obj if found is None else found)
     if _RANK[level] < _RANK[need]:
         raise PermissionDenied(
             why

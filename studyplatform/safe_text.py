@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from colourmodels.csv_cells import FORMULA_PREFIXES  # one list for every CSV written
 
 
 def has_control_characters(text: str) -> bool:

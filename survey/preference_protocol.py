@@ -65,6 +65,7 @@ from django.db.models import F
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
+from studyplatform.safe_text import spreadsheet_cell
 from studyplatform.words import counted
 from survey.analysis.exclusion import measured_trials
 from survey.models import Condition, Participant, Stimulus, Study, Trial
@@ -452,11 +453,13 @@ JUDGEMENT_COLUMNS = (
 def judgements_csv(records: list[dict]) -> str:
     """The judgements as CSV: the columns ``participant,item_a,item_b,winner`` that
     ``manage.py analyse_preferences`` reads, then the sides, response time, position and
-    photograph (its data-set image id)."""
+    photograph (its data-set image id). Text that starts like a formula gets a leading
+    apostrophe (:func:`studyplatform.safe_text.spreadsheet_cell`)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=JUDGEMENT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(records)
+    # Run labels are the researchers' text: spreadsheet-safe, as in every CSV download.
+    writer.writerows({k: spreadsheet_cell(v) for k, v in record.items()} for record in records)
     return out.getvalue()
 
 
@@ -498,7 +501,8 @@ SCORE_COLUMNS = ("rank", "item", "score", "se", "ci_low", "ci_high", "wins", "co
 
 
 def scores_csv(result: dict) -> str:
-    """The scores as CSV, highest first (only the header when there is no fit)."""
+    """The scores as CSV, highest first (only the header when there is no fit); a label
+    that starts like a formula gets a leading apostrophe, as in judgements_csv."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SCORE_COLUMNS)
@@ -507,7 +511,7 @@ def scores_csv(result: dict) -> str:
         writer.writerow(
             [
                 rank,
-                item["item"],
+                spreadsheet_cell(item["item"]),  # a label; the numbers stay numbers
                 f"{item['score']:.6f}",
                 f"{item['se']:.6f}",
                 f"{item['ci'][0]:.6f}",

@@ -59,18 +59,19 @@ def _shown(text: str) -> str:
     return f"“{text[:64]}…”" if len(text) > 64 else f"“{text}”"
 
 
-def _not_found(study: Study, lookup: dict) -> ParticipationError:
+def _not_found(lookup: dict) -> ParticipationError:
+    """The refusal for a participant this study does not have. It says nothing of other
+    studies: participant numbers are database ids shared by all studies, and another
+    researcher's study must not be confirmed to have had a participant with a number."""
     number = lookup.get("pk")
     if number is None:
         ((field, value),) = lookup.items()
         name = "PROLIFIC_PID" if field == "prolific_pid" else "participant id"
         return ParticipationError(f"no participant in this study has the {name} {_shown(value)}")
-    if Participant.objects.filter(pk=number).exclude(study=study).exists():
-        return ParticipationError(
-            f"participant number {number} took part in another study, not this one: "
-            "check that the download it comes from is this study's"
-        )
-    return ParticipationError(f"no participant number {number} in this study")
+    return ParticipationError(
+        f"no participant of this study has number {number}: check that the download it "
+        "comes from is this study's"
+    )
 
 
 def withdrawal_lookup(*, study: Study, by: str, who: str) -> dict:
@@ -100,7 +101,7 @@ def withdrawal_lookup(*, study: Study, by: str, who: str) -> dict:
     )
     if not found:
         if number is not None:
-            raise _not_found(study, {"pk": number})
+            raise _not_found({"pk": number})
         raise ParticipationError(
             "no participant in this study has the number, PROLIFIC_PID or participant id "
             + _shown(who)
@@ -140,7 +141,7 @@ def participant_to_withdraw(
         .first()
     )
     if found is None:
-        raise _not_found(study, lookup)
+        raise _not_found(lookup)
     if found.withdrawn_at is not None:
         raise ParticipationError("this participant was already withdrawn")
     return found
@@ -166,7 +167,7 @@ def participant_withdraw(
         Study.objects.select_for_update().get(pk=study.pk)  # no start reads exposures meanwhile
         participant = Participant.objects.select_for_update().filter(study=study, **lookup).first()
         if participant is None:
-            raise _not_found(study, lookup)
+            raise _not_found(lookup)
         if participant.withdrawn_at is not None:
             raise ParticipationError("this participant was already withdrawn")
         # A released place gave them back already; a pilot participation never counted.

@@ -271,7 +271,7 @@ def export_images_csv(request, pk: int):
 def stimulus_thumbnail(request, pk: int):
     """A small JPEG of a stimulus (researchers only: its URL names the stimulus)."""
     stimulus = get_object_or_404(Stimulus.objects.select_related("study"), pk=pk)
-    require(request.user, stimulus.study)
+    require(request.user, stimulus.study, found=stimulus)
     try:
         return image_response(stored_thumbnail(stimulus.file, THUMBNAIL_SIDE), "image/jpeg")
     except FileNotFoundError:

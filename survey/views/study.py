@@ -378,7 +378,7 @@ def study_stimuli_zip(request, pk: int):
 def study_stimulus_image(request, pk: int):
     """A stimulus as stored (researchers only: its URL names the stimulus)."""
     stimulus = get_object_or_404(Stimulus.objects.select_related("study"), pk=pk)
-    require(request.user, stimulus.study)
+    require(request.user, stimulus.study, found=stimulus)
     try:
         with default_storage.open(stimulus.file, "rb") as f:
             data = f.read()

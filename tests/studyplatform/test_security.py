@@ -20,6 +20,7 @@ from tests.studyplatform.access_helpers import (
     EDIT_FORMS,
     MARK,
     NEVER_SHARED,
+    OBJECT_BY_NAME,
     OWNER_PAGES,
     SHARING,
     build_world,
@@ -131,6 +132,48 @@ def test_without_a_share_another_researcher_sees_and_changes_nothing(world):
                 assert theirs == (405 if mine == 405 else 404), (name, method, theirs)
     acted = {n for n, r in researcher_routes() if object_of(r) and alice_post[n] == 302}
     assert acted == CHANGING
+
+
+ABSENT = 987654321  # no object has this id
+
+
+def _absent_path(world, name: str, route: str) -> str:
+    """The route's path with an id no object has in place of the world's object's."""
+    pk = getattr(world, OBJECT_BY_NAME.get(name, object_of(route))).pk
+    path = path_of(world, name, route)
+    return re.sub(rf"/{pk}(?=[/.?]|$)", f"/{ABSENT}", path, count=1)
+
+
+@pytest.mark.django_db
+def test_with_debug_on_not_yours_and_not_there_answer_the_same_404(world, settings):
+    """Django's debug 404 page shows the exception's message: the 404 for another
+    researcher's object must be word for word the 404 for an id no object has (paths made
+    equal), else walking ids with DEBUG on tells which exist."""
+    settings.DEBUG = True
+    bob = _as(world.bob)
+    walked = 0
+    for name, route in researcher_routes():
+        if object_of(route) is None:
+            continue
+        for method in ("get", "post"):
+            theirs = _request(bob, world, name, route, method)
+            absent = _absent_path(world, name, route)
+            nothing = bob.get(absent) if method == "get" else bob.post(absent)
+            assert (theirs.status_code, nothing.status_code) in ((404, 404), (405, 405)), (
+                name,
+                method,
+                theirs.status_code,
+                nothing.status_code,
+            )
+            if theirs.status_code != 404:
+                continue
+            mine = path_of(world, name, route).split("?")[0]
+            body = theirs.content.decode().replace(mine.lstrip("/"), "PATH")
+            other = nothing.content.decode().replace(absent.split("?")[0].lstrip("/"), "PATH")
+            assert body == other, (name, method)
+            assert "matches the given query." in body, (name, method)
+            walked += 1
+    assert walked >= 30
 
 
 @pytest.mark.django_db

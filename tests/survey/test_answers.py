@@ -154,24 +154,40 @@ def test_the_form_finds_a_participant_by_number_prolific_pid_or_participant_id(s
     assert withdrawal_lookup(study=study, by="public_id", who="x") == {"public_id": "x"}
 
 
-def test_the_form_refuses_a_number_of_another_study_in_words(study, participant, another_study):
+def test_the_form_refuses_a_number_of_another_study_as_it_refuses_an_unknown_one(
+    study, participant, another_study
+):
+    """Participant numbers are shared by all studies: a number of another study's
+    participant is refused in the words of a number no one has, so that the form does not
+    confirm activity in studies the researcher may not see."""
     stranger = participant_start(study=another_study, prolific_pid="pid-2")
-    elsewhere = f"participant number {stranger.pk} took part in another study, not this one"
-    with pytest.raises(ParticipationError, match=elsewhere):
-        withdrawal_lookup(study=study, by="any", who=str(stranger.pk))
-    ids = withdrawal_lookup(study=study, by="number", who=str(stranger.pk))
-    with pytest.raises(ParticipationError, match=elsewhere):
-        participant_to_withdraw(study=study, **ids)
-    with pytest.raises(ParticipationError, match=elsewhere):
-        participant_withdraw(study=study, **ids)
+    nobody = Participant.objects.order_by("-pk").first().pk + 1000
+
+    def refusals(number: int) -> list[str]:
+        words = []
+        for attempt in (
+            lambda: withdrawal_lookup(study=study, by="any", who=str(number)),
+            lambda: participant_to_withdraw(study=study, number=number),
+            lambda: participant_withdraw(study=study, number=number),
+        ):
+            with pytest.raises(ParticipationError) as caught:
+                attempt()
+            words.append(str(caught.value).replace(str(number), "N"))
+        return words
+
+    elsewhere, unknown = refusals(stranger.pk), refusals(nobody)
+    assert elsewhere == unknown
+    assert elsewhere[0].startswith("no participant of this study has number N")
+    assert not any("another study" in words for words in elsewhere)
     assert stranger.trials.count() == 4 and not Withdrawal.objects.exists()
 
 
 def test_the_form_refuses_unknown_malformed_and_ambiguous_input_in_words(study, participant):
     unknown = participant.pk + 1000
-    with pytest.raises(ParticipationError, match=f"no participant number {unknown} in this"):
+    nobody = f"no participant of this study has number {unknown}"
+    with pytest.raises(ParticipationError, match=nobody):
         withdrawal_lookup(study=study, by="any", who=str(unknown))
-    with pytest.raises(ParticipationError, match=f"no participant number {unknown} in this"):
+    with pytest.raises(ParticipationError, match=nobody):
         participant_to_withdraw(study=study, number=unknown)
     with pytest.raises(ParticipationError, match="PROLIFIC_PID or participant id “nobody”"):
         withdrawal_lookup(study=study, by="any", who="nobody")

@@ -1,6 +1,6 @@
 """Exports cannot inject: a study name with a line break writes no live LaTeX, and text
 cells that start like a spreadsheet formula (from names, labels, uploaded file names) are
-written as text."""
+written as text, in every CSV download (the test split's manifest.csv: tests/worker)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from survey.analysis import exports
 from survey.analysis.results import study_analysis
 from survey.models import Condition, Study
+from survey.preference_protocol import judgements_csv, scores_csv
 from tests.survey.analysis_helpers import make_study, take_part
 from worker.models import DatasetImage
 
@@ -76,3 +77,39 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+HOSTILE_LABEL = '=HYPERLINK("http://evil","x")'
+
+
+def test_the_preference_downloads_write_labels_as_text():
+    """preferences.csv and bradley-terry.csv (written apart from the other exports) escape
+    a run label that starts like a formula, and leave the numbers as numbers."""
+    record = {
+        "participant": 7,
+        "item_a": HOSTILE_LABEL,
+        "item_b": "+cool",
+        "winner": HOSTILE_LABEL,
+        "left": "+cool",
+        "right": HOSTILE_LABEL,
+        "chosen_side": "right",
+        "rt_ms": 640,
+        "position": 3,
+        "scene": 12,
+    }
+    judgements = judgements_csv([record])
+    (row,) = csv.DictReader(io.StringIO(judgements))
+    assert row["item_a"] == row["winner"] == row["right"] == "'" + HOSTILE_LABEL
+    assert row["item_b"] == row["left"] == "'+cool"
+    assert (row["participant"], row["rt_ms"], row["scene"]) == ("7", "640", "12")
+
+    item = {"score": -0.5, "se": 0.25, "ci": (-1.0, 0.0), "wins": 1, "comparisons": 2}
+    scores = scores_csv(
+        {"bradley_terry": {"items": [{**item, "item": HOSTILE_LABEL}, {**item, "item": "@x"}]}}
+    )
+    rows = list(csv.DictReader(io.StringIO(scores)))
+    assert [r["item"] for r in rows] == ["'" + HOSTILE_LABEL, "'@x"]
+    assert (rows[0]["score"], rows[0]["ci_low"]) == ("-0.500000", "-1.000000")
+    for text in (judgements, scores):
+        assert not [c for c in _cells(text) if c[:1] in ("=", "+", "@", "\t", "\r")]
+        assert not [c for c in _cells(text) if c.startswith("-") and not _is_number(c)]

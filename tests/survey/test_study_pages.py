@@ -492,7 +492,7 @@ def test_withdrawal_by_the_participant_number_of_the_downloads(researcher_client
     assert Trial.objects.count() == trials and not Withdrawal.objects.exists()
 
     refused = {
-        str(stranger.pk): f"participant number {stranger.pk} took part in another study",
+        str(stranger.pk): f"no participant of this study has number {stranger.pk}",
         "12.5": "“12.5” is not a participant number",
     }
     for who, words in refused.items():

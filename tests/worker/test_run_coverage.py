@@ -3,6 +3,7 @@ colourised images for figures, and the page of an uploaded run."""
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 
@@ -112,6 +113,46 @@ def test_the_test_split_zip_comes_back_as_an_upload_covering_it_all(client, ada,
     as_is.write_bytes(b"".join(client.get(response.wsgi_request.path).streaming_content))
     again = uploaded_run_create(name="as is", dataset=dataset, archive=as_is, colour_space="yuv")
     assert run_coverage(again).text == f"{len(tests)} / {len(tests)} test images"
+
+
+def test_a_category_named_like_a_formula_is_text_in_the_test_split_and_reads_back(
+    client, ada, dataset, tmp_path
+):
+    """The test split's manifest.csv writes a category named ``=2+3`` as text ('=2+3, no
+    spreadsheet runs it), and the upload checker reads it back as ``=2+3``: the zip as
+    downloaded uploads, and so does its manifest with the column used as ``category``."""
+    formula = "=2+3"
+    renamed = dataset.categories[0]
+    DatasetImage.objects.filter(dataset=dataset, category=renamed).update(category=formula)
+    dataset.categories = [formula if c == renamed else c for c in dataset.categories]
+    dataset.save(update_fields=["categories"])
+    tests = list(dataset.images.filter(split=DatasetImage.Split.TEST).order_by("id"))
+    assert formula in {i.category for i in tests}
+
+    members = _zip_members(client.get(reverse("dataset_test_zip", args=[dataset.pk])))
+    manifest = members.pop("manifest.csv").decode()
+    cells = [cell for row in csv.reader(io.StringIO(manifest)) for cell in row]
+    assert "'=2+3" in cells and formula not in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+    as_is = uploaded_run_create(
+        name="as is",
+        dataset=dataset,
+        archive=_zip(tmp_path / "as-is.zip", members, manifest),
+        colour_space="lab",
+    )
+    assert run_coverage(as_is).complete
+    # The true category given back as the category the model routed each image to.
+    routed = manifest.replace("file,image_id,true_category", "file,image_id,category", 1)
+    run = uploaded_run_create(
+        name="routed",
+        dataset=dataset,
+        archive=_zip(tmp_path / "routed.zip", members, routed),
+        colour_space="lab",
+    )
+    assert run.status == "done" and run_coverage(run).complete
+    by_source = dict(run.outputs.values_list("source_id", "routed_category"))
+    assert by_source == {i.pk: i.category for i in tests}
 
 
 def test_the_upload_page_explains_the_manifest_from_the_checkers_own_columns(client, ada, dataset):

@@ -244,7 +244,7 @@ def test_the_command_reports_errors_clearly(dataset, tmp_path, settings):
     files, rows = _base(dataset)
     rows[2]["image_id"] = "999999"
     archive = _zip(tmp_path / "run.zip", files, _csv(rows))
-    with pytest.raises(CommandError, match="line 4 \\(file 'img02.png'\\): there is no image"):
+    with pytest.raises(CommandError, match="line 4 \\(file 'img02.png'\\): image 999999 is not in"):
         call_command("upload_run", str(archive), "--dataset", "syn", "--name", "x")
     with pytest.raises(CommandError, match="no data set named"):
         call_command("upload_run", str(archive), "--dataset", "nope", "--name", "x")
@@ -282,7 +282,7 @@ BAD = {
     "empty manifest": (lambda f, r: r.clear(), "no rows"),
     "unknown id": (
         lambda f, r: r[1].update(image_id="999999"),
-        "line 3 (file 'img01.png'): there is no image with id 999999",
+        "line 3 (file 'img01.png'): image 999999 is not in data set 'syn'",
     ),
     "id not a number": (lambda f, r: r[0].update(image_id="x1"), "is not a whole number"),
     "no id in a row": (lambda f, r: r[0].update(image_id=""), "no image_id or original_name"),
@@ -290,7 +290,7 @@ BAD = {
         lambda f, r: {"columns": ("file", "original_name"), "original_name": "nope.png"},
         "line 2 (file 'img00.png'): data set 'syn' has no image named 'nope.png'",
     ),
-    "image of another data set": (_another_dataset_image, "belongs to data set 'other'"),
+    "image of another data set": (_another_dataset_image, "is not in data set 'syn'"),
     "training image": (_train_image, "is in the train split; only test images"),
     "ground truth twice": (
         lambda f, r: r[3].update(image_id=r[0]["image_id"]),
@@ -351,6 +351,54 @@ def test_a_bad_upload_is_refused_and_leaves_nothing(case, dataset, tmp_path, set
         uploaded_run_create(name="bad", dataset=dataset, archive=archive, colour_space="lab")
     assert expected in str(caught.value)
     _assert_nothing_left(settings)
+
+
+def test_another_data_sets_image_reads_as_one_that_does_not_exist(dataset, tmp_path, settings):
+    """An id of another data set's image is refused in the same words as an id no image
+    has: the manifest cannot be used to find out which ids exist, nor other data sets'
+    names."""
+    other = tiny_dataset("someone-elses", per_category=2, size=32)
+    foreign = other.images.order_by("id").first().pk
+    absent = DatasetImage.objects.order_by("-id").first().pk + 1000
+    files, rows = _base(dataset)
+    rows[0]["image_id"], rows[1]["image_id"] = str(foreign), str(absent)
+    archive = _zip(tmp_path / "bad.zip", files, _csv(rows))
+    with pytest.raises(UploadError) as caught:
+        uploaded_run_create(name="bad", dataset=dataset, archive=archive, colour_space="lab")
+    assert caught.value.problems == [
+        f"manifest.csv line 2 (file 'img00.png'): image {foreign} is not in data set 'syn'",
+        f"manifest.csv line 3 (file 'img01.png'): image {absent} is not in data set 'syn'",
+    ]
+    assert "someone-elses" not in str(caught.value)
+    _assert_nothing_left(settings)
+
+
+def test_names_and_categories_that_start_like_a_formula_read_back(dataset, tmp_path, settings):
+    """A manifest written spreadsheet-safe (by ``python -m colourmodels ensemble
+    colourise``: '=... cells) uploads: the checker reads each cell without the apostrophe
+    (file names, original names and categories alike)."""
+    from colourmodels.ensemble_cli import manifest_text
+
+    renamed = dataset.categories[0]
+    DatasetImage.objects.filter(dataset=dataset, category=renamed).update(category="=2+3")
+    dataset.categories = ["=2+3" if c == renamed else c for c in dataset.categories]
+    dataset.save(update_fields=["categories"])
+    files, rows = {}, []
+    for i, image in enumerate(_tests(dataset)):
+        image.original_name = f"=HYPERLINK(x){i}.jpg"
+        image.save(update_fields=["original_name"])
+        name = f"@{i:02d}.png"
+        files[name] = _png(_truth(image))
+        rows.append((name, image.original_name, image.category, image.category, "-m"))
+    manifest = manifest_text(rows)
+    assert "\n'@00.png,'=HYPERLINK(x)0.jpg," in manifest
+    archive = _zip(tmp_path / "run.zip", files, manifest)
+    run = uploaded_run_create(name="safe", dataset=dataset, archive=archive, colour_space="lab")
+    assert run.status == "done" and run.config["model"] == "-m"
+    assert run.config["manifest"]["rows"] == len(rows) and run.config["manifest"]["notes"] == []
+    routed = dict(run.outputs.values_list("source__original_name", "routed_category"))
+    assert routed == {name: category for _, name, category, _, _ in rows}
+    assert "=2+3" in routed.values()
 
 
 def test_every_problem_is_listed_at_once(dataset, tmp_path, settings):

@@ -20,20 +20,25 @@ from the header). Column names are matched case-insensitively:
                     :mod:`worker.downloads`, lists it)
 
 Other columns are ignored (noted). Blank lines are skipped. Errors name the manifest's
-line number (the header is line 1) and the file.
+line number (the header is line 1) and the file. A cell that starts with an apostrophe
+before ``=``, ``+``, ``-`` or ``@`` (how a spreadsheet-safe CSV writes text that starts
+like a formula: the test split's manifest, :func:`manifest_text`, does) is read without
+that apostrophe; to give text that itself starts so, double the apostrophe.
 
 **Refused**, with every problem found listed (so that one round of fixes is enough), and
 nothing left behind (no run row, no stored file): a hostile or broken zip
 (:func:`colourmodels.data.archives.read_zip`'s :class:`ArchiveError`), no manifest, a
-missing column, an empty manifest, an unknown image id or name, an image of another data
-set, a ground truth that is **not in the test split** (refused, not warned: the paper's
-metrics and the studies are over the test split, and a model's output for a training image
-would flatter it), a ground truth or a file listed twice, a file missing from the zip or not
-an image, an unreadable, corrupt or oversized image (:func:`load_rgb`), an image smaller
-than the SSIM window (7 x 7), an image whose size is neither its ground truth's nor square,
-two different model names, an unknown category. Files in the zip that the manifest does not
-list are **ignored**, with a note in ``run.config["manifest"]["notes"]``. The upload need
-not cover the whole test split; ``config["manifest"]`` records how much it covers.
+missing column, an empty manifest, an image id or name that is not in the chosen data set
+(an id of another data set's image reads the same as one that does not exist: nothing
+names another data set), a ground truth that is **not in the test split** (refused, not
+warned: the paper's metrics and the studies are over the test split, and a model's output
+for a training image would flatter it), a ground truth or a file listed twice, a file
+missing from the zip or not an image, an unreadable, corrupt or oversized image
+(:func:`load_rgb`), an image smaller than the SSIM window (7 x 7), an image whose size is
+neither its ground truth's nor square, two different model names, an unknown category.
+Files in the zip that the manifest does not list are **ignored**, with a note in
+``run.config["manifest"]["notes"]``. The upload need not cover the whole test split;
+``config["manifest"]`` records how much it covers.
 
 **Sizes.** Each colourised image is compared with its ground truth at the colourised
 image's size: the ground truth as it is when the sizes match, else brought to the
@@ -82,6 +87,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from colourmodels.csv_cells import cell_text, text_cell
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
 from worker.models import ColourisedImage, Dataset, DatasetImage, ModelRun
@@ -134,11 +140,13 @@ WRITTEN_COLUMNS = ("file", "image_id", "true_category")
 
 def manifest_text(rows) -> str:
     """A manifest this module accepts: the header ``WRITTEN_COLUMNS`` and one row per
-    ``(file, image_id, true category)``."""
+    ``(file, image_id, true category)``. Spreadsheet-safe: text that starts like a formula
+    (a category named ``=2+3``) is written with a leading apostrophe
+    (:func:`colourmodels.csv_cells.text_cell`), which the reader takes off again."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(WRITTEN_COLUMNS)
-    writer.writerows(rows)
+    writer.writerows([text_cell(value) for value in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -285,7 +293,10 @@ def _parse_manifest(label: str, folder: str, text: str) -> _Manifest:
                     f"{label} line {line}: {len(cells)} fields, but the header has {len(columns)}"
                 )
                 continue
-            values = {c: cells[i].strip() if i < len(cells) else "" for i, c in enumerate(columns)}
+            # A cell written spreadsheet-safe ('=2+3) holds the text after the apostrophe.
+            values = {
+                c: cell_text(cells[i]) if i < len(cells) else "" for i, c in enumerate(columns)
+            }
             rows.append((line, values))
     except csv.Error as exc:
         raise UploadError(f"{label} line {reader.line_num}: not valid CSV ({exc})") from None
@@ -320,7 +331,9 @@ def _resolve_sources(
             ids.add(int(raw))
         if values.get("original_name"):
             names.add(values["original_name"])
-    by_id = {i.pk: i for i in DatasetImage.objects.filter(pk__in=ids).select_related("dataset")}
+    # Only this data set's images: an id of another data set must read as one that does
+    # not exist (the uploader may not see other data sets, not even their names).
+    by_id = {i.pk: i for i in DatasetImage.objects.filter(dataset=dataset, pk__in=ids)}
     by_name = {
         i.original_name: i
         for i in DatasetImage.objects.filter(dataset=dataset, original_name__in=names)
@@ -336,13 +349,7 @@ def _resolve_sources(
                 continue
             image = by_id.get(int(raw_id))
             if image is None:
-                problems.append(f"{where}: there is no image with id {raw_id}")
-                continue
-            if image.dataset_id != dataset.pk:
-                problems.append(
-                    f"{where}: image {raw_id} belongs to data set {image.dataset.name!r}, "
-                    f"not {dataset.name!r}"
-                )
+                problems.append(f"{where}: image {raw_id} is not in data set {dataset.name!r}")
                 continue
             if name and name != image.original_name:
                 problems.append(

@@ -19,7 +19,7 @@ THUMBNAIL_SIDE = 160
 @require_GET
 def dataset_image_thumbnail(request, pk: int):
     image = get_object_or_404(DatasetImage.objects.select_related("dataset"), pk=pk)
-    require(request.user, image.dataset)
+    require(request.user, image.dataset, found=image)
     return image_response(stored_thumbnail(image.file, THUMBNAIL_SIDE), "image/jpeg")
 
 
@@ -29,7 +29,7 @@ def run_output_image(request, pk: int):
     """A colourised test image, as the run stored it (a trained run's PNG, or an uploaded
     run's JPEG or PNG), with the content type of what is stored."""
     output = get_object_or_404(ColourisedImage.objects.select_related("run"), pk=pk)
-    require(request.user, output.run)
+    require(request.user, output.run, found=output)
     try:
         with default_storage.open(output.file, "rb") as f:
             data = f.read()
@@ -44,7 +44,7 @@ def run_output_truth(request, pk: int):
     """The ground truth of a colourised test image at the output's size: shorter side
     scaled, centred square kept (as the training data were prepared)."""
     output = get_object_or_404(ColourisedImage.objects.select_related("source", "run"), pk=pk)
-    require(request.user, output.run)
+    require(request.user, output.run, found=output)
     try:
         with default_storage.open(output.file, "rb") as f, Image.open(f) as colourised:
             side = min(colourised.size)
