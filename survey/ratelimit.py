@@ -1,7 +1,8 @@
 """A limit on starting a study from one client address, so that a bot cannot exhaust its
 balanced lists: at most ``STUDY_START_LIMIT`` starts per ``STUDY_START_WINDOW_SECONDS`` per
-study and address (an IPv6 address's /64: :func:`address_key`), counted in the shared cache (Redis). If the cache is unreachable the
-start is allowed: losing a participant is worse than a window without a limit."""
+study and address (an IPv6 address's /64: :func:`address_key`), counted in the shared
+cache (Redis). If the cache is unreachable the start is allowed: losing a participant is
+worse than a window without a limit."""
 
 from __future__ import annotations
 
