@@ -598,3 +598,40 @@ def test_the_analysis_plan_is_set_in_the_form_and_absurd_values_are_refused(
     assert (study.equivalence_margin, study.alpha, study.hypotheses) == (0.1, 0.01, "H1: 0.5 ± δ")
     page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "within 0.5 ± 0.1, α = 0.01" in page and "H1: 0.5 ± δ" in page
+
+
+@pytest.mark.django_db
+def test_the_prolific_link_starts_a_participation_with_prolifics_ids(researcher_client, runs):
+    """The study page's Prolific link, its placeholders filled in as Prolific does, keeps the
+    three ids on the participation."""
+    import html
+    import re
+
+    from django.test import Client
+
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
+    page = researcher_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    link = html.unescape(re.search(r'id="prolific-link" readonly value="([^"]+)"', page)[1])
+    assert link.endswith(
+        "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+    )
+    filled = (
+        link.replace("{{%PROLIFIC_PID%}}", "5f0c1e2d3b4a59687a8b9c0d")
+        .replace("{{%STUDY_ID%}}", "6a1b2c3d4e5f60718293a4b5")
+        .replace("{{%SESSION_ID%}}", "7b2c3d4e5f60718293a4b5c6")
+    )
+    path, query = filled.split("://", 1)[1].split("/", 1)[1].split("?")
+    participant = Client()
+    landing = participant.get(f"/{path}?{query}")
+    assert landing.status_code == 200
+    hidden = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', landing.content.decode())
+    )
+    started = participant.post(f"/{path}?{query}", {**hidden, "consent": "yes"})
+    assert started.status_code == 302
+    (p,) = Participant.objects.filter(study=study)
+    assert (p.prolific_pid, p.prolific_study_id, p.prolific_session_id) == (
+        "5f0c1e2d3b4a59687a8b9c0d",
+        "6a1b2c3d4e5f60718293a4b5",
+        "7b2c3d4e5f60718293a4b5c6",
+    )
