@@ -256,6 +256,7 @@ OBJECT_BY_NAME = {
     "export_preference_judgements_csv": "preference_study",
     "export_preference_scores_json": "preference_study",
     "export_preference_scores_csv": "preference_study",
+    "export_preference_scores_tex": "preference_study",
 }
 
 
