@@ -25,7 +25,10 @@ intercept spans the conditions they saw, within subjects), with every pairwise c
 (log odds), its Wald interval and p, and Holm-adjusted p-values.
 
 An *image* is the pair (image, truth): a real photograph and a colourised version of the
-same scene are different images. A row whose condition is None is a real photograph shared
+same scene are different images. In the joint model an AI image is keyed by its condition
+too, (image, truth, condition): each condition shows its own colourisation of a scene, a
+stimulus of its own with its own random intercept, while a real photograph is the same file
+in every condition and keeps one. A row whose condition is None is a real photograph shared
 by every condition (the platform's within-subjects export): each condition's analysis
 includes it, as the platform's tables do, and in the joint model the shared photographs form
 a level of their own, so the contrasts between conditions compare their AI images.
@@ -368,12 +371,11 @@ def _images(
     term = fit.terms[1]
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     images = []
-    for (image, truth), effect, sd in zip(
-        term.levels, term.modes[:, 0], term.mode_sd[:, 0], strict=True
-    ):
-        if (image, truth) not in counts:
+    for level, effect, sd in zip(term.levels, term.modes[:, 0], term.mode_sd[:, 0], strict=True):
+        if level not in counts:  # another condition's image, or an AI image of the joint model
             continue
-        n, fooled = counts[(image, truth)]
+        image, truth = level
+        n, fooled = counts[level]
         low, high = effect - z * sd, effect + z * sd
         rate = float(special.expit(b0 + effect))
         images.append(
@@ -483,6 +485,16 @@ def _condition(
     )
 
 
+def _stimulus(r: Row) -> tuple:
+    """The joint model's image key: each distinct stimulus shown. A condition's AI image is
+    its own colourisation of the scene, so the AI images of one scene in two conditions are
+    two stimuli, (image, "ai", condition) each; a real photograph is the same file in every
+    condition, (image, "real"). Keying an AI image by (image, truth) alone would give the
+    warm and the cool colourisation of a scene one random intercept, ignore the
+    condition-specific stimulus variation and make the contrasts anti-conservative."""
+    return (r.image, r.truth) if r.truth == "real" else (r.image, r.truth, r.condition)
+
+
 def joint_design(rows: list[Row], names: list[str]):
     """(y, X, beta names, terms) of fooled ~ condition, treatment coding against names[0];
     shared real photographs (condition None) are a level of their own."""
@@ -497,7 +509,7 @@ def joint_design(rows: list[Row], names: list[str]):
     beta_names = ["(Intercept)"] + [f"condition {level}" for level in levels[1:]]
     terms = [
         _intercept_term("participant", [r.participant for r in rows]),
-        _intercept_term("image", [(r.image, r.truth) for r in rows]),
+        _intercept_term("image", [_stimulus(r) for r in rows]),
     ]
     return y, X, beta_names, terms
 

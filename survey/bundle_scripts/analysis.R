@@ -89,6 +89,9 @@ d$fooled <- as.integer(d$truth != d$answer)
 d$said_real <- as.integer(d$answer == "real")
 d$tc <- ifelse(d$truth == "real", 0.5, -0.5)
 d$stim <- paste(d$image, d$truth, sep = ":")
+# The joint model's image key, each distinct stimulus shown: an AI image is its condition's
+# own colourisation (image, ai, condition); a real photograph is one file in every condition.
+d$stimulus <- ifelse(d$truth == "real", d$stim, paste(d$image, d$truth, d$condition, sep = ":"))
 conditions <- unique(d$condition[d$condition != ""])
 shared <- d[d$condition == "", ]
 own_rows <- function(cond) rbind(d[d$condition == cond, ], shared)
@@ -300,7 +303,7 @@ if (length(conditions) > 1) {
   x <- d
   x$cond <- factor(ifelse(x$condition == "", "shared real photographs", x$condition),
                    levels = c(conditions, if (nrow(shared)) "shared real photographs"))
-  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stim), data = x,
+  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stimulus), data = x,
                             family = binomial)), error = function(e) e)
 }
 if (length(conditions) > 1 && inherits(m, "error")) {
@@ -308,7 +311,7 @@ if (length(conditions) > 1 && inherits(m, "error")) {
 } else if (length(conditions) > 1) {
   b <- fixef(m); V <- as.matrix(vcov(m))
   joint <- list(reference = conditions[1], participant_sd = sd_of(m, "participant"),
-                image_sd = sd_of(m, "stim"), singular = isSingular(m), warnings = messages_of(m))
+                image_sd = sd_of(m, "stimulus"), singular = isSingular(m), warnings = messages_of(m))
   w_of <- function(k) { w <- numeric(length(b)); if (k > 1) w[k] <- 1; w }
   rows <- list()
   for (i in 1:(length(conditions) - 1)) for (j in (i + 1):length(conditions)) {

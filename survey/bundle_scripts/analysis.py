@@ -438,6 +438,15 @@ def holm(p: list[float]) -> list[float]:
 SHARED_REAL = "shared real photographs"
 
 
+def stimulus(r: dict) -> tuple:
+    """The joint model's image key, each distinct stimulus shown: an AI image is its
+    condition's own colourisation, (image, "ai", condition); a real photograph is the same
+    file in every condition, (image, "real")."""
+    if r["truth"] == "real":
+        return (r["image"], r["truth"])
+    return (r["image"], r["truth"], r["condition"])
+
+
 def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[dict, list]:
     levels = list(names)
     if any(not r["condition"] for r in rows):
@@ -450,7 +459,7 @@ def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[d
     y = np.array([r["truth"] != r["answer"] for r in rows], dtype=float)
     terms = [
         term("participant", [r["participant"] for r in rows]),
-        term("image", [(r["image"], r["truth"]) for r in rows]),
+        term("image", [stimulus(r) for r in rows]),
     ]
     result, problem = fit(y, X, beta_names, terms, "logit", theta_start)
     if result is None:
