@@ -233,8 +233,31 @@ binomial_tost <- function(k, n) {
        verdict = verdict_of(p < ALPHA, p_two < ALPHA))
 }
 
+# A random-effect SD above this (logit scale) says the participants or images are
+# all-or-nothing (each always or never fooled: separation); the typical one's rate,
+# plogis(intercept), then says nothing. The platform's rule (survey.inference.SEPARATION_SD):
+# the model's numbers do not carry the verdict, the exact binomial TOST does.
+SEPARATION_SD <- 5
+model_problem <- function(g) {
+  if (is.null(g$intercept)) return("the mixed model could not be fitted")
+  if (!g$converged) return("the mixed model did not converge")
+  for (name in c("participant", "image")) {
+    sd <- g[[paste0(name, "_sd")]]
+    if (length(sd) == 1 && !is.na(sd) && sd > SEPARATION_SD) {
+      return(sprintf(paste("the mixed model's %s SD is %.3g on the logit scale (each %s",
+                           "always or never fooled: separation), so its typical %s's rate",
+                           "says nothing"), name, sd, name, name))
+    }
+  }
+  NULL
+}
+verdict_and_problem <- function(g, mt, tost) {
+  problem <- model_problem(g)
+  list(verdict = if (is.null(problem)) mt$verdict else tost$verdict, model_problem = problem)
+}
+
 model_tost <- function(g) {
-  if (is.null(g$intercept) || !g$converged) {
+  if (!is.null(model_problem(g))) {
     return(list(margin = MARGIN, alpha = ALPHA, rate = NULL, interval = NULL,
                 level = 1 - 2 * ALPHA, equivalent = FALSE, p_two_sided = NULL,
                 verdict = "inconclusive"))
@@ -267,6 +290,7 @@ for (cond in conditions) {
     g <- fooling_model(x)
     tost <- binomial_tost(fooled, nrow(x))
     mt <- model_tost(g)
+    vp <- verdict_and_problem(g, mt, tost)
     mixed[[length(mixed) + 1]] <- list(
       condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
       n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
@@ -274,7 +298,7 @@ for (cond in conditions) {
       ai_judged_real_rate = fooled / nrow(x), ai_judged_real_rate_wilson = wilson(fooled, nrow(x)),
       real_judged_ai_rate = NULL, real_judged_ai_rate_wilson = NULL,
       glmm = g, sdt = NULL, tost = tost, mixed_tost = mt,
-      verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+      verdict = vp$verdict, model_problem = vp$model_problem)
     next
   }
   if (!any(x$truth == "ai") || !any(x$truth == "real")) {
@@ -288,6 +312,7 @@ for (cond in conditions) {
   g <- fooling_model(x)
   tost <- binomial_tost(fooled, nrow(x))
   mt <- model_tost(g)
+  vp <- verdict_and_problem(g, mt, tost)
   mixed[[length(mixed) + 1]] <- list(
     condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
     n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
@@ -295,7 +320,7 @@ for (cond in conditions) {
     ai_judged_real_rate = sum(ai$fooled) / nrow(ai), ai_judged_real_rate_wilson = wilson(sum(ai$fooled), nrow(ai)),
     real_judged_ai_rate = sum(real$fooled) / nrow(real), real_judged_ai_rate_wilson = wilson(sum(real$fooled), nrow(real)),
     glmm = g, sdt = sdt_model(x), tost = tost, mixed_tost = mt,
-    verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+    verdict = vp$verdict, model_problem = vp$model_problem)
 }
 
 joint <- NULL; contrasts <- list()

@@ -396,10 +396,34 @@ def binomial_tost(fooled: int, n: int, margin: float, alpha: float) -> dict:
     }
 
 
+#: A random-effect SD above this (logit scale) says the participants or images are
+#: all-or-nothing (each always or never fooled: separation); the typical one's rate,
+#: expit(intercept), then says nothing. The platform's rule (survey.inference.SEPARATION_SD):
+#: the model's numbers do not carry the verdict, the exact binomial TOST does.
+SEPARATION_SD = 5.0
+
+
+def model_problem(glmm: dict) -> str | None:
+    """Why the mixed model's numbers cannot carry the verdict, in words (None: they can)."""
+    if glmm.get("intercept") is None:
+        return "the mixed model could not be fitted"
+    if not glmm["converged"]:
+        return "the mixed model did not converge"
+    for name in ("participant", "image"):
+        sd = glmm.get(f"{name}_sd")
+        if sd is not None and sd > SEPARATION_SD:
+            return (
+                f"the mixed model's {name} SD is {sd:.3g} on the logit scale (each {name} "
+                f"always or never fooled: separation), so its typical {name}'s rate says "
+                "nothing"
+            )
+    return None
+
+
 def model_tost(glmm: dict, margin: float, alpha: float) -> dict:
     intercept, se = glmm.get("intercept"), glmm.get("intercept_se")
     level = 1 - 2 * alpha
-    usable = intercept is not None and glmm["converged"] and se and math.isfinite(se) and se > 0
+    usable = model_problem(glmm) is None and se and math.isfinite(se) and se > 0
     if not usable:
         return {
             "rate": None,
@@ -520,7 +544,7 @@ def mixed_condition(
     glmm = fooling_model(rows)
     tost = binomial_tost(fooled, len(rows), margin, alpha)
     mixed = model_tost(glmm, margin, alpha)
-    usable = glmm.get("intercept") is not None and glmm["converged"]
+    problem = model_problem(glmm)
     ai_fooled = sum(r["answer"] == "real" for r in ai)
     real_fooled = sum(r["answer"] == "ai" for r in real)
     return {
@@ -539,7 +563,8 @@ def mixed_condition(
         "sdt": None if paired else sdt_model(rows),
         "tost": tost,
         "mixed_tost": mixed,
-        "verdict": mixed["verdict"] if usable else tost["verdict"],
+        "verdict": mixed["verdict"] if problem is None else tost["verdict"],
+        "model_problem": problem,
     }
 
 

@@ -43,3 +43,70 @@ def test_a_separation_does_not_carry_the_verdict():
     assert "image SD is 46.1 on the logit scale" in condition.verdict_reason
     assert "separation" in condition.verdict_reason
     assert "exact binomial test" in condition.verdict_reason
+
+
+# --------------------------------------------------------------------------------------------
+# The bundle's scripts apply the same rule
+# --------------------------------------------------------------------------------------------
+
+
+def separated_rows() -> list[Row]:
+    """Two conditions × 30 images (15 real, 15 AI), each judged by 3 of 12 participants and
+    always or never fooled: 48 of 90 judgements fooled in each condition. glmer and the
+    platform fit an image SD near 53 and an intercept whose Wald test rejects 0.5
+    (p < 1e-10); the exact binomial TOST (δ = 0.1) is inconclusive, p = 0.119."""
+    out = []
+    for c in "AB":
+        for i in range(30):
+            truth = "real" if i % 2 == 0 else "ai"
+            fooled = (7 * i) % 30 < 16
+            answer = ("ai" if truth == "real" else "real") if fooled else truth
+            for k in range(3):
+                out.append(Row(f"{c}p{(i + 4 * k) % 12}", f"{c}img{i}", c, truth, answer))
+    return out
+
+
+def test_the_bundles_scripts_give_the_pages_verdict_at_a_separation(tmp_path):
+    """The scripts once let a converged model carry the verdict whatever its SDs ("different
+    from chance" here); like the page, they must hand it to the exact binomial TOST."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from survey.bundle import python_script, r_script
+
+    rows = separated_rows()
+    page = {c.condition: c for c in analyse_rows(rows, margin=0.1).conditions}
+    for c in page.values():
+        assert c.glmm.converged and c.glmm.image_sd > SEPARATION_SD
+        assert c.mixed_tost.verdict == "inconclusive"  # no model verdict
+        assert c.verdict == c.tost.verdict == "inconclusive"
+        assert c.tost.p == pytest.approx(0.1188, abs=1e-4)
+
+    plan = SimpleNamespace(equivalence_margin=0.1, alpha=0.05)
+    (tmp_path / "analysis.py").write_text(python_script(plan))
+    (tmp_path / "analysis.R").write_text(r_script(plan))
+    data = tmp_path / "judgements.csv"
+    lines = ["participant,image,condition,truth,answer"]
+    lines += [f"{r.participant},{r.image},{r.condition},{r.truth},{r.answer}" for r in rows]
+    data.write_text("\n".join(lines) + "\n")
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.fail("Rscript with lme4 is needed: install it with scripts/ensure-r.sh.")
+    for command in ([sys.executable, "analysis.py"], [rscript, "analysis.R"]):
+        run = subprocess.run(
+            [*command, str(data)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        mixed = json.loads(run.stdout)["mixed_models"]
+        assert mixed["margin"] == 0.1
+        for m in mixed["conditions"]:
+            reference = page[m["condition"]]
+            assert m["glmm"]["image_sd"] > SEPARATION_SD, command
+            assert m["verdict"] == reference.verdict == "inconclusive", command
+            assert m["mixed_tost"]["verdict"] == "inconclusive", command
+            assert m["tost"]["p"] == pytest.approx(reference.tost.p, rel=1e-9), command
+            assert "separation" in m["model_problem"], command
+            assert f"image SD is {m['glmm']['image_sd']:.3g}" in m["model_problem"], command
