@@ -144,6 +144,9 @@ class SDTModel:
     singular: bool
     vcov_method: str | None
     warnings: list[str] = field(default_factory=list)
+    #: Why d′ and c say nothing although the model was fitted (a separation), in words;
+    #: also the first of ``warnings``. None: they can be read.
+    problem: str | None = None
 
 
 @dataclass
@@ -331,7 +334,7 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
     ai_eta, ai_ci = linear([1.0, -0.5])  # P(said real | AI) = Φ(c − d′/2)
     real_eta, real_ci = linear([1.0, 0.5])  # P(said real | real) = Φ(c + d′/2)
     participant = fit.terms[0]
-    return SDTModel(
+    model = SDTModel(
         formula=formula,
         d_prime=d,
         d_prime_se=d_se,
@@ -355,6 +358,32 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
         vcov_method=fit.vcov_method,
         warnings=list(fit.warnings),
     )
+    model.problem = _sdt_problem(model)
+    if model.problem:
+        model.warnings.insert(0, model.problem)
+    return model
+
+
+#: The signal-detection model's counterpart of SEPARATION_SD, on the probit scale (a logit
+#: is about 1.7 probits: 5 / 1.7 ≈ 3). When every participant always gives the same answer
+#: the participants' criterion SD runs off (e.g. 29 with d′ = 2.2 ± 6000): a separation.
+SDT_SEPARATION_SD = 3.0
+
+
+def _sdt_problem(model: SDTModel) -> str | None:
+    """Why the fitted signal-detection model's d′ and c say nothing, in words (None: they
+    can be read)."""
+    for name, sd, what in (
+        ("participants' criterion", model.participant_sd, "each answers Real always or never"),
+        ("participants' d′", model.participant_d_prime_sd, "each tells all or none apart"),
+        ("image", model.image_sd, "each judged Real always or never"),
+    ):
+        if sd is not None and sd > SDT_SEPARATION_SD:
+            return (
+                f"the signal-detection model's {name} SD is {sd:.3g} on the probit scale "
+                f"({what}: separation), so its d′ and c say nothing"
+            )
+    return None
 
 
 def _images(
@@ -808,7 +837,8 @@ def format_text(result: StudyInference) -> str:
             sdt_lines = [
                 f"  {s.formula}:",
                 f"    d' {_num(s.d_prime)} ({level} {_range(s.d_prime_ci, False)}), c "
-                f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})",
+                f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})"
+                + (" (not to be read: separation)" if s.problem else ""),
                 *_status(s.converged, s.singular, s.warnings),
             ]
         lines += [

@@ -213,6 +213,7 @@ sdt_model_fit <- function(x) {
   linear <- function(w) { e <- sum(w * b); s <- sqrt(max(drop(t(w) %*% V %*% w), 0)); list(e, wald(e, s)) }
   ai <- linear(c(1, -0.5)); real <- linear(c(1, 0.5))
   vc <- as.data.frame(VarCorr(m))
+  problem <- sdt_problem(sd_of(m, "participant"), sd_of(m, "participant", "tc"), sd_of(m, "stim"))
   list(d_prime = unname(b[2]), d_prime_se = unname(se[2]), d_prime_ci = wald(b[2], se[2]),
        criterion = unname(b[1]), criterion_se = unname(se[1]), criterion_ci = wald(b[1], se[1]),
        participant_sd = sd_of(m, "participant"), participant_d_prime_sd = sd_of(m, "participant", "tc"),
@@ -220,7 +221,24 @@ sdt_model_fit <- function(x) {
        image_sd = sd_of(m, "stim"),
        ai_judged_real_rate = pnorm(ai[[1]]), ai_judged_real_rate_ci = pnorm(ai[[2]]),
        real_judged_ai_rate = 1 - pnorm(real[[1]]), real_judged_ai_rate_ci = rev(1 - pnorm(real[[2]])),
-       singular = isSingular(m), warnings = messages_of(m))
+       singular = isSingular(m), warnings = I(c(problem, messages_of(m))), problem = problem)
+}
+
+# The platform's rule (survey.inference.SDT_SEPARATION_SD): a random-effect SD of the probit
+# model above this (5 logits / 1.7) is a separation; its d' and c say nothing.
+SDT_SEPARATION_SD <- 3
+sdt_problem <- function(criterion_sd, d_prime_sd, image_sd) {
+  checks <- list(list("participants' criterion", criterion_sd, "each answers Real always or never"),
+                 list("participants' d\u2032", d_prime_sd, "each tells all or none apart"),
+                 list("image", image_sd, "each judged Real always or never"))
+  for (k in checks) {
+    sd <- k[[2]]
+    if (length(sd) == 1 && !is.na(sd) && sd > SDT_SEPARATION_SD) {
+      return(sprintf(paste("the signal-detection model's %s SD is %.3g on the probit scale",
+                           "(%s: separation), so its d\u2032 and c say nothing"), k[[1]], sd, k[[3]]))
+    }
+  }
+  NULL
 }
 
 binomial_tost <- function(k, n) {

@@ -345,6 +345,7 @@ def sdt_model(rows: list[dict]) -> dict:
 
     ai_eta, ai_ci = linear([1.0, -0.5])
     real_eta, real_ci = linear([1.0, 0.5])
+    problem = sdt_problem(result.terms[0].sd[0], result.terms[0].sd[1], result.terms[1].sd[0])
     return {
         "d_prime": d,
         "d_prime_se": d_se,
@@ -365,8 +366,28 @@ def sdt_model(rows: list[dict]) -> dict:
         ],
         "converged": result.converged,
         "singular": result.singular,
-        "warnings": list(result.warnings),
+        "warnings": ([problem] if problem else []) + list(result.warnings),
+        "problem": problem,
     }
+
+
+#: The platform's rule (survey.inference.SDT_SEPARATION_SD): a random-effect SD of the
+#: probit model above this (5 logits / 1.7) is a separation; its d′ and c say nothing.
+SDT_SEPARATION_SD = 3.0
+
+
+def sdt_problem(criterion_sd, d_prime_sd, image_sd) -> str | None:
+    for name, sd, what in (
+        ("participants' criterion", criterion_sd, "each answers Real always or never"),
+        ("participants' d′", d_prime_sd, "each tells all or none apart"),
+        ("image", image_sd, "each judged Real always or never"),
+    ):
+        if sd is not None and sd > SDT_SEPARATION_SD:
+            return (
+                f"the signal-detection model's {name} SD is {sd:.3g} on the probit scale "
+                f"({what}: separation), so its d′ and c say nothing"
+            )
+    return None
 
 
 def verdict_of(equivalent: bool, different: bool, margin: float) -> str:
