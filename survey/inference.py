@@ -25,7 +25,10 @@ intercept spans the conditions they saw, within subjects), with every pairwise c
 (log odds), its Wald interval and p, and Holm-adjusted p-values.
 
 An *image* is the pair (image, truth): a real photograph and a colourised version of the
-same scene are different images. A row whose condition is None is a real photograph shared
+same scene are different images. In the joint model an AI image is keyed by its condition
+too, (image, truth, condition): each condition shows its own colourisation of a scene, a
+stimulus of its own with its own random intercept, while a real photograph is the same file
+in every condition and keeps one. A row whose condition is None is a real photograph shared
 by every condition (the platform's within-subjects export): each condition's analysis
 includes it, as the platform's tables do, and in the joint model the shared photographs form
 a level of their own, so the contrasts between conditions compare their AI images.
@@ -141,6 +144,9 @@ class SDTModel:
     singular: bool
     vcov_method: str | None
     warnings: list[str] = field(default_factory=list)
+    #: Why d′ and c say nothing although the model was fitted (a separation), in words;
+    #: also the first of ``warnings``. None: they can be read.
+    problem: str | None = None
 
 
 @dataclass
@@ -328,7 +334,7 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
     ai_eta, ai_ci = linear([1.0, -0.5])  # P(said real | AI) = Φ(c − d′/2)
     real_eta, real_ci = linear([1.0, 0.5])  # P(said real | real) = Φ(c + d′/2)
     participant = fit.terms[0]
-    return SDTModel(
+    model = SDTModel(
         formula=formula,
         d_prime=d,
         d_prime_se=d_se,
@@ -352,6 +358,32 @@ def sdt_model(rows: list[Row], confidence: float = CONFIDENCE) -> SDTModel:
         vcov_method=fit.vcov_method,
         warnings=list(fit.warnings),
     )
+    model.problem = _sdt_problem(model)
+    if model.problem:
+        model.warnings.insert(0, model.problem)
+    return model
+
+
+#: The signal-detection model's counterpart of SEPARATION_SD, on the probit scale (a logit
+#: is about 1.7 probits: 5 / 1.7 ≈ 3). When every participant always gives the same answer
+#: the participants' criterion SD runs off (e.g. 29 with d′ = 2.2 ± 6000): a separation.
+SDT_SEPARATION_SD = 3.0
+
+
+def _sdt_problem(model: SDTModel) -> str | None:
+    """Why the fitted signal-detection model's d′ and c say nothing, in words (None: they
+    can be read)."""
+    for name, sd, what in (
+        ("participants' criterion", model.participant_sd, "each answers Real always or never"),
+        ("participants' d′", model.participant_d_prime_sd, "each tells all or none apart"),
+        ("image", model.image_sd, "each judged Real always or never"),
+    ):
+        if sd is not None and sd > SDT_SEPARATION_SD:
+            return (
+                f"the signal-detection model's {name} SD is {sd:.3g} on the probit scale "
+                f"({what}: separation), so its d′ and c say nothing"
+            )
+    return None
 
 
 def _images(
@@ -368,12 +400,11 @@ def _images(
     term = fit.terms[1]
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     images = []
-    for (image, truth), effect, sd in zip(
-        term.levels, term.modes[:, 0], term.mode_sd[:, 0], strict=True
-    ):
-        if (image, truth) not in counts:
+    for level, effect, sd in zip(term.levels, term.modes[:, 0], term.mode_sd[:, 0], strict=True):
+        if level not in counts:  # another condition's image, or an AI image of the joint model
             continue
-        n, fooled = counts[(image, truth)]
+        image, truth = level
+        n, fooled = counts[level]
         low, high = effect - z * sd, effect + z * sd
         rate = float(special.expit(b0 + effect))
         images.append(
@@ -483,6 +514,16 @@ def _condition(
     )
 
 
+def _stimulus(r: Row) -> tuple:
+    """The joint model's image key: each distinct stimulus shown. A condition's AI image is
+    its own colourisation of the scene, so the AI images of one scene in two conditions are
+    two stimuli, (image, "ai", condition) each; a real photograph is the same file in every
+    condition, (image, "real"). Keying an AI image by (image, truth) alone would give the
+    warm and the cool colourisation of a scene one random intercept, ignore the
+    condition-specific stimulus variation and make the contrasts anti-conservative."""
+    return (r.image, r.truth) if r.truth == "real" else (r.image, r.truth, r.condition)
+
+
 def joint_design(rows: list[Row], names: list[str]):
     """(y, X, beta names, terms) of fooled ~ condition, treatment coding against names[0];
     shared real photographs (condition None) are a level of their own."""
@@ -497,7 +538,7 @@ def joint_design(rows: list[Row], names: list[str]):
     beta_names = ["(Intercept)"] + [f"condition {level}" for level in levels[1:]]
     terms = [
         _intercept_term("participant", [r.participant for r in rows]),
-        _intercept_term("image", [(r.image, r.truth) for r in rows]),
+        _intercept_term("image", [_stimulus(r) for r in rows]),
     ]
     return y, X, beta_names, terms
 
@@ -796,7 +837,8 @@ def format_text(result: StudyInference) -> str:
             sdt_lines = [
                 f"  {s.formula}:",
                 f"    d' {_num(s.d_prime)} ({level} {_range(s.d_prime_ci, False)}), c "
-                f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})",
+                f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})"
+                + (" (not to be read: separation)" if s.problem else ""),
                 *_status(s.converged, s.singular, s.warnings),
             ]
         lines += [

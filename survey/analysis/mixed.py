@@ -27,7 +27,7 @@ from survey.statistics import DEFAULT_CONFIDENCE
 logger = logging.getLogger(__name__)
 
 #: Part of every cache key: bump it when the models or their results' shape change.
-VERSION = 1
+VERSION = 2  # 2: the joint model keys AI images per condition; SDTModel.problem
 CACHE_SECONDS = 7 * 24 * 3600
 
 

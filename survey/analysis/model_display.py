@@ -29,11 +29,20 @@ class Status:
     details: list[str] = field(default_factory=list)
 
 
-def model_status(*, fitted: bool, converged: bool, singular: bool, warnings: list[str]) -> Status:
+def model_status(
+    *,
+    fitted: bool,
+    converged: bool,
+    singular: bool,
+    warnings: list[str],
+    problem: str | None = None,
+) -> Status:
     if not fitted:
         return Status(False, "could not be fitted", list(warnings))
     if not converged:
         return Status(False, "did not converge: its estimates are unreliable", list(warnings))
+    if problem:  # a separation: fitted, but its estimates say nothing
+        return Status(False, problem, [w for w in warnings if w != problem])
     if singular:
         return Status(
             False,
@@ -41,6 +50,12 @@ def model_status(*, fitted: bool, converged: bool, singular: bool, warnings: lis
             [w for w in warnings if not w.startswith("singular fit")],
         )
     return Status(True, "converged", list(warnings))
+
+
+def _sdt_caveat(s, few: str) -> str:
+    """The caveat beside d′ and c: a separation says they mean nothing (see the model's
+    status), else too few participants, if so."""
+    return "separation: not to be read" if s.problem else few
 
 
 @dataclass
@@ -179,7 +194,7 @@ def _rows(
             ModelRow(
                 f"d′ [{level}]",
                 [
-                    with_caveat(_signed_interval(s.d_prime, s.d_prime_ci), f)
+                    with_caveat(_signed_interval(s.d_prime, s.d_prime_ci), _sdt_caveat(s, f))
                     for s, f in zip(sdt, few, strict=True)
                 ],
                 "0: cannot tell real from AI",
@@ -187,7 +202,7 @@ def _rows(
             ModelRow(
                 f"c [{level}]",
                 [
-                    with_caveat(_signed_interval(s.criterion, s.criterion_ci), f)
+                    with_caveat(_signed_interval(s.criterion, s.criterion_ci), _sdt_caveat(s, f))
                     for s, f in zip(sdt, few, strict=True)
                 ],
                 "c > 0: a bias towards answering Real",
@@ -229,6 +244,7 @@ def _rows(
                         converged=s.converged,
                         singular=s.singular,
                         warnings=s.warnings,
+                        problem=s.problem,
                     )
                     for s in sdt
                 ],

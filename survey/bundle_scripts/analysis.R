@@ -89,6 +89,9 @@ d$fooled <- as.integer(d$truth != d$answer)
 d$said_real <- as.integer(d$answer == "real")
 d$tc <- ifelse(d$truth == "real", 0.5, -0.5)
 d$stim <- paste(d$image, d$truth, sep = ":")
+# The joint model's image key, each distinct stimulus shown: an AI image is its condition's
+# own colourisation (image, ai, condition); a real photograph is one file in every condition.
+d$stimulus <- ifelse(d$truth == "real", d$stim, paste(d$image, d$truth, d$condition, sep = ":"))
 conditions <- unique(d$condition[d$condition != ""])
 shared <- d[d$condition == "", ]
 own_rows <- function(cond) rbind(d[d$condition == cond, ], shared)
@@ -210,6 +213,7 @@ sdt_model_fit <- function(x) {
   linear <- function(w) { e <- sum(w * b); s <- sqrt(max(drop(t(w) %*% V %*% w), 0)); list(e, wald(e, s)) }
   ai <- linear(c(1, -0.5)); real <- linear(c(1, 0.5))
   vc <- as.data.frame(VarCorr(m))
+  problem <- sdt_problem(sd_of(m, "participant"), sd_of(m, "participant", "tc"), sd_of(m, "stim"))
   list(d_prime = unname(b[2]), d_prime_se = unname(se[2]), d_prime_ci = wald(b[2], se[2]),
        criterion = unname(b[1]), criterion_se = unname(se[1]), criterion_ci = wald(b[1], se[1]),
        participant_sd = sd_of(m, "participant"), participant_d_prime_sd = sd_of(m, "participant", "tc"),
@@ -217,7 +221,24 @@ sdt_model_fit <- function(x) {
        image_sd = sd_of(m, "stim"),
        ai_judged_real_rate = pnorm(ai[[1]]), ai_judged_real_rate_ci = pnorm(ai[[2]]),
        real_judged_ai_rate = 1 - pnorm(real[[1]]), real_judged_ai_rate_ci = rev(1 - pnorm(real[[2]])),
-       singular = isSingular(m), warnings = messages_of(m))
+       singular = isSingular(m), warnings = I(c(problem, messages_of(m))), problem = problem)
+}
+
+# The platform's rule (survey.inference.SDT_SEPARATION_SD): a random-effect SD of the probit
+# model above this (5 logits / 1.7) is a separation; its d' and c say nothing.
+SDT_SEPARATION_SD <- 3
+sdt_problem <- function(criterion_sd, d_prime_sd, image_sd) {
+  checks <- list(list("participants' criterion", criterion_sd, "each answers Real always or never"),
+                 list("participants' d\u2032", d_prime_sd, "each tells all or none apart"),
+                 list("image", image_sd, "each judged Real always or never"))
+  for (k in checks) {
+    sd <- k[[2]]
+    if (length(sd) == 1 && !is.na(sd) && sd > SDT_SEPARATION_SD) {
+      return(sprintf(paste("the signal-detection model's %s SD is %.3g on the probit scale",
+                           "(%s: separation), so its d\u2032 and c say nothing"), k[[1]], sd, k[[3]]))
+    }
+  }
+  NULL
 }
 
 binomial_tost <- function(k, n) {
@@ -230,8 +251,31 @@ binomial_tost <- function(k, n) {
        verdict = verdict_of(p < ALPHA, p_two < ALPHA))
 }
 
+# A random-effect SD above this (logit scale) says the participants or images are
+# all-or-nothing (each always or never fooled: separation); the typical one's rate,
+# plogis(intercept), then says nothing. The platform's rule (survey.inference.SEPARATION_SD):
+# the model's numbers do not carry the verdict, the exact binomial TOST does.
+SEPARATION_SD <- 5
+model_problem <- function(g) {
+  if (is.null(g$intercept)) return("the mixed model could not be fitted")
+  if (!g$converged) return("the mixed model did not converge")
+  for (name in c("participant", "image")) {
+    sd <- g[[paste0(name, "_sd")]]
+    if (length(sd) == 1 && !is.na(sd) && sd > SEPARATION_SD) {
+      return(sprintf(paste("the mixed model's %s SD is %.3g on the logit scale (each %s",
+                           "always or never fooled: separation), so its typical %s's rate",
+                           "says nothing"), name, sd, name, name))
+    }
+  }
+  NULL
+}
+verdict_and_problem <- function(g, mt, tost) {
+  problem <- model_problem(g)
+  list(verdict = if (is.null(problem)) mt$verdict else tost$verdict, model_problem = problem)
+}
+
 model_tost <- function(g) {
-  if (is.null(g$intercept) || !g$converged) {
+  if (!is.null(model_problem(g))) {
     return(list(margin = MARGIN, alpha = ALPHA, rate = NULL, interval = NULL,
                 level = 1 - 2 * ALPHA, equivalent = FALSE, p_two_sided = NULL,
                 verdict = "inconclusive"))
@@ -264,6 +308,7 @@ for (cond in conditions) {
     g <- fooling_model(x)
     tost <- binomial_tost(fooled, nrow(x))
     mt <- model_tost(g)
+    vp <- verdict_and_problem(g, mt, tost)
     mixed[[length(mixed) + 1]] <- list(
       condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
       n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
@@ -271,7 +316,7 @@ for (cond in conditions) {
       ai_judged_real_rate = fooled / nrow(x), ai_judged_real_rate_wilson = wilson(fooled, nrow(x)),
       real_judged_ai_rate = NULL, real_judged_ai_rate_wilson = NULL,
       glmm = g, sdt = NULL, tost = tost, mixed_tost = mt,
-      verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+      verdict = vp$verdict, model_problem = vp$model_problem)
     next
   }
   if (!any(x$truth == "ai") || !any(x$truth == "real")) {
@@ -285,6 +330,7 @@ for (cond in conditions) {
   g <- fooling_model(x)
   tost <- binomial_tost(fooled, nrow(x))
   mt <- model_tost(g)
+  vp <- verdict_and_problem(g, mt, tost)
   mixed[[length(mixed) + 1]] <- list(
     condition = cond, n_judgements = nrow(x), n_participants = length(unique(x$participant)),
     n_images = length(unique(x$stim)), fooled = fooled, fooling_rate = fooled / nrow(x),
@@ -292,7 +338,7 @@ for (cond in conditions) {
     ai_judged_real_rate = sum(ai$fooled) / nrow(ai), ai_judged_real_rate_wilson = wilson(sum(ai$fooled), nrow(ai)),
     real_judged_ai_rate = sum(real$fooled) / nrow(real), real_judged_ai_rate_wilson = wilson(sum(real$fooled), nrow(real)),
     glmm = g, sdt = sdt_model(x), tost = tost, mixed_tost = mt,
-    verdict = if (!is.null(g$intercept) && g$converged) mt$verdict else tost$verdict)
+    verdict = vp$verdict, model_problem = vp$model_problem)
 }
 
 joint <- NULL; contrasts <- list()
@@ -300,7 +346,7 @@ if (length(conditions) > 1) {
   x <- d
   x$cond <- factor(ifelse(x$condition == "", "shared real photographs", x$condition),
                    levels = c(conditions, if (nrow(shared)) "shared real photographs"))
-  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stim), data = x,
+  m <- tryCatch(quiet(glmer(fooled ~ cond + (1 | participant) + (1 | stimulus), data = x,
                             family = binomial)), error = function(e) e)
 }
 if (length(conditions) > 1 && inherits(m, "error")) {
@@ -308,7 +354,7 @@ if (length(conditions) > 1 && inherits(m, "error")) {
 } else if (length(conditions) > 1) {
   b <- fixef(m); V <- as.matrix(vcov(m))
   joint <- list(reference = conditions[1], participant_sd = sd_of(m, "participant"),
-                image_sd = sd_of(m, "stim"), singular = isSingular(m), warnings = messages_of(m))
+                image_sd = sd_of(m, "stimulus"), singular = isSingular(m), warnings = messages_of(m))
   w_of <- function(k) { w <- numeric(length(b)); if (k > 1) w[k] <- 1; w }
   rows <- list()
   for (i in 1:(length(conditions) - 1)) for (j in (i + 1):length(conditions)) {

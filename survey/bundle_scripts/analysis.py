@@ -345,6 +345,7 @@ def sdt_model(rows: list[dict]) -> dict:
 
     ai_eta, ai_ci = linear([1.0, -0.5])
     real_eta, real_ci = linear([1.0, 0.5])
+    problem = sdt_problem(result.terms[0].sd[0], result.terms[0].sd[1], result.terms[1].sd[0])
     return {
         "d_prime": d,
         "d_prime_se": d_se,
@@ -365,8 +366,28 @@ def sdt_model(rows: list[dict]) -> dict:
         ],
         "converged": result.converged,
         "singular": result.singular,
-        "warnings": list(result.warnings),
+        "warnings": ([problem] if problem else []) + list(result.warnings),
+        "problem": problem,
     }
+
+
+#: The platform's rule (survey.inference.SDT_SEPARATION_SD): a random-effect SD of the
+#: probit model above this (5 logits / 1.7) is a separation; its d′ and c say nothing.
+SDT_SEPARATION_SD = 3.0
+
+
+def sdt_problem(criterion_sd, d_prime_sd, image_sd) -> str | None:
+    for name, sd, what in (
+        ("participants' criterion", criterion_sd, "each answers Real always or never"),
+        ("participants' d′", d_prime_sd, "each tells all or none apart"),
+        ("image", image_sd, "each judged Real always or never"),
+    ):
+        if sd is not None and sd > SDT_SEPARATION_SD:
+            return (
+                f"the signal-detection model's {name} SD is {sd:.3g} on the probit scale "
+                f"({what}: separation), so its d′ and c say nothing"
+            )
+    return None
 
 
 def verdict_of(equivalent: bool, different: bool, margin: float) -> str:
@@ -396,10 +417,34 @@ def binomial_tost(fooled: int, n: int, margin: float, alpha: float) -> dict:
     }
 
 
+#: A random-effect SD above this (logit scale) says the participants or images are
+#: all-or-nothing (each always or never fooled: separation); the typical one's rate,
+#: expit(intercept), then says nothing. The platform's rule (survey.inference.SEPARATION_SD):
+#: the model's numbers do not carry the verdict, the exact binomial TOST does.
+SEPARATION_SD = 5.0
+
+
+def model_problem(glmm: dict) -> str | None:
+    """Why the mixed model's numbers cannot carry the verdict, in words (None: they can)."""
+    if glmm.get("intercept") is None:
+        return "the mixed model could not be fitted"
+    if not glmm["converged"]:
+        return "the mixed model did not converge"
+    for name in ("participant", "image"):
+        sd = glmm.get(f"{name}_sd")
+        if sd is not None and sd > SEPARATION_SD:
+            return (
+                f"the mixed model's {name} SD is {sd:.3g} on the logit scale (each {name} "
+                f"always or never fooled: separation), so its typical {name}'s rate says "
+                "nothing"
+            )
+    return None
+
+
 def model_tost(glmm: dict, margin: float, alpha: float) -> dict:
     intercept, se = glmm.get("intercept"), glmm.get("intercept_se")
     level = 1 - 2 * alpha
-    usable = intercept is not None and glmm["converged"] and se and math.isfinite(se) and se > 0
+    usable = model_problem(glmm) is None and se and math.isfinite(se) and se > 0
     if not usable:
         return {
             "rate": None,
@@ -438,6 +483,15 @@ def holm(p: list[float]) -> list[float]:
 SHARED_REAL = "shared real photographs"
 
 
+def stimulus(r: dict) -> tuple:
+    """The joint model's image key, each distinct stimulus shown: an AI image is its
+    condition's own colourisation, (image, "ai", condition); a real photograph is the same
+    file in every condition, (image, "real")."""
+    if r["truth"] == "real":
+        return (r["image"], r["truth"])
+    return (r["image"], r["truth"], r["condition"])
+
+
 def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[dict, list]:
     levels = list(names)
     if any(not r["condition"] for r in rows):
@@ -450,7 +504,7 @@ def joint_model(rows: list[dict], names: list[str], theta_start=None) -> tuple[d
     y = np.array([r["truth"] != r["answer"] for r in rows], dtype=float)
     terms = [
         term("participant", [r["participant"] for r in rows]),
-        term("image", [(r["image"], r["truth"]) for r in rows]),
+        term("image", [stimulus(r) for r in rows]),
     ]
     result, problem = fit(y, X, beta_names, terms, "logit", theta_start)
     if result is None:
@@ -511,7 +565,7 @@ def mixed_condition(
     glmm = fooling_model(rows)
     tost = binomial_tost(fooled, len(rows), margin, alpha)
     mixed = model_tost(glmm, margin, alpha)
-    usable = glmm.get("intercept") is not None and glmm["converged"]
+    problem = model_problem(glmm)
     ai_fooled = sum(r["answer"] == "real" for r in ai)
     real_fooled = sum(r["answer"] == "ai" for r in real)
     return {
@@ -530,7 +584,8 @@ def mixed_condition(
         "sdt": None if paired else sdt_model(rows),
         "tost": tost,
         "mixed_tost": mixed,
-        "verdict": mixed["verdict"] if usable else tost["verdict"],
+        "verdict": mixed["verdict"] if problem is None else tost["verdict"],
+        "model_problem": problem,
     }
 
 

@@ -2,7 +2,8 @@
 # options) on the simulated studies of tests/survey/test_glmm.py, all in one R process.
 # Usage: Rscript glmer_reference.R judgements.csv results.csv
 # Datasets whose name starts with "sdt" also get the probit signal-detection model; those
-# with more than one condition get the joint model and its Holm-adjusted contrasts.
+# with more than one condition get the joint model and its Holm-adjusted contrasts (its image
+# key: an AI image per condition, a real photograph once).
 suppressMessages(library(lme4))
 args <- commandArgs(TRUE)
 d <- read.csv(args[1], colClasses = "character")
@@ -10,6 +11,9 @@ d$fooled <- as.integer(d$truth != d$answer)
 d$said_real <- as.integer(d$answer == "real")
 d$tc <- ifelse(d$truth == "real", 0.5, -0.5)
 d$stim <- paste(d$image, d$truth, sep = ":")
+# The joint model's image key, each distinct stimulus shown (survey.inference._stimulus): an
+# AI image is its condition's own colourisation, a real photograph one file in every condition.
+d$stimulus <- ifelse(d$truth == "real", d$stim, paste(d$image, d$truth, d$condition, sep = ":"))
 rows <- list()
 add <- function(ds, model, name, value) {
   rows[[length(rows) + 1]] <<- data.frame(dataset = ds, model = model, name = name,
@@ -49,7 +53,7 @@ for (ds in unique(d$dataset)) {
   }
   if (length(conds) > 1) {
     x$condition <- factor(x$condition, levels = conds)
-    m <- quiet(glmer(fooled ~ condition + (1 | participant) + (1 | stim), data = x,
+    m <- quiet(glmer(fooled ~ condition + (1 | participant) + (1 | stimulus), data = x,
                      family = binomial))
     b <- fixef(m)
     V <- as.matrix(vcov(m))
@@ -68,7 +72,7 @@ for (ds in unique(d$dataset)) {
       add(ds, "contrast", paste0("p_holm", k), holm[k])
     }
     add(ds, "joint", "participant_sd", sd_of(m, "participant"))
-    add(ds, "joint", "image_sd", sd_of(m, "stim"))
+    add(ds, "joint", "image_sd", sd_of(m, "stimulus"))
   }
 }
 write.csv(do.call(rbind, rows), args[2], row.names = FALSE)

@@ -2,7 +2,7 @@
 # (Laplace, default options) and its image random effects, ranef(condVar = TRUE): the
 # conditional modes and their conditional SDs. Per condition (its rows and the shared real
 # photographs, condition ""), then the joint model with the shared photographs as a level
-# of their own, last.
+# of their own (an AI image keyed per condition, a real photograph once), last.
 # Usage: Rscript ranef_reference.R judgements.csv results.csv
 suppressMessages(library(lme4))
 args <- commandArgs(TRUE)
@@ -23,6 +23,9 @@ for (cond in conds) {
   m <- quiet(glmer(fooled ~ 1 + (1 | participant) + (1 | stim), data = y, family = binomial))
   out[[length(out) + 1]] <- take(m, cond)
 }
+# The joint model keys an AI image by its condition too (each condition's colourisation is
+# a stimulus of its own), a real photograph once (survey.inference._stimulus).
+d$stim <- ifelse(d$truth == "real", d$stim, paste(d$image, d$truth, d$condition, sep = ":"))
 d$level <- factor(ifelse(d$condition == "", "shared", d$condition), levels = c(conds, "shared"))
 m <- quiet(glmer(fooled ~ level + (1 | participant) + (1 | stim), data = d, family = binomial))
 out[[length(out) + 1]] <- take(m, "joint")
