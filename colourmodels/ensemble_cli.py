@@ -1,6 +1,6 @@
 """``python -m colourmodels ensemble train|colourise|evaluate``: the context ensemble
-(method.md §5) without the site, with the site's code (:mod:`colourmodels.ensemble`,
-:mod:`colourmodels.evaluation`).
+(the paper's method; README "Several GPU machines") without the site, with the site's code
+(:mod:`colourmodels.ensemble`, :mod:`colourmodels.evaluation`).
 
 ``ensemble train FOLDER --out RUN``: FOLDER holds one subfolder per category (at least
 two). It is split 0.75 / 0.15 / 0.10 by category from ``--split-seed`` (default ``--seed``,
@@ -36,7 +36,12 @@ RUN's test split, for each routing asked (all three by default): the paper's Tab
 overall and per category, the classifier's test confusion matrix, macro-F1 and accuracy,
 the oracle-routed L1, the references (no colour, per-category mean chroma) and the
 generators' training tables, written to ``RUN/evaluation.json`` (each routing's entry in the
-form of the site's ``ModelRun.metrics``) and printed as a table.
+form of the site's ``ModelRun.metrics``) and printed as a table. It scores at the model's
+size (each test image brought to it), as the site scores a run it trained; an upload of
+``colourise``'s images is scored at their own size (each photograph's), so where the
+photographs are larger than the model its numbers differ, and the table says so
+(``scored_at`` in the file). ``python -m colourmodels evaluate OUT PHOTOS`` scores those
+images as the site scores their upload.
 """
 
 from __future__ import annotations
@@ -631,6 +636,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "space": space,
         "categories": categories,
         "images": len(records),
+        "scored_at": _scored_at(size, [path for path, _ in parts["test"]]),
         "routings": {r: {**evaluation.tables(r), "training": training} for r in routings},
     }
     _write_json(run / EVALUATION_FILE, report)
@@ -641,13 +647,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scored_at(model_size: int, test_images: list[Path]) -> dict[str, Any]:
+    """The size the evaluation scores at (the model's: each test image is brought to it, as
+    the site's evaluation of a run it trained does) and the test images' own sizes (those of
+    ``ensemble colourise``'s images, at which the site scores an upload of them)."""
+    from .data import ImageError, probe_image
+
+    sizes: set[tuple[int, int]] = set()
+    for path in test_images:
+        try:
+            sizes.add(probe_image(path)[1])
+        except (ImageError, OSError):
+            continue
+    return {
+        "size": model_size,
+        "what": "the model's size, as the site scores a run it trained (gpu.evaluate_run)",
+        "test_image_sizes": [list(size) for size in sorted(sizes)],
+    }
+
+
+#: The table's columns: metric, title, width, digits; each cell follows a separator.
 _COLUMNS = (
     ("l1", "L1", 8, 3),
-    ("ssim", "SSIM", 7, 3),
-    ("psnr", "PSNR", 7, 2),
-    ("colourfulness", "colourful", 10, 2),
-    ("colourfulness_difference", "diff", 7, 2),
+    ("ssim", "SSIM", 6, 3),
+    ("psnr", "PSNR", 6, 2),
+    ("colourfulness", "colourful", 9, 2),
+    ("colourfulness_difference", "diff", 8, 2),
 )
+_SEPARATOR = "  "
 
 
 def _row(label: str, summary: dict[str, Any] | None) -> str:
@@ -655,7 +682,11 @@ def _row(label: str, summary: dict[str, Any] | None) -> str:
     for key, _, width, digits in _COLUMNS:
         value = (summary or {}).get(key)
         cells.append(f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}")
-    return f"  {label:<24}" + "".join(cells)
+    return f"  {label:<24}" + "".join(_SEPARATOR + cell for cell in cells)
+
+
+def _size_words(sizes: list[list[int]]) -> str:
+    return ", ".join(f"{w} x {h}" for w, h in sizes)
 
 
 def _print_tables(report: dict[str, Any]) -> None:
@@ -665,14 +696,36 @@ def _print_tables(report: dict[str, Any]) -> None:
     first = next(iter(routings.values()))
     references = first["references"]
     print(f"test split: {report['images']} images, {report['space']} (the paper's Table 4)")
-    print(f"  {'':<24}" + "".join(f"{title:>{width}}" for _, title, width, _ in _COLUMNS))
+    scored = report.get("scored_at")
+    if scored:
+        size = scored["size"]
+        print(
+            f"scored at the model's size, {size} x {size} px (each test image brought to it), "
+            "as the site scores a run it trained itself"
+        )
+    print(
+        f"  {'':<24}" + "".join(f"{_SEPARATOR}{title:>{width}}" for _, title, width, _ in _COLUMNS)
+    )
     for routing, metrics in routings.items():
         print(_row(f"{routing} routing", metrics["test"]))
     print(_row("no colour", references["no_colour"]["test"]))
     mean_chroma = references["category_mean_chroma"]
     print(_row("category mean chroma", mean_chroma.get("test")))
     if first["test_oracle_l1"] is not None:
-        print(f"  {'oracle-routed L1':<24}{first['test_oracle_l1']:8.3f}")
+        print(f"  {'oracle-routed L1':<24}{_SEPARATOR}{first['test_oracle_l1']:8.3f}")
+    print(
+        "  diff: the images' colourfulness minus the ground truth's (Hasler & Suesstrunk; "
+        "below 0: less colourful than the photographs)"
+    )
+    if scored:
+        others = [s for s in scored["test_image_sizes"] if s != [scored["size"]] * 2]
+        if others:
+            print(
+                f"note: the test images are {_size_words(scored['test_image_sizes'])} px; "
+                "ensemble colourise writes them at that size, and the site scores an upload "
+                "of them at that size, which gives other numbers than these; "
+                "python -m colourmodels evaluate OUT PHOTOS scores them as the site will"
+            )
     classifier = first["classifier"]
     print(
         f"classifier on the test split: macro-F1 {classifier['macro_f1']:.3f}, "
@@ -719,7 +772,9 @@ def add_parser(commands: Any) -> None:
         "ensemble",
         help="the context ensemble: train, colourise, evaluate",
         description="A ResNet34 classifier routing each image to one Pix2Pix generator per "
-        "category (the paper's method, method.md section 5).",
+        "category: the method of the paper 'Attaining Context Awareness in Image "
+        "Colourisation: An Ensemble of Pix2Pix Models' (README.md, 'Several GPU machines': "
+        "'An ensemble without the site').",
     )
     sub = ensemble.add_subparsers(dest="ensemble_command", required=True, parser_class=_Parser)
 
