@@ -47,10 +47,7 @@ images as the site scores their upload.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +65,10 @@ from .cli import (
     _resolve_device,
     _shared_cli_error,
     _split_folder,
+    _split_records,
+    _test_split,
     _write_json,
+    _write_upload,
 )
 from .cpus import usable_cpus
 
@@ -442,24 +442,9 @@ def _load_ensemble(run: Path, device: Any) -> _Ensemble:
     )
 
 
-def _split_records(run: Path) -> tuple[Path, dict[str, list[tuple[Path, str | None]]]]:
-    path = run / "split.json"
-    if not path.is_file():
-        raise CLIError(f"{run}: no split.json")
-    split = json.loads(path.read_text(encoding="utf-8"))
-    folder = Path(split["folder"])
-    parts = {
-        part: [(folder / item["path"], item["category"]) for item in split[part]]
-        for part in ("train", "val", "test")
-    }
-    return folder, parts
-
-
 # --------------------------------------------------------------------------------------
 # colourise
 # --------------------------------------------------------------------------------------
-
-MANIFEST_COLUMNS = ("file", "original_name", "category", "true_category", "model")
 
 
 def _cmd_colourise(args: argparse.Namespace) -> int:
@@ -476,10 +461,7 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
     categories, space = ensemble.categories, ensemble.space
     routing = args.routing or ensemble.state["config"].get("routing", "predicted")
     if args.input is None:
-        root, parts = _split_records(run)
-        items = parts["test"]
-        if not items:
-            raise CLIError(f"{run}: the test split is empty")
+        root, items = _test_split(run)
     else:
         root = Path(args.input)
         if not root.is_dir():
@@ -555,19 +537,8 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
             )
         if not args.quiet:
             _note(f"colourised {min(start + args.batch, len(items))}/{len(items)}")
-    manifest = io.StringIO(newline="")
-    writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows(rows)
-    (out / "manifest.csv").write_text(manifest.getvalue(), encoding="utf-8")
     _write_json(out / "colourise.json", {**settings_base, "images": entries})
-    if args.zip:
-        target = Path(args.zip)
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.csv", manifest.getvalue())
-            for file, *_ in rows:
-                zf.write(out / file, file)
-        print(f"zip to upload as a run: {target}")
+    _write_upload(out, rows, args.zip)
     print(f"{len(rows)} image(s) written to {out} ({space}, {routing} routing)")
     return 0
 
