@@ -36,9 +36,10 @@ TINY += ["--classifier-epochs", "2", "--classifier-batch", "4", "--device", "cpu
 TINY += ["--workers", "0", "--quiet"]
 
 
-def photos(root: Path) -> Path:
-    """Three categories of six synthetic 32 px scenes (4 train, 1 val, 1 test each)."""
-    write_synthetic(root, per_category=6, size=32)
+def photos(root: Path, size: int = 32) -> Path:
+    """Three categories of six synthetic scenes (4 train, 1 val, 1 test each), 32 px unless
+    ``size`` says otherwise."""
+    write_synthetic(root, per_category=6, size=size)
     for folder in root.iterdir():
         if folder.name not in CATEGORIES:
             shutil.rmtree(folder)
@@ -172,8 +173,8 @@ def test_ensemble_train_colourise_evaluate(tmp_path, capsys):
     assert code == 0, err
     report = json.loads(stdout)
     assert report == json.loads((out / "evaluation.json").read_text())
-    assert report["scored_at"]["size"] == 32  # the model's size (the photographs' too)
-    assert report["scored_at"]["test_image_sizes"] == [[32, 32]]
+    assert report["scored_at"]["at"] == "model" and report["scored_at"]["size"] == 32
+    assert report["scored_at"]["test_image_sizes"] == [[32, 32]]  # the photographs' too
     assert set(report["routings"]) == {"predicted", "oracle", "soft"}
     for routing, metrics in report["routings"].items():
         assert metrics["routing"] == routing and metrics["test"]["n"] == 3
@@ -298,7 +299,7 @@ def test_evaluate_table_separates_its_columns_and_says_its_size(capsys):
         "images": 3,
         "space": "lab",
         "routings": {"predicted": routing},
-        "scored_at": {"size": 32, "what": "", "test_image_sizes": [[64, 64]]},
+        "scored_at": {"at": "model", "size": 32, "what": "", "test_image_sizes": [[64, 64]]},
     }
     _print_tables(report)
     out = capsys.readouterr().out
@@ -314,8 +315,13 @@ def test_evaluate_table_separates_its_columns_and_says_its_size(capsys):
         assert header.index(title) + len(title) == predicted.index(cell) + len(cell), title
     assert "diff: the images' colourfulness minus the ground truth's" in out
     assert "scored at the model's size, 32 x 32 px" in out
-    assert "the test images are 64 x 64 px" in out
-    assert "python -m colourmodels evaluate OUT PHOTOS" in out
+    assert "the test images are 64 x 64 px" in out and "--at photo scores them" in out
+
+    report["scored_at"]["at"] = "photo"
+    _print_tables(report)
+    out = capsys.readouterr().out
+    assert "scored at each test image's own size (64 x 64 px)" in out
+    assert "model's size" not in out and "--at photo" not in out
 
 
 # ---------------------------------------------------------------- resume after a kill
