@@ -17,9 +17,13 @@ Files written:
   on all of them (:mod:`colourmodels.training.distributed`): ``--batch`` is the global
   batch, rank 0 alone checks and splits the data, writes the files and prints, and
   ``summary.json`` gains a ``distributed`` entry.
-- ``colourise``: one PNG per input, ``<relative path of the input>.png``, with a
-  ``colourmodels`` PNG text chunk holding the settings, and ``colourise.json`` listing
-  the inputs, outputs and settings (checkpoint, space, model size, dropout, seed).
+- ``colourise``: one PNG per input (by default the run's test split, from the
+  ``split.json`` beside the checkpoint), ``<relative path of the input>.png``, with a
+  ``colourmodels`` PNG text chunk holding the settings, ``colourise.json`` listing the
+  inputs, outputs and settings (checkpoint, space, model size, dropout, seed), and
+  ``manifest.csv`` (``file``, ``original_name``, ``category``, ``true_category``,
+  ``model``: the site's run upload format, :mod:`worker.services.uploads`); ``--zip`` also
+  writes the zip to upload as a run, as ``ensemble colourise`` does (the same code).
 """
 
 from __future__ import annotations
@@ -481,6 +485,75 @@ def _image_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: _rel(p, root))
 
 
+# The site's run upload (worker.services.uploads): a zip of colourised test images with a
+# manifest naming each one's ground truth by its path in the imported folder.
+
+#: The columns of the manifest ``colourise`` and ``ensemble colourise`` write.
+MANIFEST_COLUMNS = ("file", "original_name", "category", "true_category", "model")
+
+
+def _split_records(run: Path) -> tuple[Path, dict[str, list[tuple[Path, str | None]]]]:
+    """The folder ``split.json`` in ``run`` names and each part's (path, category)."""
+    path = run / "split.json"
+    if not path.is_file():
+        raise CLIError(f"{run}: no split.json")
+    split = json.loads(path.read_text(encoding="utf-8"))
+    folder = Path(split["folder"])
+    parts = {
+        part: [(folder / item["path"], item["category"]) for item in split[part]]
+        for part in ("train", "val", "test")
+    }
+    return folder, parts
+
+
+def _test_split(run: Path) -> tuple[Path, list[tuple[Path, str | None]]]:
+    """(the photographs' folder, the test split's (path, category)) of a run folder."""
+    root, parts = _split_records(run)
+    if not parts["test"]:
+        raise CLIError(f"{run}: the test split is empty")
+    return root, parts["test"]
+
+
+def manifest_text(rows: Sequence[Sequence[str]]) -> str:
+    """The colourised images' manifest.csv (the site's run-upload format): the header
+    :data:`MANIFEST_COLUMNS` and one row each. File names and categories are whatever the
+    input folders hold: text that starts like a spreadsheet formula gets a leading
+    apostrophe (:func:`colourmodels.csv_cells.text_cell`), which the site's upload checker
+    takes off again."""
+    import csv
+    import io
+
+    from .csv_cells import text_cell
+
+    manifest = io.StringIO(newline="")
+    writer = csv.writer(manifest, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerows([text_cell(value) for value in row] for row in rows)
+    return manifest.getvalue()
+
+
+def _write_upload(out: Path, rows: Sequence[Sequence[str]], zip_path: str | None) -> None:
+    """``manifest.csv`` in ``out`` (``rows``: :data:`MANIFEST_COLUMNS`' cells, ``file``
+    relative to ``out``) and, with ``zip_path``, the zip of the manifest and those files,
+    to upload as a run (**Model runs -> Upload a run**, or ``manage.py upload_run``)."""
+    import zipfile
+
+    manifest = manifest_text(rows)
+    (out / "manifest.csv").write_text(manifest, encoding="utf-8")
+    if zip_path:
+        target = Path(zip_path)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.csv", manifest)
+            for file, *_ in rows:
+                zf.write(out / file, file)
+        print(f"zip to upload as a run: {target}")
+
+
+def _run_folder(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint argument: the folder itself, or the file's folder."""
+    return checkpoint if checkpoint.is_dir() else checkpoint.parent
+
+
 def _cmd_colourise(args: argparse.Namespace) -> int:
     from PIL import PngImagePlugin
 
@@ -491,7 +564,22 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
     checkpoint, generator, meta = _load_checkpoint(args.checkpoint, str(device))
     space = str(meta.get("colour_space", "lab"))
     model_size = int(meta["image_size"])
-    root, files = _input_images(Path(args.input))
+    truth: dict[Path, str | None] = {}
+    if args.input is None:
+        run = _run_folder(Path(args.checkpoint))
+        if not (run / "split.json").is_file():
+            raise CLIError(
+                f"{run}: no split.json beside the checkpoint, so no test split to colourise; "
+                "give an image or a folder to colourise"
+            )
+        root, items = _test_split(run)
+        files = [path for path, _ in items]
+        truth = dict(items)
+        for path in files:
+            if not path.is_file():
+                raise CLIError(f"{path}: a test image of {run}/split.json is not there")
+    else:
+        root, files = _input_images(Path(args.input))
     out = Path(args.out)
 
     targets: dict[Path, Path] = {}
@@ -510,6 +598,8 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
         "space": space,
         "model_size": model_size,
     }
+    model = f"colourmodels baseline {_run_folder(checkpoint).name} ({space})"
+    rows: list[tuple[str, str, str, str, str]] = []
     entries: list[dict[str, Any]] = []
     pairs = list(targets.items())
     for start in range(0, len(pairs), args.batch):
@@ -545,6 +635,7 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
                     "height": result.image.height,
                 }
             )
+            rows.append((_rel(target, out), _rel(path, root), "", truth.get(path) or "", model))
         if not args.quiet:
             _note(f"colourised {min(start + args.batch, len(pairs))}/{len(pairs)}")
     _write_json(
@@ -556,6 +647,7 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
             "images": entries,
         },
     )
+    _write_upload(out, rows, args.zip)
     print(f"{len(entries)} image(s) written to {out} ({space}, model size {model_size})")
     return 0
 
@@ -801,6 +893,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--monitor", choices=("total", "gan"), default="total")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the training")
     train.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the split alone (default: --seed): the seed of the site's data set",
+    )
+    train.add_argument(
         "--fractions", type=_fractions, default=(0.75, 0.15, 0.10), help="TRAIN,VAL,TEST"
     )
     train.add_argument("--out", required=True, help="run folder (checkpoints, history)")
@@ -823,10 +921,21 @@ def build_parser() -> argparse.ArgumentParser:
         "colourise",
         aliases=["colorize"],
         help="colour images with a trained generator, at their own resolution",
+        description="Colour INPUT, or by default the test split of the run (split.json "
+        "beside the checkpoint), at each image's own resolution; writes the PNGs, "
+        "manifest.csv (the site's run upload format) and colourise.json; --zip also writes "
+        "the zip to upload as a run (Model runs -> Upload a run, or manage.py upload_run) "
+        "to the data set imported from the same folder with the same seed.",
     )
     col.add_argument("checkpoint", help="generator file (or a run folder)")
-    col.add_argument("input", help="an image or a folder of images")
+    col.add_argument(
+        "input",
+        nargs="?",
+        default=None,
+        help="an image or a folder of images (default: the run's test split)",
+    )
     col.add_argument("--out", required=True)
+    col.add_argument("--zip", default=None, help="also write this zip, ready to upload")
     col.add_argument("--device", default="auto")
     col.add_argument("--batch", type=_positive_int, default=8)
     col.add_argument("--dropout", action="store_true", help="keep dropout active (pix2pix noise z)")

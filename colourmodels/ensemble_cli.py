@@ -1,6 +1,6 @@
 """``python -m colourmodels ensemble train|colourise|evaluate``: the context ensemble
-(method.md §5) without the site, with the site's code (:mod:`colourmodels.ensemble`,
-:mod:`colourmodels.evaluation`).
+(the paper's method; README "Several GPU machines") without the site, with the site's code
+(:mod:`colourmodels.ensemble`, :mod:`colourmodels.evaluation`).
 
 ``ensemble train FOLDER --out RUN``: FOLDER holds one subfolder per category (at least
 two). It is split 0.75 / 0.15 / 0.10 by category from ``--split-seed`` (default ``--seed``,
@@ -37,16 +37,19 @@ RUN's test split, for each routing asked (all three by default): the paper's Tab
 overall and per category, the classifier's test confusion matrix, macro-F1 and accuracy,
 the oracle-routed L1, the references (no colour, per-category mean chroma) and the
 generators' training tables, written to ``RUN/evaluation.json`` (each routing's entry in the
-form of the site's ``ModelRun.metrics``) and printed as a table.
+form of the site's ``ModelRun.metrics``) and printed as a table. It scores at the model's
+size (each test image brought to it), as the site scores a run it trained; an upload of
+``colourise``'s images is scored at their own size (each photograph's), so where the
+photographs are larger than the model its numbers differ, and the table says so
+(``scored_at`` in the file). ``--at photo`` colourises each test image at its own size as
+``colourise`` does and scores it as the site scores their upload
+(:func:`colourmodels.evaluation.colourised_image_metrics`, the upload's code).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +67,12 @@ from .cli import (
     _resolve_device,
     _shared_cli_error,
     _split_folder,
+    _split_records,
+    _test_split,
     _write_json,
+    _write_upload,
 )
 from .cpus import usable_cpus
-from .csv_cells import text_cell
 
 __all__ = ["add_parser"]
 
@@ -439,46 +444,47 @@ def _load_ensemble(run: Path, device: Any) -> _Ensemble:
     )
 
 
-def _split_records(run: Path) -> tuple[Path, dict[str, list[tuple[Path, str | None]]]]:
-    path = run / "split.json"
-    if not path.is_file():
-        raise CLIError(f"{run}: no split.json")
-    split = json.loads(path.read_text(encoding="utf-8"))
-    folder = Path(split["folder"])
-    parts = {
-        part: [(folder / item["path"], item["category"]) for item in split[part]]
-        for part in ("train", "val", "test")
-    }
-    return folder, parts
+def _load_images(paths: list[Path]) -> list[Any]:
+    from .data import ImageError, load_rgb
+
+    try:
+        return [load_rgb(path) for path in paths]
+    except ImageError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _route_photos(
+    ensemble: _Ensemble, images: list[Any], routings: list[str], truth: list[int], device: Any
+) -> dict[str, Any]:
+    """Route a batch of photographs as ``ensemble colourise`` does (each brought to the
+    model's size, the generators run once): per routing its
+    :class:`~colourmodels.ensemble.Routed`, chroma at the model's size on the CPU."""
+    import torch
+
+    from .ensemble import route_outputs, run_members
+    from .inference import _model_input
+
+    luma = torch.cat([_model_input(im, ensemble.space, ensemble.image_size) for im in images])
+    generators = [ensemble.generators[c] for c in ensemble.categories]
+    with torch.inference_mode():
+        outputs, probs = run_members(luma.to(device), generators, ensemble.classifier)
+        routed = {r: route_outputs(outputs, probs, r, truth) for r in routings}
+    for result in routed.values():
+        result.chroma = result.chroma.float().cpu()
+        if result.oracle is not None:
+            result.oracle = result.oracle.float().cpu()
+    return routed
 
 
 # --------------------------------------------------------------------------------------
 # colourise
 # --------------------------------------------------------------------------------------
 
-MANIFEST_COLUMNS = ("file", "original_name", "category", "true_category", "model")
-
-
-def manifest_text(rows) -> str:
-    """The colourised images' manifest.csv (the site's run-upload format): the header
-    ``MANIFEST_COLUMNS`` and one row each. File names and categories are whatever the
-    input folders hold: text that starts like a spreadsheet formula gets a leading
-    apostrophe (:func:`colourmodels.csv_cells.text_cell`), which the site's upload checker
-    takes off again."""
-    manifest = io.StringIO(newline="")
-    writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows([text_cell(value) for value in row] for row in rows)
-    return manifest.getvalue()
-
 
 def _cmd_colourise(args: argparse.Namespace) -> int:
-    import torch
     from PIL import PngImagePlugin
 
-    from .data import ImageError, load_rgb
-    from .ensemble import route
-    from .inference import _model_input, _recombine
+    from .inference import _recombine
 
     device = _resolve_device(args.device)
     run = Path(args.run)
@@ -486,10 +492,7 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
     categories, space = ensemble.categories, ensemble.space
     routing = args.routing or ensemble.state["config"].get("routing", "predicted")
     if args.input is None:
-        root, parts = _split_records(run)
-        items = parts["test"]
-        if not items:
-            raise CLIError(f"{run}: the test split is empty")
+        root, items = _test_split(run)
     else:
         root = Path(args.input)
         if not root.is_dir():
@@ -520,27 +523,13 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
         "routing": routing,
     }
     index = {c: i for i, c in enumerate(categories)}
-    generators = [ensemble.generators[c] for c in categories]
     rows, entries = [], []
     for start in range(0, len(items), args.batch):
         chunk = items[start : start + args.batch]
-        images = []
-        for path, _ in chunk:
-            try:
-                images.append(load_rgb(path))
-            except ImageError as exc:
-                raise CLIError(str(exc)) from None
-        luma = torch.cat([_model_input(im, space, ensemble.image_size) for im in images])
+        images = _load_images([path for path, _ in chunk])
         truth = [index.get(c, -1) if c else -1 for _, c in chunk]
-        with torch.inference_mode():
-            routed = route(
-                luma.to(device),
-                generators=generators,
-                classifier=ensemble.classifier,
-                routing=routing,
-                true_index=truth,
-            )
-        chroma = routed.chroma.float().cpu()
+        routed = _route_photos(ensemble, images, [routing], truth, device)[routing]
+        chroma = routed.chroma
         for i, ((path, category), image) in enumerate(zip(chunk, images, strict=True)):
             name = _rel(path, root)
             target_name = Path(name).with_suffix(".png").as_posix()
@@ -565,16 +554,8 @@ def _cmd_colourise(args: argparse.Namespace) -> int:
             )
         if not args.quiet:
             _note(f"colourised {min(start + args.batch, len(items))}/{len(items)}")
-    manifest = manifest_text(rows)
-    (out / "manifest.csv").write_text(manifest, encoding="utf-8")
     _write_json(out / "colourise.json", {**settings_base, "images": entries})
-    if args.zip:
-        target = Path(args.zip)
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.csv", manifest)
-            for file, *_ in rows:
-                zf.write(out / file, file)
-        print(f"zip to upload as a run: {target}")
+    _write_upload(out, rows, args.zip)
     print(f"{len(rows)} image(s) written to {out} ({space}, {routing} routing)")
     return 0
 
@@ -601,11 +582,8 @@ def _history_tables(run: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
-    from .data import ColourisationDataset, load_rgb
-    from .data.folders import ImageRecord
-    from .evaluation import TestEvaluation, train_chroma_means
+    from .data import load_rgb
+    from .evaluation import train_chroma_means
 
     device = _resolve_device(args.device)
     run = Path(args.run)
@@ -615,17 +593,56 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _, parts = _split_records(run)
     if not parts["test"]:
         raise CLIError(f"{run}: the test split is empty")
-    records = [ImageRecord(path, category) for path, category in parts["test"]]
-    test_set = ColourisationDataset(records, space, size, categories, train=False)
     by_category: dict[str, list[Path]] = {}
     for path, category in parts["train"]:
         by_category.setdefault(category or "", []).append(path)
+    photo = args.at == "photo"
+    # The mean-chroma reference's means: at the model's size for a trained run, at each
+    # training image's own for an upload (worker.services.references).
     means = train_chroma_means(
-        by_category, categories, space=space, image_size=size, load=lambda p: load_rgb(p)
+        by_category,
+        categories,
+        space=space,
+        image_size=None if photo else size,
+        load=lambda p: load_rgb(p),
+    )
+    score = _score_photos if photo else _score_at_model_size
+    tables = score(args, ensemble, routings, parts["test"], means, device)
+    training = _history_tables(run, ensemble.state)
+    report = {
+        "space": space,
+        "categories": categories,
+        "images": len(parts["test"]),
+        "scored_at": _scored_at(args.at, size, [path for path, _ in parts["test"]]),
+        "routings": {r: {**tables[r], "training": training} for r in routings},
+    }
+    _write_json(run / EVALUATION_FILE, report)
+    if args.json:
+        _print_json(report)
+    else:
+        _print_tables(report)
+    return 0
+
+
+def _score_at_model_size(
+    args: argparse.Namespace, ensemble: _Ensemble, routings: list[str], test: list, means, device
+) -> dict[str, dict]:
+    """Each routing's tables as the site's evaluation of a run it trained gives them
+    (``gpu.evaluate_run``): each test image brought to the model's size, its true luminance
+    with the routed chroma, in floating point."""
+    import torch
+
+    from .data import ColourisationDataset
+    from .data.folders import ImageRecord
+    from .evaluation import TestEvaluation
+
+    records = [ImageRecord(path, category) for path, category in test]
+    test_set = ColourisationDataset(
+        records, ensemble.space, ensemble.image_size, ensemble.categories, train=False
     )
     evaluation = TestEvaluation(
-        space=space,
-        categories=categories,
+        space=ensemble.space,
+        categories=ensemble.categories,
         generators=ensemble.generators,
         classifier=ensemble.classifier,
         routings=routings,
@@ -638,28 +655,107 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             names = [records[offset + i].category or "" for i in range(len(luma))]
             offset += len(luma)
             evaluation.add(luma.to(device), chroma.to(device), cat, names)
-    training = _history_tables(run, ensemble.state)
-    report = {
-        "space": space,
-        "categories": categories,
-        "images": len(records),
-        "routings": {r: {**evaluation.tables(r), "training": training} for r in routings},
+    return {r: evaluation.tables(r) for r in routings}
+
+
+def _score_photos(
+    args: argparse.Namespace, ensemble: _Ensemble, routings: list[str], test: list, means, device
+) -> dict[str, dict]:
+    """Each routing's tables as the site scores an upload of ``ensemble colourise
+    --routing R``'s images (:mod:`worker.services.uploads`): each photograph colourised at
+    its own size (the same code as ``colourise``), scored in 8 bits with its own luminance
+    by :func:`colourmodels.evaluation.colourised_image_metrics`, the references at the same
+    size; the classifier's table as at the model's size (it sees the same input), the
+    oracle-routed L1 at the photographs' size."""
+    from .evaluation import (
+        ReferenceScores,
+        classifier_table,
+        colourised_image_metrics,
+        mean,
+        metrics_summary,
+    )
+    from .inference import _recombine
+
+    space, categories = ensemble.space, ensemble.categories
+    index = {c: i for i, c in enumerate(categories)}
+    references = ReferenceScores(space, means)
+    per_image: dict[str, list[tuple[str, dict]]] = {r: [] for r in routings}
+    oracle_l1: list[float | None] = []
+    truths: list[int] = []
+    predictions: list[int] = []
+    for start in range(0, len(test), args.batch):
+        chunk = test[start : start + args.batch]
+        images = _load_images([path for path, _ in chunk])
+        truth = [index.get(c, -1) if c else -1 for _, c in chunk]
+        routed = _route_photos(ensemble, images, routings, truth, device)
+        for i, (image, (_, category)) in enumerate(zip(images, chunk, strict=True)):
+            name = category or ""
+            for n, routing in enumerate(routings):
+                output = _recombine(image, routed[routing].chroma[i : i + 1], space)
+                metrics = colourised_image_metrics(
+                    output,
+                    image,
+                    space,
+                    references=references if n == 0 else None,
+                    category=name,
+                    index=truth[i],
+                )
+                per_image[routing].append((name, metrics))
+            first = routed[routings[0]]
+            if truth[i] >= 0:
+                oracle = _recombine(image, first.oracle[i : i + 1], space)
+                oracle_l1.append(colourised_image_metrics(oracle, image, space)["l1"])
+        first = routed[routings[0]]
+        truths += truth
+        predictions += first.predicted
+    classifier = classifier_table(truths, predictions, categories)
+    return {
+        r: {
+            **metrics_summary(per_image[r]),
+            "routing": r,
+            "references": references.stored(),
+            "classifier": classifier,
+            "test_oracle_l1": mean(oracle_l1),
+        }
+        for r in routings
     }
-    _write_json(run / EVALUATION_FILE, report)
-    if args.json:
-        _print_json(report)
-    else:
-        _print_tables(report)
-    return 0
 
 
+def _scored_at(at: str, model_size: int, test_images: list[Path]) -> dict[str, Any]:
+    """What the evaluation scores at (``at``: "model", the model's size, each test image
+    brought to it, as the site scores a run it trained; "photo", each test image's own
+    size, as ``ensemble colourise`` writes them and the site scores their upload) and the
+    test images' own sizes."""
+    from .data import ImageError, probe_image
+
+    sizes: set[tuple[int, int]] = set()
+    for path in test_images:
+        try:
+            sizes.add(probe_image(path)[1])
+        except (ImageError, OSError):
+            continue
+    what = {
+        "model": "the model's size, as the site scores a run it trained (gpu.evaluate_run)",
+        "photo": "each test image's own size, as the site scores an upload of "
+        "ensemble colourise's images (cpu.evaluate_upload)",
+    }[at]
+    return {
+        "at": at,
+        "size": model_size,
+        "what": what,
+        "test_image_sizes": [list(size) for size in sorted(sizes)],
+    }
+
+
+#: The table's columns: metric, title, width, digits; each cell follows a separator.
 _COLUMNS = (
     ("l1", "L1", 8, 3),
-    ("ssim", "SSIM", 7, 3),
-    ("psnr", "PSNR", 7, 2),
-    ("colourfulness", "colourful", 10, 2),
-    ("colourfulness_difference", "diff", 7, 2),
+    ("ssim", "SSIM", 6, 3),
+    ("psnr", "PSNR", 6, 2),
+    ("colourfulness", "colourful", 9, 2),
+    ("colourfulness_difference", "diff", 8, 2),
 )
+_SEPARATOR = "  "
 
 
 def _row(label: str, summary: dict[str, Any] | None) -> str:
@@ -667,7 +763,11 @@ def _row(label: str, summary: dict[str, Any] | None) -> str:
     for key, _, width, digits in _COLUMNS:
         value = (summary or {}).get(key)
         cells.append(f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}")
-    return f"  {label:<24}" + "".join(cells)
+    return f"  {label:<24}" + "".join(_SEPARATOR + cell for cell in cells)
+
+
+def _size_words(sizes: list[list[int]]) -> str:
+    return ", ".join(f"{w} x {h}" for w, h in sizes)
 
 
 def _print_tables(report: dict[str, Any]) -> None:
@@ -677,14 +777,42 @@ def _print_tables(report: dict[str, Any]) -> None:
     first = next(iter(routings.values()))
     references = first["references"]
     print(f"test split: {report['images']} images, {report['space']} (the paper's Table 4)")
-    print(f"  {'':<24}" + "".join(f"{title:>{width}}" for _, title, width, _ in _COLUMNS))
+    scored = report.get("scored_at")
+    photo = bool(scored) and scored.get("at") == "photo"
+    if photo:
+        print(
+            f"scored at each test image's own size ({_size_words(scored['test_image_sizes'])} "
+            "px), as ensemble colourise writes them and the site scores their upload"
+        )
+    elif scored:
+        size = scored["size"]
+        print(
+            f"scored at the model's size, {size} x {size} px (each test image brought to it), "
+            "as the site scores a run it trained itself"
+        )
+    print(
+        f"  {'':<24}" + "".join(f"{_SEPARATOR}{title:>{width}}" for _, title, width, _ in _COLUMNS)
+    )
     for routing, metrics in routings.items():
         print(_row(f"{routing} routing", metrics["test"]))
     print(_row("no colour", references["no_colour"]["test"]))
     mean_chroma = references["category_mean_chroma"]
     print(_row("category mean chroma", mean_chroma.get("test")))
     if first["test_oracle_l1"] is not None:
-        print(f"  {'oracle-routed L1':<24}{first['test_oracle_l1']:8.3f}")
+        print(f"  {'oracle-routed L1':<24}{_SEPARATOR}{first['test_oracle_l1']:8.3f}")
+    print(
+        "  diff: the images' colourfulness minus the ground truth's (Hasler & Suesstrunk; "
+        "below 0: less colourful than the photographs)"
+    )
+    if scored and not photo:
+        others = [s for s in scored["test_image_sizes"] if s != [scored["size"]] * 2]
+        if others:
+            print(
+                f"note: the test images are {_size_words(scored['test_image_sizes'])} px; "
+                "ensemble colourise writes them at that size, and the site scores an upload "
+                "of them at that size, which gives other numbers than these; --at photo "
+                "scores them as the site will"
+            )
     classifier = first["classifier"]
     print(
         f"classifier on the test split: macro-F1 {classifier['macro_f1']:.3f}, "
@@ -731,7 +859,9 @@ def add_parser(commands: Any) -> None:
         "ensemble",
         help="the context ensemble: train, colourise, evaluate",
         description="A ResNet34 classifier routing each image to one Pix2Pix generator per "
-        "category (the paper's method, method.md section 5).",
+        "category: the method of the paper 'Attaining Context Awareness in Image "
+        "Colourisation: An Ensemble of Pix2Pix Models' (README.md, 'Several GPU machines': "
+        "'An ensemble without the site').",
     )
     sub = ensemble.add_subparsers(dest="ensemble_command", required=True, parser_class=_Parser)
 
@@ -823,6 +953,14 @@ def add_parser(commands: Any) -> None:
         choices=ROUTINGS,
         action="append",
         help="a routing to score (repeatable; default: all three)",
+    )
+    ev.add_argument(
+        "--at",
+        choices=("model", "photo"),
+        default="model",
+        help="model (default): score at the model's size, each test image brought to it, as "
+        "the site scores a run it trained; photo: colourise each test image at its own size "
+        "as 'ensemble colourise' does and score it as the site scores that upload",
     )
     ev.add_argument("--device", default="auto")
     ev.add_argument("--batch", type=_positive_int, default=16)

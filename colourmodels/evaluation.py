@@ -34,6 +34,8 @@ __all__ = [
     "ROUTING_TOLERANCE",
     "TestEvaluation",
     "beats_no_colour",
+    "classifier_table",
+    "colourised_image_metrics",
     "image_metrics_batch",
     "mean",
     "metrics_summary",
@@ -101,6 +103,65 @@ def image_metrics_batch(*, pred_rgb, true_rgb, fake_chroma, true_chroma, space) 
         {key: finite_or_none(float(stored[key][i])) for key in METRIC_KEYS}
         for i in range(len(pred_rgb))
     ]
+
+
+def colourised_image_metrics(
+    colourised, truth, space: str, *, references=None, category: str = "", index: int = -1
+) -> dict[str, float | None]:
+    """The per-image metrics of a colourised PIL image against its ground truth, as the site
+    scores an uploaded run (:mod:`worker.services.uploads`) and ``ensemble evaluate --at
+    photo`` scores ``ensemble colourise``'s images: at the colourised image's size (the
+    ground truth brought to it by :func:`~colourmodels.data.dataset.resize_square` when the
+    sizes differ), each with its own luminance, on the 8-bit images. With ``references`` (a
+    :class:`ReferenceScores`), the reference predictors' on the same ground truth too,
+    under ``category`` (its index ``index``, -1: none)."""
+    import torch
+
+    from colourmodels.colour import rgb_to_luma_chroma
+    from colourmodels.data.dataset import image_to_tensor, resize_square
+
+    if truth.size != colourised.size:
+        truth = resize_square(truth, colourised.width)
+    pred_rgb = image_to_tensor(colourised).unsqueeze(0)
+    true_rgb = image_to_tensor(truth).unsqueeze(0)
+    with torch.inference_mode():
+        _, fake = rgb_to_luma_chroma(pred_rgb, space)
+        luma, chroma = rgb_to_luma_chroma(true_rgb, space)
+        if references is not None:
+            references.add(
+                luma=luma,
+                true_chroma=chroma,
+                true_rgb=true_rgb,
+                category_index=[index],
+                categories=[category],
+            )
+        return image_metrics_batch(
+            pred_rgb=pred_rgb,
+            true_rgb=true_rgb,
+            fake_chroma=fake,
+            true_chroma=chroma,
+            space=space,
+        )[0]
+
+
+def classifier_table(truths: Sequence[int], predictions: Sequence[int], categories) -> dict:
+    """An ensemble's ``metrics["classifier"]``: the test confusion matrix, macro-F1,
+    accuracy and per-class F1 of its predictions."""
+    from colourmodels.training.classification_metrics import (
+        accuracy,
+        confusion_matrix,
+        macro_f1,
+        per_class_f1,
+    )
+
+    confusion = confusion_matrix(list(truths), list(predictions), len(categories))
+    return {
+        "class_names": list(categories),
+        "confusion": confusion.tolist(),
+        "macro_f1": macro_f1(confusion),
+        "accuracy": accuracy(confusion),
+        "per_class_f1": per_class_f1(confusion),
+    }
 
 
 def metrics_summary(per_image: Sequence[tuple[str, dict]]) -> dict:
@@ -348,21 +409,7 @@ class TestEvaluation:
             "references": self.references.stored(),
         }
         if self.classifier is not None:
-            from colourmodels.training.classification_metrics import (
-                accuracy,
-                confusion_matrix,
-                macro_f1,
-                per_class_f1,
-            )
-
-            confusion = confusion_matrix(self.truths, self.predictions, len(self.categories))
-            metrics["classifier"] = {
-                "class_names": self.categories,
-                "confusion": confusion.tolist(),
-                "macro_f1": macro_f1(confusion),
-                "accuracy": accuracy(confusion),
-                "per_class_f1": per_class_f1(confusion),
-            }
+            metrics["classifier"] = classifier_table(self.truths, self.predictions, self.categories)
             metrics["test_oracle_l1"] = mean(self.oracle_l1)
         return metrics
 

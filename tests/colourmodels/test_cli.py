@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +128,28 @@ def test_train_colourise_evaluate_end_to_end(tmp_path, capsys):
     code, out, _ = run(capsys, "evaluate", data, data)
     assert code == 0 and "l1_distance" in out and "0.0000" in out
 
+    # Without INPUT, the run's test split (split.json beside the checkpoint), with the
+    # site's upload manifest and, with --zip, the zip to upload (the ensemble's code).
+    test_out, upload = tmp_path / "test-split", tmp_path / "baseline.zip"
+    code, out, err = run(
+        capsys, "colourise", run_dir, "--out", test_out, "--zip", upload, "--quiet"
+    )
+    assert code == 0, err
+    assert f"zip to upload as a run: {upload}" in out
+    with (test_out / "manifest.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["file", "original_name", "category", "true_category", "model"]
+    test_split = [(item["path"], item["category"]) for item in split["test"]]
+    assert sorted((r["original_name"], r["true_category"]) for r in rows) == sorted(test_split)
+    assert {r["model"] for r in rows} == {"colourmodels baseline run (yuv)"}
+    assert {r["category"] for r in rows} == {""}  # no routing
+    for row in rows:
+        assert row["file"] == str(Path(row["original_name"]).with_suffix(".png"))
+        assert load_rgb(test_out / row["file"]).size == load_rgb(data / row["original_name"]).size
+    with zipfile.ZipFile(upload) as zf:
+        assert sorted(zf.namelist()) == sorted(["manifest.csv", *(r["file"] for r in rows)])
+        assert zf.read("manifest.csv") == (test_out / "manifest.csv").read_bytes()
+
 
 def test_colourise_single_image_with_dropout(tmp_path, capsys):
     checkpoint = tmp_path / "g.pt"
@@ -140,6 +164,11 @@ def test_colourise_single_image_with_dropout(tmp_path, capsys):
     image = Image.open(out_dir / "in.png")
     assert image.size == (50, 30) and image.mode == "RGB"
     assert json.loads(image.text["colourmodels"])["dropout"] is True
+    with (out_dir / "manifest.csv").open(newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == ["in.png"]
+    # No INPUT: the run's test split, which a lone generator file has not.
+    code, _, err = run(capsys, "colourise", checkpoint, "--out", tmp_path / "o")
+    assert code == 2 and "no split.json beside the checkpoint" in err
     assert json.loads((out_dir / "colourise.json").read_text())["seed"] == 3
 
 

@@ -31,7 +31,7 @@ def test_what_the_other_downloads_write_reads_back_too():
 
 
 def test_the_ensemble_commands_manifest_writes_file_names_and_categories_as_text():
-    from colourmodels.ensemble_cli import MANIFEST_COLUMNS, manifest_text
+    from colourmodels.cli import MANIFEST_COLUMNS, manifest_text
 
     row = ("=cmd|' /C calc'!A0.png", "=cmd|' /C calc'!A0.jpg", "=2+3", "@x", "m")
     text = manifest_text([row])

@@ -36,9 +36,10 @@ TINY += ["--classifier-epochs", "2", "--classifier-batch", "4", "--device", "cpu
 TINY += ["--workers", "0", "--quiet"]
 
 
-def photos(root: Path) -> Path:
-    """Three categories of six synthetic 32 px scenes (4 train, 1 val, 1 test each)."""
-    write_synthetic(root, per_category=6, size=32)
+def photos(root: Path, size: int = 32) -> Path:
+    """Three categories of six synthetic scenes (4 train, 1 val, 1 test each), 32 px unless
+    ``size`` says otherwise."""
+    write_synthetic(root, per_category=6, size=size)
     for folder in root.iterdir():
         if folder.name not in CATEGORIES:
             shutil.rmtree(folder)
@@ -172,6 +173,8 @@ def test_ensemble_train_colourise_evaluate(tmp_path, capsys):
     assert code == 0, err
     report = json.loads(stdout)
     assert report == json.loads((out / "evaluation.json").read_text())
+    assert report["scored_at"]["at"] == "model" and report["scored_at"]["size"] == 32
+    assert report["scored_at"]["test_image_sizes"] == [[32, 32]]  # the photographs' too
     assert set(report["routings"]) == {"predicted", "oracle", "soft"}
     for routing, metrics in report["routings"].items():
         assert metrics["routing"] == routing and metrics["test"]["n"] == 3
@@ -257,6 +260,68 @@ def test_ensemble_errors_in_words(tmp_path, capsys):
     assert code == 2 and "no ensemble.json" in err
     code, _, err = run(capsys, "ensemble", "colourise", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "no ensemble.json" in err
+
+
+def test_ensemble_help_cites_what_the_repository_holds(capsys):
+    """The help cites the paper and the README, not a specification outside the repository."""
+    for argv in (["ensemble", "--help"], ["ensemble", "train", "--help"], ["--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        shown = capsys.readouterr().out
+        assert "method.md" not in shown, argv
+    with pytest.raises(SystemExit):
+        main(["ensemble", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "An Ensemble of Pix2Pix Models" in shown and "README.md" in shown
+
+
+def _summary(l1: float, colourfulness: float, difference: float) -> dict:
+    return {
+        "l1": l1, "ssim": 0.633, "psnr": 20.5, "colourfulness": colourfulness,
+        "colourfulness_difference": difference, "n": 3,
+    }  # fmt: skip
+
+
+def test_evaluate_table_separates_its_columns_and_says_its_size(capsys):
+    from colourmodels.ensemble_cli import _print_tables
+
+    routing = {
+        "test": _summary(28.528, 1.06, -105.88),
+        "references": {
+            "no_colour": {"test": _summary(28.495, 0.0, -106.94)},
+            "category_mean_chroma": {"test": _summary(27.1, 12.34, -94.6)},
+        },
+        "test_oracle_l1": 28.1,
+        "classifier": {"macro_f1": 0.5, "accuracy": 0.6},
+        "training": {"generators": {}},
+    }
+    report = {
+        "images": 3,
+        "space": "lab",
+        "routings": {"predicted": routing},
+        "scored_at": {"at": "model", "size": 32, "what": "", "test_image_sizes": [[64, 64]]},
+    }
+    _print_tables(report)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if "colourful" in line)
+    assert header.split() == ["L1", "SSIM", "PSNR", "colourful", "diff"]
+    predicted = next(line for line in lines if line.strip().startswith("predicted routing"))
+    assert predicted.split()[-2:] == ["1.06", "-105.88"]  # not "1.06-105.88"
+    no_colour = next(line for line in lines if line.strip().startswith("no colour"))
+    assert no_colour.split()[-2:] == ["0.00", "-106.94"]
+    # Each cell ends under its column's title.
+    for title, cell in zip(["L1", "SSIM", "PSNR", "colourful", "diff"], predicted.split()[2:]):
+        assert header.index(title) + len(title) == predicted.index(cell) + len(cell), title
+    assert "diff: the images' colourfulness minus the ground truth's" in out
+    assert "scored at the model's size, 32 x 32 px" in out
+    assert "the test images are 64 x 64 px" in out and "--at photo scores them" in out
+
+    report["scored_at"]["at"] = "photo"
+    _print_tables(report)
+    out = capsys.readouterr().out
+    assert "scored at each test image's own size (64 x 64 px)" in out
+    assert "model's size" not in out and "--at photo" not in out
 
 
 # ---------------------------------------------------------------- resume after a kill

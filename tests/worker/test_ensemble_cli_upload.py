@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.slow
 def test_the_ensemble_commands_output_uploads_as_a_run(tmp_path, capsys):
-    data = photos(tmp_path / "photos")
+    data = photos(tmp_path / "photos", size=64)  # larger than the model (32 px)
     call_command(
         "import_images", str(data), "--categories-from-folders", "--name", "cli", "--seed", "3"
     )
@@ -43,9 +43,15 @@ def test_the_ensemble_commands_output_uploads_as_a_run(tmp_path, capsys):
          str(upload), "--device", "cpu", "--quiet"]
     )  # fmt: skip
     assert code == 0
-    assert main(["ensemble", "evaluate", str(run_dir), "--device", "cpu", "--json"]) == 0
-    printed = capsys.readouterr().out
-    report = json.loads(printed[printed.index("{") :])  # after colourise's lines
+    capsys.readouterr()
+    evaluate = ["ensemble", "evaluate", str(run_dir), "--device", "cpu", "--json"]
+    assert main(evaluate) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert main([*evaluate, "--at", "photo"]) == 0
+    photo_report = json.loads(capsys.readouterr().out)
+    assert report["scored_at"]["at"] == "model" and report["scored_at"]["size"] == 32
+    assert photo_report["scored_at"]["at"] == "photo"
+    assert photo_report["scored_at"]["test_image_sizes"] == [[64, 64]]
 
     run = uploaded_run_create(name="from the command line", dataset=dataset, archive=upload,
                               colour_space="lab")  # fmt: skip
@@ -57,13 +63,22 @@ def test_the_ensemble_commands_output_uploads_as_a_run(tmp_path, capsys):
     stored = ColourisedImage.objects.filter(run=run).select_related("source")
     assert {image.source.original_name: image.routed_category for image in stored} == routed
 
-    # The site scores the uploaded images (their own luminance, 8-bit) as the command's
-    # evaluation scored the same outputs (true luminance, floating point): close, not equal.
-    predicted = report["routings"]["predicted"]
+    # `ensemble evaluate --at photo` gives the site's scores of the upload: each metric,
+    # overall and per category, and the references.
+    predicted = photo_report["routings"]["predicted"]
     assert run.metrics["test"]["n"] == predicted["test"]["n"] == 3
-    assert run.metrics["test"]["l1"] == pytest.approx(predicted["test"]["l1"], abs=0.05)
-    assert run.metrics["test"]["ssim"] == pytest.approx(predicted["test"]["ssim"], abs=0.005)
-    site_refs, cli_refs = run.metrics["references"], predicted["references"]
-    assert site_refs["no_colour"]["test"]["l1"] == pytest.approx(
-        cli_refs["no_colour"]["test"]["l1"], abs=1e-6
-    )
+    keys = ["l1", "chroma_mae", "ssim", "psnr", "colourfulness", "colourfulness_difference"]
+
+    def same(site: dict, cli: dict, where: str) -> None:
+        for key in keys:
+            assert site[key] == pytest.approx(cli[key], rel=1e-6, abs=1e-9), (where, key)
+
+    same(run.metrics["test"], predicted["test"], "test")
+    for category in CATEGORIES:
+        same(run.metrics["per_category"][category], predicted["per_category"][category], category)
+    for name in ("no_colour", "category_mean_chroma"):
+        same(run.metrics["references"][name]["test"], predicted["references"][name]["test"], name)
+    # At the model's size (as the site scores a run it trained) the numbers are others.
+    model_size = report["routings"]["predicted"]
+    assert model_size["test"]["ssim"] != pytest.approx(run.metrics["test"]["ssim"], rel=1e-3)
+    assert model_size["classifier"] == predicted["classifier"]  # the same routing

@@ -240,6 +240,34 @@ def test_the_command_prints_a_summary(dataset, tmp_path, capsys):
     assert ModelRun.objects.get(name="by id").colour_space == "lab"
 
 
+def test_the_command_gives_the_run_an_owner(dataset, tmp_path, capsys):
+    """--owner, as the commands that make data sets, runs and studies have it."""
+    from django.contrib.auth.models import User
+
+    from studyplatform.researchers import researcher_create
+
+    owner = researcher_create(username="ada", password="a long passphrase 42")
+    files, rows = _base(dataset)
+    archive = _zip(tmp_path / "run.zip", files, _csv(rows))
+    call_command("upload_run", str(archive), "--dataset", "syn", "--name", "hers", "--owner", "ada")
+    run = ModelRun.objects.get(name="hers")
+    assert run.owner == owner and run.created_by == owner
+    assert "owner: ada" in capsys.readouterr().out
+    call_command("upload_run", str(archive), "--dataset", "syn", "--name", "nobody's")
+    assert ModelRun.objects.get(name="nobody's").owner is None
+    assert "owner: nobody" in capsys.readouterr().out
+    User.objects.create_user(username="visitor", password="x")
+    with pytest.raises(CommandError, match="not a researcher account"):
+        call_command(
+            "upload_run", str(archive), "--dataset", "syn", "--name", "x", "--owner", "visitor"
+        )
+    with pytest.raises(CommandError, match="no account named 'ghost'"):
+        call_command(
+            "upload_run", str(archive), "--dataset", "syn", "--name", "x", "--owner", "ghost"
+        )
+    assert not ModelRun.objects.filter(name="x").exists()
+
+
 def test_the_command_reports_errors_clearly(dataset, tmp_path, settings):
     files, rows = _base(dataset)
     rows[2]["image_id"] = "999999"

@@ -46,7 +46,9 @@ colourised image's side by :func:`colourmodels.data.dataset.resize_square` (shor
 scaled, bicubic, centred square), which is how a model trained here saw it; so a colourised
 image of another size must be square.
 
-**Metrics** (method.md §6), per image then summarised exactly as for a trained run
+**Metrics** (method.md §6), per image (:func:`image_metrics`, which is
+:func:`colourmodels.evaluation.colourised_image_metrics`, the code ``python -m colourmodels
+ensemble evaluate --at photo`` scores with) then summarised exactly as for a trained run
 (:mod:`worker.services.evaluation`): L1 distance and chroma MAE on the normalised chroma of
 :func:`colourmodels.colour.rgb_to_luma_chroma` in the run's colour space (the colourised
 image's own chroma against the ground truth's), SSIM, PSNR and colourfulness on RGB in
@@ -90,13 +92,13 @@ from django.utils import timezone
 from colourmodels.csv_cells import cell_text, text_cell
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
+from colourmodels.evaluation import colourised_image_metrics as image_metrics
 from worker.models import ColourisedImage, Dataset, DatasetImage, ModelRun
 from worker.services.claims import ClaimLost
 from worker.services.datasets import encoded_for_storage
 from worker.services.evaluation import (
     evaluation_claim,
     evaluation_failed,
-    image_metrics_batch,
     metrics_summary,
 )
 from worker.services.references import ReferenceScores, train_chroma_means
@@ -684,42 +686,6 @@ def uploaded_run_create(
 def _open_rgb(name: str):
     with default_storage.open(name, "rb") as f:
         return load_rgb(f, name=name)
-
-
-def image_metrics(
-    colourised, truth, colour_space: str, *, references=None, category: str = "", index: int = -1
-) -> dict[str, float | None]:
-    """The per-image metrics of a colourised PIL image against its ground truth (any
-    size: brought to the colourised image's size as the module docstring says); with
-    ``references`` (a :class:`worker.services.references.ReferenceScores`), the reference
-    predictors' on the same ground truth too, under ``category`` (its index ``index``)."""
-    import torch
-
-    from colourmodels.colour import rgb_to_luma_chroma
-    from colourmodels.data.dataset import image_to_tensor, resize_square
-
-    if truth.size != colourised.size:
-        truth = resize_square(truth, colourised.width)
-    pred_rgb = image_to_tensor(colourised).unsqueeze(0)
-    true_rgb = image_to_tensor(truth).unsqueeze(0)
-    with torch.inference_mode():
-        _, fake = rgb_to_luma_chroma(pred_rgb, colour_space)
-        luma, chroma = rgb_to_luma_chroma(true_rgb, colour_space)
-        if references is not None:
-            references.add(
-                luma=luma,
-                true_chroma=chroma,
-                true_rgb=true_rgb,
-                category_index=[index],
-                categories=[category],
-            )
-        return image_metrics_batch(
-            pred_rgb=pred_rgb,
-            true_rgb=true_rgb,
-            fake_chroma=fake,
-            true_chroma=chroma,
-            space=colour_space,
-        )[0]
 
 
 def uploaded_run_evaluate(*, run_id: int, progress: Progress | None = None) -> None:

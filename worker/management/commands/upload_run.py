@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from studyplatform.researchers import add_owner_argument, owner_from_option
 from worker.models import Dataset
 from worker.run_results import run_results
 from worker.services.evaluation import METRIC_KEYS
@@ -44,8 +45,10 @@ class Command(BaseCommand):
             help=f"a CSV manifest (columns file, image_id or original_name, optional "
             f"category, model); by default {MANIFEST_NAME} in the zip",
         )
+        add_owner_argument(parser)
 
-    def handle(self, *args, archive, dataset, name, space, manifest, **options):
+    def handle(self, *args, archive, dataset, name, space, manifest, owner=None, **options):
+        owner = owner_from_option(owner)
         if not archive.is_file():
             raise CommandError(f"{archive}: no such file")
         if manifest is not None and not manifest.is_file():
@@ -53,7 +56,12 @@ class Command(BaseCommand):
         dataset = find_dataset(dataset)
         try:
             run = uploaded_run_create(
-                name=name, dataset=dataset, archive=archive, colour_space=space, manifest=manifest
+                name=name,
+                dataset=dataset,
+                archive=archive,
+                colour_space=space,
+                manifest=manifest,
+                user=owner,
             )
         except UploadError as exc:
             raise CommandError(str(exc)) from None
@@ -65,6 +73,7 @@ class Command(BaseCommand):
             )
         )
         manifest_info = run.config["manifest"]
+        out.write(f"  owner: {owner.username if owner else 'nobody (visible to staff only)'}")
         if run.config.get("model"):
             out.write(f"  model: {run.config['model']}")
         out.write(f"  manifest: {manifest_info['source']}")
