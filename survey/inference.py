@@ -45,6 +45,7 @@ import numpy as np
 from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
 
+from studyplatform.words import counted
 from survey.equivalence import (
     DEFAULT_ALPHA,
     DEFAULT_MARGIN,
@@ -807,10 +808,12 @@ def _num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _status(converged: bool, singular: bool, warnings: list[str]) -> list[str]:
+def _status(converged: bool, singular: bool, warnings: list[str], fitted: bool = True) -> list[str]:
     lines = []
-    if not converged:
-        lines.append("    NOT CONVERGED: the estimates below are unreliable")
+    if not fitted:
+        lines.append("    NOT FITTED: no estimates (the note says why)")
+    elif not converged:
+        lines.append("    NOT CONVERGED: the estimates above are unreliable")
     if singular:
         lines.append("    SINGULAR FIT")
     lines += [f"    note: {w}" for w in warnings]
@@ -839,11 +842,11 @@ def format_text(result: StudyInference) -> str:
                 f"    d' {_num(s.d_prime)} ({level} {_range(s.d_prime_ci, False)}), c "
                 f"{_num(s.criterion)} ({level} {_range(s.criterion_ci, False)})"
                 + (" (not to be read: separation)" if s.problem else ""),
-                *_status(s.converged, s.singular, s.warnings),
+                *_status(s.converged, s.singular, s.warnings, s.d_prime is not None),
             ]
         lines += [
-            f"Condition {c.condition}: {c.n_judgements} judgements, {c.n_participants} "
-            f"participants, {c.n_images} images",
+            f"Condition {c.condition}: {counted(c.n_judgements, 'judgement')}, "
+            f"{counted(c.n_participants, 'participant')}, {counted(c.n_images, 'image')}",
             f"  pooled fooling rate {_pct(c.fooling_rate)} (Wilson {level} "
             f"{_range(c.fooling_rate_wilson)}; treats judgements as independent)",
             rates,
@@ -852,7 +855,7 @@ def format_text(result: StudyInference) -> str:
             f"{_num(g.participant_sd)}, image SD {_num(g.image_sd)}",
             f"    model-based fooling rate {_pct(g.fooling_rate)} ({level} "
             f"{_range(g.fooling_rate_ci)})",
-            *_status(g.converged, g.singular, g.warnings),
+            *_status(g.converged, g.singular, g.warnings, g.intercept is not None),
             *sdt_lines,
             f"  exact binomial TOST: p = {c.tost.p:.4g} ({c.tost.verdict})",
             f"  mixed-model TOST: {c.mixed_tost.verdict}",

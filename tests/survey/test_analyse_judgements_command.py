@@ -243,3 +243,17 @@ def test_images_format_is_one_soft_label_per_image(two_conditions, two_condition
         assert float(r["soft_label"]) == pytest.approx(p if r["truth"] == "ai" else 1 - p)
         assert float(r["effect_low"]) < float(r["effect"]) < float(r["effect_high"])
         assert 0 <= int(r["fooled"]) <= int(r["n"])
+
+
+def test_one_participant_reads_as_one_and_an_unfitted_model_is_not_called_unconverged(
+    tmp_path,
+):
+    """One participant's judgements: no participant variance to fit, so the models are not
+    fitted; the text says so (not "NOT CONVERGED"), and counts agree with their nouns."""
+    rows = [["p1", f"r{i}", "only", "real", "real" if i % 2 else "ai"] for i in range(4)]
+    rows += [["p1", f"a{i}", "only", "ai", "ai" if i % 3 else "real"] for i in range(4)]
+    text = _call(_write(tmp_path / "one.csv", rows))
+    assert "8 judgements, 1 participant, 8 images" in text
+    fitted = json.loads(_call(tmp_path / "one.csv", "--format", "json"))["conditions"][0]
+    if fitted["glmm"]["intercept"] is None:
+        assert "NOT FITTED" in text and "NOT CONVERGED" not in text
