@@ -405,7 +405,7 @@ def test_names_and_categories_that_start_like_a_formula_read_back(dataset, tmp_p
     """A manifest written spreadsheet-safe (by ``python -m colourmodels ensemble
     colourise``: '=... cells) uploads: the checker reads each cell without the apostrophe
     (file names, original names and categories alike)."""
-    from colourmodels.ensemble_cli import manifest_text
+    from colourmodels.cli import manifest_text
 
     renamed = dataset.categories[0]
     DatasetImage.objects.filter(dataset=dataset, category=renamed).update(category="=2+3")
