@@ -79,6 +79,11 @@ urlpatterns = [
         name="study_participants",
     ),
     path(
+        "studies/<int:pk>/participants/<int:number>/",
+        participants.participant_trials_page,
+        name="study_participant",
+    ),
+    path(
         "studies/<int:pk>/participants.csv",
         participants.participants_csv,
         name="study_participants_csv",

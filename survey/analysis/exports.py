@@ -580,39 +580,41 @@ def runs_latex(analysis: StudyAnalysis, *, label: str | None = None) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def judgement_rows(*, study: Study, include_unfinished: bool = False) -> Iterator[list[Any]]:
+def judgement_rows(
+    *, study: Study, include_unfinished: bool = False, participant: int | None = None
+) -> Iterator[list[Any]]:
     """Every answered trial of the study's participants (pilot ones are no part of it;
     practice and checks flagged, instructed-response checks as attention checks; excluded
-    participants named), in participant and position order. ``counted`` is 1 exactly for
-    the judgements the tables count (not a flagged display where the study drops them).
-    Participants appear by their database id only."""
+    participants named), in participant and position order; only participant number
+    ``participant``'s when given. ``counted`` is 1 exactly for the judgements the tables
+    count (not a flagged display where the study drops them). Participants appear by
+    their database id only."""
     excluded = participant_exclusions(study=study, include_unfinished=include_unfinished)
     language = study.language
-    trials = (
-        Trial.objects.filter(
-            participant__in=study_participants(study).values("pk"), answer__isnull=False
-        )
-        .order_by("participant_id", "position")
-        .values_list(
-            "participant_id",
-            "stimulus__condition__label",
-            "stimulus__condition__run_id",
-            "stimulus__scene_id",
-            "stimulus__scene__original_name",
-            "stimulus_id",
-            "stimulus__is_real",
-            "answer",
-            "rt_ms",
-            "position",
-            "kind",
-            "display__flagged",
-            "fake_side",
-            "chosen_side",
-            "exposure_ms",
-            "rating",
-            "instructed_answer",
-            "instructed_rating",
-        )
+    trials = Trial.objects.filter(
+        participant__in=study_participants(study).values("pk"), answer__isnull=False
+    )
+    if participant is not None:
+        trials = trials.filter(participant_id=participant)
+    trials = trials.order_by("participant_id", "position").values_list(
+        "participant_id",
+        "stimulus__condition__label",
+        "stimulus__condition__run_id",
+        "stimulus__scene_id",
+        "stimulus__scene__original_name",
+        "stimulus_id",
+        "stimulus__is_real",
+        "answer",
+        "rt_ms",
+        "position",
+        "kind",
+        "display__flagged",
+        "fake_side",
+        "chosen_side",
+        "exposure_ms",
+        "rating",
+        "instructed_answer",
+        "instructed_rating",
     )
     drops = study.drop_flagged_displays
     protocol = study.protocol

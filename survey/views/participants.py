@@ -8,8 +8,11 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from studyplatform.access import researcher_required, study_for_user
+from studyplatform.access import not_found, researcher_required, study_for_user
 from survey import participant_list as plist
+from survey.analysis.exports import JUDGEMENT_COLUMNS, judgement_rows
+from survey.models import Participant
+from survey.protocols import PAIRED, RATING
 from survey.views.analysis import _download
 
 
@@ -86,4 +89,32 @@ def bonuses_csv(request, pk: int):
         return _page(request, study, rows, per_correct=text, error=str(exc), status=400)
     return _download(
         plist.bonuses_csv(rows, per_correct), "text/csv", f"study-{study.pk}-bonuses.csv"
+    )
+
+
+@researcher_required
+@never_cache
+@require_GET
+def participant_trials_page(request, pk: int, number: int):
+    """One participant's answers, trial by trial: the rows ``judgements.csv`` has for them
+    (counted as the analysis counts them)."""
+    study = study_for_user(request.user, pk)
+    row = next((r for r in plist.participant_rows(study=study) if r.number == number), None)
+    if row is None:
+        raise not_found(Participant)
+    trials = [
+        dict(zip(JUDGEMENT_COLUMNS, values, strict=True))
+        for values in judgement_rows(study=study, participant=number)
+    ]
+    return render(
+        request,
+        "survey/participant_trials.html",
+        {
+            "study": study,
+            "row": row,
+            "trials": trials,
+            "paired": study.protocol == PAIRED,
+            "rating": study.protocol == RATING,
+            "graded": plist.protocol_words(study).graded,
+        },
     )

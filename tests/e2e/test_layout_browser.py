@@ -72,6 +72,9 @@ def _pages(world) -> dict[str, str]:
         "study-edit": reverse("study_edit", args=[study.pk]),
         "stimuli": reverse("study_stimuli", args=[study.pk]),
         "participants": reverse("study_participants", args=[study.pk]),
+        "participant": reverse(
+            "study_participant", args=[study.pk, study.participants.order_by("pk").first().pk]
+        ),
         "analysis": reverse("study_analysis", args=[study.pk]),
         "images": reverse("study_images", args=[study.pk]),
         "display": reverse("study_display_report", args=[study.pk]),

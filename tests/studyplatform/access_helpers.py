@@ -280,6 +280,7 @@ def path_of(world: World, name: str, route: str) -> str:
         path = path.replace("<int:submodel>", str(generator.pk))
     path = path.replace("<slug:name>", FIGURE_NAMES.get(name, "")).replace("<slug:fmt>", "svg")
     path = path.replace("<int:position>.png", "1.png")  # a preview's first screen plate
+    path = path.replace("<int:number>", str(world.participant.pk))  # the study's participant
     attribute = OBJECT_BY_NAME.get(name, attribute)
     if attribute is not None:
         path = re.sub(r"<int:\w+>", str(getattr(world, attribute).pk), path)

@@ -135,7 +135,8 @@ def test_the_page_shows_every_participation_and_links_the_downloads(researcher, 
     for name, p in people.items():
         assert f'data-participant="{p.public_id}"' in html, name
         # The number of the downloads' participant column, to find them there and withdraw.
-        assert f'<td class="num" data-f="number">{p.pk}</td>' in html, name
+        page = reverse("study_participant", args=[study.pk, p.pk])
+        assert f'<td class="num" data-f="number"><a href="{page}"' in html, name
     for pid in ("PID-COMPLETED", "PID-EXCLUDED", "PID-RETURNED", "PID-WITHDRAWN"):
         assert pid in html
     for word in ("returned", "withdrawn", "excluded", "unfinished", "taking part"):
@@ -265,3 +266,30 @@ def test_another_researcher_gets_404(client, world):
         response = client.get(reverse(name, args=[study.pk]), {"per_correct": "1"})
         assert response.status_code == 404, name
         assert b"PID-COMPLETED" not in response.content
+
+
+def test_a_participants_page_lists_their_answers_as_judgements_csv_has_them(researcher, world):
+    """The number on the list leads to the participant's answers in the order given: what
+    they answered, how fast, and which the analysis counts; a withdrawn one's are gone."""
+    study, people = world
+    excluded = people["excluded"]
+    page = researcher.get(reverse("study_participant", args=[study.pk, excluded.pk]))
+    assert page.status_code == 200
+    trials = page.context["trials"]
+    stored = list(
+        Trial.objects.filter(participant=excluded, answer__isnull=False).order_by("position")
+    )
+    assert [(t["position"], t["answer"], t["rt_ms"]) for t in trials] == [
+        (t.position, t.answer, t.rt_ms) for t in stored
+    ]
+    assert not any(t["counted"] for t in trials)  # excluded: nothing counts
+    html = page.content.decode()
+    assert "excluded" in html and "attention check" in html and "PID-EXCLUDED" in html
+    done = researcher.get(reverse("study_participant", args=[study.pk, people["completed"].pk]))
+    assert any(t["counted"] for t in done.context["trials"])
+    withdrawn = researcher.get(
+        reverse("study_participant", args=[study.pk, people["withdrawn"].pk])
+    ).content.decode()
+    assert "No answers: deleted on request." in withdrawn
+    absent = max(p.pk for p in people.values()) + 1000
+    assert researcher.get(reverse("study_participant", args=[study.pk, absent])).status_code == 404
