@@ -1278,6 +1278,9 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # A table row starting "[" would be read as \\'s (or \midrule's) optional argument.
+    "[": "{[}",
+    "]": "{]}",
     # A line break would end a LaTeX comment or a table row; inside text it is a space.
     "\n": " ",
     "\r": " ",

@@ -148,6 +148,7 @@ def export_figure(request, pk: int, name: str, fmt: str):
     """One of the dashboard's or the per-image page's figures as an SVG or a PDF file."""
     if name.startswith("images-"):
         study = study_for_user(request.user, pk)
+        _refuse_fooling_rates_where_none(study)
         rows = image_rows(study=study, include_unfinished=_unfinished(request))
         slot = image_figure_slots(study, rows).get(name)
     else:
@@ -178,13 +179,19 @@ def export_judgements_csv(request, pk: int):
     return response
 
 
+def _refuse_fooling_rates_where_none(study) -> None:
+    """404 for the per-image pages and figures of a rating or preference study: no image
+    is judged real or AI there, so its "fooling rates" would be nonsense."""
+    note = exports.elsewhere(study.protocol)
+    if note:
+        raise Http404(f"No per-image fooling rates in a {note}")
+
+
 def _image_realism(request, pk: int):
     """The study, whether unfinished participants count, the per-image rows, the mixed
     models, their realism per stimulus and the conditions' labels (id -> label)."""
     study = study_for_user(request.user, pk)
-    note = exports.elsewhere(study.protocol)
-    if note:  # no image is judged real or AI: its "fooling rates" would be nonsense
-        raise Http404(f"No per-image fooling rates in a {note}")
+    _refuse_fooling_rates_where_none(study)
     include_unfinished = _unfinished(request)
     rows = image_rows(study=study, include_unfinished=include_unfinished)
     models = study_mixed_models(study=study, include_unfinished=include_unfinished)

@@ -465,9 +465,13 @@ def test_the_analysis_page_names_the_protocol_and_its_statistic_and_leaves_out_d
         "study_bundle",
     ):
         assert reverse(name, args=[study.pk]) in html
-    for name in ("study_images", "export_images_csv"):  # no fooling rates to show
-        refused = client.get(reverse(name, args=[study.pk]))
-        assert refused.status_code == 404
+    condition = study.conditions.first().pk
+    for url in (  # no fooling rates to show
+        reverse("study_images", args=[study.pk]),
+        reverse("export_images_csv", args=[study.pk]),
+        reverse("study_figure", args=[study.pk, f"images-c{condition}", "svg"]),
+    ):
+        assert client.get(url).status_code == 404, url
     preview = client.get(reverse("study_preview", args=[study.pk])).content.decode()
     assert "Which looks more natural?" in preview
     for name in (
