@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from colourmodels.csv_cells import FORMULA_PREFIXES  # one list for every CSV written
+from colourmodels.csv_cells import text_cell  # one rule for every CSV written
 
 
 def has_control_characters(text: str) -> bool:
@@ -40,10 +40,10 @@ def one_line(text: Any) -> str:
 
 def spreadsheet_cell(value: Any) -> Any:
     """A CSV cell that no spreadsheet evaluates: text starting like a formula gets a
-    leading apostrophe; other values are unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    leading apostrophe (:func:`colourmodels.csv_cells.text_cell`, so that the platform's
+    readers, :func:`survey.csv_input.row_cells`, give back what was written); other values
+    are unchanged."""
+    return text_cell(value)
 
 
 class SafeCsvWriter:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from colourmodels.csv_cells import cell_text
+
 
 class CsvInputError(ValueError):
     """The file cannot be read as it is (the message names the line or column at fault)."""
@@ -46,7 +48,9 @@ def optional_position(header: Sequence[str], name: str) -> int | None:
 
 
 def row_cells(record: Sequence[str], where: Mapping[str, int], line: int) -> dict[str, str] | None:
-    """Row ``line``'s cells by column (``where``: column -> position), stripped; None for a
+    """Row ``line``'s cells by column (``where``: column -> position), stripped, without the
+    apostrophe the platform's downloads put before text that starts like a formula
+    (:func:`colourmodels.csv_cells.cell_text`); None for a
     row with nothing in it. Raises CsvInputError naming the line for a row too short to hold
     a column, or a column left empty (every column in ``where`` is required)."""
     if not any(cell.strip() for cell in record):
@@ -57,7 +61,7 @@ def row_cells(record: Sequence[str], where: Mapping[str, int], line: int) -> dic
             f"line {line}: no {short[0]} cell (the row has {len(record)} cells; the "
             f"header puts {short[0]} in cell {where[short[0]] + 1})"
         )
-    cells = {c: record[i].strip() for c, i in where.items()}
+    cells = {c: cell_text(record[i]) for c, i in where.items()}
     for column in where:
         if not cells[column]:
             raise CsvInputError(f"line {line}: the {column} is empty")

@@ -12,6 +12,7 @@ import pytest
 from survey.analysis import exports
 from survey.analysis.results import study_analysis
 from survey.models import Condition, Study
+from survey.preference import read_comparisons
 from survey.preference_protocol import judgements_csv, scores_csv
 from tests.survey.analysis_helpers import make_study, take_part
 from worker.models import DatasetImage
@@ -102,6 +103,9 @@ def test_the_preference_downloads_write_labels_as_text():
     assert row["item_a"] == row["winner"] == row["right"] == "'" + HOSTILE_LABEL
     assert row["item_b"] == row["left"] == "'+cool"
     assert (row["participant"], row["rt_ms"], row["scene"]) == ("7", "640", "12")
+    # manage.py analyse_preferences reads the labels back as they were, not escaped.
+    (read,) = read_comparisons(io.StringIO(judgements))
+    assert (read.item_a, read.item_b, read.winner) == (HOSTILE_LABEL, "+cool", HOSTILE_LABEL)
 
     item = {"score": -0.5, "se": 0.25, "ci": (-1.0, 0.0), "wins": 1, "comparisons": 2}
     scores = scores_csv(
