@@ -635,3 +635,18 @@ def test_the_prolific_link_starts_a_participation_with_prolifics_ids(researcher_
         "6a1b2c3d4e5f60718293a4b5",
         "7b2c3d4e5f60718293a4b5c6",
     )
+
+
+@pytest.mark.django_db
+def test_a_study_prepared_before_pixels_were_served_gets_the_pngs_length(runs):
+    """Its stimulus_bytes was the longest JPEG's; the served PNGs are longer: the migration
+    sets it to the longest served image, so that every image is again one length."""
+    from survey.participation import served_length
+
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
+    Study.objects.filter(pk=study.pk).update(stimulus_bytes=100)
+    migration = importlib.import_module("survey.migrations.0024_stimulus_bytes_served_as_pixels")
+    migration.served_lengths(django_apps, None)
+    sizes = set(Stimulus.objects.filter(study=study).values_list("width", "height"))
+    study.refresh_from_db()
+    assert study.stimulus_bytes == max(served_length(w, h) for w, h in sizes) > 100
