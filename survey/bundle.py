@@ -8,7 +8,9 @@ participant, one per image, pooled, and the model's per-image soft labels), ``fi
 (every figure of the dashboard and the per-image page as SVG and PDF), two scripts that
 recompute the numbers from ``data/judgements.csv`` alone (``analysis.R`` with lme4's
 ``glmer``, ``analysis.py`` with NumPy/SciPy and a copy of the platform's Laplace
-engine, :mod:`survey.glmm`) and ``README.txt`` listing it all.
+engine, :mod:`survey.glmm`; for a preference study both recompute the Bradley–Terry
+scores of ``tables/bradley-terry.json`` from ``data/preferences.csv``) and ``README.txt``
+listing it all.
 
 The zip is written to a temporary file (the judgements streamed in, one member at a time),
 so memory stays bounded however large the study.

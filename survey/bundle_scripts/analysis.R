@@ -213,8 +213,8 @@ preference_path <- if (all(c("item_a", "item_b", "winner") %in% tolower(strip(na
 } else {
   file.path(dirname(path), "preferences.csv")
 }
-if (preference_path == path || ("protocol" %in% names(d) && nrow(d) > 0 &&
-                                tolower(trimws(d$protocol[1])) == "preference")) {
+if (preference_path == path || (nrow(d) == 0 && file.exists(preference_path)) ||
+    ("protocol" %in% names(d) && nrow(d) > 0 && tolower(trimws(d$protocol[1])) == "preference")) {
   p <- read_preferences(preference_path)
   bt <- bradley_terry(p, 1 - ALPHA)
   result <- list(

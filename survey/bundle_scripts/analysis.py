@@ -937,7 +937,9 @@ def main(argv: list[str] | None = None) -> None:
         json.dump(elsewhere, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
-    if file_protocol(Path(args.judgements)) == PREFERENCE:
+    protocol = file_protocol(Path(args.judgements))
+    beside = Path(args.judgements).parent / "preferences.csv"
+    if protocol == PREFERENCE or (protocol is None and beside.is_file()):  # None: no answer yet
         result = analyse_preferences(preferences_path(Path(args.judgements)), args.alpha)
         json.dump(plain(result), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
         sys.stdout.write("\n")

@@ -148,13 +148,14 @@ def test_a_study_with_a_run_that_never_lost_gets_the_reason_not_numbers(
 
 
 def test_an_empty_preference_study_says_there_are_no_comparisons(runs, tmp_path):  # noqa: F811
-    """No answer yet: judgements.csv has no rows to name the protocol, so the scripts are
-    given preferences.csv, which has a header only."""
+    """No answer yet: judgements.csv has no rows to name the protocol; preferences.csv
+    beside it (a header only) says it is a preference study's."""
     study = preference_study(runs)
     root = _bundle(study, tmp_path)
     tables = json.loads((root / "tables" / "bradley-terry.json").read_text())
     assert tables["error"] == "there are no comparisons"
-    path = str(root / "data" / "preferences.csv")
-    for program, script in ((sys.executable, "analysis.py"), (_rscript(), "analysis.R")):
-        out = _run([program, script, path], root)
-        assert out["bradley_terry"] is None and out["error"] == tables["error"], script
+    assert len((root / "data" / "judgements.csv").read_text().splitlines()) == 1
+    for what, command, cwd in _commands(root, tmp_path):
+        out = _run(command, cwd)
+        assert out["protocol"] == "preference" and out["n_judgements"] == 0, what
+        assert out["bradley_terry"] is None and out["error"] == tables["error"], what
