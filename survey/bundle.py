@@ -8,7 +8,9 @@ participant, one per image, pooled, and the model's per-image soft labels), ``fi
 (every figure of the dashboard and the per-image page as SVG and PDF), two scripts that
 recompute the numbers from ``data/judgements.csv`` alone (``analysis.R`` with lme4's
 ``glmer``, ``analysis.py`` with NumPy/SciPy and a copy of the platform's Laplace
-engine, :mod:`survey.glmm`) and ``README.txt`` listing it all.
+engine, :mod:`survey.glmm`; for a preference study both recompute the Bradley–Terry
+scores of ``tables/bradley-terry.json`` from ``data/preferences.csv``) and ``README.txt``
+listing it all.
 
 The zip is written to a temporary file (the judgements streamed in, one member at a time),
 so memory stays bounded however large the study.
@@ -343,8 +345,16 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
             "This study's protocol is preference (which looks more natural): its statistic",
             "is the Bradley-Terry score per run, tables/bradley-terry.json, from",
             "data/preferences.csv. There are no fooling rates: no participants.csv,",
-            "images.csv or figures; tables/tables.* say where the scores are, and both",
-            "scripts point to tables/bradley-terry.json.",
+            "images.csv or figures; tables/tables.* say where the scores are. Both scripts",
+            "recompute the scores from data/preferences.csv (found beside judgements.csv;",
+            "or give its path) and print tables/bradley-terry.json's keys: under",
+            '"bradley_terry" each run\'s maximum-likelihood log-strength centred to mean 0',
+            "(score), its standard error (se) and Wald interval (ci) at 1 - alpha, its wins",
+            "and comparisons; when the scores do not exist (a run that never won or never",
+            'lost, runs never compared) "bradley_terry" is null and "error" says why.',
+            "analysis.py fits by Newton's method, analysis.R by glm(binomial) on the +-1",
+            "design with the first run as reference; both then centre the scores and their",
+            "covariance, and agree with the platform's numbers to 1e-6.",
         ]
     if preregistration is not None:
         lines += [

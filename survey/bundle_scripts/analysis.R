@@ -14,6 +14,10 @@
 # "pairs", the fooling rate P(chose the fake) with Wilson and exact intervals and the
 # binomial test, and fooled ~ 1 + (1|participant) + (1|image) with the TOSTs and
 # contrasts; no 2x2 table and no signal-detection model (sdt null).
+# A preference study (protocol column "preference", or the path of its preferences.csv
+# given) is recomputed from data/preferences.csv beside judgements.csv: the Bradley-Terry
+# scores with the keys of tables/bradley-terry.json (see below); a rating study's mean
+# opinion scores are not: a note names tables/mos.json.
 # Needs lme4 and jsonlite.
 suppressMessages({
   library(lme4)
@@ -46,16 +50,191 @@ script_dir <- (function() {
 })()
 path <- if (length(positional)) positional[1] else file.path(script_dir, "data", "judgements.csv")
 
+# A preference study (protocol "preference", or the path of its preferences.csv given):
+# the Bradley-Terry scores from data/preferences.csv beside judgements.csv, as the platform
+# computes them (survey/preference.py) and with the keys of tables/bradley-terry.json.
+# glm(binomial) on the +-1 design with the first item as reference (its score 0), then
+# centred to mean 0: scores C s and covariance C V C' (C = I - 11'/k), whose diagonal gives
+# the standard errors of the Wald intervals at 1 - alpha. When the maximum-likelihood scores
+# do not exist, "bradley_terry" is null and "error" says why, in the platform's words.
+NAMES_SHOWN <- 8
+strip <- function(x) trimws(x, whitespace = "[\\h\\v]")
+# A cell's text without the apostrophe the platform put before text that starts like a
+# formula (as colourmodels/csv_cells.py cell_text).
+cell_text <- function(x) {
+  x <- strip(x)
+  escaped <- grepl("^'+[-=+@\t\r]", x, perl = TRUE)
+  x[escaped] <- strip(substring(x[escaped], 2))
+  x
+}
+# Python's repr of a string, as the platform's messages quote item names.
+py_repr <- function(s) {
+  s <- gsub("\\", "\\\\", s, fixed = TRUE)
+  s <- gsub("\n", "\\n", gsub("\r", "\\r", gsub("\t", "\\t", s, fixed = TRUE), fixed = TRUE),
+            fixed = TRUE)
+  if (grepl("'", s, fixed = TRUE) && !grepl("\"", s, fixed = TRUE)) return(paste0("\"", s, "\""))
+  paste0("'", gsub("'", "\\'", s, fixed = TRUE), "'")
+}
+names_of <- function(items) {
+  shown <- paste(vapply(head(items, NAMES_SHOWN), py_repr, ""), collapse = ", ")
+  more <- length(items) - NAMES_SHOWN
+  if (more > 0) sprintf("%s and %d more", shown, more) else shown
+}
+csort <- function(x) sort(x, method = "radix")  # code-point order, as Python's sorted()
+reach <- function(adjacent) {  # which item reaches which (itself included)
+  r <- adjacent | diag(nrow(adjacent)) > 0
+  repeat {
+    wider <- (r %*% r) > 0
+    if (all(wider == r)) return(r)
+    r <- wider
+  }
+}
+# Why the maximum-likelihood scores do not exist (NULL: they do); wins[i, j]: i beat j.
+bt_problem <- function(items, wins) {
+  connected <- reach((wins + t(wins)) > 0)
+  groups <- unique(lapply(seq_along(items), function(i) csort(items[connected[i, ]])))
+  if (length(groups) > 1) {
+    key <- vapply(groups, paste, "", collapse = "\001")
+    groups <- groups[order(-lengths(groups), key, method = "radix")]
+    listed <- paste(vapply(groups, function(g) paste0("{", names_of(g), "}"), ""), collapse = "; ")
+    return(sprintf(paste(
+      "the comparison graph is not connected: %d groups of items were never compared with",
+      "each other, directly or through other items (%s); their scores cannot be put on one",
+      "scale, so the maximum-likelihood estimate does not exist. Compare items across the",
+      "groups, or analyse each group on its own."), length(groups), listed))
+  }
+  never_won <- csort(items[rowSums(wins) == 0])
+  never_lost <- csort(items[colSums(wins) == 0])
+  if (length(never_won) || length(never_lost)) {
+    parts <- c(if (length(never_won)) paste(names_of(never_won), "never won (score \u2212\u221e)"),
+               if (length(never_lost)) paste(names_of(never_lost), "never lost (score +\u221e)"))
+    return(sprintf(paste("the maximum-likelihood estimate does not exist: %s. Collect more",
+                         "comparisons of these items, or leave them out."),
+                   paste(parts, collapse = " and ")))
+  }
+  r <- reach(wins > 0)
+  strong <- r & t(r)
+  parts <- unique(lapply(seq_along(items), function(i) strong[i, ]))
+  if (length(parts) > 1) for (inside in parts) {
+    if (sum(wins[!inside, inside, drop = FALSE]) == 0) {  # no outside item ever beat it
+      return(sprintf(paste(
+        "the maximum-likelihood estimate does not exist: items {%s} won every comparison",
+        "with the other items ({%s}), so the gap between the two groups is infinite.",
+        "Collect comparisons in which the other items can win, or analyse the groups apart."),
+        names_of(csort(items[inside])), names_of(csort(items[!inside]))))
+    }
+  }
+  NULL
+}
+log1pexp <- function(x) pmax(x, 0) + log1p(exp(-abs(x)))
+bradley_terry <- function(p, confidence) {
+  if (nrow(p) == 0) return(list(fit = NULL, error = "there are no comparisons"))
+  items <- csort(unique(c(p$item_a, p$item_b)))
+  k <- length(items)
+  ia <- match(p$item_a, items); ib <- match(p$item_b, items)
+  iw <- match(p$winner, items); il <- ifelse(iw == ia, ib, ia)
+  wins <- matrix(tabulate(iw + (il - 1) * k, k * k), k, k)
+  problem <- bt_problem(items, wins)
+  if (!is.null(problem)) return(list(fit = NULL, error = problem))
+  X <- matrix(0, nrow(p), k)
+  X[cbind(seq_len(nrow(p)), ia)] <- 1
+  X[cbind(seq_len(nrow(p)), ib)] <- -1
+  y <- as.numeric(iw == ia)
+  Xr <- X[, -1, drop = FALSE]  # the first item is the reference, its score 0
+  m <- suppressWarnings(glm(y ~ 0 + Xr, family = binomial,
+                            control = glm.control(epsilon = 1e-14, maxit = 200)))
+  s <- c(0, unname(coef(m)))
+  n <- wins + t(wins)
+  prob <- plogis(outer(s, s, "-"))
+  worst <- max(abs(rowSums(wins) - rowSums(n * prob)))
+  if (!is.finite(worst) || worst > 1e-6) {
+    return(list(fit = NULL, error = sprintf(
+      "the fit did not converge (largest score-equation residual %.3g)", worst)))
+  }
+  # V: the covariance of the reference fit, the inverse of its information at the estimate
+  # (glm's vcov() holds the weights of its last IRLS step, some 1e-8 away from them).
+  weight <- n * prob * (1 - prob)
+  information <- diag(rowSums(weight), k) - weight
+  V <- matrix(0, k, k)
+  V[-1, -1] <- solve(information[-1, -1, drop = FALSE])
+  C <- diag(k) - 1 / k  # centring: s -> s - mean(s)
+  score <- drop(C %*% s)
+  covariance <- C %*% V %*% t(C)
+  se <- sqrt(pmax(diag(covariance), 0))
+  z <- qnorm(0.5 + confidence / 2)
+  ranked <- order(-score, items, method = "radix")
+  played <- rowSums(n)
+  list(error = "", fit = list(
+    model = "Bradley\u2013Terry",
+    score = paste("maximum-likelihood log-strength centred to mean 0; P(a preferred to b) =",
+                  "1 / (1 + exp(-(score_a - score_b)))"),
+    interval = sprintf(paste("Wald %s %% from the observed Fisher information of the centred",
+                             "fit (its Moore\u2013Penrose inverse)"), format(100 * confidence)),
+    confidence = confidence, n_items = k, n_comparisons = nrow(p),
+    n_participants = length(unique(p$participant)),
+    log_likelihood = -sum(wins * log1pexp(-outer(score, score, "-"))),
+    items = lapply(ranked, function(i) list(
+      item = items[i], score = score[i], se = se[i],
+      ci = c(score[i] - z * se[i], score[i] + z * se[i]),
+      wins = sum(wins[i, ]), comparisons = played[i])),
+    covariance = list(items = items[ranked], matrix = covariance[ranked, ranked, drop = FALSE]),
+    fit = list(method = "glm(binomial), the first item as reference, then centred",
+               glm_iterations = m$iter, max_score_equation_residual = worst)))
+}
+read_preferences <- function(file) {
+  if (!file.exists(file)) {
+    stop(sprintf(paste("%s: no such file (a preference study's comparisons are in",
+                       "data/preferences.csv, beside judgements.csv)"), file))
+  }
+  p <- read.csv(file, colClasses = "character", na.strings = character(0), check.names = FALSE,
+                encoding = "UTF-8")
+  names(p) <- tolower(strip(sub("^\ufeff", "", names(p))))
+  for (column in c("participant", "item_a", "item_b", "winner")) {
+    if (!(column %in% names(p))) stop(sprintf("%s: no column %s", file, column))
+  }
+  if (nrow(p)) p <- p[apply(p, 1, function(row) any(strip(row) != "")), , drop = FALSE]
+  p <- data.frame(participant = cell_text(p$participant), item_a = cell_text(p$item_a),
+                  item_b = cell_text(p$item_b), winner = cell_text(p$winner),
+                  stringsAsFactors = FALSE)
+  if (any(p$participant == "" | p$item_a == "" | p$item_b == "" | p$winner == "")) {
+    stop(sprintf("%s: an empty participant, item or winner", file))
+  }
+  if (any(p$item_a == p$item_b)) stop(sprintf("%s: an item compared with itself", file))
+  if (any(p$winner != p$item_a & p$winner != p$item_b)) {
+    stop(sprintf("%s: a winner that is neither item_a nor item_b", file))
+  }
+  p
+}
+
 d <- read.csv(path, colClasses = "character", na.strings = character(0),
               check.names = FALSE, encoding = "UTF-8")
+preference_path <- if (all(c("item_a", "item_b", "winner") %in% tolower(strip(names(d))))) {
+  path  # the preferences.csv itself
+} else {
+  file.path(dirname(path), "preferences.csv")
+}
+if (preference_path == path || (nrow(d) == 0 && file.exists(preference_path)) ||
+    ("protocol" %in% names(d) && nrow(d) > 0 && tolower(trimws(d$protocol[1])) == "preference")) {
+  p <- read_preferences(preference_path)
+  bt <- bradley_terry(p, 1 - ALPHA)
+  result <- list(
+    source = sprintf("%s (the counted pairwise judgements)", basename(preference_path)),
+    protocol = "preference",
+    statistic = "Bradley\u2013Terry score per run (ML log-strength centred to mean 0)",
+    n_judgements = nrow(p), n_participants = length(unique(p$participant)),
+    bradley_terry = bt$fit, error = bt$error)
+  # useBytes: UTF-8 as it is, whatever the locale (item names, the words of "error").
+  writeLines(enc2utf8(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null", na = "null",
+                             pretty = TRUE)), useBytes = TRUE)
+  quit(save = "no", status = 0)
+}
 for (column in c("participant", "image", "condition", "truth", "answer")) {
   if (!(column %in% names(d))) stop(sprintf("%s: no column %s", path, column))
 }
+# A rating study's statistic is not recomputed here: where it is.
 ELSEWHERE <- c(
   rating = paste("rating study: see tables/mos.json (the mean opinion scores, ITU-T P.910",
-                 "ACR) and data/ratings.csv"),
-  preference = paste("preference study: see tables/bradley-terry.json (Bradley-Terry scores)",
-                     "and data/preferences.csv"))
+                 "ACR) and data/ratings.csv"))
 if ("protocol" %in% names(d) && nrow(d) > 0) {
   first <- tolower(trimws(d$protocol[1]))
   if (first %in% names(ELSEWHERE)) {

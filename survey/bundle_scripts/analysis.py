@@ -26,6 +26,16 @@ Wilson and exact intervals and the binomial test against 0.5, and the mixed mode
 2×2 table and no signal-detection model (``sdt`` null: a yes/no d′ needs real photographs
 judged on their own).
 
+A preference study (its ``protocol`` column says ``preference``; or give the path of its
+preferences.csv) is recomputed from ``data/preferences.csv`` beside judgements.csv (columns
+participant, item_a, item_b, winner; a cell the platform wrote with a leading apostrophe,
+text starting like a formula, is read back without it): the keys of
+tables/bradley-terry.json, ``bradley_terry`` holding the Bradley–Terry maximum-likelihood
+scores centred to mean 0 with standard errors and Wald intervals at 1 − alpha, the wins and
+comparisons per item (as survey/preference.py), or null with ``error`` saying in words why
+the scores do not exist (an item that never won or never lost, items never compared). A
+rating study's mean opinion scores are not recomputed: a note names tables/mos.json.
+
 The mixed models are fitted by the Laplace approximation as lme4's glmer computes it: the
 engine below is a copy of the platform's (survey/glmm.py), so these numbers are
 the platform's. Needs NumPy and SciPy only.
@@ -37,11 +47,13 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import special, stats
+from scipy.sparse.csgraph import connected_components
 
 #: The study's analysis plan (its pre-registration); --margin and --alpha override them.
 MARGIN = 0.05
@@ -68,26 +80,20 @@ STATISTIC = {
 }
 
 
-#: Protocols whose statistic is not a fooling rate: the file they are in instead.
+#: Protocols whose statistic is not a fooling rate and not recomputed here: where it is.
 ELSEWHERE = {
     "rating": "rating study: see tables/mos.json (the mean opinion scores, ITU-T P.910 ACR) "
     "and data/ratings.csv",
-    "preference": "preference study: see tables/bradley-terry.json (Bradley-Terry scores) and "
-    "data/preferences.csv",
 }
+PREFERENCE = "preference"
 
 
 def protocol_elsewhere(path: Path) -> dict | None:
-    """For a rating or preference study's file, a note naming where its statistic is
-    (there is no fooling rate to recompute); None for any other file."""
-    if not path.is_file():
-        return None
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        for r in csv.DictReader(stream):
-            protocol = (r.get("protocol") or "").strip().lower()
-            if protocol in ELSEWHERE:
-                return {"protocol": protocol, "note": ELSEWHERE[protocol]}
-            return None
+    """For a rating study's file, a note naming where its statistic is (there is no
+    fooling rate to recompute); None for any other file."""
+    protocol = file_protocol(path)
+    if protocol in ELSEWHERE:
+        return {"protocol": protocol, "note": ELSEWHERE[protocol]}
     return None
 
 
@@ -650,6 +656,260 @@ def analyse(rows: list[dict], margin: float, alpha: float) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# A preference study: Bradley–Terry scores from preferences.csv (as survey/preference.py)
+# --------------------------------------------------------------------------------------------
+
+PREFERENCE_COLUMNS = ("participant", "item_a", "item_b", "winner")
+#: The Newton iterations stop when every score equation holds to this (the platform's
+#: polish stops at 1e-9).
+BT_GRADIENT_TOL = 1e-11
+BT_MAX_STEPS = 200
+NAMES_SHOWN = 8
+_FORMULA_ESCAPED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def cell_text(cell: str) -> str:
+    """The text a CSV cell holds, stripped, without the apostrophe the platform put before
+    text that starts like a formula (= + - @, a tab or a carriage return), as the
+    platform's colourmodels/csv_cells.py cell_text."""
+    cell = cell.strip()
+    if _FORMULA_ESCAPED.match(cell):
+        cell = cell[1:].strip()
+    return cell
+
+
+def file_protocol(path: Path) -> str | None:
+    """The protocol "preference" for a preferences.csv itself (columns item_a, item_b,
+    winner), else the protocol column of the file's first row (None: no such file, row or
+    column)."""
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.reader(stream)
+        header = [c.strip().lower() for c in next(reader, None) or []]
+        if {"item_a", "item_b", "winner"} <= set(header):
+            return "preference"
+        if "protocol" not in header:
+            return None
+        for row in reader:
+            if any(c.strip() for c in row):
+                at = header.index("protocol")
+                return row[at].strip().lower() if at < len(row) else None
+    return None
+
+
+def preferences_path(path: Path) -> Path:
+    """The preference study's comparisons: ``path`` itself when it is a preferences.csv,
+    else data/preferences.csv beside the given judgements.csv."""
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        header = [c.strip().lower() for c in next(csv.reader(stream), None) or []]
+    if {"item_a", "item_b", "winner"} <= set(header):
+        return path
+    return path.parent / "preferences.csv"
+
+
+def read_preferences(path: Path) -> list[tuple[str, str, str, str]]:
+    """The comparisons of preferences.csv, (participant, item_a, item_b, winner) each,
+    cells read back as the platform wrote them (cell_text); blank lines skipped."""
+    if not path.is_file():
+        sys.exit(
+            f"{path}: no such file (a preference study's comparisons are in "
+            "data/preferences.csv, beside judgements.csv)"
+        )
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.reader(stream)
+        names = [c.strip().lower() for c in next(reader, None) or []]
+        missing = [c for c in PREFERENCE_COLUMNS if c not in names]
+        if missing:
+            sys.exit(f"{path}: no column {', '.join(missing)}")
+        where = [names.index(c) for c in PREFERENCE_COLUMNS]
+        comparisons = []
+        for record in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in record):
+                continue
+            if max(where) >= len(record):
+                sys.exit(f"{path}, line {line}: the row has {len(record)} cells")
+            participant, a, b, winner = (cell_text(record[i]) for i in where)
+            if not (participant and a and b and winner):
+                sys.exit(f"{path}, line {line}: an empty participant, item or winner")
+            if a == b:
+                sys.exit(f"{path}, line {line}: item {a!r} is compared with itself")
+            if winner not in (a, b):
+                sys.exit(f"{path}, line {line}: the winner {winner!r} is neither {a!r} nor {b!r}")
+            comparisons.append((participant, a, b, winner))
+    return comparisons
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(repr(i) for i in items[:NAMES_SHOWN])
+    more = len(items) - NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def bt_problem(items: list[str], wins: np.ndarray) -> str | None:
+    """Why the maximum-likelihood scores do not exist, in the platform's words (None: they
+    do). ``wins[i, j]``: how often item i beat item j."""
+    met = (wins + wins.T) > 0
+    n_groups, group = connected_components(met, directed=False)
+    if n_groups > 1:
+        groups = [sorted(items[i] for i in np.flatnonzero(group == g)) for g in range(n_groups)]
+        groups.sort(key=lambda g: (-len(g), g))
+        listed = "; ".join("{" + _names(g) + "}" for g in groups)
+        return (
+            f"the comparison graph is not connected: {n_groups} groups of items were never "
+            f"compared with each other, directly or through other items ({listed}); their "
+            "scores cannot be put on one scale, so the maximum-likelihood estimate does not "
+            "exist. Compare items across the groups, or analyse each group on its own."
+        )
+    never_won = sorted(items[i] for i in np.flatnonzero(wins.sum(axis=1) == 0))
+    never_lost = sorted(items[i] for i in np.flatnonzero(wins.sum(axis=0) == 0))
+    if never_won or never_lost:
+        parts = []
+        if never_won:
+            parts.append(f"{_names(never_won)} never won (score −∞)")
+        if never_lost:
+            parts.append(f"{_names(never_lost)} never lost (score +∞)")
+        return (
+            f"the maximum-likelihood estimate does not exist: {' and '.join(parts)}. "
+            "Collect more comparisons of these items, or leave them out."
+        )
+    n_parts, part = connected_components(wins > 0, directed=True, connection="strong")
+    for p in range(n_parts if n_parts > 1 else 0):
+        inside = part == p
+        if not wins[np.ix_(~inside, inside)].any():  # no outside item ever beat this part
+            top = sorted(items[i] for i in np.flatnonzero(inside))
+            rest = sorted(items[i] for i in np.flatnonzero(~inside))
+            return (
+                "the maximum-likelihood estimate does not exist: items "
+                f"{{{_names(top)}}} won every comparison with the other items "
+                f"({{{_names(rest)}}}), so the gap between the two groups is infinite. "
+                "Collect comparisons in which the other items can win, or analyse the "
+                "groups apart."
+            )
+    return None
+
+
+def bt_log_likelihood(scores: np.ndarray, wins: np.ndarray) -> float:
+    diff = scores[:, None] - scores[None, :]
+    return float(-(wins * np.logaddexp(0.0, -diff)).sum())
+
+
+def bt_gradient_and_information(scores: np.ndarray, wins: np.ndarray):
+    """The score equations' residuals (observed minus expected wins) and the Fisher
+    information, the weighted Laplacian Σ n_ij p_ij (1 − p_ij) (e_i − e_j)(e_i − e_j)ᵀ."""
+    n = wins + wins.T
+    p = 1.0 / (1.0 + np.exp(-(scores[:, None] - scores[None, :])))
+    gradient = wins.sum(axis=1) - (n * p).sum(axis=1)
+    weight = n * p * (1.0 - p)
+    return gradient, np.diag(weight.sum(axis=1)) - weight
+
+
+def bradley_terry(comparisons: list[tuple], confidence: float) -> tuple[dict | None, str]:
+    """(the fit, "") or (None, why it does not exist): maximum-likelihood log-strengths by
+    Newton's method (step halving; the log-likelihood is concave) with the first item's
+    score fixed at 0, then centred to mean 0 (C s, C = I − 11ᵀ/k); Wald intervals from the
+    covariance of the centred scores, C V Cᵀ with V the inverse information of the
+    reference fit (equal to the platform's Moore–Penrose inverse of the information);
+    wins and comparisons per item, highest score first."""
+    if not comparisons:
+        return None, "there are no comparisons"
+    items = sorted({c[1] for c in comparisons} | {c[2] for c in comparisons})
+    index = {item: i for i, item in enumerate(items)}
+    k = len(items)
+    wins = np.zeros((k, k))
+    for _participant, a, b, winner in comparisons:
+        loser = b if winner == a else a
+        wins[index[winner], index[loser]] += 1
+    problem = bt_problem(items, wins)
+    if problem is not None:
+        return None, problem
+    # The likelihood sees differences only: fit with the first item's score fixed at 0
+    # (its reference), then centre the scores and their covariance.
+    scores = np.zeros(k)
+    current = bt_log_likelihood(scores, wins)
+    for step in range(BT_MAX_STEPS + 1):
+        gradient, information = bt_gradient_and_information(scores, wins)
+        worst = float(np.abs(gradient).max())
+        if worst <= BT_GRADIENT_TOL or step == BT_MAX_STEPS:
+            break
+        direction = np.zeros(k)
+        direction[1:] = np.linalg.solve(information[1:, 1:], gradient[1:])
+        size = 1.0
+        while size > 1e-12:
+            trial = scores + size * direction
+            value = bt_log_likelihood(trial, wins)
+            if value >= current - 1e-12 * abs(current):
+                break
+            size /= 2
+        scores, current = trial, value
+    if worst > 1e-6:
+        return None, f"the fit did not converge (largest score-equation residual {worst:.3g})"
+    _, information = bt_gradient_and_information(scores, wins)
+    reference = np.zeros((k, k))  # the covariance of the scores with the first fixed at 0
+    reference[1:, 1:] = np.linalg.inv(information[1:, 1:])
+    centre = np.eye(k) - 1.0 / k  # C: s ↦ s − mean(s)
+    scores = centre @ scores
+    covariance = centre @ reference @ centre.T
+    se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    z = z_of(confidence)
+    order = sorted(range(k), key=lambda i: (-scores[i], items[i]))
+    played = (wins + wins.T).sum(axis=1)
+    return {
+        "model": "Bradley–Terry",
+        "score": (
+            "maximum-likelihood log-strength centred to mean 0; P(a preferred to b) = "
+            "1 / (1 + exp(-(score_a - score_b)))"
+        ),
+        "interval": (
+            f"Wald {100 * confidence:g} % from the observed Fisher information of the "
+            "centred fit (its Moore–Penrose inverse)"
+        ),
+        "confidence": confidence,
+        "n_items": k,
+        "n_comparisons": len(comparisons),
+        "n_participants": len({c[0] for c in comparisons}),
+        "log_likelihood": bt_log_likelihood(scores, wins),
+        "items": [
+            {
+                "item": items[i],
+                "score": float(scores[i]),
+                "se": float(se[i]),
+                "ci": [float(scores[i] - z * se[i]), float(scores[i] + z * se[i])],
+                "wins": int(wins[i].sum()),
+                "comparisons": int(played[i]),
+            }
+            for i in order
+        ],
+        "covariance": {
+            "items": [items[i] for i in order],
+            "matrix": covariance[np.ix_(order, order)].tolist(),
+        },
+        "fit": {
+            "method": "Newton-Raphson, the first item as reference, then centred",
+            "newton_steps": step,
+            "max_score_equation_residual": worst,
+        },
+    }, ""
+
+
+def analyse_preferences(path: Path, alpha: float) -> dict:
+    """A preference study's numbers, with the keys of tables/bradley-terry.json: the
+    Bradley–Terry fit at 1 − alpha (the study's plan), or null with ``error`` in words."""
+    comparisons = read_preferences(path)
+    fit, error = bradley_terry(comparisons, 1 - alpha)
+    return {
+        "source": f"{path.name} (the counted pairwise judgements)",
+        "protocol": "preference",
+        "statistic": "Bradley–Terry score per run (ML log-strength centred to mean 0)",
+        "n_judgements": len(comparisons),
+        "n_participants": len({c[0] for c in comparisons}),
+        "bradley_terry": fit,
+        "error": error,
+    }
+
+
 def plain(value):
     """JSON values: NaN and infinities as null, NumPy scalars as Python's."""
     if isinstance(value, dict):
@@ -675,6 +935,13 @@ def main(argv: list[str] | None = None) -> None:
     elsewhere = protocol_elsewhere(Path(args.judgements))
     if elsewhere is not None:
         json.dump(elsewhere, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    protocol = file_protocol(Path(args.judgements))
+    beside = Path(args.judgements).parent / "preferences.csv"
+    if protocol == PREFERENCE or (protocol is None and beside.is_file()):  # None: no answer yet
+        result = analyse_preferences(preferences_path(Path(args.judgements)), args.alpha)
+        json.dump(plain(result), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
         sys.stdout.write("\n")
         return
     result = analyse(read(Path(args.judgements)), args.margin, args.alpha)
