@@ -108,7 +108,7 @@ def take(page, study, how: str, shoot, prefix: str) -> str:
         if position <= 2:  # practice: feedback on the real photograph's side
             real = "right" if trials[position].fake_side == "left" else "left"
             feedback = page.locator("#feedback")
-            verdict = "Right" if side == real else "Not quite"
+            verdict = "Correct" if side == real else "Wrong"
             expect(feedback).to_contain_text(f"{verdict}: the real photograph was on the {real}.")
             go_on = page.get_by_role("button", name="Continue")
             if how == "keyboard":

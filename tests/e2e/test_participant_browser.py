@@ -34,10 +34,10 @@ WORDS = {
         "keys": {"real": "r", "ai": "a"},
         "continue": "Continue",
         "feedback": {
-            (True, True): "Right: that image was a real photograph.",
-            (True, False): "Right: that image was colourised by AI.",
-            (False, True): "Not quite: that image was a real photograph.",
-            (False, False): "Not quite: that image was colourised by AI.",
+            (True, True): "Correct: that image was a real photograph.",
+            (True, False): "Correct: that image was colourised by AI.",
+            (False, True): "Wrong: that image was a real photograph.",
+            (False, False): "Wrong: that image was colourised by AI.",
         },
     },
     "de": {
@@ -54,8 +54,8 @@ WORDS = {
         "feedback": {
             (True, True): "Richtig: Das Bild war ein echtes Foto.",
             (True, False): "Richtig: Das Bild wurde von einer KI eingefärbt.",
-            (False, True): "Nicht ganz: Das Bild war ein echtes Foto.",
-            (False, False): "Nicht ganz: Das Bild wurde von einer KI eingefärbt.",
+            (False, True): "Falsch: Das Bild war ein echtes Foto.",
+            (False, False): "Falsch: Das Bild wurde von einer KI eingefärbt.",
         },
     },
 }
@@ -420,7 +420,7 @@ def test_the_preview_runs_in_the_study_language_with_its_words(open_page, study)
             feedback = page.locator("#feedback")
             expect(feedback).to_contain_text("Das Bild")
             text = feedback.inner_text()
-            assert text.startswith(("Richtig:", "Nicht ganz:")), text
+            assert text.startswith(("Richtig:", "Falsch:")), text
             page.get_by_role("button", name="Weiter").click()
     expect(page.locator("#preview-done")).to_be_visible()
     expect(page.locator("[data-f=preview-score]")).to_contain_text("measured images")

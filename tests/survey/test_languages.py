@@ -101,7 +101,7 @@ def test_a_german_study_speaks_german_from_consent_to_completion(client, run):
     practice = [a.json()["feedback"] for a in seen["answers"][:2]]
     assert {f["text"] for f in practice} <= {
         "Richtig: Das Bild war ein echtes Foto.",
-        "Nicht ganz: Das Bild wurde von einer KI eingefärbt.",
+        "Falsch: Das Bild wurde von einer KI eingefärbt.",
     }
     done = _html(seen["done"])
     assert "Vielen Dank!" in done and "Ihr Abschlusscode:" in done
