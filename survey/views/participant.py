@@ -395,9 +395,9 @@ def participant_answer(request, public_id: str):
             },
             status=409,
         )
-    if not wants_json and participant.study.hype_time:
-        # HYPE_time needs the script that times the exposure and the masks: a plain form
-        # could judge an image seen for as long as one likes. The page says so.
+    if not wants_json and participant.study.needs_script:
+        # An exposure limit (HYPE_time's too, with its masks) is kept by the script: a plain
+        # form could judge an image seen for as long as one likes. The page says so.
         return redirect("participant_page", public_id=public_id)
     if screen_pending(participant):
         if not wants_json:

@@ -144,6 +144,41 @@ def test_a_paired_study_by_mouse_on_a_desktop(open_page, study, shoot):
     assert_stored(take(page, study, "mouse", shoot, "paired-1280-"))
 
 
+def test_without_scripts_the_exposure_limit_is_explained_and_no_answer_taken(
+    open_page, study, shoot
+):
+    """Only the script hides a pair after its 1000 ms: without it the page says to turn
+    JavaScript on, offers no Begin, no pair and no buttons, and an answer posted as a
+    plain form (the buttons' form, sent anyway) stores nothing."""
+    page = open_page(**DESKTOP, java_script_enabled=False)
+    page.goto(f"/s/{study.slug}/")
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start the study").click()
+    page.wait_for_url("**/p/*/")
+    public_id = page.url.rstrip("/").split("/")[-1]
+    needs = "This study needs JavaScript: it shows each pair for 1000 ms and then hides it"
+    told = page.locator("#instructions noscript p")  # (Playwright's text search skips noscript)
+    expect(told).to_be_visible()
+    expect(told).to_contain_text(needs)
+    expect(page.get_by_role("button", name="Begin")).to_be_hidden()
+    shoot(page, "paired-no-script")
+    page.goto(page.url + "?begin=1")  # a Begin link kept from elsewhere
+    told = page.locator("#trial noscript p")
+    expect(told).to_be_visible()
+    expect(told).to_contain_text(needs)
+    for hidden in ("#stimulus-left", "#stimulus-right", "#answer-form"):
+        expect(page.locator(hidden)).to_be_hidden()
+    shoot(page, "paired-no-script-trial")
+    token = page.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
+    sent = page.request.post(
+        f"/p/{public_id}/answer",
+        form={"csrfmiddlewaretoken": token, "position": "1", "answer": "left"},
+        headers={"Referer": page.url},
+    )
+    assert sent.ok and sent.url.endswith(f"/p/{public_id}/"), sent.url  # back to the page
+    assert not Trial.objects.filter(participant__public_id=public_id, answer__isnull=False).exists()
+
+
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_paired_dashboard_in_a_browser(open_page, study, shoot, size):
     """The researcher's analysis page of a paired study: the pairs' rows and figures, no row
