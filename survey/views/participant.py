@@ -48,7 +48,7 @@ from survey.services.errors import (
     StudyNotOpen,
     TrialError,
 )
-from survey.services.places import participant_rehold, participant_return
+from survey.services.places import participant_rehold, participant_return, study_full
 from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
 from survey.wording import in_study_language, pair_wording, speak, study_wording
@@ -161,6 +161,8 @@ def study_landing(request, slug: str):
     refused = _refused(request, study, ids)
     if refused is not None:
         return refused
+    if request.method == "GET" and study_full(study):  # said before anyone consents
+        return _full(request, ids)
     context = {"study": study, "ids": ids.as_fields(), "error": None}
     if request.method == "POST":
         if request.POST.get("consent") != "yes":
@@ -183,11 +185,7 @@ def study_landing(request, slug: str):
                 study=study, user_agent=request.headers.get("User-Agent", ""), **ids.as_fields()
             )
         except StudyFull:
-            return _message(
-                request,
-                _("This study is full"),
-                _("Thank you for your interest: it already has all the participants it needs."),
-            )
+            return _full(request, ids)
         except StudyNotOpen:
             return _message(request, *NOT_OPEN[Study.Status.CLOSED])
         except ParticipationError:
@@ -210,6 +208,19 @@ def study_landing(request, slug: str):
             request, participant, redirect("participant_page", public_id=participant.public_id)
         )
     return render(request, "survey/participant/landing.html", context)
+
+
+def _full(request, ids: ProlificIds):
+    """The page for a study that has all the participants it needs: one from Prolific is
+    told to return the study there (there is nothing to complete)."""
+    if ids.prolific_pid:
+        text = _(
+            "Thank you for your interest: it already has all the participants it needs. "
+            "Please return the study on Prolific; there is no completion code to enter."
+        )
+    else:
+        text = _("Thank you for your interest: it already has all the participants it needs.")
+    return _message(request, _("This study is full"), text)
 
 
 def _remember(request, participant: Participant, response):
