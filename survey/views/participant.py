@@ -278,7 +278,9 @@ def _place_gone(request, participant: Participant):
             _("You have stopped taking part"),
             _(
                 "Thank you. Please return the study on Prolific so that your place goes to "
-                "someone else. Your answers so far are not used unless you finish."
+                "someone else. The answers you gave so far stay stored but are left out of "
+                "the study's main results; to have them deleted, message the researchers on "
+                "Prolific."
             ),
         )
     return _message(

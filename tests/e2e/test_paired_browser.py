@@ -179,6 +179,33 @@ def test_without_scripts_the_exposure_limit_is_explained_and_no_answer_taken(
     assert not Trial.objects.filter(participant__public_id=public_id, answer__isnull=False).exists()
 
 
+def test_the_preview_of_a_paired_study_counts_pairs(open_page, study, shoot):
+    """The researcher's preview plays the pairs and ends with the score in pairs, the
+    practice feedback in the paired words; nothing is recorded."""
+    from studyplatform.researchers import researcher_create
+
+    ada = researcher_create(username="ada", password=RESEARCHER_PASSWORD)
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    page = open_page(**DESKTOP)
+    log_in(page)
+    page.goto(f"/studies/{study.pk}/preview/")
+    page.get_by_role("button", name="I agree: continue").click()
+    page.get_by_role("button", name="Begin").click()
+    total = len(CHOICES)
+    for position in range(1, total + 1):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        page.keyboard.press("f")
+        if position <= 2:  # practice
+            expect(page.locator("#feedback")).to_contain_text("the real photograph was on the")
+            page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#preview-done")).to_be_visible()
+    score = page.locator("[data-f=preview-score]")
+    expect(score).to_contain_text("of 4 measured pairs (practice and attention checks left out)")
+    shoot(page, "paired-preview-end")
+    assert not Participant.objects.exists()
+
+
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_paired_dashboard_in_a_browser(open_page, study, shoot, size):
     """The researcher's analysis page of a paired study: the pairs' rows and figures, no row

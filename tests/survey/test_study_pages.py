@@ -586,6 +586,10 @@ def test_the_default_consent_text_says_what_is_stored(client, runs):
     assert "anonymously" not in page
     assert "stored with your Prolific ID and a description of your browser" in page
     assert "pseudonymous, not anonymous" in page and "It takes about 1 minute." in page
+    # How to stop, truly: closing the page keeps the place for the time limit (5 minutes).
+    assert "You may stop at any time with “Stop taking part” at the bottom" in page
+    assert "if you only close the page, your place is kept for you for 5 minutes." in page
+    assert "by closing the page" not in page
     study.consent_text = "Own text."
     study.save()
     page = client.get(reverse("study_landing", args=[study.slug])).content.decode()
