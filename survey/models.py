@@ -259,6 +259,13 @@ class Study(models.Model):
         return self.protocol == self.Protocol.HYPE_TIME
 
     @property
+    def needs_script(self) -> bool:
+        """Whether a participant's page needs its script: it alone shows an image for a
+        limited time (an exposure limit, or HYPE_time's staircase with its masks). Without
+        it the page says so, shows no image and refuses a plain form's answer."""
+        return self.hype_time or bool(self.exposure_ms)
+
+    @property
     def per_kind(self) -> int:
         """Real images per participant (and AI images: the same number)."""
         return self.images_per_participant // 2

@@ -245,12 +245,12 @@ def feedback_sentences() -> dict[str, dict[str, str]]:
     by the truth ("real", "ai"): whole sentences, so that each language words them its way."""
     return {
         "right": {
-            "real": gettext("Right: that image was a real photograph."),
-            "ai": gettext("Right: that image was colourised by AI."),
+            "real": gettext("Correct: that image was a real photograph."),
+            "ai": gettext("Correct: that image was colourised by AI."),
         },
         "wrong": {
-            "real": gettext("Not quite: that image was a real photograph."),
-            "ai": gettext("Not quite: that image was colourised by AI."),
+            "real": gettext("Wrong: that image was a real photograph."),
+            "ai": gettext("Wrong: that image was colourised by AI."),
         },
     }
 
@@ -260,12 +260,12 @@ def pair_feedback_sentences() -> dict[str, dict[str, str]]:
     side ("left", "right")."""
     return {
         "right": {
-            "left": gettext("Right: the real photograph was on the left."),
-            "right": gettext("Right: the real photograph was on the right."),
+            "left": gettext("Correct: the real photograph was on the left."),
+            "right": gettext("Correct: the real photograph was on the right."),
         },
         "wrong": {
-            "left": gettext("Not quite: the real photograph was on the left."),
-            "right": gettext("Not quite: the real photograph was on the right."),
+            "left": gettext("Wrong: the real photograph was on the left."),
+            "right": gettext("Wrong: the real photograph was on the right."),
         },
     }
 

@@ -152,6 +152,20 @@ def place_free(
     return taken < study.target_participants_per_condition
 
 
+def study_full(study: Study, now: datetime | None = None) -> bool:
+    """Whether a start would now be refused because every condition (within subjects: the
+    study) has reached its target, counted as the start counts it (participants silent past
+    the time limit hold no place, released or not; a pilot's places while it is a pilot).
+    Reads only: the consent page's GET asks before anyone consents, and the researcher's
+    Reopen says it."""
+    taken = places_taken(study, now, pilot=study.status == Study.Status.PILOT)
+    target = study.target_participants_per_condition
+    if study.design == Study.Design.BETWEEN:
+        ids = list(study.conditions.values_list("pk", flat=True))
+        return bool(ids) and min(taken.get(pk, 0) for pk in ids) >= target
+    return taken.get(None, 0) >= target
+
+
 def participant_return(*, participant: Participant) -> Participant:
     """The participant stops taking part: their place is free at once. Their answers so
     far stay (unfinished participants are left out of the analysis unless asked for)."""

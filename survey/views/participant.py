@@ -48,7 +48,7 @@ from survey.services.errors import (
     StudyNotOpen,
     TrialError,
 )
-from survey.services.places import participant_rehold, participant_return
+from survey.services.places import participant_rehold, participant_return, study_full
 from survey.services.refused_starts import refused_start_record
 from survey.services.trials import trial_answer
 from survey.wording import in_study_language, pair_wording, speak, study_wording
@@ -161,6 +161,8 @@ def study_landing(request, slug: str):
     refused = _refused(request, study, ids)
     if refused is not None:
         return refused
+    if request.method == "GET" and study_full(study):  # said before anyone consents
+        return _full(request, ids)
     context = {"study": study, "ids": ids.as_fields(), "error": None}
     if request.method == "POST":
         if request.POST.get("consent") != "yes":
@@ -183,11 +185,7 @@ def study_landing(request, slug: str):
                 study=study, user_agent=request.headers.get("User-Agent", ""), **ids.as_fields()
             )
         except StudyFull:
-            return _message(
-                request,
-                _("This study is full"),
-                _("Thank you for your interest: it already has all the participants it needs."),
-            )
+            return _full(request, ids)
         except StudyNotOpen:
             return _message(request, *NOT_OPEN[Study.Status.CLOSED])
         except ParticipationError:
@@ -210,6 +208,19 @@ def study_landing(request, slug: str):
             request, participant, redirect("participant_page", public_id=participant.public_id)
         )
     return render(request, "survey/participant/landing.html", context)
+
+
+def _full(request, ids: ProlificIds):
+    """The page for a study that has all the participants it needs: one from Prolific is
+    told to return the study there (there is nothing to complete)."""
+    if ids.prolific_pid:
+        text = _(
+            "Thank you for your interest: it already has all the participants it needs. "
+            "Please return the study on Prolific; there is no completion code to enter."
+        )
+    else:
+        text = _("Thank you for your interest: it already has all the participants it needs.")
+    return _message(request, _("This study is full"), text)
 
 
 def _remember(request, participant: Participant, response):
@@ -267,7 +278,9 @@ def _place_gone(request, participant: Participant):
             _("You have stopped taking part"),
             _(
                 "Thank you. Please return the study on Prolific so that your place goes to "
-                "someone else. Your answers so far are not used unless you finish."
+                "someone else. The answers you gave so far stay stored but are left out of "
+                "the study's main results; to have them deleted, message the researchers on "
+                "Prolific."
             ),
         )
     return _message(
@@ -395,9 +408,9 @@ def participant_answer(request, public_id: str):
             },
             status=409,
         )
-    if not wants_json and participant.study.hype_time:
-        # HYPE_time needs the script that times the exposure and the masks: a plain form
-        # could judge an image seen for as long as one likes. The page says so.
+    if not wants_json and participant.study.needs_script:
+        # An exposure limit (HYPE_time's too, with its masks) is kept by the script: a plain
+        # form could judge an image seen for as long as one likes. The page says so.
         return redirect("participant_page", public_id=public_id)
     if screen_pending(participant):
         if not wants_json:

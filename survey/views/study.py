@@ -40,6 +40,7 @@ from survey.rating_protocol import is_rating, rating_wording
 from survey.selectors import study_monitor, study_preview_plan, study_stimuli
 from survey.services.assignment import instructions
 from survey.services.errors import ParticipationError, StudyError
+from survey.services.places import study_full
 from survey.services.stimuli import study_request_open
 from survey.services.studies import (
     pilot_remove,
@@ -220,6 +221,16 @@ def study_open_view(request, pk: int):
     else:
         if study.status == Study.Status.OPEN:
             messages.success(request, "The study is open: share the participant link.")
+            if study_full(study):
+                within = study.design == Study.Design.WITHIN
+                messages.warning(
+                    request,
+                    f"{'The study has' if within else 'Every condition has'} already "
+                    "reached its target of "
+                    f"{counted(study.target_participants_per_condition, 'participant')}: new "
+                    "participants will be told the study is full (before they consent). "
+                    "Raise the target (Edit) to take more.",
+                )
         else:
             messages.info(request, "Preparing the stimuli; the study opens when they are ready.")
     return redirect("study_detail", pk=pk)

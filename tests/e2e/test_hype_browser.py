@@ -123,7 +123,7 @@ def take(page, study, how: str, shoot, prefix: str) -> tuple[str, list[str]]:
         assert sent.value.status == 200
         if t.kind == "practice":
             go_on = page.get_by_role("button", name="Continue")
-            expect(page.locator("#feedback")).to_contain_text("Right:")
+            expect(page.locator("#feedback")).to_contain_text("Correct:")
             if how == "keyboard":
                 expect(go_on).to_be_focused()
                 page.keyboard.press("Enter")

@@ -108,7 +108,7 @@ def take(page, study, how: str, shoot, prefix: str) -> str:
         if position <= 2:  # practice: feedback on the real photograph's side
             real = "right" if trials[position].fake_side == "left" else "left"
             feedback = page.locator("#feedback")
-            verdict = "Right" if side == real else "Not quite"
+            verdict = "Correct" if side == real else "Wrong"
             expect(feedback).to_contain_text(f"{verdict}: the real photograph was on the {real}.")
             go_on = page.get_by_role("button", name="Continue")
             if how == "keyboard":
@@ -142,6 +142,68 @@ def test_a_paired_study_by_keyboard_on_a_phone(open_page, study, shoot):
 def test_a_paired_study_by_mouse_on_a_desktop(open_page, study, shoot):
     page = open_page(**DESKTOP)
     assert_stored(take(page, study, "mouse", shoot, "paired-1280-"))
+
+
+def test_without_scripts_the_exposure_limit_is_explained_and_no_answer_taken(
+    open_page, study, shoot
+):
+    """Only the script hides a pair after its 1000 ms: without it the page says to turn
+    JavaScript on, offers no Begin, no pair and no buttons, and an answer posted as a
+    plain form (the buttons' form, sent anyway) stores nothing."""
+    page = open_page(**DESKTOP, java_script_enabled=False)
+    page.goto(f"/s/{study.slug}/")
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start the study").click()
+    page.wait_for_url("**/p/*/")
+    public_id = page.url.rstrip("/").split("/")[-1]
+    needs = "This study needs JavaScript: it shows each pair for 1000 ms and then hides it"
+    told = page.locator("#instructions noscript p")  # (Playwright's text search skips noscript)
+    expect(told).to_be_visible()
+    expect(told).to_contain_text(needs)
+    expect(page.get_by_role("button", name="Begin")).to_be_hidden()
+    shoot(page, "paired-no-script")
+    page.goto(page.url + "?begin=1")  # a Begin link kept from elsewhere
+    told = page.locator("#trial noscript p")
+    expect(told).to_be_visible()
+    expect(told).to_contain_text(needs)
+    for hidden in ("#stimulus-left", "#stimulus-right", "#answer-form"):
+        expect(page.locator(hidden)).to_be_hidden()
+    shoot(page, "paired-no-script-trial")
+    token = page.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
+    sent = page.request.post(
+        f"/p/{public_id}/answer",
+        form={"csrfmiddlewaretoken": token, "position": "1", "answer": "left"},
+        headers={"Referer": page.url},
+    )
+    assert sent.ok and sent.url.endswith(f"/p/{public_id}/"), sent.url  # back to the page
+    assert not Trial.objects.filter(participant__public_id=public_id, answer__isnull=False).exists()
+
+
+def test_the_preview_of_a_paired_study_counts_pairs(open_page, study, shoot):
+    """The researcher's preview plays the pairs and ends with the score in pairs, the
+    practice feedback in the paired words; nothing is recorded."""
+    from studyplatform.researchers import researcher_create
+
+    ada = researcher_create(username="ada", password=RESEARCHER_PASSWORD)
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    page = open_page(**DESKTOP)
+    log_in(page)
+    page.goto(f"/studies/{study.pk}/preview/")
+    page.get_by_role("button", name="I agree: continue").click()
+    page.get_by_role("button", name="Begin").click()
+    total = len(CHOICES)
+    for position in range(1, total + 1):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        page.keyboard.press("f")
+        if position <= 2:  # practice
+            expect(page.locator("#feedback")).to_contain_text("the real photograph was on the")
+            page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#preview-done")).to_be_visible()
+    score = page.locator("[data-f=preview-score]")
+    expect(score).to_contain_text("of 4 measured pairs (practice and attention checks left out)")
+    shoot(page, "paired-preview-end")
+    assert not Participant.objects.exists()
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])

@@ -34,10 +34,10 @@ WORDS = {
         "keys": {"real": "r", "ai": "a"},
         "continue": "Continue",
         "feedback": {
-            (True, True): "Right: that image was a real photograph.",
-            (True, False): "Right: that image was colourised by AI.",
-            (False, True): "Not quite: that image was a real photograph.",
-            (False, False): "Not quite: that image was colourised by AI.",
+            (True, True): "Correct: that image was a real photograph.",
+            (True, False): "Correct: that image was colourised by AI.",
+            (False, True): "Wrong: that image was a real photograph.",
+            (False, False): "Wrong: that image was colourised by AI.",
         },
     },
     "de": {
@@ -54,8 +54,8 @@ WORDS = {
         "feedback": {
             (True, True): "Richtig: Das Bild war ein echtes Foto.",
             (True, False): "Richtig: Das Bild wurde von einer KI eingefärbt.",
-            (False, True): "Nicht ganz: Das Bild war ein echtes Foto.",
-            (False, False): "Nicht ganz: Das Bild wurde von einer KI eingefärbt.",
+            (False, True): "Falsch: Das Bild war ein echtes Foto.",
+            (False, False): "Falsch: Das Bild wurde von einer KI eingefärbt.",
         },
     },
 }
@@ -420,8 +420,26 @@ def test_the_preview_runs_in_the_study_language_with_its_words(open_page, study)
             feedback = page.locator("#feedback")
             expect(feedback).to_contain_text("Das Bild")
             text = feedback.inner_text()
-            assert text.startswith(("Richtig:", "Nicht ganz:")), text
+            assert text.startswith(("Richtig:", "Falsch:")), text
             page.get_by_role("button", name="Weiter").click()
     expect(page.locator("#preview-done")).to_be_visible()
     expect(page.locator("[data-f=preview-score]")).to_contain_text("measured images")
     assert not Participant.objects.exists()
+
+
+def test_a_full_study_says_so_on_its_link_before_the_consent(open_page, study, shoot):
+    """A study at its target (reopened, say) tells a newcomer from Prolific on the link
+    itself, with no consent to tick first, to return the study; nothing is started."""
+    from survey.services.assignment import participant_start
+
+    Study.objects.filter(pk=study.pk).update(target_participants_per_condition=1)
+    participant_start(study=Study.objects.get(pk=study.pk))  # taking part: holds the place
+    page = open_page(**PHONE)
+    page.goto(f"/s/{study.slug}/?" + urlencode({"PROLIFIC_PID": "5f1a2b00" * 3}))
+    expect(page.get_by_role("heading", name="This study is full")).to_be_visible()
+    expect(page.locator("main")).to_contain_text(
+        "Please return the study on Prolific; there is no completion code to enter."
+    )
+    expect(page.get_by_label(CONSENT)).to_have_count(0)
+    shoot(page, "full-on-the-link")
+    assert Participant.objects.count() == 1

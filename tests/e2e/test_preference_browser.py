@@ -116,3 +116,28 @@ def test_a_preference_study_by_keyboard_on_a_phone(open_page, study, shoot):
     assert too_wide_tables(desk) == {}
     shoot(desk, "preference-1280-analysis")
     axe_clean(desk, "preference analysis")
+
+
+def test_the_preview_of_a_preference_study_counts_choices_not_right_answers(
+    open_page, study, shoot
+):
+    """A preference has no right answer: the preview's end says how many measured pairs
+    were chosen and on which side, not a score."""
+    ada = researcher_create(username="ada", password=RESEARCHER_PASSWORD)
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    page = open_page(**DESKTOP)
+    log_in(page)
+    page.goto(f"/studies/{study.pk}/preview/")
+    page.get_by_role("button", name="I agree: continue").click()
+    page.get_by_role("button", name="Begin").click()
+    for position in range(1, len(CHOICES) + 1):
+        expect(page.locator('#progress-text [data-f="number"]')).to_have_text(str(position))
+        page.wait_for_function("() => !document.querySelector('button.answer').disabled")
+        page.keyboard.press("f")
+    expect(page.locator("#preview-done")).to_be_visible()
+    score = page.locator("[data-f=preview-score]")
+    expect(score).to_have_text(
+        "You chose a side in 4 measured pairs (instructed checks left out): left 4, right 0."
+    )
+    shoot(page, "preference-preview-end")
+    assert not Participant.objects.exists()

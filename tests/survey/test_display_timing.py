@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from django.urls import reverse
@@ -182,7 +183,7 @@ def test_the_answer_is_stored_whatever_its_measurement(client, taking):
         1: {"display": json.dumps(GOOD)},
         2: {"display": json.dumps({**GOOD, "exposure_ms": "soon", "frame_ms": -1})},
         3: {"display": "<script>alert(1)</script>"},
-        4: {},  # a plain form, without scripts
+        4: {},  # no measurement sent
     }
     for position, extra in sent.items():
         response = _post(client, public_id, position, **extra)
@@ -200,6 +201,23 @@ def test_the_answer_is_stored_whatever_its_measurement(client, taking):
     assert displays[2].window_width == 390  # the rest is kept
     assert displays[3].problems == "not a JSON object"
     assert displays[4].target_ms == 200 and displays[4].exposure_ms is None
+
+
+@pytest.mark.django_db
+def test_a_plain_form_answer_to_a_limited_exposure_is_refused(client, taking):
+    """Without the script the image would stay on screen until answered: a plain form's
+    answer stores nothing (the page says JavaScript is needed)."""
+    study, public_id = taking
+    page_url = reverse("participant_page", args=[public_id])
+    html = client.get(page_url, {"begin": "1"}).content.decode()
+    assert "This study needs JavaScript: it shows each image for 200 ms and then hides it" in html
+    assert re.search(r'<img id="stimulus"[^>]* src=', html) is None
+    response = client.post(
+        reverse("participant_answer", args=[public_id]), {"position": 1, "answer": "real"}
+    )
+    assert response.status_code == 302 and response["Location"] == page_url
+    assert not Trial.objects.filter(participant__public_id=public_id, answer__isnull=False).exists()
+    assert not TrialDisplay.objects.filter(trial__participant__public_id=public_id).exists()
 
 
 @pytest.mark.django_db

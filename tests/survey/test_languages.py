@@ -101,7 +101,7 @@ def test_a_german_study_speaks_german_from_consent_to_completion(client, run):
     practice = [a.json()["feedback"] for a in seen["answers"][:2]]
     assert {f["text"] for f in practice} <= {
         "Richtig: Das Bild war ein echtes Foto.",
-        "Nicht ganz: Das Bild wurde von einer KI eingefärbt.",
+        "Falsch: Das Bild wurde von einer KI eingefärbt.",
     }
     done = _html(seen["done"])
     assert "Vielen Dank!" in done and "Ihr Abschlusscode:" in done
@@ -145,6 +145,8 @@ def test_a_participant_who_stops_reads_it_in_the_study_language(client, run):
     public_id = page_url.split("/")[2]
     stopped = client.post(reverse("participant_stop", args=[public_id]))
     assert "Vous avez arrêté de participer" in _html(stopped)
+    # What happens to the answers, truly: a stopped participant cannot finish.
+    assert "restent enregistrées mais sont exclues des résultats principaux" in _html(stopped)
 
 
 def test_the_language_does_not_leak_into_the_next_request(client, run):

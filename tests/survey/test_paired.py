@@ -223,6 +223,7 @@ def trial_answer_refused(participant) -> bool:
 
 
 def test_the_flow_without_a_script_resumes_after_a_reload(client, study):
+    Study.objects.filter(pk=study.pk).update(exposure_ms=None)  # no limit: no script needed
     participant = start(client, study)
     page_url = reverse("participant_page", args=[participant.public_id])
     for t in trials_of(participant)[:3]:
@@ -237,6 +238,29 @@ def test_the_flow_without_a_script_resumes_after_a_reload(client, study):
     assert 'Pair <span data-f="number">4</span>' in after
     stored = [t.chosen_side for t in trials_of(participant)]
     assert stored[:3] == [LEFT, LEFT, LEFT] and stored[3:] == [None] * 7
+
+
+def test_without_a_script_an_exposure_limit_takes_no_answer_and_the_page_says_why(client, study):
+    """Only the script hides a pair after its exposure: a page without it says so, shows
+    neither image nor answer buttons nor Begin, and a plain form's answer stores nothing."""
+    participant = start(client, study)
+    page_url = reverse("participant_page", args=[participant.public_id])
+    needs = "This study needs JavaScript: it shows each pair for 1000 ms and then hides it"
+    instructions = client.get(page_url).content.decode()
+    assert "<noscript>" in instructions and needs in instructions
+    assert 'class="button primary big needs-script" id="begin"' in instructions
+    html = client.get(page_url, {"begin": "1"}).content.decode()
+    assert needs in html
+    # No image in the page itself (only the script loads them, to time them), and neither
+    # the pair nor the answer buttons are shown without it (site.css: .needs-script).
+    assert re.search(r'<img id="stimulus-(left|right)"[^>]* src=', html) is None
+    assert '<div class="pair needs-script"' in html
+    assert 'id="answer-form" class="answers needs-script"' in html
+    response = post(client, participant, 1, LEFT)
+    assert response.status_code == 302 and response["Location"] == page_url
+    assert not Trial.objects.filter(participant=participant, answer__isnull=False).exists()
+    # The script's answer is taken.
+    assert post(client, participant, 1, LEFT, **JSON).json()["stored"]["answer"] == LEFT
 
 
 def test_choosing_a_vigilance_fake_excludes_the_participant(study):

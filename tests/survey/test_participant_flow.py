@@ -356,6 +356,36 @@ def test_a_full_study_says_so_politely(client, study):
     assert Participant.objects.count() == 1
 
 
+def test_a_full_study_says_so_before_the_consent_without_writing(client, study):
+    """Full (a researcher reopened a study at its target): the link says so at once, in
+    place of the consent, and a Prolific participant is told to return the study; the GET
+    writes nothing. The participant who holds the place still resumes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Study.objects.filter(pk=study.pk).update(target_participants_per_condition=1)
+    holder = start(client, study)
+    landing = reverse("study_landing", args=[study.slug])
+    newcomer = client.__class__()
+    with CaptureQueriesContext(connection) as queries:
+        plain = newcomer.get(landing).content.decode()
+        prolific = newcomer.get(landing, {"PROLIFIC_PID": pid(7)}).content.decode()
+    writes = ("INSERT", "UPDATE", "DELETE", "MERGE")
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(writes)]
+    for html in (plain, prolific):
+        assert "This study is full" in html and 'name="consent"' not in html
+    assert "return the study on Prolific" not in plain
+    assert "Please return the study on Prolific; there is no completion code to enter." in prolific
+    # Posted anyway (a consent page opened before it filled up): the same words.
+    posted = newcomer.post(landing, {"consent": "yes", "PROLIFIC_PID": pid(7)})
+    assert "return the study on Prolific" in posted.content.decode()
+    assert Participant.objects.count() == 1
+    # A place given back (the holder stops) opens the consent again.
+    assert client.get(landing)["Location"].endswith(f"/p/{holder.public_id}/")
+    client.post(reverse("participant_stop", args=[holder.public_id]))
+    assert 'name="consent"' in newcomer.get(landing).content.decode()
+
+
 def test_an_unknown_study_or_participant_is_not_found(client, study):
     assert client.get(reverse("study_landing", args=["nope"])).status_code == 404
     assert client.get(reverse("participant_page", args=["nope"])).status_code == 404

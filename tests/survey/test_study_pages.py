@@ -359,6 +359,25 @@ def test_opening_prepares_the_stimuli_in_the_worker_then_opens(
     assert study.status == "closed"
 
 
+@pytest.mark.django_db
+def test_reopening_a_study_at_its_target_says_new_participants_will_be_told_it_is_full(
+    researcher_client, runs
+):
+    study = open_study(runs[:1], owner=runs[0].owner, images_per_participant=2)
+    Study.objects.filter(pk=study.pk).update(target_participants_per_condition=1)
+    person = participant_start(study=study)
+    for t in person.trials.order_by("position"):
+        trial_answer(participant=person, position=t.position, answer="ai", rt_ms=700)
+    full = "already reached its target of 1 participant: new participants will be told"
+    for expect_full in (True, False):
+        researcher_client.post(reverse("study_close", args=[study.pk]))
+        page = researcher_client.post(reverse("study_open", args=[study.pk]), follow=True)
+        html = page.content.decode()
+        assert "The study is open" in html
+        assert (full in html) == expect_full, html
+        Study.objects.filter(pk=study.pk).update(target_participants_per_condition=2)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_preparation_returns_to_draft_with_the_reason(
     researcher_client, runs, celery_worker
@@ -567,6 +586,10 @@ def test_the_default_consent_text_says_what_is_stored(client, runs):
     assert "anonymously" not in page
     assert "stored with your Prolific ID and a description of your browser" in page
     assert "pseudonymous, not anonymous" in page and "It takes about 1 minute." in page
+    # How to stop, truly: closing the page keeps the place for the time limit (5 minutes).
+    assert "You may stop at any time with “Stop taking part” at the bottom" in page
+    assert "if you only close the page, your place is kept for you for 5 minutes." in page
+    assert "by closing the page" not in page
     study.consent_text = "Own text."
     study.save()
     page = client.get(reverse("study_landing", args=[study.slug])).content.decode()

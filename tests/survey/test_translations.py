@@ -84,7 +84,7 @@ def test_the_participant_texts_are_marked_for_translation():
         "Real photograph, or colourised by AI?",
         "Image {number} of {total}",
         "This study is full",
-        "Right: that image was colourised by AI.",
+        "Correct: that image was colourised by AI.",
         "Briefly unavailable",
         "Your answer could not be saved (the connection may have dropped). Nothing is lost: "
         "please try again.",

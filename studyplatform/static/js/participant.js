@@ -243,12 +243,21 @@
     trialBox.hidden = true;
     const measured = previewAnswers.filter(function (a) { return a.kind === "main"; });
     const right = measured.filter(function (a) { return a.answer === a.truth; }).length;
-    // A rating study's trials have no truth (empty): its score is the mean rating.
-    const rated = measured.length && !measured[0].truth;
-    const mean = measured.reduce(function (sum, a) { return sum + Number(a.answer); }, 0) / (measured.length || 1);
-    field("preview-score").textContent = rated
-      ? "You rated " + measured.length + " measured images (practice left out): mean rating " + mean.toFixed(2) + "."
-      : "You were right on " + right + " of " + measured.length + " measured images (practice and attention checks left out).";
+    // A rating study's trials have no truth (empty): its score is the mean rating. The
+    // researcher's words (English) name what the study counts: images, or pairs.
+    const score = field("preview-score");
+    const n = measured.length;
+    const counted = n + " measured " + (score.dataset.unit === "pairs" ? (n === 1 ? "pair" : "pairs") : (n === 1 ? "image" : "images"));
+    const rated = n && !measured[0].truth;
+    const mean = measured.reduce(function (sum, a) { return sum + Number(a.answer); }, 0) / (n || 1);
+    if (score.dataset.preference === "1") {  // a preference has no right answer
+      const left = measured.filter(function (a) { return a.answer === "left"; }).length;
+      score.textContent = "You chose a side in " + counted + " (instructed checks left out): left " + left + ", right " + (n - left) + ".";
+    } else {
+      score.textContent = rated
+        ? "You rated " + counted + " (practice left out): mean rating " + mean.toFixed(2) + "."
+        : "You were right on " + right + " of " + counted + " (practice and attention checks left out).";
+    }
     document.getElementById("preview-done").hidden = false;
   }
 
