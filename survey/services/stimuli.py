@@ -86,6 +86,23 @@ def stimulus_encode(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+#: The longest side of a stimulus, in pixels: a participant is sent its pixels uncompressed
+#: (survey.participation.served_image), 786 kB at 512 × 512; a larger image (an uploaded
+#: run's outputs at a photograph's own size) is brought down to it, its photograph alike.
+STIMULUS_MAX_SIDE = 512
+
+
+def at_most(image: Image.Image, side: int) -> Image.Image:
+    """``image`` scaled down (Lanczos, its aspect kept) so that its longer side is at most
+    ``side``; as it is when it fits. Images of one size come out of one size."""
+    width, height = image.size
+    if max(width, height) <= side:
+        return image
+    scale = side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
 def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """``image`` brought to ``size`` (width, height) as the colourised version was."""
     if image.size == size:
@@ -274,7 +291,7 @@ def study_prepare_stimuli(
 
     def create(**fields) -> None:
         nonlocal largest, last_beat
-        image = fields.pop("image")
+        image = at_most(fields.pop("image"), STIMULUS_MAX_SIDE)
         data = stimulus_encode(image)
         largest = max(largest, served_length(*image.size))
         rows.append(

@@ -673,3 +673,21 @@ def test_a_study_prepared_before_pixels_were_served_gets_the_pngs_length(runs):
     sizes = set(Stimulus.objects.filter(study=study).values_list("width", "height"))
     study.refresh_from_db()
     assert study.stimulus_bytes == max(served_length(w, h) for w, h in sizes) > 100
+
+
+@pytest.mark.django_db
+def test_stimuli_larger_than_the_limit_are_brought_down_photograph_and_colourisation_alike(
+    runs, monkeypatch
+):
+    """A participant is sent a stimulus's pixels uncompressed: one larger than the limit
+    (here 16 px against the runs' 32) is scaled down, and a scene's versions stay one size."""
+    from survey.services import stimuli
+
+    monkeypatch.setattr(stimuli, "STIMULUS_MAX_SIDE", 16)
+    study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
+    sizes = set(Stimulus.objects.filter(study=study).values_list("width", "height"))
+    assert sizes == {(16, 16)}
+    study.refresh_from_db()
+    from survey.participation import served_length
+
+    assert study.stimulus_bytes == served_length(16, 16)
