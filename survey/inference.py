@@ -437,7 +437,7 @@ def _rate(k: int, n: int, confidence: float) -> tuple[float, tuple[float, float]
 SEPARATION_SD = 5.0
 
 
-def _model_problem(model: FoolingModel) -> str | None:
+def model_problem(model: FoolingModel) -> str | None:
     """Why the mixed model's numbers cannot carry the verdict, in words (None: they can)."""
     if model.intercept is None:
         return "the mixed model could not be fitted"
@@ -476,7 +476,7 @@ def _condition(
         raise InferenceError(f"condition {name!r} has no judgements of {missing}")
     glmm, fit = fooling_model(rows, confidence)
     tost = binomial_tost(fooled, len(rows), margin, alpha)
-    problem = _model_problem(glmm)
+    problem = model_problem(glmm)
     mixed = model_tost(glmm.intercept, glmm.intercept_se, margin, alpha, problem=problem)
     if problem is None:
         verdict, reason = mixed.verdict, "mixed model: " + mixed.reason

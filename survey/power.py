@@ -594,7 +594,7 @@ def _rows(study: SimulatedStudy, names: list[str]):
 def _glmm_outcome(plan: Plan, study: SimulatedStudy) -> bool:
     """The platform's own analysis (survey.inference) of the simulated judgements."""
     from survey.equivalence import binomial_tost, model_tost
-    from survey.inference import _model_problem, fooling_model, joint_model
+    from survey.inference import fooling_model, joint_model, model_problem
 
     names = ["A", "B"][: len(plan.rates)]
     rows = _rows(study, names)
@@ -605,7 +605,7 @@ def _glmm_outcome(plan: Plan, study: SimulatedStudy) -> bool:
             return False
         return bool(contrasts[0].p < plan.alpha)
     model, _ = fooling_model(rows, WIDTH_CONFIDENCE)
-    problem = _model_problem(model)
+    problem = model_problem(model)
     if plan.goal == "equivalence":
         if problem is not None:  # the platform's verdict then rests on the binomial TOST
             return binomial_tost(

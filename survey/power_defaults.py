@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from survey.inference import InferenceError, Row, fooling_model
+from survey.inference import InferenceError, Row, fooling_model, model_problem
 from survey.models import Study
 from survey.power import LITERATURE_SDS, SDS_SOURCE
 
@@ -33,7 +33,9 @@ class DefaultSDs:
 
 
 def _study_estimates(study: Study) -> list[tuple[float, float, int]]:
-    """(participant SD, image SD, judgements) of each converged condition model."""
+    """(participant SD, image SD, judgements) of each condition model that can be read:
+    fitted and converged, and not separated (an SD of 46 on the logit scale is no planning
+    value)."""
     from survey.analysis.exports import inference_rows
 
     rows = inference_rows(study=study) or []
@@ -48,7 +50,7 @@ def _study_estimates(study: Study) -> list[tuple[float, float, int]]:
             model, _ = fooling_model(condition_rows + shared)
         except (InferenceError, ValueError):
             continue
-        if model.intercept is not None and model.converged:
+        if model_problem(model) is None:  # fitted, converged, and no separation
             estimates.append(
                 (model.participant_sd, model.image_sd, len(condition_rows) + len(shared))
             )

@@ -176,3 +176,13 @@ def test_an_ordinary_signal_detection_fit_has_no_problem():
     (condition,) = analyse_rows(simulate("sdt-a", 11)).conditions
     assert condition.sdt.problem is None
     assert not any("separation" in w for w in condition.sdt.warnings)
+
+
+def test_a_separated_study_gives_the_planner_no_default_sds(monkeypatch):
+    """The planner's default SDs come from the researcher's closed studies: one whose model
+    converged at an image SD of 46 (separation) is no planning value and is skipped."""
+    from survey import power_defaults
+    from survey.analysis import exports
+
+    monkeypatch.setattr(exports, "inference_rows", lambda study: rows())
+    assert power_defaults._study_estimates(object()) == []
