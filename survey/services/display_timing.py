@@ -13,6 +13,8 @@ during it (another tab, the window minimised: its frames stopped), or when the m
 exposure missed the study's target by more than one frame (the measured frame interval;
 a 60 Hz frame when none was measured). A trial answered while its image was still shown
 is not flagged for its shorter exposure (the participant cut it short, not the display).
+A trial of a study with an exposure limit that arrives without a usable measurement (none
+sent, or not a JSON object) is flagged too: nothing says the limit held.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def display_record(raw: str | None, *, target_ms: int | None) -> dict:
     """The :class:`~survey.models.TrialDisplay` fields for what the browser sent in
     :data:`FIELD` (``raw``; None when it sent nothing: a plain form without scripts), with
     the flags. Never raises."""
-    record: dict = {"target_ms": target_ms, "problems": ""}
+    # Without a measurement a study's exposure limit is not known to have held: flagged.
+    record: dict = {"target_ms": target_ms, "problems": "", "flagged": target_ms is not None}
     if raw is None:
         return {**record, "status": TrialDisplay.Status.NOT_MEASURED}
     data = None

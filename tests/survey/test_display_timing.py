@@ -80,12 +80,16 @@ def test_a_good_measurement_is_kept_as_sent():
     assert record["target_ms"] == 200 and not record["flagged"]
 
 
-def test_nothing_sent_is_not_measured():
+def test_nothing_sent_is_not_measured_and_flagged_where_the_exposure_is_limited():
+    """Nothing says a 200 ms limit held: the trial is flagged (a study that drops flagged
+    displays leaves it out); without a limit there is nothing to hold."""
     assert display_record(None, target_ms=200) == {
         "target_ms": 200,
         "problems": "",
         "status": NOT_MEASURED,
+        "flagged": True,
     }
+    assert not display_record(None, target_ms=None)["flagged"]
 
 
 @pytest.mark.parametrize(
@@ -102,6 +106,7 @@ def test_nothing_sent_is_not_measured():
 def test_an_unreadable_measurement_is_refused_in_words(raw, problem):
     record = display_record(raw, target_ms=200)
     assert record["status"] == REFUSED and record["problems"] == problem
+    assert record["flagged"]  # the 200 ms limit is not known to have held
 
 
 @pytest.mark.parametrize(
@@ -201,6 +206,7 @@ def test_the_answer_is_stored_whatever_its_measurement(client, taking):
     assert displays[2].window_width == 390  # the rest is kept
     assert displays[3].problems == "not a JSON object"
     assert displays[4].target_ms == 200 and displays[4].exposure_ms is None
+    assert displays[3].flagged and displays[4].flagged
 
 
 @pytest.mark.django_db
