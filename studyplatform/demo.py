@@ -58,7 +58,7 @@ some were colourised by two small models trained on this machine a few minutes a
 
 Your answers are stored without your name in this installation's database and are used only \
 to try the platform out. Taking part takes about three minutes, and you may stop at any time \
-by closing the page.
+with "Stop taking part" on the study's page.
 
 By continuing you agree to take part."""
 
@@ -67,8 +67,7 @@ You will see {images} images, one at a time. Some show their original colours ("
 others were coloured by a computer model from a black-and-white version ("AI").
 
 For each image, answer Real or AI: go by your first impression, there is no need to study \
-it for long. The first {practice} images are practice and tell you whether you were right; a \
-few images check that you are paying attention."""
+it for long. A few images check that you are paying attention."""
 
 
 @dataclass(frozen=True)
@@ -269,9 +268,9 @@ def _study(runs: list[ModelRun], config: DemoConfig, user, done) -> Study:
         practice_trials=config.practice_trials,
         attention_checks=config.attention_checks,
         consent_text=CONSENT,
+        # The page adds what the practice images are (survey/participant/trial.html).
         instructions=INSTRUCTIONS.format(
-            images=config.images_per_participant + config.practice_trials + config.attention_checks,
-            practice=config.practice_trials,
+            images=config.images_per_participant + config.practice_trials + config.attention_checks
         ),
         user=user,
     )

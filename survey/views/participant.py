@@ -134,8 +134,9 @@ def _refused(request, study: Study, ids: ProlificIds):
             _("You have already started this study"),
             _(
                 "Your Prolific id has already started this study, in another browser or on "
-                "another device. Please continue there. If you cannot, return the study on "
-                "Prolific and message the researchers."
+                "another device. Please continue there; if you finished there, your submission "
+                "is on Prolific and nothing more is needed. If you cannot continue, message the "
+                "researchers on Prolific."
             ),
             status=409,
         )

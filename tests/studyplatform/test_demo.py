@@ -76,7 +76,10 @@ def test_the_demo_steps_end_in_an_open_study_and_run_again_create_nothing(celery
         2,
         1,
     )
-    assert study.consent_text and "practice" in study.instructions
+    # Stopping frees the place ("Stop taking part"; closing the page holds it a while), and
+    # the practice images are said once, by the page itself, not again in the instructions.
+    assert "Stop taking part" in study.consent_text and "closing" not in study.consent_text
+    assert "Real or AI" in study.instructions and "practice" not in study.instructions
     assert sorted(study.conditions.values_list("run__name", "label")) == [
         (demo.BASELINE, "Pix2Pix baseline"),
         (demo.ENSEMBLE, "Context ensemble"),

@@ -168,6 +168,9 @@ def test_the_same_prolific_pid_resumes_in_its_own_browser_only(client, study):
     assert response.status_code == 409
     page = response.content.decode()
     assert "already started this study" in page and first.public_id not in page
+    # One who finished there is not told to return the study (that would give up their
+    # submission), and the page says the same whether they finished or not.
+    assert "return the study" not in page and "if you finished there" in page
     assert not [c for c in response.cookies if c.startswith("participation-")]
     posted = other_browser.post(landing, {"consent": "yes", "PROLIFIC_PID": pid(7)})
     assert posted.status_code == 409
