@@ -308,6 +308,20 @@ def readme(study: Study, members: list[tuple[str, str]], preregistration) -> str
         "(the study's plan; both scripts take --margin and --alpha to try others).",
         "",
     ]
+    if exports.elsewhere(study.protocol):  # no fooling rates: the paragraph below says what
+        lines[2:] = [
+            "Every number of the study's analysis page, the data it comes from, and two",
+            "scripts, run as",
+            "",
+            "  Rscript analysis.R      (R with jsonlite)",
+            "  python analysis.py      (Python 3.10+, NumPy and SciPy)",
+            "",
+            *(
+                [f"alpha = {study.alpha:g} (the study's plan; both scripts take --alpha).", ""]
+                if study.preference
+                else []
+            ),
+        ]
     if study.paired:
         lines[-1:-1] = [
             "",

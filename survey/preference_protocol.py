@@ -392,6 +392,39 @@ def trial_winner(*, stimulus_condition: int, partner_condition: int, answer: str
     return stimulus_condition if answer == Trial.Answer.REAL else partner_condition
 
 
+def pair_sides(*, stimulus_condition: int, partner_condition: int, fake_side: str) -> tuple:
+    """(left, right): the conditions of a preference trial's two images, by side (the
+    stimulus's image is on ``fake_side``)."""
+    if fake_side == Trial.Side.LEFT:
+        return stimulus_condition, partner_condition
+    return partner_condition, stimulus_condition
+
+
+def participant_pairs(*, study: Study, participant: int) -> dict[int, dict]:
+    """position -> the runs' labels on the left and the right and the one preferred, for
+    every answered pair of participant number ``participant`` (checks included: there the
+    side chosen followed an instruction, and "preferred" means nothing)."""
+    labels = dict(Condition.objects.filter(study=study).values_list("pk", "label"))
+    rows = Trial.objects.filter(
+        participant_id=participant,
+        participant__study=study,
+        answer__isnull=False,
+        partner__isnull=False,
+    ).values_list(
+        "position", "stimulus__condition_id", "partner__condition_id", "answer", "fake_side"
+    )
+    pairs = {}
+    for position, a, b, answer, fake_side in rows:
+        left, right = pair_sides(stimulus_condition=a, partner_condition=b, fake_side=fake_side)
+        winner = trial_winner(stimulus_condition=a, partner_condition=b, answer=answer)
+        pairs[position] = {
+            "left": labels[left],
+            "right": labels[right],
+            "preferred": labels[winner],
+        }
+    return pairs
+
+
 def preference_judgements(*, study: Study, include_unfinished: bool = False) -> list[dict]:
     """The counted judgements (main trials, answered, of included participants), one
     record each: participant (its number, as in judgements.csv; never the public id,
@@ -418,7 +451,9 @@ def preference_judgements(*, study: Study, include_unfinished: bool = False) -> 
     for row in rows:
         a, b = row["stimulus__condition_id"], row["partner__condition_id"]
         winner = trial_winner(stimulus_condition=a, partner_condition=b, answer=row["answer"])
-        left, right = (a, b) if row["fake_side"] == Trial.Side.LEFT else (b, a)
+        left, right = pair_sides(
+            stimulus_condition=a, partner_condition=b, fake_side=row["fake_side"]
+        )
         records.append(
             {
                 "participant": row["participant_id"],

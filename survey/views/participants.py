@@ -12,7 +12,8 @@ from studyplatform.access import not_found, researcher_required, study_for_user
 from survey import participant_list as plist
 from survey.analysis.exports import JUDGEMENT_COLUMNS, judgement_rows
 from survey.models import Participant
-from survey.protocols import PAIRED, RATING
+from survey.preference_protocol import participant_pairs
+from survey.protocols import PAIRED, PREFERENCE, RATING
 from survey.views.analysis import _download
 
 
@@ -106,6 +107,11 @@ def participant_trials_page(request, pk: int, number: int):
         dict(zip(JUDGEMENT_COLUMNS, values, strict=True))
         for values in judgement_rows(study=study, participant=number)
     ]
+    preference = study.protocol == PREFERENCE
+    if preference:  # the runs by side, as preferences.csv has them
+        pairs = participant_pairs(study=study, participant=number)
+        for t in trials:
+            t.update(pairs.get(t["position"], {}))
     return render(
         request,
         "survey/participant_trials.html",
@@ -114,6 +120,7 @@ def participant_trials_page(request, pk: int, number: int):
             "row": row,
             "trials": trials,
             "paired": study.protocol == PAIRED,
+            "preference": preference,
             "rating": study.protocol == RATING,
             "graded": plist.protocol_words(study).graded,
         },

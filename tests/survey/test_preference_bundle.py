@@ -122,6 +122,9 @@ def test_both_scripts_recompute_the_bradley_terry_scores_of_bradley_terry_json(
         assert_same_fit(out["bradley_terry"], want)
     readme = (root / "README.txt").read_text()
     assert "recompute the scores from data/preferences.csv" in readme
+    # Its opening says nothing of fooling rates or lme4, which a preference has not.
+    opening = readme.split("This study's protocol is preference")[0]
+    assert "judgements.csv alone" not in opening and "lme4" not in opening
 
 
 def test_a_study_with_a_run_that_never_lost_gets_the_reason_not_numbers(

@@ -794,3 +794,23 @@ def test_the_exported_preferences_hold_the_main_pairs_only(researcher_client, ch
     rows = list(csv.DictReader(io.StringIO(download.content.decode())))
     main_positions = {t.position for t in trials_of(participant) if t.kind == "main"}
     assert {int(r["position"]) for r in rows} == main_positions
+
+
+def test_a_participants_answers_page_names_the_runs_by_side_and_the_one_preferred(client, study):
+    """Not the single-image protocol's truth and answer (a pair has neither): the runs on
+    the left and the right, the side chosen and the run preferred, as written down here."""
+    expected = _answer_by_hand(study)
+    ada = researcher_create(username="ada", password="a-long-Passphrase-1")
+    Study.objects.filter(pk=study.pk).update(owner=ada)
+    client.force_login(ada)
+    number = int(expected[0].participant)
+    page = client.get(reverse("study_participant", args=[study.pk, number]))
+    assert page.status_code == 200
+    trials = page.context["trials"]
+    mine = [c for c in expected if c.participant == str(number)]
+    assert [t["preferred"] for t in trials] == [c.winner for c in mine]
+    for t, c in zip(trials, mine, strict=True):
+        assert {t["left"], t["right"]} == {c.item_a, c.item_b}
+        assert t[t["side"]] == c.winner  # the run on the chosen side is the one preferred
+    html = page.content.decode()
+    assert '<th scope="col">Preferred</th>' in html and "Image is" not in html

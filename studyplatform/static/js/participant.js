@@ -252,7 +252,8 @@
     const mean = measured.reduce(function (sum, a) { return sum + Number(a.answer); }, 0) / (n || 1);
     if (score.dataset.preference === "1") {  // a preference has no right answer
       const left = measured.filter(function (a) { return a.answer === "left"; }).length;
-      score.textContent = "You chose a side in " + counted + " (instructed checks left out): left " + left + ", right " + (n - left) + ".";
+      const checks = previewAnswers.length > n ? " (instructed checks left out)" : "";
+      score.textContent = "You chose a side in " + counted + checks + ": left " + left + ", right " + (n - left) + ".";
     } else {
       score.textContent = rated
         ? "You rated " + counted + " (practice left out): mean rating " + mean.toFixed(2) + "."
