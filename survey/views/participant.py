@@ -272,7 +272,8 @@ def _participant_or_page(request, public_id: str) -> tuple[Participant | None, o
 
 def _place_gone(request, participant: Participant):
     """The page for a participant who stopped, or whose place went to someone else after
-    the time limit passed in silence."""
+    the time limit passed in silence; Prolific is named only to one who came from it."""
+    prolific = bool(participant.prolific_pid)
     if participant.returned_at is not None:
         return _message(
             request,
@@ -282,6 +283,11 @@ def _place_gone(request, participant: Participant):
                 "someone else. The answers you gave so far stay stored but are left out of "
                 "the study's main results; to have them deleted, message the researchers on "
                 "Prolific."
+            )
+            if prolific
+            else _(
+                "Thank you. The answers you gave so far stay stored but are left out of the "
+                "study's main results; to have them deleted, contact the researchers."
             ),
         )
     return _message(
@@ -290,6 +296,11 @@ def _place_gone(request, participant: Participant):
         _(
             "You were away for longer than the study allows, and your place has gone to "
             "another participant. Please return the study on Prolific. Thank you for your time."
+        )
+        if prolific
+        else _(
+            "You were away for longer than the study allows, and your place has gone to "
+            "another participant. Thank you for your time."
         ),
         status=409,
     )

@@ -92,15 +92,23 @@ def test_a_failed_attention_check_frees_the_place_and_the_target_counts_included
     assert Participant.objects.filter(completed_at__isnull=False).count() == 3
 
 
-def test_stopping_frees_the_place_at_once_and_says_what_to_do(study):
+@pytest.mark.parametrize(
+    "ids, told",
+    [
+        ({"PROLIFIC_PID": "5f0c1e2d3b4a59687a8b9c0d"}, "Please return the study on Prolific"),
+        ({}, "to have them deleted, contact the researchers."),  # not from Prolific
+    ],
+)
+def test_stopping_frees_the_place_at_once_and_says_what_to_do(study, ids, told):
     client = Client()
     landing = reverse("study_landing", args=[study.slug])
-    public_id = client.post(landing, {"consent": "yes"})["Location"].split("/")[2]
+    public_id = client.post(landing, {"consent": "yes", **ids})["Location"].split("/")[2]
     page = client.get(reverse("participant_page", args=[public_id]), {"begin": "1"})
     assert "Stop taking part" in page.content.decode()
     stopped = client.post(reverse("participant_stop", args=[public_id]))
     assert stopped.status_code == 200
-    assert "Please return the study on Prolific" in stopped.content.decode()
+    assert told in stopped.content.decode()
+    assert ("Prolific" in stopped.content.decode()) == bool(ids)
     participant = Participant.objects.get(public_id=public_id)
     assert participant.returned_at is not None and participant.released_at is not None
     assert places_taken(study).get(participant.condition_id, 0) == 0
