@@ -45,7 +45,6 @@ import numpy as np
 from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
 
-from studyplatform.words import counted
 from survey.equivalence import (
     DEFAULT_ALPHA,
     DEFAULT_MARGIN,
@@ -804,6 +803,11 @@ def _range(pair: Sequence[float] | None, pct: bool = True) -> str:
     return f"{pair[0]:.3f} to {pair[1]:.3f}"
 
 
+def _counted(n: int, noun: str) -> str:
+    # studyplatform.words.counted's rule; importing that package would load Django.
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
 def _num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -845,8 +849,8 @@ def format_text(result: StudyInference) -> str:
                 *_status(s.converged, s.singular, s.warnings, s.d_prime is not None),
             ]
         lines += [
-            f"Condition {c.condition}: {counted(c.n_judgements, 'judgement')}, "
-            f"{counted(c.n_participants, 'participant')}, {counted(c.n_images, 'image')}",
+            f"Condition {c.condition}: {_counted(c.n_judgements, 'judgement')}, "
+            f"{_counted(c.n_participants, 'participant')}, {_counted(c.n_images, 'image')}",
             f"  pooled fooling rate {_pct(c.fooling_rate)} (Wilson {level} "
             f"{_range(c.fooling_rate_wilson)}; treats judgements as independent)",
             rates,

@@ -139,13 +139,29 @@ def study_close(*, study: Study) -> Study:
 
 
 def require_runs_visible(*, study: Study, user) -> None:
-    """StudyError unless ``user`` can see every run of ``study``: what makes new stimuli
-    from a run (preparing, opening, a pilot) or a new study of it (duplicating) needs the
-    run, so a colleague whose share of a run was taken back cannot go on using it."""
+    """StudyError unless ``user`` (who duplicates ``study``: the new study's owner) can see
+    every run of it: a new study of a run needs the run."""
     hidden = study.conditions.exclude(run__in=runs_visible_to(user)).count()
     if hidden:
         raise StudyError(
             f"you cannot see {hidden} of its runs; ask their owner to share them with you"
+        )
+
+
+def require_runs_still_shared(*, study: Study, acting) -> None:
+    """StudyError unless the study's owner (``acting``, who prepares, opens or pilots it,
+    for a study of no one) can still see every run of it: new stimuli of a run need the
+    run, so a study whose owner's share of a run was taken back cannot go on using it. A
+    colleague with edit access acts for the owner: what counts is the owner's access."""
+    owner = study.owner or acting
+    if owner == acting:
+        require_runs_visible(study=study, user=acting)
+        return
+    hidden = study.conditions.exclude(run__in=runs_visible_to(owner)).count()
+    if hidden:
+        raise StudyError(
+            f"its owner can no longer see {hidden} of its runs; ask the runs' owner to share "
+            "them again"
         )
 
 

@@ -44,7 +44,7 @@ from survey.services.places import study_full
 from survey.services.stimuli import study_request_open
 from survey.services.studies import (
     pilot_remove,
-    require_runs_visible,
+    require_runs_still_shared,
     study_close,
     study_create,
     study_open_pilot,
@@ -214,7 +214,7 @@ def study_monitor_json(request, pk: int):
 def study_open_view(request, pk: int):
     study = study_for_user(request.user, pk, need=EDIT)
     try:
-        require_runs_visible(study=study, user=request.user)
+        require_runs_still_shared(study=study, acting=request.user)
         study = study_request_open(study=study)
     except StudyError as exc:
         messages.error(request, str(exc))
@@ -241,7 +241,7 @@ def study_open_view(request, pk: int):
 def study_prepare_view(request, pk: int):
     study = study_for_user(request.user, pk, need=EDIT)
     try:
-        require_runs_visible(study=study, user=request.user)
+        require_runs_still_shared(study=study, acting=request.user)
         study_request_open(study=study, open_after=False)
     except StudyError as exc:
         messages.error(request, str(exc))
@@ -268,7 +268,7 @@ def study_pilot_view(request, pk: int):
     """Open a draft as a pilot: its participations are flagged and kept out of the tables."""
     study = study_for_user(request.user, pk, need=EDIT)
     try:
-        require_runs_visible(study=study, user=request.user)
+        require_runs_still_shared(study=study, acting=request.user)
         study_open_pilot(study=study)
     except StudyError as exc:
         messages.error(request, f"Not opened as a pilot: {exc}.")

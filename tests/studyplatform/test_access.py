@@ -283,5 +283,10 @@ def test_a_colleague_whose_share_of_a_run_is_taken_back_cannot_make_stimuli_of_i
     RunShare.objects.filter(run=world.run, user=world.bob).delete()
     response = _as(world.bob).post(reverse(action, args=[draft.pk]), follow=True)
     assert words in " ".join(str(m) for m in response.context["messages"])
+    # A colleague bob gave edit access acts for him: it is bob's access that counts.
+    StudyShare.objects.create(study=draft, user=world.erin, level="edit")
+    response = _as(world.erin).post(reverse(action, args=[draft.pk]), follow=True)
+    told = " ".join(str(m) for m in response.context["messages"])
+    assert "its owner can no longer see 1 of its runs" in told
     draft.refresh_from_db()
     assert draft.status == Study.Status.DRAFT and not draft.stimuli.exists()

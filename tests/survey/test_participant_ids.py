@@ -34,17 +34,19 @@ DOWNLOADS = [
     "export_tables_csv",
     "export_tables_json",
     "export_tables_tex",
-    "export_images_csv",
     "study_analysis_json",
     "study_approvals",
     "study_approve_ids",
 ]
+#: The per-image fooling rates: of the protocols that have them (a 404 for the others).
+FOOLING_RATE_DOWNLOADS = ["export_images_csv"]
 PROTOCOL_DOWNLOADS = {
     Study.Protocol.RATING: ["export_ratings_csv", "export_mos_csv", "export_mos_json"],
     Study.Protocol.PREFERENCE: [
         "export_preference_judgements_csv",
         "export_preference_scores_csv",
         "export_preference_scores_json",
+        "export_preference_scores_tex",
     ],
 }
 #: The only download meant for the researcher alone: it may carry the URL token.
@@ -118,7 +120,7 @@ def taken(request, runs, ada):
 
 
 def _downloads(client, study) -> dict[str, str]:
-    names = DOWNLOADS + PROTOCOL_DOWNLOADS.get(study.protocol, [])
+    names = DOWNLOADS + PROTOCOL_DOWNLOADS.get(study.protocol, FOOLING_RATE_DOWNLOADS)
     bodies = {}
     for name in names:
         response = client.get(reverse(name, args=[study.pk]))
