@@ -10,8 +10,6 @@ which was drawn at random and says nothing of any image)."""
 
 from __future__ import annotations
 
-import functools
-import io
 import re
 import threading
 from collections import OrderedDict
@@ -28,6 +26,7 @@ from survey.models import Participant, Stimulus, Study, Trial
 from survey.rating_protocol import rating_wording
 from survey.services import participant_sql
 from survey.services.hype_exposure import measured_correct
+from survey.services.stimuli import pixels_png
 from survey.services.trials import AnswerResult
 from survey.wording import pair_wording, study_wording
 
@@ -367,31 +366,12 @@ _served_bytes = 0
 _served_lock = threading.Lock()
 
 
-def pixels_png(image: Image.Image) -> bytes:
-    """``image``'s RGB pixels as a PNG stored without compression (no metadata): its length
-    depends on its width and height alone. A compressed file's length follows its content,
-    and a real photograph's JPEG is larger than its colourisation's (the colourisations are
-    smoother: in every scene of the demo), so a participant comparing a pair's two lengths
-    in the browser's developer tools would know which is real, padding or not (the padded
-    JPEG's end marker shows where its data end)."""
-    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=0)
-    return buffer.getvalue()
-
-
-@functools.lru_cache(maxsize=256)
-def served_length(width: int, height: int) -> int:
-    """The length of :func:`pixels_png` for any image of this size."""
-    return len(pixels_png(Image.new("RGB", (width, height))))
-
-
 def served_image(name: str, length: int) -> bytes:
     """The stored stimulus ``name`` as the participant's browser receives it: its pixels
-    (:func:`pixels_png`) padded with zero bytes after the PNG's end up to ``length``, the
-    study's longest (``Study.stimulus_bytes``; decoders ignore what follows the end), so
-    that every image of a study has one Content-Length and a file's own length tells its
-    width and height only, which the page shows anyway."""
+    (:func:`~survey.services.stimuli.pixels_png`) padded with zero bytes after the PNG's
+    end up to ``length``, the study's longest (``Study.stimulus_bytes``; decoders ignore
+    what follows the end), so that every image of a study has one Content-Length and a
+    file's own length tells its width and height only, which the page shows anyway."""
     # Kept in memory, least recently used dropped beyond SERVED_CACHE_BYTES: a stimulus
     # file is written once under a fresh random name (survey.services.stimuli._store;
     # storage.save never overwrites) and never rewritten, and a study's files are only

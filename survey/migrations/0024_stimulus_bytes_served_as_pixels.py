@@ -8,7 +8,7 @@ from django.db import migrations
 
 
 def _served_length(width: int, height: int) -> int:
-    # survey.participation.served_length as it is when this migration is written.
+    # survey.services.stimuli.served_length as it is when this migration is written.
     from PIL import Image
 
     buffer = io.BytesIO()

@@ -33,6 +33,7 @@ nothing (a compressed file's length would follow its content).
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import secrets
@@ -48,7 +49,6 @@ from PIL import Image, ImageOps
 from colourmodels.data.images import load_rgb, resize_square
 from studyplatform.words import counted
 from survey.models import Condition, Stimulus, Study
-from survey.participation import served_length
 from survey.preference_protocol import preference_settings_problems, preference_sizes
 from survey.services.errors import NotEnoughScenes, StudyError
 from survey.services.preregistration import preregistration_freeze
@@ -78,12 +78,35 @@ PREPARATION_CLAIM = ClaimFields(
 _BEAT_SECONDS = 2.0
 
 
+def _bare_rgb(image: Image.Image) -> Image.Image:
+    """``image``'s RGB pixels alone: no metadata (EXIF, ICC profile, comments) goes on."""
+    return Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+
+
 def stimulus_encode(image: Image.Image) -> bytes:
     """``image`` as a stimulus file: RGB, no metadata, :data:`STIMULUS_FORMAT`."""
-    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
     buffer = io.BytesIO()
-    clean.save(buffer, **STIMULUS_FORMAT)
+    _bare_rgb(image).save(buffer, **STIMULUS_FORMAT)
     return buffer.getvalue()
+
+
+def pixels_png(image: Image.Image) -> bytes:
+    """``image``'s RGB pixels as a PNG stored without compression (no metadata), as a
+    participant is served a stimulus (survey.participation.served_image): its length
+    depends on its width and height alone. A compressed file's length follows its content,
+    and a real photograph's JPEG is larger than its colourisation's (the colourisations are
+    smoother: in every scene of the demo), so a participant comparing a pair's two lengths
+    in the browser's developer tools would know which is real, padding or not (the padded
+    JPEG's end marker shows where its data end)."""
+    buffer = io.BytesIO()
+    _bare_rgb(image).save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def served_length(width: int, height: int) -> int:
+    """The length of :func:`pixels_png` for any image of this size."""
+    return len(pixels_png(Image.new("RGB", (width, height))))
 
 
 #: The longest side of a stimulus, in pixels: a participant is sent its pixels uncompressed

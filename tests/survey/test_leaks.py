@@ -13,7 +13,7 @@ from django.urls import reverse
 from PIL import Image
 
 from survey.models import Condition, Stimulus, Trial
-from survey.participation import served_length
+from survey.services.stimuli import served_length
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db

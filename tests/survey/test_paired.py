@@ -33,9 +33,9 @@ from survey.analysis.results import image_rows, study_analysis
 from survey.inference import Row, analyse_rows, fooling_model
 from survey.models import Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
-from survey.participation import image_request, served_length
+from survey.participation import image_request
 from survey.services.assignment import participant_start
-from survey.services.stimuli import vigilance_image
+from survey.services.stimuli import served_length, vigilance_image
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import (

@@ -15,8 +15,8 @@ from PIL import Image
 from studyplatform.researchers import researcher_create
 from survey import participation
 from survey.models import Participant, RefusedStart, Stimulus, Study, Trial
-from survey.participation import ImageRequest, image_request, served_image, served_length
-from survey.services.stimuli import stimulus_encode
+from survey.participation import ImageRequest, image_request, served_image
+from survey.services.stimuli import served_length, stimulus_encode
 from tests.survey.study_helpers import open_study, tiny_dataset, uploaded_run
 
 pytestmark = pytest.mark.django_db

@@ -25,7 +25,6 @@ from PIL import Image
 from studyplatform.researchers import researcher_create
 from survey.models import Stimulus, Study, Trial
 from survey.participant_list import approval, participant_rows
-from survey.participation import served_length
 from survey.preference import Comparison, bradley_terry
 from survey.preference_protocol import (
     preference_analysis,
@@ -35,6 +34,7 @@ from survey.preference_protocol import (
     study_wins,
 )
 from survey.services.assignment import participant_start
+from survey.services.stimuli import served_length
 from survey.services.trials import trial_answer
 from survey.services.withdrawal import participant_withdraw
 from tests.survey.study_helpers import (

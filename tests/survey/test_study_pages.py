@@ -664,7 +664,7 @@ def test_the_prolific_link_starts_a_participation_with_prolifics_ids(researcher_
 def test_a_study_prepared_before_pixels_were_served_gets_the_pngs_length(runs):
     """Its stimulus_bytes was the longest JPEG's; the served PNGs are longer: the migration
     sets it to the longest served image, so that every image is again one length."""
-    from survey.participation import served_length
+    from survey.services.stimuli import served_length
 
     study = open_study(runs, owner=runs[0].owner, images_per_participant=2)
     Study.objects.filter(pk=study.pk).update(stimulus_bytes=100)
@@ -688,6 +688,6 @@ def test_stimuli_larger_than_the_limit_are_brought_down_photograph_and_colourisa
     sizes = set(Stimulus.objects.filter(study=study).values_list("width", "height"))
     assert sizes == {(16, 16)}
     study.refresh_from_db()
-    from survey.participation import served_length
+    from survey.services.stimuli import served_length
 
     assert study.stimulus_bytes == served_length(16, 16)
