@@ -45,7 +45,7 @@ from survey.services.errors import (
     StudyNotOpen,
 )
 from survey.services.hype_exposure import exposure_set_first
-from survey.services.places import places_release, places_taken
+from survey.services.places import every_place_taken, places_release, places_taken
 
 
 @dataclass
@@ -429,21 +429,18 @@ def _start_locked(*, study, now, releasable, conditions, others, rng, fields) ->
         if not study.accepting:
             raise StudyNotOpen("this study is not open")
         pilot = study.status == Study.Status.PILOT
-        target = study.target_participants_per_condition
         if releasable:
             places_release(study=study, now=now)
         taken = places_taken(study, now, pilot=pilot)
-        if study.design == Study.Design.BETWEEN:
-            if not conditions:
-                raise StudyError("the study has no conditions")
+        between = study.design == Study.Design.BETWEEN
+        if between and not conditions:
+            raise StudyError("the study has no conditions")
+        if every_place_taken(study, taken, [c.pk for c in conditions]):
+            raise StudyFull("this study has all the participants it needs")
+        condition = None
+        if between:
             fewest = min(taken.get(c.pk, 0) for c in conditions)
-            if fewest >= target:
-                raise StudyFull("this study has all the participants it needs")
             condition = rng.choice([c for c in conditions if taken.get(c.pk, 0) == fewest])
-        else:
-            if taken.get(None, 0) >= target:
-                raise StudyFull("this study has all the participants it needs")
-            condition = None
         if study.preference:
             from survey.preference_protocol import preference_plan  # imports this module
 

@@ -152,18 +152,27 @@ def place_free(
     return taken < study.target_participants_per_condition
 
 
+def every_place_taken(study: Study, taken: dict, condition_ids: list[int]) -> bool:
+    """Whether every condition of ``condition_ids`` (within subjects: the study) has
+    reached the target, by ``taken`` (:func:`places_taken`): the rule a start refuses by
+    (survey.services.assignment) and the consent page tells beforehand."""
+    target = study.target_participants_per_condition
+    if study.design == Study.Design.BETWEEN:
+        return min(taken.get(pk, 0) for pk in condition_ids) >= target
+    return taken.get(None, 0) >= target
+
+
 def study_full(study: Study, now: datetime | None = None) -> bool:
     """Whether a start would now be refused because every condition (within subjects: the
     study) has reached its target, counted as the start counts it (participants silent past
     the time limit hold no place, released or not; a pilot's places while it is a pilot).
     Reads only: the consent page's GET asks before anyone consents, and the researcher's
     Reopen says it."""
+    ids = list(study.conditions.values_list("pk", flat=True))
+    if study.design == Study.Design.BETWEEN and not ids:
+        return False  # no start goes on: the start says why
     taken = places_taken(study, now, pilot=study.status == Study.Status.PILOT)
-    target = study.target_participants_per_condition
-    if study.design == Study.Design.BETWEEN:
-        ids = list(study.conditions.values_list("pk", flat=True))
-        return bool(ids) and min(taken.get(pk, 0) for pk in ids) >= target
-    return taken.get(None, 0) >= target
+    return every_place_taken(study, taken, ids)
 
 
 def participant_return(*, participant: Participant) -> Participant:
