@@ -138,10 +138,14 @@ def study_close(*, study: Study) -> Study:
     return study
 
 
+def _runs_hidden_from(study: Study, user) -> int:
+    return study.conditions.exclude(run__in=runs_visible_to(user)).count()
+
+
 def require_runs_visible(*, study: Study, user) -> None:
     """StudyError unless ``user`` (who duplicates ``study``: the new study's owner) can see
     every run of it: a new study of a run needs the run."""
-    hidden = study.conditions.exclude(run__in=runs_visible_to(user)).count()
+    hidden = _runs_hidden_from(study, user)
     if hidden:
         raise StudyError(
             f"you cannot see {hidden} of its runs; ask their owner to share them with you"
@@ -157,7 +161,7 @@ def require_runs_still_shared(*, study: Study, acting) -> None:
     if owner == acting:
         require_runs_visible(study=study, user=acting)
         return
-    hidden = study.conditions.exclude(run__in=runs_visible_to(owner)).count()
+    hidden = _runs_hidden_from(study, owner)
     if hidden:
         raise StudyError(
             f"its owner can no longer see {hidden} of its runs; ask the runs' owner to share "
