@@ -252,27 +252,27 @@ def _status(p, *, since: datetime, attention: str = ATTENTION_CHECK) -> tuple[st
     return UNFINISHED, "taking part"
 
 
-def participant_rows(*, study: Study) -> list[ParticipantRow]:
-    """Every participation of ``study``, by start (one query)."""
+def participant_rows(*, study: Study, number: int | None = None) -> list[ParticipantRow]:
+    """Every participation of ``study``, by start (one query); only participant number
+    ``number``'s when given (none when the study has no such participant)."""
     correct = Q(trials__stimulus__is_real=True, trials__answer=REAL) | Q(
         trials__stimulus__is_real=False, trials__answer=AI
     )
     main = Q(trials__kind=MAIN, trials__answer__isnull=False)
     instructed = Q(trials__kind=INSTRUCTED, trials__answer__isnull=False)
     asked = instruction_followed("trials__")
-    rows = (
-        study.participants.select_related("condition")
-        .annotate(
-            reason=exclusion_reason(study=study),
-            main_answered=Count("trials", filter=main),
-            main_correct=Count("trials", filter=main & correct),
-            attention_passed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=AI)),
-            attention_failed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)),
-            instructed_passed=Count("trials", filter=instructed & asked),
-            instructed_failed=Count("trials", filter=instructed & ~asked),
-        )
-        .order_by("started_at", "pk")
-    )
+    participants = study.participants.select_related("condition")
+    if number is not None:
+        participants = participants.filter(pk=number)
+    rows = participants.annotate(
+        reason=exclusion_reason(study=study),
+        main_answered=Count("trials", filter=main),
+        main_correct=Count("trials", filter=main & correct),
+        attention_passed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=AI)),
+        attention_failed=Count("trials", filter=Q(trials__kind=ATTENTION, trials__answer=REAL)),
+        instructed_passed=Count("trials", filter=instructed & asked),
+        instructed_failed=Count("trials", filter=instructed & ~asked),
+    ).order_by("started_at", "pk")
     since = timezone.now() - study.time_limit
     result = []
     graded = protocol_words(study).graded

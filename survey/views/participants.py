@@ -100,9 +100,10 @@ def participant_trials_page(request, pk: int, number: int):
     """One participant's answers, trial by trial: the rows ``judgements.csv`` has for them
     (counted as the analysis counts them)."""
     study = study_for_user(request.user, pk)
-    row = next((r for r in plist.participant_rows(study=study) if r.number == number), None)
-    if row is None:
+    found = plist.participant_rows(study=study, number=number)
+    if not found:
         raise not_found(Participant)
+    (row,) = found
     trials = [
         dict(zip(JUDGEMENT_COLUMNS, values, strict=True))
         for values in judgement_rows(study=study, participant=number)
