@@ -520,16 +520,9 @@ def manifest_text(rows: Sequence[Sequence[str]]) -> str:
     input folders hold: text that starts like a spreadsheet formula gets a leading
     apostrophe (:func:`colourmodels.csv_cells.text_cell`), which the site's upload checker
     takes off again."""
-    import csv
-    import io
+    from .csv_cells import csv_text
 
-    from .csv_cells import text_cell
-
-    manifest = io.StringIO(newline="")
-    writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows([text_cell(value) for value in row] for row in rows)
-    return manifest.getvalue()
+    return csv_text(MANIFEST_COLUMNS, rows)
 
 
 def _write_upload(out: Path, rows: Sequence[Sequence[str]], zip_path: str | None) -> None:

@@ -11,7 +11,10 @@ Django (the command line runs without the site)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -33,3 +36,13 @@ def cell_text(cell: str) -> str:
     if _ESCAPED.match(cell):
         cell = cell[1:].strip()
     return cell
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV (LF line ends) of ``header`` and ``rows``, each row's cells through
+    :func:`text_cell`: what a manifest the site's run upload reads is written as."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([text_cell(value) for value in row] for row in rows)
+    return buffer.getvalue()

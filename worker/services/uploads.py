@@ -89,7 +89,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from colourmodels.csv_cells import cell_text, text_cell
+from colourmodels.csv_cells import cell_text, csv_text
 from colourmodels.data.archives import ArchiveError, ZipLimits, read_zip
 from colourmodels.data.images import MAX_PIXELS, ImageError, load_rgb
 from colourmodels.evaluation import colourised_image_metrics as image_metrics
@@ -145,11 +145,7 @@ def manifest_text(rows) -> str:
     ``(file, image_id, true category)``. Spreadsheet-safe: text that starts like a formula
     (a category named ``=2+3``) is written with a leading apostrophe
     (:func:`colourmodels.csv_cells.text_cell`), which the reader takes off again."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(WRITTEN_COLUMNS)
-    writer.writerows([text_cell(value) for value in row] for row in rows)
-    return buffer.getvalue()
+    return csv_text(WRITTEN_COLUMNS, rows)
 
 
 Progress = Callable[[int, int], None]
